@@ -1,0 +1,49 @@
+/*
+ * ctl.h - what every mailfortctl command group shares.
+ *
+ * mailfortctl.c parses the global options (--config, --help), then calls the
+ * group's entry point with argv starting at the group name's next word.
+ * A group prints its own help for "--help" / "help" and returns the process
+ * exit status: 0 on success, 1 on a failure (after printing one line
+ * "mailfortctl: <reason>" to stderr via ctl_fail), 2 on a usage error.
+ */
+#ifndef MF_CTL_H
+#define MF_CTL_H
+
+#include <stdbool.h>
+#include "mf-common.h"
+
+struct mf_config;
+struct mf_db;
+
+struct ctl {
+	const char *config_path;
+	struct mf_config *cfg; /* loaded lazily by ctl_config() */
+	struct mf_db *db;      /* opened lazily by ctl_db() */
+	bool quiet;
+};
+
+/* Load the configuration (once); NULL after printing the reason. */
+const struct mf_config *ctl_config(struct ctl *ctl);
+/* Connect to PostgreSQL (once); NULL after printing the reason. */
+struct mf_db *ctl_db(struct ctl *ctl);
+/* Print "mailfortctl: <msg>" to stderr and return 1. */
+int ctl_fail(const char *fmt, ...) MF_PRINTF(1, 2);
+/* Print "mailfortctl: <msg>" and a hint to use --help; return 2. */
+int ctl_usage(const char *fmt, ...) MF_PRINTF(1, 2);
+/* True for "-h", "--help" and "help". */
+bool ctl_is_help(const char *arg);
+
+typedef int ctl_group_fn(struct ctl *ctl, int argc, char **argv);
+
+/* The groups (one file each). */
+ctl_group_fn ctl_db_cmd;      /* ctl-db.c:      db migrate | status */
+ctl_group_fn ctl_keys_cmd;    /* ctl-keys.c:    keys init | status */
+ctl_group_fn ctl_totp_cmd;    /* ctl-totp.c:    totp enroll | status | reset | recovery */
+ctl_group_fn ctl_apppass_cmd; /* ctl-apppass.c: apppass add | list | revoke */
+ctl_group_fn ctl_user_cmd;    /* ctl-user.c:    user status | unlock */
+ctl_group_fn ctl_crypt_cmd;   /* ctl-crypt.c:   crypt status | rewrap | migrate */
+ctl_group_fn ctl_audit_cmd;   /* ctl-audit.c:   audit search | verify */
+ctl_group_fn ctl_spam_cmd;    /* ctl-spam.c:    spam train | stats */
+
+#endif

@@ -29,6 +29,7 @@ int mf_error_prefix(struct mf_error *err, const char *fmt, ...)
 	va_end(args);
 	memcpy(old, err->msg, sizeof(old));
 	old[sizeof(old) - 1] = '\0';
-	snprintf(err->msg, sizeof(err->msg), "%s: %s", prefix, old);
+	/* Truncation is acceptable: the message stays a bounded single line. */
+	snprintf(err->msg, sizeof(err->msg), "%.200s: %.300s", prefix, old);
 	return -1;
 }

@@ -1,0 +1,226 @@
+/*
+ * mf-mailcrypt.h - the stored-mail ciphertext format (encrypt on delivery,
+ * random-access decrypt on read).
+ *
+ * Every stored message is encrypted under its own random 256-bit content
+ * key K.  K is sealed to the account's X25519 public key (crypto_box_seal),
+ * so delivery needs only the public key; reading needs the key pair.  The
+ * body is cut into fixed-size plaintext chunks (64 KiB); each chunk is
+ * sealed on its own with XChaCha20-Poly1305-IETF, so any chunk can be
+ * decrypted without touching the others (partial IMAP FETCH), while
+ * truncation, reordering, chunk swapping between messages and any flipped
+ * byte are detected.
+ *
+ * File layout, version 1 (all integers little-endian):
+ *
+ *   offset size  field
+ *        0    8  magic 89 4d 46 43 0d 0a 1a 0a  ("\x89MFC\r\n\x1a\n")
+ *        8    1  version = 1
+ *        9    1  flags = 0 (reserved; readers reject non-zero)
+ *       10    2  header length in bytes = 136 (MF_MAILCRYPT_HEADER_SIZE)
+ *       12    4  chunk size C in plaintext bytes = 65536
+ *       16   16  nonce prefix, random per message
+ *       32    8  key id = BLAKE2b-64 of the account public key
+ *       40   80  crypto_box_seal(K, account public key)
+ *      120   16  header tag = BLAKE2b-128 keyed with K_hdr over bytes 0..119
+ *      136  ...  chunks 0 .. n-1
+ *
+ *   K_hdr = crypto_kdf_derive_from_key(1, "mfmail01", K)
+ *   K_chunk = crypto_kdf_derive_from_key(2, "mfmail01", K)
+ *
+ *   chunk i = XChaCha20-Poly1305-IETF(K_chunk, plaintext chunk i)
+ *             (ciphertext = plaintext || 16-byte tag)
+ *     nonce = nonce prefix (16) || LE64(i), with bit 7 of the last
+ *             nonce byte set on the final chunk
+ *     ad    = header tag (16) || LE64(i) || u8 final (1 or 0)
+ *
+ *   Every chunk but the last holds exactly C plaintext bytes; the last holds
+ *   1..C bytes, or 0 bytes when the whole message is empty.  There is always
+ *   at least one chunk, and exactly one marked final.
+ *
+ * The plaintext size is not stored: the layout above makes it an exact
+ * function of the ciphertext size (mf_mailcrypt_plaintext_size), which is
+ * what Dovecot needs for RFC822.SIZE.  The value is authenticated when the
+ * final chunk is opened (a file cut at a chunk boundary, or extended, fails
+ * there with "truncated" / "trailing data"), so a caller that must trust the
+ * size before reading the body opens the last chunk (at most 64 KiB).
+ *
+ * Thread safety: the structs are plain data; one struct per thread.  No
+ * function here allocates memory.  The writer and reader hold key material:
+ * always call *_clear when done (also on error paths).
+ *
+ * Errors (struct mf_error) name what is wrong: "not a mailfort ciphertext
+ * (bad magic)", "unsupported ciphertext version 7", "ciphertext truncated
+ * (...)", "chunk 3 failed authentication", "ciphertext truncated: chunk 2 is
+ * not the final chunk", "trailing data after final chunk 2", "message is
+ * sealed to account key 0123..., not to key 4567...", "cannot open content
+ * key (wrong account secret key or corrupted header)", and so on.
+ */
+#ifndef MF_MAILCRYPT_H
+#define MF_MAILCRYPT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sodium.h>
+#include "mf-common.h"
+
+#define MF_MAILCRYPT_MAGIC      "\x89MFC\r\n\x1a\n"
+#define MF_MAILCRYPT_MAGIC_SIZE 8
+#define MF_MAILCRYPT_VERSION    1
+/* Bytes a reader must see to learn version, header length and chunk size. */
+#define MF_MAILCRYPT_PREFIX_SIZE 16
+/* Header size written by this version (and the only one it reads). */
+#define MF_MAILCRYPT_HEADER_SIZE 136
+#define MF_MAILCRYPT_KEY_ID_SIZE 8
+/* Chunk size written by this version. */
+#define MF_MAILCRYPT_CHUNK_SIZE 65536u
+/* Range of chunk sizes accepted by readers (and by writer_init_chunk). */
+#define MF_MAILCRYPT_CHUNK_MIN 1024u
+#define MF_MAILCRYPT_CHUNK_MAX 65536u
+/* Per-chunk expansion: the AEAD tag. */
+#define MF_MAILCRYPT_CHUNK_OVERHEAD crypto_aead_xchacha20poly1305_ietf_ABYTES
+/* Largest ciphertext chunk: size a per-chunk read buffer with this. */
+#define MF_MAILCRYPT_CHUNK_CT_MAX (MF_MAILCRYPT_CHUNK_MAX + MF_MAILCRYPT_CHUNK_OVERHEAD)
+/* Upper bound of the output of mf_mailcrypt_writer_update for len input bytes. */
+#define MF_MAILCRYPT_UPDATE_OUT_MAX(len)          \
+	((size_t)(len) + MF_MAILCRYPT_CHUNK_MAX + \
+	 ((size_t)(len) / MF_MAILCRYPT_CHUNK_MIN + 1) * MF_MAILCRYPT_CHUNK_OVERHEAD)
+/* Output of mf_mailcrypt_writer_final is at most this. */
+#define MF_MAILCRYPT_FINAL_OUT_MAX MF_MAILCRYPT_CHUNK_CT_MAX
+
+/* ---- quick checks and sizes (no keys needed) ---- */
+
+/* True when data (len bytes, the start of a stored message) begins with the
+   mailfort magic.  Plaintext mail does not: 0x89 is a UTF-8 continuation
+   byte, so no RFC 5322 / RFC 6532 message can start with it.  Fewer than MF_MAILCRYPT_MAGIC_SIZE
+   bytes: false. */
+bool mf_mailcrypt_is_ciphertext(const void *data, size_t len);
+
+/* What the first MF_MAILCRYPT_PREFIX_SIZE bytes say. */
+struct mf_mailcrypt_info {
+	unsigned int version;
+	size_t header_size;  /* bytes before chunk 0 */
+	uint32_t chunk_size; /* plaintext bytes per chunk */
+};
+/* Parse and check magic, version, flags, header length and chunk size.
+   len must be >= MF_MAILCRYPT_PREFIX_SIZE. */
+int mf_mailcrypt_peek(const void *data, size_t len, struct mf_mailcrypt_info *info_r,
+                      struct mf_error *err) MF_WARN_UNUSED;
+
+/* Exact plaintext size for a ciphertext of ct_size bytes (header included),
+   for the layout in info (NULL: this version's defaults).  -1 when no valid
+   ciphertext has that size ("ciphertext truncated ..."). */
+int mf_mailcrypt_plaintext_size(const struct mf_mailcrypt_info *info, uint64_t ct_size,
+                                uint64_t *pt_size_r, struct mf_error *err) MF_WARN_UNUSED;
+/* Exact ciphertext size (header included) that this version's writer
+   produces for pt_size plaintext bytes. */
+uint64_t mf_mailcrypt_ciphertext_size(uint64_t pt_size);
+
+/* ---- writer (delivery: needs only the account public key) ---- */
+
+struct mf_mailcrypt_writer {
+	/* private: use the functions below */
+	unsigned char chunk_key[crypto_aead_xchacha20poly1305_ietf_KEYBYTES];
+	unsigned char header_tag[16];
+	unsigned char nonce_prefix[16];
+	uint64_t index; /* next chunk number */
+	uint32_t chunk_size;
+	size_t buffered; /* plaintext bytes held in buf, 0..chunk_size */
+	bool active;
+	unsigned char buf[MF_MAILCRYPT_CHUNK_MAX];
+};
+
+/* Start a message sealed to account public key pk: writes the
+   MF_MAILCRYPT_HEADER_SIZE header bytes to header_out.  The struct is large
+   (64 KiB buffer): allocate it once per message or reuse it. */
+int mf_mailcrypt_writer_init(struct mf_mailcrypt_writer *w,
+                             const unsigned char pk[crypto_box_PUBLICKEYBYTES],
+                             unsigned char header_out[MF_MAILCRYPT_HEADER_SIZE],
+                             struct mf_error *err) MF_WARN_UNUSED;
+/* Same with a chunk size in [MF_MAILCRYPT_CHUNK_MIN, MF_MAILCRYPT_CHUNK_MAX]
+   (tests, tools; mail delivery uses mf_mailcrypt_writer_init). */
+int mf_mailcrypt_writer_init_chunk(struct mf_mailcrypt_writer *w,
+                                   const unsigned char pk[crypto_box_PUBLICKEYBYTES],
+                                   uint32_t chunk_size,
+                                   unsigned char header_out[MF_MAILCRYPT_HEADER_SIZE],
+                                   struct mf_error *err) MF_WARN_UNUSED;
+/* Feed len plaintext bytes (any split).  Complete chunks are written to out
+   (out_size >= MF_MAILCRYPT_UPDATE_OUT_MAX(len) always suffices; the exact
+   need is whole chunks only); *out_len_r = bytes written (may be 0: one
+   chunk is always held back until more data or final). */
+int mf_mailcrypt_writer_update(struct mf_mailcrypt_writer *w, const void *in, size_t len,
+                               unsigned char *out, size_t out_size, size_t *out_len_r,
+                               struct mf_error *err) MF_WARN_UNUSED;
+/* Write the final chunk (out_size >= MF_MAILCRYPT_FINAL_OUT_MAX) and wipe
+   the writer.  After final or any error the writer is cleared. */
+int mf_mailcrypt_writer_final(struct mf_mailcrypt_writer *w, unsigned char *out, size_t out_size,
+                              size_t *out_len_r, struct mf_error *err) MF_WARN_UNUSED;
+/* Wipe keys and buffered plaintext (abort; safe to call twice). */
+void mf_mailcrypt_writer_clear(struct mf_mailcrypt_writer *w);
+
+/* ---- reader (needs the account key pair) ---- */
+
+struct mf_mailcrypt_reader {
+	/* read-only for callers after init: */
+	struct mf_mailcrypt_info info;
+	uint64_t ct_size;     /* whole file, header included */
+	uint64_t pt_size;     /* plaintext size (see top comment) */
+	uint64_t chunk_count; /* >= 1 */
+	/* private: */
+	unsigned char chunk_key[crypto_aead_xchacha20poly1305_ietf_KEYBYTES];
+	unsigned char header_tag[16];
+	unsigned char nonce_prefix[16];
+	bool active;
+};
+
+/* Parse and authenticate the header and open the content key.
+   header: the first header_len bytes of the file (header_len >=
+   MF_MAILCRYPT_HEADER_SIZE; extra bytes are ignored).  ct_size: the size of
+   the whole stored file, needed to locate the final chunk.  pk/sk: the
+   account key pair the message was sealed to. */
+int mf_mailcrypt_reader_init(struct mf_mailcrypt_reader *r, const void *header, size_t header_len,
+                             uint64_t ct_size, const unsigned char pk[crypto_box_PUBLICKEYBYTES],
+                             const unsigned char sk[crypto_box_SECRETKEYBYTES],
+                             struct mf_error *err) MF_WARN_UNUSED;
+
+/* Where chunk `index` lives. */
+struct mf_mailcrypt_chunk {
+	uint64_t index;
+	uint64_t ct_offset; /* from the start of the file */
+	size_t ct_len;      /* bytes to read: pt_len + MF_MAILCRYPT_CHUNK_OVERHEAD */
+	uint64_t pt_offset; /* plaintext offset of the chunk's first byte */
+	size_t pt_len;
+	bool final;
+};
+/* Locate chunk `index` (< r->chunk_count). */
+int mf_mailcrypt_chunk_at(const struct mf_mailcrypt_reader *r, uint64_t index,
+                          struct mf_mailcrypt_chunk *chunk_r, struct mf_error *err) MF_WARN_UNUSED;
+/* Locate the chunk holding plaintext offset pt_offset (< r->pt_size; for an
+   empty message offset 0 gives chunk 0). */
+int mf_mailcrypt_chunk_for_offset(const struct mf_mailcrypt_reader *r, uint64_t pt_offset,
+                                  struct mf_mailcrypt_chunk *chunk_r,
+                                  struct mf_error *err) MF_WARN_UNUSED;
+
+/* Decrypt chunk `index` from its ct_len ciphertext bytes (exactly the
+   length mf_mailcrypt_chunk_at gives) into out (out_size >= pt_len; out may
+   equal ct for in-place decryption).  Verifies tag, index and final flag;
+   on failure out is wiped. */
+int mf_mailcrypt_open_chunk(const struct mf_mailcrypt_reader *r, uint64_t index, const void *ct,
+                            size_t ct_len, unsigned char *out, size_t out_size, size_t *out_len_r,
+                            struct mf_error *err) MF_WARN_UNUSED;
+
+/* Wipe the content key (safe to call twice). */
+void mf_mailcrypt_reader_clear(struct mf_mailcrypt_reader *r);
+
+/* ---- whole-buffer helpers (tools, tests; not for large mail) ---- */
+
+/* Decrypt a complete in-memory ciphertext into out (out_size >=
+   plaintext size, see mf_mailcrypt_plaintext_size). */
+int mf_mailcrypt_decrypt_buffer(const void *ct, size_t ct_len,
+                                const unsigned char pk[crypto_box_PUBLICKEYBYTES],
+                                const unsigned char sk[crypto_box_SECRETKEYBYTES],
+                                unsigned char *out, size_t out_size, size_t *out_len_r,
+                                struct mf_error *err) MF_WARN_UNUSED;
+
+#endif

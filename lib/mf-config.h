@@ -67,6 +67,7 @@ struct mf_config *mf_config_load_buffer(const char *name, const char *text, size
 struct mf_config *mf_config_defaults(void);
 void mf_config_free(struct mf_config **cfg);
 
+/* The name it was loaded from; "(built-in defaults)" for mf_config_defaults(). */
 const char *mf_config_path(const struct mf_config *cfg);
 const char *mf_config_str(const struct mf_config *cfg, const char *section, const char *key);
 int64_t mf_config_int(const struct mf_config *cfg, const char *section, const char *key);

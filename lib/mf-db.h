@@ -59,6 +59,9 @@ void mf_db_rollback(struct mf_db *db);
 int mf_db_ensure(struct mf_db *db, struct mf_error *err);
 /* The raw connection, for COPY and pipeline mode; may be NULL if broken. */
 PGconn *mf_db_conn(struct mf_db *db);
+/* SQLSTATE of the last failed call ("23505", "08006" for a lost connection),
+   "" after a success; lets a caller tell a unique violation from an outage. */
+const char *mf_db_sqlstate(const struct mf_db *db);
 
 /* Decode a bytea column value in text format ("\x..." hex). Returns malloc'd
    bytes and *len_r, or NULL on a malformed value. */

@@ -1,0 +1,187 @@
+/*
+ * crypt-istream.c - a seekable istream that decrypts a stored message.
+ *
+ * i_stream_create_mf_decrypt(parent, reader) takes over an initialised
+ * mf_mailcrypt_reader (header checked, content key open; the caller's copy
+ * is copied; the caller clears its own) and reads the ciphertext from parent
+ * (positioned anywhere: offsets are absolute) and yields the plaintext.
+ * The plaintext size is known from the ciphertext size, so the stream is
+ * seekable and knows its size without decrypting; a read at plaintext
+ * offset N opens only the chunk that holds N (and the following ones as the
+ * reader goes on).  The most recently opened chunk is kept, so readers that
+ * seek back a little, or consume less than a chunk at a time, never open a
+ * chunk twice.
+ *
+ * A chunk that fails authentication, a short ciphertext or a read error of
+ * the parent makes read() return -1 with stream_errno = EINVAL (or the
+ * parent's errno) and an error text that names the offset; no unverified
+ * byte is ever returned.
+ */
+#include "lib.h"
+#include "istream-private.h"
+#include "mailfort-crypt-plugin.h"
+
+struct mf_decrypt_istream {
+	struct istream_private istream;
+
+	struct istream *ct_input; /* the ciphertext, read by absolute offsets */
+	struct mf_mailcrypt_reader reader;
+
+	/* the chunk currently held in plain[] */
+	uint64_t cached_idx, cached_pt_offset;
+	size_t cached_len;
+	bool cached;
+
+	unsigned char *ct;    /* MF_MAILCRYPT_CHUNK_CT_MAX */
+	unsigned char *plain; /* MF_MAILCRYPT_CHUNK_MAX */
+};
+
+static void i_stream_mf_decrypt_destroy(struct iostream_private *stream)
+{
+	struct mf_decrypt_istream *dstream =
+	    container_of(stream, struct mf_decrypt_istream, istream.iostream);
+
+	mf_mailcrypt_reader_clear(&dstream->reader);
+	sodium_memzero(dstream->plain, MF_MAILCRYPT_CHUNK_MAX);
+	i_free(dstream->ct);
+	i_free(dstream->plain);
+	i_stream_free_buffer(&dstream->istream);
+	i_stream_unref(&dstream->ct_input);
+}
+
+static int mf_decrypt_fail(struct mf_decrypt_istream *dstream, int stream_errno, const char *error)
+{
+	struct istream_private *stream = &dstream->istream;
+
+	io_stream_set_error(&stream->iostream, "%s", error);
+	stream->istream.stream_errno = stream_errno;
+	return -1;
+}
+
+/* Read the chunk holding plaintext offset pt_offset from the parent and
+   open it into plain[]. */
+static int mf_decrypt_load_chunk(struct mf_decrypt_istream *dstream, uint64_t pt_offset)
+{
+	struct istream *parent = dstream->ct_input;
+	struct mf_mailcrypt_chunk chunk;
+	const unsigned char *data;
+	struct mf_error err;
+	size_t size, have = 0, out_len;
+	int ret;
+
+	if (mf_mailcrypt_chunk_for_offset(&dstream->reader, pt_offset, &chunk, &err) < 0)
+		return mf_decrypt_fail(dstream, EINVAL, err.msg);
+	if (dstream->cached && dstream->cached_idx == chunk.index)
+		return 0;
+	dstream->cached = FALSE;
+
+	i_stream_seek(parent, chunk.ct_offset);
+	while (have < chunk.ct_len) {
+		ret = i_stream_read_more(parent, &data, &size);
+		if (ret < 0) {
+			if (parent->stream_errno != 0) {
+				return mf_decrypt_fail(dstream, parent->stream_errno,
+				                       t_strdup_printf("read(%s) failed: %s",
+				                                       i_stream_get_name(parent),
+				                                       i_stream_get_error(parent)));
+			}
+			return mf_decrypt_fail(dstream, EINVAL,
+			                       t_strdup_printf("encrypted message is truncated "
+			                                       "in chunk %" PRIu64,
+			                                       chunk.index));
+		}
+		i_assert(ret > 0); /* the parent is a blocking stream */
+		size = I_MIN(size, chunk.ct_len - have);
+		memcpy(dstream->ct + have, data, size);
+		i_stream_skip(parent, size);
+		have += size;
+	}
+	if (mf_mailcrypt_open_chunk(&dstream->reader, chunk.index, dstream->ct, chunk.ct_len,
+	                            dstream->plain, MF_MAILCRYPT_CHUNK_MAX, &out_len, &err) < 0) {
+		return mf_decrypt_fail(
+		    dstream, EINVAL,
+		    t_strdup_printf("plaintext offset %" PRIu64 ": %s", chunk.pt_offset, err.msg));
+	}
+	i_assert(out_len == chunk.pt_len);
+	dstream->cached = TRUE;
+	dstream->cached_idx = chunk.index;
+	dstream->cached_pt_offset = chunk.pt_offset;
+	dstream->cached_len = chunk.pt_len;
+	return 0;
+}
+
+static ssize_t i_stream_mf_decrypt_read(struct istream_private *stream)
+{
+	struct mf_decrypt_istream *dstream =
+	    container_of(stream, struct mf_decrypt_istream, istream);
+	uint64_t next = stream->istream.v_offset + (stream->pos - stream->skip);
+	size_t within, avail, n;
+
+	if (next >= dstream->reader.pt_size) {
+		stream->istream.eof = TRUE;
+		return -1;
+	}
+	if (mf_decrypt_load_chunk(dstream, next) < 0)
+		return -1;
+	within = next - dstream->cached_pt_offset;
+
+	if (!i_stream_try_alloc(stream, 1, &avail))
+		return -2;
+	n = I_MIN(avail, dstream->cached_len - within);
+	memcpy(stream->w_buffer + stream->pos, dstream->plain + within, n);
+	stream->pos += n;
+	return (ssize_t)n;
+}
+
+static int i_stream_mf_decrypt_stat(struct istream_private *stream, bool exact)
+{
+	struct mf_decrypt_istream *dstream =
+	    container_of(stream, struct mf_decrypt_istream, istream);
+	const struct stat *st;
+
+	if (i_stream_stat(dstream->ct_input, exact, &st) < 0) {
+		stream->istream.stream_errno = dstream->ct_input->stream_errno;
+		return -1;
+	}
+	stream->statbuf = *st;
+	stream->statbuf.st_size = (off_t)dstream->reader.pt_size;
+	return 0;
+}
+
+static int i_stream_mf_decrypt_get_size(struct istream_private *stream, bool exact ATTR_UNUSED,
+                                        uoff_t *size_r)
+{
+	struct mf_decrypt_istream *dstream =
+	    container_of(stream, struct mf_decrypt_istream, istream);
+
+	*size_r = dstream->reader.pt_size;
+	return 1;
+}
+
+struct istream *i_stream_create_mf_decrypt(struct istream *parent,
+                                           const struct mf_mailcrypt_reader *reader)
+{
+	struct mf_decrypt_istream *dstream;
+
+	dstream = i_new(struct mf_decrypt_istream, 1);
+	dstream->reader = *reader;
+	dstream->ct = i_malloc(MF_MAILCRYPT_CHUNK_CT_MAX);
+	dstream->plain = i_malloc(MF_MAILCRYPT_CHUNK_MAX);
+
+	dstream->istream.iostream.destroy = i_stream_mf_decrypt_destroy;
+	dstream->istream.read = i_stream_mf_decrypt_read;
+	dstream->istream.stat = i_stream_mf_decrypt_stat;
+	dstream->istream.get_size = i_stream_mf_decrypt_get_size;
+	dstream->istream.max_buffer_size =
+	    I_MAX(parent->real_stream->max_buffer_size, IO_BLOCK_SIZE);
+	dstream->istream.istream.readable_fd = FALSE;
+	dstream->istream.istream.blocking = TRUE;
+	dstream->istream.istream.seekable = TRUE;
+
+	/* Not a filter stream in Dovecot's sense: the parent is read by
+	   absolute offsets, so it is kept out of istream.parent (which
+	   i_stream_read() would seek back before every read). */
+	i_stream_ref(parent);
+	dstream->ct_input = parent;
+	return i_stream_create(&dstream->istream, NULL, -1, 0);
+}

@@ -1,0 +1,456 @@
+/*
+ * crypt-keys.c - an account's mail key pairs, for the mailfort_crypt plugin.
+ *
+ * Keys live in PostgreSQL (mailfort.mail_keys, see sql/migrations/0002 and
+ * 0200): the X25519 public key in the clear, the private key wrapped
+ *   server mode:   mf_secretbox_seal(master.key, sk)   (72 bytes)
+ *   password mode: mf_pwwrap(sk, password)              (Argon2id)
+ * and, for password mode, one more wrap per app password
+ * (mailfort.app_passwords.wrapped_mail_key, mf_pwwrap under that app
+ * password), found through the keyed hash of the login password.
+ *
+ * Database access uses libmailfort's mf-db (libpq, blocking) rather than
+ * Dovecot's asynchronous lib-sql: the callers (save_begin, istream_opened)
+ * are synchronous and cannot proceed without the key anyway, there is at
+ * most one short query per mail_user (the result is cached for the
+ * session), the connection is made only when a key is first needed (an
+ * IMAP session that reads no encrypted mail never connects), and mf-db
+ * bounds every wait with connect and statement timeouts, so a dead database
+ * turns into a temporary failure, not a hang.
+ *
+ * Secrets: the master key, unwrapped private keys and the login password
+ * are held in memory wiped with sodium_memzero on deinit or right after
+ * use; nothing secret goes into an error message.
+ */
+#include "lib.h"
+#include "array.h"
+#include "hex-binary.h"
+#include "mf-config.h"
+#include "mf-crypto.h"
+#include "mf-db.h"
+#include "mailfort-crypt-plugin.h"
+
+#include <stdlib.h>
+
+#define MF_SERVER_WRAP_SIZE (crypto_box_SECRETKEYBYTES + MF_SECRETBOX_OVERHEAD)
+
+struct mf_crypt_keypair {
+	unsigned char pk[crypto_box_PUBLICKEYBYTES];
+	unsigned char id[MF_MAILCRYPT_KEY_ID_SIZE];
+	unsigned char sk[crypto_box_SECRETKEYBYTES];
+	unsigned char *wrapped;
+	size_t wrapped_len;
+	enum mf_crypt_mode mode;
+	bool current;
+	bool sk_valid;
+};
+
+struct mf_crypt_keys {
+	pool_t pool;
+	const struct mf_config *cfg;
+	const char *account;
+	char *password; /* password mode: the login string, wiped on deinit */
+	enum mf_crypt_mode mode;
+
+	struct mf_db *db;
+	bool loaded;
+	bool account_known;
+	int totp_digits; /* 0 when the account has no enrolled TOTP */
+	ARRAY(struct mf_crypt_keypair) pairs;
+};
+
+static const char *const sql_load_keys =
+    "SELECT k.public_key, k.wrapped_private, k.mode, k.retired_at IS NULL, "
+    "a.totp_state = 'enrolled', a.totp_digits "
+    "FROM mailfort.accounts a LEFT JOIN mailfort.mail_keys k ON k.account_id = a.id "
+    "WHERE a.username = $1 ORDER BY k.retired_at IS NULL DESC, k.id DESC";
+
+static const char *const sql_add_account =
+    "INSERT INTO mailfort.accounts (username) VALUES ($1) ON CONFLICT (username) DO NOTHING";
+
+static const char *const sql_add_key =
+    "INSERT INTO mailfort.mail_keys (account_id, public_key, wrapped_private, mode, escrow_wrap) "
+    "SELECT id, $2, $3, 'server', $4 FROM mailfort.accounts WHERE username = $1 "
+    "ON CONFLICT (account_id) WHERE retired_at IS NULL DO NOTHING";
+
+static const char *const sql_app_wrap =
+    "SELECT p.wrapped_mail_key FROM mailfort.app_passwords p "
+    "JOIN mailfort.accounts a ON a.id = p.account_id "
+    "WHERE a.username = $1 AND p.hash = $2 AND p.revoked_at IS NULL "
+    "AND p.wrapped_mail_key IS NOT NULL";
+
+void mf_crypt_key_id(const unsigned char pk[crypto_box_PUBLICKEYBYTES],
+                     unsigned char id_r[MF_MAILCRYPT_KEY_ID_SIZE])
+{
+	crypto_generichash(id_r, MF_MAILCRYPT_KEY_ID_SIZE, pk, crypto_box_PUBLICKEYBYTES, NULL, 0);
+}
+
+struct mf_crypt_keys *mf_crypt_keys_init(const struct mf_config *cfg, const char *account,
+                                         const char *password)
+{
+	pool_t pool = pool_alloconly_create("mailfort crypt keys", 1024);
+	struct mf_crypt_keys *keys = p_new(pool, struct mf_crypt_keys, 1);
+	const char *mode = mf_config_str(cfg, "crypt", "mode");
+
+	keys->pool = pool;
+	keys->cfg = cfg;
+	keys->account = p_strdup(pool, account);
+	keys->mode = mode != NULL && strcmp(mode, "password") == 0 ? MF_CRYPT_MODE_PASSWORD
+	                                                           : MF_CRYPT_MODE_SERVER;
+	if (password != NULL)
+		keys->password = i_strdup(password);
+	p_array_init(&keys->pairs, pool, 2);
+	return keys;
+}
+
+static void mf_crypt_keys_clear(struct mf_crypt_keys *keys)
+{
+	struct mf_crypt_keypair *pair;
+
+	array_foreach_modifiable(&keys->pairs, pair)
+	{
+		sodium_memzero(pair->sk, sizeof(pair->sk));
+		free(pair->wrapped);
+	}
+	array_clear(&keys->pairs);
+	keys->loaded = FALSE;
+}
+
+void mf_crypt_keys_deinit(struct mf_crypt_keys **_keys)
+{
+	struct mf_crypt_keys *keys = *_keys;
+
+	if (keys == NULL)
+		return;
+	*_keys = NULL;
+	mf_crypt_keys_clear(keys);
+	if (keys->password != NULL) {
+		sodium_memzero(keys->password, strlen(keys->password));
+		i_free(keys->password);
+	}
+	if (keys->db != NULL)
+		mf_db_close(&keys->db);
+	pool_unref(&keys->pool);
+}
+
+enum mf_crypt_mode mf_crypt_keys_mode(const struct mf_crypt_keys *keys)
+{
+	return keys->mode;
+}
+
+static int mf_crypt_db(struct mf_crypt_keys *keys, const char **error_r)
+{
+	struct mf_db_settings set;
+	struct mf_error err;
+
+	if (keys->db != NULL)
+		return 0;
+	mf_db_settings_from_config(&set, keys->cfg, "mailfort_crypt");
+	keys->db = mf_db_open(&set, &err);
+	if (keys->db == NULL) {
+		*error_r = t_strdup(err.msg);
+		return -1;
+	}
+	return 0;
+}
+
+static int mf_crypt_keys_load(struct mf_crypt_keys *keys, const char **error_r)
+{
+	const char *params[1] = {keys->account};
+	struct mf_error err;
+	PGresult *res;
+	int rows;
+
+	if (keys->loaded)
+		return 0;
+	if (mf_crypt_db(keys, error_r) < 0)
+		return -1;
+	res = mf_db_exec(keys->db, sql_load_keys, 1, params, &err);
+	if (res == NULL) {
+		*error_r = t_strdup(err.msg);
+		return -1;
+	}
+	rows = PQntuples(res);
+	keys->account_known = rows > 0;
+	keys->totp_digits = 0;
+	for (int i = 0; i < rows; i++) {
+		struct mf_crypt_keypair pair;
+		unsigned char *pk;
+		size_t pk_len;
+
+		if (i == 0 && strcmp(PQgetvalue(res, 0, 4), "t") == 0)
+			keys->totp_digits = atoi(PQgetvalue(res, 0, 5));
+		if (PQgetisnull(res, i, 0))
+			continue; /* account without keys */
+		i_zero(&pair);
+		pk = mf_db_unescape_bytea(PQgetvalue(res, i, 0), &pk_len);
+		pair.wrapped = mf_db_unescape_bytea(PQgetvalue(res, i, 1), &pair.wrapped_len);
+		if (pk == NULL || pk_len != sizeof(pair.pk) || pair.wrapped == NULL) {
+			free(pk);
+			free(pair.wrapped);
+			PQclear(res);
+			mf_crypt_keys_clear(keys);
+			*error_r = "mailfort.mail_keys holds a malformed key";
+			return -1;
+		}
+		memcpy(pair.pk, pk, sizeof(pair.pk));
+		free(pk);
+		mf_crypt_key_id(pair.pk, pair.id);
+		pair.mode = strcmp(PQgetvalue(res, i, 2), "password") == 0 ? MF_CRYPT_MODE_PASSWORD
+		                                                           : MF_CRYPT_MODE_SERVER;
+		pair.current = strcmp(PQgetvalue(res, i, 3), "t") == 0;
+		array_push_back(&keys->pairs, &pair);
+	}
+	PQclear(res);
+	keys->loaded = TRUE;
+	return 0;
+}
+
+static int mf_crypt_master_key(const struct mf_crypt_keys *keys,
+                               unsigned char master[crypto_secretbox_KEYBYTES],
+                               const char **error_r)
+{
+	const char *dir = mf_config_str(keys->cfg, "keys", "dir");
+	struct mf_error err;
+
+	if (mf_key_load(t_strconcat(dir, "/master.key", NULL), MF_KEY_SECRET, master,
+	                crypto_secretbox_KEYBYTES, &err) < 0) {
+		*error_r = t_strdup(err.msg);
+		return -1;
+	}
+	return 0;
+}
+
+/* Make a server-mode key pair for the account and store it.  A concurrent
+   creator may win the race: the caller reloads and uses whatever is there. */
+static int mf_crypt_keys_create(struct mf_crypt_keys *keys, const char **error_r)
+{
+	unsigned char pk[crypto_box_PUBLICKEYBYTES], sk[crypto_box_SECRETKEYBYTES];
+	unsigned char master[crypto_secretbox_KEYBYTES], wrapped[MF_SERVER_WRAP_SIZE];
+	unsigned char escrow_pk[crypto_box_PUBLICKEYBYTES];
+	unsigned char escrow[crypto_box_SECRETKEYBYTES + crypto_box_SEALBYTES];
+	const char *escrow_path = mf_config_str(keys->cfg, "crypt", "escrow_public_key");
+	char *pk_hex = NULL, *wrapped_hex = NULL, *escrow_hex = NULL;
+	const char *params[4];
+	struct mf_error err;
+	int ret = -1;
+
+	if (mf_crypt_master_key(keys, master, error_r) < 0)
+		return -1;
+	if (escrow_path != NULL &&
+	    mf_key_load(escrow_path, MF_KEY_PUBLIC, escrow_pk, sizeof(escrow_pk), &err) < 0) {
+		sodium_memzero(master, sizeof(master));
+		*error_r = t_strdup(err.msg);
+		return -1;
+	}
+	crypto_box_keypair(pk, sk);
+	mf_secretbox_seal(wrapped, sk, sizeof(sk), master);
+	sodium_memzero(master, sizeof(master));
+	if (escrow_path != NULL && crypto_box_seal(escrow, sk, sizeof(sk), escrow_pk) != 0) {
+		sodium_memzero(sk, sizeof(sk));
+		*error_r = t_strdup_printf("%s: not a usable X25519 public key", escrow_path);
+		return -1;
+	}
+	sodium_memzero(sk, sizeof(sk));
+
+	pk_hex = mf_db_escape_bytea(pk, sizeof(pk));
+	wrapped_hex = mf_db_escape_bytea(wrapped, sizeof(wrapped));
+	if (escrow_path != NULL)
+		escrow_hex = mf_db_escape_bytea(escrow, sizeof(escrow));
+	params[0] = keys->account;
+	params[1] = pk_hex;
+	params[2] = wrapped_hex;
+	params[3] = escrow_hex;
+	if (pk_hex == NULL || wrapped_hex == NULL || (escrow_path != NULL && escrow_hex == NULL))
+		*error_r = "out of memory";
+	else if (mf_db_command(keys->db, sql_add_account, 1, params, &err) < 0 ||
+	         mf_db_command(keys->db, sql_add_key, 4, params, &err) < 0)
+		*error_r = t_strdup(err.msg);
+	else
+		ret = 0;
+	free(pk_hex);
+	free(wrapped_hex);
+	free(escrow_hex);
+	return ret;
+}
+
+static const struct mf_crypt_keypair *mf_crypt_keys_current(const struct mf_crypt_keys *keys)
+{
+	const struct mf_crypt_keypair *pair;
+
+	array_foreach(&keys->pairs, pair)
+	{
+		if (pair->current)
+			return pair;
+	}
+	return NULL;
+}
+
+int mf_crypt_keys_get_public(struct mf_crypt_keys *keys,
+                             unsigned char pk_r[crypto_box_PUBLICKEYBYTES], const char **error_r)
+{
+	const struct mf_crypt_keypair *pair;
+
+	if (mf_crypt_keys_load(keys, error_r) < 0)
+		return -1;
+	pair = mf_crypt_keys_current(keys);
+	if (pair == NULL) {
+		if (keys->mode != MF_CRYPT_MODE_SERVER) {
+			*error_r = "account has no mail key yet (password mode: an "
+			           "administrator must create it with mailfortctl crypt init)";
+			return 0;
+		}
+		if (!mf_config_bool(keys->cfg, "crypt", "create_keys")) {
+			*error_r = "account has no mail key and [crypt] create_keys is off";
+			return 0;
+		}
+		if (mf_crypt_keys_create(keys, error_r) < 0)
+			return -1;
+		mf_crypt_keys_clear(keys);
+		if (mf_crypt_keys_load(keys, error_r) < 0)
+			return -1;
+		pair = mf_crypt_keys_current(keys);
+		if (pair == NULL) {
+			*error_r = "key pair was created but cannot be read back";
+			return -1;
+		}
+		i_info("mailfort_crypt: created a server-mode mail key pair for %s", keys->account);
+	}
+	memcpy(pk_r, pair->pk, crypto_box_PUBLICKEYBYTES);
+	return 1;
+}
+
+/* The app-password wrap of the login password, if it is one. */
+static int mf_crypt_app_wrap(struct mf_crypt_keys *keys, unsigned char **blob_r, size_t *len_r,
+                             const char **error_r)
+{
+	unsigned char hash_key[crypto_generichash_KEYBYTES], hash[MF_KEYED_HASH_BYTES];
+	const char *dir = mf_config_str(keys->cfg, "keys", "dir");
+	const char *params[2];
+	struct mf_error err;
+	PGresult *res;
+	char *hex;
+
+	*blob_r = NULL;
+	if (mf_key_load(t_strconcat(dir, "/hash.key", NULL), MF_KEY_SECRET, hash_key,
+	                sizeof(hash_key), &err) < 0) {
+		/* no hash key here: app passwords cannot carry a wrap */
+		return 0;
+	}
+	mf_keyed_hash(hash, keys->password, strlen(keys->password), hash_key);
+	sodium_memzero(hash_key, sizeof(hash_key));
+	hex = mf_db_escape_bytea(hash, sizeof(hash));
+	params[0] = keys->account;
+	params[1] = hex;
+	res = hex == NULL ? NULL : mf_db_exec(keys->db, sql_app_wrap, 2, params, &err);
+	free(hex);
+	if (res == NULL) {
+		*error_r = hex == NULL ? "out of memory" : t_strdup(err.msg);
+		return -1;
+	}
+	if (PQntuples(res) > 0)
+		*blob_r = mf_db_unescape_bytea(PQgetvalue(res, 0, 0), len_r);
+	PQclear(res);
+	return 0;
+}
+
+/* Password mode: try the login string, the login string without a trailing
+   TOTP code, then an app-password wrap. */
+static int mf_crypt_unwrap_password(struct mf_crypt_keys *keys, struct mf_crypt_keypair *pair,
+                                    const char **error_r)
+{
+	const char *pw = keys->password;
+	size_t len, digits = keys->totp_digits;
+	struct mf_error err;
+	unsigned char *blob;
+	size_t blob_len;
+	bool ok = FALSE;
+
+	if (pw == NULL) {
+		*error_r = "password mode, but the login password was not passed to the plugin "
+		           "(userdb field mailfort_crypt_password)";
+		return -1;
+	}
+	len = strlen(pw);
+	if (digits > 0 && len > digits && mf_config_bool(keys->cfg, "crypt", "totp_suffix") &&
+	    strspn(pw + len - digits, "0123456789") == digits) {
+		ok = mf_pwunwrap(pair->sk, pair->wrapped, pair->wrapped_len, pw, len - digits,
+		                 &err) == 0;
+	}
+	if (!ok)
+		ok = mf_pwunwrap(pair->sk, pair->wrapped, pair->wrapped_len, pw, len, &err) == 0;
+	if (!ok) {
+		if (mf_crypt_app_wrap(keys, &blob, &blob_len, error_r) < 0)
+			return -1;
+		if (blob != NULL) {
+			ok = mf_pwunwrap(pair->sk, blob, blob_len, pw, len, &err) == 0;
+			free(blob);
+		}
+	}
+	if (!ok) {
+		*error_r = "mail key does not unwrap with the login password "
+		           "(password changed without mailfortctl crypt rewrap?)";
+		return -1;
+	}
+	return 0;
+}
+
+static int mf_crypt_unwrap(struct mf_crypt_keys *keys, struct mf_crypt_keypair *pair,
+                           const char **error_r)
+{
+	unsigned char master[crypto_secretbox_KEYBYTES];
+	unsigned char check[crypto_box_PUBLICKEYBYTES];
+	int ret;
+
+	if (pair->mode == MF_CRYPT_MODE_PASSWORD) {
+		if (mf_crypt_unwrap_password(keys, pair, error_r) < 0)
+			return -1;
+	} else {
+		if (pair->wrapped_len != MF_SERVER_WRAP_SIZE) {
+			*error_r = "server-mode key wrap has the wrong size";
+			return -1;
+		}
+		if (mf_crypt_master_key(keys, master, error_r) < 0)
+			return -1;
+		ret = mf_secretbox_open(pair->sk, pair->wrapped, pair->wrapped_len, master);
+		sodium_memzero(master, sizeof(master));
+		if (ret < 0) {
+			*error_r = "mail key does not unwrap with master.key "
+			           "(wrong master key or corrupted row)";
+			return -1;
+		}
+	}
+	/* the unwrapped secret must belong to the stored public key */
+	crypto_scalarmult_base(check, pair->sk);
+	if (sodium_memcmp(check, pair->pk, sizeof(check)) != 0) {
+		sodium_memzero(pair->sk, sizeof(pair->sk));
+		*error_r = "unwrapped mail key does not match its public key";
+		return -1;
+	}
+	pair->sk_valid = TRUE;
+	return 0;
+}
+
+int mf_crypt_keys_get_pair(struct mf_crypt_keys *keys,
+                           const unsigned char key_id[MF_MAILCRYPT_KEY_ID_SIZE],
+                           const unsigned char **pk_r, const unsigned char **sk_r,
+                           const char **error_r)
+{
+	struct mf_crypt_keypair *pair;
+
+	if (mf_crypt_keys_load(keys, error_r) < 0)
+		return -1;
+	array_foreach_modifiable(&keys->pairs, pair)
+	{
+		if (memcmp(pair->id, key_id, MF_MAILCRYPT_KEY_ID_SIZE) != 0)
+			continue;
+		if (!pair->sk_valid && mf_crypt_unwrap(keys, pair, error_r) < 0)
+			return -1;
+		*pk_r = pair->pk;
+		*sk_r = pair->sk;
+		return 0;
+	}
+	*error_r = t_strdup_printf("message is sealed to key %s, which is not one of %s's keys",
+	                           binary_to_hex(key_id, MF_MAILCRYPT_KEY_ID_SIZE), keys->account);
+	return -1;
+}

@@ -1,0 +1,310 @@
+/*
+ * mailfort-crypt-plugin.c - mailfort_crypt: every message Dovecot stores is
+ * encrypted to its account's key; reading decrypts, transparently.
+ *
+ * Hooks (mail-storage-hooks.h):
+ *   mail_user_created  load mailfort.conf (plugin setting mailfort_config),
+ *                      set up the account's key state (keys are fetched
+ *                      from PostgreSQL only when first needed)
+ *   mailbox_allocated  save_begin wraps the storage's output in the
+ *                      encrypting ostream (LMTP, APPEND, doveadm save, sieve
+ *                      fileinto, and COPY/MOVE done by saving); copy between
+ *                      different users goes through decrypt + re-encrypt;
+ *                      the mail cache is disabled for the mailbox, so no
+ *                      header, envelope or body structure is ever written to
+ *                      dovecot.index.cache in the clear
+ *   mail_allocated     istream_opened puts the decrypting istream in front
+ *                      of a stored ciphertext; plaintext (stored before the
+ *                      plugin was enabled) passes through unchanged
+ *
+ * Sizes: the ostream's offset counts plaintext bytes, so the storage records
+ * the plaintext size as the physical size (maildir: S= in the file name) and
+ * the virtual size it computes while parsing the saved message (W=), as it
+ * does for zlib; RFC822.SIZE and BODY[] lengths are those of the plaintext.
+ *
+ * Failures: a message that cannot be decrypted (corrupted, truncated, key
+ * not unwrappable) makes mail_get_stream() fail with an error in the log
+ * naming the user, mailbox and UID; IMAP answers NO for that message
+ * (imap_fetch_failure = no-after keeps the session).  The first and the
+ * last chunk are authenticated when the message is opened, so a damaged
+ * single-chunk message (< 64 KiB) or a truncated one never gets as far as a
+ * literal on the wire.  A save for which no key is available fails with a
+ * temporary error (LMTP 451): plaintext is never stored.
+ */
+#include "lib.h"
+#include "istream.h"
+#include "ostream.h"
+#include "module-dir.h"
+#include "mail-user.h"
+#include "mail-storage-private.h"
+#include "mail-storage-hooks.h"
+#include "mail-copy.h"
+#include "mf-config.h"
+#include "mf-crypto.h"
+#include "mailfort-crypt-plugin.h"
+
+#define MAILFORT_CRYPT_USER_CONTEXT(obj) MODULE_CONTEXT(obj, mailfort_crypt_user_module)
+#define MAILFORT_CRYPT_BOX_CONTEXT(obj)  MODULE_CONTEXT_REQUIRE(obj, mailfort_crypt_storage_module)
+#define MAILFORT_CRYPT_MAIL_CONTEXT(obj) MODULE_CONTEXT_REQUIRE(obj, mailfort_crypt_mail_module)
+
+struct mailfort_crypt_user {
+	union mail_user_module_context module_ctx;
+	struct mf_config *cfg;
+	struct mf_crypt_keys *keys;
+};
+
+const char *mailfort_crypt_plugin_version = DOVECOT_ABI_VERSION;
+
+static MODULE_CONTEXT_DEFINE_INIT(mailfort_crypt_user_module, &mail_user_module_register);
+static MODULE_CONTEXT_DEFINE_INIT(mailfort_crypt_storage_module, &mail_storage_module_register);
+static MODULE_CONTEXT_DEFINE_INIT(mailfort_crypt_mail_module, &mail_module_register);
+
+/* ---- reading ---- */
+
+/* Authenticate chunk 0 and the last chunk now, so that damage in a small
+   message, or truncation of any message, is reported before a client has
+   been promised a size. */
+static int mailfort_crypt_verify_ends(struct istream *input, const char **error_r)
+{
+	const unsigned char *data;
+	uoff_t size;
+	size_t len;
+
+	if (i_stream_get_size(input, TRUE, &size) <= 0) {
+		*error_r = i_stream_get_error(input);
+		return -1;
+	}
+	if (size > 0) {
+		i_stream_seek(input, size - 1);
+		if (i_stream_read_more(input, &data, &len) <= 0 && input->stream_errno != 0) {
+			*error_r = t_strdup(i_stream_get_error(input));
+			return -1;
+		}
+	}
+	i_stream_seek(input, 0);
+	if (i_stream_read_more(input, &data, &len) < 0 && input->stream_errno != 0) {
+		*error_r = t_strdup(i_stream_get_error(input));
+		return -1;
+	}
+	i_stream_seek(input, 0);
+	return 0;
+}
+
+static int mailfort_crypt_open_reader(struct mail *mail, struct istream *input,
+                                      struct mf_mailcrypt_reader *reader_r, const char **error_r)
+{
+	struct mailfort_crypt_user *muser = MAILFORT_CRYPT_USER_CONTEXT(mail->box->storage->user);
+	const unsigned char *header, *pk, *sk;
+	struct mf_mailcrypt_info info;
+	struct mf_error err;
+	uoff_t ct_size;
+	size_t size;
+	int ret;
+
+	ret = i_stream_read_bytes(input, &header, &size, MF_MAILCRYPT_PREFIX_SIZE);
+	if (ret <= 0 || mf_mailcrypt_peek(header, size, &info, &err) < 0) {
+		*error_r =
+		    ret <= 0 ? "encrypted message is truncated in its header" : t_strdup(err.msg);
+		return -1;
+	}
+	ret = i_stream_read_bytes(input, &header, &size, info.header_size);
+	if (ret <= 0) {
+		*error_r = input->stream_errno != 0
+		               ? i_stream_get_error(input)
+		               : "encrypted message is truncated in its header";
+		return -1;
+	}
+	if (i_stream_get_size(input, TRUE, &ct_size) <= 0) {
+		*error_r = t_strdup_printf("cannot get the size of %s: %s",
+		                           i_stream_get_name(input), i_stream_get_error(input));
+		return -1;
+	}
+	/* key id: header bytes 32..39 (mf-mailcrypt.h layout) */
+	if (mf_crypt_keys_get_pair(muser->keys, header + 32, &pk, &sk, error_r) < 0)
+		return -1;
+	if (mf_mailcrypt_reader_init(reader_r, header, size, ct_size, pk, sk, &err) < 0) {
+		*error_r = t_strdup(err.msg);
+		return -1;
+	}
+	return 0;
+}
+
+static int mailfort_crypt_istream_opened(struct mail *_mail, struct istream **stream)
+{
+	struct mail_private *mail = (struct mail_private *)_mail;
+	union mail_module_context *mmail = MAILFORT_CRYPT_MAIL_CONTEXT(mail);
+	struct mf_mailcrypt_reader reader;
+	struct istream *input = *stream, *plain;
+	const unsigned char *data;
+	const char *error;
+	size_t size;
+
+	if (i_stream_read_bytes(input, &data, &size, MF_MAILCRYPT_MAGIC_SIZE) <= 0 ||
+	    !mf_mailcrypt_is_ciphertext(data, size)) {
+		/* stored before encryption was enabled (or empty) */
+		if (input->stream_errno == 0) {
+			i_stream_seek(input, 0);
+			return mmail->super.istream_opened(_mail, stream);
+		}
+		mail_set_critical(_mail, "mailfort_crypt: read(%s) failed: %s",
+		                  i_stream_get_name(input), i_stream_get_error(input));
+		return -1;
+	}
+	if (mailfort_crypt_open_reader(_mail, input, &reader, &error) < 0) {
+		mail_set_critical(_mail, "mailfort_crypt: cannot decrypt message: %s", error);
+		return -1;
+	}
+	plain = i_stream_create_mf_decrypt(input, &reader);
+	mf_mailcrypt_reader_clear(&reader);
+	i_stream_set_name(plain, t_strdup_printf("(mailfort_crypt %s)", i_stream_get_name(input)));
+	if (mailfort_crypt_verify_ends(plain, &error) < 0) {
+		mail_set_critical(_mail, "mailfort_crypt: cannot decrypt message: %s", error);
+		i_stream_unref(&plain);
+		return -1;
+	}
+	i_stream_unref(stream);
+	*stream = plain;
+	return mmail->super.istream_opened(_mail, stream);
+}
+
+static void mailfort_crypt_mail_allocated(struct mail *_mail)
+{
+	struct mailfort_crypt_user *muser = MAILFORT_CRYPT_USER_CONTEXT(_mail->box->storage->user);
+	struct mail_private *mail = (struct mail_private *)_mail;
+	struct mail_vfuncs *v = mail->vlast;
+	union mail_module_context *mmail;
+
+	if (muser == NULL)
+		return;
+	mmail = p_new(mail->pool, union mail_module_context, 1);
+	mmail->super = *v;
+	mail->vlast = &mmail->super;
+	v->istream_opened = mailfort_crypt_istream_opened;
+	MODULE_CONTEXT_SET_SELF(mail, mailfort_crypt_mail_module, mmail);
+}
+
+/* ---- saving ---- */
+
+static int mailfort_crypt_save_begin(struct mail_save_context *ctx, struct istream *input)
+{
+	struct mailbox *box = ctx->transaction->box;
+	union mailbox_module_context *mbox = MAILFORT_CRYPT_BOX_CONTEXT(box);
+	struct mailfort_crypt_user *muser = MAILFORT_CRYPT_USER_CONTEXT(box->storage->user);
+	unsigned char pk[crypto_box_PUBLICKEYBYTES];
+	struct ostream *output;
+	const char *error;
+	int ret;
+
+	if (mbox->super.save_begin(ctx, input) < 0)
+		return -1;
+
+	ret = mf_crypt_keys_get_public(muser->keys, pk, &error);
+	if (ret <= 0) {
+		/* no plaintext is ever stored: the save fails, temporarily */
+		if (ret < 0)
+			e_error(box->event, "mailfort_crypt: cannot get the mail key: %s", error);
+		else
+			e_warning(box->event, "mailfort_crypt: not saving: %s", error);
+		mail_storage_set_error(box->storage, MAIL_ERROR_TEMP,
+		                       ret < 0 ? MAIL_ERRSTR_CRITICAL_MSG
+		                               : "Mailbox encryption key is not available yet");
+		return -1;
+	}
+	output = o_stream_create_mf_encrypt(ctx->data.output, pk);
+	o_stream_unref(&ctx->data.output);
+	ctx->data.output = output;
+	o_stream_cork(ctx->data.output);
+	return 0;
+}
+
+static int mailfort_crypt_copy(struct mail_save_context *ctx, struct mail *mail)
+{
+	struct mailbox *box = ctx->transaction->box;
+	union mailbox_module_context *mbox = MAILFORT_CRYPT_BOX_CONTEXT(box);
+
+	/* Another user's mail is sealed to another key: decrypt and
+	   re-encrypt.  Within one user a storage-level copy (maildir hard
+	   link) keeps the ciphertext as it is, which is right. */
+	if (mail->box->storage->user != box->storage->user)
+		return mail_storage_copy(ctx, mail);
+	return mbox->super.copy(ctx, mail);
+}
+
+static void mailfort_crypt_mailbox_allocated(struct mailbox *box)
+{
+	struct mailfort_crypt_user *muser = MAILFORT_CRYPT_USER_CONTEXT(box->storage->user);
+	struct mailbox_vfuncs *v = box->vlast;
+	union mailbox_module_context *mbox;
+
+	if (muser == NULL)
+		return;
+	mbox = p_new(box->pool, union mailbox_module_context, 1);
+	mbox->super = *v;
+	box->vlast = &mbox->super;
+	MODULE_CONTEXT_SET_SELF(box, mailfort_crypt_storage_module, mbox);
+
+	/* The cache would hold headers, envelopes and body structures in the
+	   clear (same as mail_never_cache_fields = *). */
+	box->mail_cache_disabled = TRUE;
+
+	if ((box->storage->class_flags & MAIL_STORAGE_CLASS_FLAG_BINARY_DATA) == 0) {
+		/* e.g. mbox: cannot hold binary data, so nothing is saved
+		   there encrypted; refuse saving rather than store plaintext */
+		e_debug(box->event, "mailfort_crypt: storage %s cannot hold encrypted mail",
+		        box->storage->name);
+	}
+	v->save_begin = mailfort_crypt_save_begin;
+	v->copy = mailfort_crypt_copy;
+}
+
+/* ---- user ---- */
+
+static void mailfort_crypt_user_deinit(struct mail_user *user)
+{
+	struct mailfort_crypt_user *muser = MAILFORT_CRYPT_USER_CONTEXT(user);
+
+	mf_crypt_keys_deinit(&muser->keys);
+	mf_config_free(&muser->cfg);
+	muser->module_ctx.super.deinit(user);
+}
+
+static void mailfort_crypt_user_created(struct mail_user *user)
+{
+	struct mail_user_vfuncs *v = user->vlast;
+	struct mailfort_crypt_user *muser;
+	const char *path, *password;
+	struct mf_error err;
+
+	muser = p_new(user->pool, struct mailfort_crypt_user, 1);
+	muser->module_ctx.super = *v;
+	user->vlast = &muser->module_ctx.super;
+	v->deinit = mailfort_crypt_user_deinit;
+	MODULE_CONTEXT_SET(user, mailfort_crypt_user_module, muser);
+
+	path = mail_user_plugin_getenv(user, "mailfort_config");
+	if (path == NULL || *path == '\0')
+		path = MF_CONFIG_DEFAULT_PATH;
+	if (mf_crypto_init(&err) < 0 || (muser->cfg = mf_config_load(path, &err)) == NULL) {
+		/* fail closed: the user cannot log in or receive mail */
+		user->error = p_strdup_printf(user->pool, "mailfort_crypt: %s", err.msg);
+		muser->cfg = mf_config_defaults();
+	}
+	password = mail_user_plugin_getenv(user, "mailfort_crypt_password");
+	muser->keys = mf_crypt_keys_init(muser->cfg, user->username, password);
+}
+
+static struct mail_storage_hooks mailfort_crypt_hooks = {
+    .mail_user_created = mailfort_crypt_user_created,
+    .mailbox_allocated = mailfort_crypt_mailbox_allocated,
+    .mail_allocated = mailfort_crypt_mail_allocated,
+};
+
+void mailfort_crypt_plugin_init(struct module *module)
+{
+	mail_storage_hooks_add(module, &mailfort_crypt_hooks);
+}
+
+void mailfort_crypt_plugin_deinit(void)
+{
+	mail_storage_hooks_remove(&mailfort_crypt_hooks);
+}

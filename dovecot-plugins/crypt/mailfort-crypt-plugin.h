@@ -1,0 +1,68 @@
+/*
+ * mailfort-crypt-plugin.h - internal interface of the mailfort_crypt plugin.
+ *
+ * The plugin (mailfort-crypt-plugin.c) hooks Dovecot's storage: messages
+ * are encrypted as they are saved (crypt-ostream.c) and decrypted as they
+ * are read (crypt-istream.c); account keys come from PostgreSQL
+ * (crypt-keys.c).  Stored format: lib/mf-mailcrypt.h.
+ */
+#ifndef MAILFORT_CRYPT_PLUGIN_H
+#define MAILFORT_CRYPT_PLUGIN_H
+
+#include "mf-mailcrypt.h"
+
+struct module;
+struct mail_user;
+struct mf_config;
+
+/* ---- streams ---- */
+
+/* Plaintext view of a stored ciphertext.  reader is initialised (header
+   authenticated, content key open) and copied; the caller clears its copy. */
+struct istream *i_stream_create_mf_decrypt(struct istream *parent,
+                                           const struct mf_mailcrypt_reader *reader);
+/* Encrypting filter in front of parent, sealing to account public key pk. */
+struct ostream *o_stream_create_mf_encrypt(struct ostream *parent,
+                                           const unsigned char pk[crypto_box_PUBLICKEYBYTES]);
+
+/* ---- keys ---- */
+
+enum mf_crypt_mode {
+	MF_CRYPT_MODE_SERVER,
+	MF_CRYPT_MODE_PASSWORD,
+};
+
+/* Per mail_user key state (crypt-keys.c). */
+struct mf_crypt_keys;
+
+struct mf_crypt_keys *mf_crypt_keys_init(const struct mf_config *cfg, const char *account,
+                                         const char *password);
+void mf_crypt_keys_deinit(struct mf_crypt_keys **keys);
+enum mf_crypt_mode mf_crypt_keys_mode(const struct mf_crypt_keys *keys);
+
+/* The account's current public key, for delivery.  In server mode with
+   create_keys a missing key pair is made (and stored) now.  Returns 1 and
+   the key, 0 when the account has no key and none may be made here
+   (*error_r says why: a temporary failure for the sender), -1 on error
+   (database unreachable, ...). */
+int mf_crypt_keys_get_public(struct mf_crypt_keys *keys,
+                             unsigned char pk_r[crypto_box_PUBLICKEYBYTES], const char **error_r);
+/* The key pair whose key id (BLAKE2b-64 of the public key) is key_id, for
+   reading.  The returned pointers stay valid until deinit.  -1 with
+   *error_r when it is not found or cannot be unwrapped. */
+int mf_crypt_keys_get_pair(struct mf_crypt_keys *keys,
+                           const unsigned char key_id[MF_MAILCRYPT_KEY_ID_SIZE],
+                           const unsigned char **pk_r, const unsigned char **sk_r,
+                           const char **error_r);
+
+/* Key id of a public key, as stored in message headers. */
+void mf_crypt_key_id(const unsigned char pk[crypto_box_PUBLICKEYBYTES],
+                     unsigned char id_r[MF_MAILCRYPT_KEY_ID_SIZE]);
+
+/* ---- plugin ---- */
+
+extern const char *mailfort_crypt_plugin_version;
+void mailfort_crypt_plugin_init(struct module *module);
+void mailfort_crypt_plugin_deinit(void);
+
+#endif

@@ -1,0 +1,220 @@
+/*
+ * crypto.c - libsodium set-up, secretbox, sealed boxes, keyed hash and the
+ * per-account mail key pairs (generation, wrapping, escrow).
+ *
+ * All functions returning int give 0 or -1 with a reason in *err that never
+ * contains key material.  Every unwrap wipes its output on failure and
+ * checks that the recovered secret key belongs to the expected public key.
+ * Byte layouts: mf-crypto.h and docs/SECURITY.md.
+ */
+#include <string.h>
+#include "mf-crypto.h"
+
+#define SERVER_WRAP_MAGIC "MFS1"
+#define PWWRAP_MAGIC      "MFW1"
+
+int mf_crypto_init(struct mf_error *err)
+{
+	/* sodium_init is itself idempotent and thread-safe. */
+	if (sodium_init() < 0)
+		return mf_error_set(err, "cannot initialise libsodium");
+	return 0;
+}
+
+/* ---- secretbox ---- */
+
+void mf_secretbox_seal(unsigned char *out, const unsigned char *in, size_t len,
+                       const unsigned char key[crypto_secretbox_KEYBYTES])
+{
+	randombytes_buf(out, crypto_secretbox_NONCEBYTES);
+	crypto_secretbox_easy(out + crypto_secretbox_NONCEBYTES, in, len, out, key);
+}
+
+int mf_secretbox_open(unsigned char *out, const unsigned char *in, size_t len,
+                      const unsigned char key[crypto_secretbox_KEYBYTES])
+{
+	if (len < MF_SECRETBOX_OVERHEAD)
+		return -1;
+	if (crypto_secretbox_open_easy(out, in + crypto_secretbox_NONCEBYTES,
+	                               len - crypto_secretbox_NONCEBYTES, in, key) != 0) {
+		sodium_memzero(out, len - MF_SECRETBOX_OVERHEAD);
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- keyed hash ---- */
+
+void mf_keyed_hash(unsigned char out[MF_KEYED_HASH_BYTES], const void *data, size_t len,
+                   const unsigned char key[crypto_generichash_KEYBYTES])
+{
+	crypto_generichash(out, MF_KEYED_HASH_BYTES, data, len, key, crypto_generichash_KEYBYTES);
+}
+
+/* ---- sealed boxes ---- */
+
+int mf_seal(unsigned char *out, const unsigned char *in, size_t len,
+            const unsigned char pk[crypto_box_PUBLICKEYBYTES], struct mf_error *err)
+{
+	if (crypto_box_seal(out, in, len, pk) != 0)
+		return mf_error_set(err, "cannot seal to public key (invalid public key)");
+	return 0;
+}
+
+int mf_seal_open(unsigned char *out, const unsigned char *in, size_t len,
+                 const unsigned char pk[crypto_box_PUBLICKEYBYTES],
+                 const unsigned char sk[crypto_box_SECRETKEYBYTES], struct mf_error *err)
+{
+	if (len < MF_SEAL_OVERHEAD)
+		return mf_error_set(err, "sealed box too short (%zu bytes)", len);
+	if (crypto_box_seal_open(out, in, len, pk, sk) != 0) {
+		sodium_memzero(out, len - MF_SEAL_OVERHEAD);
+		return mf_error_set(err, "cannot open sealed box (wrong key or corrupted data)");
+	}
+	return 0;
+}
+
+/* ---- account key pairs ---- */
+
+void mf_account_keypair(unsigned char pk[MF_ACCOUNT_PK_BYTES],
+                        unsigned char sk[MF_ACCOUNT_SK_BYTES])
+{
+	crypto_box_keypair(pk, sk);
+}
+
+int mf_account_key_check(const unsigned char pk[MF_ACCOUNT_PK_BYTES],
+                         const unsigned char sk[MF_ACCOUNT_SK_BYTES], struct mf_error *err)
+{
+	unsigned char derived[crypto_scalarmult_BYTES];
+	int ret;
+
+	if (crypto_scalarmult_base(derived, sk) != 0)
+		return mf_error_set(err, "invalid account secret key");
+	ret = sodium_memcmp(derived, pk, sizeof(derived));
+	sodium_memzero(derived, sizeof(derived));
+	if (ret != 0)
+		return mf_error_set(err, "account secret key does not belong to public key");
+	return 0;
+}
+
+void mf_account_key_id(unsigned char id[MF_ACCOUNT_KEY_ID_BYTES],
+                       const unsigned char pk[MF_ACCOUNT_PK_BYTES])
+{
+	crypto_generichash(id, MF_ACCOUNT_KEY_ID_BYTES, pk, MF_ACCOUNT_PK_BYTES, NULL, 0);
+}
+
+void mf_account_key_id_hex(char hex[2 * MF_ACCOUNT_KEY_ID_BYTES + 1],
+                           const unsigned char pk[MF_ACCOUNT_PK_BYTES])
+{
+	unsigned char id[MF_ACCOUNT_KEY_ID_BYTES];
+
+	mf_account_key_id(id, pk);
+	sodium_bin2hex(hex, 2 * MF_ACCOUNT_KEY_ID_BYTES + 1, id, sizeof(id));
+}
+
+enum mf_account_wrap_kind mf_account_wrap_kind(const unsigned char *blob, size_t len)
+{
+	if (len == MF_ACCOUNT_WRAP_SERVER_BYTES && memcmp(blob, SERVER_WRAP_MAGIC, 4) == 0)
+		return MF_ACCOUNT_WRAP_SERVER;
+	if (len == MF_ACCOUNT_WRAP_PASSWORD_BYTES && memcmp(blob, PWWRAP_MAGIC, 4) == 0)
+		return MF_ACCOUNT_WRAP_PASSWORD;
+	return MF_ACCOUNT_WRAP_UNKNOWN;
+}
+
+static void server_wrap_ad(unsigned char ad[4 + MF_ACCOUNT_PK_BYTES],
+                           const unsigned char pk[MF_ACCOUNT_PK_BYTES])
+{
+	memcpy(ad, SERVER_WRAP_MAGIC, 4);
+	memcpy(ad + 4, pk, MF_ACCOUNT_PK_BYTES);
+}
+
+int mf_account_wrap_server(unsigned char out[MF_ACCOUNT_WRAP_SERVER_BYTES],
+                           const unsigned char pk[MF_ACCOUNT_PK_BYTES],
+                           const unsigned char sk[MF_ACCOUNT_SK_BYTES],
+                           const unsigned char master_key[32], struct mf_error *err)
+{
+	unsigned char ad[4 + MF_ACCOUNT_PK_BYTES];
+
+	if (mf_account_key_check(pk, sk, err) < 0)
+		return -1;
+	server_wrap_ad(ad, pk);
+	memcpy(out, SERVER_WRAP_MAGIC, 4);
+	randombytes_buf(out + 4, crypto_aead_xchacha20poly1305_ietf_NPUBBYTES);
+	crypto_aead_xchacha20poly1305_ietf_encrypt(out + 28, NULL, sk, MF_ACCOUNT_SK_BYTES, ad,
+	                                           sizeof(ad), NULL, out + 4, master_key);
+	return 0;
+}
+
+int mf_account_unwrap_server(unsigned char sk_out[MF_ACCOUNT_SK_BYTES], const unsigned char *blob,
+                             size_t len, const unsigned char pk[MF_ACCOUNT_PK_BYTES],
+                             const unsigned char master_key[32], struct mf_error *err)
+{
+	unsigned char ad[4 + MF_ACCOUNT_PK_BYTES];
+
+	if (mf_account_wrap_kind(blob, len) != MF_ACCOUNT_WRAP_SERVER)
+		return mf_error_set(err, "not a server-mode wrapped key (%zu bytes)", len);
+	server_wrap_ad(ad, pk);
+	if (crypto_aead_xchacha20poly1305_ietf_decrypt(sk_out, NULL, NULL, blob + 28, len - 28, ad,
+	                                               sizeof(ad), blob + 4, master_key) != 0) {
+		sodium_memzero(sk_out, MF_ACCOUNT_SK_BYTES);
+		return mf_error_set(err, "cannot unwrap account key: wrong master key, "
+		                         "corrupted blob, or blob of another account");
+	}
+	if (mf_account_key_check(pk, sk_out, err) < 0) {
+		sodium_memzero(sk_out, MF_ACCOUNT_SK_BYTES);
+		return -1;
+	}
+	return 0;
+}
+
+int mf_account_wrap_password(unsigned char out[MF_ACCOUNT_WRAP_PASSWORD_BYTES],
+                             const unsigned char pk[MF_ACCOUNT_PK_BYTES],
+                             const unsigned char sk[MF_ACCOUNT_SK_BYTES], const char *password,
+                             size_t password_len, const struct mf_pwhash_params *params,
+                             struct mf_error *err)
+{
+	if (mf_account_key_check(pk, sk, err) < 0)
+		return -1;
+	return mf_pwwrap(out, sk, MF_ACCOUNT_SK_BYTES, password, password_len, params, err);
+}
+
+int mf_account_unwrap_password(unsigned char sk_out[MF_ACCOUNT_SK_BYTES], const unsigned char *blob,
+                               size_t len, const unsigned char pk[MF_ACCOUNT_PK_BYTES],
+                               const char *password, size_t password_len, struct mf_error *err)
+{
+	if (mf_account_wrap_kind(blob, len) != MF_ACCOUNT_WRAP_PASSWORD)
+		return mf_error_set(err, "not a password-mode wrapped key (%zu bytes)", len);
+	if (mf_pwunwrap(sk_out, blob, len, password, password_len, err) < 0)
+		return -1;
+	if (mf_account_key_check(pk, sk_out, err) < 0) {
+		sodium_memzero(sk_out, MF_ACCOUNT_SK_BYTES);
+		return -1;
+	}
+	return 0;
+}
+
+int mf_account_escrow(unsigned char out[MF_ACCOUNT_ESCROW_BYTES],
+                      const unsigned char sk[MF_ACCOUNT_SK_BYTES],
+                      const unsigned char recovery_pk[crypto_box_PUBLICKEYBYTES],
+                      struct mf_error *err)
+{
+	return mf_seal(out, sk, MF_ACCOUNT_SK_BYTES, recovery_pk, err);
+}
+
+int mf_account_escrow_open(unsigned char sk_out[MF_ACCOUNT_SK_BYTES], const unsigned char *blob,
+                           size_t len, const unsigned char pk[MF_ACCOUNT_PK_BYTES],
+                           const unsigned char recovery_pk[crypto_box_PUBLICKEYBYTES],
+                           const unsigned char recovery_sk[crypto_box_SECRETKEYBYTES],
+                           struct mf_error *err)
+{
+	if (len != MF_ACCOUNT_ESCROW_BYTES)
+		return mf_error_set(err, "escrow blob has %zu bytes, expected %d", len,
+		                    (int)MF_ACCOUNT_ESCROW_BYTES);
+	if (mf_seal_open(sk_out, blob, len, recovery_pk, recovery_sk, err) < 0)
+		return mf_error_prefix(err, "cannot open escrow copy");
+	if (mf_account_key_check(pk, sk_out, err) < 0) {
+		sodium_memzero(sk_out, MF_ACCOUNT_SK_BYTES);
+		return -1;
+	}
+	return 0;
+}

@@ -7,11 +7,17 @@
  *   {"v":1,"type":"auth","time":"2026-11-27T06:21:44.123456Z",
  *    "node":"mx1","pid":1234, ...}
  *
+ * time is UTC (RFC 3339, microseconds), node the configured [spool] node or
+ * the host name, pid the producing process.
+ *
  * The producer then adds its own fields with the typed adders; names are
  * fixed ASCII identifiers, values are escaped here (control characters,
- * quotes, invalid UTF-8 replaced by U+FFFD), so a hostile Subject or user
- * name cannot break the record.  Common field names, used the same way by
- * every producer so that auditd and the SQL views can rely on them:
+ * quotes, backslash, DEL and U+2028/U+2029 as \uXXXX escapes; invalid UTF-8
+ * replaced by U+FFFD), so a hostile Subject or user name cannot break the
+ * record.  A string value longer than MF_EVENT_MAX_STR bytes is cut at a
+ * character boundary and ends in " [truncated]", so that no producer can
+ * make an event too large for the spool.  Common field names, used the same
+ * way by every producer so that auditd and the SQL views can rely on them:
  *
  *   user, service, session, ip (remote), port, local_ip, local_port,
  *   result ("ok"/"fail"/...), reason, mailbox, uid, message_id, client
@@ -20,6 +26,12 @@
  * "copy", "move", "expunge", "flags", "mailbox_create", "mailbox_delete",
  * "mailbox_rename" (mailfort_audit), "verdict" (mailfort-milter), "crypt"
  * (mailfort_crypt errors and key events), "admin" (mailfortctl actions).
+ *
+ * Allocation failure never crashes: mf_event_new returns NULL, an adder
+ * that cannot allocate marks the event failed, every function accepts a
+ * NULL or failed event, and mf_event_append then returns -1 with an error
+ * saying the event could not be built, so the caller can log it (and the PAM
+ * module fail closed).
  *
  * Never add a password, code or key to an event.
  */
@@ -30,28 +42,39 @@
 #include <stdint.h>
 #include "mf-common.h"
 
+/* Longest string value kept whole (bytes of input). */
+#define MF_EVENT_MAX_STR (64 * 1024)
+
 struct mf_spool_writer;
 struct mf_event;
 
-/* node: this host's name in the audit log (NULL = gethostname()). */
+/* node: this host's name in the audit log (NULL = gethostname()).
+   NULL only when out of memory. */
 struct mf_event *mf_event_new(const char *type, const char *node);
 void mf_event_free(struct mf_event **ev);
 
 void mf_event_add_str(struct mf_event *ev, const char *name, const char *value); /* NULL -> null */
+/* value may contain NUL bytes (escaped as \u0000). */
 void mf_event_add_strn(struct mf_event *ev, const char *name, const char *value, size_t len);
 void mf_event_add_int(struct mf_event *ev, const char *name, int64_t value);
 void mf_event_add_bool(struct mf_event *ev, const char *name, bool value);
-/* Add already-valid JSON (an array or object built by the caller). */
+/* Add already-valid JSON (an array or object built by the caller; NULL ->
+   null).  Text that does not parse as one JSON value is added as a string
+   instead (and a warning logged), so the event stays valid. */
 void mf_event_add_json(struct mf_event *ev, const char *name, const char *json);
 
-/* The finished JSON text (closes the object on first call). */
+/* The finished JSON text (closes the object; adding more fields afterwards
+   reopens it).  NULL if the event could not be built (out of memory). */
 const char *mf_event_json(struct mf_event *ev, size_t *len_r);
 
-/* Append to the spool. 0 on success. */
+/* Append to the spool (fsync if mf_spool_writer_set_sync said so).  0 on
+   success; -1 with err if the event could not be built or appended. */
 int mf_event_append(struct mf_event *ev, struct mf_spool_writer *w,
-		    struct mf_error *err) MF_WARN_UNUSED;
+                    struct mf_error *err) MF_WARN_UNUSED;
 
-/* Escape s as a JSON string (with quotes) into a malloc'd buffer. */
+/* Escape s (len bytes, NUL allowed) as a JSON string, with quotes, into a
+   malloc'd NUL-terminated buffer; s NULL gives "null".  NULL when out of
+   memory.  Not truncated. */
 char *mf_json_quote(const char *s, size_t len);
 
 #endif

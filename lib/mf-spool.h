@@ -6,21 +6,69 @@
  * database.  mailfort-auditd is the only reader; it ships records into
  * PostgreSQL and remembers how far it got.
  *
- * Layout: a directory holding segment files "events.<N>" (N increasing).
- * Writers append to the highest segment; the reader rotates by creating the
- * next segment when the current one is large, and removes segments it has
- * shipped completely.  Each record is written with one write(2) under an
- * exclusive lock on an O_APPEND file, so records from many processes never
- * interleave.  Each record carries its length and a checksum of its payload:
+ * LAYOUT
  *
- *   "MFSR" | u32 payload length (LE) | 16-byte BLAKE2b of payload | payload
+ * A directory holding segment files "events.<N>" (N >= 1, decimal, zero
+ * padded to 10 digits: events.0000000001).  Each segment starts with a
+ * 16-byte header
  *
- * The reader resumes from a saved (segment, offset) position.  A record cut
- * off at the end of the newest segment (a writer that crashed mid-write, or
- * one still writing) is reported as MF_SPOOL_TORN and not consumed; a bad
- * record followed by good ones (disk damage) is reported as MF_SPOOL_CORRUPT
- * with its position, and the reader resynchronises on the next good record:
- * nothing valid is ever skipped.
+ *   "MFSG" | u32 version (1) | u32 flags (bit 0: sealed) | u32 0
+ *
+ * followed by records
+ *
+ *   "MFSR" | u32 payload length | 16-byte BLAKE2b(length bytes | payload) | payload
+ *
+ * (integers little-endian; the checksum also covers the length so that a
+ * damaged length field is detected as such).  A new segment appears under
+ * its name complete with its header (written to a temporary file, then
+ * link(2)ed into place), so no process ever sees a segment without one.
+ *
+ * WRITERS
+ *
+ * A writer appends each record to the newest segment with one writev(2)
+ * on an O_APPEND descriptor while it holds flock(LOCK_EX) on the segment:
+ * records from many processes and threads never interleave.  Before writing,
+ * still under the lock, it checks the segment's sealed flag (and that the
+ * segment has not been unlinked); if either is set it moves on to the next
+ * segment (events.<N+1>, creating it if needed) and checks again.  A write
+ * that fails part-way (disk full) is cut off again with ftruncate under the
+ * same lock, so a failed append leaves no fragment behind.
+ *
+ * ROTATION AND WHY NO RECORD IS EVER LOST
+ *
+ * Rotation (mf_spool_rotate, called by the reader) first creates
+ * events.<N+1>, then takes the lock of events.<N> and sets its sealed flag.
+ * A writer that still holds a descriptor for events.<N> either got the lock
+ * before the seal (its record is complete in events.<N> before the reader can
+ * see the seal) or after it (it sees the flag and goes to events.<N+1>).  The
+ * reader moves past a segment only when it has read to its end after seeing
+ * it sealed, and rotation removes only sealed segments that lie wholly before
+ * the reader's saved position.  So no record can be appended to a segment
+ * that the reader has finished or deleted.  (A size or nlink check alone
+ * would not do: a writer that checked just before the reader deleted the
+ * file would append into a file nobody reads again.)
+ *
+ * Writers never wait long: the lock is held for one write, and a writer gives
+ * up after 2 seconds with an error (a stopped process holding the lock, a
+ * hung disk) instead of hanging a login.
+ *
+ * OWNERSHIP AND PERMISSIONS
+ *
+ * Writers run as different users (Dovecot's mail users, the milter's user,
+ * root in PAM hosts such as sshd), the reader as mailfort-auditd's user.  The
+ * expected set-up (what the packaging creates):
+ *
+ *   /var/spool/mailfort   root:mailfort  mode 2770 (setgid: new files get
+ *                         group mailfort), no sticky bit (the reader must be
+ *                         able to remove segments other users created)
+ *   events.<N>            <creator>:mailfort mode 0660 (set explicitly,
+ *                         whatever the creator's umask)
+ *
+ * and every writing user, and auditd's user, a member of group mailfort.
+ * mf_spool_writer_open creates a missing directory with mode 2770 (the
+ * owner's group is then the creator's).  An unwritable spool gives a clear
+ * error from mf_spool_writer_open or mf_spool_append; the caller decides what
+ * that means (the PAM module fails closed, the Dovecot plugin logs it).
  */
 #ifndef MF_SPOOL_H
 #define MF_SPOOL_H
@@ -29,42 +77,103 @@
 #include <stdint.h>
 #include "mf-common.h"
 
+/* Largest payload of one record. */
 #define MF_SPOOL_MAX_RECORD (1024 * 1024)
+/* Offset of the first record in a segment (the segment header's size). */
+#define MF_SPOOL_FIRST_OFFSET 16
 
 struct mf_spool_writer;
 struct mf_spool_reader;
 
+/*
+ * A position in the spool: a segment number and a byte offset in that
+ * segment file, always at the start of a record (or at the end of the data
+ * written so far).  {0, 0} means "the beginning": the oldest segment there is.
+ * Positions compare in the obvious order (segment first, then offset).
+ */
 struct mf_spool_pos {
 	uint64_t segment;
 	uint64_t offset;
 };
 
-/* Open the spool directory for appending (creates it if missing, mode 0770). */
+/* Open the spool directory for appending (creates it if missing, mode 2770,
+   and the first segment if there is none).  Fails with a clear error when the
+   directory cannot be created or written. */
 struct mf_spool_writer *mf_spool_writer_open(const char *dir, struct mf_error *err) MF_WARN_UNUSED;
 void mf_spool_writer_close(struct mf_spool_writer **w);
-/* Append one record; returns 0 when it is durably in the file (write(2)
-   returned; fsync only if sync is true). Thread-safe. */
+/* Make mf_event_append fsync every record (config [spool] sync). */
+void mf_spool_writer_set_sync(struct mf_spool_writer *w, bool sync);
+bool mf_spool_writer_get_sync(const struct mf_spool_writer *w);
+/* Append one record (1..MF_SPOOL_MAX_RECORD bytes; 0 bytes is allowed too);
+   returns 0 when it is in the file (write(2) returned; fdatasync as well if
+   sync is true).  Thread-safe, and safe to use in a child after fork (the
+   child re-opens the segment so that its lock is its own). */
 int mf_spool_append(struct mf_spool_writer *w, const void *payload, size_t len, bool sync,
-		    struct mf_error *err) MF_WARN_UNUSED;
+                    struct mf_error *err) MF_WARN_UNUSED;
 
 enum mf_spool_status {
 	MF_SPOOL_RECORD,  /* *payload_r / *len_r hold the next record */
 	MF_SPOOL_EMPTY,   /* nothing more for now */
-	MF_SPOOL_TORN,    /* incomplete record at the end of the newest segment */
-	MF_SPOOL_CORRUPT, /* damaged record skipped; err says where; call again */
+	MF_SPOOL_TORN,    /* incomplete record at the end of an unsealed segment */
+	MF_SPOOL_CORRUPT, /* damaged bytes skipped; err says where; call again */
 	MF_SPOOL_ERROR,   /* I/O error; err says what */
 };
 
+/*
+ * Open the spool for reading from start (NULL = {0, 0}, the beginning).
+ * The reader only reads (it never seals, creates or removes anything; that
+ * is mf_spool_rotate's job).  Fails when the directory cannot be opened, or
+ * when start lies beyond the end of its segment (the spool was replaced).
+ * If start's segment no longer exists, reading starts at the first record of
+ * the next segment that does.
+ */
 struct mf_spool_reader *mf_spool_reader_open(const char *dir, const struct mf_spool_pos *start,
-					     struct mf_error *err) MF_WARN_UNUSED;
+                                             struct mf_error *err) MF_WARN_UNUSED;
 void mf_spool_reader_close(struct mf_spool_reader **r);
-/* Read the next record. The payload stays valid until the next call.
-   *pos_r (if not NULL) is the position just after this record. */
-enum mf_spool_status mf_spool_read(struct mf_spool_reader *r, const void **payload_r,
-				   size_t *len_r, struct mf_spool_pos *pos_r, struct mf_error *err);
-/* Start a new segment if the current one is larger than max_bytes, and remove
-   segments that lie wholly before pos. */
+/*
+ * Read the next record.  The payload stays valid until the next call.
+ * *pos_r (if not NULL) is always the position the reader continues from:
+ *
+ *   RECORD   the position just after this record: save it once the record
+ *            is safely shipped, and resume from it after a restart;
+ *   EMPTY    where the next record will be (nothing more for now: call again
+ *            later);
+ *   TORN     the start of the incomplete record, which is not consumed: the
+ *            next call reads it again, and returns it once it is complete (a
+ *            writer still writing) or reports it as CORRUPT once it is
+ *            followed by other records or its segment is sealed (a writer
+ *            that died mid-write);
+ *   CORRUPT  just after the skipped bytes, which is the next position where
+ *            a valid record (or a possibly incomplete one at the end) starts:
+ *            nothing valid is skipped.  err and mf_spool_reader_damage say
+ *            which bytes were skipped and why;
+ *   ERROR    unchanged.
+ *
+ * The reader passes from segment N to the next existing one only after N has
+ * been sealed and read to its end; the position then becomes
+ * {next, MF_SPOOL_FIRST_OFFSET} with the first record read from it.
+ */
+enum mf_spool_status mf_spool_read(struct mf_spool_reader *r, const void **payload_r, size_t *len_r,
+                                   struct mf_spool_pos *pos_r, struct mf_error *err);
+/* Where the bytes skipped by the last MF_SPOOL_CORRUPT start, and how many. */
+void mf_spool_reader_damage(const struct mf_spool_reader *r, struct mf_spool_pos *start_r,
+                            uint64_t *len_r);
+
+/*
+ * Rotate and clean up; called by the reader (mailfort-auditd) from time to
+ * time, typically after each batch it has committed.  In this order:
+ *   - if the newest segment holds more than max_bytes (0: any record at all),
+ *     create the next segment and seal the newest;
+ *   - seal every other unsealed segment that is not the newest (repairs a
+ *     rotation interrupted between creating and sealing);
+ *   - remove the sealed segments that lie wholly before pos (pos NULL: none):
+ *     segment < pos->segment, or == pos->segment with pos->offset at or past
+ *     its end;
+ *   - remove temporary files left by processes that died while creating a
+ *     segment (older than a minute).
+ * Only pass a pos whose records are safely shipped.  0 / -1 with err.
+ */
 int mf_spool_rotate(const char *dir, uint64_t max_bytes, const struct mf_spool_pos *pos,
-		    struct mf_error *err);
+                    struct mf_error *err);
 
 #endif

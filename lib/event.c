@@ -1,0 +1,451 @@
+/*
+ * event.c - build one audit event as a flat JSON object (mf-event.h) and
+ * append it to the spool.
+ *
+ * The object grows in one heap buffer.  An allocation failure marks the
+ * event failed instead of crashing; mf_event_json then returns NULL and
+ * mf_event_append returns -1 with "out of memory" in err.  Strings are
+ * escaped by json_escape: the output is always valid JSON in valid UTF-8.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+#include <time.h>
+#include <unistd.h>
+#include <json_tokener.h>
+#include <json_object.h>
+#include "mf-event.h"
+#include "mf-log.h"
+#include "mf-spool.h"
+
+#define EVENT_VERSION  1
+#define TRUNCATED_MARK " [truncated]"
+
+struct mf_event {
+	char *buf;
+	size_t len, cap;
+	bool failed; /* out of memory: the text is incomplete */
+	bool closed; /* the closing brace is at the end of buf */
+};
+
+/* A growable byte buffer; on failure it sets *failed and drops the data. */
+struct jbuf {
+	char *buf;
+	size_t len, cap;
+	bool failed;
+};
+
+static bool jbuf_reserve(struct jbuf *b, size_t more)
+{
+	size_t cap;
+	char *n;
+
+	if (b->failed)
+		return false;
+	if (b->cap - b->len > more)
+		return true;
+	cap = b->cap < 256 ? 256 : b->cap;
+	while (cap - b->len <= more) {
+		if (cap > SIZE_MAX / 2) {
+			b->failed = true;
+			return false;
+		}
+		cap *= 2;
+	}
+	n = realloc(b->buf, cap);
+	if (n == NULL) {
+		b->failed = true;
+		return false;
+	}
+	b->buf = n;
+	b->cap = cap;
+	return true;
+}
+
+static void jbuf_add(struct jbuf *b, const void *data, size_t len)
+{
+	if (!jbuf_reserve(b, len))
+		return;
+	memcpy(b->buf + b->len, data, len);
+	b->len += len;
+	b->buf[b->len] = '\0';
+}
+
+static void jbuf_adds(struct jbuf *b, const char *s)
+{
+	jbuf_add(b, s, strlen(s));
+}
+
+/* Length of the valid UTF-8 sequence at s, or 0 if it is not valid;
+   *prefix_r is then how many bytes to replace with one U+FFFD (the
+   longest start of a valid sequence, at least 1). */
+static size_t utf8_seq(const unsigned char *s, size_t len, size_t *prefix_r)
+{
+	unsigned char c = s[0], lo = 0x80, hi = 0xbf;
+	size_t need, i;
+
+	*prefix_r = 1;
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf)
+		need = 1;
+	else if (c >= 0xe0 && c <= 0xef)
+		need = 2;
+	else if (c >= 0xf0 && c <= 0xf4)
+		need = 3;
+	else
+		return 0;
+	/* Second byte ranges exclude overlongs, surrogates and > U+10FFFF. */
+	if (c == 0xe0)
+		lo = 0xa0;
+	else if (c == 0xed)
+		hi = 0x9f;
+	else if (c == 0xf0)
+		lo = 0x90;
+	else if (c == 0xf4)
+		hi = 0x8f;
+	for (i = 1; i <= need; i++) {
+		if (i >= len || s[i] < lo || s[i] > hi) {
+			*prefix_r = i;
+			return 0;
+		}
+		lo = 0x80;
+		hi = 0xbf;
+	}
+	return need + 1;
+}
+
+/* Append s as a JSON string (with quotes); cut after max input bytes
+   (at a character boundary) and marked, unless max is 0. */
+static void json_escape(struct jbuf *b, const char *str, size_t len, size_t max)
+{
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *s = (const unsigned char *)str;
+	size_t i = 0, n, prefix;
+	char esc[7];
+
+	if (str == NULL) {
+		jbuf_adds(b, "null");
+		return;
+	}
+	/* Worst case 6 output bytes per input byte. */
+	if (!jbuf_reserve(b, len * 6 + 2 + sizeof(TRUNCATED_MARK)))
+		return;
+	b->buf[b->len++] = '"';
+	while (i < len) {
+		if (max != 0 && i >= max) {
+			jbuf_adds(b, TRUNCATED_MARK);
+			break;
+		}
+		unsigned char c = s[i];
+
+		if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
+			/* Plain ASCII: copy the whole run. */
+			n = i + 1;
+			while (n < len && (max == 0 || n < max) && s[n] >= 0x20 && s[n] < 0x7f &&
+			       s[n] != '"' && s[n] != '\\')
+				n++;
+			memcpy(b->buf + b->len, s + i, n - i);
+			b->len += n - i;
+			i = n;
+			continue;
+		}
+		if (c < 0x80) {
+			esc[0] = '\\';
+			switch (c) {
+			case '"':
+			case '\\':
+				esc[1] = (char)c;
+				n = 2;
+				break;
+			case '\b':
+				esc[1] = 'b';
+				n = 2;
+				break;
+			case '\f':
+				esc[1] = 'f';
+				n = 2;
+				break;
+			case '\n':
+				esc[1] = 'n';
+				n = 2;
+				break;
+			case '\r':
+				esc[1] = 'r';
+				n = 2;
+				break;
+			case '\t':
+				esc[1] = 't';
+				n = 2;
+				break;
+			default: /* other controls and DEL */
+				memcpy(esc + 1, "u00", 3);
+				esc[4] = hex[c >> 4];
+				esc[5] = hex[c & 0xf];
+				n = 6;
+				break;
+			}
+			memcpy(b->buf + b->len, esc, n);
+			b->len += n;
+			i++;
+			continue;
+		}
+		n = utf8_seq(s + i, len - i, &prefix);
+		if (n == 0) {
+			memcpy(b->buf + b->len, "\xef\xbf\xbd", 3); /* U+FFFD */
+			b->len += 3;
+			i += prefix;
+		} else if (n == 3 && s[i] == 0xe2 && s[i + 1] == 0x80 &&
+		           (s[i + 2] == 0xa8 || s[i + 2] == 0xa9)) {
+			/* U+2028/U+2029: valid JSON, but line breaks to
+			   JavaScript and some log viewers. */
+			memcpy(b->buf + b->len, s[i + 2] == 0xa8 ? "\\u2028" : "\\u2029", 6);
+			b->len += 6;
+			i += 3;
+		} else {
+			memcpy(b->buf + b->len, s + i, n);
+			b->len += n;
+			i += n;
+		}
+	}
+	b->buf[b->len++] = '"';
+	b->buf[b->len] = '\0';
+}
+
+char *mf_json_quote(const char *s, size_t len)
+{
+	struct jbuf b = {NULL, 0, 0, false};
+
+	json_escape(&b, s, len, 0);
+	if (b.failed) {
+		free(b.buf);
+		return NULL;
+	}
+	return b.buf;
+}
+
+/* Work on the event's buffer as a jbuf. */
+static void event_to_jbuf(struct mf_event *ev, struct jbuf *b)
+{
+	b->buf = ev->buf;
+	b->len = ev->len;
+	b->cap = ev->cap;
+	b->failed = ev->failed;
+}
+
+static void event_from_jbuf(struct mf_event *ev, const struct jbuf *b)
+{
+	ev->buf = b->buf;
+	ev->len = b->len;
+	ev->cap = b->cap;
+	ev->failed = b->failed;
+}
+
+/* Start a field: reopen a closed object, add the separator and the name. */
+static bool event_field(struct mf_event *ev, struct jbuf *b, const char *name)
+{
+	if (ev == NULL || ev->failed)
+		return false;
+	if (ev->closed) {
+		ev->len--; /* the closing brace */
+		ev->buf[ev->len] = '\0';
+		ev->closed = false;
+	}
+	event_to_jbuf(ev, b);
+	jbuf_add(b, ",", 1);
+	json_escape(b, name != NULL ? name : "", name != NULL ? strlen(name) : 0, 0);
+	jbuf_add(b, ":", 1);
+	return !b->failed;
+}
+
+static void event_format_time(char *out, size_t size)
+{
+	struct timespec ts;
+	struct tm tm;
+	char base[32];
+
+	if (clock_gettime(CLOCK_REALTIME, &ts) < 0 || gmtime_r(&ts.tv_sec, &tm) == NULL) {
+		snprintf(out, size, "1970-01-01T00:00:00.000000Z");
+		return;
+	}
+	strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(out, size, "%s.%06ldZ", base, ts.tv_nsec / 1000);
+}
+
+struct mf_event *mf_event_new(const char *type, const char *node)
+{
+	char host[256], ts[64], num[32];
+	struct mf_event *ev;
+	struct jbuf b = {NULL, 0, 0, false};
+
+	ev = calloc(1, sizeof(*ev));
+	if (ev == NULL)
+		return NULL;
+	if (node == NULL) {
+		if (gethostname(host, sizeof(host)) < 0)
+			snprintf(host, sizeof(host), "unknown");
+		host[sizeof(host) - 1] = '\0';
+		node = host;
+	}
+	event_format_time(ts, sizeof(ts));
+	snprintf(num, sizeof(num), "%d", EVENT_VERSION);
+	jbuf_adds(&b, "{\"v\":");
+	jbuf_adds(&b, num);
+	jbuf_adds(&b, ",\"type\":");
+	json_escape(&b, type != NULL ? type : "", type != NULL ? strlen(type) : 0, 0);
+	jbuf_adds(&b, ",\"time\":\"");
+	jbuf_adds(&b, ts);
+	jbuf_adds(&b, "\",\"node\":");
+	json_escape(&b, node, strlen(node), 0);
+	snprintf(num, sizeof(num), "%ld", (long)getpid());
+	jbuf_adds(&b, ",\"pid\":");
+	jbuf_adds(&b, num);
+	if (b.failed) {
+		free(b.buf);
+		free(ev);
+		return NULL;
+	}
+	event_from_jbuf(ev, &b);
+	return ev;
+}
+
+void mf_event_free(struct mf_event **evp)
+{
+	struct mf_event *ev = *evp;
+
+	if (ev == NULL)
+		return;
+	*evp = NULL;
+	free(ev->buf);
+	free(ev);
+}
+
+void mf_event_add_strn(struct mf_event *ev, const char *name, const char *value, size_t len)
+{
+	struct jbuf b;
+
+	if (!event_field(ev, &b, name))
+		return;
+	json_escape(&b, value, len, MF_EVENT_MAX_STR);
+	event_from_jbuf(ev, &b);
+}
+
+void mf_event_add_str(struct mf_event *ev, const char *name, const char *value)
+{
+	mf_event_add_strn(ev, name, value, value != NULL ? strlen(value) : 0);
+}
+
+void mf_event_add_int(struct mf_event *ev, const char *name, int64_t value)
+{
+	char num[32];
+	struct jbuf b;
+
+	if (!event_field(ev, &b, name))
+		return;
+	snprintf(num, sizeof(num), "%" PRId64, value);
+	jbuf_adds(&b, num);
+	event_from_jbuf(ev, &b);
+}
+
+void mf_event_add_bool(struct mf_event *ev, const char *name, bool value)
+{
+	struct jbuf b;
+
+	if (!event_field(ev, &b, name))
+		return;
+	jbuf_adds(&b, value ? "true" : "false");
+	event_from_jbuf(ev, &b);
+}
+
+/* True if text is exactly one JSON value (surrounding white space allowed). */
+static bool json_is_valid(const char *text)
+{
+	struct json_tokener *tok;
+	struct json_object *obj;
+	size_t len = strlen(text);
+	bool ok;
+
+	tok = json_tokener_new();
+	if (tok == NULL)
+		return false;
+#ifdef JSON_TOKENER_VALIDATE_UTF8
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+#else
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
+#endif
+	/* Including the terminating NUL, which ends a bare number. */
+	obj = json_tokener_parse_ex(tok, text, (int)len + 1);
+	ok = obj != NULL && json_tokener_get_error(tok) == json_tokener_success;
+	if (ok) {
+		/* Nothing but white space may follow the value. */
+		size_t end = json_tokener_get_parse_end(tok);
+
+		while (end < len && strchr(" \t\r\n", text[end]) != NULL)
+			end++;
+		ok = end == len;
+	}
+	json_object_put(obj);
+	json_tokener_free(tok);
+	return ok;
+}
+
+void mf_event_add_json(struct mf_event *ev, const char *name, const char *json)
+{
+	struct jbuf b;
+	size_t len;
+
+	if (!event_field(ev, &b, name))
+		return;
+	if (json == NULL) {
+		jbuf_adds(&b, "null");
+	} else if (strlen(json) >= INT32_MAX || !json_is_valid(json)) {
+		mf_log_warn("event field %.64s: not valid JSON, recorded as a string",
+		            name != NULL ? name : "");
+		json_escape(&b, json, strlen(json), MF_EVENT_MAX_STR);
+	} else {
+		/* Valid JSON may still hold raw newlines between tokens:
+		   keep the record on one line. */
+		len = b.len;
+		jbuf_adds(&b, json);
+		for (size_t i = len; !b.failed && i < b.len; i++)
+			if (b.buf[i] == '\n' || b.buf[i] == '\r' || b.buf[i] == '\t')
+				b.buf[i] = ' ';
+	}
+	event_from_jbuf(ev, &b);
+}
+
+const char *mf_event_json(struct mf_event *ev, size_t *len_r)
+{
+	struct jbuf b;
+
+	if (len_r != NULL)
+		*len_r = 0;
+	if (ev == NULL || ev->failed)
+		return NULL;
+	if (!ev->closed) {
+		event_to_jbuf(ev, &b);
+		jbuf_add(&b, "}", 1);
+		event_from_jbuf(ev, &b);
+		if (ev->failed)
+			return NULL;
+		ev->closed = true;
+	}
+	if (len_r != NULL)
+		*len_r = ev->len;
+	return ev->buf;
+}
+
+int mf_event_append(struct mf_event *ev, struct mf_spool_writer *w, struct mf_error *err)
+{
+	const char *json;
+	size_t len;
+
+	json = mf_event_json(ev, &len);
+	if (json == NULL)
+		return mf_error_set(err, "audit event could not be built: out of memory");
+	if (mf_spool_append(w, json, len, mf_spool_writer_get_sync(w), err) < 0)
+		return mf_error_prefix(err, "cannot record audit event");
+	return 0;
+}

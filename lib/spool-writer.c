@@ -1,0 +1,292 @@
+/*
+ * spool-writer.c - append records to the event spool (see mf-spool.h).
+ *
+ * mf_spool_writer_open opens (and if needed creates) the spool directory;
+ * mf_spool_append writes one record under the segment lock, moving on to
+ * the next segment when the reader has sealed the current one.  Both return
+ * 0 / a writer on success and -1 / NULL with a one-line reason in err that
+ * names the spool directory and the system error (permission denied, disk
+ * full, lock held too long, ...).  Nothing here waits for longer than
+ * SPOOL_WRITER_LOCK_TIMEOUT_MS.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+#include <sodium.h>
+#include "spool-private.h"
+
+/* How many segments one append may step over before giving up (only a
+   spool being rotated in a tight loop, or damaged, needs more than 2). */
+#define WRITER_MAX_HOPS 64
+
+struct mf_spool_writer {
+	pthread_mutex_t mutex; /* one append at a time per writer: flock is per
+	                          open file, so threads sharing fd would not
+	                          exclude each other */
+	char *dir;
+	int dirfd;
+	int fd;       /* current segment, -1 if none */
+	uint64_t seg; /* its number */
+	pid_t pid;    /* the process that opened fd */
+	bool sync;
+};
+
+static int writer_open_dir(const char *dir, struct mf_error *err)
+{
+	int fd;
+
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT) {
+		if (mkdir(dir, 0770) < 0 && errno != EEXIST)
+			return mf_error_set(err, "spool %s: cannot create directory: %s", dir,
+			                    strerror(errno));
+		fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		/* setgid so that segments get the directory's group; mode
+		   without umask.  Best effort: the admin may manage modes. */
+		if (fd >= 0)
+			(void)fchmod(fd, 02770);
+	}
+	if (fd < 0)
+		return mf_error_set(err, "spool %s: cannot open directory: %s", dir,
+		                    strerror(errno));
+	return fd;
+}
+
+/* Open the newest segment (creating the first one if there is none). */
+static int writer_open_newest(struct mf_spool_writer *w, struct mf_error *err)
+{
+	struct spool_seg_list list;
+	char name[SPOOL_SEG_NAME_MAX];
+	uint64_t seg;
+	int tries;
+
+	for (tries = 0; tries < WRITER_MAX_HOPS; tries++) {
+		if (spool_seg_list(w->dirfd, w->dir, &list, err) < 0)
+			return -1;
+		seg = list.count > 0 ? list.segs[list.count - 1] : 0;
+		spool_seg_list_free(&list);
+		if (seg == 0) {
+			seg = 1;
+			if (spool_seg_create(w->dirfd, w->dir, seg, err) < 0)
+				return -1;
+		}
+		spool_seg_name(name, seg);
+		w->fd = openat(w->dirfd, name, O_RDWR | O_APPEND | O_CLOEXEC | O_NOFOLLOW);
+		if (w->fd >= 0) {
+			w->seg = seg;
+			w->pid = getpid();
+			return 0;
+		}
+		if (errno != ENOENT)
+			return mf_error_set(err, "spool %s: cannot open segment %s: %s", w->dir,
+			                    name, strerror(errno));
+		/* Removed between listing and opening: list again. */
+	}
+	return mf_error_set(err, "spool %s: segments keep disappearing", w->dir);
+}
+
+/* The current segment is sealed (or gone): go to the next one. */
+static int writer_next_segment(struct mf_spool_writer *w, struct mf_error *err)
+{
+	char name[SPOOL_SEG_NAME_MAX];
+	uint64_t next = w->seg + 1;
+
+	close(w->fd);
+	w->fd = -1;
+	/* Normally the reader created the next segment before sealing this
+	   one; create it ourselves if it did not (an interrupted rotation). */
+	spool_seg_name(name, next);
+	if (spool_seg_create(w->dirfd, w->dir, next, err) < 0)
+		return -1;
+	w->fd = openat(w->dirfd, name, O_RDWR | O_APPEND | O_CLOEXEC | O_NOFOLLOW);
+	if (w->fd >= 0) {
+		w->seg = next;
+		return 0;
+	}
+	if (errno != ENOENT)
+		return mf_error_set(err, "spool %s: cannot open segment %s: %s", w->dir, name,
+		                    strerror(errno));
+	/* Already read and removed: we were far behind.  Find the newest. */
+	return writer_open_newest(w, err);
+}
+
+struct mf_spool_writer *mf_spool_writer_open(const char *dir, struct mf_error *err)
+{
+	struct mf_spool_writer *w;
+
+	if (sodium_init() < 0) {
+		mf_error_set(err, "spool %s: libsodium cannot be initialised", dir);
+		return NULL;
+	}
+	w = calloc(1, sizeof(*w));
+	if (w == NULL || (w->dir = strdup(dir)) == NULL) {
+		free(w);
+		mf_error_set(err, "spool %s: out of memory", dir);
+		return NULL;
+	}
+	w->fd = -1;
+	pthread_mutex_init(&w->mutex, NULL);
+	w->dirfd = writer_open_dir(dir, err);
+	if (w->dirfd < 0 || writer_open_newest(w, err) < 0) {
+		if (w->dirfd >= 0)
+			close(w->dirfd);
+		pthread_mutex_destroy(&w->mutex);
+		free(w->dir);
+		free(w);
+		return NULL;
+	}
+	/* Fail now, not at the first event, if we cannot append. */
+	if (faccessat(w->dirfd, ".", W_OK, AT_EACCESS) < 0) {
+		mf_error_set(err, "spool %s: directory is not writable: %s", dir, strerror(errno));
+		mf_spool_writer_close(&w);
+		return NULL;
+	}
+	return w;
+}
+
+void mf_spool_writer_close(struct mf_spool_writer **wp)
+{
+	struct mf_spool_writer *w = *wp;
+
+	if (w == NULL)
+		return;
+	*wp = NULL;
+	if (w->fd >= 0)
+		close(w->fd);
+	close(w->dirfd);
+	pthread_mutex_destroy(&w->mutex);
+	free(w->dir);
+	free(w);
+}
+
+void mf_spool_writer_set_sync(struct mf_spool_writer *w, bool sync)
+{
+	w->sync = sync;
+}
+
+bool mf_spool_writer_get_sync(const struct mf_spool_writer *w)
+{
+	return w->sync;
+}
+
+/* Under the segment lock: true if this segment may be appended to. */
+static int writer_segment_usable(struct mf_spool_writer *w, off_t *size_r, bool *usable_r,
+                                 struct mf_error *err)
+{
+	struct mf_error herr;
+	struct stat st;
+	uint32_t flags;
+
+	if (fstat(w->fd, &st) < 0)
+		return mf_error_set(err, "spool %s: fstat: %s", w->dir, strerror(errno));
+	*size_r = st.st_size;
+	if (st.st_nlink == 0) {
+		/* Removed (only sealed segments are, normally). */
+		*usable_r = false;
+		return 0;
+	}
+	if (spool_seg_read_flags(w->fd, &flags, &herr) < 0) {
+		/* Damaged header: leave this segment alone, use the next. */
+		*usable_r = false;
+		return 0;
+	}
+	*usable_r = (flags & SPOOL_SEG_FLAG_SEALED) == 0;
+	return 0;
+}
+
+static int writer_write_record(struct mf_spool_writer *w, struct iovec *iov, off_t size,
+                               struct mf_error *err)
+{
+	size_t total = iov[0].iov_len + iov[1].iov_len, done = 0;
+	ssize_t n;
+	int e;
+
+	while (done < total) {
+		n = writev(w->fd, iov, 2);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			e = errno;
+			/* Leave no fragment behind (we still hold the lock). */
+			if (done > 0 && ftruncate(w->fd, size) < 0)
+				mf_error_set(err, "spool %s: cannot remove a partial record: %s",
+				             w->dir, strerror(errno));
+			return mf_error_set(err, "spool %s: cannot append: %s", w->dir,
+			                    strerror(e));
+		}
+		done += (size_t)n;
+		/* Short write: continue with the rest, still under the lock. */
+		for (int i = 0; i < 2 && n > 0; i++) {
+			size_t k = (size_t)n < iov[i].iov_len ? (size_t)n : iov[i].iov_len;
+
+			iov[i].iov_base = (char *)iov[i].iov_base + k;
+			iov[i].iov_len -= k;
+			n -= (ssize_t)k;
+		}
+	}
+	return 0;
+}
+
+int mf_spool_append(struct mf_spool_writer *w, const void *payload, size_t len, bool sync,
+                    struct mf_error *err)
+{
+	unsigned char hdr[SPOOL_REC_HDR_LEN];
+	struct iovec iov[2];
+	char what[512];
+	off_t size = 0;
+	bool usable = false;
+	int hops, ret = -1;
+
+	if (len > MF_SPOOL_MAX_RECORD)
+		return mf_error_set(err, "spool %s: record of %zu bytes is larger than %u bytes",
+		                    w->dir, len, (unsigned)MF_SPOOL_MAX_RECORD);
+	memcpy(hdr, SPOOL_REC_MAGIC, 4);
+	spool_put_u32(hdr + 4, (uint32_t)len);
+	spool_rec_hash(hdr + 8, hdr + 4, payload, len);
+
+	pthread_mutex_lock(&w->mutex);
+	if (w->fd >= 0 && w->pid != getpid()) {
+		/* Forked: the descriptor (and its flock) is shared with the
+		   parent, so open our own. */
+		close(w->fd);
+		w->fd = -1;
+	}
+	if (w->fd < 0 && writer_open_newest(w, err) < 0)
+		goto out;
+	for (hops = 0; hops < WRITER_MAX_HOPS; hops++) {
+		snprintf(what, sizeof(what), "spool %s: segment %llu", w->dir,
+		         (unsigned long long)w->seg);
+		if (spool_lock(w->fd, LOCK_EX, SPOOL_WRITER_LOCK_TIMEOUT_MS, what, err) < 0)
+			goto out;
+		if (writer_segment_usable(w, &size, &usable, err) < 0) {
+			(void)flock(w->fd, LOCK_UN);
+			goto out;
+		}
+		if (usable)
+			break;
+		(void)flock(w->fd, LOCK_UN);
+		if (writer_next_segment(w, err) < 0)
+			goto out;
+	}
+	if (!usable) {
+		mf_error_set(err, "spool %s: no usable segment after %d attempts", w->dir, hops);
+		goto out;
+	}
+	iov[0].iov_base = hdr;
+	iov[0].iov_len = sizeof(hdr);
+	iov[1].iov_base = (void *)payload;
+	iov[1].iov_len = len;
+	ret = writer_write_record(w, iov, size, err);
+	(void)flock(w->fd, LOCK_UN);
+	if (ret == 0 && sync && fdatasync(w->fd) < 0)
+		ret = mf_error_set(err, "spool %s: fdatasync: %s", w->dir, strerror(errno));
+out:
+	pthread_mutex_unlock(&w->mutex);
+	return ret;
+}

@@ -378,16 +378,16 @@ static int cmd_status(struct ctl *ctl, int argc, char **argv)
 		}
 		checksum_hex(&ctl_migrations[i], sum);
 		if (strcmp(sum, a.sums[j]) != 0) {
-			printf("  CHANGED  %s  applied %s, file differs since\n",
+			printf("  CHANGED  %-32s applied %s, the file differs since\n",
 			       ctl_migrations[i].name, a.times[j]);
 			changed++;
 		} else {
-			printf("  applied  %s  %s\n", ctl_migrations[i].name, a.times[j]);
+			printf("  applied  %-32s %s\n", ctl_migrations[i].name, a.times[j]);
 		}
 	}
 	for (j = 0; j < a.n; j++) {
 		if (!compiled_in(a.names[j])) {
-			printf("  unknown  %s  applied %s, not in this mailfortctl\n", a.names[j],
+			printf("  unknown  %-32s applied %s, not in this mailfortctl\n", a.names[j],
 			       a.times[j]);
 		}
 	}

@@ -1,10 +1,82 @@
 /*
- * config-schema-pam.c - the [pam] section of mailfort.conf.
+ * config-schema-pam.c - the [pam] section of mailfort.conf: pam_mailfort's
+ * second factor, app passwords, lockout, and mailfortctl's enrolment
+ * defaults.  Every key pam_mailfort(8) documents is here, with its limits.
  */
 #include "mf-config.h"
 
+static const char *const pam_modes[] = {"append", "prompt", NULL};
+static const char *const pam_not_enrolled[] = {"require", "allow", NULL};
+
 static const struct mf_config_key pam_keys[] = {
-	{.name = NULL},
+    {.name = "mode",
+     .type = MF_CONFIG_ENUM,
+     .default_value = "append",
+     .choices = pam_modes,
+     .help = "append: the code ends the password string (mail clients); prompt: ask for it"},
+    {.name = "prompt",
+     .type = MF_CONFIG_STRING,
+     .default_value = "Verification code: ",
+     .help = "the question asked in prompt mode"},
+    {.name = "digits",
+     .type = MF_CONFIG_INT,
+     .default_value = "6",
+     .min = 6,
+     .max = 8,
+     .help = "code length for new enrolments (authenticator apps use 6)"},
+    {.name = "period",
+     .type = MF_CONFIG_DURATION,
+     .default_value = "30s",
+     .min = 15,
+     .max = 300,
+     .help = "TOTP time step for new enrolments"},
+    {.name = "window",
+     .type = MF_CONFIG_INT,
+     .default_value = "1",
+     .min = 0,
+     .max = 10,
+     .help = "accept codes this many steps before or after the current one"},
+    {.name = "issuer",
+     .type = MF_CONFIG_STRING,
+     .default_value = "mailfort",
+     .help = "name shown in the authenticator app (otpauth:// issuer)"},
+    {.name = "max_failures",
+     .type = MF_CONFIG_INT,
+     .default_value = "10",
+     .min = 1,
+     .max = 100,
+     .help = "consecutive failures that lock the account (NIST: at most 100)"},
+    {.name = "lockout_seconds",
+     .type = MF_CONFIG_DURATION,
+     .default_value = "900",
+     .min = 1,
+     .max = 31536000,
+     .help = "first lock time; doubles on each further lock"},
+    {.name = "lockout_max_seconds",
+     .type = MF_CONFIG_DURATION,
+     .default_value = "86400",
+     .min = 1,
+     .max = 31536000,
+     .help = "upper bound of the doubled lock time"},
+    {.name = "not_enrolled",
+     .type = MF_CONFIG_ENUM,
+     .default_value = "require",
+     .choices = pam_not_enrolled,
+     .help = "require: refuse accounts without TOTP; allow: password only (rollout)"},
+    {.name = "protocols",
+     .type = MF_CONFIG_STRING,
+     .default_value = NULL,
+     .help = "PAM service to app password protocol, e.g. dovecot:imap, "
+             "submission:smtp (default: the service name itself)"},
+    {.name = "apppass_protocols",
+     .type = MF_CONFIG_STRING,
+     .default_value = "imap,pop3,smtp",
+     .help = "protocols a new app password allows when --protocols is not given"},
+    {.name = "conninfo",
+     .type = MF_CONFIG_STRING,
+     .default_value = NULL,
+     .help = "libpq connection string for the PAM module (default: [database] conninfo)"},
+    {.name = NULL},
 };
 
 const struct mf_config_section mf_config_section_pam = {"pam", pam_keys};

@@ -1,0 +1,116 @@
+/*
+ * mf-totp.h - one-time codes (RFC 4226/6238), app passwords, recovery codes.
+ *
+ * Shared by pam_mailfort (verification at login) and mailfortctl
+ * (enrolment, issuing app passwords and recovery codes).
+ *
+ * TOTP codes are generated with liboath's HOTP function and compared here
+ * in constant time over the whole window (liboath's own validators use
+ * strcmp and stop at the first match).  Replay protection is not done here:
+ * the caller records the accepted step with an atomic
+ *   UPDATE ... SET totp_last_step = $step WHERE totp_last_step < $step
+ * and refuses when no row changed.
+ *
+ * App passwords: 20 characters from a 32-letter alphabet (100 bits), shown
+ * as five groups of four ("k7vq-...").  Recovery codes: 12 letters (about
+ * 54 bits, one use each), shown as three groups of four.  Both are stored
+ * only as mf_keyed_hash() of their normalised form (lower case, without
+ * separators), so a user may type them with or without dashes/spaces.
+ *
+ * Functions return 0 / -1 (with err set) unless documented otherwise.
+ * No function here logs, and no error message contains a secret.
+ */
+#ifndef MF_TOTP_H
+#define MF_TOTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+#include "mf-common.h"
+#include "mf-crypto.h"
+
+#define MF_TOTP_SECRET_BYTES 20 /* 160 bits, RFC 4226 recommendation */
+#define MF_TOTP_MIN_DIGITS   6
+#define MF_TOTP_MAX_DIGITS   8
+#define MF_TOTP_MAX_WINDOW   10
+/* A sealed secret as stored in accounts.totp_secret. */
+#define MF_TOTP_SEALED_BYTES (MF_TOTP_SECRET_BYTES + MF_SECRETBOX_OVERHEAD)
+
+/* The time step holding now (now / period), period in seconds (>= 1). */
+uint64_t mf_totp_step(time_t now, unsigned period);
+
+/* Write the digits-long code for step into out (NUL-terminated). */
+int mf_totp_code(char out[MF_TOTP_MAX_DIGITS + 1], const unsigned char *secret, size_t secret_len,
+                 uint64_t step, unsigned digits, struct mf_error *err) MF_WARN_UNUSED;
+
+/* Check code (code_len characters, not NUL-terminated necessarily) against
+   every step in [step - window, step + window], comparing in constant time
+   and without stopping at a match.  Returns 1 and the highest matching step
+   in *step_r, 0 when no step matches (also for a code of the wrong length or
+   with non-digits), -1 on an internal error (err set). */
+int mf_totp_verify(const unsigned char *secret, size_t secret_len, const char *code,
+                   size_t code_len, unsigned digits, uint64_t step, unsigned window,
+                   uint64_t *step_r, struct mf_error *err) MF_WARN_UNUSED;
+
+/* ---- secrets at rest ---- */
+/* A new random secret. */
+void mf_totp_secret_new(unsigned char secret[MF_TOTP_SECRET_BYTES]);
+/* Seal / open a secret with the TOTP key (secretbox). open fails on a
+   forged or malformed value, or one of another length. */
+void mf_totp_secret_seal(unsigned char out[MF_TOTP_SEALED_BYTES],
+                         const unsigned char secret[MF_TOTP_SECRET_BYTES],
+                         const unsigned char key[crypto_secretbox_KEYBYTES]);
+int mf_totp_secret_open(unsigned char secret[MF_TOTP_SECRET_BYTES], const unsigned char *sealed,
+                        size_t sealed_len, const unsigned char key[crypto_secretbox_KEYBYTES],
+                        struct mf_error *err) MF_WARN_UNUSED;
+
+/* Base32 (RFC 4648, no padding) of secret, as authenticator apps want it.
+   malloc'd; the caller wipes and frees it. NULL on allocation failure. */
+char *mf_totp_base32(const unsigned char *secret, size_t len);
+/* otpauth://totp/ISSUER:USER?secret=...&issuer=...&algorithm=SHA1&digits=D&period=P
+   with issuer and user percent-encoded.  malloc'd, contains the secret:
+   wipe before free.  NULL on allocation failure. */
+char *mf_totp_uri(const char *issuer, const char *user, const unsigned char *secret,
+                  size_t secret_len, unsigned digits, unsigned period);
+
+/* ---- key files ---- */
+/* Load keys/<name> from the key directory (e.g. "totp.key", "hash.key"),
+   refusing files that group or other can read. */
+int mf_totp_load_key(const char *key_dir, const char *name,
+                     unsigned char key[crypto_secretbox_KEYBYTES],
+                     struct mf_error *err) MF_WARN_UNUSED;
+
+/* ---- app passwords and recovery codes ---- */
+#define MF_APPPASS_CHARS    20
+#define MF_APPPASS_DISPLAY  (MF_APPPASS_CHARS + MF_APPPASS_CHARS / 4) /* groups + NUL */
+#define MF_RECOVERY_CHARS   12
+#define MF_RECOVERY_DISPLAY (MF_RECOVERY_CHARS + MF_RECOVERY_CHARS / 4)
+#define MF_RECOVERY_COUNT   10
+
+/* A new app password, "xxxx-xxxx-xxxx-xxxx-xxxx" (NUL-terminated). */
+void mf_apppass_new(char out[MF_APPPASS_DISPLAY]);
+/* A new recovery code, "xxxx-xxxx-xxxx". */
+void mf_recovery_new(char out[MF_RECOVERY_DISPLAY]);
+
+/* Keyed hash of the normalised form of an app password: dashes and spaces
+   dropped, letters folded to lower case.  Returns 0, or -1 when s is not
+   shaped like an app password (wrong length or characters): then it cannot
+   be one, and no lookup is needed. */
+int mf_apppass_hash(unsigned char out[MF_KEYED_HASH_BYTES], const char *s, size_t len,
+                    const unsigned char key[crypto_generichash_KEYBYTES]);
+/* Same for recovery codes. */
+int mf_recovery_hash(unsigned char out[MF_KEYED_HASH_BYTES], const char *s, size_t len,
+                     const unsigned char key[crypto_generichash_KEYBYTES]);
+/* Length of a recovery code at the end of s (with or without its two
+   dashes), or 0 when s does not end with one. */
+size_t mf_recovery_suffix_len(const char *s, size_t len);
+
+/* ---- protocols ---- */
+/* Validate and normalise a protocol list "imap,pop3,smtp" (lower case,
+   [a-z0-9_-]+, comma separated, no duplicates) into a PostgreSQL text[]
+   literal "{imap,pop3,smtp}" in out.  -1 with err naming the bad item. */
+int mf_protocols_to_array(char *out, size_t out_size, const char *list,
+                          struct mf_error *err) MF_WARN_UNUSED;
+
+#endif

@@ -1,0 +1,96 @@
+/*
+ * pam-mailfort.h - what the parts of pam_mailfort share: the per-call
+ * context and the account operations in PostgreSQL (pam-account.c).
+ *
+ * Everything lives in one struct pam_mf per pam_sm_* call, allocated on
+ * the caller's stack: no globals, so several pam handles in one process
+ * (Dovecot's auth worker, sshd) never see each other's state.
+ */
+#ifndef PAM_MAILFORT_H
+#define PAM_MAILFORT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <security/pam_modules.h>
+#include "mf-common.h"
+
+struct mf_config;
+struct mf_db;
+
+enum pam_mf_mode {
+	PAM_MF_AUTH,     /* lock check + second factor (default) */
+	PAM_MF_APPPASS,  /* the whole token may be an app password */
+	PAM_MF_AUTHFAIL, /* stacked after a failed password module: count it */
+	PAM_MF_AUTHSUCC, /* stacked after every factor succeeded: reset the count */
+};
+
+enum pam_mf_input {
+	PAM_MF_INPUT_CONFIG, /* [pam] mode decides */
+	PAM_MF_INPUT_APPEND,
+	PAM_MF_INPUT_PROMPT,
+};
+
+struct pam_mf_args {
+	enum pam_mf_mode mode;
+	enum pam_mf_input input;
+	const char *config_path;
+	const char *protocol; /* protocol= override for app passwords */
+	bool debug;
+};
+
+/* One account row, as the second factor needs it. */
+struct pam_mf_account {
+	bool found;
+	char id[24];
+	bool enrolled; /* totp_state = 'enrolled' */
+	bool locked;   /* locked_until > now() */
+	unsigned char *sealed_secret;
+	size_t sealed_len;
+	unsigned digits, period;
+};
+
+struct pam_mf {
+	pam_handle_t *pamh;
+	struct pam_mf_args args;
+	const char *user, *service, *rhost;
+	char protocol[64];
+	struct mf_config *cfg;
+	struct mf_db *db;
+	/* what the event records */
+	const char *result; /* "ok", "fail", "error" */
+	const char *reason;
+	const char *factor; /* "totp", "recovery", "apppass", "password", NULL */
+	bool locked_now;    /* this failure locked the account */
+	char apppass_id[24];
+};
+
+/* ---- pam-account.c: every statement is parameterized ---- */
+
+/* Load the account (found=false when there is no row). -1 on a db error. */
+int pam_mf_account_load(struct pam_mf *mf, struct pam_mf_account *acct,
+                        struct mf_error *err) MF_WARN_UNUSED;
+void pam_mf_account_clear(struct pam_mf_account *acct);
+/* Accept step once: 1 accepted, 0 step already used (replay), -1 db error. */
+int pam_mf_accept_step(struct pam_mf *mf, const struct pam_mf_account *acct, uint64_t step,
+                       struct mf_error *err) MF_WARN_UNUSED;
+/* Use a recovery code: 1 used now, 0 unknown or already used, -1 db error. */
+int pam_mf_use_recovery(struct pam_mf *mf, const struct pam_mf_account *acct,
+                        const unsigned char hash[32], struct mf_error *err) MF_WARN_UNUSED;
+/* Count one failure for the user; locks the account when it reaches
+   max_failures (sets mf->locked_now).  0, or -1 on a db error. */
+int pam_mf_record_failure(struct pam_mf *mf, struct mf_error *err) MF_WARN_UNUSED;
+/* Reset the failure count and record the login time. */
+int pam_mf_record_success(struct pam_mf *mf, struct mf_error *err) MF_WARN_UNUSED;
+
+enum pam_mf_apppass_status {
+	PAM_MF_APPPASS_NONE,     /* no such app password for this user */
+	PAM_MF_APPPASS_OK,       /* valid for this protocol; last use recorded */
+	PAM_MF_APPPASS_LOCKED,   /* the account is locked */
+	PAM_MF_APPPASS_REVOKED,  /* revoked */
+	PAM_MF_APPPASS_PROTOCOL, /* not allowed for this protocol */
+};
+/* One indexed lookup by keyed hash. -1 on a db error. */
+int pam_mf_apppass_check(struct pam_mf *mf, const unsigned char hash[32],
+                         enum pam_mf_apppass_status *status_r, struct mf_error *err) MF_WARN_UNUSED;
+
+#endif

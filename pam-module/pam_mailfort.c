@@ -1,0 +1,505 @@
+/*
+ * pam_mailfort.c - PAM entry points: TOTP second factor, app passwords,
+ * recovery codes and cluster-wide lockout (see pam_mailfort(8)).
+ *
+ * Modes (module argument):
+ *   (none)    lock check, then the second factor.  In append mode the last
+ *             `digits` characters of PAM_AUTHTOK are the code and the rest
+ *             is handed on as PAM_AUTHTOK for the password module; in prompt
+ *             mode the code is asked for.  A recovery code may stand in for
+ *             the code, once.
+ *   apppass   the whole PAM_AUTHTOK may be an app password: PAM_SUCCESS
+ *             when it is a valid one for this protocol, PAM_IGNORE when it
+ *             is none of this user's, PAM_AUTH_ERR when revoked, for another
+ *             protocol, or the account is locked.
+ *   authfail  stacked after the password module ([default=die]): counts the
+ *             failed password towards the lock.  Returns PAM_AUTH_ERR.
+ *   authsucc  stacked after all factors passed: resets the failure count,
+ *             records the login.  Returns PAM_SUCCESS.
+ * Other arguments: config=FILE, append, prompt, protocol=NAME, debug.
+ *
+ * Returns PAM_SUCCESS, PAM_AUTH_ERR (refused; also while locked and for
+ * accounts without TOTP under not_enrolled=require), PAM_IGNORE (apppass:
+ * not an app password), PAM_AUTHINFO_UNAVAIL when the configuration, the
+ * database, a key or the event spool is unavailable: failing closed.
+ *
+ * Runs inside someone else's process (Dovecot's auth worker, sshd): no
+ * globals, no exit(), logging through pam_syslog, every secret wiped.
+ * Every attempt appends one "auth" event to the spool; never the password
+ * or the code.
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <time.h>
+#include <security/pam_ext.h>
+#include <security/pam_modules.h>
+#include "mf-config.h"
+#include "mf-crypto.h"
+#include "mf-db.h"
+#include "mf-event.h"
+#include "mf-spool.h"
+#include "mf-totp.h"
+#include "pam-mailfort.h"
+
+#define TOKEN_MAX 1024 /* longest PAM_AUTHTOK considered */
+
+static int parse_args(pam_handle_t *pamh, struct pam_mf_args *args, int argc, const char **argv)
+{
+	int i;
+
+	memset(args, 0, sizeof(*args));
+	args->config_path = MF_CONFIG_DEFAULT_PATH;
+	for (i = 0; i < argc; i++) {
+		const char *a = argv[i];
+
+		if (strncmp(a, "config=", 7) == 0 && a[7] != '\0')
+			args->config_path = a + 7;
+		else if (strcmp(a, "apppass") == 0)
+			args->mode = PAM_MF_APPPASS;
+		else if (strcmp(a, "authfail") == 0)
+			args->mode = PAM_MF_AUTHFAIL;
+		else if (strcmp(a, "authsucc") == 0)
+			args->mode = PAM_MF_AUTHSUCC;
+		else if (strcmp(a, "append") == 0)
+			args->input = PAM_MF_INPUT_APPEND;
+		else if (strcmp(a, "prompt") == 0)
+			args->input = PAM_MF_INPUT_PROMPT;
+		else if (strncmp(a, "protocol=", 9) == 0 && a[9] != '\0')
+			args->protocol = a + 9;
+		else if (strcmp(a, "debug") == 0)
+			args->debug = true;
+		else {
+			pam_syslog(pamh, LOG_ERR, "unknown module argument '%s'", a);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static const char *mode_name(enum pam_mf_mode mode)
+{
+	switch (mode) {
+	case PAM_MF_APPPASS:
+		return "apppass";
+	case PAM_MF_AUTHFAIL:
+		return "authfail";
+	case PAM_MF_AUTHSUCC:
+		return "authsucc";
+	default:
+		return "auth";
+	}
+}
+
+/* The app password protocol for this PAM service: protocol= wins, then
+   the [pam] protocols map ("service:protocol, ..."), then the service. */
+static void resolve_protocol(struct pam_mf *mf)
+{
+	const char *map, *p, *name = mf->service != NULL ? mf->service : "";
+	size_t i, n = strlen(name);
+
+	if (mf->args.protocol != NULL)
+		name = mf->args.protocol;
+	else if ((map = mf_config_str(mf->cfg, "pam", "protocols")) != NULL) {
+		for (p = map; *p != '\0';) {
+			size_t klen, vlen;
+
+			while (*p == ' ' || *p == ',')
+				p++;
+			klen = strcspn(p, ":, ");
+			if (p[klen] != ':') {
+				p += klen;
+				continue;
+			}
+			vlen = strcspn(p + klen + 1, ", ");
+			if (klen == n && strncmp(p, name, n) == 0 && vlen > 0 &&
+			    vlen < sizeof(mf->protocol)) {
+				memcpy(mf->protocol, p + klen + 1, vlen);
+				mf->protocol[vlen] = '\0';
+				goto lower;
+			}
+			p += klen + 1 + vlen;
+		}
+	}
+	snprintf(mf->protocol, sizeof(mf->protocol), "%s", name);
+lower:
+	for (i = 0; mf->protocol[i] != '\0'; i++)
+		mf->protocol[i] = (char)tolower((unsigned char)mf->protocol[i]);
+}
+
+/* Append the auth event.  Returns 0, or -1 when it could not be written. */
+static int emit_event(struct pam_mf *mf)
+{
+	struct mf_spool_writer *w;
+	struct mf_event *ev;
+	struct mf_error err;
+	const char *dir;
+	int ret;
+
+	if (mf->cfg == NULL)
+		return -1;
+	dir = mf_config_str(mf->cfg, "spool", "dir");
+	ev = mf_event_new("auth", mf_config_str(mf->cfg, "spool", "node"));
+	if (ev == NULL) {
+		pam_syslog(mf->pamh, LOG_ERR, "cannot build the auth event: out of memory");
+		return -1;
+	}
+	mf_event_add_str(ev, "user", mf->user);
+	mf_event_add_str(ev, "service", mf->service);
+	mf_event_add_str(ev, "ip", mf->rhost);
+	mf_event_add_str(ev, "protocol", mf->protocol[0] != '\0' ? mf->protocol : NULL);
+	mf_event_add_str(ev, "mode", mode_name(mf->args.mode));
+	mf_event_add_str(ev, "result", mf->result);
+	mf_event_add_str(ev, "reason", mf->reason);
+	if (mf->factor != NULL)
+		mf_event_add_str(ev, "factor", mf->factor);
+	if (mf->apppass_id[0] != '\0')
+		mf_event_add_str(ev, "apppass_id", mf->apppass_id);
+	if (mf->locked_now)
+		mf_event_add_bool(ev, "locked", true);
+	w = mf_spool_writer_open(dir, &err);
+	if (w == NULL) {
+		mf_event_free(&ev);
+		pam_syslog(mf->pamh, LOG_ERR, "cannot record the auth event: %s", err.msg);
+		return -1;
+	}
+	ret = mf_event_append(ev, w, &err);
+	if (ret < 0)
+		pam_syslog(mf->pamh, LOG_ERR, "cannot record the auth event: %s", err.msg);
+	mf_spool_writer_close(&w);
+	mf_event_free(&ev);
+	return ret;
+}
+
+/* Record the outcome and turn it into the PAM return code.  No login is
+   granted without its audit record. */
+static int finish(struct pam_mf *mf, int pam_ret, const char *result, const char *reason)
+{
+	int level;
+
+	mf->result = result;
+	mf->reason = reason;
+	if (emit_event(mf) < 0 && pam_ret == PAM_SUCCESS)
+		pam_ret = PAM_AUTHINFO_UNAVAIL;
+	level = pam_ret == PAM_SUCCESS            ? LOG_INFO
+	        : pam_ret == PAM_AUTHINFO_UNAVAIL ? LOG_ERR
+	                                          : LOG_NOTICE;
+	if (pam_ret != PAM_SUCCESS || mf->args.debug)
+		pam_syslog(mf->pamh, level, "user=%s service=%s rhost=%s mode=%s: %s (%s)%s",
+		           mf->user != NULL ? mf->user : "?",
+		           mf->service != NULL ? mf->service : "?",
+		           mf->rhost != NULL ? mf->rhost : "", mode_name(mf->args.mode), result,
+		           reason, mf->locked_now ? ", account now locked" : "");
+	return pam_ret;
+}
+
+/* A failure of a factor: count it (the lock may start now) and refuse. */
+static int fail(struct pam_mf *mf, const char *reason)
+{
+	struct mf_error err;
+
+	if (pam_mf_record_failure(mf, &err) < 0) {
+		pam_syslog(mf->pamh, LOG_ERR, "cannot record a failed login: %s", err.msg);
+		return finish(mf, PAM_AUTHINFO_UNAVAIL, "error", "db_unavailable");
+	}
+	return finish(mf, PAM_AUTH_ERR, "fail", reason);
+}
+
+static int unavailable(struct pam_mf *mf, const char *reason, const struct mf_error *err)
+{
+	pam_syslog(mf->pamh, LOG_ERR, "%s", err->msg);
+	return finish(mf, PAM_AUTHINFO_UNAVAIL, "error", reason);
+}
+
+static bool all_digits(const char *s, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+	}
+	return true;
+}
+
+/* Check a TOTP code or recovery code for an enrolled account.  Returns a
+   PAM code through finish()/fail(); on success the caller sets AUTHTOK. */
+static int check_code(struct pam_mf *mf, const struct pam_mf_account *acct, const char *code,
+                      size_t code_len)
+{
+	unsigned char key[crypto_secretbox_KEYBYTES];
+	unsigned char secret[MF_TOTP_SECRET_BYTES];
+	unsigned char hash[MF_KEYED_HASH_BYTES];
+	const char *key_dir = mf_config_str(mf->cfg, "keys", "dir");
+	struct mf_error err;
+	uint64_t step;
+	int r;
+
+	if (code_len > 0 && all_digits(code, code_len)) {
+		mf->factor = "totp";
+		if (mf_totp_load_key(key_dir, "totp.key", key, &err) < 0)
+			return unavailable(mf, "key_unavailable", &err);
+		if (acct->sealed_secret == NULL ||
+		    mf_totp_secret_open(secret, acct->sealed_secret, acct->sealed_len, key, &err) <
+		        0) {
+			sodium_memzero(key, sizeof(key));
+			if (acct->sealed_secret == NULL)
+				mf_error_set(&err, "account '%s': enrolled without a secret",
+				             mf->user);
+			return unavailable(mf, "key_unavailable", &err);
+		}
+		sodium_memzero(key, sizeof(key));
+		r = mf_totp_verify(secret, sizeof(secret), code, code_len, acct->digits,
+		                   mf_totp_step(time(NULL), acct->period),
+		                   (unsigned)mf_config_int(mf->cfg, "pam", "window"), &step, &err);
+		sodium_memzero(secret, sizeof(secret));
+		if (r < 0)
+			return unavailable(mf, "internal_error", &err);
+		if (r == 0)
+			return fail(mf, "bad_code");
+		r = pam_mf_accept_step(mf, acct, step, &err);
+		if (r < 0)
+			return unavailable(mf, "db_unavailable", &err);
+		if (r == 0)
+			return fail(mf, "replay");
+		return PAM_SUCCESS;
+	}
+
+	mf->factor = "recovery";
+	if (mf_totp_load_key(key_dir, "hash.key", key, &err) < 0)
+		return unavailable(mf, "key_unavailable", &err);
+	r = mf_recovery_hash(hash, code, code_len, key);
+	sodium_memzero(key, sizeof(key));
+	if (r < 0) {
+		mf->factor = NULL;
+		return fail(mf, code_len == 0 ? "no_code" : "bad_code");
+	}
+	r = pam_mf_use_recovery(mf, acct, hash, &err);
+	sodium_memzero(hash, sizeof(hash));
+	if (r < 0)
+		return unavailable(mf, "db_unavailable", &err);
+	if (r == 0)
+		return fail(mf, "bad_recovery");
+	return PAM_SUCCESS;
+}
+
+/* The default mode: lock check, then the second factor. */
+static int do_auth(struct pam_mf *mf)
+{
+	struct pam_mf_account acct;
+	struct mf_error err;
+	const char *tok = NULL;
+	char *buf = NULL, *resp = NULL;
+	size_t len, code_len;
+	bool prompt;
+	int r;
+
+	if (pam_mf_account_load(mf, &acct, &err) < 0)
+		return unavailable(mf, "db_unavailable", &err);
+	if (acct.found && acct.locked) {
+		pam_mf_account_clear(&acct);
+		return finish(mf, PAM_AUTH_ERR, "fail", "locked");
+	}
+	if (!acct.found || !acct.enrolled) {
+		pam_mf_account_clear(&acct);
+		if (strcmp(mf_config_str(mf->cfg, "pam", "not_enrolled"), "allow") == 0)
+			return finish(mf, PAM_SUCCESS, "ok", "not_enrolled");
+		return finish(mf, PAM_AUTH_ERR, "fail", "not_enrolled");
+	}
+
+	if (mf->args.input == PAM_MF_INPUT_CONFIG)
+		prompt = strcmp(mf_config_str(mf->cfg, "pam", "mode"), "prompt") == 0;
+	else
+		prompt = mf->args.input == PAM_MF_INPUT_PROMPT;
+
+	if (prompt) {
+		r = pam_prompt(mf->pamh, PAM_PROMPT_ECHO_OFF, &resp, "%s",
+		               mf_config_str(mf->cfg, "pam", "prompt"));
+		if (r != PAM_SUCCESS || resp == NULL) {
+			pam_mf_account_clear(&acct);
+			return finish(mf, r == PAM_CONV_AGAIN ? PAM_INCOMPLETE : PAM_AUTH_ERR,
+			              "fail", "no_code");
+		}
+		len = strnlen(resp, TOKEN_MAX + 1);
+		r = len > TOKEN_MAX ? fail(mf, "bad_code") : check_code(mf, &acct, resp, len);
+		sodium_memzero(resp, len);
+		free(resp);
+		pam_mf_account_clear(&acct);
+		return r == PAM_SUCCESS
+		           ? finish(mf, PAM_SUCCESS, "ok",
+		                    strcmp(mf->factor, "recovery") == 0 ? "recovery" : "ok")
+		           : r;
+	}
+
+	/* append mode: password followed by the code */
+	r = pam_get_authtok(mf->pamh, PAM_AUTHTOK, &tok, NULL);
+	if (r != PAM_SUCCESS || tok == NULL) {
+		pam_mf_account_clear(&acct);
+		return finish(mf, r == PAM_CONV_AGAIN ? PAM_INCOMPLETE : PAM_AUTH_ERR, "fail",
+		              "no_code");
+	}
+	len = strnlen(tok, TOKEN_MAX + 1);
+	if (len > TOKEN_MAX) {
+		pam_mf_account_clear(&acct);
+		return fail(mf, "bad_code");
+	}
+	buf = malloc(len + 1);
+	if (buf == NULL) {
+		pam_mf_account_clear(&acct);
+		mf_error_set(&err, "out of memory");
+		return unavailable(mf, "internal_error", &err);
+	}
+	memcpy(buf, tok, len + 1);
+	if (len > 0 && buf[len - 1] >= '0' && buf[len - 1] <= '9')
+		code_len = acct.digits <= len ? acct.digits : len;
+	else
+		code_len = mf_recovery_suffix_len(buf, len);
+	r = check_code(mf, &acct, buf + len - code_len, code_len);
+	pam_mf_account_clear(&acct);
+	if (r == PAM_SUCCESS) {
+		/* the password module sees only the password */
+		buf[len - code_len] = '\0';
+		r = pam_set_item(mf->pamh, PAM_AUTHTOK, buf);
+		if (r != PAM_SUCCESS) {
+			mf_error_set(&err, "cannot hand the password on: %s",
+			             pam_strerror(mf->pamh, r));
+			r = unavailable(mf, "internal_error", &err);
+		} else {
+			r = finish(mf, PAM_SUCCESS, "ok",
+			           strcmp(mf->factor, "recovery") == 0 ? "recovery" : "ok");
+		}
+	}
+	sodium_memzero(buf, len + 1);
+	free(buf);
+	return r;
+}
+
+/* apppass mode: is the whole token one of this user's app passwords? */
+static int do_apppass(struct pam_mf *mf)
+{
+	unsigned char key[crypto_generichash_KEYBYTES];
+	unsigned char hash[MF_KEYED_HASH_BYTES];
+	enum pam_mf_apppass_status status;
+	struct mf_error err;
+	const char *tok = NULL;
+	int r;
+
+	r = pam_get_authtok(mf->pamh, PAM_AUTHTOK, &tok, NULL);
+	if (r != PAM_SUCCESS || tok == NULL)
+		return r == PAM_CONV_AGAIN ? PAM_INCOMPLETE : PAM_IGNORE;
+	if (mf_totp_load_key(mf_config_str(mf->cfg, "keys", "dir"), "hash.key", key, &err) < 0)
+		return unavailable(mf, "key_unavailable", &err);
+	r = mf_apppass_hash(hash, tok, strnlen(tok, TOKEN_MAX + 1), key);
+	sodium_memzero(key, sizeof(key));
+	if (r < 0)
+		return PAM_IGNORE; /* not shaped like an app password */
+	r = pam_mf_apppass_check(mf, hash, &status, &err);
+	sodium_memzero(hash, sizeof(hash));
+	if (r < 0)
+		return unavailable(mf, "db_unavailable", &err);
+	mf->factor = "apppass";
+	switch (status) {
+	case PAM_MF_APPPASS_NONE:
+		return PAM_IGNORE;
+	case PAM_MF_APPPASS_LOCKED:
+		return finish(mf, PAM_AUTH_ERR, "fail", "locked");
+	case PAM_MF_APPPASS_REVOKED:
+		return fail(mf, "apppass_revoked");
+	case PAM_MF_APPPASS_PROTOCOL:
+		return fail(mf, "apppass_protocol");
+	case PAM_MF_APPPASS_OK:
+		break;
+	}
+	if (pam_mf_record_success(mf, &err) < 0)
+		return unavailable(mf, "db_unavailable", &err);
+	return finish(mf, PAM_SUCCESS, "ok", "apppass");
+}
+
+static int run(pam_handle_t *pamh, int argc, const char **argv)
+{
+	struct pam_mf mf;
+	struct mf_db_settings set;
+	struct mf_error err;
+	const void *item;
+	const char *conninfo;
+	int ret;
+
+	memset(&mf, 0, sizeof(mf));
+	mf.pamh = pamh;
+	if (parse_args(pamh, &mf.args, argc, argv) < 0)
+		return PAM_AUTHINFO_UNAVAIL;
+	if (pam_get_user(pamh, &mf.user, NULL) != PAM_SUCCESS || mf.user == NULL ||
+	    mf.user[0] == '\0') {
+		pam_syslog(pamh, LOG_NOTICE, "no user name");
+		return PAM_USER_UNKNOWN;
+	}
+	if (pam_get_item(pamh, PAM_SERVICE, &item) == PAM_SUCCESS)
+		mf.service = item;
+	if (pam_get_item(pamh, PAM_RHOST, &item) == PAM_SUCCESS)
+		mf.rhost = item;
+
+	mf.cfg = mf_config_load(mf.args.config_path, &err);
+	if (mf.cfg == NULL) {
+		/* no spool location without a configuration: the log is all there is */
+		pam_syslog(pamh, LOG_ERR, "%s", err.msg);
+		return PAM_AUTHINFO_UNAVAIL;
+	}
+	resolve_protocol(&mf);
+	if (mf_crypto_init(&err) < 0) {
+		ret = unavailable(&mf, "internal_error", &err);
+		goto out;
+	}
+
+	mf_db_settings_from_config(&set, mf.cfg, "pam_mailfort");
+	conninfo = mf_config_str(mf.cfg, "pam", "conninfo");
+	if (conninfo != NULL)
+		set.conninfo = conninfo;
+	mf.db = mf_db_open(&set, &err);
+	if (mf.db == NULL) {
+		ret = unavailable(&mf, "db_unavailable", &err);
+		goto out;
+	}
+
+	switch (mf.args.mode) {
+	case PAM_MF_AUTH:
+		ret = do_auth(&mf);
+		break;
+	case PAM_MF_APPPASS:
+		ret = do_apppass(&mf);
+		break;
+	case PAM_MF_AUTHFAIL:
+		mf.factor = "password";
+		ret = fail(&mf, "bad_password");
+		break;
+	case PAM_MF_AUTHSUCC:
+		if (pam_mf_record_success(&mf, &err) < 0)
+			pam_syslog(pamh, LOG_WARNING, "cannot reset the failure count: %s",
+			           err.msg);
+		ret = PAM_SUCCESS;
+		break;
+	default:
+		ret = PAM_AUTHINFO_UNAVAIL;
+		break;
+	}
+out:
+	mf_db_close(&mf.db);
+	mf_config_free(&mf.cfg);
+	return ret;
+}
+
+PAM_EXTERN int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, const char **argv)
+{
+	(void)flags;
+	return run(pamh, argc, argv);
+}
+
+PAM_EXTERN int pam_sm_setcred(pam_handle_t *pamh, int flags, int argc, const char **argv)
+{
+	(void)pamh;
+	(void)flags;
+	(void)argc;
+	(void)argv;
+	return PAM_SUCCESS;
+}

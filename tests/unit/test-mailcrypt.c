@@ -1,0 +1,430 @@
+/*
+ * test-mailcrypt.c - the stored-mail ciphertext format (lib/mailcrypt.c):
+ * round trips, random access, and detection of every kind of damage
+ * (flipped bytes, truncation, extension, swapped or foreign chunks, wrong
+ * key).  Prints TAP.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "mf-crypto.h"
+#include "mf-mailcrypt.h"
+#include "tap.h"
+
+struct keys {
+	unsigned char pk[32], sk[32];
+};
+
+struct ct {
+	unsigned char *data;
+	size_t len;
+};
+
+static void *xmalloc(size_t n)
+{
+	void *p = malloc(n == 0 ? 1 : n);
+
+	if (p == NULL) {
+		fprintf(stderr, "out of memory\n");
+		exit(2);
+	}
+	return p;
+}
+
+/* Encrypt pt feeding it in pieces of random size (max_piece 0: one piece). */
+static struct ct encrypt(const struct keys *k, const unsigned char *pt, size_t len,
+                         uint32_t chunk_size, size_t max_piece)
+{
+	struct mf_mailcrypt_writer *w = xmalloc(sizeof(*w));
+	struct mf_error err;
+	struct ct c;
+	size_t cap = MF_MAILCRYPT_HEADER_SIZE + MF_MAILCRYPT_UPDATE_OUT_MAX(len) +
+	             MF_MAILCRYPT_FINAL_OUT_MAX;
+	size_t off = 0, piece, n;
+
+	c.data = xmalloc(cap);
+	if (mf_mailcrypt_writer_init_chunk(w, k->pk, chunk_size, c.data, &err) < 0) {
+		fprintf(stderr, "writer_init: %s\n", err.msg);
+		exit(2);
+	}
+	c.len = MF_MAILCRYPT_HEADER_SIZE;
+	while (off < len) {
+		piece = max_piece == 0 ? len - off : 1 + randombytes_uniform((uint32_t)max_piece);
+		if (piece > len - off)
+			piece = len - off;
+		if (mf_mailcrypt_writer_update(w, pt + off, piece, c.data + c.len, cap - c.len, &n,
+		                               &err) < 0) {
+			fprintf(stderr, "writer_update: %s\n", err.msg);
+			exit(2);
+		}
+		c.len += n;
+		off += piece;
+	}
+	if (mf_mailcrypt_writer_final(w, c.data + c.len, cap - c.len, &n, &err) < 0) {
+		fprintf(stderr, "writer_final: %s\n", err.msg);
+		exit(2);
+	}
+	c.len += n;
+	free(w);
+	return c;
+}
+
+/* 0 when ct decrypts to exactly pt; err filled otherwise. */
+static int decrypt_equals(const struct keys *k, const unsigned char *ct, size_t ct_len,
+                          const unsigned char *pt, size_t pt_len, struct mf_error *err)
+{
+	unsigned char *out = xmalloc(ct_len);
+	size_t n;
+	int ret;
+
+	ret = mf_mailcrypt_decrypt_buffer(ct, ct_len, k->pk, k->sk, out, ct_len, &n, err);
+	if (ret == 0 && (n != pt_len || memcmp(out, pt, n) != 0))
+		ret = mf_error_set(err, "decrypted text differs");
+	free(out);
+	return ret;
+}
+
+static void test_round_trips(const struct keys *k)
+{
+	static const size_t sizes[] = {0,     1,      100,       65535,        65536,
+	                               65537, 131072, 3 * 65536, 3 * 65536 + 1};
+	unsigned char *pt = xmalloc(4 * 65536 + 1000);
+	struct mf_error err;
+	uint64_t ptsz;
+	size_t i, len;
+	struct ct c;
+
+	randombytes_buf(pt, 4 * 65536 + 1000);
+	for (i = 0; i < MF_N_ELEMENTS(sizes) + 8; i++) {
+		len = i < MF_N_ELEMENTS(sizes) ? sizes[i] : randombytes_uniform(4 * 65536 + 1000);
+		c = encrypt(k, pt, len, MF_MAILCRYPT_CHUNK_SIZE, i % 2 ? 0 : 70000);
+		ok(c.len == mf_mailcrypt_ciphertext_size(len),
+		   "size %zu: ciphertext size %zu is predicted", len, c.len);
+		ok(mf_mailcrypt_plaintext_size(NULL, c.len, &ptsz, &err) == 0 && ptsz == len,
+		   "size %zu: plaintext size computed from ciphertext size", len);
+		ok(mf_mailcrypt_is_ciphertext(c.data, c.len), "size %zu: recognised by magic", len);
+		ok(decrypt_equals(k, c.data, c.len, pt, len, &err) == 0, "size %zu: round trip %s",
+		   len, err.msg);
+		free(c.data);
+	}
+	/* Byte-at-a-time feeding and small chunk sizes. */
+	c = encrypt(k, pt, 5000, 1024, 1);
+	ok(decrypt_equals(k, c.data, c.len, pt, 5000, &err) == 0,
+	   "byte-at-a-time feeding with 1 KiB chunks round trips");
+	free(c.data);
+	c = encrypt(k, pt, 3072, 1024, 1024);
+	ok(decrypt_equals(k, c.data, c.len, pt, 3072, &err) == 0 &&
+	       c.len == MF_MAILCRYPT_HEADER_SIZE + 3072 + 3 * 16,
+	   "exact multiple of the chunk size: no empty trailing chunk");
+	free(c.data);
+	free(pt);
+}
+
+static void test_random_access(const struct keys *k)
+{
+	const size_t len = 3 * 65536 + 12345;
+	unsigned char *pt = xmalloc(len), *buf = xmalloc(MF_MAILCRYPT_CHUNK_CT_MAX);
+	struct mf_mailcrypt_reader r;
+	struct mf_mailcrypt_chunk ch;
+	struct mf_error err;
+	struct ct c;
+	uint64_t i;
+	size_t n;
+	int good = 0, inplace = 0;
+	static const uint64_t offsets[] = {0, 1, 65535, 65536, 65537, 3 * 65536, 3 * 65536 + 12344};
+
+	randombytes_buf(pt, len);
+	c = encrypt(k, pt, len, MF_MAILCRYPT_CHUNK_SIZE, 4096);
+	ok(mf_mailcrypt_reader_init(&r, c.data, MF_MAILCRYPT_HEADER_SIZE, c.len, k->pk, k->sk,
+	                            &err) == 0,
+	   "reader opens the header alone: %s", err.msg);
+	ok(r.pt_size == len && r.chunk_count == 4 && r.info.chunk_size == 65536,
+	   "reader reports size, chunk count and chunk size");
+	/* Backwards, so no chunk depends on the one before it. */
+	for (i = r.chunk_count; i-- > 0;) {
+		if (mf_mailcrypt_chunk_at(&r, i, &ch, &err) < 0)
+			break;
+		memcpy(buf, c.data + ch.ct_offset, ch.ct_len);
+		if (mf_mailcrypt_open_chunk(&r, i, buf, ch.ct_len, buf + 0, ch.pt_len, &n, &err) ==
+		        0 &&
+		    n == ch.pt_len && memcmp(buf, pt + ch.pt_offset, n) == 0)
+			inplace++;
+		if (mf_mailcrypt_open_chunk(&r, i, c.data + ch.ct_offset, ch.ct_len, buf,
+		                            MF_MAILCRYPT_CHUNK_CT_MAX, &n, &err) == 0 &&
+		    n == ch.pt_len && memcmp(buf, pt + ch.pt_offset, n) == 0 &&
+		    ch.final == (i == 3))
+			good++;
+	}
+	ok(good == 4, "every chunk decrypted alone equals its plaintext slice");
+	ok(inplace == 4, "in-place decryption of every chunk");
+	for (i = 0; i < MF_N_ELEMENTS(offsets); i++) {
+		ok(mf_mailcrypt_chunk_for_offset(&r, offsets[i], &ch, &err) == 0 &&
+		       ch.pt_offset <= offsets[i] && offsets[i] < ch.pt_offset + ch.pt_len &&
+		       ch.ct_offset == MF_MAILCRYPT_HEADER_SIZE + ch.index * (65536 + 16),
+		   "plaintext offset %llu maps to chunk %llu", (unsigned long long)offsets[i],
+		   (unsigned long long)ch.index);
+	}
+	ok(mf_mailcrypt_chunk_for_offset(&r, len, &ch, &err) < 0, "offset past the end refused");
+	ok(mf_mailcrypt_chunk_at(&r, 4, &ch, &err) < 0, "chunk index past the end refused");
+	ok(mf_mailcrypt_open_chunk(&r, 1, c.data + MF_MAILCRYPT_HEADER_SIZE, 65536 + 16, buf,
+	                           MF_MAILCRYPT_CHUNK_CT_MAX, &n, &err) < 0 &&
+	       strstr(err.msg, "chunk 1 failed authentication") != NULL,
+	   "chunk 0 presented as chunk 1 refused: %s", err.msg);
+	ok(mf_mailcrypt_open_chunk(&r, 0, c.data + MF_MAILCRYPT_HEADER_SIZE, 65536, buf,
+	                           MF_MAILCRYPT_CHUNK_CT_MAX, &n, &err) < 0,
+	   "short chunk refused: %s", err.msg);
+	ok(mf_mailcrypt_open_chunk(&r, 0, c.data + MF_MAILCRYPT_HEADER_SIZE, 65536 + 16, buf, 100,
+	                           &n, &err) < 0,
+	   "small output buffer refused");
+	mf_mailcrypt_reader_clear(&r);
+	ok(mf_mailcrypt_chunk_at(&r, 0, &ch, &err) < 0, "cleared reader refuses to work");
+
+	/* Empty message. */
+	free(c.data);
+	c = encrypt(k, pt, 0, MF_MAILCRYPT_CHUNK_SIZE, 0);
+	ok(mf_mailcrypt_reader_init(&r, c.data, c.len, c.len, k->pk, k->sk, &err) == 0 &&
+	       r.pt_size == 0 && r.chunk_count == 1 &&
+	       mf_mailcrypt_chunk_for_offset(&r, 0, &ch, &err) == 0 &&
+	       mf_mailcrypt_open_chunk(&r, 0, c.data + ch.ct_offset, ch.ct_len, buf, 0, &n, &err) ==
+	           0 &&
+	       n == 0,
+	   "empty message: one empty final chunk");
+	mf_mailcrypt_reader_clear(&r);
+	free(c.data);
+	free(pt);
+	free(buf);
+}
+
+/* Every flipped byte of a whole ciphertext is detected by the reader. */
+static void flip_every_byte(const struct keys *k, size_t len, uint32_t chunk)
+{
+	unsigned char *pt = xmalloc(len);
+	struct mf_error err;
+	struct ct c;
+	size_t i, caught = 0;
+
+	randombytes_buf(pt, len);
+	c = encrypt(k, pt, len, chunk, 300);
+	for (i = 0; i < c.len; i++) {
+		unsigned char bit = (unsigned char)(1u << (i % 8));
+		c.data[i] ^= bit;
+		caught += decrypt_equals(k, c.data, c.len, pt, len, &err) < 0;
+		c.data[i] ^= bit;
+	}
+	ok(caught == c.len, "%zu-byte message, %u-byte chunks: all %zu flipped bytes detected", len,
+	   chunk, c.len);
+	ok(decrypt_equals(k, c.data, c.len, pt, len, &err) == 0, "restored ciphertext decrypts");
+	free(c.data);
+	free(pt);
+}
+
+static void test_truncation(const struct keys *k, uint32_t chunk)
+{
+	const size_t len = 3 * chunk + 100, stride = chunk + 16;
+	unsigned char *pt = xmalloc(len);
+	struct mf_error err;
+	struct ct c;
+	size_t cut, j, caught = 0, tries = 0;
+
+	randombytes_buf(pt, len);
+	c = encrypt(k, pt, len, chunk, 0);
+	for (j = 1; j <= 3; j++) {
+		cut = MF_MAILCRYPT_HEADER_SIZE + j * stride;
+		ok(decrypt_equals(k, c.data, cut, pt, len, &err) < 0 &&
+		       strstr(err.msg, "truncated") != NULL,
+		   "%u-byte chunks: cut after chunk %zu detected: %s", chunk, j - 1, err.msg);
+	}
+	for (cut = 0; cut < c.len; cut += 1 + cut / 7) {
+		tries++;
+		caught += decrypt_equals(k, c.data, cut, pt, len, &err) < 0;
+	}
+	for (j = 0; j <= 3; j++) {
+		/* Just before and just after every boundary, and inside the tag. */
+		size_t b = MF_MAILCRYPT_HEADER_SIZE + j * stride;
+		size_t cuts[] = {b - 1, b + 1, b + 15, b + 16, b + stride / 2};
+		size_t m;
+		for (m = 0; m < MF_N_ELEMENTS(cuts); m++) {
+			if (cuts[m] >= c.len)
+				continue;
+			tries++;
+			caught += decrypt_equals(k, c.data, cuts[m], pt, len, &err) < 0;
+		}
+	}
+	ok(caught == tries, "%u-byte chunks: %zu/%zu truncations (header, mid-chunk) detected",
+	   chunk, caught, tries);
+	free(c.data);
+	free(pt);
+}
+
+static void test_splicing(const struct keys *k)
+{
+	const uint32_t chunk = 1024;
+	const size_t len = 3 * chunk, stride = chunk + 16, h = MF_MAILCRYPT_HEADER_SIZE;
+	unsigned char *pt = xmalloc(len), *tmp = xmalloc(stride), *big;
+	struct mf_error err;
+	struct ct c, d;
+
+	randombytes_buf(pt, len);
+	c = encrypt(k, pt, len, chunk, 0);
+	d = encrypt(k, pt, len, chunk, 0);
+	ok(c.len == d.len && memcmp(c.data + h, d.data + h, c.len - h) != 0,
+	   "same plaintext, same key: different ciphertexts");
+
+	/* Swap chunks 0 and 1. */
+	memcpy(tmp, c.data + h, stride);
+	memcpy(c.data + h, c.data + h + stride, stride);
+	memcpy(c.data + h + stride, tmp, stride);
+	ok(decrypt_equals(k, c.data, c.len, pt, len, &err) < 0 &&
+	       strstr(err.msg, "chunk 0 failed authentication") != NULL,
+	   "two chunks swapped: %s", err.msg);
+	memcpy(c.data + h + stride, c.data + h, stride);
+	memcpy(c.data + h, tmp, stride);
+	ok(decrypt_equals(k, c.data, c.len, pt, len, &err) == 0, "swapped back: decrypts again");
+
+	/* Chunk 1 from another message of the same account, same plaintext. */
+	memcpy(tmp, c.data + h + stride, stride);
+	memcpy(c.data + h + stride, d.data + h + stride, stride);
+	ok(decrypt_equals(k, c.data, c.len, pt, len, &err) < 0 &&
+	       strstr(err.msg, "chunk 1 failed authentication") != NULL,
+	   "chunk from another message: %s", err.msg);
+	memcpy(c.data + h + stride, tmp, stride);
+
+	/* Header of another message in front of our chunks. */
+	memcpy(tmp, c.data, h);
+	memcpy(c.data, d.data, h);
+	ok(decrypt_equals(k, c.data, c.len, pt, len, &err) < 0, "header of another message: %s",
+	   err.msg);
+	memcpy(c.data, tmp, h);
+
+	/* Trailing data: a repeated full chunk, and a few stray bytes. */
+	big = xmalloc(c.len + stride);
+	memcpy(big, c.data, c.len);
+	memcpy(big + c.len, c.data + h, stride);
+	ok(decrypt_equals(k, big, c.len + stride, pt, len, &err) < 0 &&
+	       strstr(err.msg, "trailing data after final chunk 2") != NULL,
+	   "chunk appended after the final chunk: %s", err.msg);
+	memset(big + c.len, 'x', 20);
+	ok(decrypt_equals(k, big, c.len + 20, pt, len, &err) < 0, "stray bytes appended: %s",
+	   err.msg);
+	free(big);
+
+	/* Drop the middle chunk: sizes still line up. */
+	memmove(c.data + h + stride, c.data + h + 2 * stride, stride);
+	ok(decrypt_equals(k, c.data, c.len - stride, pt, len, &err) < 0, "middle chunk removed: %s",
+	   err.msg);
+	free(c.data);
+	free(d.data);
+	free(tmp);
+	free(pt);
+}
+
+static void test_keys_and_header(const struct keys *k)
+{
+	struct keys other;
+	unsigned char pt[200], *bad;
+	struct mf_mailcrypt_reader r;
+	struct mf_mailcrypt_info info;
+	struct mf_error err;
+	struct ct c;
+	static const char plain[] =
+	    "Return-Path: <a@example.org>\r\nFrom: a@example.org\r\n\r\nhi\r\n";
+	uint64_t ptsz;
+
+	randombytes_buf(pt, sizeof(pt));
+	mf_account_keypair(other.pk, other.sk);
+	c = encrypt(k, pt, sizeof(pt), MF_MAILCRYPT_CHUNK_SIZE, 0);
+	ok(decrypt_equals(&other, c.data, c.len, pt, sizeof(pt), &err) < 0 &&
+	       strstr(err.msg, "is sealed to account key") != NULL,
+	   "another account's key pair refused: %s", err.msg);
+	memcpy(other.pk, k->pk, 32);
+	ok(decrypt_equals(&other, c.data, c.len, pt, sizeof(pt), &err) < 0 &&
+	       strstr(err.msg, "cannot open content key") != NULL,
+	   "right public key, wrong secret key refused: %s", err.msg);
+
+	ok(!mf_mailcrypt_is_ciphertext(plain, strlen(plain)), "plaintext mail is not ciphertext");
+	ok(!mf_mailcrypt_is_ciphertext(c.data, 7), "7 bytes are not enough for the magic");
+	ok(mf_mailcrypt_peek(plain, strlen(plain), &info, &err) < 0 &&
+	       strstr(err.msg, "bad magic") != NULL,
+	   "peek on plaintext: %s", err.msg);
+	ok(mf_mailcrypt_peek(c.data, c.len, &info, &err) == 0 && info.version == 1 &&
+	       info.header_size == 136 && info.chunk_size == 65536,
+	   "peek reads version, header size and chunk size");
+	ok(mf_mailcrypt_peek(c.data, 10, &info, &err) < 0 && strstr(err.msg, "truncated") != NULL,
+	   "peek on 10 bytes: %s", err.msg);
+	bad = xmalloc(c.len);
+	memcpy(bad, c.data, c.len);
+	bad[8] = 2;
+	ok(mf_mailcrypt_peek(bad, c.len, &info, &err) < 0 &&
+	       strstr(err.msg, "unsupported ciphertext version 2") != NULL,
+	   "version 2: %s", err.msg);
+	bad[8] = 1;
+	bad[15] = 1; /* chunk size 65536 + 2^24 */
+	ok(mf_mailcrypt_peek(bad, c.len, &info, &err) < 0 && strstr(err.msg, "chunk size") != NULL,
+	   "huge chunk size: %s", err.msg);
+	free(bad);
+	ok(mf_mailcrypt_reader_init(&r, c.data, 100, c.len, k->pk, k->sk, &err) < 0 &&
+	       strstr(err.msg, "truncated") != NULL,
+	   "short header buffer: %s", err.msg);
+	ok(mf_mailcrypt_plaintext_size(NULL, 136 + 15, &ptsz, &err) < 0 &&
+	       mf_mailcrypt_plaintext_size(NULL, 136 + 65552 + 5, &ptsz, &err) < 0 &&
+	       mf_mailcrypt_plaintext_size(NULL, 136 + 65552 + 16, &ptsz, &err) < 0 &&
+	       mf_mailcrypt_plaintext_size(NULL, 136 + 65552 + 17, &ptsz, &err) == 0 &&
+	       ptsz == 65537,
+	   "impossible ciphertext sizes refused, possible ones computed");
+	free(c.data);
+}
+
+static void test_writer_misuse(const struct keys *k)
+{
+	struct mf_mailcrypt_writer *wp = xmalloc(sizeof(*wp));
+	unsigned char hdr[MF_MAILCRYPT_HEADER_SIZE], small[100], pt[3000];
+	unsigned char zero_pk[32] = {0};
+	struct mf_error err;
+	size_t n;
+
+	memset(pt, 'a', sizeof(pt));
+	ok(mf_mailcrypt_writer_init_chunk(wp, k->pk, 512, hdr, &err) < 0,
+	   "chunk size below the minimum refused");
+	ok(mf_mailcrypt_writer_init(wp, zero_pk, hdr, &err) < 0, "all-zero public key refused: %s",
+	   err.msg);
+	ok(mf_mailcrypt_writer_init_chunk(wp, k->pk, 1024, hdr, &err) == 0 &&
+	       mf_mailcrypt_writer_update(wp, pt, sizeof(pt), small, sizeof(small), &n, &err) < 0 &&
+	       strstr(err.msg, "too small") != NULL,
+	   "small output buffer refused: %s", err.msg);
+	ok(mf_mailcrypt_writer_update(wp, pt, 1, small, sizeof(small), &n, &err) < 0,
+	   "writer refuses work after an error");
+	ok(mf_mailcrypt_writer_init_chunk(wp, k->pk, 1024, hdr, &err) == 0 &&
+	       mf_mailcrypt_writer_update(wp, pt, 1024, small, sizeof(small), &n, &err) == 0 &&
+	       n == 0,
+	   "one full chunk is held back until more data or final");
+	ok(mf_mailcrypt_writer_final(wp, small, sizeof(small), &n, &err) < 0,
+	   "final with a small buffer refused");
+	mf_mailcrypt_writer_clear(wp);
+	ok(sodium_is_zero(wp->chunk_key, sizeof(wp->chunk_key)), "clear wipes the chunk key");
+	free(wp);
+}
+
+int main(void)
+{
+	struct mf_error err;
+	struct keys k;
+
+	if (mf_crypto_init(&err) < 0) {
+		printf("Bail out! %s\n", err.msg);
+		return 1;
+	}
+	mf_account_keypair(k.pk, k.sk);
+	test_round_trips(&k);
+	test_random_access(&k);
+	flip_every_byte(&k, 0, MF_MAILCRYPT_CHUNK_SIZE);
+	flip_every_byte(&k, 200, MF_MAILCRYPT_CHUNK_SIZE);
+	flip_every_byte(&k, 2500, 1024);
+	flip_every_byte(&k, 2048, 1024);
+	test_truncation(&k, 1024);
+	test_truncation(&k, MF_MAILCRYPT_CHUNK_SIZE);
+	test_splicing(&k);
+	test_keys_and_header(&k);
+	test_writer_misuse(&k);
+	sodium_memzero(k.sk, sizeof(k.sk));
+	return tap_done();
+}

@@ -2,11 +2,11 @@
  * crypt-keys.c - an account's mail key pairs, for the mailfort_crypt plugin.
  *
  * Keys live in PostgreSQL (mailfort.mail_keys, see sql/migrations/0002 and
- * 0200): the X25519 public key in the clear, the private key wrapped
- *   server mode:   mf_secretbox_seal(master.key, sk)   (72 bytes)
- *   password mode: mf_pwwrap(sk, password)              (Argon2id)
- * and, for password mode, one more wrap per app password
- * (mailfort.app_passwords.wrapped_mail_key, mf_pwwrap under that app
+ * 0200): the X25519 public key in the clear, the private key wrapped as
+ * mf-crypto.h describes (mf_account_wrap_server under master.key, or
+ * mf_account_wrap_password under the user's password, Argon2id) and, for
+ * password mode, one more wrap per app password
+ * (mailfort.app_passwords.wrapped_mail_key, a password wrap under that app
  * password), found through the keyed hash of the login password.
  *
  * Database access uses libmailfort's mf-db (libpq, blocking) rather than
@@ -31,8 +31,6 @@
 #include "mailfort-crypt-plugin.h"
 
 #include <stdlib.h>
-
-#define MF_SERVER_WRAP_SIZE (crypto_box_SECRETKEYBYTES + MF_SECRETBOX_OVERHEAD)
 
 struct mf_crypt_keypair {
 	unsigned char pk[crypto_box_PUBLICKEYBYTES];
@@ -226,9 +224,8 @@ static int mf_crypt_master_key(const struct mf_crypt_keys *keys,
 static int mf_crypt_keys_create(struct mf_crypt_keys *keys, const char **error_r)
 {
 	unsigned char pk[crypto_box_PUBLICKEYBYTES], sk[crypto_box_SECRETKEYBYTES];
-	unsigned char master[crypto_secretbox_KEYBYTES], wrapped[MF_SERVER_WRAP_SIZE];
-	unsigned char escrow_pk[crypto_box_PUBLICKEYBYTES];
-	unsigned char escrow[crypto_box_SECRETKEYBYTES + crypto_box_SEALBYTES];
+	unsigned char master[crypto_secretbox_KEYBYTES], wrapped[MF_ACCOUNT_WRAP_SERVER_BYTES];
+	unsigned char escrow_pk[crypto_box_PUBLICKEYBYTES], escrow[MF_ACCOUNT_ESCROW_BYTES];
 	const char *escrow_path = mf_config_str(keys->cfg, "crypt", "escrow_public_key");
 	char *pk_hex = NULL, *wrapped_hex = NULL, *escrow_hex = NULL;
 	const char *params[4];
@@ -243,15 +240,17 @@ static int mf_crypt_keys_create(struct mf_crypt_keys *keys, const char **error_r
 		*error_r = t_strdup(err.msg);
 		return -1;
 	}
-	crypto_box_keypair(pk, sk);
-	mf_secretbox_seal(wrapped, sk, sizeof(sk), master);
+	mf_account_keypair(pk, sk);
+	ret = mf_account_wrap_server(wrapped, pk, sk, master, &err);
 	sodium_memzero(master, sizeof(master));
-	if (escrow_path != NULL && crypto_box_seal(escrow, sk, sizeof(sk), escrow_pk) != 0) {
-		sodium_memzero(sk, sizeof(sk));
-		*error_r = t_strdup_printf("%s: not a usable X25519 public key", escrow_path);
+	if (ret == 0 && escrow_path != NULL)
+		ret = mf_account_escrow(escrow, sk, escrow_pk, &err);
+	sodium_memzero(sk, sizeof(sk));
+	if (ret < 0) {
+		*error_r = t_strdup(err.msg);
 		return -1;
 	}
-	sodium_memzero(sk, sizeof(sk));
+	ret = -1;
 
 	pk_hex = mf_db_escape_bytea(pk, sizeof(pk));
 	wrapped_hex = mf_db_escape_bytea(wrapped, sizeof(wrapped));
@@ -378,12 +377,14 @@ static int mf_crypt_unwrap_password(struct mf_crypt_keys *keys, struct mf_crypt_
 		                 &err) == 0;
 	}
 	if (!ok)
-		ok = mf_pwunwrap(pair->sk, pair->wrapped, pair->wrapped_len, pw, len, &err) == 0;
+		ok = mf_account_unwrap_password(pair->sk, pair->wrapped, pair->wrapped_len,
+		                                pair->pk, pw, len, &err) == 0;
 	if (!ok) {
 		if (mf_crypt_app_wrap(keys, &blob, &blob_len, error_r) < 0)
 			return -1;
 		if (blob != NULL) {
-			ok = mf_pwunwrap(pair->sk, blob, blob_len, pw, len, &err) == 0;
+			ok = mf_account_unwrap_password(pair->sk, blob, blob_len, pair->pk, pw, len,
+			                                &err) == 0;
 			free(blob);
 		}
 	}
@@ -399,33 +400,23 @@ static int mf_crypt_unwrap(struct mf_crypt_keys *keys, struct mf_crypt_keypair *
                            const char **error_r)
 {
 	unsigned char master[crypto_secretbox_KEYBYTES];
-	unsigned char check[crypto_box_PUBLICKEYBYTES];
+	struct mf_error err;
 	int ret;
 
 	if (pair->mode == MF_CRYPT_MODE_PASSWORD) {
 		if (mf_crypt_unwrap_password(keys, pair, error_r) < 0)
 			return -1;
 	} else {
-		if (pair->wrapped_len != MF_SERVER_WRAP_SIZE) {
-			*error_r = "server-mode key wrap has the wrong size";
-			return -1;
-		}
 		if (mf_crypt_master_key(keys, master, error_r) < 0)
 			return -1;
-		ret = mf_secretbox_open(pair->sk, pair->wrapped, pair->wrapped_len, master);
+		ret = mf_account_unwrap_server(pair->sk, pair->wrapped, pair->wrapped_len, pair->pk,
+		                               master, &err);
 		sodium_memzero(master, sizeof(master));
 		if (ret < 0) {
-			*error_r = "mail key does not unwrap with master.key "
-			           "(wrong master key or corrupted row)";
+			*error_r = t_strdup_printf("mail key does not unwrap with master.key: %s",
+			                           err.msg);
 			return -1;
 		}
-	}
-	/* the unwrapped secret must belong to the stored public key */
-	crypto_scalarmult_base(check, pair->sk);
-	if (sodium_memcmp(check, pair->pk, sizeof(check)) != 0) {
-		sodium_memzero(pair->sk, sizeof(pair->sk));
-		*error_r = "unwrapped mail key does not match its public key";
-		return -1;
 	}
 	pair->sk_valid = TRUE;
 	return 0;

@@ -24,8 +24,10 @@
  *
  * Failures: a message that cannot be decrypted (corrupted, truncated, key
  * not unwrappable) makes mail_get_stream() fail with an error in the log
- * naming the user, mailbox and UID; IMAP answers NO for that message
- * (imap_fetch_failure = no-after keeps the session).  The first and the
+ * naming the user, mailbox and UID.  Damaged data is reported as
+ * MAIL_ERROR_INVALIDDATA, which IMAP answers with a tagged NO [PARSE] for
+ * that FETCH and keeps the session (whatever imap_fetch_failure says); a key
+ * that cannot be had is an internal error.  The first and the
  * last chunk are authenticated when the message is opened, so a damaged
  * single-chunk message (< 64 KiB) or a truncated one never gets as far as a
  * literal on the wire.  A save for which no key is available fails with a
@@ -90,8 +92,11 @@ static int mailfort_crypt_verify_ends(struct istream *input, const char **error_
 	return 0;
 }
 
+/* Returns -1 with *corrupt_r set when the stored data is at fault, unset
+   when the key is (not available, database down, ...). */
 static int mailfort_crypt_open_reader(struct mail *mail, struct istream *input,
-                                      struct mf_mailcrypt_reader *reader_r, const char **error_r)
+                                      struct mf_mailcrypt_reader *reader_r, bool *corrupt_r,
+                                      const char **error_r)
 {
 	struct mailfort_crypt_user *muser = MAILFORT_CRYPT_USER_CONTEXT(mail->box->storage->user);
 	const unsigned char *header, *pk, *sk;
@@ -101,6 +106,7 @@ static int mailfort_crypt_open_reader(struct mail *mail, struct istream *input,
 	size_t size;
 	int ret;
 
+	*corrupt_r = TRUE;
 	ret = i_stream_read_bytes(input, &header, &size, MF_MAILCRYPT_PREFIX_SIZE);
 	if (ret <= 0 || mf_mailcrypt_peek(header, size, &info, &err) < 0) {
 		*error_r =
@@ -117,16 +123,33 @@ static int mailfort_crypt_open_reader(struct mail *mail, struct istream *input,
 	if (i_stream_get_size(input, TRUE, &ct_size) <= 0) {
 		*error_r = t_strdup_printf("cannot get the size of %s: %s",
 		                           i_stream_get_name(input), i_stream_get_error(input));
+		*corrupt_r = FALSE;
 		return -1;
 	}
 	/* key id: header bytes 32..39 (mf-mailcrypt.h layout) */
-	if (mf_crypt_keys_get_pair(muser->keys, header + 32, &pk, &sk, error_r) < 0)
+	if (mf_crypt_keys_get_pair(muser->keys, header + 32, &pk, &sk, error_r) < 0) {
+		*corrupt_r = FALSE;
 		return -1;
+	}
 	if (mf_mailcrypt_reader_init(reader_r, header, size, ct_size, pk, sk, &err) < 0) {
 		*error_r = t_strdup(err.msg);
 		return -1;
 	}
 	return 0;
+}
+
+/* Log the failure (naming user, mailbox and UID) and set the error the
+   client sees.  Damaged data is MAIL_ERROR_INVALIDDATA, which IMAP answers
+   with NO [PARSE] for the message and keeps the session; a missing key is
+   an internal (temporary) error. */
+static int mailfort_crypt_read_failed(struct mail *mail, bool corrupt, const char *error)
+{
+	mail_set_critical(mail, "mailfort_crypt: cannot decrypt message: %s", error);
+	if (corrupt) {
+		mail_storage_set_error(mail->box->storage, MAIL_ERROR_INVALIDDATA,
+		                       "Stored message is damaged and cannot be decrypted");
+	}
+	return -1;
 }
 
 static int mailfort_crypt_istream_opened(struct mail *_mail, struct istream **stream)
@@ -137,6 +160,7 @@ static int mailfort_crypt_istream_opened(struct mail *_mail, struct istream **st
 	struct istream *input = *stream, *plain;
 	const unsigned char *data;
 	const char *error;
+	bool corrupt;
 	size_t size;
 
 	if (i_stream_read_bytes(input, &data, &size, MF_MAILCRYPT_MAGIC_SIZE) <= 0 ||
@@ -150,17 +174,15 @@ static int mailfort_crypt_istream_opened(struct mail *_mail, struct istream **st
 		                  i_stream_get_name(input), i_stream_get_error(input));
 		return -1;
 	}
-	if (mailfort_crypt_open_reader(_mail, input, &reader, &error) < 0) {
-		mail_set_critical(_mail, "mailfort_crypt: cannot decrypt message: %s", error);
-		return -1;
-	}
+	if (mailfort_crypt_open_reader(_mail, input, &reader, &corrupt, &error) < 0)
+		return mailfort_crypt_read_failed(_mail, corrupt, error);
 	plain = i_stream_create_mf_decrypt(input, &reader);
 	mf_mailcrypt_reader_clear(&reader);
 	i_stream_set_name(plain, t_strdup_printf("(mailfort_crypt %s)", i_stream_get_name(input)));
 	if (mailfort_crypt_verify_ends(plain, &error) < 0) {
-		mail_set_critical(_mail, "mailfort_crypt: cannot decrypt message: %s", error);
+		corrupt = plain->stream_errno == EINVAL;
 		i_stream_unref(&plain);
-		return -1;
+		return mailfort_crypt_read_failed(_mail, corrupt, error);
 	}
 	i_stream_unref(stream);
 	*stream = plain;

@@ -1,0 +1,256 @@
+/*
+ * alerts.c - alert rules over the audit trail.
+ *
+ * Evaluated for each shipped batch, inside its transaction, by SQL over the
+ * stored events (so a restart loses no state and an alert is raised exactly
+ * once with the batch that caused it).  Rules and their [auditd] settings:
+ *
+ *   new_ip         a successful login from an address the account has not
+ *                  logged in from within new_ip_days (accounts without any
+ *                  login in that period are not alerted: nothing to compare)
+ *   failed_logins  failed_logins failures for one account within
+ *                  failed_logins_window
+ *   failed_logins_ip  failed_logins_ip failures from one address, same window
+ *   mass_read      mass_read message reads by one account in mass_read_window
+ *   mass_delete    mass_delete expunges by one account in mass_delete_window
+ *   totp_replay    an authentication refused because its code was used before
+ *   locked_login   a login attempt on a locked account
+ *
+ * A threshold rule stays quiet for one window after it fired for the same
+ * account or address.  Each alert is a row in mailfort.alerts (whose
+ * trigger sends NOTIFY mailfort_alert); after the batch commits, alerts are
+ * mailed to security_address through the local sendmail when one is set.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <libpq-fe.h>
+
+#include "auditd.h"
+#include "mf-config.h"
+#include "mf-db.h"
+#include "mf-log.h"
+
+#define FAILED_PRED "type IN ('auth', 'login') AND coalesce(payload::jsonb->>'result', '') <> 'ok'"
+
+/* A threshold rule: count events matching pred per key within a window. */
+struct count_rule {
+	const char *rule;
+	const char *key; /* username or ip */
+	const char *pred;
+	const char *what; /* for the summary */
+	const char *threshold_key, *window_key;
+};
+
+static const struct count_rule count_rules[] = {
+    {"failed_logins", "username", FAILED_PRED, "failed logins", "failed_logins",
+     "failed_logins_window"},
+    {"failed_logins_ip", "ip", FAILED_PRED, "failed logins", "failed_logins_ip",
+     "failed_logins_window"},
+    {"mass_read", "username", "type = 'read'", "messages read", "mass_read", "mass_read_window"},
+    {"mass_delete", "username", "type = 'expunge'", "messages expunged", "mass_delete",
+     "mass_delete_window"},
+};
+
+static void queue_alerts(struct auditd *d, PGresult *res)
+{
+	for (int i = 0; i < PQntuples(res); i++) {
+		struct auditd_alert *a = calloc(1, sizeof(*a));
+
+		if (a == NULL)
+			abort();
+		a->rule = strdup(PQgetvalue(res, i, 0));
+		a->username = PQgetisnull(res, i, 1) ? NULL : strdup(PQgetvalue(res, i, 1));
+		a->ip = PQgetisnull(res, i, 2) ? NULL : strdup(PQgetvalue(res, i, 2));
+		a->summary = strdup(PQgetvalue(res, i, 3));
+		a->next = d->alerts;
+		d->alerts = a;
+		mf_log_warn("alert %s: %s", a->rule, a->summary);
+	}
+}
+
+static int run_rule(struct auditd *d, const char *sql, int nparams, const char *const *params,
+                    struct mf_error *err)
+{
+	PGresult *res = mf_db_exec(d->db, sql, nparams, params, err);
+
+	if (res == NULL)
+		return -1;
+	queue_alerts(d, res);
+	PQclear(res);
+	return 0;
+}
+
+static int count_rule_eval(struct auditd *d, const struct count_rule *r, const char *from,
+                           const char *to, struct mf_error *err)
+{
+	char sql[3072], thr[32], win[32];
+	int64_t threshold = mf_config_int(d->cfg, "auditd", r->threshold_key);
+	const char *params[5];
+	bool is_ip = strcmp(r->key, "ip") == 0;
+
+	if (threshold <= 0)
+		return 0;
+	snprintf(thr, sizeof(thr), "%" PRId64, threshold);
+	snprintf(win, sizeof(win), "%" PRId64, mf_config_int(d->cfg, "auditd", r->window_key));
+	/* Only fixed fragments go into the text; every value is a parameter. */
+	snprintf(
+	    sql, sizeof(sql),
+	    "WITH b AS (SELECT %1$s AS k, max(event_time) AS t, max(seq) AS seq "
+	    "  FROM mailfort.audit_events WHERE node = $1 AND seq BETWEEN $2 AND $3 "
+	    "  AND %1$s IS NOT NULL AND %2$s GROUP BY %1$s) "
+	    "INSERT INTO mailfort.alerts (node, rule, severity, username, ip, summary, detail, "
+	    "  event_node, event_seq) "
+	    "SELECT $1, '%3$s', 'warning', %4$s, %5$s, "
+	    "  format('%%s %6$s by %%s within %%s seconds', c.n, %7$s, $5), "
+	    "  jsonb_build_object('count', c.n, 'threshold', $4::bigint, 'window_seconds', "
+	    "  $5::bigint), $1, b.seq "
+	    "FROM b CROSS JOIN LATERAL (SELECT count(*) AS n FROM mailfort.audit_events e "
+	    "  WHERE e.%1$s = b.k AND e.event_time > b.t - make_interval(secs => $5::bigint) "
+	    "  AND e.event_time <= b.t AND %2$s) c "
+	    "WHERE c.n >= $4::bigint AND NOT EXISTS (SELECT 1 FROM mailfort.alerts a "
+	    "  WHERE a.rule = '%3$s' AND a.%1$s = b.k "
+	    "  AND a.created_at > now() - make_interval(secs => $5::bigint)) "
+	    "RETURNING rule, username, host(ip), summary",
+	    r->key, r->pred, r->rule, is_ip ? "NULL" : "b.k", is_ip ? "b.k" : "NULL", r->what,
+	    is_ip ? "host(b.k)" : "b.k");
+	params[0] = d->node;
+	params[1] = from;
+	params[2] = to;
+	params[3] = thr;
+	params[4] = win;
+	return run_rule(d, sql, 5, params, err);
+}
+
+int auditd_alerts_evaluate(struct auditd *d, int64_t from_seq, int64_t to_seq, struct mf_error *err)
+{
+	char from[32], to[32], days[32];
+	const char *params[4] = {d->node, from, to, days};
+	int64_t new_ip_days = mf_config_int(d->cfg, "auditd", "new_ip_days");
+
+	snprintf(from, sizeof(from), "%" PRId64, from_seq);
+	snprintf(to, sizeof(to), "%" PRId64, to_seq);
+	snprintf(days, sizeof(days), "%" PRId64, new_ip_days);
+
+	for (size_t i = 0; i < MF_N_ELEMENTS(count_rules); i++) {
+		if (count_rule_eval(d, &count_rules[i], from, to, err) < 0)
+			return -1;
+	}
+	if (new_ip_days > 0 &&
+	    run_rule(d,
+	             "INSERT INTO mailfort.alerts (node, rule, severity, username, ip, summary, "
+	             "  detail, event_node, event_seq) "
+	             "SELECT $1, 'new_ip', 'warning', e.username, e.ip, "
+	             "  format('login by %s from %s, not seen for this account in %s days', "
+	             "  e.username, host(e.ip), $4), "
+	             "  jsonb_build_object('service', e.payload::jsonb->>'service', 'client', "
+	             "  e.payload::jsonb->>'client', 'days', $4::int), e.node, e.seq "
+	             "FROM mailfort.audit_events e "
+	             "WHERE e.node = $1 AND e.seq BETWEEN $2 AND $3 AND e.type = 'login' "
+	             "  AND e.ip IS NOT NULL AND e.username IS NOT NULL "
+	             "  AND coalesce(e.payload::jsonb->>'result', 'ok') = 'ok' "
+	             "  AND EXISTS (SELECT 1 FROM mailfort.audit_events o WHERE o.username = "
+	             "    e.username AND o.type = 'login' AND o.ip IS NOT NULL "
+	             "    AND o.event_time >= e.event_time - make_interval(days => $4::int) "
+	             "    AND o.event_time <= e.event_time AND (o.node, o.seq) <> (e.node, e.seq)) "
+	             "  AND NOT EXISTS (SELECT 1 FROM mailfort.audit_events o WHERE o.username = "
+	             "    e.username AND o.type = 'login' AND o.ip = e.ip "
+	             "    AND o.event_time >= e.event_time - make_interval(days => $4::int) "
+	             "    AND o.event_time <= e.event_time AND (o.node, o.seq) <> (e.node, e.seq)) "
+	             "RETURNING rule, username, host(ip), summary",
+	             4, params, err) < 0)
+		return -1;
+	if (run_rule(d,
+	             "INSERT INTO mailfort.alerts (node, rule, severity, username, ip, summary, "
+	             "  detail, event_node, event_seq) "
+	             "SELECT $1, CASE WHEN j->>'reason' ~* 'replay' THEN 'totp_replay' "
+	             "    ELSE 'locked_login' END, "
+	             "  CASE WHEN j->>'reason' ~* 'replay' THEN 'critical' ELSE 'warning' END, "
+	             "  e.username, e.ip, "
+	             "  CASE WHEN j->>'reason' ~* 'replay' "
+	             "    THEN format('replayed one-time code for %s from %s', e.username, "
+	             "      coalesce(host(e.ip), 'unknown address')) "
+	             "    ELSE format('login attempt on locked account %s from %s', e.username, "
+	             "      coalesce(host(e.ip), 'unknown address')) END, "
+	             "  jsonb_build_object('service', j->>'service', 'reason', j->>'reason'), "
+	             "  e.node, e.seq "
+	             "FROM mailfort.audit_events e, LATERAL (SELECT e.payload::jsonb) AS p(j) "
+	             "WHERE e.node = $1 AND e.seq BETWEEN $2 AND $3 AND e.type = 'auth' "
+	             "  AND coalesce(j->>'result', '') <> 'ok' "
+	             "  AND (j->>'reason' ~* 'replay' OR j->>'reason' ~* 'lock') "
+	             "RETURNING rule, username, host(ip), summary",
+	             3, params, err) < 0)
+		return -1;
+	return 0;
+}
+
+/* Mail one alert through sendmail -t; failures are logged, never fatal. */
+static void mail_alert(struct auditd *d, const char *to, const struct auditd_alert *a)
+{
+	const char *sendmail = mf_config_str(d->cfg, "auditd", "sendmail");
+	int fds[2], status;
+	pid_t pid;
+	FILE *f;
+
+	if (pipe(fds) < 0) {
+		mf_log_error("alert mail: pipe: %s", strerror(errno));
+		return;
+	}
+	pid = fork();
+	if (pid < 0) {
+		mf_log_error("alert mail: fork: %s", strerror(errno));
+		close(fds[0]);
+		close(fds[1]);
+		return;
+	}
+	if (pid == 0) {
+		dup2(fds[0], 0);
+		close(fds[0]);
+		close(fds[1]);
+		execl(sendmail, sendmail, "-t", "-oi", (char *)NULL);
+		_exit(127);
+	}
+	close(fds[0]);
+	f = fdopen(fds[1], "w");
+	if (f == NULL) {
+		close(fds[1]);
+	} else {
+		fprintf(f,
+		        "To: %s\nSubject: [mailfort alert] %s: %s\nAuto-Submitted: auto-generated\n"
+		        "Content-Type: text/plain; charset=utf-8\n\n"
+		        "Rule:    %s\nNode:    %s\nAccount: %s\nAddress: %s\n\n%s\n\n"
+		        "See audit.alerts in the mailfort database for details.\n",
+		        to, a->rule, a->username != NULL ? a->username : "-", a->rule, d->node,
+		        a->username != NULL ? a->username : "-", a->ip != NULL ? a->ip : "-",
+		        a->summary);
+		fclose(f);
+	}
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		mf_log_error("alert mail to %s: %s exited with status %d", to, sendmail,
+		             WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+}
+
+void auditd_alerts_flush(struct auditd *d, bool send)
+{
+	const char *to = mf_config_str(d->cfg, "auditd", "security_address");
+	struct auditd_alert *a, *next;
+
+	for (a = d->alerts; a != NULL; a = next) {
+		next = a->next;
+		if (send && to != NULL && *to != '\0')
+			mail_alert(d, to, a);
+		free(a->rule);
+		free(a->username);
+		free(a->ip);
+		free(a->summary);
+		free(a);
+	}
+	d->alerts = NULL;
+}

@@ -1,0 +1,80 @@
+/*
+ * auditd.h - what the parts of mailfort-auditd share.
+ *
+ * main.c     options, privileges, signals, the main loop
+ * ship.c     spool -> PostgreSQL: batches, hash chain, positions, checkpoints,
+ *            partitions and retention
+ * alerts.c   alert rules evaluated on each batch inside its transaction, and
+ *            mailing alerts to the security address after it commits
+ *
+ * Every function returns 0 on success and -1 with err set; a -1 from the
+ * shipping path means "the database went away or refused the batch": the
+ * caller rolls back, forgets the uncommitted batch, waits and retries.
+ */
+#ifndef MF_AUDITD_H
+#define MF_AUDITD_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "mf-audit-chain.h"
+#include "mf-common.h"
+#include "mf-spool.h"
+
+struct mf_config;
+struct mf_db;
+
+/* An alert raised in the current batch, mailed after commit. */
+struct auditd_alert {
+	char *rule, *username, *ip, *summary;
+	struct auditd_alert *next;
+};
+
+struct auditd {
+	const char *config_path;
+	struct mf_config *cfg;
+	char *node;
+	char *spool_dir;
+	struct mf_db *db;
+	struct mf_spool_reader *reader; /* positioned at the committed position */
+
+	/* committed state (what PostgreSQL has) */
+	bool state_loaded;
+	struct mf_spool_pos pos;
+	int64_t seq;
+	unsigned char head[MF_AUDIT_HASH_BYTES];
+	int64_t ckpt_seq;
+	time_t ckpt_time;
+	time_t maint_time; /* last partition / retention run */
+
+	unsigned char *sign_sk; /* sodium_malloc'd Ed25519 secret key */
+	unsigned char sign_pk[MF_AUDIT_PK_BYTES];
+
+	struct auditd_alert *alerts; /* raised by the batch being shipped */
+	uint64_t shipped_total;
+	bool verbose;
+};
+
+/* ship.c */
+/* Connect (if needed) and load the committed state. */
+int auditd_connect(struct auditd *d, struct mf_error *err);
+/* Forget connection-bound state after a failure (reader, db). */
+void auditd_reset(struct auditd *d);
+/* Ship one batch; *n_r = events shipped (0: the spool is empty). */
+int auditd_ship_batch(struct auditd *d, int64_t *n_r, struct mf_error *err);
+/* Write a checkpoint when one is due (force: whenever events are unsigned). */
+int auditd_checkpoint_if_due(struct auditd *d, bool force, struct mf_error *err);
+/* Partitions ahead and retention, at most hourly unless force. */
+int auditd_maintenance(struct auditd *d, bool force, struct mf_error *err);
+
+/* alerts.c */
+/* Evaluate the rules over events from_seq..to_seq of this node (inside the
+   batch's transaction); raised alerts are queued on d->alerts. */
+int auditd_alerts_evaluate(struct auditd *d, int64_t from_seq, int64_t to_seq,
+                           struct mf_error *err);
+/* Mail queued alerts (after commit) and free the queue. */
+void auditd_alerts_flush(struct auditd *d, bool send);
+
+#endif

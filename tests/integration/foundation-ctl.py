@@ -50,6 +50,12 @@ for argv in (["db", "status"], ["db", "migrate"], ["keys", "init"], ["keys", "st
            "%s with a missing --config file: one line naming it, exit 1" % " ".join(argv),
            "exit %d: %s" % (r.returncode, r.stderr))
 
+# The annotated example configuration is accepted as it is shipped.
+example = src_path("examples", "mailfort.conf")
+r = run([CTL, "--config", example, "keys", "status"])
+tap.ok("mailfort.conf" not in r.stderr and r.stderr.count("\n") <= 1,
+       "examples/mailfort.conf loads without a configuration error", r.stderr)
+
 # ------------------------------------------------------------ db status / migrate
 site = Site("fctl", migrate=False, keys=False)
 # trust authentication ignores the password: it only has to stay out of the output

@@ -585,6 +585,11 @@ static int config_handler(void *user, const char *section, const char *name, con
 		parse_error(ctx, ctx->lineno, "[%s] missing key name before '='", sec->name);
 		return 1;
 	}
+	if (strpbrk(name, " \t") != NULL) {
+		parse_error(ctx, ctx->lineno, "[%s] '%s' is not a key name (missing '='?)",
+		            sec->name, q);
+		return 1;
+	}
 	for (k = 0; sec->keys[k].name != NULL; k++) {
 		if (strcmp(sec->keys[k].name, name) == 0)
 			break;

@@ -26,8 +26,9 @@
 #include "mf-db.h"
 
 /* pg_advisory_lock key: "mailfort" in ASCII. */
-#define MIGRATE_LOCK_KEY "7881706620593426036"
-#define CHECKSUM_HEX     (crypto_hash_sha256_BYTES * 2 + 1)
+#define MIGRATE_LOCK_KEY   "7881706620593426036"
+#define MIN_SERVER_VERSION 130000
+#define CHECKSUM_HEX       (crypto_hash_sha256_BYTES * 2 + 1)
 
 struct applied {
 	char **names;
@@ -277,6 +278,12 @@ static int cmd_migrate(struct ctl *ctl, int argc, char **argv)
 	/* Migrations may legitimately run long (an index on a big table). */
 	if (mf_db_command(db, "SET statement_timeout = 0", 0, NULL, &err) < 0)
 		return ctl_fail("%s", err.msg);
+	/* Row triggers on partitioned tables (the audit trail) need 13. */
+	if (mf_db_conn(db) != NULL && PQserverVersion(mf_db_conn(db)) < MIN_SERVER_VERSION)
+		return ctl_fail("PostgreSQL %d.%d is too old: the schema needs %d or later",
+		                PQserverVersion(mf_db_conn(db)) / 10000,
+		                PQserverVersion(mf_db_conn(db)) % 10000 / 100,
+		                MIN_SERVER_VERSION / 10000);
 	if (lock_migrations(db, ctl) != 0)
 		return 1;
 	if (applied_load(db, &a) < 0)

@@ -1,12 +1,718 @@
 /*
- * ctl-audit.c - mailfortctl audit: not built into this version yet.
+ * ctl-audit.c - mailfortctl audit: search the audit trail, verify it.
+ *
+ * SYNOPSIS
+ *   mailfortctl audit search [--user U] [--since T] [--until T] [--event TYPE[,TYPE..]]
+ *                            [--message-id ID] [--ip ADDR] [--node N] [--limit N]
+ *                            [--format table|csv|json]
+ *   mailfortctl audit verify [--since T] [--node N] [--key PUBKEY]
+ *
+ * T is an absolute time PostgreSQL understands ("2026-11-27", "2026-11-27
+ * 08:00+01") or an age: "90s", "15m", "12h", "7d".
+ *
+ * search prints matching events, oldest first: a table (default), CSV with
+ * a header line, or JSON lines ({"node","seq","event"} with the event as
+ * stored).
+ *
+ * verify recomputes every node's hash chain (lib/mf-audit-chain.h) and
+ * checks every signed checkpoint against audit-sign.pub.  It prints one
+ * line per node and "OK", or the first row that does not match and why:
+ *   changed   a row's event or columns differ from what was hashed / signed
+ *   missing   a seq number is absent (rows deleted)
+ *   inserted  a seq number appears twice, or a row does not link to the
+ *             previous one
+ * With --since, verification starts at the last checkpoint before T, whose
+ * signature anchors the chain.  Rows after the newest checkpoint are
+ * verified as a chain and reported as not yet signed.
+ *
+ * Exit status: 0 OK, 1 a verification failure or an error, 2 usage.
  */
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <sodium.h>
+
 #include "ctl.h"
+#include "mf-audit-chain.h"
+#include "mf-config.h"
+#include "mf-crypto.h"
+#include "mf-db.h"
+
+static void audit_help(FILE *f)
+{
+	fputs("usage: mailfortctl audit search [--user U] [--since T] [--until T]\n"
+	      "                                [--event TYPE[,TYPE..]] [--message-id ID] [--ip "
+	      "ADDR]\n"
+	      "                                [--node N] [--limit N] [--format table|csv|json]\n"
+	      "       mailfortctl audit verify [--since T] [--node N] [--key PUBKEY]\n"
+	      "T: a time (2026-11-27, '2026-11-27 08:00+01') or an age (90s, 15m, 12h, 7d)\n",
+	      f);
+}
+
+/* An age like "7d" becomes an absolute UTC time; anything else is passed on. */
+static const char *time_arg(const char *arg, char buf[64])
+{
+	char *end;
+	long long n = strtoll(arg, &end, 10);
+	long long mult = 0;
+	time_t t;
+	struct tm tm;
+
+	if (end != arg && n >= 0 && end[0] != '\0' && end[1] == '\0') {
+		switch (end[0]) {
+		case 's':
+			mult = 1;
+			break;
+		case 'm':
+			mult = 60;
+			break;
+		case 'h':
+			mult = 3600;
+			break;
+		case 'd':
+			mult = 86400;
+			break;
+		}
+	}
+	if (mult == 0)
+		return arg;
+	t = time(NULL) - (time_t)(n * mult);
+	gmtime_r(&t, &tm);
+	strftime(buf, 64, "%Y-%m-%d %H:%M:%S+00", &tm);
+	return buf;
+}
+
+/* ------------------------------------------------------------ search */
+
+static void csv_field(const char *s, bool last)
+{
+	fputc('"', stdout);
+	for (; s != NULL && *s != '\0'; s++) {
+		if (*s == '"')
+			fputc('"', stdout);
+		fputc(*s, stdout);
+	}
+	fputc('"', stdout);
+	fputc(last ? '\n' : ',', stdout);
+}
+
+static int audit_search(struct ctl *ctl, int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"user", required_argument, NULL, 'u'},
+	    {"since", required_argument, NULL, 's'},
+	    {"until", required_argument, NULL, 't'},
+	    {"event", required_argument, NULL, 'e'},
+	    {"message-id", required_argument, NULL, 'm'},
+	    {"ip", required_argument, NULL, 'i'},
+	    {"node", required_argument, NULL, 'n'},
+	    {"limit", required_argument, NULL, 'l'},
+	    {"format", required_argument, NULL, 'f'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	const char *user = NULL, *since = NULL, *until = NULL, *events = NULL, *msgid = NULL;
+	const char *ip = NULL, *node = NULL, *limit = "1000", *format = "table";
+	char sbuf[64], ubuf[64], evbuf[1024];
+	struct mf_error err;
+	struct mf_db *db;
+	PGresult *res;
+	int c;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'u':
+			user = optarg;
+			break;
+		case 's':
+			since = time_arg(optarg, sbuf);
+			break;
+		case 't':
+			until = time_arg(optarg, ubuf);
+			break;
+		case 'e':
+			events = optarg;
+			break;
+		case 'm':
+			msgid = optarg;
+			break;
+		case 'i':
+			ip = optarg;
+			break;
+		case 'n':
+			node = optarg;
+			break;
+		case 'l':
+			limit = optarg;
+			break;
+		case 'f':
+			format = optarg;
+			break;
+		case 'h':
+			audit_help(stdout);
+			return 0;
+		default:
+			return ctl_usage("audit search: bad option");
+		}
+	}
+	if (optind != argc)
+		return ctl_usage("audit search: unexpected argument '%s'", argv[optind]);
+	if (strcmp(format, "table") != 0 && strcmp(format, "csv") != 0 &&
+	    strcmp(format, "json") != 0)
+		return ctl_usage("audit search: --format must be table, csv or json");
+	if (strspn(limit, "0123456789") != strlen(limit) || *limit == '\0')
+		return ctl_usage("audit search: --limit must be a number");
+	if (events != NULL) {
+		if (strlen(events) + 3 > sizeof(evbuf))
+			return ctl_usage("audit search: --event list too long");
+		/* "a,b" -> "{a,b}" (a text[] literal; the names are checked by the server as text)
+		 */
+		if (strpbrk(events, "{}\"\\ ") != NULL)
+			return ctl_usage("audit search: bad --event list '%s'", events);
+		snprintf(evbuf, sizeof(evbuf), "{%s}", events);
+		events = evbuf;
+	}
+	db = ctl_db(ctl);
+	if (db == NULL)
+		return 1;
+	{
+		const char *params[8] = {user, since, until, events, msgid, ip, node, limit};
+
+		res = mf_db_exec(
+		    db,
+		    "SELECT to_char(event_time AT TIME ZONE 'UTC', "
+		    "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), "
+		    "  node, seq, type, username, host(ip), session, "
+		    "  concat_ws(' ', j->>'mailbox', 'uid=' || (j->>'uid'), "
+		    "    'from=' || (j->>'from_mailbox'), 'new_name=' || (j->>'new_name'), "
+		    "    j->>'message_id', j->>'action', j->>'result', j->>'reason', "
+		    "    'client=' || (j->>'client'), j->>'service'), payload "
+		    "FROM audit.events, LATERAL (SELECT payload::jsonb) AS p(j) "
+		    "WHERE ($1::text IS NULL OR username = $1) "
+		    "  AND ($2::timestamptz IS NULL OR event_time >= $2::timestamptz) "
+		    "  AND ($3::timestamptz IS NULL OR event_time < $3::timestamptz) "
+		    "  AND ($4::text[] IS NULL OR type = ANY ($4::text[])) "
+		    "  AND ($5::text IS NULL OR j->>'message_id' = $5 "
+		    "       OR j->>'message_id' = '<' || $5 || '>') "
+		    "  AND ($6::inet IS NULL OR ip = $6::inet) "
+		    "  AND ($7::text IS NULL OR node = $7) "
+		    "ORDER BY event_time, node, seq LIMIT $8::bigint",
+		    8, params, &err);
+	}
+	if (res == NULL)
+		return ctl_fail("%s", err.msg);
+	if (strcmp(format, "csv") == 0)
+		puts("time,node,seq,event,user,ip,session,detail");
+	else if (strcmp(format, "table") == 0)
+		printf("%-27s %-10s %6s %-14s %-20s %-15s %s\n", "TIME", "NODE", "SEQ", "EVENT",
+		       "USER", "IP", "DETAIL");
+	for (int i = 0; i < PQntuples(res); i++) {
+		if (strcmp(format, "json") == 0) {
+			printf("{\"node\":\"%s\",\"seq\":%s,\"event\":%s}\n", PQgetvalue(res, i, 1),
+			       PQgetvalue(res, i, 2), PQgetvalue(res, i, 8));
+		} else if (strcmp(format, "csv") == 0) {
+			for (int k = 0; k < 8; k++)
+				csv_field(PQgetvalue(res, i, k), k == 7);
+		} else {
+			printf("%-27s %-10s %6s %-14s %-20s %-15s %s\n", PQgetvalue(res, i, 0),
+			       PQgetvalue(res, i, 1), PQgetvalue(res, i, 2), PQgetvalue(res, i, 3),
+			       PQgetvalue(res, i, 4), PQgetvalue(res, i, 5), PQgetvalue(res, i, 7));
+		}
+	}
+	PQclear(res);
+	return 0;
+}
+
+/* ------------------------------------------------------------ verify */
+
+struct checkpoint {
+	int64_t seq, count;
+	unsigned char head[MF_AUDIT_HASH_BYTES];
+	unsigned char sig[MF_AUDIT_SIG_BYTES];
+	unsigned char signer[MF_AUDIT_PK_BYTES];
+	bool ok;
+};
+
+struct retired {
+	int64_t first, last;
+};
+
+struct node_check {
+	const char *node;
+	const unsigned char *pk;
+	struct checkpoint *ckpts;
+	int nckpts;
+	struct retired *retired;
+	int nretired;
+	int64_t head_seq; /* audit_heads.last_seq, -1 if none */
+	int64_t rows, verified_ckpts, last_seq;
+	char failure[1024];
+};
+
+static bool bytea_get(PGresult *res, int row, int col, unsigned char *out, size_t len)
+{
+	size_t n;
+	unsigned char *b = mf_db_unescape_bytea(PQgetvalue(res, row, col), &n);
+	bool ok = b != NULL && n == len;
+
+	if (ok)
+		memcpy(out, b, len);
+	free(b);
+	return ok;
+}
+
+static int load_node_meta(struct mf_db *db, struct node_check *nc, struct mf_error *err)
+{
+	const char *params[1] = {nc->node};
+	PGresult *res;
+
+	res =
+	    mf_db_exec(db,
+	               "SELECT seq, count, head_hash, signature, signer_key FROM audit.checkpoints "
+	               "WHERE node = $1 ORDER BY seq",
+	               1, params, err);
+	if (res == NULL)
+		return -1;
+	nc->nckpts = PQntuples(res);
+	nc->ckpts = calloc((size_t)nc->nckpts + 1, sizeof(*nc->ckpts));
+	for (int i = 0; i < nc->nckpts; i++) {
+		struct checkpoint *k = &nc->ckpts[i];
+
+		k->seq = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+		k->count = strtoll(PQgetvalue(res, i, 1), NULL, 10);
+		k->ok = bytea_get(res, i, 2, k->head, sizeof(k->head)) &&
+		        bytea_get(res, i, 3, k->sig, sizeof(k->sig)) &&
+		        bytea_get(res, i, 4, k->signer, sizeof(k->signer));
+	}
+	PQclear(res);
+
+	res =
+	    mf_db_exec(db, "SELECT first_seq, last_seq FROM mailfort.audit_retired WHERE node = $1",
+	               1, params, err);
+	if (res == NULL)
+		return -1;
+	nc->nretired = PQntuples(res);
+	nc->retired = calloc((size_t)nc->nretired + 1, sizeof(*nc->retired));
+	for (int i = 0; i < nc->nretired; i++) {
+		nc->retired[i].first = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+		nc->retired[i].last = strtoll(PQgetvalue(res, i, 1), NULL, 10);
+	}
+	PQclear(res);
+
+	res = mf_db_exec(db, "SELECT last_seq FROM audit.heads WHERE node = $1", 1, params, err);
+	if (res == NULL)
+		return -1;
+	nc->head_seq = PQntuples(res) == 1 ? strtoll(PQgetvalue(res, 0, 0), NULL, 10) : -1;
+	PQclear(res);
+	return 0;
+}
+
+static bool is_retired(const struct node_check *nc, int64_t seq)
+{
+	for (int i = 0; i < nc->nretired; i++) {
+		if (seq >= nc->retired[i].first && seq <= nc->retired[i].last)
+			return true;
+	}
+	return false;
+}
+
+/* Check a checkpoint signature; 0 ok, -1 with nc->failure set. */
+static int check_signature(struct node_check *nc, const struct checkpoint *k)
+{
+	if (!k->ok) {
+		snprintf(nc->failure, sizeof(nc->failure),
+		         "checkpoint at seq %" PRId64 ": malformed (changed)", k->seq);
+		return -1;
+	}
+	if (sodium_memcmp(k->signer, nc->pk, MF_AUDIT_PK_BYTES) != 0 ||
+	    mf_audit_checkpoint_verify(k->sig, nc->node, k->seq, k->count, k->head, nc->pk) < 0) {
+		snprintf(nc->failure, sizeof(nc->failure),
+		         "checkpoint at seq %" PRId64
+		         ": signature does not verify with audit-sign.pub (changed or forged)",
+		         k->seq);
+		return -1;
+	}
+	return 0;
+}
+
+static const char *nz(const char *s)
+{
+	return s == NULL ? "NULL" : s;
+}
+
+static bool str_eq(const char *a, const char *b)
+{
+	if (a == NULL || b == NULL)
+		return a == b;
+	return strcmp(a, b) == 0;
+}
+
+/* Verify one row; prev is the hash the row must link to. */
+static int check_row(struct node_check *nc, PGresult *res, int i, int64_t seq,
+                     const unsigned char prev[MF_AUDIT_HASH_BYTES],
+                     unsigned char out[MF_AUDIT_HASH_BYTES])
+{
+	unsigned char stored_prev[MF_AUDIT_HASH_BYTES], stored[MF_AUDIT_HASH_BYTES];
+	const char *payload = PQgetvalue(res, i, 1);
+	size_t plen = (size_t)PQgetlength(res, i, 1);
+	struct mf_audit_cols cols;
+	struct mf_error err;
+	const char *col_type = PQgetvalue(res, i, 4);
+	const char *col_user = PQgetisnull(res, i, 5) ? NULL : PQgetvalue(res, i, 5);
+	const char *col_session = PQgetisnull(res, i, 6) ? NULL : PQgetvalue(res, i, 6);
+	const char *col_ip = PQgetisnull(res, i, 7) ? NULL : PQgetvalue(res, i, 7);
+	int64_t col_us = strtoll(PQgetvalue(res, i, 8), NULL, 10);
+	char ipcanon[64];
+
+	if (!bytea_get(res, i, 2, stored_prev, sizeof(stored_prev)) ||
+	    !bytea_get(res, i, 3, stored, sizeof(stored))) {
+		snprintf(nc->failure, sizeof(nc->failure),
+		         "seq %" PRId64 ": changed: malformed hash columns", seq);
+		return -1;
+	}
+	mf_audit_hash(out, prev, nc->node, seq, payload, plen);
+	if (sodium_memcmp(stored_prev, prev, MF_AUDIT_HASH_BYTES) != 0) {
+		unsigned char alt[MF_AUDIT_HASH_BYTES];
+
+		/* A row whose own hash is consistent with a prev_hash that is
+		   not the previous row's was put there: inserted. */
+		mf_audit_hash(alt, stored_prev, nc->node, seq, payload, plen);
+		snprintf(nc->failure, sizeof(nc->failure),
+		         "seq %" PRId64 ": %s: its prev_hash is not the hash of seq %" PRId64
+		         " (the row does not belong to the chain)",
+		         seq,
+		         sodium_memcmp(alt, stored, MF_AUDIT_HASH_BYTES) == 0 ? "inserted"
+		                                                              : "changed",
+		         seq - 1);
+		return -1;
+	}
+	if (sodium_memcmp(out, stored, MF_AUDIT_HASH_BYTES) != 0) {
+		snprintf(nc->failure, sizeof(nc->failure),
+		         "seq %" PRId64 ": changed: the stored event does not match its hash", seq);
+		return -1;
+	}
+	if (mf_audit_derive(payload, plen, &cols, &err) < 0) {
+		snprintf(nc->failure, sizeof(nc->failure), "seq %" PRId64 ": changed: %s", seq,
+		         err.msg);
+		return -1;
+	}
+	if (col_ip != NULL && mf_audit_canon_ip(col_ip, ipcanon, sizeof(ipcanon)) == 0)
+		col_ip = ipcanon;
+	{
+		const char *bad = NULL, *got = NULL, *want = NULL;
+
+		if (!str_eq(col_type, cols.type)) {
+			bad = "type";
+			got = col_type;
+			want = cols.type;
+		} else if (!str_eq(col_user, cols.username)) {
+			bad = "username";
+			got = col_user;
+			want = cols.username;
+		} else if (!str_eq(col_session, cols.session)) {
+			bad = "session";
+			got = col_session;
+			want = cols.session;
+		} else if (!str_eq(col_ip, cols.ip)) {
+			bad = "ip";
+			got = col_ip;
+			want = cols.ip;
+		} else if (cols.time_ok && col_us != cols.time_us) {
+			bad = "event_time";
+			got = PQgetvalue(res, i, 9);
+			want = "the event's time";
+		}
+		if (bad != NULL) {
+			snprintf(nc->failure, sizeof(nc->failure),
+			         "seq %" PRId64
+			         ": changed: column %s is '%s' but the hashed event says '%s'",
+			         seq, bad, nz(got), nz(want));
+			mf_audit_cols_free(&cols);
+			return -1;
+		}
+	}
+	mf_audit_cols_free(&cols);
+	return 0;
+}
+
+static int verify_node(struct mf_db *db, struct node_check *nc, const char *since,
+                       struct mf_error *err)
+{
+	unsigned char prev[MF_AUDIT_HASH_BYTES] = {0}, cur[MF_AUDIT_HASH_BYTES];
+	int64_t expect = 1, last = 0;
+	int next_ckpt = 0;
+	bool have_last = false, fail = false;
+	char from[32];
+	PGresult *res;
+
+	if (load_node_meta(db, nc, err) < 0)
+		return -1;
+	for (int k = 0; k < nc->nckpts; k++) {
+		if (check_signature(nc, &nc->ckpts[k]) < 0)
+			return 1;
+	}
+	if (since != NULL) {
+		/* anchor at the newest checkpoint before the first event since T */
+		const char *params[2] = {nc->node, since};
+
+		res = mf_db_exec(db,
+		                 "SELECT coalesce(min(seq), 0) FROM audit.events WHERE node = $1 "
+		                 "AND event_time >= $2::timestamptz",
+		                 2, params, err);
+		if (res == NULL)
+			return -1;
+		{
+			int64_t first = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+
+			for (int k = 0; k < nc->nckpts; k++) {
+				if (first > 0 && nc->ckpts[k].seq < first) {
+					expect = nc->ckpts[k].seq + 1;
+					memcpy(prev, nc->ckpts[k].head, sizeof(prev));
+					next_ckpt = k + 1;
+					last = nc->ckpts[k].seq;
+				}
+			}
+		}
+		PQclear(res);
+	}
+	while (next_ckpt < nc->nckpts && nc->ckpts[next_ckpt].seq < expect)
+		next_ckpt++;
+
+	if (mf_db_begin(db, err) < 0)
+		return -1;
+	snprintf(from, sizeof(from), "%" PRId64, expect);
+	{
+		const char *params[2] = {nc->node, from};
+
+		if (mf_db_command(
+		        db,
+		        "DECLARE mf_verify NO SCROLL CURSOR FOR "
+		        "SELECT seq, payload, prev_hash, hash, type, username, session, host(ip), "
+		        "  (extract(epoch FROM event_time) * 1000000)::bigint, event_time::text "
+		        "FROM audit.events WHERE node = $1 AND seq >= $2::bigint "
+		        "ORDER BY seq, received_at",
+		        2, params, err) < 0) {
+			mf_db_rollback(db);
+			return -1;
+		}
+	}
+	while (!fail) {
+		int n;
+
+		res = mf_db_exec(db, "FETCH 5000 FROM mf_verify", 0, NULL, err);
+		if (res == NULL) {
+			mf_db_rollback(db);
+			return -1;
+		}
+		n = PQntuples(res);
+		for (int i = 0; i < n && !fail; i++) {
+			int64_t seq = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+
+			if (have_last && seq == last) {
+				snprintf(nc->failure, sizeof(nc->failure),
+				         "seq %" PRId64 ": inserted: a second row with this seq "
+				         "(type %s, user %s, time %s)",
+				         seq, PQgetvalue(res, i, 4), nz(PQgetvalue(res, i, 5)),
+				         PQgetvalue(res, i, 9));
+				fail = true;
+				break;
+			}
+			if (seq > expect) {
+				bool retired = true;
+
+				for (int64_t s = expect; s < seq && retired; s++)
+					retired = is_retired(nc, s);
+				if (!retired) {
+					if (seq - 1 > expect)
+						snprintf(
+						    nc->failure, sizeof(nc->failure),
+						    "seq %" PRId64 " to %" PRId64
+						    ": missing: these rows are not in the table",
+						    expect, seq - 1);
+					else
+						snprintf(
+						    nc->failure, sizeof(nc->failure),
+						    "seq %" PRId64 ": missing: this row is not in "
+						    "the table (next present row is seq %" PRId64
+						    ")",
+						    expect, seq);
+					fail = true;
+					break;
+				}
+				/* the link across retired rows cannot be recomputed */
+				if (!bytea_get(res, i, 2, prev, sizeof(prev))) {
+					snprintf(nc->failure, sizeof(nc->failure),
+					         "seq %" PRId64 ": changed: malformed prev_hash",
+					         seq);
+					fail = true;
+					break;
+				}
+			}
+			if (check_row(nc, res, i, seq, prev, cur) < 0) {
+				fail = true;
+				break;
+			}
+			while (next_ckpt < nc->nckpts && nc->ckpts[next_ckpt].seq == seq) {
+				if (sodium_memcmp(nc->ckpts[next_ckpt].head, cur,
+				                  MF_AUDIT_HASH_BYTES) != 0) {
+					snprintf(nc->failure, sizeof(nc->failure),
+					         "seq %" PRId64
+					         ": changed: the chain up to this row "
+					         "differs from the signed checkpoint",
+					         seq);
+					fail = true;
+					break;
+				}
+				nc->verified_ckpts++;
+				next_ckpt++;
+			}
+			memcpy(prev, cur, sizeof(prev));
+			last = seq;
+			have_last = true;
+			expect = seq + 1;
+			nc->rows++;
+		}
+		PQclear(res);
+		if (n == 0)
+			break;
+	}
+	mf_db_rollback(db); /* read-only: just closes the cursor */
+	if (fail)
+		return 1;
+	nc->last_seq = last;
+	if (next_ckpt < nc->nckpts) {
+		snprintf(nc->failure, sizeof(nc->failure),
+		         "seq %" PRId64 " to %" PRId64
+		         ": missing: a signed checkpoint covers rows that are not in the table",
+		         last + 1, nc->ckpts[nc->nckpts - 1].seq);
+		return 1;
+	}
+	if (nc->head_seq > last) {
+		snprintf(nc->failure, sizeof(nc->failure),
+		         "seq %" PRId64 " to %" PRId64
+		         ": missing: the chain head says these rows were stored",
+		         last + 1, nc->head_seq);
+		return 1;
+	}
+	return 0;
+}
+
+static int audit_verify(struct ctl *ctl, int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"since", required_argument, NULL, 's'},
+	    {"node", required_argument, NULL, 'n'},
+	    {"key", required_argument, NULL, 'k'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	const char *since = NULL, *only = NULL, *keypath = NULL;
+	char sbuf[64], path[4096];
+	unsigned char pk[MF_AUDIT_PK_BYTES];
+	const struct mf_config *cfg;
+	struct mf_error err;
+	struct mf_db *db;
+	PGresult *res;
+	int c, status = 0, nodes;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 's':
+			since = time_arg(optarg, sbuf);
+			break;
+		case 'n':
+			only = optarg;
+			break;
+		case 'k':
+			keypath = optarg;
+			break;
+		case 'h':
+			audit_help(stdout);
+			return 0;
+		default:
+			return ctl_usage("audit verify: bad option");
+		}
+	}
+	if (optind != argc)
+		return ctl_usage("audit verify: unexpected argument '%s'", argv[optind]);
+	cfg = ctl_config(ctl);
+	if (cfg == NULL)
+		return 1;
+	if (keypath == NULL) {
+		snprintf(path, sizeof(path), "%s/audit-sign.pub",
+		         mf_config_str(cfg, "keys", "dir"));
+		keypath = path;
+	}
+	if (mf_crypto_init(&err) < 0 ||
+	    mf_key_load(keypath, MF_KEY_PUBLIC, pk, sizeof(pk), &err) < 0)
+		return ctl_fail("%s", err.msg);
+	db = ctl_db(ctl);
+	if (db == NULL)
+		return 1;
+	{
+		const char *params[1] = {only};
+
+		res = mf_db_exec(db,
+		                 "SELECT node FROM (SELECT node FROM audit.heads UNION "
+		                 "SELECT node FROM audit.checkpoints) n "
+		                 "WHERE $1::text IS NULL OR node = $1 ORDER BY node",
+		                 1, params, &err);
+	}
+	if (res == NULL)
+		return ctl_fail("%s", err.msg);
+	nodes = PQntuples(res);
+	for (int i = 0; i < nodes; i++) {
+		struct node_check nc;
+		int r;
+
+		memset(&nc, 0, sizeof(nc));
+		nc.node = PQgetvalue(res, i, 0);
+		nc.pk = pk;
+		r = verify_node(db, &nc, since, &err);
+		if (r < 0) {
+			status = ctl_fail("node %s: %s", nc.node, err.msg);
+		} else if (r > 0) {
+			printf("FAIL node %s %s\n", nc.node, nc.failure);
+			status = 1;
+		} else {
+			int64_t unsigned_rows =
+			    nc.nckpts > 0 ? nc.last_seq - nc.ckpts[nc.nckpts - 1].seq : nc.rows;
+
+			printf("node %s: %" PRId64 " events verified up to seq %" PRId64
+			       ", %" PRId64 " checkpoints match",
+			       nc.node, nc.rows, nc.last_seq, nc.verified_ckpts);
+			if (unsigned_rows > 0)
+				printf("; %" PRId64
+				       " newest events not yet covered by a checkpoint",
+				       unsigned_rows);
+			putchar('\n');
+		}
+		free(nc.ckpts);
+		free(nc.retired);
+		if (status != 0)
+			break;
+	}
+	PQclear(res);
+	if (status == 0)
+		puts(nodes == 0 ? "OK (the audit trail is empty)" : "OK");
+	return status;
+}
 
 int ctl_audit_cmd(struct ctl *ctl, int argc, char **argv)
 {
-	(void)ctl;
-	(void)argc;
-	(void)argv;
-	return ctl_fail("'audit' commands are not available in this build");
+	if (argc < 1 || ctl_is_help(argv[0])) {
+		audit_help(argc < 1 ? stderr : stdout);
+		return argc < 1 ? 2 : 0;
+	}
+	if (strcmp(argv[0], "search") == 0)
+		return audit_search(ctl, argc, argv);
+	if (strcmp(argv[0], "verify") == 0)
+		return audit_verify(ctl, argc, argv);
+	return ctl_usage("audit: unknown command '%s'", argv[0]);
 }

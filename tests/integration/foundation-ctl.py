@@ -14,7 +14,8 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.environ["MF_SRC"], "tests/harness"))
-from mailfort import Site, free_port, mailfortctl_path, run, src_path, tap  # noqa: E402
+from mailfort import (Site, free_port, mailfortctl_path, procs, run, src_path, tap,  # noqa: E402
+                      write_config)
 
 CTL = mailfortctl_path()
 files = sorted(os.path.basename(p) for p in glob.glob(src_path("sql", "migrations", "*.sql")))
@@ -123,6 +124,29 @@ applied = sum(o[0].count("applied 0") for o in outs)
 tap.eq(applied, len(files), "between them, each file was applied exactly once")
 tap.eq(site4.scalar("SELECT count(*) FROM mailfort.schema_migrations"), str(len(files)),
        "each file is recorded once")
+
+# First migrates racing on a fresh cluster (the roles do not exist yet),
+# as when a site's nodes are set up at once: every one must succeed.
+fresh_dir = os.path.join(os.environ.get("MF_TEST_TMP", "/tmp"), "fresh-cluster")
+shutil.rmtree(fresh_dir, ignore_errors=True)
+os.makedirs(fresh_dir)
+env = dict(l.split("=", 1) for l in run([src_path("tests", "harness", "pg.sh"), "start", fresh_dir],
+                                        check=True).stdout.split())
+procs.on_exit(lambda: run([src_path("tests", "harness", "pg.sh"), "stop", fresh_dir]))
+fresh = []
+for i in range(4):
+    run(["psql", "-X", "-q", "-h", env["MF_TEST_PGHOST"], "-p", env["MF_TEST_PGPORT"], "-U", "postgres",
+         "-c", "CREATE DATABASE race%d" % i], check=True)
+    conf = os.path.join(fresh_dir, "race%d.conf" % i)
+    write_config(conf, {"database": {"conninfo": "host=%s port=%s dbname=race%d user=postgres" % (
+        env["MF_TEST_PGHOST"], env["MF_TEST_PGPORT"], i)}})
+    fresh.append(conf)
+ps = [subprocess.Popen([CTL, "--config", c, "db", "migrate"], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, text=True) for c in fresh]
+outs = [p.communicate(timeout=120) + (p.returncode,) for p in ps]
+tap.ok(all(o[2] == 0 for o in outs), "four first migrates on a fresh cluster, at once, all succeed",
+       "\n".join("%d: %s" % (o[2], o[1]) for o in outs))
+run([src_path("tests", "harness", "pg.sh"), "stop", fresh_dir])
 
 # The database is unreachable: one line, exit 1.
 dead = Site("fctl-dead", migrate=False, keys=False)

@@ -34,6 +34,16 @@ int ctl_usage(const char *fmt, ...) MF_PRINTF(1, 2);
 /* True for "-h", "--help" and "help". */
 bool ctl_is_help(const char *arg);
 
+/* ctl-user.c: the account's id as text into id (24 bytes); with create,
+   the account row is made when missing.  Returns 0, or 1 after printing why. */
+int ctl_account_id(struct ctl *ctl, const char *user, bool create, char id[24]);
+/* ctl-user.c: append an "admin" event (action, user, detail may be NULL).
+   Returns 0, or 1 after printing why. */
+int ctl_admin_event(struct ctl *ctl, const char *action, const char *user, const char *detail);
+/* ctl-user.c: load a secret server key (e.g. "totp.key") from [keys] dir.
+   Returns 0, or 1 after printing why. */
+int ctl_server_key(struct ctl *ctl, const char *name, unsigned char key[32]);
+
 typedef int ctl_group_fn(struct ctl *ctl, int argc, char **argv);
 
 /* The groups (one file each). */

@@ -1,0 +1,496 @@
+/*
+ * milter-callbacks.c - the libmilter callbacks of mailfort-milter.
+ *
+ * libmilter runs sessions on a pool of threads, and one connection's
+ * callbacks may run on different threads: all session state lives in a
+ * struct conn hung on smfi_setpriv, with the current message in a struct
+ * msg inside it.  The only shared state is the milter_state, read through
+ * references (policy, model) or through thread-safe calls (spool).
+ *
+ * The message is rebuilt from the header and body callbacks into a msgbuf
+ * (memory, then a temp file past spill_threshold) and scanned at end of
+ * message.  Then, in this order: forged X-Spam-* headers from outside are
+ * removed, ours are added, stripped attachments are replaced in a new
+ * body, the message is put on hold or refused, and one "verdict" event is
+ * appended to the spool.
+ *
+ * Any internal failure (temp file, memory, parser, spool) ends in the
+ * configured default_action with a log line that says what failed; a
+ * message that passes the size limit is refused while it is still
+ * arriving.
+ */
+#include <arpa/inet.h>
+#include <libmilter/mfapi.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include "mf-event.h"
+#include "mf-log.h"
+#include "mf-spool.h"
+#include "milter.h"
+
+/* Set once at start-up, before smfi_main; read-only afterwards. */
+static struct milter_state *state;
+
+#define MAX_RCPTS    1000
+#define SPAM_HEADERS 3
+
+static const char *const spam_headers[SPAM_HEADERS] = {"X-Spam-Flag", "X-Spam-Score",
+                                                       "X-Spam-Status"};
+
+struct msg {
+	struct mf_policy *pol;
+	struct mf_model *model;
+	struct mf_msgbuf *buf;
+	char *sender;
+	char **rcpts;
+	size_t nrcpts;
+	int seen_spam_headers[SPAM_HEADERS];
+	bool failed;
+	bool too_big;
+	char fail_reason[MF_ERROR_MAX];
+};
+
+struct conn {
+	char ip[INET6_ADDRSTRLEN + 8];
+	char *helo;
+	struct msg *msg;
+};
+
+void milter_callbacks_bind(struct milter_state *st)
+{
+	state = st;
+}
+
+static void msg_free(struct msg **mp)
+{
+	struct msg *m = *mp;
+	size_t i;
+
+	if (m == NULL)
+		return;
+	mf_msgbuf_free(&m->buf);
+	mf_policy_unref(&m->pol);
+	mf_model_unref(&m->model);
+	free(m->sender);
+	for (i = 0; i < m->nrcpts; i++)
+		free(m->rcpts[i]);
+	free(m->rcpts);
+	free(m);
+	*mp = NULL;
+}
+
+static struct conn *conn_of(SMFICTX *ctx)
+{
+	return smfi_getpriv(ctx);
+}
+
+static sfsistat default_action(SMFICTX *ctx, const struct mf_policy *pol)
+{
+	switch (pol != NULL ? pol->default_action : MF_ACT_TEMPFAIL) {
+	case MF_ACT_ACCEPT:
+		return SMFIS_ACCEPT;
+	case MF_ACT_REJECT:
+		(void)smfi_setreply(ctx, "550", "5.7.1", "message refused: the mail filter failed");
+		return SMFIS_REJECT;
+	default:
+		(void)smfi_setreply(ctx, "451", "4.3.0",
+		                    "temporary failure in the mail filter, please try again later");
+		return SMFIS_TEMPFAIL;
+	}
+}
+
+/* ------------------------------------------------------------ verdict event */
+
+static void emit_verdict(struct conn *c, struct msg *m, SMFICTX *ctx, const struct mf_verdict *v,
+                         const char *action_override, const char *reason_override, bool *ok_r)
+{
+	struct mf_event *ev = mf_event_new("verdict", state->node);
+	const char *qid = smfi_getsymval(ctx, "i");
+	struct mf_error err;
+	GString *r;
+	size_t i;
+
+	*ok_r = true;
+	if (ev == NULL) {
+		*ok_r = false;
+		mf_log_error("verdict event: out of memory");
+		return;
+	}
+	mf_event_add_str(ev, "queue_id", qid);
+	mf_event_add_str(ev, "sender", m->sender);
+	r = g_string_new("[");
+	for (i = 0; i < m->nrcpts; i++) {
+		char *q = mf_json_quote(m->rcpts[i], strlen(m->rcpts[i]));
+
+		g_string_append_printf(r, "%s%s", i ? "," : "", q != NULL ? q : "\"\"");
+		free(q);
+	}
+	g_string_append(r, "]");
+	mf_event_add_json(ev, "recipients", r->str);
+	g_string_free(r, TRUE);
+	mf_event_add_str(ev, "ip", c->ip[0] ? c->ip : NULL);
+	mf_event_add_str(ev, "helo", c->helo);
+	if (v != NULL)
+		mf_verdict_event(v, ev);
+	if (action_override != NULL) {
+		mf_event_add_str(ev, "action", action_override);
+		mf_event_add_str(ev, "reason", reason_override);
+	}
+	if (state->spool == NULL || mf_event_append(ev, state->spool, &err) < 0) {
+		*ok_r = false;
+		mf_log_error("cannot record the verdict for %s: %s", qid != NULL ? qid : "message",
+		             state->spool == NULL ? "no spool" : err.msg);
+	}
+	mf_event_free(&ev);
+}
+
+/* ------------------------------------------------------------ callbacks */
+
+static sfsistat cb_connect(SMFICTX *ctx, char *hostname, _SOCK_ADDR *addr)
+{
+	struct conn *c = calloc(1, sizeof(*c));
+
+	(void)hostname;
+	if (c == NULL) {
+		mf_log_error("out of memory for a new connection");
+		return SMFIS_TEMPFAIL;
+	}
+	if (addr != NULL && addr->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((struct sockaddr_in *)(void *)addr)->sin_addr, c->ip,
+		          sizeof(c->ip));
+	else if (addr != NULL && addr->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)(void *)addr)->sin6_addr, c->ip,
+		          sizeof(c->ip));
+	if (smfi_setpriv(ctx, c) != MI_SUCCESS) {
+		free(c);
+		return SMFIS_TEMPFAIL;
+	}
+	return SMFIS_CONTINUE;
+}
+
+static sfsistat cb_helo(SMFICTX *ctx, char *helo)
+{
+	struct conn *c = conn_of(ctx);
+
+	if (c != NULL && helo != NULL) {
+		free(c->helo);
+		c->helo = strndup(helo, 255);
+	}
+	return SMFIS_CONTINUE;
+}
+
+static char *strip_brackets(const char *a)
+{
+	size_t n;
+
+	if (a == NULL)
+		return strdup("");
+	if (*a == '<')
+		a++;
+	n = strlen(a);
+	if (n > 0 && a[n - 1] == '>')
+		n--;
+	return strndup(a, n > 512 ? 512 : n);
+}
+
+static sfsistat cb_envfrom(SMFICTX *ctx, char **argv)
+{
+	struct conn *c = conn_of(ctx);
+	struct msg *m;
+
+	if (c == NULL)
+		return SMFIS_TEMPFAIL;
+	msg_free(&c->msg);
+	m = calloc(1, sizeof(*m));
+	if (m == NULL)
+		return default_action(ctx, NULL);
+	c->msg = m;
+	milter_state_acquire(state, &m->pol, &m->model);
+	m->sender = strip_brackets(argv != NULL ? argv[0] : NULL);
+	m->buf = mf_msgbuf_new(m->pol->tmp_dir, (size_t)m->pol->spill_threshold);
+	if (m->sender == NULL || m->buf == NULL) {
+		mf_log_error("out of memory for a new message");
+		return default_action(ctx, m->pol);
+	}
+	return SMFIS_CONTINUE;
+}
+
+static sfsistat cb_envrcpt(SMFICTX *ctx, char **argv)
+{
+	struct conn *c = conn_of(ctx);
+	struct msg *m = c != NULL ? c->msg : NULL;
+	char **n;
+
+	if (m == NULL)
+		return SMFIS_TEMPFAIL;
+	if (m->nrcpts >= MAX_RCPTS)
+		return SMFIS_CONTINUE;
+	n = realloc(m->rcpts, (m->nrcpts + 1) * sizeof(*n));
+	if (n == NULL)
+		return default_action(ctx, m->pol);
+	m->rcpts = n;
+	m->rcpts[m->nrcpts] = strip_brackets(argv != NULL ? argv[0] : NULL);
+	if (m->rcpts[m->nrcpts] != NULL)
+		m->nrcpts++;
+	return SMFIS_CONTINUE;
+}
+
+static void msg_fail(struct msg *m, const struct mf_error *err)
+{
+	if (!m->failed) {
+		m->failed = true;
+		snprintf(m->fail_reason, sizeof(m->fail_reason), "%s", err->msg);
+	}
+}
+
+static sfsistat cb_header(SMFICTX *ctx, char *name, char *value)
+{
+	struct conn *c = conn_of(ctx);
+	struct msg *m = c != NULL ? c->msg : NULL;
+	struct mf_error err;
+	int i;
+
+	if (m == NULL)
+		return SMFIS_TEMPFAIL;
+	if (m->failed || m->too_big)
+		return SMFIS_CONTINUE;
+	for (i = 0; i < SPAM_HEADERS; i++) {
+		if (strcasecmp(name, spam_headers[i]) == 0)
+			m->seen_spam_headers[i]++;
+	}
+	if (mf_msgbuf_append(m->buf, name, strlen(name), &err) < 0 ||
+	    mf_msgbuf_append(m->buf, ": ", 2, &err) < 0 ||
+	    mf_msgbuf_append(m->buf, value, strlen(value), &err) < 0 ||
+	    mf_msgbuf_append(m->buf, "\r\n", 2, &err) < 0)
+		msg_fail(m, &err);
+	return SMFIS_CONTINUE;
+}
+
+static sfsistat cb_eoh(SMFICTX *ctx)
+{
+	struct conn *c = conn_of(ctx);
+	struct msg *m = c != NULL ? c->msg : NULL;
+	struct mf_error err;
+
+	if (m == NULL)
+		return SMFIS_TEMPFAIL;
+	if (!m->failed && mf_msgbuf_append(m->buf, "\r\n", 2, &err) < 0)
+		msg_fail(m, &err);
+	return SMFIS_CONTINUE;
+}
+
+static sfsistat too_big(SMFICTX *ctx, struct conn *c, struct msg *m)
+{
+	char text[256];
+	bool ok;
+
+	snprintf(text, sizeof(text),
+	         "message is larger than the limit of %.1f MB; please share large files by a "
+	         "link",
+	         (double)m->pol->max_message_size / 1048576.0);
+	emit_verdict(c, m, ctx, NULL, "reject", text, &ok);
+	(void)smfi_setreply(ctx, "552", "5.3.4", text);
+	return SMFIS_REJECT;
+}
+
+static sfsistat cb_body(SMFICTX *ctx, unsigned char *chunk, size_t len)
+{
+	struct conn *c = conn_of(ctx);
+	struct msg *m = c != NULL ? c->msg : NULL;
+	struct mf_error err;
+
+	if (m == NULL)
+		return SMFIS_TEMPFAIL;
+	if (m->failed)
+		return SMFIS_CONTINUE;
+	if (m->pol->max_message_size > 0 &&
+	    mf_msgbuf_size(m->buf) + len > m->pol->max_message_size) {
+		m->too_big = true;
+		return too_big(ctx, c, m);
+	}
+	if (mf_msgbuf_append(m->buf, chunk, len, &err) < 0)
+		msg_fail(m, &err);
+	return SMFIS_CONTINUE;
+}
+
+/* Replace the body with v's rewritten one (stripped attachments). */
+static int replace_body(SMFICTX *ctx, struct msg *m, struct mf_verdict *v, struct mf_error *err)
+{
+	struct mf_msgbuf *nb = mf_msgbuf_new(m->pol->tmp_dir, (size_t)m->pol->spill_threshold);
+	GMimeStream *out;
+	const unsigned char *data;
+	size_t len, off;
+	int ret = -1;
+
+	if (nb == NULL)
+		return mf_error_set(err, "out of memory");
+	out = g_mime_stream_mem_new();
+	if (mf_scan_write_body(v, out, err) < 0)
+		goto done;
+	{
+		GByteArray *arr = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(out));
+
+		if (mf_msgbuf_append(nb, arr->data, arr->len, err) < 0)
+			goto done;
+	}
+	data = mf_msgbuf_data(nb, &len, err);
+	if (data == NULL)
+		goto done;
+	for (off = 0; off < len || off == 0; off += 65536) {
+		size_t n = len - off > 65536 ? 65536 : len - off;
+
+		if (smfi_replacebody(ctx, (unsigned char *)(uintptr_t)(data + off), (int)n) !=
+		    MI_SUCCESS) {
+			mf_error_set(err, "Postfix refused the new body (smfi_replacebody)");
+			goto done;
+		}
+		if (len == 0)
+			break;
+	}
+	if (v->top_replaced) {
+		(void)smfi_chgheader(ctx, "Content-Type", 1, "text/plain; charset=utf-8");
+		(void)smfi_chgheader(ctx, "Content-Transfer-Encoding", 1, "quoted-printable");
+	}
+	ret = 0;
+done:
+	g_object_unref(out);
+	mf_msgbuf_free(&nb);
+	return ret;
+}
+
+static sfsistat cb_eom(SMFICTX *ctx)
+{
+	struct conn *c = conn_of(ctx);
+	struct msg *m = c != NULL ? c->msg : NULL;
+	struct mf_verdict v;
+	struct mf_error err;
+	GMimeStream *stream = NULL;
+	const char *qid;
+	sfsistat ret = SMFIS_CONTINUE;
+	bool ok;
+	int i, k;
+
+	if (m == NULL)
+		return SMFIS_TEMPFAIL;
+	qid = smfi_getsymval(ctx, "i");
+	if (qid == NULL)
+		qid = "NOQUEUE";
+	mf_verdict_init(&v);
+	if (m->failed) {
+		mf_log_error("%s: cannot scan the message: %s", qid, m->fail_reason);
+		emit_verdict(c, m, ctx, NULL, mf_action_name(m->pol->default_action),
+		             m->fail_reason, &ok);
+		ret = default_action(ctx, m->pol);
+		goto out;
+	}
+	stream = mf_msgbuf_stream(m->buf, &err);
+	if (stream == NULL || mf_scan(m->pol, m->model, stream, &v, &err) < 0) {
+		mf_log_error("%s: cannot scan the message: %s", qid, err.msg);
+		emit_verdict(c, m, ctx, NULL, mf_action_name(m->pol->default_action), err.msg, &ok);
+		ret = default_action(ctx, m->pol);
+		goto out;
+	}
+	if (v.body_changed && v.action != MF_ACT_REJECT && v.action != MF_ACT_TEMPFAIL) {
+		if (replace_body(ctx, m, &v, &err) < 0) {
+			mf_log_error("%s: cannot strip an attachment: %s", qid, err.msg);
+			emit_verdict(c, m, ctx, &v, mf_action_name(m->pol->default_action), err.msg,
+			             &ok);
+			ret = default_action(ctx, m->pol);
+			goto out;
+		}
+	}
+	if (v.scanned_spam && m->pol->add_headers && v.action != MF_ACT_REJECT &&
+	    v.action != MF_ACT_TEMPFAIL) {
+		char score[32];
+		char *status = mf_verdict_spam_status(m->pol, &v);
+
+		/* Headers of these names from outside would lie to the user's filters. */
+		for (i = 0; i < SPAM_HEADERS; i++)
+			for (k = m->seen_spam_headers[i]; k >= 1; k--)
+				(void)smfi_chgheader(ctx, (char *)spam_headers[i], k, NULL);
+		snprintf(score, sizeof(score), "%.1f", v.score);
+		(void)smfi_addheader(ctx, "X-Spam-Flag", v.is_spam ? "YES" : "NO");
+		(void)smfi_addheader(ctx, "X-Spam-Score", score);
+		(void)smfi_addheader(ctx, "X-Spam-Status", status);
+		g_free(status);
+	}
+	emit_verdict(c, m, ctx, &v, NULL, NULL, &ok);
+	if (!ok && v.action != MF_ACT_REJECT) {
+		/* No record, no delivery: the sender will retry. */
+		ret = default_action(ctx, m->pol);
+		goto out;
+	}
+	switch (v.action) {
+	case MF_ACT_REJECT:
+		(void)smfi_setreply(ctx, v.reply_code, v.reply_xcode, v.reply_text);
+		ret = SMFIS_REJECT;
+		break;
+	case MF_ACT_TEMPFAIL:
+		(void)smfi_setreply(ctx, v.reply_code, v.reply_xcode, v.reply_text);
+		ret = SMFIS_TEMPFAIL;
+		break;
+	case MF_ACT_HOLD:
+		if (smfi_quarantine(ctx, v.hold_reason != NULL ? v.hold_reason : "mailfort") !=
+		    MI_SUCCESS)
+			mf_log_warn("%s: the MTA did not accept the hold request", qid);
+		ret = SMFIS_CONTINUE;
+		break;
+	default:
+		ret = SMFIS_CONTINUE;
+		break;
+	}
+	mf_log_info("%s: %s from=<%s> score=%.1f%s%s", qid, mf_action_name(v.action), m->sender,
+	            v.score, v.reason != NULL ? " reason=" : "", v.reason != NULL ? v.reason : "");
+out:
+	if (stream != NULL)
+		g_object_unref(stream);
+	mf_verdict_free(&v);
+	msg_free(&c->msg);
+	return ret;
+}
+
+static sfsistat cb_abort(SMFICTX *ctx)
+{
+	struct conn *c = conn_of(ctx);
+
+	if (c != NULL)
+		msg_free(&c->msg);
+	return SMFIS_CONTINUE;
+}
+
+static sfsistat cb_close(SMFICTX *ctx)
+{
+	struct conn *c = conn_of(ctx);
+
+	if (c != NULL) {
+		msg_free(&c->msg);
+		free(c->helo);
+		free(c);
+		(void)smfi_setpriv(ctx, NULL);
+	}
+	return SMFIS_CONTINUE;
+}
+
+static struct smfiDesc desc = {
+    .xxfi_name = "mailfort-milter",
+    .xxfi_version = SMFI_VERSION,
+    .xxfi_flags = SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_CHGBODY | SMFIF_QUARANTINE,
+    .xxfi_connect = cb_connect,
+    .xxfi_helo = cb_helo,
+    .xxfi_envfrom = cb_envfrom,
+    .xxfi_envrcpt = cb_envrcpt,
+    .xxfi_header = cb_header,
+    .xxfi_eoh = cb_eoh,
+    .xxfi_body = cb_body,
+    .xxfi_eom = cb_eom,
+    .xxfi_abort = cb_abort,
+    .xxfi_close = cb_close,
+};
+
+struct smfiDesc *milter_callbacks_desc(void)
+{
+	return &desc;
+}

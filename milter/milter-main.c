@@ -1,0 +1,311 @@
+/*
+ * mailfort-milter - spam scoring and attachment policy for Postfix.
+ *
+ * SYNOPSIS
+ *   mailfort-milter [-c FILE] [-f] [--check-config]
+ *
+ * Reads the [milter] section of mailfort.conf (default MF_CONFIG_DEFAULT_PATH),
+ * listens on its socket for Postfix (smtpd_milters / non_smtpd_milters) and
+ * judges every message: spam score and X-Spam headers, hold or reject above
+ * the thresholds, attachment limits and blocked types, and one verdict
+ * event per message in the audit spool.
+ *
+ * Process layout: a small supervisor (the process started, which detaches
+ * unless -f) runs the milter in a child and restarts it if it ever dies.
+ * libmilter itself treats SIGHUP as "stop", so the supervisor turns SIGHUP
+ * into SIGUSR1 for the child, which re-reads the configuration and reloads
+ * the model without dropping a session.  SIGTERM/SIGINT stop both.
+ *
+ * --check-config loads and checks the file and exits 0 (prints nothing) or
+ * 1 with the reason.  Exit status otherwise: 0 after a clean stop, 1 when
+ * start-up failed (the reason is logged and printed).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <grp.h>
+#include <libmilter/mfapi.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <syslog.h>
+#include <time.h>
+#include <unistd.h>
+#include "mf-config.h"
+#include "mf-crypto.h"
+#include "mf-log.h"
+#include "milter.h"
+
+static volatile sig_atomic_t got_signal;
+
+static void on_signal(int sig)
+{
+	got_signal = sig;
+}
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+	        "usage: mailfort-milter [-c FILE] [-f] [--check-config]\n"
+	        "  -c, --config FILE   configuration file (default %s)\n"
+	        "  -f, --foreground    do not detach; log to stderr\n"
+	        "      --check-config  check the configuration and exit\n",
+	        MF_CONFIG_DEFAULT_PATH);
+}
+
+static const char *unix_path(const char *sock)
+{
+	if (strncmp(sock, "unix:", 5) == 0)
+		return sock + 5;
+	if (strncmp(sock, "local:", 6) == 0)
+		return sock + 6;
+	return NULL;
+}
+
+static int drop_privileges(const char *user, const char *sock, struct mf_error *err)
+{
+	struct passwd *pw;
+	const char *path = unix_path(sock);
+
+	if (user[0] == '\0' || getuid() != 0)
+		return 0;
+	pw = getpwnam(user);
+	if (pw == NULL)
+		return mf_error_set(err, "[milter] user: no such user '%s'", user);
+	if (path != NULL && chown(path, pw->pw_uid, pw->pw_gid) < 0)
+		return mf_error_set(err, "cannot chown %s: %s", path, strerror(errno));
+	if (initgroups(pw->pw_name, pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 ||
+	    setuid(pw->pw_uid) < 0)
+		return mf_error_set(err, "cannot become user %s: %s", user, strerror(errno));
+	if (setuid(0) == 0)
+		return mf_error_set(err, "still root after dropping privileges");
+	return 0;
+}
+
+/* The milter proper; returns the exit status. */
+static int child_main(const char *config_path)
+{
+	struct milter_state st;
+	struct mf_error err;
+	const char *path;
+	mode_t old;
+	int ret = 1;
+
+	signal(SIGHUP, SIG_DFL);
+	signal(SIGTERM, SIG_DFL);
+	signal(SIGINT, SIG_DFL);
+	if (milter_state_init(&st, config_path, &err) < 0) {
+		mf_log_error("%s", err.msg);
+		return 1;
+	}
+	if (smfi_setconn(st.policy->socket) != MI_SUCCESS ||
+	    smfi_settimeout(st.policy->timeout) != MI_SUCCESS) {
+		mf_log_error("[milter] socket: cannot use '%s'", st.policy->socket);
+		goto out;
+	}
+	milter_callbacks_bind(&st);
+	if (smfi_register(*milter_callbacks_desc()) != MI_SUCCESS) {
+		mf_log_error("cannot register with libmilter");
+		goto out;
+	}
+	old = umask(0777 & ~st.policy->socket_mode);
+	if (smfi_opensocket(true) != MI_SUCCESS) {
+		umask(old);
+		mf_log_error("cannot listen on %s (is the directory there, is another "
+		             "milter running?)",
+		             st.policy->socket);
+		goto out;
+	}
+	umask(old);
+	path = unix_path(st.policy->socket);
+	if (path != NULL)
+		(void)chmod(path, st.policy->socket_mode);
+	if (drop_privileges(st.policy->user, st.policy->socket, &err) < 0 ||
+	    milter_state_open_spool(&st, &err) < 0) {
+		mf_log_error("%s", err.msg);
+		goto out;
+	}
+	milter_state_refresh_now(&st);
+	if (milter_state_start_threads(&st, &err) < 0) {
+		mf_log_error("%s", err.msg);
+		goto out;
+	}
+	mf_log_info("listening on %s", st.policy->socket);
+	ret = smfi_main() == MI_SUCCESS ? 0 : 1;
+	milter_state_stop_threads(&st);
+	mf_log_info("stopped");
+out:
+	milter_state_deinit(&st);
+	return ret;
+}
+
+static pid_t start_child(const char *config_path)
+{
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		int rc = child_main(config_path);
+
+		g_mime_shutdown();
+		_exit(rc);
+	}
+	return pid;
+}
+
+static int write_pid_file(const char *path)
+{
+	FILE *f;
+
+	if (path[0] == '\0')
+		return 0;
+	f = fopen(path, "w");
+	if (f == NULL)
+		return -1;
+	fprintf(f, "%ld\n", (long)getpid());
+	return fclose(f);
+}
+
+/* Run the child, restart it when it dies, forward signals. */
+static int supervise(const char *config_path, const char *pid_file)
+{
+	struct sigaction sa;
+	pid_t child;
+	time_t started;
+	int status, failures = 0;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigaction(SIGHUP, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	if (write_pid_file(pid_file) < 0)
+		mf_log_warn("cannot write %s: %s", pid_file, strerror(errno));
+	for (;;) {
+		started = time(NULL);
+		child = start_child(config_path);
+		if (child < 0) {
+			mf_log_error("cannot fork: %s", strerror(errno));
+			return 1;
+		}
+		for (;;) {
+			pid_t w = waitpid(child, &status, 0);
+
+			if (w == child)
+				break;
+			if (w < 0 && errno == EINTR) {
+				int sig = got_signal;
+
+				got_signal = 0;
+				if (sig == SIGHUP)
+					kill(child, SIGUSR1);
+				else if (sig == SIGTERM || sig == SIGINT)
+					kill(child, SIGTERM);
+			}
+		}
+		if (got_signal == SIGTERM || got_signal == SIGINT ||
+		    (WIFEXITED(status) && WEXITSTATUS(status) == 0) ||
+		    (WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM))
+			break;
+		if (time(NULL) - started < 10)
+			failures++;
+		else
+			failures = 0;
+		if (WIFEXITED(status) && WEXITSTATUS(status) == 1 && failures >= 3) {
+			mf_log_error("the milter keeps failing to start; giving up");
+			if (pid_file[0])
+				unlink(pid_file);
+			return 1;
+		}
+		mf_log_error("the milter process ended (%s %d); restarting",
+		             WIFSIGNALED(status) ? "signal" : "status",
+		             WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+		sleep(failures > 0 ? 1 : 0);
+	}
+	if (pid_file[0])
+		unlink(pid_file);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"config", required_argument, NULL, 'c'},
+	    {"foreground", no_argument, NULL, 'f'},
+	    {"check-config", no_argument, NULL, 'C'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	const char *config_path = MF_CONFIG_DEFAULT_PATH;
+	bool foreground = false, check = false;
+	struct mf_config *cfg;
+	struct mf_policy *pol;
+	struct mf_error err;
+	char *pid_file;
+	int c, ret;
+
+	while ((c = getopt_long(argc, argv, "c:fh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			config_path = optarg;
+			break;
+		case 'f':
+			foreground = true;
+			break;
+		case 'C':
+			check = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	mf_log_set_handler(mf_log_handler_stderr, NULL);
+	cfg = mf_config_load(config_path, &err);
+	if (cfg == NULL) {
+		fprintf(stderr, "mailfort-milter: %s\n", err.msg);
+		return 1;
+	}
+	pol = mf_policy_new(cfg, &err);
+	if (pol == NULL) {
+		fprintf(stderr, "mailfort-milter: %s: %s\n", config_path, err.msg);
+		mf_config_free(&cfg);
+		return 1;
+	}
+	pid_file = strdup(pol->pid_file);
+	mf_policy_unref(&pol);
+	mf_config_free(&cfg);
+	if (check || pid_file == NULL) {
+		free(pid_file);
+		return check ? 0 : 1;
+	}
+	if (mf_crypto_init(&err) < 0) {
+		fprintf(stderr, "mailfort-milter: %s\n", err.msg);
+		free(pid_file);
+		return 1;
+	}
+	g_mime_init();
+	if (!foreground) {
+		openlog("mailfort-milter", LOG_PID, LOG_MAIL);
+		mf_log_set_handler(mf_log_handler_syslog, NULL);
+		if (daemon(0, 0) < 0) {
+			fprintf(stderr, "mailfort-milter: cannot detach: %s\n", strerror(errno));
+			free(pid_file);
+			return 1;
+		}
+	}
+	ret = supervise(config_path, pid_file);
+	free(pid_file);
+	g_mime_shutdown();
+	return ret;
+}

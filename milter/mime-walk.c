@@ -1,0 +1,444 @@
+/*
+ * mime-walk.c - parse a message with GMime and walk its parts.
+ *
+ * Before GMime sees the message, a byte scan checks the limits a hostile
+ * message could use against the parser: the size of the top-level header
+ * and the number of multipart boundaries and embedded messages (a bound on
+ * both the part count and the nesting depth).  Over a limit, the walk stops
+ * and the verdict says which limit and by how much: a MIME bomb ends in a
+ * clear answer, not in a long parse.
+ *
+ * The walk itself gives:
+ *  - classifier tokens: every header name ("hn:"), the decoded values of the
+ *    informative headers (Subject, From, To, Received, ...) under their own
+ *    prefixes, and the text of every text/plain and text/html body part,
+ *    converted to UTF-8 from its declared charset (GMime and iconv; EUC-KR,
+ *    ISO-2022-KR, windows-949 and the rest), or guessed among UTF-8, EUC-KR
+ *    and Latin-1 when undeclared, at most max_scan_text bytes in all;
+ *  - one struct mf_attachment per non-text leaf: decoded (base64, QP,
+ *    uuencode) into memory or, past spill_threshold, into an unlinked temp
+ *    file, then judged by attach-policy.c;
+ *  - the Message-ID and Subject for the verdict.
+ *
+ * Returns -1 only for internal failures (temp file, memory).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/mman.h>
+#include <unistd.h>
+#include "scan.h"
+
+struct walk {
+	const struct mf_policy *pol;
+	struct mf_tokens *toks;
+	struct mf_verdict *v;
+	GMimeParserOptions *opts;
+	uint64_t text_left;
+	int parts;
+	bool stop;
+	int failed;
+	struct mf_error *err;
+};
+
+static const char *const fallback_charsets[] = {"UTF-8", "EUC-KR", "ISO-8859-1", NULL};
+
+/* ------------------------------------------------------------ limits */
+
+/* Case-insensitive count of needle in the stream, and the header size. */
+static int prescan(GMimeStream *s, const struct mf_policy *pol, struct mf_verdict *v,
+                   struct mf_error *err)
+{
+	static const char *const needles[] = {"boundary=", "message/rfc822"};
+	char buf[65536 + 32];
+	size_t keep = 0, i, k;
+	uint64_t pos = 0, header_end = 0, counts[2] = {0, 0};
+	int nl_run = 0;
+	bool in_header = true;
+	ssize_t n;
+
+	if (g_mime_stream_reset(s) < 0)
+		return mf_error_set(err, "cannot rewind the message");
+	while ((n = g_mime_stream_read(s, buf + keep, sizeof(buf) - keep - 1)) > 0) {
+		size_t len = keep + (size_t)n;
+
+		buf[len] = '\0';
+		for (i = keep; in_header && i < len; i++) {
+			if (buf[i] == '\n') {
+				if (++nl_run == 2) {
+					in_header = false;
+					header_end = pos + i - keep;
+				}
+			} else if (buf[i] != '\r') {
+				nl_run = 0;
+			}
+		}
+		for (k = 0; k < MF_N_ELEMENTS(needles); k++) {
+			size_t nl = strlen(needles[k]);
+
+			for (i = 0; i + nl <= len; i++) {
+				if ((buf[i] | 0x20) == needles[k][0] &&
+				    strncasecmp(buf + i, needles[k], nl) == 0) {
+					/* count each occurrence once: it must end in the new bytes
+					 */
+					if (i + nl > keep)
+						counts[k]++;
+				}
+			}
+		}
+		pos += (uint64_t)n;
+		keep = len < 31 ? len : 31;
+		memmove(buf, buf + len - keep, keep);
+	}
+	if (n < 0)
+		return mf_error_set(err, "cannot read the message: %s", strerror(errno));
+	if (in_header)
+		header_end = pos;
+	if (g_mime_stream_reset(s) < 0)
+		return mf_error_set(err, "cannot rewind the message");
+	if (header_end > pol->max_header_size) {
+		v->limit_exceeded = true;
+		free(v->reason);
+		v->reason = g_strdup_printf("message header is %llu bytes (limit %llu)",
+		                            (unsigned long long)header_end,
+		                            (unsigned long long)pol->max_header_size);
+		return 0;
+	}
+	if (counts[0] + counts[1] > (uint64_t)pol->max_mime_parts) {
+		v->limit_exceeded = true;
+		free(v->reason);
+		v->reason = g_strdup_printf("message has %llu MIME containers (limit %d parts)",
+		                            (unsigned long long)(counts[0] + counts[1]),
+		                            pol->max_mime_parts);
+	}
+	return 0;
+}
+
+static void limit(struct walk *w, char *reason)
+{
+	w->v->limit_exceeded = true;
+	w->stop = true;
+	free(w->v->reason);
+	w->v->reason = reason;
+}
+
+/* ------------------------------------------------------------ headers */
+
+static const struct {
+	const char *name;
+	const char *prefix;
+} token_headers[] = {
+    {"Subject", "subj:"},    {"From", "from:"},      {"To", "to:"},
+    {"Cc", "cc:"},           {"Reply-To", "rt:"},    {"Return-Path", "rp:"},
+    {"Received", "rcvd:"},   {"X-Mailer", "mua:"},   {"User-Agent", "mua:"},
+    {"Content-Type", "ct:"}, {"Message-ID", "mid:"}, {"Organization", "org:"},
+    {"List-Id", "list:"},    {"Sender", "sender:"},  {"X-Priority", "prio:"},
+    {"Precedence", "prec:"},
+};
+
+static void header_tokens(struct walk *w, GMimeObject *obj)
+{
+	GMimeHeaderList *hl = g_mime_object_get_header_list(obj);
+	int i, n = g_mime_header_list_get_count(hl);
+	size_t k;
+
+	for (i = 0; i < n; i++) {
+		GMimeHeader *h = g_mime_header_list_get_header_at(hl, i);
+		const char *name = g_mime_header_get_name(h);
+		const char *value = g_mime_header_get_value(h);
+		char lname[48];
+		size_t j;
+
+		if (name == NULL)
+			continue;
+		for (j = 0; name[j] && j < sizeof(lname) - 1; j++)
+			lname[j] =
+			    (char)((name[j] >= 'A' && name[j] <= 'Z') ? name[j] + 32 : name[j]);
+		lname[j] = '\0';
+		mf_tokens_add(w->toks, "hn:", lname, j);
+		if (value == NULL)
+			continue;
+		for (k = 0; k < MF_N_ELEMENTS(token_headers); k++) {
+			if (strcasecmp(name, token_headers[k].name) == 0) {
+				size_t len = strlen(value);
+
+				if (len > 4096)
+					len = 4096;
+				mf_tokenize_text(w->toks, token_headers[k].prefix, value, len);
+				break;
+			}
+		}
+	}
+}
+
+/* ------------------------------------------------------------ decoding */
+
+struct decoded {
+	GMimeStream *mem; /* small content */
+	int fd;           /* large content, or -1 */
+	void *map;
+	size_t len;
+	const unsigned char *data;
+};
+
+static void decoded_free(struct decoded *d)
+{
+	if (d->map != NULL)
+		munmap(d->map, d->len);
+	if (d->fd >= 0)
+		close(d->fd);
+	if (d->mem != NULL)
+		g_object_unref(d->mem);
+	memset(d, 0, sizeof(*d));
+	d->fd = -1;
+}
+
+static int decode_part(struct walk *w, GMimePart *part, struct decoded *d)
+{
+	GMimeDataWrapper *wrap = g_mime_part_get_content(part);
+	GMimeStream *raw, *out;
+	gint64 enc_len;
+	ssize_t n;
+
+	memset(d, 0, sizeof(*d));
+	d->fd = -1;
+	if (wrap == NULL) {
+		d->data = (const unsigned char *)"";
+		return 0;
+	}
+	raw = g_mime_data_wrapper_get_stream(wrap);
+	enc_len = raw != NULL ? g_mime_stream_length(raw) : 0;
+	if (enc_len >= 0 && (uint64_t)enc_len <= w->pol->spill_threshold) {
+		d->mem = g_mime_stream_mem_new();
+		out = d->mem;
+	} else {
+		char path[4096];
+
+		snprintf(path, sizeof(path), "%s/mailfort-part.XXXXXX", w->pol->tmp_dir);
+		d->fd = mkostemp(path, O_CLOEXEC);
+		if (d->fd < 0)
+			return mf_error_set(w->err, "cannot create a temp file in %s: %s",
+			                    w->pol->tmp_dir, strerror(errno));
+		(void)unlink(path);
+		out = g_mime_stream_fs_new(dup(d->fd));
+	}
+	n = g_mime_data_wrapper_write_to_stream(wrap, out);
+	if (n >= 0)
+		(void)g_mime_stream_flush(out);
+	if (d->mem == NULL)
+		g_object_unref(out);
+	if (n < 0) {
+		decoded_free(d);
+		return mf_error_set(w->err, "cannot decode a MIME part: %s", strerror(errno));
+	}
+	if (d->mem != NULL) {
+		GByteArray *arr = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(d->mem));
+
+		d->data = arr->len > 0 ? arr->data : (const unsigned char *)"";
+		d->len = arr->len;
+	} else {
+		off_t size = lseek(d->fd, 0, SEEK_END);
+
+		if (size <= 0) {
+			d->data = (const unsigned char *)"";
+			d->len = 0;
+			return 0;
+		}
+		d->map = mmap(NULL, (size_t)size, PROT_READ, MAP_PRIVATE, d->fd, 0);
+		if (d->map == MAP_FAILED) {
+			d->map = NULL;
+			decoded_free(d);
+			return mf_error_set(w->err, "cannot map a decoded part: %s",
+			                    strerror(errno));
+		}
+		d->len = (size_t)size;
+		d->data = d->map;
+	}
+	return 0;
+}
+
+/* The part's text as UTF-8 (g_free), at most max bytes read. */
+static char *part_text(struct walk *w, GMimePart *part, const struct decoded *d, size_t max)
+{
+	const char *charset =
+	    g_mime_object_get_content_type_parameter(GMIME_OBJECT(part), "charset");
+	size_t len = d->len < max ? d->len : max;
+	char *out = NULL;
+
+	if (charset != NULL && g_ascii_strcasecmp(charset, "utf-8") != 0 &&
+	    g_ascii_strcasecmp(charset, "us-ascii") != 0) {
+		iconv_t cd = g_mime_iconv_open("UTF-8", g_mime_charset_canon_name(charset));
+
+		if (cd != (iconv_t)-1) {
+			out = g_mime_iconv_strndup(cd, (const char *)d->data, len);
+			g_mime_iconv_close(cd);
+		}
+	}
+	if (out == NULL) {
+		if (g_utf8_validate((const char *)d->data, (gssize)len, NULL))
+			out = g_strndup((const char *)d->data, len);
+		else
+			out = g_mime_utils_decode_8bit(w->opts, (const char *)d->data, len);
+	}
+	if (out != NULL && !g_utf8_validate(out, -1, NULL)) {
+		char *valid = g_utf8_make_valid(out, -1);
+
+		g_free(out);
+		out = valid;
+	}
+	return out;
+}
+
+/* ------------------------------------------------------------ parts */
+
+static struct mf_attachment *new_attachment(struct walk *w)
+{
+	struct mf_verdict *v = w->v;
+	struct mf_attachment *a;
+
+	a = realloc(v->attachments, (v->nattachments + 1) * sizeof(*a));
+	if (a == NULL)
+		return NULL;
+	v->attachments = a;
+	a = &v->attachments[v->nattachments++];
+	memset(a, 0, sizeof(*a));
+	return a;
+}
+
+static void leaf(struct walk *w, GMimeObject *obj, GMimeObject *parent)
+{
+	GMimePart *part = GMIME_PART(obj);
+	GMimeContentType *ct = g_mime_object_get_content_type(obj);
+	const char *filename = g_mime_part_get_filename(part);
+	bool is_text = g_mime_content_type_is_type(ct, "text", "plain") ||
+	               g_mime_content_type_is_type(ct, "text", "html");
+	struct decoded d;
+	struct mf_attachment *a;
+	char *mime;
+
+	if (decode_part(w, part, &d) < 0) {
+		w->failed = -1;
+		w->stop = true;
+		return;
+	}
+	if (is_text && filename == NULL && !g_mime_part_is_attachment(part)) {
+		if (w->text_left > 0) {
+			char *text = part_text(w, part, &d, (size_t)w->text_left);
+
+			if (text != NULL) {
+				size_t len = strlen(text);
+
+				if (g_mime_content_type_is_type(ct, "text", "html"))
+					mf_tokenize_html(w->toks, text, len);
+				else
+					mf_tokenize_text(w->toks, NULL, text, len);
+				w->text_left -= len < w->text_left ? len : w->text_left;
+				g_free(text);
+			}
+		}
+		decoded_free(&d);
+		return;
+	}
+	a = new_attachment(w);
+	if (a == NULL) {
+		decoded_free(&d);
+		w->failed = mf_error_set(w->err, "out of memory");
+		w->stop = true;
+		return;
+	}
+	mime = g_mime_content_type_get_mime_type(ct);
+	a->content_type = strdup(mime != NULL ? mime : "application/octet-stream");
+	g_free(mime);
+	a->filename = filename != NULL ? strdup(filename) : NULL;
+	a->part = g_object_ref(obj);
+	a->parent = parent != NULL ? g_object_ref(parent) : NULL;
+	mf_attach_policy(w->pol, obj, d.data, d.len, a);
+	decoded_free(&d);
+	if (a->content_type != NULL)
+		mf_tokens_add(w->toks, "att:ct:", a->content_type, strlen(a->content_type));
+	mf_tokens_add(w->toks, "att:type:", mf_filetype_name(a->type),
+	              strlen(mf_filetype_name(a->type)));
+	if (a->filename != NULL) {
+		const char *dot = strrchr(a->filename, '.');
+
+		if (dot != NULL && dot[1] != '\0')
+			mf_tokenize_text(w->toks, "att:ext:", dot + 1, strlen(dot + 1));
+		mf_tokenize_text(w->toks, "att:name:", a->filename, strlen(a->filename));
+	}
+}
+
+static void walk_object(struct walk *w, GMimeObject *obj, GMimeObject *parent, int depth)
+{
+	if (w->stop || obj == NULL)
+		return;
+	w->v->parts = (unsigned)++w->parts;
+	if (w->parts > w->pol->max_mime_parts) {
+		limit(w, g_strdup_printf("message has more than %d MIME parts",
+		                         w->pol->max_mime_parts));
+		return;
+	}
+	if (depth > w->pol->max_mime_depth) {
+		limit(w, g_strdup_printf("MIME parts are nested more than %d deep",
+		                         w->pol->max_mime_depth));
+		return;
+	}
+	if (GMIME_IS_MULTIPART(obj)) {
+		GMimeMultipart *mp = GMIME_MULTIPART(obj);
+		int i, n = g_mime_multipart_get_count(mp);
+
+		for (i = 0; i < n && !w->stop; i++)
+			walk_object(w, g_mime_multipart_get_part(mp, i), obj, depth + 1);
+	} else if (GMIME_IS_MESSAGE_PART(obj)) {
+		GMimeMessage *inner = g_mime_message_part_get_message(GMIME_MESSAGE_PART(obj));
+
+		if (inner != NULL) {
+			header_tokens(w, GMIME_OBJECT(inner));
+			walk_object(w, g_mime_message_get_mime_part(inner), GMIME_OBJECT(inner),
+			            depth + 1);
+		}
+	} else if (GMIME_IS_PART(obj)) {
+		leaf(w, obj, parent);
+	}
+}
+
+int mf_mime_walk(const struct mf_policy *pol, GMimeStream *stream, struct mf_tokens *toks,
+                 struct mf_verdict *v, struct mf_error *err)
+{
+	struct walk w = {.pol = pol, .toks = toks, .v = v, .err = err};
+	GMimeParser *parser;
+	GMimeMessage *msg;
+	const char *s;
+
+	v->size = (uint64_t)g_mime_stream_length(stream);
+	if (prescan(stream, pol, v, err) < 0)
+		return -1;
+	if (v->limit_exceeded)
+		return 0;
+	w.opts = g_mime_parser_options_new();
+	g_mime_parser_options_set_fallback_charsets(w.opts, (const char **)fallback_charsets);
+	parser = g_mime_parser_new_with_stream(stream);
+	g_mime_parser_set_format(parser, GMIME_FORMAT_MESSAGE);
+	msg = g_mime_parser_construct_message(parser, w.opts);
+	g_object_unref(parser);
+	if (msg == NULL) {
+		g_mime_parser_options_free(w.opts);
+		v->limit_exceeded = true;
+		free(v->reason);
+		v->reason = strdup("message cannot be parsed as an Internet message");
+		return 0;
+	}
+	v->message = msg;
+	s = g_mime_message_get_message_id(msg);
+	if (s != NULL)
+		v->message_id = strdup(s);
+	s = g_mime_message_get_subject(msg);
+	if (s != NULL)
+		v->subject = strdup(s);
+	w.text_left = pol->max_scan_text;
+	header_tokens(&w, GMIME_OBJECT(msg));
+	walk_object(&w, g_mime_message_get_mime_part(msg), GMIME_OBJECT(msg), 1);
+	g_mime_parser_options_free(w.opts);
+	return w.failed;
+}

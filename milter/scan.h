@@ -1,0 +1,327 @@
+/*
+ * scan.h - the message scanner behind mailfort-milter and "mailfortctl spam".
+ *
+ * Everything here works on one message at a time and holds no global state,
+ * so any number of threads may scan different messages at once.  Shared,
+ * read-only inputs (the policy from mailfort.conf, the token model) are
+ * reference counted: a reload swaps in a new object while scans that
+ * started with the old one finish with it.
+ *
+ *   msgbuf.c        a message held in memory, spilled to a temp file when large
+ *   filetype.c      what a file is, from its first bytes (not its name)
+ *   zip-inspect.c   the entries of a ZIP archive, without trusting its sizes
+ *   mime-walk.c     GMime parse and walk: text for the classifier, attachments
+ *   attach-policy.c size limits, blocked names and contents, archives
+ *   tokenize.c      words, header tokens and URL hosts, UTF-8, HTML to text
+ *   classify.c      token model and Robinson/Fisher chi-square classifier
+ *   model-db.c      token statistics in PostgreSQL (load, train)
+ *   rules.c         a small set of named rules that add to the score
+ *   policy.c        the [milter] section turned into a struct mf_policy
+ *   scan.c          one message through all of the above: a struct mf_verdict
+ *   verdict.c       the verdict as X-Spam headers and as an audit event
+ *
+ * Functions return 0 / -1 with struct mf_error, or a pointer / NULL.
+ */
+#ifndef MF_SCAN_H
+#define MF_SCAN_H
+
+#include <gmime/gmime.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include "mf-common.h"
+
+struct mf_config;
+struct mf_db;
+struct mf_event;
+
+/* ------------------------------------------------------------ msgbuf.c */
+struct mf_msgbuf;
+
+/* A buffer that keeps up to spill bytes in memory and then moves everything
+   to an unlinked temp file in tmp_dir. */
+struct mf_msgbuf *mf_msgbuf_new(const char *tmp_dir, size_t spill);
+void mf_msgbuf_free(struct mf_msgbuf **b);
+int mf_msgbuf_append(struct mf_msgbuf *b, const void *data, size_t len,
+                     struct mf_error *err) MF_WARN_UNUSED;
+uint64_t mf_msgbuf_size(const struct mf_msgbuf *b);
+bool mf_msgbuf_spilled(const struct mf_msgbuf *b);
+/* A GMime stream over the whole content (new reference); NULL on error. */
+GMimeStream *mf_msgbuf_stream(struct mf_msgbuf *b, struct mf_error *err);
+/* The bytes, mapped or in memory, valid until the buffer is freed or
+   appended to. NULL on error (empty buffer: a valid pointer, *len_r 0). */
+const unsigned char *mf_msgbuf_data(struct mf_msgbuf *b, size_t *len_r, struct mf_error *err);
+
+/* ------------------------------------------------------------ filetype.c */
+enum mf_filetype {
+	MF_FT_UNKNOWN = 0,
+	MF_FT_WINDOWS_EXE, /* MZ (PE, DOS, DLL, SCR, ...) */
+	MF_FT_ELF,
+	MF_FT_MACHO,
+	MF_FT_SCRIPT, /* "#!" */
+	MF_FT_LNK,    /* Windows shell link */
+	MF_FT_JAR,    /* ZIP with META-INF/MANIFEST.MF (set by zip inspection) */
+	MF_FT_ZIP,
+	MF_FT_RAR,
+	MF_FT_7Z,
+	MF_FT_GZIP,
+	MF_FT_PDF,
+	MF_FT_OLE, /* MS Office 97 compound document (also .msi) */
+	MF_FT_PNG,
+	MF_FT_JPEG,
+	MF_FT_GIF,
+	MF_FT_HTML,
+	MF_FT_COUNT,
+};
+enum mf_filetype mf_filetype_detect(const unsigned char *p, size_t len);
+/* The name used in blocked_types and in verdicts ("windows-executable"). */
+const char *mf_filetype_name(enum mf_filetype t);
+/* MF_FT_COUNT when the name is unknown. */
+enum mf_filetype mf_filetype_from_name(const char *name, size_t len);
+bool mf_filetype_is_archive(enum mf_filetype t);
+
+/* ------------------------------------------------------------ zip-inspect.c */
+#define MF_ZIP_HEAD 512
+
+struct mf_zip_entry {
+	char *name;            /* as stored (CP437 or UTF-8), NUL-terminated */
+	uint64_t csize, usize; /* from the central directory */
+	uint16_t method;       /* 0 stored, 8 deflate, others not opened */
+	bool encrypted;
+	uint64_t local_offset;           /* of the local header */
+	unsigned char head[MF_ZIP_HEAD]; /* first decoded bytes, when readable */
+	size_t head_len;
+};
+
+struct mf_zip {
+	struct mf_zip_entry *entries;
+	size_t count;
+	uint64_t total_usize, total_csize;
+	bool any_encrypted;
+	bool is_jar;
+};
+
+/* Read the central directory of data/len.  Refuses (-1, err says why) a file
+   that is not a ZIP or is damaged, and stops at max_entries (bomb). */
+int mf_zip_open(const unsigned char *data, size_t len, size_t max_entries, struct mf_zip *zip,
+                struct mf_error *err) MF_WARN_UNUSED;
+void mf_zip_free(struct mf_zip *zip);
+/* Decode entry i completely, at most max bytes (more is an error: bomb).
+   Returns malloc'd bytes in *out_r. */
+int mf_zip_extract(const unsigned char *data, size_t len, const struct mf_zip_entry *e, size_t max,
+                   unsigned char **out_r, size_t *out_len_r, struct mf_error *err) MF_WARN_UNUSED;
+
+/* ------------------------------------------------------------ policy.c */
+enum mf_action {
+	MF_ACT_ACCEPT = 0,
+	MF_ACT_STRIP, /* attachment only */
+	MF_ACT_HOLD,
+	MF_ACT_REJECT,
+	MF_ACT_TEMPFAIL,
+};
+const char *mf_action_name(enum mf_action a);
+
+struct mf_policy {
+	int refcount; /* atomic */
+	/* daemon */
+	char *socket, *user, *pid_file, *tmp_dir;
+	unsigned socket_mode;
+	int timeout;
+	enum mf_action default_action;
+	uint64_t spill_threshold, max_message_size;
+	/* spam */
+	bool spam, add_headers;
+	double spam_threshold, hold_threshold, reject_threshold; /* < 0: off */
+	double bayes_weight;
+	int min_training;
+	int model_refresh;
+	char **disabled_rules; /* NULL-terminated */
+	char *trusted_authserv_id;
+	/* attachments */
+	uint64_t max_attachment_size, max_total_attachment_size;
+	enum mf_action size_action, blocked_action, encrypted_action;
+	char **blocked_extensions; /* lower case, NULL-terminated */
+	bool blocked_types[MF_FT_COUNT];
+	bool scan_archives;
+	size_t max_archive_entries;
+	uint64_t max_archive_ratio, max_archive_size;
+	int max_archive_depth;
+	/* limits */
+	int max_mime_depth, max_mime_parts;
+	uint64_t max_header_size, max_scan_text;
+	enum mf_action limits_action;
+};
+
+/* Build a policy from the [milter] section; -1 names the bad key. */
+struct mf_policy *mf_policy_new(const struct mf_config *cfg, struct mf_error *err) MF_WARN_UNUSED;
+struct mf_policy *mf_policy_ref(struct mf_policy *p);
+void mf_policy_unref(struct mf_policy **p);
+bool mf_policy_rule_enabled(const struct mf_policy *p, const char *rule);
+
+/* ------------------------------------------------------------ tokenize.c */
+#define MF_TOKEN_MAX 48
+
+struct mf_tokens;
+
+/* A set of distinct tokens (at most max). */
+struct mf_tokens *mf_tokens_new(size_t max);
+void mf_tokens_free(struct mf_tokens **t);
+size_t mf_tokens_count(const struct mf_tokens *t);
+const char *mf_tokens_get(const struct mf_tokens *t, size_t i, uint64_t *hash_r);
+/* Add one token as is (prefix may be NULL). */
+void mf_tokens_add(struct mf_tokens *t, const char *prefix, const char *word, size_t len);
+/* Split UTF-8 text into words (lower-cased, CJK as character pairs), and
+   URLs into their host names ("url:example.com", "url:com"). */
+void mf_tokenize_text(struct mf_tokens *t, const char *prefix, const char *text, size_t len);
+/* Reduce HTML to text (tags, comments, scripts dropped; entities decoded)
+   and tokenize it, plus the hosts of href/src URLs. */
+void mf_tokenize_html(struct mf_tokens *t, const char *html, size_t len);
+/* The 64-bit hash under which a token is stored. */
+uint64_t mf_token_hash(const char *tok, size_t len);
+
+/* ------------------------------------------------------------ classify.c */
+/* Tokens are stored under a keyed hash (BLAKE2b, 64 bits) so that the words
+   of official mail cannot be read back from the database.  The key is
+   derived from the server's hash.key. */
+struct mf_token_key {
+	unsigned char k[32];
+};
+
+/* Load <keys_dir>/hash.key and derive the token key from it. */
+int mf_token_key_load(const char *keys_dir, struct mf_token_key *key,
+                      struct mf_error *err) MF_WARN_UNUSED;
+/* The stored identity of a token (never 0). */
+uint64_t mf_token_id(const struct mf_token_key *key, const char *tok, size_t len);
+
+struct mf_token_count {
+	uint64_t hash;
+	uint32_t spam, ham;
+};
+
+struct mf_model;
+
+struct mf_model *mf_model_new(const struct mf_token_key *key, size_t hint);
+struct mf_model *mf_model_ref(struct mf_model *m);
+void mf_model_unref(struct mf_model **m);
+const struct mf_token_key *mf_model_key(const struct mf_model *m);
+/* Add counts for a token id (building the model; not thread-safe). */
+int mf_model_add(struct mf_model *m, uint64_t id, uint32_t spam, uint32_t ham);
+/* Count one message's tokens as spam or ham (training). */
+int mf_model_train(struct mf_model *m, const struct mf_tokens *t, bool spam);
+void mf_model_set_messages(struct mf_model *m, uint64_t nspam, uint64_t nham);
+void mf_model_messages(const struct mf_model *m, uint64_t *nspam, uint64_t *nham);
+size_t mf_model_size(const struct mf_model *m);
+const struct mf_token_count *mf_model_get(const struct mf_model *m, uint64_t id);
+/* Iterate over every token: *iter starts at 0; false at the end. */
+bool mf_model_next(const struct mf_model *m, size_t *iter, struct mf_token_count *out);
+
+#define MF_BAYES_TOP 10
+
+struct mf_bayes {
+	bool trained;  /* false: model too small, prob is 0.5 */
+	double prob;   /* 0 = ham ... 1 = spam */
+	unsigned used; /* tokens that took part */
+	unsigned ntop;
+	struct {
+		char token[MF_TOKEN_MAX + 24];
+		double prob;
+	} top[MF_BAYES_TOP]; /* strongest tokens, by distance from 0.5 */
+};
+
+struct mf_bayes_params {
+	double robs, robx, min_dev;
+	uint64_t min_training;
+};
+void mf_bayes_defaults(struct mf_bayes_params *p);
+void mf_classify(const struct mf_model *m, const struct mf_tokens *t,
+                 const struct mf_bayes_params *p, struct mf_bayes *out);
+
+/* ------------------------------------------------------------ model-db.c */
+/* Load every token count from PostgreSQL into a new model. */
+struct mf_model *mf_model_load(struct mf_db *db, const struct mf_token_key *key,
+                               struct mf_error *err) MF_WARN_UNUSED;
+/* Add a trained model's counts (tokens and messages) to the database, in
+   one transaction. */
+int mf_model_store(const struct mf_model *m, struct mf_db *db, struct mf_error *err) MF_WARN_UNUSED;
+
+/* ------------------------------------------------------------ mime-walk.c / scan.c */
+struct mf_attachment {
+	char *filename;     /* UTF-8, or NULL */
+	char *content_type; /* "application/pdf" */
+	uint64_t size;      /* decoded */
+	enum mf_filetype type;
+	enum mf_action action;
+	char *reason;      /* why not accepted (for replies and verdicts) */
+	char *inner;       /* the offending entry inside an archive, or NULL */
+	bool executable;   /* blocked by name or content, wherever it was */
+	bool encrypted;    /* an encrypted archive */
+	GMimeObject *part; /* for stripping (reference held) */
+	GMimeObject *parent;
+};
+
+struct mf_rule_hit {
+	const char *name;
+	double score;
+	char detail[96];
+};
+
+#define MF_MAX_RULE_HITS 24
+
+struct mf_verdict {
+	enum mf_action action; /* final action for the message */
+	char reply_code[4];    /* for REJECT / TEMPFAIL */
+	char reply_xcode[8];
+	char *reply_text;
+	char *hold_reason;
+	char *reason; /* one-line summary for logs and the event */
+	bool scanned_spam;
+	double score;
+	bool is_spam;
+	struct mf_bayes bayes;
+	struct mf_rule_hit rules[MF_MAX_RULE_HITS];
+	unsigned nrules;
+	struct mf_attachment *attachments;
+	size_t nattachments;
+	bool body_changed;     /* an attachment was stripped */
+	bool top_replaced;     /* ... and it was the whole body: new Content-Type */
+	GMimeMessage *message; /* parsed message (for strip) */
+	char *message_id;
+	char *subject;
+	uint64_t size;
+	unsigned parts;
+	bool limit_exceeded;
+};
+
+void mf_verdict_init(struct mf_verdict *v);
+void mf_verdict_free(struct mf_verdict *v);
+
+/* Parse the message in the stream and fill toks with the
+   classifier's tokens; v gets the attachments, structure counters and
+   message-id.  Returns -1 on internal errors only: a hostile message is a
+   verdict (limit_exceeded), not an error. */
+int mf_mime_walk(const struct mf_policy *pol, GMimeStream *stream, struct mf_tokens *toks,
+                 struct mf_verdict *v, struct mf_error *err) MF_WARN_UNUSED;
+/* Most tokens taken from one message. */
+#define MF_MAX_TOKENS 20000
+
+/* Decide what to do with each attachment (attach-policy.c). */
+void mf_attach_policy(const struct mf_policy *pol, GMimeObject *part, const unsigned char *data,
+                      size_t len, struct mf_attachment *a);
+
+/* Rules (rules.c): append hits to v->rules. */
+void mf_rules_run(const struct mf_policy *pol, GMimeMessage *msg, struct mf_verdict *v);
+
+/* The whole scan: structure, attachments, spam. model may be NULL. */
+int mf_scan(const struct mf_policy *pol, const struct mf_model *model, GMimeStream *stream,
+            struct mf_verdict *v, struct mf_error *err) MF_WARN_UNUSED;
+/* Replace every stripped attachment by a text part; write the new body
+   (the message without its top-level header) to out. */
+int mf_scan_write_body(struct mf_verdict *v, GMimeStream *out, struct mf_error *err) MF_WARN_UNUSED;
+
+/* ------------------------------------------------------------ verdict.c */
+/* "score=7.3 required=5.0" style header values (malloc'd). */
+char *mf_verdict_spam_status(const struct mf_policy *pol, const struct mf_verdict *v);
+/* Add the verdict's fields to an event of type "verdict". */
+void mf_verdict_event(const struct mf_verdict *v, struct mf_event *ev);
+
+#endif

@@ -50,7 +50,7 @@ struct mf_crypt_keys {
 	char *password; /* password mode: the login string, wiped on deinit */
 	enum mf_crypt_mode mode;
 
-	struct mf_db *db;
+	struct mf_db **db; /* the process's connection, shared by its users */
 	bool loaded;
 	bool account_known;
 	int totp_digits; /* 0 when the account has no enrolled TOTP */
@@ -83,8 +83,8 @@ void mf_crypt_key_id(const unsigned char pk[crypto_box_PUBLICKEYBYTES],
 	crypto_generichash(id_r, MF_MAILCRYPT_KEY_ID_SIZE, pk, crypto_box_PUBLICKEYBYTES, NULL, 0);
 }
 
-struct mf_crypt_keys *mf_crypt_keys_init(const struct mf_config *cfg, const char *account,
-                                         const char *password)
+struct mf_crypt_keys *mf_crypt_keys_init(const struct mf_config *cfg, struct mf_db **db,
+                                         const char *account, const char *password)
 {
 	pool_t pool = pool_alloconly_create("mailfort crypt keys", 1024);
 	struct mf_crypt_keys *keys = p_new(pool, struct mf_crypt_keys, 1);
@@ -92,6 +92,7 @@ struct mf_crypt_keys *mf_crypt_keys_init(const struct mf_config *cfg, const char
 
 	keys->pool = pool;
 	keys->cfg = cfg;
+	keys->db = db;
 	keys->account = p_strdup(pool, account);
 	keys->mode = mode != NULL && strcmp(mode, "password") == 0 ? MF_CRYPT_MODE_PASSWORD
 	                                                           : MF_CRYPT_MODE_SERVER;
@@ -126,8 +127,6 @@ void mf_crypt_keys_deinit(struct mf_crypt_keys **_keys)
 		sodium_memzero(keys->password, strlen(keys->password));
 		i_free(keys->password);
 	}
-	if (keys->db != NULL)
-		mf_db_close(&keys->db);
 	pool_unref(&keys->pool);
 }
 
@@ -141,11 +140,11 @@ static int mf_crypt_db(struct mf_crypt_keys *keys, const char **error_r)
 	struct mf_db_settings set;
 	struct mf_error err;
 
-	if (keys->db != NULL)
+	if (*keys->db != NULL)
 		return 0;
 	mf_db_settings_from_config(&set, keys->cfg, "mailfort_crypt");
-	keys->db = mf_db_open(&set, &err);
-	if (keys->db == NULL) {
+	*keys->db = mf_db_open(&set, &err);
+	if (*keys->db == NULL) {
 		*error_r = t_strdup(err.msg);
 		return -1;
 	}
@@ -163,7 +162,7 @@ static int mf_crypt_keys_load(struct mf_crypt_keys *keys, const char **error_r)
 		return 0;
 	if (mf_crypt_db(keys, error_r) < 0)
 		return -1;
-	res = mf_db_exec(keys->db, sql_load_keys, 1, params, &err);
+	res = mf_db_exec(*keys->db, sql_load_keys, 1, params, &err);
 	if (res == NULL) {
 		*error_r = t_strdup(err.msg);
 		return -1;
@@ -262,8 +261,8 @@ static int mf_crypt_keys_create(struct mf_crypt_keys *keys, const char **error_r
 	params[3] = escrow_hex;
 	if (pk_hex == NULL || wrapped_hex == NULL || (escrow_path != NULL && escrow_hex == NULL))
 		*error_r = "out of memory";
-	else if (mf_db_command(keys->db, sql_add_account, 1, params, &err) < 0 ||
-	         mf_db_command(keys->db, sql_add_key, 4, params, &err) < 0)
+	else if (mf_db_command(*keys->db, sql_add_account, 1, params, &err) < 0 ||
+	         mf_db_command(*keys->db, sql_add_key, 4, params, &err) < 0)
 		*error_r = t_strdup(err.msg);
 	else
 		ret = 0;
@@ -341,7 +340,7 @@ static int mf_crypt_app_wrap(struct mf_crypt_keys *keys, unsigned char **blob_r,
 	hex = mf_db_escape_bytea(hash, sizeof(hash));
 	params[0] = keys->account;
 	params[1] = hex;
-	res = hex == NULL ? NULL : mf_db_exec(keys->db, sql_app_wrap, 2, params, &err);
+	res = hex == NULL ? NULL : mf_db_exec(*keys->db, sql_app_wrap, 2, params, &err);
 	free(hex);
 	if (res == NULL) {
 		*error_r = hex == NULL ? "out of memory" : t_strdup(err.msg);

@@ -34,6 +34,7 @@
  * temporary error (LMTP 451): plaintext is never stored.
  */
 #include "lib.h"
+#include "array.h"
 #include "istream.h"
 #include "ostream.h"
 #include "module-dir.h"
@@ -43,7 +44,10 @@
 #include "mail-copy.h"
 #include "mf-config.h"
 #include "mf-crypto.h"
+#include "mf-db.h"
 #include "mailfort-crypt-plugin.h"
+
+#include <sys/stat.h>
 
 #define MAILFORT_CRYPT_USER_CONTEXT(obj) MODULE_CONTEXT(obj, mailfort_crypt_user_module)
 #define MAILFORT_CRYPT_BOX_CONTEXT(obj)  MODULE_CONTEXT_REQUIRE(obj, mailfort_crypt_storage_module)
@@ -51,9 +55,27 @@
 
 struct mailfort_crypt_user {
 	union mail_user_module_context module_ctx;
-	struct mf_config *cfg;
+	const struct mf_config *cfg; /* owned by the process state */
 	struct mf_crypt_keys *keys;
 };
+
+/* What the plugin keeps for the whole process (an lmtp process delivers to
+   many users, one mail_user each): the parsed configuration, reloaded when
+   the file changes, and one database connection, so a delivery costs one
+   query and not a connection.  Made in plugin_init, freed in
+   plugin_deinit; a Dovecot mail process is single-threaded. */
+struct mailfort_crypt_process {
+	char *config_path;
+	struct mf_config *cfg;
+	struct stat cfg_st;
+	/* configurations replaced by a reload; users may still point at them */
+	ARRAY(struct mf_config *) old_cfgs;
+	/* stands in for cfg for users that fail (user->error is set) */
+	struct mf_config *defaults;
+	struct mf_db *db;
+};
+
+static struct mailfort_crypt_process *mailfort_crypt_process;
 
 const char *mailfort_crypt_plugin_version = DOVECOT_ABI_VERSION;
 
@@ -286,15 +308,54 @@ static void mailfort_crypt_user_deinit(struct mail_user *user)
 	struct mailfort_crypt_user *muser = MAILFORT_CRYPT_USER_CONTEXT(user);
 
 	mf_crypt_keys_deinit(&muser->keys);
-	mf_config_free(&muser->cfg);
 	muser->module_ctx.super.deinit(user);
+}
+
+static bool stat_same(const struct stat *a, const struct stat *b)
+{
+	return a->st_ino == b->st_ino && a->st_dev == b->st_dev && a->st_size == b->st_size &&
+	       a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+}
+
+/* The process's configuration for path, loaded now if it is not loaded
+   yet or the file changed since. */
+static const struct mf_config *mailfort_crypt_config(struct mailfort_crypt_process *proc,
+                                                     const char *path, const char **error_r)
+{
+	struct mf_config *cfg;
+	struct mf_error err;
+	struct stat st;
+
+	if (stat(path, &st) < 0) {
+		*error_r = t_strdup_printf("stat(%s) failed: %m", path);
+		return NULL;
+	}
+	if (proc->cfg != NULL && strcmp(proc->config_path, path) == 0 &&
+	    stat_same(&st, &proc->cfg_st))
+		return proc->cfg;
+	cfg = mf_config_load(path, &err);
+	if (cfg == NULL) {
+		*error_r = t_strdup(err.msg);
+		return NULL;
+	}
+	if (proc->cfg != NULL)
+		array_push_back(&proc->old_cfgs, &proc->cfg);
+	/* the connection may be to another database now */
+	if (proc->db != NULL)
+		mf_db_close(&proc->db);
+	i_free(proc->config_path);
+	proc->config_path = i_strdup(path);
+	proc->cfg = cfg;
+	proc->cfg_st = st;
+	return cfg;
 }
 
 static void mailfort_crypt_user_created(struct mail_user *user)
 {
+	struct mailfort_crypt_process *proc = mailfort_crypt_process;
 	struct mail_user_vfuncs *v = user->vlast;
 	struct mailfort_crypt_user *muser;
-	const char *path, *password;
+	const char *path, *password, *error;
 	struct mf_error err;
 
 	muser = p_new(user->pool, struct mailfort_crypt_user, 1);
@@ -306,13 +367,19 @@ static void mailfort_crypt_user_created(struct mail_user *user)
 	path = mail_user_plugin_getenv(user, "mailfort_config");
 	if (path == NULL || *path == '\0')
 		path = MF_CONFIG_DEFAULT_PATH;
-	if (mf_crypto_init(&err) < 0 || (muser->cfg = mf_config_load(path, &err)) == NULL) {
-		/* fail closed: the user cannot log in or receive mail */
-		user->error = p_strdup_printf(user->pool, "mailfort_crypt: %s", err.msg);
-		muser->cfg = mf_config_defaults();
+	if (mf_crypto_init(&err) < 0)
+		error = t_strdup(err.msg);
+	else
+		muser->cfg = mailfort_crypt_config(proc, path, &error);
+	if (muser->cfg == NULL) {
+		/* fail closed: the user can neither log in nor receive mail */
+		user->error = p_strdup_printf(user->pool, "mailfort_crypt: %s", error);
+		if (proc->defaults == NULL)
+			proc->defaults = mf_config_defaults();
+		muser->cfg = proc->defaults;
 	}
 	password = mail_user_plugin_getenv(user, "mailfort_crypt_password");
-	muser->keys = mf_crypt_keys_init(muser->cfg, user->username, password);
+	muser->keys = mf_crypt_keys_init(muser->cfg, &proc->db, user->username, password);
 }
 
 static struct mail_storage_hooks mailfort_crypt_hooks = {
@@ -323,10 +390,24 @@ static struct mail_storage_hooks mailfort_crypt_hooks = {
 
 void mailfort_crypt_plugin_init(struct module *module)
 {
+	mailfort_crypt_process = i_new(struct mailfort_crypt_process, 1);
+	i_array_init(&mailfort_crypt_process->old_cfgs, 2);
 	mail_storage_hooks_add(module, &mailfort_crypt_hooks);
 }
 
 void mailfort_crypt_plugin_deinit(void)
 {
+	struct mailfort_crypt_process *proc = mailfort_crypt_process;
+	struct mf_config **cfgp;
+
 	mail_storage_hooks_remove(&mailfort_crypt_hooks);
+	if (proc->db != NULL)
+		mf_db_close(&proc->db);
+	array_foreach_modifiable(&proc->old_cfgs, cfgp) mf_config_free(cfgp);
+	array_free(&proc->old_cfgs);
+	mf_config_free(&proc->cfg);
+	mf_config_free(&proc->defaults);
+	i_free(proc->config_path);
+	i_free(proc);
+	mailfort_crypt_process = NULL;
 }

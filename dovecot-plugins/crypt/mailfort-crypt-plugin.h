@@ -14,6 +14,7 @@
 struct module;
 struct mail_user;
 struct mf_config;
+struct mf_db;
 
 /* ---- streams ---- */
 
@@ -35,8 +36,10 @@ enum mf_crypt_mode {
 /* Per mail_user key state (crypt-keys.c). */
 struct mf_crypt_keys;
 
-struct mf_crypt_keys *mf_crypt_keys_init(const struct mf_config *cfg, const char *account,
-                                         const char *password);
+/* db: where the process keeps its database connection (opened on first
+   need, closed by the owner of the slot). */
+struct mf_crypt_keys *mf_crypt_keys_init(const struct mf_config *cfg, struct mf_db **db,
+                                         const char *account, const char *password);
 void mf_crypt_keys_deinit(struct mf_crypt_keys **keys);
 enum mf_crypt_mode mf_crypt_keys_mode(const struct mf_crypt_keys *keys);
 

@@ -36,7 +36,7 @@
 #include "mf-db.h"
 #include "mf-log.h"
 
-#define FAILED_PRED "type IN ('auth', 'login') AND coalesce(payload::jsonb->>'result', '') <> 'ok'"
+#define FAILED_PRED "type IN ('auth', 'login') AND coalesce(payload::jsonb->>'result', '') = 'fail'"
 
 /* A threshold rule: count events matching pred per key within a window. */
 struct count_rule {
@@ -107,7 +107,7 @@ static int count_rule_eval(struct auditd *d, const struct count_rule *r, const c
 	    "INSERT INTO mailfort.alerts (node, rule, severity, username, ip, summary, detail, "
 	    "  event_node, event_seq) "
 	    "SELECT $1, '%3$s', 'warning', %4$s, %5$s, "
-	    "  format('%%s %6$s by %%s within %%s seconds', c.n, %7$s, $5), "
+	    "  format('%%s %6$s by %%s within %%s seconds', c.n, %7$s, $5::bigint), "
 	    "  jsonb_build_object('count', c.n, 'threshold', $4::bigint, 'window_seconds', "
 	    "  $5::bigint), $1, b.seq "
 	    "FROM b CROSS JOIN LATERAL (SELECT count(*) AS n FROM mailfort.audit_events e "
@@ -147,7 +147,7 @@ int auditd_alerts_evaluate(struct auditd *d, int64_t from_seq, int64_t to_seq, s
 	             "  detail, event_node, event_seq) "
 	             "SELECT $1, 'new_ip', 'warning', e.username, e.ip, "
 	             "  format('login by %s from %s, not seen for this account in %s days', "
-	             "  e.username, host(e.ip), $4), "
+	             "  e.username, host(e.ip), $4::int), "
 	             "  jsonb_build_object('service', e.payload::jsonb->>'service', 'client', "
 	             "  e.payload::jsonb->>'client', 'days', $4::int), e.node, e.seq "
 	             "FROM mailfort.audit_events e "

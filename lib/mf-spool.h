@@ -19,34 +19,42 @@
  *   "MFSR" | u32 payload length | 16-byte BLAKE2b(length bytes | payload) | payload
  *
  * (integers little-endian; the checksum also covers the length so that a
- * damaged length field is detected as such).  A new segment appears under
- * its name complete with its header (written to a temporary file, then
- * link(2)ed into place), so no process ever sees a segment without one.
+ * damaged length field is detected as such).  A small file "current" holds
+ * the number of the newest segment (decimal, newline).  A new segment or
+ * marker appears under its name complete (written to a temporary file
+ * ".tmp.*", then link(2)ed or rename(2)d into place), so no process ever
+ * sees a segment without its header or a half-written marker.
  *
  * WRITERS
  *
- * A writer appends each record to the newest segment with one writev(2)
- * on an O_APPEND descriptor while it holds flock(LOCK_EX) on the segment:
- * records from many processes and threads never interleave.  Before writing,
- * still under the lock, it checks the segment's sealed flag (and that the
- * segment has not been unlinked); if either is set it moves on to the next
- * segment (events.<N+1>, creating it if needed) and checks again.  A write
- * that fails part-way (disk full) is cut off again with ftruncate under the
- * same lock, so a failed append leaves no fragment behind.
+ * A writer appends each record with one writev(2) on an O_APPEND descriptor
+ * while it holds flock(LOCK_EX) on the segment: records from many processes
+ * and threads never interleave.  Before writing, still under the lock, it
+ * checks the segment's sealed flag (one pread of the header; and with the
+ * fstat it needs anyway, that the segment has not been unlinked); if the
+ * segment is sealed it re-reads "current" and moves to the segment named
+ * there.  A writer reads "current" only when it opens the spool or finds its
+ * segment sealed, never per record.  A write that fails part-way (disk full)
+ * is cut off again with ftruncate under the same lock, so a failed append
+ * leaves no fragment behind.  Only an empty spool's first segment is created
+ * by a writer (and the marker with it, unless another process was quicker).
  *
  * ROTATION AND WHY NO RECORD IS EVER LOST
  *
- * Rotation (mf_spool_rotate, called by the reader) first creates
- * events.<N+1>, then takes the lock of events.<N> and sets its sealed flag.
- * A writer that still holds a descriptor for events.<N> either got the lock
- * before the seal (its record is complete in events.<N> before the reader can
- * see the seal) or after it (it sees the flag and goes to events.<N+1>).  The
- * reader moves past a segment only when it has read to its end after seeing
- * it sealed, and rotation removes only sealed segments that lie wholly before
- * the reader's saved position.  So no record can be appended to a segment
- * that the reader has finished or deleted.  (A size or nlink check alone
- * would not do: a writer that checked just before the reader deleted the
- * file would append into a file nobody reads again.)
+ * Rotation (mf_spool_rotate, called by the reader) creates events.<N+1>,
+ * makes it current, and only then takes the lock of events.<N> and sets its
+ * sealed flag.  A writer that still holds a descriptor for events.<N> either
+ * got the lock before the seal (its record is complete in events.<N> before
+ * anybody can see the seal) or after it (it sees the flag and goes to the
+ * current segment).  The reader moves past a segment only when it has read to
+ * its end after seeing it sealed, and rotation removes only sealed segments
+ * that lie wholly before the reader's saved position; the newest segment is
+ * never sealed, hence never removed.  So no record can be appended to a
+ * segment that the reader has finished or deleted.  (Checks of size or nlink
+ * alone would not do: a writer that looked just before the reader deleted the
+ * file would append into a file nobody reads again; and a writer must never
+ * create "the next segment" by number on its own, since that number may
+ * already have been read and removed.)
  *
  * Writers never wait long: the lock is held for one write, and a writer gives
  * up after 2 seconds with an error (a stopped process holding the lock, a

@@ -28,6 +28,8 @@
 /* Longest segment file name: prefix + 20 digits + NUL. */
 #define SPOOL_SEG_NAME_MAX (sizeof(SPOOL_SEG_PREFIX) + 21)
 #define SPOOL_TMP_PREFIX   ".tmp."
+/* The marker naming the newest segment: decimal number and a newline. */
+#define SPOOL_CURRENT_NAME "current"
 
 /* Waiting for a segment lock gives up after this long (writers). */
 #define SPOOL_WRITER_LOCK_TIMEOUT_MS 2000
@@ -49,6 +51,14 @@ void spool_seg_list_free(struct spool_seg_list *list);
 /* Create segment seg atomically (with its header) unless it exists already.
    0 when the segment exists afterwards, -1 with err. */
 int spool_seg_create(int dirfd, const char *dir, uint64_t seg, struct mf_error *err);
+
+/* Read the "current" marker: 0 and *seg_r, 1 if there is none, 2 with err
+   if it holds no valid segment number, -1 with err if it cannot be read. */
+int spool_current_read(int dirfd, const char *dir, uint64_t *seg_r, struct mf_error *err);
+/* Write the marker atomically: replace it (rotation), or only create it if
+   there is none (a writer starting an empty spool).  0 / -1 with err. */
+int spool_current_write(int dirfd, const char *dir, uint64_t seg, bool replace,
+                        struct mf_error *err);
 
 /* Read the segment header through fd: 0 and *flags_r, or -1 with err when the
    header is missing or damaged. */

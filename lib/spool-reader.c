@@ -321,6 +321,22 @@ static int reader_open_segment(struct mf_spool_reader *r, uint64_t min, bool *fo
 	int fd;
 
 	*found_r = false;
+	/* Usually the very segment asked for exists: no need to list. */
+	if (min > 0) {
+		spool_seg_name(name, min);
+		fd = openat(r->dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		if (fd >= 0) {
+			reader_close_segment(r);
+			r->fd = fd;
+			if (min != r->seg)
+				r->off = MF_SPOOL_FIRST_OFFSET;
+			r->seg = min;
+			if (r->off < MF_SPOOL_FIRST_OFFSET)
+				r->off = MF_SPOOL_FIRST_OFFSET;
+			*found_r = true;
+			return 0;
+		}
+	}
 	for (int tries = 0; tries < 16; tries++) {
 		if (spool_seg_list(r->dirfd, r->dir, &list, err) < 0)
 			return -1;

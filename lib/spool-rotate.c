@@ -84,9 +84,9 @@ int mf_spool_rotate(const char *dir, uint64_t max_bytes, const struct mf_spool_p
 {
 	char name[SPOOL_SEG_NAME_MAX];
 	struct spool_seg_list list = {NULL, 0};
-	uint64_t newest, size, seg;
+	uint64_t newest, size, seg, cur;
 	bool exists, sealed;
-	int dirfd, ret = -1;
+	int dirfd, rc, ret = -1;
 	size_t i;
 
 	dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -100,12 +100,20 @@ int mf_spool_rotate(const char *dir, uint64_t max_bytes, const struct mf_spool_p
 		goto out;
 	}
 	newest = list.segs[list.count - 1];
+	/* The marker must name the newest segment (repairs a marker that is
+	   missing, damaged, or behind after an interrupted rotation). */
+	rc = spool_current_read(dirfd, dir, &cur, err);
+	if (rc < 0)
+		goto out;
+	if ((rc > 0 || cur != newest) && spool_current_write(dirfd, dir, newest, true, err) < 0)
+		goto out;
 	if (rotate_seg_state(dirfd, dir, newest, &exists, &sealed, &size, err) < 0)
 		goto out;
 	if (exists && (sealed || size > MF_SPOOL_FIRST_OFFSET + max_bytes)) {
-		/* Next segment first, seal second: a writer that finds the
-		   seal always finds a segment to go to. */
+		/* Next segment, then the marker, then the seal: a writer that
+		   finds the seal always finds the marker past its segment. */
 		if (spool_seg_create(dirfd, dir, newest + 1, err) < 0 ||
+		    spool_current_write(dirfd, dir, newest + 1, true, err) < 0 ||
 		    spool_seg_seal(dirfd, dir, newest, err) < 0)
 			goto out;
 		newest++;

@@ -58,62 +58,106 @@ static int writer_open_dir(const char *dir, struct mf_error *err)
 	return fd;
 }
 
-/* Open the newest segment (creating the first one if there is none). */
-static int writer_open_newest(struct mf_spool_writer *w, struct mf_error *err)
+/* Open segment seg for appending: 0, 1 if it does not exist, -1 with err. */
+static int writer_open_seg(struct mf_spool_writer *w, uint64_t seg, struct mf_error *err)
+{
+	char name[SPOOL_SEG_NAME_MAX];
+	int fd;
+
+	spool_seg_name(name, seg);
+	fd = openat(w->dirfd, name, O_RDWR | O_APPEND | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return 1;
+		return mf_error_set(err, "spool %s: cannot open segment %s: %s", w->dir, name,
+		                    strerror(errno));
+	}
+	if (w->fd >= 0)
+		close(w->fd);
+	w->fd = fd;
+	w->seg = seg;
+	w->pid = getpid();
+	return 0;
+}
+
+/* The newest segment when the "current" marker is missing or damaged: the
+   highest one listed; an empty spool gets its first segment.  *seg_r. */
+static int writer_find_newest_listed(struct mf_spool_writer *w, bool marker_missing,
+                                     uint64_t *seg_r, struct mf_error *err)
 {
 	struct spool_seg_list list;
-	char name[SPOOL_SEG_NAME_MAX];
 	uint64_t seg;
-	int tries;
+
+	if (spool_seg_list(w->dirfd, w->dir, &list, err) < 0)
+		return -1;
+	seg = list.count > 0 ? list.segs[list.count - 1] : 0;
+	spool_seg_list_free(&list);
+	if (seg == 0) {
+		seg = 1;
+		if (spool_seg_create(w->dirfd, w->dir, seg, err) < 0)
+			return -1;
+	}
+	/* A new spool: publish the marker, unless another process was
+	   quicker (then the next look at it finds that one). */
+	if (marker_missing && spool_current_write(w->dirfd, w->dir, seg, false, err) < 0)
+		return -1;
+	*seg_r = seg;
+	return 0;
+}
+
+/* Open the newest segment, as named by the "current" marker (rotation
+   updates it before sealing the previous segment). */
+static int writer_open_newest(struct mf_spool_writer *w, struct mf_error *err)
+{
+	struct mf_error merr;
+	uint64_t seg;
+	int tries, rc;
 
 	for (tries = 0; tries < WRITER_MAX_HOPS; tries++) {
-		if (spool_seg_list(w->dirfd, w->dir, &list, err) < 0)
+		rc = spool_current_read(w->dirfd, w->dir, &seg, &merr);
+		if (rc < 0) {
+			*err = merr;
 			return -1;
-		seg = list.count > 0 ? list.segs[list.count - 1] : 0;
-		spool_seg_list_free(&list);
-		if (seg == 0) {
-			seg = 1;
-			if (spool_seg_create(w->dirfd, w->dir, seg, err) < 0)
-				return -1;
 		}
-		spool_seg_name(name, seg);
-		w->fd = openat(w->dirfd, name, O_RDWR | O_APPEND | O_CLOEXEC | O_NOFOLLOW);
-		if (w->fd >= 0) {
-			w->seg = seg;
-			w->pid = getpid();
-			return 0;
-		}
-		if (errno != ENOENT)
-			return mf_error_set(err, "spool %s: cannot open segment %s: %s", w->dir,
-			                    name, strerror(errno));
-		/* Removed between listing and opening: list again. */
+		if (rc > 0 && writer_find_newest_listed(w, rc == 1, &seg, err) < 0)
+			return -1;
+		rc = writer_open_seg(w, seg, err);
+		if (rc <= 0)
+			return rc;
+		/* Rotated and removed since we looked: look again. */
 	}
 	return mf_error_set(err, "spool %s: segments keep disappearing", w->dir);
 }
 
-/* The current segment is sealed (or gone): go to the next one. */
+/* The current segment may not be appended to (sealed, removed, damaged):
+   go to a newer one. */
 static int writer_next_segment(struct mf_spool_writer *w, struct mf_error *err)
 {
-	char name[SPOOL_SEG_NAME_MAX];
-	uint64_t next = w->seg + 1;
+	struct mf_error merr;
+	uint64_t cur, old = w->seg;
+	int rc;
 
 	close(w->fd);
 	w->fd = -1;
-	/* Normally the reader created the next segment before sealing this
-	   one; create it ourselves if it did not (an interrupted rotation). */
-	spool_seg_name(name, next);
-	if (spool_seg_create(w->dirfd, w->dir, next, err) < 0)
-		return -1;
-	w->fd = openat(w->dirfd, name, O_RDWR | O_APPEND | O_CLOEXEC | O_NOFOLLOW);
-	if (w->fd >= 0) {
-		w->seg = next;
-		return 0;
+	rc = spool_current_read(w->dirfd, w->dir, &cur, &merr);
+	if (rc == 0 && cur > old) {
+		/* The normal case: the reader sealed our segment after
+		   making a newer one current. */
+		rc = writer_open_seg(w, cur, err);
+		if (rc <= 0)
+			return rc;
+		return writer_open_newest(w, err);
 	}
-	if (errno != ENOENT)
-		return mf_error_set(err, "spool %s: cannot open segment %s: %s", w->dir, name,
-		                    strerror(errno));
-	/* Already read and removed: we were far behind.  Find the newest. */
-	return writer_open_newest(w, err);
+	/* Our segment is unusable but nothing newer is current (damaged
+	   header, removed by hand): start the next one ourselves.  Never a
+	   number that may already have been read and removed: rotation would
+	   have made it current first. */
+	if (spool_seg_create(w->dirfd, w->dir, old + 1, err) < 0)
+		return -1;
+	rc = writer_open_seg(w, old + 1, err);
+	if (rc == 1)
+		return writer_open_newest(w, err);
+	return rc;
 }
 
 struct mf_spool_writer *mf_spool_writer_open(const char *dir, struct mf_error *err)

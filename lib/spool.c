@@ -138,36 +138,94 @@ static int write_all(int fd, const void *buf, size_t len)
 	return 0;
 }
 
-int spool_seg_create(int dirfd, const char *dir, uint64_t seg, struct mf_error *err)
+/* Write data into a new temporary file (mode 0660) and give it the name
+   final: with link(2) (fails if final exists; that counts as success) or,
+   if replace, with rename(2).  The temporary file is always removed. */
+static int spool_install_file(int dirfd, const char *dir, const char *final, const void *data,
+                              size_t len, bool replace, struct mf_error *err)
 {
-	unsigned char hdr[SPOOL_SEG_HDR_LEN] = {0};
-	char name[SPOOL_SEG_NAME_MAX], tmp[64];
+	char tmp[64];
 	int fd, ret = 0;
 
-	spool_seg_name(name, seg);
-	/* The segment appears under its name complete with its header (link
-	   is atomic and fails if another process created it first), so
-	   nobody ever sees a segment without a header. */
 	snprintf(tmp, sizeof(tmp), SPOOL_TMP_PREFIX "%ld.%08" PRIx32, (long)getpid(),
 	         randombytes_random());
 	fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0660);
 	if (fd < 0)
-		return mf_error_set(err, "spool %s: cannot create a segment: %s", dir,
+		return mf_error_set(err, "spool %s: cannot create %s: %s", dir, final,
 		                    strerror(errno));
-	memcpy(hdr, SPOOL_SEG_MAGIC, 4);
-	spool_put_u32(hdr + 4, SPOOL_SEG_VERSION);
 	/* 0660 whatever the process umask: writers run as different users
 	   that share the spool's group. */
-	if (fchmod(fd, 0660) < 0 || write_all(fd, hdr, sizeof(hdr)) < 0) {
-		ret = mf_error_set(err, "spool %s: cannot write a new segment: %s", dir,
-		                   strerror(errno));
-	} else if (linkat(dirfd, tmp, dirfd, name, 0) < 0 && errno != EEXIST) {
-		ret = mf_error_set(err, "spool %s: cannot create segment %s: %s", dir, name,
+	if (fchmod(fd, 0660) < 0 || write_all(fd, data, len) < 0) {
+		ret =
+		    mf_error_set(err, "spool %s: cannot write %s: %s", dir, final, strerror(errno));
+	} else if (replace) {
+		if (renameat(dirfd, tmp, dirfd, final) < 0)
+			ret = mf_error_set(err, "spool %s: cannot replace %s: %s", dir, final,
+			                   strerror(errno));
+	} else if (linkat(dirfd, tmp, dirfd, final, 0) < 0 && errno != EEXIST) {
+		ret = mf_error_set(err, "spool %s: cannot create %s: %s", dir, final,
 		                   strerror(errno));
 	}
 	close(fd);
-	(void)unlinkat(dirfd, tmp, 0);
+	if (ret < 0 || !replace)
+		(void)unlinkat(dirfd, tmp, 0);
 	return ret;
+}
+
+int spool_current_read(int dirfd, const char *dir, uint64_t *seg_r, struct mf_error *err)
+{
+	char buf[32], name[SPOOL_SEG_NAME_MAX + 1];
+	ssize_t n;
+	int fd;
+
+	fd = openat(dirfd, SPOOL_CURRENT_NAME, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return 1;
+		return mf_error_set(err, "spool %s: cannot open %s: %s", dir, SPOOL_CURRENT_NAME,
+		                    strerror(errno));
+	}
+	do
+		n = read(fd, buf, sizeof(buf) - 1);
+	while (n < 0 && errno == EINTR);
+	close(fd);
+	if (n < 0)
+		return mf_error_set(err, "spool %s: cannot read %s: %s", dir, SPOOL_CURRENT_NAME,
+		                    strerror(errno));
+	buf[n] = '\0';
+	if (n > 0 && buf[n - 1] == '\n')
+		buf[n - 1] = '\0';
+	/* Same rules as a segment name: canonical decimal, at least 1. */
+	snprintf(name, sizeof(name), SPOOL_SEG_PREFIX "%.20s", buf);
+	if (strlen(buf) > 20 || !spool_seg_parse(name, seg_r)) {
+		mf_error_set(err, "spool %s: %s is damaged", dir, SPOOL_CURRENT_NAME);
+		return 2;
+	}
+	return 0;
+}
+
+int spool_current_write(int dirfd, const char *dir, uint64_t seg, bool replace,
+                        struct mf_error *err)
+{
+	char buf[32];
+	int len;
+
+	len = snprintf(buf, sizeof(buf), "%010" PRIu64 "\n", seg);
+	return spool_install_file(dirfd, dir, SPOOL_CURRENT_NAME, buf, (size_t)len, replace, err);
+}
+
+int spool_seg_create(int dirfd, const char *dir, uint64_t seg, struct mf_error *err)
+{
+	unsigned char hdr[SPOOL_SEG_HDR_LEN] = {0};
+	char name[SPOOL_SEG_NAME_MAX];
+
+	/* The segment appears under its name complete with its header (link
+	   is atomic and fails if another process created it first), so
+	   nobody ever sees a segment without a header. */
+	spool_seg_name(name, seg);
+	memcpy(hdr, SPOOL_SEG_MAGIC, 4);
+	spool_put_u32(hdr + 4, SPOOL_SEG_VERSION);
+	return spool_install_file(dirfd, dir, name, hdr, sizeof(hdr), false, err);
 }
 
 int spool_seg_read_flags(int fd, uint32_t *flags_r, struct mf_error *err)

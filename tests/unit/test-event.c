@@ -1,0 +1,320 @@
+/*
+ * test-event.c - the audit event builder: fixed leading fields, escaping of
+ * hostile strings, output that always parses as JSON, appending to a spool.
+ */
+#include <errno.h>
+#include <regex.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <json.h>
+#include "mf-event.h"
+#include "mf-spool.h"
+#include "tap.h"
+
+/* Parse strictly (and require valid UTF-8); NULL if it is not JSON. */
+static struct json_object *parse(const char *text, size_t len)
+{
+	struct json_tokener *tok = json_tokener_new();
+	struct json_object *obj;
+
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+	obj = json_tokener_parse_ex(tok, text, (int)len);
+	if (obj != NULL && (json_tokener_get_error(tok) != json_tokener_success ||
+	                    json_tokener_get_parse_end(tok) != len)) {
+		json_object_put(obj);
+		obj = NULL;
+	}
+	json_tokener_free(tok);
+	return obj;
+}
+
+static const char *get_str(struct json_object *o, const char *key, size_t *len_r)
+{
+	struct json_object *v;
+
+	if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string))
+		return NULL;
+	if (len_r != NULL)
+		*len_r = (size_t)json_object_get_string_len(v);
+	return json_object_get_string(v);
+}
+
+static bool no_raw_controls(const char *s, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			return false;
+	return true;
+}
+
+static void test_fixed_fields(void)
+{
+	static const char *const keys[] = {"v", "type", "time", "node", "pid"};
+	struct json_object *o, *v;
+	struct mf_event *ev;
+	const char *json, *t;
+	char host[256] = "";
+	regex_t re;
+	size_t len, i = 0;
+	bool order = true;
+
+	ev = mf_event_new("auth", "mx1");
+	json = mf_event_json(ev, &len);
+	ok(json != NULL && strlen(json) == len, "event text and length agree");
+	ok(strncmp(json, "{\"v\":1,\"type\":\"auth\",\"time\":\"", 29) == 0,
+	   "event starts with v, type, time: %.60s", json);
+	o = parse(json, len);
+	ok(o != NULL && json_object_is_type(o, json_type_object), "event parses as a JSON object");
+	json_object_object_foreach(o, key, val)
+	{
+		(void)val;
+		if (i < 5 && strcmp(key, keys[i]) != 0)
+			order = false;
+		i++;
+	}
+	ok(i == 5 && order, "exactly the fixed fields, in order");
+	ok(json_object_object_get_ex(o, "v", &v) && json_object_get_int(v) == 1, "v is 1");
+	t = get_str(o, "time", NULL);
+	regcomp(&re, "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\\.[0-9]{6}Z$",
+	        REG_EXTENDED | REG_NOSUB);
+	ok(t != NULL && regexec(&re, t, 0, NULL, 0) == 0,
+	   "time is RFC 3339 UTC with microseconds: %s", t);
+	regfree(&re);
+	ok(get_str(o, "node", NULL) != NULL && strcmp(get_str(o, "node", NULL), "mx1") == 0,
+	   "node is the configured one");
+	ok(json_object_object_get_ex(o, "pid", &v) && json_object_get_int(v) == (int)getpid(),
+	   "pid is this process");
+	ok(mf_event_json(ev, NULL) == json, "asking again gives the same text");
+	json_object_put(o);
+	mf_event_free(&ev);
+	ok(ev == NULL, "free clears the handle");
+
+	ev = mf_event_new("login", NULL);
+	json = mf_event_json(ev, &len);
+	o = parse(json, len);
+	gethostname(host, sizeof(host) - 1);
+	ok(o != NULL && get_str(o, "node", NULL) != NULL &&
+	       strcmp(get_str(o, "node", NULL), host) == 0,
+	   "node defaults to the host name (%s)", host);
+	json_object_put(o);
+	mf_event_free(&ev);
+
+	ev = mf_event_new("x\"y\n", "n\\1");
+	json = mf_event_json(ev, &len);
+	o = parse(json, len);
+	ok(o != NULL && strcmp(get_str(o, "type", NULL), "x\"y\n") == 0 &&
+	       strcmp(get_str(o, "node", NULL), "n\\1") == 0,
+	   "type and node are escaped too");
+	json_object_put(o);
+	mf_event_free(&ev);
+}
+
+static void test_escaping(void)
+{
+	static const struct {
+		const char *in;
+		size_t len;
+		const char *quoted;
+	} cases[] = {
+	    {"plain", 5, "\"plain\""},
+	    {"a\"b\\c", 5, "\"a\\\"b\\\\c\""},
+	    {"l1\nl2\r\t", 7, "\"l1\\nl2\\r\\t\""},
+	    {"\b\f\x01\x1f\x7f", 5, "\"\\b\\f\\u0001\\u001f\\u007f\""},
+	    {"a\0b", 3, "\"a\\u0000b\""},
+	    {"\xff", 1, "\"\xef\xbf\xbd\""},
+	    {"\xc0\xaf", 2, "\"\xef\xbf\xbd\xef\xbf\xbd\""},                 /* overlong '/' */
+	    {"\xed\xa0\x80", 3, "\"\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\""}, /* surrogate */
+	    {"\xe2\x82x", 3, "\"\xef\xbf\xbdx\""},                           /* cut sequence */
+	    {"\xf4\x90\x80\x80", 4, "\"\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\""},
+	    {"\xf0\x9f\x98\x80 \xc3\xa9", 7, "\"\xf0\x9f\x98\x80 \xc3\xa9\""}, /* emoji, é */
+	    {"\xe2\x80\xa8\xe2\x80\xa9", 6, "\"\\u2028\\u2029\""},
+	    {"</script>", 9, "\"</script>\""},
+	    {"", 0, "\"\""},
+	};
+	char *q;
+
+	for (size_t i = 0; i < MF_N_ELEMENTS(cases); i++) {
+		q = mf_json_quote(cases[i].in, cases[i].len);
+		ok(q != NULL && strcmp(q, cases[i].quoted) == 0, "quote case %zu: %s", i,
+		   q != NULL ? q : "(null)");
+		free(q);
+	}
+	q = mf_json_quote(NULL, 0);
+	ok(q != NULL && strcmp(q, "null") == 0, "quoting NULL gives null");
+	free(q);
+}
+
+static void test_adders(void)
+{
+	static const char hostile[] =
+	    "Re: \"urgent\"\n\r\\ \x01\x1b[31m \xff\xfe \xf0\x9f\x98\x80}";
+	struct json_object *o, *v, *a;
+	struct mf_event *ev;
+	const char *json, *s;
+	char *big;
+	size_t len, slen;
+
+	ev = mf_event_new("read", "mx1");
+	mf_event_add_str(ev, "user", "alice@example.org");
+	mf_event_add_str(ev, "subject", hostile);
+	mf_event_add_strn(ev, "raw", "a\0b", 3);
+	mf_event_add_str(ev, "none", NULL);
+	mf_event_add_int(ev, "min", INT64_MIN);
+	mf_event_add_int(ev, "max", INT64_MAX);
+	mf_event_add_bool(ev, "yes", true);
+	mf_event_add_bool(ev, "no", false);
+	mf_event_add_json(ev, "list", "[1, {\"a\": \"b\"},\n 3]");
+	mf_event_add_json(ev, "broken", "{\"a\":");
+	mf_event_add_json(ev, "trailing", "[1] [2]");
+	mf_event_add_json(ev, "nulljson", NULL);
+	mf_event_add_json(ev, "num", "42");
+	json = mf_event_json(ev, &len);
+	ok(json != NULL && no_raw_controls(json, len), "no raw control character in the event");
+	ok(strchr(json, '\n') == NULL, "the event is one line");
+	o = parse(json, len);
+	ok(o != NULL, "event with hostile values parses as JSON");
+	if (o == NULL) {
+		diag("%s", json);
+		mf_event_free(&ev);
+		return;
+	}
+	ok(strcmp(get_str(o, "user", NULL), "alice@example.org") == 0, "a plain string");
+	s = get_str(o, "subject", NULL);
+	ok(s != NULL &&
+	       strncmp(s, "Re: \"urgent\"\n\r\\ \x01\x1b[31m \xef\xbf\xbd\xef\xbf\xbd ", 25) == 0 &&
+	       strstr(s, "\xf0\x9f\x98\x80}") != NULL,
+	   "hostile subject round-trips, invalid bytes as U+FFFD, emoji kept");
+	s = get_str(o, "raw", &slen);
+	ok(s != NULL && slen == 3 && memcmp(s, "a\0b", 3) == 0, "NUL inside strn survives");
+	ok(json_object_object_get_ex(o, "none", &v) && v == NULL, "NULL string is null");
+	ok(json_object_object_get_ex(o, "min", &v) && json_object_get_int64(v) == INT64_MIN,
+	   "INT64_MIN");
+	ok(json_object_object_get_ex(o, "max", &v) && json_object_get_int64(v) == INT64_MAX,
+	   "INT64_MAX");
+	ok(json_object_object_get_ex(o, "yes", &v) && json_object_is_type(v, json_type_boolean) &&
+	       json_object_get_boolean(v),
+	   "true");
+	ok(json_object_object_get_ex(o, "no", &v) && !json_object_get_boolean(v), "false");
+	ok(json_object_object_get_ex(o, "list", &a) && json_object_is_type(a, json_type_array) &&
+	       json_object_array_length(a) == 3,
+	   "valid JSON is embedded as is");
+	ok(get_str(o, "broken", NULL) != NULL && strcmp(get_str(o, "broken", NULL), "{\"a\":") == 0,
+	   "invalid JSON is recorded as a string");
+	ok(get_str(o, "trailing", NULL) != NULL, "two JSON values are recorded as a string");
+	ok(json_object_object_get_ex(o, "nulljson", &v) && v == NULL, "NULL JSON is null");
+	ok(json_object_object_get_ex(o, "num", &v) && json_object_get_int(v) == 42,
+	   "a bare number is valid JSON");
+	json_object_put(o);
+
+	/* Adding after the text was taken reopens the object. */
+	mf_event_add_str(ev, "late", "yes");
+	json = mf_event_json(ev, &len);
+	o = parse(json, len);
+	ok(o != NULL && get_str(o, "late", NULL) != NULL, "a field added after json is included");
+	json_object_put(o);
+	mf_event_free(&ev);
+
+	/* A huge value is cut, at a character boundary, and marked. */
+	big = malloc(3 * MF_EVENT_MAX_STR);
+	for (size_t i = 0; i + 4 <= 3 * MF_EVENT_MAX_STR; i += 4)
+		memcpy(big + i, "\xf0\x9f\x98\x80", 4);
+	ev = mf_event_new("save", "mx1");
+	mf_event_add_strn(ev, "subject", big, 3 * MF_EVENT_MAX_STR - 1); /* cut sequence at end */
+	json = mf_event_json(ev, &len);
+	o = parse(json, len);
+	s = o != NULL ? get_str(o, "subject", &slen) : NULL;
+	ok(s != NULL && slen <= MF_EVENT_MAX_STR + 16 && strstr(s, "[truncated]") != NULL,
+	   "a value over %d bytes is cut and marked (%zu bytes)", MF_EVENT_MAX_STR, slen);
+	json_object_put(o);
+	mf_event_free(&ev);
+	free(big);
+}
+
+/* Random bytes never break the JSON. */
+static void test_random(void)
+{
+	unsigned char buf[64];
+	struct json_object *o;
+	unsigned seed = 12345;
+	int bad = 0;
+	char *q;
+
+	for (int i = 0; i < 20000; i++) {
+		size_t len = (size_t)(rand_r(&seed) % (int)sizeof(buf));
+
+		for (size_t j = 0; j < len; j++) {
+			int r = rand_r(&seed);
+			/* Bias towards UTF-8 lead and continuation bytes. */
+			buf[j] = (unsigned char)(r % 3 == 0 ? 0x80 + (r >> 8) % 0x80 : r >> 8);
+		}
+		q = mf_json_quote((const char *)buf, len);
+		o = q != NULL ? parse(q, strlen(q)) : NULL;
+		if (o == NULL || !json_object_is_type(o, json_type_string)) {
+			if (bad++ < 3)
+				diag("not valid: %s", q != NULL ? q : "(null)");
+		}
+		json_object_put(o);
+		free(q);
+	}
+	ok(bad == 0, "20000 random byte strings all quote to valid JSON strings in UTF-8");
+}
+
+static void test_append(void)
+{
+	char dir[512];
+	const char *tmp = getenv("MF_TEST_TMP");
+	struct mf_spool_writer *w;
+	struct mf_spool_reader *r;
+	struct mf_spool_pos pos;
+	struct mf_event *ev;
+	struct mf_error err;
+	const void *p;
+	const char *json;
+	size_t len, jlen;
+	char cmd[600];
+
+	snprintf(dir, sizeof(dir), "%s/test-event.XXXXXX",
+	         tmp != NULL && *tmp != '\0' ? tmp : "/tmp");
+	if (mkdtemp(dir) == NULL) {
+		ok(0, "mkdtemp: %s", strerror(errno));
+		return;
+	}
+	w = mf_spool_writer_open(dir, &err);
+	ok(w != NULL, "spool opens");
+	ev = mf_event_new("auth", "mx1");
+	mf_event_add_str(ev, "user", "bob");
+	mf_event_add_str(ev, "result", "ok");
+	ok(mf_event_append(ev, w, &err) == 0, "event appended");
+	json = mf_event_json(ev, &jlen);
+	r = mf_spool_reader_open(dir, NULL, &err);
+	ok(mf_spool_read(r, &p, &len, &pos, &err) == MF_SPOOL_RECORD && len == jlen &&
+	       memcmp(p, json, len) == 0,
+	   "the spool holds exactly the event's JSON");
+	mf_spool_reader_close(&r);
+	mf_event_free(&ev);
+	ok(mf_event_append(NULL, w, &err) < 0 && strstr(err.msg, "could not be built") != NULL,
+	   "a failed (NULL) event is an error, not a crash: %s", err.msg);
+	mf_event_add_str(NULL, "x", "y");
+	mf_event_add_int(NULL, "x", 1);
+	ok(mf_event_json(NULL, &len) == NULL && len == 0, "adders and json accept NULL");
+	mf_spool_writer_set_sync(w, true);
+	ev = mf_event_new("admin", "mx1");
+	ok(mf_event_append(ev, w, &err) == 0, "append with sync on");
+	mf_event_free(&ev);
+	mf_spool_writer_close(&w);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	if (system(cmd) != 0)
+		diag("cleanup failed");
+}
+
+int main(void)
+{
+	test_fixed_fields();
+	test_escaping();
+	test_adders();
+	test_random();
+	test_append();
+	return tap_done();
+}

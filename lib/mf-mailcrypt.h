@@ -45,6 +45,16 @@
  * there with "truncated" / "trailing data"), so a caller that must trust the
  * size before reading the body opens the last chunk (at most 64 KiB).
  *
+ * Typical use.  Delivery: writer_init(pk) -> write the header; for each
+ * piece of the message writer_update -> write what it returns; writer_final
+ * -> write the last chunk.  Reading: read MF_MAILCRYPT_PREFIX_SIZE bytes,
+ * mf_mailcrypt_peek, read info.header_size bytes, pick the key pair whose
+ * id is at MF_MAILCRYPT_KEY_ID_OFFSET, reader_init(header, file size, pk,
+ * sk); then for a plaintext offset: chunk_for_offset -> read ct_len bytes
+ * at ct_offset -> open_chunk (into a separate buffer: in-place decryption
+ * works but gives less precise errors).  mf_mailcrypt_is_ciphertext tells
+ * encrypted messages from plaintext ones stored before encryption was on.
+ *
  * Thread safety: the structs are plain data; one struct per thread.  No
  * function here allocates memory.  The writer and reader hold key material:
  * always call *_clear when done (also on error paths).

@@ -399,8 +399,7 @@ static int audit_mail_get_stream(struct mail *_mail, bool get_body, struct messa
 	const char *reason = mail->get_stream_reason;
 	int ret;
 
-	if (auser != NULL && auser->log_reads && get_body && !mail->search_mail &&
-	    audit_is_read_reason(reason)) {
+	if (auser != NULL && auser->log_reads && get_body && audit_is_read_reason(reason)) {
 		/* Look the Message-ID up before the stream is handed out:
 		   parsing the header afterwards would move the caller's
 		   stream.  The lookup may itself open a header stream, which
@@ -425,7 +424,7 @@ static int audit_mail_get_binary_stream(struct mail *_mail, const struct message
 	union mail_module_context *amail = AUDIT_MAIL_CONTEXT(mail);
 	struct audit_user *auser = audit_user_get(_mail->box->storage->user);
 
-	if (auser != NULL && auser->log_reads && !mail->search_mail) {
+	if (auser != NULL && auser->log_reads) {
 		T_BEGIN
 		{
 			audit_record_read(_mail, auser, "binary");
@@ -670,9 +669,9 @@ static void audit_mailbox_event(struct mailbox *box, const char *type, struct ma
 	T_BEGIN
 	{
 		ev = audit_event_new(audit_session_user(user), auser, type);
-		audit_event_add_box(ev, dest != NULL ? "from_mailbox" : "mailbox", box);
+		audit_event_add_box(ev, "mailbox", box);
 		if (dest != NULL)
-			audit_event_add_box(ev, "mailbox", dest);
+			audit_event_add_box(ev, "new_name", dest);
 		audit_event_append(auser, &ev, type);
 	}
 	T_END;
@@ -725,4 +724,4 @@ void mailfort_audit_plugin_deinit(void)
 }
 
 const char *mailfort_audit_plugin_dependencies[] = {"notify", NULL};
-const char mailfort_audit_plugin_version[] = DOVECOT_ABI_VERSION;
+const char *mailfort_audit_plugin_version = DOVECOT_ABI_VERSION;

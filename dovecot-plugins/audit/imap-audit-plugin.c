@@ -182,4 +182,4 @@ void imap_mailfort_audit_plugin_deinit(void)
 
 const char *imap_mailfort_audit_plugin_dependencies[] = {"mailfort_audit", NULL};
 const char imap_mailfort_audit_plugin_binary_dependency[] = "imap";
-const char imap_mailfort_audit_plugin_version[] = DOVECOT_ABI_VERSION;
+const char *imap_mailfort_audit_plugin_version = DOVECOT_ABI_VERSION;

@@ -21,7 +21,9 @@
  * is a programming error, reported by load and logged by defaults.
  *
  * mf_config_load*() return NULL and set err to "NAME:LINE: what is wrong"
- * (or "NAME: cannot open: reason") at the first error.  Getters never fail
+ * (or "NAME: cannot open: reason") at the first error.  mf_config_load
+ * refuses anything but a regular file, and a file that everyone may write
+ * (it names keys, databases and commands the programs trust).  Getters never fail
  * for a key in the schema; a key that is not, or a getter of the wrong type,
  * is logged with mf_log_error and yields 0 / NULL / false.
  */
@@ -405,9 +407,26 @@ static struct mf_config *config_new(const char *path, struct mf_error *err)
 	for (size_t s = 0; mf_config_schema[s] != NULL; s++) {
 		const struct mf_config_section *sec = mf_config_schema[s];
 
+		for (size_t t = 0; t < s; t++) {
+			if (strcmp(mf_config_schema[t]->name, sec->name) == 0) {
+				mf_error_set(err, "built-in schema: section [%s] defined twice",
+				             sec->name);
+				mf_config_free(&cfg);
+				return NULL;
+			}
+		}
 		for (size_t k = 0; sec->keys[k].name != NULL; k++, idx++) {
 			const struct mf_config_key *key = &sec->keys[k];
 			char why[MF_ERROR_MAX];
+
+			for (size_t j = 0; j < k; j++) {
+				if (strcmp(sec->keys[j].name, key->name) == 0) {
+					mf_error_set(err, "built-in schema: [%s] %s defined twice",
+					             sec->name, key->name);
+					mf_config_free(&cfg);
+					return NULL;
+				}
+			}
 
 			if (key->min > key->max ||
 			    (key->type == MF_CONFIG_ENUM && key->choices == NULL)) {
@@ -659,10 +678,63 @@ struct mf_config *mf_config_load_buffer(const char *name, const char *text, size
 	return cfg;
 }
 
+/* Read the whole regular file at fd (at most MF_CONFIG_MAX_FILE bytes). */
+static char *read_file(int fd, const char *path, size_t *len_r, struct mf_error *err)
+{
+	struct stat st;
+	size_t len = 0, cap;
+	char *text;
+
+	if (fstat(fd, &st) < 0) {
+		mf_error_set(err, "%s: cannot stat: %s", path, strerror(errno));
+		return NULL;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		mf_error_set(err, "%s: not a regular file", path);
+		return NULL;
+	}
+	/* anyone could point the programs at other keys, databases, commands */
+	if ((st.st_mode & S_IWOTH) != 0) {
+		mf_error_set(err, "%s: writable by everyone; refusing to use it", path);
+		return NULL;
+	}
+	if (st.st_size > MF_CONFIG_MAX_FILE) {
+		mf_error_set(err, "%s: larger than %d bytes", path, MF_CONFIG_MAX_FILE);
+		return NULL;
+	}
+	/* one byte more than the size, to notice a file that grew meanwhile */
+	cap = (size_t)st.st_size + 1;
+	text = malloc(cap);
+	if (text == NULL) {
+		mf_error_set(err, "%s: out of memory", path);
+		return NULL;
+	}
+	while (len < cap) {
+		ssize_t n = read(fd, text + len, cap - len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			mf_error_set(err, "%s: cannot read: %s", path, strerror(errno));
+			free(text);
+			return NULL;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	if (len == cap) {
+		mf_error_set(err, "%s: changed while being read", path);
+		free(text);
+		return NULL;
+	}
+	*len_r = len;
+	return text;
+}
+
 struct mf_config *mf_config_load(const char *path, struct mf_error *err)
 {
 	struct mf_config *cfg;
-	struct stat st;
 	char *text;
 	size_t len = 0;
 	int fd;
@@ -671,54 +743,15 @@ struct mf_config *mf_config_load(const char *path, struct mf_error *err)
 		mf_error_set(err, "configuration: no file name given");
 		return NULL;
 	}
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0) {
 		mf_error_set(err, "%s: cannot open: %s", path, strerror(errno));
 		return NULL;
 	}
-	if (fstat(fd, &st) < 0) {
-		mf_error_set(err, "%s: cannot stat: %s", path, strerror(errno));
-		close(fd);
-		return NULL;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		mf_error_set(err, "%s: not a regular file", path);
-		close(fd);
-		return NULL;
-	}
-	if (st.st_size > MF_CONFIG_MAX_FILE) {
-		mf_error_set(err, "%s: larger than %d bytes", path, MF_CONFIG_MAX_FILE);
-		close(fd);
-		return NULL;
-	}
-	text = malloc(MF_CONFIG_MAX_FILE + 1);
-	if (text == NULL) {
-		mf_error_set(err, "%s: out of memory", path);
-		close(fd);
-		return NULL;
-	}
-	for (;;) {
-		ssize_t n = read(fd, text + len, MF_CONFIG_MAX_FILE + 1 - len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			mf_error_set(err, "%s: cannot read: %s", path, strerror(errno));
-			free(text);
-			close(fd);
-			return NULL;
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
-		if (len > MF_CONFIG_MAX_FILE) {
-			mf_error_set(err, "%s: larger than %d bytes", path, MF_CONFIG_MAX_FILE);
-			free(text);
-			close(fd);
-			return NULL;
-		}
-	}
+	text = read_file(fd, path, &len, err);
 	close(fd);
+	if (text == NULL)
+		return NULL;
 	cfg = mf_config_load_buffer(path, text, len, err);
 	free(text);
 	return cfg;

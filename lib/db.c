@@ -41,6 +41,9 @@ struct mf_db {
 	int statement_timeout_ms;
 	/* the connection was inside a transaction when last seen healthy */
 	bool in_txn;
+	/* the server sent FATAL while we were idle: the session is over even
+	   if the socket has not been seen closed yet */
+	bool server_fatal;
 	char sqlstate[6];
 };
 
@@ -70,11 +73,13 @@ static void one_line(char *buf, size_t size, const char *msg)
 
 static void notice_receiver(void *arg, const PGresult *res)
 {
+	struct mf_db *db = arg;
 	const char *severity = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
 	const char *primary = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
 	char line[MF_ERROR_MAX];
 
-	(void)arg;
+	if (severity != NULL && (strcmp(severity, "FATAL") == 0 || strcmp(severity, "PANIC") == 0))
+		db->server_fatal = true;
 	one_line(line, sizeof(line), primary != NULL ? primary : PQresultErrorMessage(res));
 	if (severity != NULL && (strcmp(severity, "WARNING") == 0 ||
 	                         strcmp(severity, "FATAL") == 0 || strcmp(severity, "PANIC") == 0))
@@ -94,6 +99,18 @@ static int db_connect(struct mf_db *db, struct mf_error *err)
 		db->conn = NULL;
 	}
 	db->in_txn = false;
+	db->server_fatal = false;
+	if (strchr(db->conninfo, '=') != NULL || strncmp(db->conninfo, "postgres", 8) == 0) {
+		char *why = NULL;
+		PQconninfoOption *opts = PQconninfoParse(db->conninfo, &why);
+
+		/* libpq's reason quotes the string, which may hold a password */
+		PQfreemem(why);
+		if (opts == NULL)
+			return mf_error_set(err, "database: cannot connect: the connection string "
+			                         "is not valid (see libpq's connection strings)");
+		PQconninfoFree(opts);
+	}
 	snprintf(timeout, sizeof(timeout), "%d", db->connect_timeout);
 	keywords[n] = "dbname";
 	values[n++] = db->conninfo;
@@ -121,7 +138,7 @@ static int db_connect(struct mf_db *db, struct mf_error *err)
 		db->conn = NULL;
 		return -1;
 	}
-	PQsetNoticeReceiver(db->conn, notice_receiver, NULL);
+	PQsetNoticeReceiver(db->conn, notice_receiver, db);
 
 	if (db->statement_timeout_ms > 0) {
 		char ms[32];
@@ -252,7 +269,7 @@ int mf_db_ensure(struct mf_db *db, struct mf_error *err)
 	if (db->conn != NULL && PQstatus(db->conn) == CONNECTION_OK) {
 		if (!db->in_txn)
 			db_poll_idle(db);
-		if (PQstatus(db->conn) == CONNECTION_OK) {
+		if (PQstatus(db->conn) == CONNECTION_OK && !db->server_fatal) {
 			db_note_txn(db);
 			return 0;
 		}
@@ -277,6 +294,26 @@ PGconn *mf_db_conn(struct mf_db *db)
 const char *mf_db_sqlstate(const struct mf_db *db)
 {
 	return db != NULL ? db->sqlstate : "";
+}
+
+/* Leave a COPY that a statement started by mistake, so the connection
+   stays usable: abort COPY IN, drain COPY OUT, then read the results. */
+static void db_end_copy(struct mf_db *db, ExecStatusType st)
+{
+	PGresult *res;
+
+	if (st == PGRES_COPY_IN || st == PGRES_COPY_BOTH) {
+		(void)PQputCopyEnd(db->conn, "COPY is not supported here");
+	} else {
+		char *buf = NULL;
+
+		while (PQgetCopyData(db->conn, &buf, 0) > 0) {
+			PQfreemem(buf);
+			buf = NULL;
+		}
+	}
+	while ((res = PQgetResult(db->conn)) != NULL)
+		PQclear(res);
 }
 
 /* Turn a failed result into err. */
@@ -339,6 +376,15 @@ PGresult *mf_db_exec_bin(struct mf_db *db, const char *sql, int nparams, const c
 		db_note_txn(db);
 		return res;
 	}
+	if (st == PGRES_COPY_IN || st == PGRES_COPY_OUT || st == PGRES_COPY_BOTH) {
+		PQclear(res);
+		db_end_copy(db, st);
+		db_note_txn(db);
+		strcpy(db->sqlstate, "0A000");
+		mf_error_set(err, "database: COPY through mf_db_exec is not supported "
+		                  "(use mf_db_conn)");
+		return NULL;
+	}
 	db_result_error(db, res, err);
 	PQclear(res);
 	db_note_txn(db);
@@ -364,6 +410,8 @@ int mf_db_command(struct mf_db *db, const char *sql, int nparams, const char *co
 
 int mf_db_begin(struct mf_db *db, struct mf_error *err)
 {
+	if (db != NULL)
+		db_note_txn(db);
 	if (db != NULL && db->in_txn && db->conn != NULL && PQstatus(db->conn) == CONNECTION_OK)
 		return mf_error_set(err, "database: a transaction is already open");
 	return mf_db_command(db, "BEGIN", 0, NULL, err);
@@ -376,6 +424,7 @@ int mf_db_commit(struct mf_db *db, struct mf_error *err)
 
 	if (db == NULL)
 		return mf_error_set(err, "database: not open");
+	db_note_txn(db);
 	if (!db->in_txn)
 		return mf_error_set(err, "database: commit without a transaction");
 	res = mf_db_exec(db, "COMMIT", 0, NULL, err);

@@ -58,7 +58,8 @@ extern const struct mf_config_section *const mf_config_schema[];
 
 struct mf_config;
 
-/* Parse path.  Returns NULL with err set on any error (also a missing file). */
+/* Parse path.  Returns NULL with err set on any error (also a missing file,
+   and a file that is not regular or is writable by everyone). */
 struct mf_config *mf_config_load(const char *path, struct mf_error *err) MF_WARN_UNUSED;
 /* Parse text held in memory (name is used in messages). */
 struct mf_config *mf_config_load_buffer(const char *name, const char *text, size_t len,

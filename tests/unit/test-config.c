@@ -440,6 +440,13 @@ static void test_files(const char *dir)
 	f = fopen(path, "w");
 	fputs("[database]\nconninfo = dbname=test\n", f);
 	fclose(f);
+	chmod(path, 0666);
+	cfg = mf_config_load(path, &err);
+	snprintf(expect, sizeof(expect), "%s: writable by everyone; refusing to use it", path);
+	ok(cfg == NULL && strcmp(err.msg, expect) == 0, "file: world-writable refused (%s)",
+	   err.msg);
+	mf_config_free(&cfg);
+	chmod(path, 0640);
 	cfg = mf_config_load(path, &err);
 	ok(cfg != NULL && strcmp(mf_config_path(cfg), path) == 0 &&
 	       strcmp(mf_config_str(cfg, "database", "conninfo"), "dbname=test") == 0,

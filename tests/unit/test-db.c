@@ -128,6 +128,12 @@ static void test_settings(void)
 	   "open: connect_timeout 0 refused (%s)", err.msg);
 	mf_db_close(&db);
 	set.connect_timeout = 1;
+	set.conninfo = "host=/nonexistent password=my secret words";
+	db = mf_db_open(&set, &err);
+	ok(db == NULL && strstr(err.msg, "not valid") != NULL &&
+	       strstr(err.msg, "secret") == NULL && strstr(err.msg, "words") == NULL,
+	   "open: a malformed conninfo is refused without quoting it (%s)", err.msg);
+	mf_db_close(&db);
 	set.conninfo = NULL;
 	db = mf_db_open(&set, &err);
 	ok(db == NULL && strstr(err.msg, "no connection string") != NULL,
@@ -310,6 +316,15 @@ static void test_queries(struct mf_db *db)
 	   "error: a data error does not quote the parameter (%s)", err.msg);
 	ok(mf_db_command(db, "SELECT 1 FROM mf_test_db WHERE id = $1", 1, NULL, &err) < 0,
 	   "error: parameters announced but missing are refused");
+
+	/* COPY belongs on the raw connection; through exec it is refused cleanly */
+	res = mf_db_exec(db, "COPY mf_test_db (id) FROM STDIN", 0, NULL, &err);
+	ok(res == NULL && strstr(err.msg, "COPY") != NULL, "copy in: refused (%s)", err.msg);
+	res = mf_db_exec(db, "COPY mf_test_db TO STDOUT", 0, NULL, &err);
+	ok(res == NULL && strstr(err.msg, "COPY") != NULL, "copy out: refused (%s)", err.msg);
+	ok(strcmp(scalar(db, "SELECT count(*) FROM mf_test_db", 0, NULL, buf, sizeof(buf)), "2") ==
+	       0,
+	   "copy: the connection is still usable (%s)", buf);
 
 	/* statement_timeout */
 	{

@@ -45,6 +45,7 @@ struct msg {
 	struct mf_model *model;
 	struct mf_msgbuf *buf;
 	char *sender;
+	char *queue_id; /* Postfix sends it with MAIL FROM, or at end of message */
 	char **rcpts;
 	size_t nrcpts;
 	int seen_spam_headers[SPAM_HEADERS];
@@ -75,6 +76,7 @@ static void msg_free(struct msg **mp)
 	mf_policy_unref(&m->pol);
 	mf_model_unref(&m->model);
 	free(m->sender);
+	free(m->queue_id);
 	for (i = 0; i < m->nrcpts; i++)
 		free(m->rcpts[i]);
 	free(m->rcpts);
@@ -108,7 +110,7 @@ static void emit_verdict(struct conn *c, struct msg *m, SMFICTX *ctx, const stru
                          const char *action_override, const char *reason_override, bool *ok_r)
 {
 	struct mf_event *ev = mf_event_new("verdict", state->node);
-	const char *qid = smfi_getsymval(ctx, "i");
+	const char *qid = m->queue_id;
 	struct mf_error err;
 	GString *r;
 	size_t i;
@@ -210,6 +212,8 @@ static sfsistat cb_envfrom(SMFICTX *ctx, char **argv)
 	c->msg = m;
 	milter_state_acquire(state, &m->pol, &m->model);
 	m->sender = strip_brackets(argv != NULL ? argv[0] : NULL);
+	if (smfi_getsymval(ctx, "i") != NULL)
+		m->queue_id = strdup(smfi_getsymval(ctx, "i"));
 	m->buf = mf_msgbuf_new(m->pol->tmp_dir, (size_t)m->pol->spill_threshold);
 	if (m->sender == NULL || m->buf == NULL) {
 		mf_log_error("out of memory for a new message");
@@ -376,8 +380,9 @@ static sfsistat cb_eom(SMFICTX *ctx)
 	if (m == NULL)
 		return SMFIS_TEMPFAIL;
 	qid = smfi_getsymval(ctx, "i");
-	if (qid == NULL)
-		qid = "NOQUEUE";
+	if (qid != NULL && m->queue_id == NULL)
+		m->queue_id = strdup(qid);
+	qid = m->queue_id != NULL ? m->queue_id : "NOQUEUE";
 	mf_verdict_init(&v);
 	if (m->failed) {
 		mf_log_error("%s: cannot scan the message: %s", qid, m->fail_reason);

@@ -85,7 +85,10 @@ void mf_verdict_event(const struct mf_verdict *v, struct mf_event *ev)
 
 	mf_event_add_str(ev, "message_id", v->message_id);
 	mf_event_add_int(ev, "size", (int64_t)v->size);
-	mf_event_add_str(ev, "action", mf_action_name(v->action));
+	/* A message whose attachment was stripped was delivered changed: say so. */
+	mf_event_add_str(ev, "action",
+	                 v->action == MF_ACT_ACCEPT && v->body_changed ? "strip"
+	                                                               : mf_action_name(v->action));
 	mf_event_add_str(ev, "reason", v->reason);
 	if (v->reply_code[0] != '\0') {
 		char reply[16];

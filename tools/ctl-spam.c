@@ -1,12 +1,401 @@
 /*
- * ctl-spam.c - mailfortctl spam: not built into this version yet.
+ * ctl-spam.c - mailfortctl spam: train the classifier, show its statistics.
+ *
+ * SYNOPSIS
+ *   mailfortctl spam train [--spam PATH]... [--ham PATH]... [--dry-run]
+ *   mailfortctl spam stats
+ *   mailfortctl spam classify PATH...
+ *
+ * PATH is a Maildir (a directory with cur/ and new/), an mbox file (starts
+ * with "From "), a single message file, or a directory of message files
+ * (read recursively).  Messages are tokenized exactly as mailfort-milter
+ * tokenizes them (same MIME walk, same [milter] limits), and the counts of
+ * the whole run are added to PostgreSQL in one transaction: an interrupted
+ * run adds nothing.  Tokens are stored as keyed hashes (the key is derived
+ * from the server's hash.key), never as words.  The running milters pick up
+ * the new statistics at their next refresh ([milter] model_refresh) or on
+ * SIGHUP.
+ *
+ * classify loads the model once and prints, for each message, the
+ * classifier's spam probability, the milter's score, the action its
+ * thresholds would take and the path: "0.9981 9.9 spam PATH".
+ *
+ * Exit status: 0 success, 1 failure (a message that cannot be read is
+ * reported and skipped; a database error fails the run), 2 usage.
  */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <sodium.h>
+#include "../milter/scan.h"
 #include "ctl.h"
+#include "mf-config.h"
+#include "mf-db.h"
+
+struct train {
+	const struct mf_policy *pol;
+	struct mf_model *model; /* training: counts; classify: loaded */
+	bool classify;
+	uint64_t read, failed;
+};
+
+static void spam_help(FILE *f)
+{
+	fputs("usage: mailfortctl spam train [--spam PATH]... [--ham PATH]... [--dry-run]\n"
+	      "       mailfortctl spam stats\n"
+	      "       mailfortctl spam classify PATH...\n"
+	      "PATH: a Maildir, an mbox file, a message file or a directory of message files\n",
+	      f);
+}
+
+static void one_message(struct train *tr, GMimeStream *stream, const char *name, bool spam)
+{
+	struct mf_tokens *toks = mf_tokens_new(MF_MAX_TOKENS);
+	struct mf_verdict v;
+	struct mf_error err;
+
+	if (toks == NULL) {
+		tr->failed++;
+		return;
+	}
+	mf_verdict_init(&v);
+	if (mf_mime_walk(tr->pol, stream, toks, &v, &err) < 0) {
+		fprintf(stderr, "mailfortctl: %s: %s (skipped)\n", name, err.msg);
+		tr->failed++;
+	} else if (tr->classify) {
+		struct mf_bayes_params bp;
+
+		mf_bayes_defaults(&bp);
+		bp.min_training = (uint64_t)tr->pol->min_training;
+		mf_classify(tr->model, toks, &bp, &v.bayes);
+		mf_rules_run(tr->pol, v.message, &v);
+		v.score = v.bayes.trained ? tr->pol->bayes_weight * (2.0 * v.bayes.prob - 1.0) : 0;
+		for (unsigned i = 0; i < v.nrules; i++)
+			v.score += v.rules[i].score;
+		printf("%.6f %.1f %s %s\n", v.bayes.prob, v.score,
+		       v.score >= tr->pol->spam_threshold ? "spam" : "ham", name);
+		tr->read++;
+	} else if (mf_model_train(tr->model, toks, spam) < 0) {
+		fprintf(stderr, "mailfortctl: %s: out of memory (skipped)\n", name);
+		tr->failed++;
+	} else {
+		tr->read++;
+	}
+	mf_verdict_free(&v);
+	mf_tokens_free(&toks);
+}
+
+static int one_file(struct train *tr, const char *path, bool spam)
+{
+	char head[5] = {0};
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	GMimeStream *stream;
+	ssize_t n;
+
+	if (fd < 0) {
+		fprintf(stderr, "mailfortctl: %s: %s (skipped)\n", path, strerror(errno));
+		tr->failed++;
+		return 0;
+	}
+	n = read(fd, head, 5);
+	lseek(fd, 0, SEEK_SET);
+	stream = g_mime_stream_fs_new(fd);
+	if (n == 5 && memcmp(head, "From ", 5) == 0) {
+		/* mbox: one stream, split by GMime */
+		GMimeParser *parser = g_mime_parser_new_with_stream(stream);
+		uint64_t count = 0;
+
+		g_mime_parser_set_format(parser, GMIME_FORMAT_MBOX);
+		while (!g_mime_parser_eos(parser)) {
+			GMimeMessage *msg = g_mime_parser_construct_message(parser, NULL);
+			GMimeStream *mem;
+			char name[4200];
+
+			if (msg == NULL)
+				break;
+			/* Walk the message's own bytes, as the milter would see them. */
+			mem = g_mime_stream_mem_new();
+			g_mime_object_write_to_stream(GMIME_OBJECT(msg), NULL, mem);
+			g_mime_stream_reset(mem);
+			g_object_unref(msg);
+			snprintf(name, sizeof(name), "%s#%llu", path, (unsigned long long)++count);
+			one_message(tr, mem, name, spam);
+			g_object_unref(mem);
+		}
+		g_object_unref(parser);
+	} else {
+		one_message(tr, stream, path, spam);
+	}
+	g_object_unref(stream);
+	return 0;
+}
+
+static int one_path(struct train *tr, const char *path, bool spam, int depth);
+
+static int one_dir(struct train *tr, const char *path, bool spam, int depth)
+{
+	struct dirent **names;
+	int n, i;
+
+	if (depth > 8)
+		return 0;
+	n = scandir(path, &names, NULL, alphasort);
+	if (n < 0) {
+		fprintf(stderr, "mailfortctl: %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	for (i = 0; i < n; i++) {
+		char sub[4096];
+		const char *nm = names[i]->d_name;
+
+		if (nm[0] == '.' || strcmp(nm, "tmp") == 0 || strcmp(nm, "cmds") == 0) {
+			free(names[i]);
+			continue; /* hidden files, Maildir tmp/, the corpus' cmds index */
+		}
+		snprintf(sub, sizeof(sub), "%s/%s", path, nm);
+		free(names[i]);
+		(void)one_path(tr, sub, spam, depth + 1);
+	}
+	free(names);
+	return 0;
+}
+
+static int one_path(struct train *tr, const char *path, bool spam, int depth)
+{
+	struct stat sb;
+
+	if (stat(path, &sb) < 0) {
+		fprintf(stderr, "mailfortctl: %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	if (S_ISDIR(sb.st_mode))
+		return one_dir(tr, path, spam, depth);
+	if (S_ISREG(sb.st_mode))
+		return one_file(tr, path, spam);
+	return 0;
+}
+
+static struct mf_policy *load_policy(struct ctl *ctl)
+{
+	const struct mf_config *cfg = ctl_config(ctl);
+	struct mf_policy *pol;
+	struct mf_error err;
+
+	if (cfg == NULL)
+		return NULL;
+	pol = mf_policy_new(cfg, &err);
+	if (pol == NULL)
+		ctl_fail("%s: %s", mf_config_path(cfg), err.msg);
+	return pol;
+}
+
+static int load_key(struct ctl *ctl, struct mf_token_key *key)
+{
+	struct mf_error err;
+
+	if (mf_token_key_load(mf_config_str(ctl_config(ctl), "keys", "dir"), key, &err) < 0)
+		return ctl_fail("%s (run 'mailfortctl keys init' first)", err.msg);
+	return 0;
+}
+
+static int spam_train(struct ctl *ctl, int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"spam", required_argument, NULL, 's'},
+	    {"ham", required_argument, NULL, 'H'},
+	    {"dry-run", no_argument, NULL, 'n'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	const char **spam = calloc((size_t)argc + 1, sizeof(*spam));
+	const char **ham = calloc((size_t)argc + 1, sizeof(*ham));
+	size_t nspam = 0, nham = 0, i;
+	bool dry = false;
+	struct train tr = {0};
+	struct mf_policy *pol = NULL;
+	struct mf_token_key key;
+	struct mf_error err;
+	uint64_t s, h;
+	int c, ret = 1;
+
+	if (spam == NULL || ham == NULL) {
+		free(spam);
+		free(ham);
+		return ctl_fail("out of memory");
+	}
+	optind = 0;
+	while ((c = getopt_long(argc + 1, argv - 1, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 's':
+			spam[nspam++] = optarg;
+			break;
+		case 'H':
+			ham[nham++] = optarg;
+			break;
+		case 'n':
+			dry = true;
+			break;
+		case 'h':
+			spam_help(stdout);
+			ret = 0;
+			goto out;
+		default:
+			ret = ctl_usage("spam train: bad option");
+			goto out;
+		}
+	}
+	if (nspam + nham == 0 || optind != argc + 1) {
+		ret = ctl_usage("spam train needs --spam PATH and/or --ham PATH");
+		goto out;
+	}
+	if ((pol = load_policy(ctl)) == NULL || load_key(ctl, &key) < 0)
+		goto out;
+	tr.pol = pol;
+	tr.model = mf_model_new(&key, 1 << 16);
+	sodium_memzero(&key, sizeof(key));
+	if (tr.model == NULL) {
+		ret = ctl_fail("out of memory");
+		goto out;
+	}
+	for (i = 0; i < nspam; i++)
+		if (one_path(&tr, spam[i], true, 0) < 0)
+			goto out;
+	for (i = 0; i < nham; i++)
+		if (one_path(&tr, ham[i], false, 0) < 0)
+			goto out;
+	mf_model_messages(tr.model, &s, &h);
+	if (s + h == 0) {
+		ret = ctl_fail("no messages found");
+		goto out;
+	}
+	if (!dry) {
+		struct mf_db *db = ctl_db(ctl);
+
+		if (db == NULL)
+			goto out;
+		if (mf_model_store(tr.model, db, &err) < 0) {
+			ret = ctl_fail("%s", err.msg);
+			goto out;
+		}
+	}
+	if (!ctl->quiet)
+		printf("%s %llu spam and %llu ham messages (%zu distinct tokens)%s\n",
+		       dry ? "would train" : "trained", (unsigned long long)s,
+		       (unsigned long long)h, mf_model_size(tr.model),
+		       tr.failed ? "; some messages were skipped" : "");
+	ret = 0;
+out:
+	mf_model_unref(&tr.model);
+	mf_policy_unref(&pol);
+	free(spam);
+	free(ham);
+	return ret;
+}
+
+static int spam_stats(struct ctl *ctl)
+{
+	struct mf_db *db = ctl_db(ctl);
+	struct mf_error err;
+	PGresult *res;
+
+	if (db == NULL)
+		return 1;
+	res = mf_db_exec(db,
+	                 "SELECT t.spam_messages, t.ham_messages, t.updated_at,"
+	                 " (SELECT count(*) FROM mailfort.spam_tokens),"
+	                 " (SELECT count(*) FROM mailfort.spam_tokens WHERE ham_count = 0),"
+	                 " (SELECT count(*) FROM mailfort.spam_tokens WHERE spam_count = 0)"
+	                 " FROM mailfort.spam_totals t",
+	                 0, NULL, &err);
+	if (res == NULL)
+		return ctl_fail("%s", err.msg);
+	if (PQntuples(res) == 0) {
+		PQclear(res);
+		return ctl_fail(
+		    "no spam statistics in the database (run 'mailfortctl db migrate')");
+	}
+	printf("spam messages trained:  %s\n"
+	       "ham messages trained:   %s\n"
+	       "distinct tokens:        %s (%s only in spam, %s only in ham)\n"
+	       "last training:          %s\n",
+	       PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 3),
+	       PQgetvalue(res, 0, 4), PQgetvalue(res, 0, 5), PQgetvalue(res, 0, 2));
+	PQclear(res);
+	res = mf_db_exec(db,
+	                 "SELECT action, count(*) FROM mailfort.mail_verdicts"
+	                 " WHERE verdict_time > now() - interval '1 day' GROUP BY action"
+	                 " ORDER BY 2 DESC",
+	                 0, NULL, &err);
+	if (res != NULL) {
+		int i;
+
+		if (PQntuples(res) > 0)
+			printf("verdicts in the last 24 hours:\n");
+		for (i = 0; i < PQntuples(res); i++)
+			printf("  %-10s %s\n", PQgetvalue(res, i, 0), PQgetvalue(res, i, 1));
+		PQclear(res);
+	}
+	return 0;
+}
+
+static int spam_classify(struct ctl *ctl, int argc, char **argv)
+{
+	struct train tr = {.classify = true};
+	struct mf_policy *pol;
+	struct mf_token_key key;
+	struct mf_db *db;
+	struct mf_error err;
+	int i;
+
+	if (argc < 1)
+		return ctl_usage("spam classify needs at least one PATH");
+	if ((pol = load_policy(ctl)) == NULL)
+		return 1;
+	if (load_key(ctl, &key) < 0 || (db = ctl_db(ctl)) == NULL) {
+		mf_policy_unref(&pol);
+		return 1;
+	}
+	tr.model = mf_model_load(db, &key, &err);
+	sodium_memzero(&key, sizeof(key));
+	if (tr.model == NULL) {
+		mf_policy_unref(&pol);
+		return ctl_fail("%s", err.msg);
+	}
+	tr.pol = pol;
+	for (i = 0; i < argc; i++)
+		(void)one_path(&tr, argv[i], false, 0);
+	mf_model_unref(&tr.model);
+	mf_policy_unref(&pol);
+	return tr.failed ? 1 : 0;
+}
 
 int ctl_spam_cmd(struct ctl *ctl, int argc, char **argv)
 {
-	(void)ctl;
-	(void)argc;
-	(void)argv;
-	return ctl_fail("'spam' commands are not available in this build");
+	int ret;
+
+	if (argc < 1) {
+		spam_help(stderr);
+		return 2;
+	}
+	if (ctl_is_help(argv[0])) {
+		spam_help(stdout);
+		return 0;
+	}
+	g_mime_init();
+	if (strcmp(argv[0], "train") == 0)
+		ret = spam_train(ctl, argc - 1, argv + 1);
+	else if (strcmp(argv[0], "stats") == 0)
+		ret = argc == 1 ? spam_stats(ctl) : ctl_usage("spam stats takes no arguments");
+	else if (strcmp(argv[0], "classify") == 0)
+		ret = spam_classify(ctl, argc - 1, argv + 1);
+	else
+		ret = ctl_usage("unknown spam command '%s'", argv[0]);
+	g_mime_shutdown();
+	return ret;
 }

@@ -1,0 +1,699 @@
+/*
+ * test-milter-scan.c - the milter's message scanner, message by message.
+ *
+ * Builds small messages in memory (no corpus) and checks what a sender or
+ * a postmaster would see: which attachment is refused, held or stripped
+ * and with which reply; that a renamed program is caught by its content,
+ * also inside a ZIP; that MIME and archive bombs end in a verdict; that
+ * EUC-KR, HTML and URLs tokenize sensibly; that the classifier separates
+ * trained spam from ham; the rules and the X-Spam-Status text.
+ */
+#include <iconv.h>
+#include <stdlib.h>
+#include <string.h>
+#include "../../milter/scan.h"
+#include "mf-config.h"
+#include "tap.h"
+
+/* ------------------------------------------------------------ helpers */
+
+static struct mf_policy *policy(const char *extra)
+{
+	char text[4096];
+	struct mf_config *cfg;
+	struct mf_policy *pol;
+	struct mf_error err;
+
+	snprintf(text, sizeof(text), "[milter]\ntmp_dir = /tmp\n%s", extra);
+	cfg = mf_config_load_buffer("test.conf", text, strlen(text), &err);
+	if (cfg == NULL) {
+		diag("config: %s", err.msg);
+		return NULL;
+	}
+	pol = mf_policy_new(cfg, &err);
+	if (pol == NULL)
+		diag("policy: %s", err.msg);
+	mf_config_free(&cfg);
+	return pol;
+}
+
+static const char *policy_error(const char *extra)
+{
+	static struct mf_error err;
+	struct mf_config *cfg;
+	struct mf_policy *pol;
+
+	cfg = mf_config_load_buffer("test.conf", extra, strlen(extra), &err);
+	if (cfg == NULL)
+		return err.msg;
+	pol = mf_policy_new(cfg, &err);
+	mf_config_free(&cfg);
+	if (pol != NULL) {
+		mf_policy_unref(&pol);
+		return NULL;
+	}
+	return err.msg;
+}
+
+struct buf {
+	char *s;
+	size_t len, cap;
+};
+
+static void put(struct buf *b, const void *p, size_t n)
+{
+	if (b->len + n + 1 > b->cap) {
+		b->cap = (b->len + n + 1) * 2;
+		b->s = realloc(b->s, b->cap);
+	}
+	memcpy(b->s + b->len, p, n);
+	b->len += n;
+	b->s[b->len] = '\0';
+}
+
+static void puts_(struct buf *b, const char *s)
+{
+	put(b, s, strlen(s));
+}
+
+static void put_le(struct buf *b, uint64_t v, int n)
+{
+	unsigned char x[8];
+	int i;
+
+	for (i = 0; i < n; i++)
+		x[i] = (unsigned char)(v >> (8 * i));
+	put(b, x, (size_t)n);
+}
+
+struct zentry {
+	const char *name;
+	const void *data;
+	size_t len;
+	bool encrypted;
+	uint64_t fake_usize; /* 0: real size */
+};
+
+/* A ZIP archive with stored (uncompressed) entries. */
+static struct buf make_zip(const struct zentry *e, int n)
+{
+	struct buf z = {0}, cd = {0};
+	uint64_t offs[16];
+	int i;
+
+	for (i = 0; i < n; i++) {
+		offs[i] = z.len;
+		put_le(&z, 0x04034b50, 4);
+		put_le(&z, 20, 2);
+		put_le(&z, e[i].encrypted ? 1 : 0, 2);
+		put_le(&z, 0, 2); /* stored */
+		put_le(&z, 0, 4); /* time, date */
+		put_le(&z, 0, 4); /* crc */
+		put_le(&z, e[i].len, 4);
+		put_le(&z, e[i].fake_usize ? e[i].fake_usize : e[i].len, 4);
+		put_le(&z, strlen(e[i].name), 2);
+		put_le(&z, 0, 2);
+		puts_(&z, e[i].name);
+		put(&z, e[i].data, e[i].len);
+	}
+	for (i = 0; i < n; i++) {
+		put_le(&cd, 0x02014b50, 4);
+		put_le(&cd, 20, 2);
+		put_le(&cd, 20, 2);
+		put_le(&cd, e[i].encrypted ? 1 : 0, 2);
+		put_le(&cd, 0, 2);
+		put_le(&cd, 0, 4);
+		put_le(&cd, 0, 4);
+		put_le(&cd, e[i].len, 4);
+		put_le(&cd, e[i].fake_usize ? e[i].fake_usize : e[i].len, 4);
+		put_le(&cd, strlen(e[i].name), 2);
+		put_le(&cd, 0, 2);
+		put_le(&cd, 0, 2);
+		put_le(&cd, 0, 2);
+		put_le(&cd, 0, 2);
+		put_le(&cd, 0, 4);
+		put_le(&cd, offs[i], 4);
+		puts_(&cd, e[i].name);
+	}
+	{
+		uint64_t cd_off = z.len;
+
+		put(&z, cd.s, cd.len);
+		put_le(&z, 0x06054b50, 4);
+		put_le(&z, 0, 4);
+		put_le(&z, (uint64_t)n, 2);
+		put_le(&z, (uint64_t)n, 2);
+		put_le(&z, cd.len, 4);
+		put_le(&z, cd_off, 4);
+		put_le(&z, 0, 2);
+	}
+	free(cd.s);
+	return z;
+}
+
+static char *b64(const void *data, size_t len)
+{
+	return g_base64_encode(data, len);
+}
+
+/* A multipart/mixed message with a text part and attachments. */
+struct att {
+	const char *name;
+	const char *ctype;
+	const void *data;
+	size_t len;
+};
+
+static struct buf message(const char *headers, const char *text, const struct att *a, int n)
+{
+	struct buf m = {0};
+	int i;
+
+	puts_(&m, headers);
+	puts_(&m, "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"BOUND\"\r\n\r\n"
+	          "--BOUND\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n");
+	puts_(&m, text);
+	puts_(&m, "\r\n");
+	for (i = 0; i < n; i++) {
+		char *enc = b64(a[i].data, a[i].len);
+		char hdr[512];
+
+		snprintf(hdr, sizeof(hdr),
+		         "--BOUND\r\nContent-Type: %s; name=\"%s\"\r\nContent-Disposition: "
+		         "attachment; filename=\"%s\"\r\nContent-Transfer-Encoding: base64\r\n\r\n",
+		         a[i].ctype, a[i].name, a[i].name);
+		puts_(&m, hdr);
+		puts_(&m, enc);
+		puts_(&m, "\r\n");
+		g_free(enc);
+	}
+	puts_(&m, "--BOUND--\r\n");
+	return m;
+}
+
+static const char *std_headers = "From: Alice <alice@example.org>\r\n"
+                                 "To: bob@example.test\r\n"
+                                 "Subject: Quarterly report\r\n"
+                                 "Date: Thu, 26 Nov 2026 10:00:00 +0000\r\n"
+                                 "Message-ID: <r1@example.org>\r\n";
+
+static int scan(const struct mf_policy *pol, const struct mf_model *model, const struct buf *m,
+                struct mf_verdict *v)
+{
+	GMimeStream *s = g_mime_stream_mem_new_with_buffer(m->s, m->len);
+	struct mf_error err;
+	int r;
+
+	mf_verdict_init(v);
+	r = mf_scan(pol, model, s, v, &err);
+	if (r < 0)
+		diag("scan: %s", err.msg);
+	g_object_unref(s);
+	return r;
+}
+
+static bool has_token(struct mf_tokens *t, const char *tok)
+{
+	size_t i;
+
+	for (i = 0; i < mf_tokens_count(t); i++) {
+		if (strcmp(mf_tokens_get(t, i, NULL), tok) == 0)
+			return true;
+	}
+	return false;
+}
+
+static struct mf_tokens *walk_tokens(const struct mf_policy *pol, const char *msg)
+{
+	struct mf_tokens *t = mf_tokens_new(MF_MAX_TOKENS);
+	GMimeStream *s = g_mime_stream_mem_new_with_buffer(msg, strlen(msg));
+	struct mf_verdict v;
+	struct mf_error err;
+
+	mf_verdict_init(&v);
+	if (mf_mime_walk(pol, s, t, &v, &err) < 0)
+		diag("walk: %s", err.msg);
+	mf_verdict_free(&v);
+	g_object_unref(s);
+	return t;
+}
+
+static const unsigned char exe[] = "MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff"
+                                   "This program cannot be run in DOS mode.";
+static const unsigned char pdf[] = "%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\n";
+
+/* ------------------------------------------------------------ tests */
+
+static void test_filetype(void)
+{
+	ok(mf_filetype_detect(exe, sizeof(exe)) == MF_FT_WINDOWS_EXE, "MZ is a Windows program");
+	ok(mf_filetype_detect((const unsigned char *)"\x7f"
+	                                             "ELF\x02\x01",
+	                      6) == MF_FT_ELF,
+	   "ELF is a program");
+	ok(mf_filetype_detect((const unsigned char *)"#!/bin/sh\n", 10) == MF_FT_SCRIPT,
+	   "#! is a script");
+	ok(mf_filetype_detect(pdf, sizeof(pdf)) == MF_FT_PDF, "a PDF is a PDF");
+	ok(mf_filetype_detect((const unsigned char *)"hello", 5) == MF_FT_UNKNOWN,
+	   "plain text is unknown");
+	ok(strcmp(mf_filetype_name(MF_FT_WINDOWS_EXE), "windows-executable") == 0,
+	   "type names are the ones blocked_types uses");
+}
+
+static void test_policy(void)
+{
+	struct mf_policy *p = policy("");
+	const char *e;
+
+	ok(p != NULL && p->spam_threshold == 5.0 && p->default_action == MF_ACT_TEMPFAIL,
+	   "defaults: spam at 5.0, tempfail on internal errors");
+	ok(p != NULL && p->blocked_types[MF_FT_WINDOWS_EXE] && !p->blocked_types[MF_FT_PDF],
+	   "defaults block programs, not documents");
+	mf_policy_unref(&p);
+	e = policy_error("[milter]\nspam_threshold = lots\n");
+	ok(e != NULL && strstr(e, "spam_threshold") && strstr(e, "lots"),
+	   "a threshold that is not a number names the key: %s", e ? e : "");
+	e = policy_error("[milter]\nspam_threshold = 8\nhold_threshold = 6\n");
+	ok(e != NULL && strstr(e, "hold_threshold"), "hold below spam is refused: %s", e ? e : "");
+	e = policy_error("[milter]\nblocked_types = windows-executable, exe-files\n");
+	ok(e != NULL && strstr(e, "exe-files"), "an unknown content type is named: %s", e ? e : "");
+	e = policy_error("[milter]\nreject_threshold = off\nsocket = inet:1234@127.0.0.1\n");
+	ok(e == NULL, "'off' disables a threshold");
+	e = policy_error("[milter]\nsocket = /run/x.sock\n");
+	ok(e != NULL && strstr(e, "socket"), "a socket without unix:/inet: is refused");
+}
+
+static void test_msgbuf(void)
+{
+	struct mf_msgbuf *b = mf_msgbuf_new("/tmp", 4096);
+	struct mf_error err;
+	char chunk[1000];
+	GMimeStream *s;
+	const unsigned char *d;
+	size_t len;
+	int i, good = 1;
+
+	for (i = 0; i < 20; i++) {
+		memset(chunk, 'a' + i, sizeof(chunk));
+		good &= mf_msgbuf_append(b, chunk, sizeof(chunk), &err) == 0;
+	}
+	ok(good && mf_msgbuf_spilled(b), "a message past the spill threshold goes to a file");
+	s = mf_msgbuf_stream(b, &err);
+	ok(s != NULL && g_mime_stream_length(s) == 20000, "the stream holds every byte");
+	if (s != NULL)
+		g_object_unref(s);
+	d = mf_msgbuf_data(b, &len, &err);
+	ok(d != NULL && len == 20000 && d[0] == 'a' && d[19999] == 'a' + 19,
+	   "the mapped content is what was written");
+	mf_msgbuf_free(&b);
+}
+
+static void test_tokens(void)
+{
+	struct mf_policy *pol = policy("");
+	struct mf_tokens *t;
+	iconv_t cd;
+	char ko_utf8[] = "회의 일정을 알려드립니다. 예산 보고서";
+	char ko_euc[256], *in = ko_utf8, *out = ko_euc, *enc, msg[2048];
+	size_t inl = strlen(ko_utf8), outl = sizeof(ko_euc);
+
+	t = walk_tokens(pol, "From: a@example.org\r\nSubject: Cheap WATCHES now\r\n\r\n"
+	                     "Visit http://Shop.Example.COM/offer?id=12345 today, 2026 deals!\r\n");
+	ok(has_token(t, "subj:cheap") && has_token(t, "subj:watches"),
+	   "Subject words are lower-cased and prefixed");
+	ok(has_token(t, "url:shop.example.com") && has_token(t, "url:example.com"),
+	   "URL hosts and their parent domains are tokens");
+	ok(has_token(t, "visit") && has_token(t, "today") && !has_token(t, "2026"),
+	   "body words are tokens, bare numbers are not");
+	ok(has_token(t, "hn:subject"), "header names are tokens");
+	mf_tokens_free(&t);
+
+	cd = iconv_open("EUC-KR", "UTF-8");
+	ok(cd != (iconv_t)-1 && iconv(cd, &in, &inl, &out, &outl) != (size_t)-1,
+	   "EUC-KR test text encoded");
+	iconv_close(cd);
+	enc = b64(ko_euc, sizeof(ko_euc) - outl);
+	snprintf(
+	    msg, sizeof(msg),
+	    "From: a@example.org\r\nSubject: =?EUC-KR?B?yLjAxyDAz8Gk?=\r\nMIME-Version: 1.0\r\n"
+	    "Content-Type: text/plain; charset=euc-kr\r\nContent-Transfer-Encoding: "
+	    "base64\r\n\r\n%s\r\n",
+	    enc);
+	g_free(enc);
+	t = walk_tokens(pol, msg);
+	ok(has_token(t, "회의") && has_token(t, "예산") && has_token(t, "보고서"),
+	   "EUC-KR base64 body becomes Korean words in UTF-8");
+	ok(has_token(t, "subj:회의") && has_token(t, "subj:일정"),
+	   "RFC 2047 EUC-KR subject is decoded");
+	ok(has_token(t, "알려") || has_token(t, "려드"), "long Hangul words also give pairs");
+	mf_tokens_free(&t);
+
+	t = walk_tokens(pol, "From: a@example.org\r\nContent-Type: text/html\r\n\r\n"
+	                     "<html><body><p>Cheap&nbsp;pills &amp; more</p><script>var "
+	                     "hiddenword=1;</script><!-- secretcomment --><a "
+	                     "href=\"https://click.spam.example/x\">here</a></body></html>\r\n");
+	ok(has_token(t, "cheap") && has_token(t, "pills") && has_token(t, "more"),
+	   "HTML text is tokenized, entities decoded");
+	ok(!has_token(t, "hiddenword") && !has_token(t, "secretcomment"),
+	   "scripts and comments are not text");
+	ok(has_token(t, "url:click.spam.example") && has_token(t, "tag:a"),
+	   "href hosts and tag names are tokens");
+	mf_tokens_free(&t);
+	mf_policy_unref(&pol);
+}
+
+static const char *spam_words[] = {"viagra", "casino", "winner", "lottery", "bonus", "jackpot"};
+static const char *ham_words[] = {"meeting", "agenda", "budget", "minutes", "committee", "draft"};
+
+static struct mf_model *trained_model(const struct mf_policy *pol)
+{
+	struct mf_token_key key;
+	struct mf_model *m;
+	int i;
+
+	memset(&key, 7, sizeof(key));
+	m = mf_model_new(&key, 100);
+	for (i = 0; i < 40; i++) {
+		char msg[512];
+		struct mf_tokens *t;
+		bool spam = i % 2 == 0;
+		const char **w = spam ? spam_words : ham_words;
+
+		snprintf(msg, sizeof(msg),
+		         "From: x%d@example.org\r\nSubject: %s %s\r\n\r\n%s %s %s word%d\r\n", i,
+		         w[i % 6], w[(i + 1) % 6], w[(i + 2) % 6], w[(i + 3) % 6], w[(i + 4) % 6],
+		         i);
+		t = walk_tokens(pol, msg);
+		(void)mf_model_train(m, t, spam);
+		mf_tokens_free(&t);
+	}
+	return m;
+}
+
+static void test_classifier(void)
+{
+	struct mf_policy *pol = policy("min_training = 10\n");
+	struct mf_model *m = trained_model(pol);
+	struct mf_bayes_params bp;
+	struct mf_bayes out;
+	struct mf_tokens *t;
+	uint64_t ns, nh;
+
+	mf_model_messages(m, &ns, &nh);
+	ok(ns == 20 && nh == 20, "training counts messages");
+	mf_bayes_defaults(&bp);
+	bp.min_training = 10;
+	t = walk_tokens(pol, "From: new@example.org\r\nSubject: jackpot winner\r\n\r\n"
+	                     "casino bonus lottery\r\n");
+	mf_classify(m, t, &bp, &out);
+	ok(out.trained && out.prob > 0.95, "spam words score as spam (%.4f)", out.prob);
+	ok(out.ntop > 0 && out.top[0].prob > 0.9, "the strongest tokens are reported (%s)",
+	   out.ntop ? out.top[0].token : "none");
+	mf_tokens_free(&t);
+	t = walk_tokens(pol, "From: colleague@example.org\r\nSubject: committee agenda\r\n\r\n"
+	                     "draft minutes and budget\r\n");
+	mf_classify(m, t, &bp, &out);
+	ok(out.trained && out.prob < 0.05, "ham words score as ham (%.4f)", out.prob);
+	bp.min_training = 1000;
+	mf_classify(m, t, &bp, &out);
+	ok(!out.trained && out.prob == 0.5, "an undertrained model stays out of the score");
+	mf_tokens_free(&t);
+	mf_model_unref(&m);
+	mf_policy_unref(&pol);
+}
+
+static void test_attachments(void)
+{
+	int r;
+	struct mf_policy *pol = policy("max_attachment_size = 2k\n");
+	struct mf_verdict v;
+	struct buf m, z;
+	char big[3000];
+
+	/* a harmless PDF */
+	{
+		struct att a[] = {{"report.pdf", "application/pdf", pdf, sizeof(pdf)}};
+
+		m = message(std_headers, "See attached.", a, 1);
+		r = scan(pol, NULL, &m, &v);
+		ok(r == 0 && v.action == MF_ACT_ACCEPT && v.nattachments == 1 &&
+		       v.attachments[0].type == MF_FT_PDF && v.attachments[0].size == sizeof(pdf),
+		   "a PDF is accepted with its decoded size and type");
+		mf_verdict_free(&v);
+		free(m.s);
+	}
+	/* a program renamed .pdf */
+	{
+		struct att a[] = {{"invoice.pdf", "application/pdf", exe, sizeof(exe)}};
+
+		m = message(std_headers, "Invoice attached.", a, 1);
+		r = scan(pol, NULL, &m, &v);
+		ok(r == 0 && v.nattachments == 1 && v.attachments[0].action == MF_ACT_STRIP &&
+		       v.attachments[0].type == MF_FT_WINDOWS_EXE && v.body_changed,
+		   "a Windows program renamed .pdf is found by content and stripped");
+		ok(v.attachments[0].reason && strstr(v.attachments[0].reason, "invoice.pdf") &&
+		       strstr(v.attachments[0].reason, "windows-executable"),
+		   "the reason names the file and what it is: %s",
+		   v.attachments[0].reason ? v.attachments[0].reason : "");
+		{
+			GMimeStream *out = g_mime_stream_mem_new();
+			struct mf_error err;
+			GByteArray *arr;
+			char *enc = b64(exe, sizeof(exe));
+
+			ok(mf_scan_write_body(&v, out, &err) == 0, "the body is rewritten");
+			arr = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(out));
+			g_byte_array_append(arr, (const guint8 *)"", 1);
+			ok(strstr((char *)arr->data, "was removed") != NULL &&
+			       strstr((char *)arr->data, "invoice.pdf") != NULL,
+			   "a text part names the removed file");
+			ok(strstr((char *)arr->data, enc) == NULL &&
+			       strstr((char *)arr->data, "--BOUND--") != NULL,
+			   "the program is gone and the multipart stays well formed");
+			g_free(enc);
+			g_object_unref(out);
+		}
+		mf_verdict_free(&v);
+		free(m.s);
+	}
+	/* a blocked extension, with a reject policy */
+	{
+		struct mf_policy *rp = policy("blocked_action = reject\n");
+		struct att a[] = {{"setup.EXE.", "application/octet-stream", "hello", 5}};
+
+		m = message(std_headers, "Tool attached.", a, 1);
+		r = scan(rp, NULL, &m, &v);
+		ok(r == 0 && v.action == MF_ACT_REJECT && strcmp(v.reply_code, "552") == 0 &&
+		       strcmp(v.reply_xcode, "5.3.4") == 0,
+		   "a blocked extension (any case, trailing dot) is rejected with 552 5.3.4");
+		mf_verdict_free(&v);
+		free(m.s);
+		mf_policy_unref(&rp);
+	}
+	/* too large */
+	memset(big, 'x', sizeof(big));
+	{
+		struct att a[] = {{"scan.tif", "image/tiff", big, sizeof(big)}};
+
+		m = message(std_headers, "Scan attached.", a, 1);
+		r = scan(pol, NULL, &m, &v);
+		ok(r == 0 && v.action == MF_ACT_REJECT && strcmp(v.reply_code, "552") == 0,
+		   "an attachment over max_attachment_size is rejected with 552");
+		ok(v.reply_text && strstr(v.reply_text, "scan.tif") &&
+		       strstr(v.reply_text, "2.9 KB") && strstr(v.reply_text, "2.0 KB") &&
+		       strstr(v.reply_text, "link"),
+		   "the reply names the file, its size, the limit and what to do: %s",
+		   v.reply_text ? v.reply_text : "");
+		mf_verdict_free(&v);
+		free(m.s);
+	}
+	/* a ZIP with a screensaver inside */
+	{
+		struct zentry ze[] = {{"docs/readme.txt", "read me", 7, false, 0},
+		                      {"docs/photo.scr", "whatever", 8, false, 0}};
+		struct att a[1];
+
+		z = make_zip(ze, 2);
+		a[0] = (struct att){"photos.zip", "application/zip", z.s, z.len};
+		m = message(std_headers, "Photos.", a, 1);
+		r = scan(pol, NULL, &m, &v);
+		ok(r == 0 && v.attachments[0].action == MF_ACT_STRIP && v.attachments[0].inner &&
+		       strcmp(v.attachments[0].inner, "docs/photo.scr") == 0,
+		   "a blocked name inside a ZIP is found");
+		mf_verdict_free(&v);
+		free(m.s);
+		free(z.s);
+	}
+	/* a ZIP with a program renamed .txt inside */
+	{
+		struct zentry ze[] = {{"notes.txt", exe, sizeof(exe), false, 0}};
+		struct att a[1];
+
+		z = make_zip(ze, 1);
+		a[0] = (struct att){"notes.zip", "application/zip", z.s, z.len};
+		m = message(std_headers, "Notes.", a, 1);
+		r = scan(pol, NULL, &m, &v);
+		ok(r == 0 && v.attachments[0].executable && v.attachments[0].action == MF_ACT_STRIP,
+		   "a program renamed .txt inside a ZIP is found by content");
+		mf_verdict_free(&v);
+		free(m.s);
+		free(z.s);
+	}
+	/* an encrypted ZIP */
+	{
+		struct zentry ze[] = {{"contract.docx", "\x01\x02\x03garbage", 10, true, 0}};
+		struct att a[1];
+
+		z = make_zip(ze, 1);
+		a[0] = (struct att){"contract.zip", "application/zip", z.s, z.len};
+		m = message(std_headers, "Contract, password by phone.", a, 1);
+		r = scan(pol, NULL, &m, &v);
+		ok(r == 0 && v.action == MF_ACT_HOLD && v.attachments[0].encrypted &&
+		       v.hold_reason && strstr(v.hold_reason, "encrypted"),
+		   "an encrypted archive is held by default (%s)",
+		   v.hold_reason ? v.hold_reason : "no reason");
+		mf_verdict_free(&v);
+		free(m.s);
+		free(z.s);
+	}
+	/* a zip bomb: tiny archive declaring 1 GB */
+	{
+		struct zentry ze[] = {{"big.bin", "0000000000", 10, false, 1024ULL * 1024 * 1024}};
+		struct att a[1];
+
+		z = make_zip(ze, 1);
+		a[0] = (struct att){"big.zip", "application/zip", z.s, z.len};
+		m = message(std_headers, "Data.", a, 1);
+		r = scan(pol, NULL, &m, &v);
+		ok(r == 0 && v.action == MF_ACT_REJECT && strcmp(v.reply_code, "552") == 0 &&
+		       v.reason && strstr(v.reason, "archive bomb"),
+		   "an archive bomb is rejected with a clear reason (%s)",
+		   v.reason ? v.reason : "none");
+		mf_verdict_free(&v);
+		free(m.s);
+		free(z.s);
+	}
+	mf_policy_unref(&pol);
+}
+
+static void test_bombs(void)
+{
+	int r;
+	struct mf_policy *pol = policy("max_mime_depth = 20\nmax_mime_parts = 200\n");
+	struct mf_verdict v;
+	struct buf m = {0};
+	int i;
+
+	puts_(&m, std_headers);
+	for (i = 0; i < 60; i++) {
+		char line[128];
+
+		snprintf(line, sizeof(line),
+		         "Content-Type: multipart/mixed; boundary=\"b%d\"\r\n\r\n--b%d\r\n", i, i);
+		puts_(&m, line);
+	}
+	puts_(&m, "Content-Type: text/plain\r\n\r\ndeep\r\n");
+	r = scan(pol, NULL, &m, &v);
+	ok(r == 0 && v.limit_exceeded && v.action == MF_ACT_REJECT &&
+	       strcmp(v.reply_code, "554") == 0 && v.reason && strstr(v.reason, "20"),
+	   "60 nested multiparts end in a rejection naming the limit (%s)",
+	   v.reason ? v.reason : "none");
+	mf_verdict_free(&v);
+	free(m.s);
+
+	memset(&m, 0, sizeof(m));
+	puts_(&m, std_headers);
+	puts_(&m, "Content-Type: multipart/mixed; boundary=\"B\"\r\n\r\n");
+	for (i = 0; i < 1000; i++)
+		puts_(&m, "--B\r\nContent-Type: text/plain\r\n\r\nx\r\n");
+	puts_(&m, "--B--\r\n");
+	r = scan(pol, NULL, &m, &v);
+	ok(r == 0 && v.limit_exceeded && v.action == MF_ACT_REJECT && v.reason &&
+	       strstr(v.reason, "200"),
+	   "a thousand parts end in a rejection (%s)", v.reason ? v.reason : "none");
+	mf_verdict_free(&v);
+	free(m.s);
+	mf_policy_unref(&pol);
+}
+
+static bool rule_hit(const struct mf_verdict *v, const char *name)
+{
+	unsigned i;
+
+	for (i = 0; i < v->nrules; i++)
+		if (strcmp(v->rules[i].name, name) == 0)
+			return true;
+	return false;
+}
+
+static void test_rules_and_spam(void)
+{
+	struct mf_policy *pol =
+	    policy("min_training = 10\nhold_threshold = 9\nreject_threshold = 14\n");
+	struct mf_model *model = trained_model(pol);
+	struct mf_verdict v;
+	struct buf m = {0};
+	char *status;
+	int r;
+
+	puts_(&m, "Authentication-Results: mx.example.test; spf=fail smtp.mailfrom=x@bad.example;"
+	          " dkim=none; dmarc=fail header.from=bank.example\r\n"
+	          "Authentication-Results: evil.example; dkim=fail\r\n"
+	          "From: x@bad.example\r\nTo: bob@example.test\r\nSubject: committee agenda\r\n\r\n"
+	          "draft minutes\r\n");
+	r = scan(pol, model, &m, &v);
+	ok(r == 0 && rule_hit(&v, "SPF_FAIL") && rule_hit(&v, "DMARC_FAIL") &&
+	       !rule_hit(&v, "DKIM_FAIL"),
+	   "failures in the topmost Authentication-Results count, lower ones do not");
+	ok(rule_hit(&v, "MISSING_DATE") && rule_hit(&v, "MISSING_MESSAGE_ID"),
+	   "missing Date and Message-ID are rules");
+	status = mf_verdict_spam_status(pol, &v);
+	ok(strstr(status, "tests=BAYES_00,") && strstr(status, "SPF_FAIL") &&
+	       strstr(status, "required=5.0"),
+	   "X-Spam-Status lists the Bayes band and the rules: %s", status);
+	g_free(status);
+	mf_verdict_free(&v);
+	free(m.s);
+
+	memset(&m, 0, sizeof(m));
+	puts_(&m, "From: x@spam.example\r\nTo: bob@example.test\r\nSubject: jackpot winner\r\n"
+	          "Date: Thu, 26 Nov 2026 10:00:00 +0000\r\nMessage-ID: <s@spam.example>\r\n\r\n"
+	          "casino bonus lottery viagra\r\n");
+	r = scan(pol, model, &m, &v);
+	ok(r == 0 && v.is_spam && v.score >= 9 && v.action == MF_ACT_HOLD,
+	   "trained spam is flagged and held (score %.1f)", v.score);
+	status = mf_verdict_spam_status(pol, &v);
+	ok(strncmp(status, "Yes, score=", 11) == 0 && strstr(status, "BAYES_99"),
+	   "X-Spam-Status starts 'Yes, score=' like SpamAssassin's: %s", status);
+	g_free(status);
+	mf_verdict_free(&v);
+	free(m.s);
+
+	memset(&m, 0, sizeof(m));
+	puts_(&m, "From: x@spam.example\r\nTo: bob@example.test\r\nSubject: jackpot winner\r\n"
+	          "Authentication-Results: mx.example.test; spf=fail; dmarc=fail\r\n\r\n"
+	          "casino bonus lottery viagra\r\n");
+	r = scan(pol, model, &m, &v);
+	ok(r == 0 && v.action == MF_ACT_REJECT && strcmp(v.reply_code, "550") == 0 &&
+	       strcmp(v.reply_xcode, "5.7.1") == 0,
+	   "spam over reject_threshold is rejected with 550 5.7.1 (score %.1f)", v.score);
+	mf_verdict_free(&v);
+	free(m.s);
+	mf_model_unref(&model);
+	mf_policy_unref(&pol);
+}
+
+int main(void)
+{
+	g_mime_init();
+	test_filetype();
+	test_policy();
+	test_msgbuf();
+	test_tokens();
+	test_classifier();
+	test_attachments();
+	test_bombs();
+	test_rules_and_spam();
+	g_mime_shutdown();
+	return tap_done();
+}

@@ -20,6 +20,7 @@ struct mf_db;
 enum pam_mf_mode {
 	PAM_MF_AUTH,     /* lock check + second factor (default) */
 	PAM_MF_APPPASS,  /* the whole token may be an app password */
+	PAM_MF_PREAUTH,  /* lock check only (password module comes next) */
 	PAM_MF_AUTHFAIL, /* stacked after a failed password module: count it */
 	PAM_MF_AUTHSUCC, /* stacked after every factor succeeded: reset the count */
 };

@@ -12,6 +12,9 @@
  *             when it is a valid one for this protocol, PAM_IGNORE when it
  *             is none of this user's, PAM_AUTH_ERR when revoked, for another
  *             protocol, or the account is locked.
+ *   preauth   lock check only, for stacks where the password module comes
+ *             before the code (prompt mode): PAM_AUTH_ERR while locked,
+ *             PAM_IGNORE otherwise.
  *   authfail  stacked after the password module ([default=die]): counts the
  *             failed password towards the lock.  Returns PAM_AUTH_ERR.
  *   authsucc  stacked after all factors passed: resets the failure count,
@@ -59,6 +62,8 @@ static int parse_args(pam_handle_t *pamh, struct pam_mf_args *args, int argc, co
 			args->config_path = a + 7;
 		else if (strcmp(a, "apppass") == 0)
 			args->mode = PAM_MF_APPPASS;
+		else if (strcmp(a, "preauth") == 0)
+			args->mode = PAM_MF_PREAUTH;
 		else if (strcmp(a, "authfail") == 0)
 			args->mode = PAM_MF_AUTHFAIL;
 		else if (strcmp(a, "authsucc") == 0)
@@ -84,6 +89,8 @@ static const char *mode_name(enum pam_mf_mode mode)
 	switch (mode) {
 	case PAM_MF_APPPASS:
 		return "apppass";
+	case PAM_MF_PREAUTH:
+		return "preauth";
 	case PAM_MF_AUTHFAIL:
 		return "authfail";
 	case PAM_MF_AUTHSUCC:
@@ -213,6 +220,30 @@ static int unavailable(struct pam_mf *mf, const char *reason, const struct mf_er
 	return finish(mf, PAM_AUTHINFO_UNAVAIL, "error", reason);
 }
 
+static int open_db_quiet(struct pam_mf *mf, struct mf_error *err)
+{
+	struct mf_db_settings set;
+	const char *conninfo;
+
+	mf_db_settings_from_config(&set, mf->cfg, "pam_mailfort");
+	conninfo = mf_config_str(mf->cfg, "pam", "conninfo");
+	if (conninfo != NULL)
+		set.conninfo = conninfo;
+	mf->db = mf_db_open(&set, err);
+	return mf->db != NULL ? 0 : -1;
+}
+
+/* Connect (within [database] connect_timeout).  PAM_SUCCESS, or the
+   PAM_AUTHINFO_UNAVAIL result with its event and log line. */
+static int open_db(struct pam_mf *mf)
+{
+	struct mf_error err;
+
+	if (open_db_quiet(mf, &err) < 0)
+		return unavailable(mf, "db_unavailable", &err);
+	return PAM_SUCCESS;
+}
+
 static bool all_digits(const char *s, size_t len)
 {
 	size_t i;
@@ -296,6 +327,8 @@ static int do_auth(struct pam_mf *mf)
 	bool prompt;
 	int r;
 
+	if ((r = open_db(mf)) != PAM_SUCCESS)
+		return r;
 	if (pam_mf_account_load(mf, &acct, &err) < 0)
 		return unavailable(mf, "db_unavailable", &err);
 	if (acct.found && acct.locked) {
@@ -376,6 +409,23 @@ static int do_auth(struct pam_mf *mf)
 	return r;
 }
 
+/* preauth mode: refuse a locked account before any password is checked. */
+static int do_preauth(struct pam_mf *mf)
+{
+	struct pam_mf_account acct;
+	struct mf_error err;
+	bool locked;
+	int r;
+
+	if ((r = open_db(mf)) != PAM_SUCCESS)
+		return r;
+	if (pam_mf_account_load(mf, &acct, &err) < 0)
+		return unavailable(mf, "db_unavailable", &err);
+	locked = acct.found && acct.locked;
+	pam_mf_account_clear(&acct);
+	return locked ? finish(mf, PAM_AUTH_ERR, "fail", "locked") : PAM_IGNORE;
+}
+
 /* apppass mode: is the whole token one of this user's app passwords? */
 static int do_apppass(struct pam_mf *mf)
 {
@@ -395,6 +445,10 @@ static int do_apppass(struct pam_mf *mf)
 	sodium_memzero(key, sizeof(key));
 	if (r < 0)
 		return PAM_IGNORE; /* not shaped like an app password */
+	if ((r = open_db(mf)) != PAM_SUCCESS) {
+		sodium_memzero(hash, sizeof(hash));
+		return r;
+	}
 	r = pam_mf_apppass_check(mf, hash, &status, &err);
 	sodium_memzero(hash, sizeof(hash));
 	if (r < 0)
@@ -420,10 +474,8 @@ static int do_apppass(struct pam_mf *mf)
 static int run(pam_handle_t *pamh, int argc, const char **argv)
 {
 	struct pam_mf mf;
-	struct mf_db_settings set;
 	struct mf_error err;
 	const void *item;
-	const char *conninfo;
 	int ret;
 
 	memset(&mf, 0, sizeof(mf));
@@ -452,16 +504,6 @@ static int run(pam_handle_t *pamh, int argc, const char **argv)
 		goto out;
 	}
 
-	mf_db_settings_from_config(&set, mf.cfg, "pam_mailfort");
-	conninfo = mf_config_str(mf.cfg, "pam", "conninfo");
-	if (conninfo != NULL)
-		set.conninfo = conninfo;
-	mf.db = mf_db_open(&set, &err);
-	if (mf.db == NULL) {
-		ret = unavailable(&mf, "db_unavailable", &err);
-		goto out;
-	}
-
 	switch (mf.args.mode) {
 	case PAM_MF_AUTH:
 		ret = do_auth(&mf);
@@ -469,12 +511,17 @@ static int run(pam_handle_t *pamh, int argc, const char **argv)
 	case PAM_MF_APPPASS:
 		ret = do_apppass(&mf);
 		break;
+	case PAM_MF_PREAUTH:
+		ret = do_preauth(&mf);
+		break;
 	case PAM_MF_AUTHFAIL:
 		mf.factor = "password";
-		ret = fail(&mf, "bad_password");
+		ret = open_db(&mf);
+		if (ret == PAM_SUCCESS)
+			ret = fail(&mf, "bad_password");
 		break;
 	case PAM_MF_AUTHSUCC:
-		if (pam_mf_record_success(&mf, &err) < 0)
+		if (open_db_quiet(&mf, &err) < 0 || pam_mf_record_success(&mf, &err) < 0)
 			pam_syslog(pamh, LOG_WARNING, "cannot reset the failure count: %s",
 			           err.msg);
 		ret = PAM_SUCCESS;

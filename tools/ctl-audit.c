@@ -456,6 +456,28 @@ static int verify_node(struct mf_db *db, struct node_check *nc, const char *sinc
 		if (check_signature(nc, &nc->ckpts[k]) < 0)
 			return 1;
 	}
+	{
+		/* a seq stored twice: name it as inserted before anything else */
+		const char *params[1] = {nc->node};
+
+		res =
+		    mf_db_exec(db,
+		               "SELECT seq, string_agg(format('type %s, user %s, time %s', type, "
+		               "coalesce(username, '-'), event_time), '; ' ORDER BY received_at) "
+		               "FROM audit.events WHERE node = $1 GROUP BY seq HAVING count(*) > 1 "
+		               "ORDER BY seq LIMIT 1",
+		               1, params, err);
+		if (res == NULL)
+			return -1;
+		if (PQntuples(res) == 1) {
+			snprintf(nc->failure, sizeof(nc->failure),
+			         "seq %s: inserted: more than one row carries this seq (%s)",
+			         PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1));
+			PQclear(res);
+			return 1;
+		}
+		PQclear(res);
+	}
 	if (since != NULL) {
 		/* anchor at the newest checkpoint before the first event since T */
 		const char *params[2] = {nc->node, since};

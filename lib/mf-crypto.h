@@ -21,8 +21,11 @@
  * names the file or the check that failed and never contains key material.
  * Full byte layouts and the key hierarchy: docs/SECURITY.md.
  *
- * Secrets live in sodium_malloc'd buffers (guarded, mlocked) where practical
- * and are always wiped with sodium_memzero after use.
+ * The library works only in buffers the caller owns; it never keeps a copy
+ * of a key and wipes its own temporaries (derived keys, failed outputs) with
+ * sodium_memzero.  Long-lived secrets (server keys, unwrapped account keys)
+ * belong in sodium_malloc'd buffers (guarded, mlocked) where practical, and
+ * must be wiped with sodium_memzero by their owner after use.
  */
 #ifndef MF_CRYPTO_H
 #define MF_CRYPTO_H

@@ -249,6 +249,10 @@ int auditd_connect(struct auditd *d, struct mf_error *err)
 		return -1;
 	}
 	if (!d->state_loaded) {
+		/* spool segments are removed once their events are committed:
+		   a commit must be durable when it returns */
+		if (mf_db_command(d->db, "SET synchronous_commit = on", 0, NULL, err) < 0)
+			return -1;
 		if (auditd_maintenance(d, true, err) < 0)
 			return -1;
 		if (load_state(d, err) < 0)
@@ -523,6 +527,9 @@ int auditd_ship_batch(struct auditd *d, int64_t *n_r, struct mf_error *err)
 	if (mf_db_begin(d->db, err) < 0)
 		goto fail;
 	in_txn = true;
+	/* also after a silent reconnect: the commit must be durable */
+	if (mf_db_command(d->db, "SET LOCAL synchronous_commit = on", 0, NULL, err) < 0)
+		goto fail;
 	if (copy_rows(d, &b, err) < 0 || store_position(d, &pos, seq, err) < 0 ||
 	    store_verdicts(d, d->seq + 1, seq, err) < 0)
 		goto fail;

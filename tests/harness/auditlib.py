@@ -18,7 +18,7 @@ import subprocess
 import time
 
 from mailfort import BUILD, procs, run
-from stack import Dovecot
+from stack import Dovecot, mail_user
 
 imaplib.Commands.setdefault("ID", ("NONAUTH", "AUTH", "SELECTED"))
 imaplib.Commands.setdefault("MOVE", ("SELECTED",))
@@ -33,6 +33,11 @@ class Auditd:
         self.site = site
         self.name = name
         self.proc = None
+        # Writers run as different users (the mail user, root in auth): the
+        # spool is shared through its group, as a deployment does it.
+        _uid, gid = mail_user()
+        os.chown(site.spool, 0, gid)
+        os.chmod(site.spool, 0o3777)
         site.sections.setdefault("auditd", {}).setdefault("user", "root")
         site.sections["auditd"].setdefault("poll_interval_ms", 50)
         site.sections["auditd"].setdefault("retry_interval", "1s")

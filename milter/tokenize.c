@@ -137,7 +137,8 @@ void mf_tokens_add(struct mf_tokens *t, const char *prefix, const char *word, si
 		len = MF_TOKEN_MAX;
 	if (plen > 16)
 		plen = 16;
-	memcpy(buf, prefix, plen);
+	if (plen > 0)
+		memcpy(buf, prefix, plen);
 	memcpy(buf + plen, word, len);
 	n = plen + len;
 	buf[n] = '\0';

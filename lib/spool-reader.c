@@ -483,6 +483,28 @@ static int reader_decide_locked(struct mf_spool_reader *r, enum decision *dec_r,
 	return ret;
 }
 
+/* At the end of an unsealed segment: if it was removed (by hand: rotation
+   removes only sealed ones), no writer appends to it any more (they check
+   under the lock), so once we hold the lock its data is final: treat it as
+   sealed and go on. */
+static int reader_check_removed(struct mf_spool_reader *r, struct mf_error *err)
+{
+	char what[300];
+	struct stat st;
+
+	if (fstat(r->fd, &st) < 0)
+		return mf_error_set(err, "spool %s: segment %" PRIu64 ": fstat: %s", r->dir, r->seg,
+		                    strerror(errno));
+	if (st.st_nlink > 0)
+		return 0;
+	snprintf(what, sizeof(what), "spool %s: segment %" PRIu64, r->dir, r->seg);
+	if (spool_lock(r->fd, LOCK_SH, SPOOL_READER_LOCK_TIMEOUT_MS, what, err) < 0)
+		return -1;
+	r->sealed = true;
+	(void)flock(r->fd, LOCK_UN);
+	return 0;
+}
+
 enum mf_spool_status mf_spool_read(struct mf_spool_reader *r, const void **payload_r, size_t *len_r,
                                    struct mf_spool_pos *pos_r, struct mf_error *err)
 {
@@ -540,8 +562,13 @@ enum mf_spool_status mf_spool_read(struct mf_spool_reader *r, const void **paylo
 			break;
 		}
 		reader_drop_buffer(r);
-		if (!r->sealed)
+		if (!r->sealed) {
+			if (reader_check_removed(r, err) < 0)
+				return reader_result(r, MF_SPOOL_ERROR, pos_r);
+			if (r->sealed)
+				continue;
 			return reader_result(r, MF_SPOOL_EMPTY, pos_r);
+		}
 		/* Sealed and read to its end: on to the next segment. */
 		if (reader_open_segment(r, r->seg + 1, &found, err) < 0)
 			return reader_result(r, MF_SPOOL_ERROR, pos_r);

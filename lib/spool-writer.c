@@ -17,6 +17,7 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 #include <sodium.h>
 #include "spool-private.h"
@@ -185,12 +186,6 @@ struct mf_spool_writer *mf_spool_writer_open(const char *dir, struct mf_error *e
 		free(w);
 		return NULL;
 	}
-	/* Fail now, not at the first event, if we cannot append. */
-	if (faccessat(w->dirfd, ".", W_OK, AT_EACCESS) < 0) {
-		mf_error_set(err, "spool %s: directory is not writable: %s", dir, strerror(errno));
-		mf_spool_writer_close(&w);
-		return NULL;
-	}
 	return w;
 }
 
@@ -284,8 +279,9 @@ int mf_spool_append(struct mf_spool_writer *w, const void *payload, size_t len, 
 	struct iovec iov[2];
 	char what[512];
 	off_t size = 0;
+	struct timespec deadline;
 	bool usable = false;
-	int hops, ret = -1;
+	int hops, rc, ret = -1;
 
 	if (len > MF_SPOOL_MAX_RECORD)
 		return mf_error_set(err, "spool %s: record of %zu bytes is larger than %u bytes",
@@ -294,7 +290,14 @@ int mf_spool_append(struct mf_spool_writer *w, const void *payload, size_t len, 
 	spool_put_u32(hdr + 4, (uint32_t)len);
 	spool_rec_hash(hdr + 8, hdr + 4, payload, len);
 
-	pthread_mutex_lock(&w->mutex);
+	/* Other threads of this process may be appending: wait for them no
+	   longer than for another process. */
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += SPOOL_WRITER_LOCK_TIMEOUT_MS / 1000;
+	rc = pthread_mutex_timedlock(&w->mutex, &deadline);
+	if (rc != 0)
+		return mf_error_set(err, "spool %s: another thread holds the writer: %s", w->dir,
+		                    strerror(rc));
 	if (w->fd >= 0 && w->pid != getpid()) {
 		/* Forked: the descriptor (and its flock) is shared with the
 		   parent, so open our own. */

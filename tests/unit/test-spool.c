@@ -11,7 +11,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include "mf-spool.h"
@@ -237,7 +242,7 @@ static void test_concurrent(void)
 	const char *dir = new_spool("concurrent");
 	unsigned next[NWRITERS] = {0}, wid, n;
 	int status, running = NWRITERS, bad = 0, dup_or_gap = 0, corrupt = 0, torn = 0;
-	int rotations = 0, child_fail = 0, max_segs = 0, segs;
+	int rotations = 0, child_fail = 0, max_segs = 0, segs, while_running = 0;
 	struct mf_spool_reader *r;
 	struct mf_spool_pos pos = {0, 0};
 	enum mf_spool_status st;
@@ -265,6 +270,8 @@ static void test_concurrent(void)
 		st = mf_spool_read(r, &p, &len, &pos, &err);
 		if (st == MF_SPOOL_RECORD) {
 			total++;
+			if (running > 0)
+				while_running++;
 			if (!check_payload(p, len, &wid, &n) || wid >= NWRITERS) {
 				if (bad++ < 5)
 					diag("bad payload at %" PRIu64 ":%" PRIu64, pos.segment,
@@ -277,8 +284,8 @@ static void test_concurrent(void)
 			next[wid] = n + 1;
 			if (pos.segment != seg_seen)
 				seg_seen = pos.segment;
-			if (total % 2000 == 0) {
-				if (mf_spool_rotate(dir, 256 * 1024, &pos, &err) < 0)
+			if (total % 500 == 0) {
+				if (mf_spool_rotate(dir, 64 * 1024, &pos, &err) < 0)
 					diag("rotate: %s", err.msg);
 				else
 					rotations++;
@@ -325,8 +332,9 @@ static void test_concurrent(void)
 	ok(n == NWRITERS, "each writer's last record was read");
 	ok(corrupt == 0, "no record reported corrupt");
 	ok(st == MF_SPOOL_EMPTY, "the spool ends EMPTY, no torn record left");
-	diag("%d rotations, %d transient torn reads, at most %d segments, last segment %" PRIu64,
-	     rotations, torn, max_segs, pos.segment);
+	diag("%d rotations, %d transient torn reads, at most %d segments, last segment %" PRIu64
+	     ", %d records read while writers ran",
+	     rotations, torn, max_segs, pos.segment, while_running);
 	ok(rotations > 0 && pos.segment > 3, "the spool was rotated while being written");
 	if (mf_spool_rotate(dir, 0, &pos, &err) < 0)
 		diag("rotate: %s", err.msg);
@@ -715,6 +723,220 @@ static void test_fork_shared_writer(void)
 	mf_spool_writer_close(&w);
 }
 
+/* Threads sharing one writer (libmilter), next to another process. */
+struct thread_arg {
+	struct mf_spool_writer *w;
+	unsigned id;
+	int failed;
+};
+
+static void *thread_writer(void *p)
+{
+	struct thread_arg *a = p;
+	struct mf_error err;
+	char *buf = malloc(70000);
+	size_t len;
+
+	for (unsigned n = 0; buf != NULL && n < 5000; n++) {
+		len = make_payload(buf, 70000, a->id, n);
+		if (mf_spool_append(a->w, buf, len, false, &err) < 0) {
+			a->failed++;
+			break;
+		}
+	}
+	free(buf);
+	return NULL;
+}
+
+static void test_threads(void)
+{
+	const char *dir = new_spool("threads");
+	struct thread_arg args[4];
+	pthread_t tids[4];
+	struct mf_spool_writer *w;
+	struct mf_spool_reader *r;
+	struct mf_spool_pos pos;
+	enum mf_spool_status st;
+	struct mf_error err;
+	unsigned next[5] = {0}, wid, n;
+	int total = 0, bad = 0, failed = 0, status;
+	const void *p;
+	size_t len;
+	pid_t pid;
+
+	w = mf_spool_writer_open(dir, &err);
+	if (!ok(w != NULL, "threads: writer opens"))
+		return;
+	pid = fork();
+	if (pid == 0)
+		_exit(writer_child(dir, 4) != 0);
+	for (unsigned i = 0; i < 4; i++) {
+		args[i] = (struct thread_arg){w, i, 0};
+		pthread_create(&tids[i], NULL, thread_writer, &args[i]);
+	}
+	for (int i = 0; i < 4; i++) {
+		pthread_join(tids[i], NULL);
+		failed += args[i].failed;
+	}
+	waitpid(pid, &status, 0);
+	ok(failed == 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	   "4 threads sharing a writer and another process append");
+	r = mf_spool_reader_open(dir, NULL, &err);
+	while ((st = mf_spool_read(r, &p, &len, &pos, &err)) == MF_SPOOL_RECORD) {
+		total++;
+		if (!check_payload(p, len, &wid, &n) || wid > 4 || n != next[wid])
+			bad++;
+		else
+			next[wid]++;
+	}
+	ok(total == 4 * 5000 + NRECORDS && bad == 0 && st == MF_SPOOL_EMPTY,
+	   "all records intact, each thread's in order (%d read, %d bad)", total, bad);
+	mf_spool_reader_close(&r);
+	mf_spool_writer_close(&w);
+}
+
+/* A write that fails part-way (file size limit, as with a full disk). */
+static void test_write_failure(void)
+{
+	const char *dir = new_spool("full");
+	struct mf_spool_writer *w;
+	struct mf_spool_reader *r;
+	struct mf_spool_pos pos;
+	enum mf_spool_status st;
+	struct mf_error err;
+	char out[8][128], path[1024], big[4000];
+	int fds[2], status, n;
+	off_t before = 0;
+	char msg[MF_ERROR_MAX] = "";
+	ssize_t got;
+
+	w = mf_spool_writer_open(dir, &err);
+	if (!ok(w != NULL && pipe(fds) == 0, "full: writer opens"))
+		return;
+	(void)append_str(w, "before the failure");
+	snprintf(path, sizeof(path), "%s", seg_path(dir, 1));
+	memset(big, 'x', sizeof(big));
+	if (fork() == 0) {
+		struct rlimit rl;
+
+		close(fds[0]);
+		signal(SIGXFSZ, SIG_IGN);
+		rl.rlim_cur = rl.rlim_max = (rlim_t)file_size(path) + 1000;
+		if (setrlimit(RLIMIT_FSIZE, &rl) < 0)
+			_exit(2);
+		if (mf_spool_append(w, big, sizeof(big), false, &err) == 0)
+			_exit(1);
+		if (write(fds[1], err.msg, strlen(err.msg)) < 0)
+			_exit(2);
+		/* A record that fits is still accepted afterwards. */
+		if (append_str(w, "after the failure") < 0)
+			_exit(3);
+		_exit(0);
+	}
+	close(fds[1]);
+	got = read(fds[0], msg, sizeof(msg) - 1);
+	msg[got > 0 ? got : 0] = '\0';
+	close(fds[0]);
+	wait(&status);
+	ok(WIFEXITED(status) && WEXITSTATUS(status) == 0 && strstr(msg, "File too large") != NULL,
+	   "a failed write is a clear error: %s", msg);
+	before = file_size(path);
+	r = mf_spool_reader_open(dir, NULL, &err);
+	n = read_all(r, out, 8, &st, &pos);
+	ok(n == 2 && strcmp(out[0], "before the failure") == 0 &&
+	       strcmp(out[1], "after the failure") == 0 && st == MF_SPOOL_EMPTY &&
+	       pos.offset == (uint64_t)before,
+	   "no fragment of the failed record is left (%d records, status %d)", n, st);
+	mf_spool_reader_close(&r);
+	mf_spool_writer_close(&w);
+}
+
+/* A process holding the segment lock does not hang writers. */
+static void test_lock_timeout(void)
+{
+	const char *dir = new_spool("locked");
+	struct mf_spool_writer *w;
+	struct mf_error err;
+	struct timespec t0, t1;
+	double secs;
+	int fd, rc;
+
+	w = mf_spool_writer_open(dir, &err);
+	fd = open(seg_path(dir, 1), O_RDONLY);
+	if (!ok(w != NULL && fd >= 0 && flock(fd, LOCK_EX) == 0, "lock the segment"))
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	rc = mf_spool_append(w, "x", 1, false, &err);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	ok(rc < 0 && strstr(err.msg, "still locked") != NULL, "a writer gives up: %s", err.msg);
+	ok(secs >= 1.9 && secs < 4.0, "after about 2 seconds (%.2f)", secs);
+	close(fd);
+	ok(mf_spool_append(w, "x", 1, false, &err) == 0, "and works once the lock is free");
+	mf_spool_writer_close(&w);
+}
+
+/* The "current" marker missing or damaged; a segment removed by hand. */
+static void test_marker(void)
+{
+	const char *dir = new_spool("marker");
+	struct mf_spool_writer *w, *w2;
+	struct mf_spool_reader *r;
+	struct mf_spool_pos pos;
+	enum mf_spool_status st;
+	struct mf_error err;
+	char out[8][128], path[1024];
+	int n, fd;
+
+	w = mf_spool_writer_open(dir, &err);
+	(void)append_str(w, "s1");
+	(void)mf_spool_rotate(dir, 0, NULL, &err);
+	(void)append_str(w, "s2");
+	(void)mf_spool_rotate(dir, 0, NULL, &err);
+	(void)append_str(w, "s3");
+	r = mf_spool_reader_open(dir, NULL, &err);
+	n = read_all(r, out, 8, &st, &pos);
+	ok(n == 3 && pos.segment == 3, "three segments read");
+	ok(mf_spool_rotate(dir, 1u << 20, &pos, &err) == 0 && count_segments(dir) == 1,
+	   "the first two are removed");
+	snprintf(path, sizeof(path), "%s/current", dir);
+	ok(unlink(path) == 0, "remove the current marker");
+	w2 = mf_spool_writer_open(dir, &err);
+	ok(w2 != NULL && append_str(w2, "no marker") == 0, "a new writer still appends");
+	ok(file_size(seg_path(dir, 1)) < 0, "and did not restart at segment 1");
+	n = read_all(r, out, 8, &st, &pos);
+	ok(n == 1 && strcmp(out[0], "no marker") == 0, "its record is read");
+	mf_spool_writer_close(&w2);
+	fd = open(path, O_WRONLY | O_TRUNC);
+	ok(fd >= 0 && write(fd, "junk\n", 5) == 5, "damage the marker");
+	close(fd);
+	w2 = mf_spool_writer_open(dir, &err);
+	ok(w2 != NULL && append_str(w2, "bad marker") == 0, "a writer copes with a damaged marker");
+	ok(mf_spool_rotate(dir, 1u << 20, NULL, &err) == 0, "rotation repairs the marker: %s",
+	   err.msg);
+	{
+		char buf[32] = "";
+
+		fd = open(path, O_RDONLY);
+		if (fd >= 0 && read(fd, buf, sizeof(buf) - 1) < 0)
+			buf[0] = '\0';
+		close(fd);
+		ok(strcmp(buf, "0000000003\n") == 0, "marker names segment 3 again");
+	}
+	n = read_all(r, out, 8, &st, &pos);
+	ok(n == 1 && strcmp(out[0], "bad marker") == 0, "its record is read");
+
+	/* The newest segment removed by hand while writers and the reader hold it. */
+	ok(unlink(seg_path(dir, 3)) == 0, "remove the newest segment by hand");
+	ok(append_str(w, "after removal") == 0, "a writer holding it moves on");
+	n = read_all(r, out, 8, &st, &pos);
+	ok(n == 1 && strcmp(out[0], "after removal") == 0 && pos.segment == 4,
+	   "the reader follows to the new segment");
+	mf_spool_reader_close(&r);
+	mf_spool_writer_close(&w);
+	mf_spool_writer_close(&w2);
+}
+
 static void test_permissions(void)
 {
 	struct mf_spool_writer *w;
@@ -776,6 +998,10 @@ int main(void)
 	test_rotation();
 	test_fork_shared_writer();
 	test_permissions();
+	test_threads();
+	test_write_failure();
+	test_lock_timeout();
+	test_marker();
 	test_concurrent();
 	if (!getenv("KEEP"))
 		rm_tree(base_dir);

@@ -14,10 +14,14 @@
  * transaction it is not: the transaction is gone with the connection, so
  * every statement fails ("connection lost inside a transaction") until the
  * caller ends it with mf_db_rollback or mf_db_commit.  A statement that
- * failed is never run a second time.
+ * failed is never run a second time.  A connection lost during COMMIT is
+ * reported as such: the transaction may have been committed or not.
  *
- * Errors are one line: "database: cannot connect: <libpq's reason>" or
- * "database: query failed: ERROR: <primary message> (SQLSTATE xxxxx)".
+ * Errors are one line: "database: cannot connect: <libpq's reason>",
+ * "database: query failed: ERROR: <primary message> (SQLSTATE xxxxx)" or
+ * "database: connection lost: <first line of libpq's reason>"; the SQLSTATE
+ * of the last failure is kept for mf_db_sqlstate ("08006" for a lost
+ * connection).
  * DETAIL lines are left out because they can quote row values, and for
  * data exceptions (class 22) the part after the first ": " is dropped
  * because it quotes the offending parameter.
@@ -69,6 +73,23 @@ static void one_line(char *buf, size_t size, const char *msg)
 		buf[o++] = c < 0x20 ? '?' : (char)c;
 	}
 	buf[o] = '\0';
+}
+
+/* The first line of a libpq message, trimmed: the FATAL that ended a
+   session, or "server closed the connection unexpectedly". */
+static void first_line(char *buf, size_t size, const char *msg)
+{
+	char tmp[MF_ERROR_MAX];
+	size_t n;
+
+	if (msg == NULL)
+		msg = "";
+	n = strcspn(msg, "\n");
+	if (n >= sizeof(tmp))
+		n = sizeof(tmp) - 1;
+	memcpy(tmp, msg, n);
+	tmp[n] = '\0';
+	one_line(buf, size, tmp);
 }
 
 static void notice_receiver(void *arg, const PGresult *res)
@@ -250,6 +271,8 @@ static void db_poll_idle(struct mf_db *db)
 			break;
 		if (PQconsumeInput(db->conn) == 0)
 			break;
+		/* PQconsumeInput only reads: parsing delivers the FATAL notice */
+		(void)PQisBusy(db->conn);
 	}
 }
 
@@ -329,8 +352,8 @@ static void db_result_error(struct mf_db *db, const PGresult *res, struct mf_err
 	}
 	if (PQstatus(db->conn) != CONNECTION_OK) {
 		strcpy(db->sqlstate, "08006");
-		one_line(line, sizeof(line), PQerrorMessage(db->conn));
-		mf_error_set(err, "database: query failed: connection lost: %s",
+		first_line(line, sizeof(line), PQerrorMessage(db->conn));
+		mf_error_set(err, "database: connection lost: %s",
 		             line[0] != '\0' ? line : "no reason given");
 		return;
 	}
@@ -427,8 +450,22 @@ int mf_db_commit(struct mf_db *db, struct mf_error *err)
 	db_note_txn(db);
 	if (!db->in_txn)
 		return mf_error_set(err, "database: commit without a transaction");
+	if (mf_db_ensure(db, err) < 0) {
+		/* the connection went first: certainly rolled back */
+		db->in_txn = false;
+		return -1;
+	}
 	res = mf_db_exec(db, "COMMIT", 0, NULL, err);
 	if (res == NULL) {
+		if (strcmp(db->sqlstate, "08006") == 0) {
+			char line[MF_ERROR_MAX];
+
+			first_line(line, sizeof(line), PQerrorMessage(db->conn));
+			mf_error_set(err,
+			             "database: connection lost during COMMIT, the transaction may "
+			             "or may not have been committed: %s",
+			             line[0] != '\0' ? line : "no reason given");
+		}
 		ret = -1;
 	} else if (strcmp(PQcmdStatus(res), "COMMIT") != 0) {
 		/* COMMIT of a failed transaction "succeeds" as ROLLBACK */

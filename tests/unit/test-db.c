@@ -9,6 +9,8 @@
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -401,17 +403,90 @@ static bool kill_backend(struct mf_db *other, int pid)
 	return false;
 }
 
+struct killer {
+	struct mf_db *other;
+	int pid;
+	bool done;
+};
+
+/* Terminate the backend as soon as it is running COMMIT. */
+static void *kill_in_commit(void *arg)
+{
+	struct killer *k = arg;
+	char pidtext[32], buf[64];
+	const char *params[1] = {pidtext};
+
+	snprintf(pidtext, sizeof(pidtext), "%d", k->pid);
+	for (int i = 0; i < 250 && !k->done; i++) {
+		if (strcmp(scalar(k->other,
+		                  "SELECT count(*) FROM pg_stat_activity WHERE pid = $1::int "
+		                  "AND state = 'active' AND query = 'COMMIT'",
+		                  1, params, buf, sizeof(buf)),
+		           "1") == 0) {
+			k->done = kill_backend(k->other, k->pid);
+			break;
+		}
+		usleep(10000);
+	}
+	return NULL;
+}
+
+/* The connection dies while the server works on COMMIT (a deferred
+   trigger makes COMMIT slow): the outcome is unknown and must say so. */
+static void test_lost_commit(struct mf_db *db, struct mf_db *other)
+{
+	struct mf_error err = {{0}};
+	struct killer k = {.other = other};
+	const char *params[1] = {"6"};
+	pthread_t t;
+	int rc;
+
+	rc = mf_db_command(db,
+	                   "CREATE OR REPLACE FUNCTION mf_test_db_slow() RETURNS trigger "
+	                   "LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(1); RETURN NULL; END $$",
+	                   0, NULL, &err);
+	rc |= mf_db_command(db,
+	                    "CREATE CONSTRAINT TRIGGER mf_test_db_slow AFTER INSERT ON mf_test_db "
+	                    "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW "
+	                    "EXECUTE FUNCTION mf_test_db_slow()",
+	                    0, NULL, &err);
+	if (!ok(rc == 0, "lost commit: slow deferred trigger (%s)", err.msg))
+		return;
+	ok(mf_db_begin(db, &err) == 0 &&
+	       mf_db_command(db, "INSERT INTO mf_test_db (id) VALUES ($1)", 1, params, &err) == 0,
+	   "lost commit: begin, insert");
+	k.pid = backend_pid(db);
+	pthread_create(&t, NULL, kill_in_commit, &k);
+	rc = mf_db_commit(db, &err);
+	k.done = true;
+	pthread_join(t, NULL);
+	ok(rc < 0 && strstr(err.msg, "may or may not have been committed") != NULL,
+	   "lost commit: reported as of unknown outcome (%s)", err.msg);
+	ok(mf_db_command(db, "DROP TRIGGER mf_test_db_slow ON mf_test_db", 0, NULL, &err) == 0,
+	   "lost commit: the next call reconnects (%s)", err.msg);
+	if (mf_db_command(db, "DROP FUNCTION mf_test_db_slow()", 0, NULL, &err) < 0)
+		diag("%s", err.msg);
+}
+
 static void test_reconnect(struct mf_db *db, struct mf_db *other)
 {
 	struct mf_error err = {{0}};
 	const char *params[1] = {"5"};
-	char buf[64];
+	char buf[512];
 	int pid = backend_pid(db), pid2;
 
 	mf_log_set_handler(capture_log, NULL);
 	ok(pid > 0 && kill_backend(other, pid), "reconnect: backend %d terminated", pid);
-	pid2 = backend_pid(db);
-	ok(pid2 > 0 && pid2 != pid, "reconnect: next call works on a new connection (%d)", pid2);
+	{
+		/* the server's goodbye has reached us: the next call must notice it
+		   before sending anything, and go to a new connection */
+		struct pollfd pfd = {.fd = mf_db_conn(db) != NULL ? PQsocket(mf_db_conn(db)) : -1,
+		                     .events = POLLIN};
+
+		ok(pfd.fd >= 0 && poll(&pfd, 1, 5000) == 1, "reconnect: server closed the session");
+	}
+	pid2 = atoi(scalar(db, "SELECT pg_backend_pid()", 0, NULL, buf, sizeof(buf)));
+	ok(pid2 > 0 && pid2 != pid, "reconnect: next call works on a new connection (%s)", buf);
 	ok(strstr(last_log, "reconnecting") != NULL, "reconnect: logged (%s)", last_log);
 	ok(strcmp(scalar(db, "SHOW statement_timeout", 0, NULL, buf, sizeof(buf)), "1500ms") == 0,
 	   "reconnect: session settings applied again");
@@ -465,6 +540,9 @@ int main(void)
 	if (ok(db != NULL && other != NULL, "connect to the test database")) {
 		test_queries(db);
 		test_reconnect(db, other);
+		mf_log_set_handler(capture_log, NULL);
+		test_lost_commit(db, other);
+		mf_log_set_handler(NULL, NULL);
 		if (mf_db_command(other, "DROP TABLE IF EXISTS mf_test_db", 0, NULL, NULL) < 0)
 			diag("could not drop mf_test_db");
 	}

@@ -246,9 +246,9 @@ static GMimeObject *replacement_part(const struct mf_attachment *a)
 	char *text;
 
 	text =
-	    g_strdup_printf("The attachment \"%s\" (%s, %llu bytes) was removed by the mail "
-	                    "system.\r\nReason: %s\r\n",
-	                    a->filename != NULL ? a->filename : "unnamed", a->content_type,
+	    g_strdup_printf("This attachment was removed by the mail system.\r\n"
+	                    "File: %s\r\nType: %s, %llu bytes\r\nReason: %s\r\n",
+	                    a->filename != NULL ? a->filename : "(unnamed)", a->content_type,
 	                    (unsigned long long)a->size, a->reason != NULL ? a->reason : "policy");
 	g_mime_text_part_set_text(tp, text);
 	g_mime_part_set_content_encoding(GMIME_PART(tp), GMIME_CONTENT_ENCODING_QUOTEDPRINTABLE);

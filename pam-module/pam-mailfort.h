@@ -57,6 +57,7 @@ struct pam_mf {
 	char protocol[64];
 	struct mf_config *cfg;
 	struct mf_db *db;
+	bool db_shared; /* owned by the pam handle (pam_set_data), not this call */
 	/* what the event records */
 	const char *result; /* "ok", "fail", "error" */
 	const char *reason;

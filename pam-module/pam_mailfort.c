@@ -220,17 +220,69 @@ static int unavailable(struct pam_mf *mf, const char *reason, const struct mf_er
 	return finish(mf, PAM_AUTHINFO_UNAVAIL, "error", reason);
 }
 
+/* The connection is shared by the module's instances in one stack (apppass,
+   code, authfail, authsucc) through pam_set_data, so one login costs one
+   connection; it is closed by pam_end, or by pam_setcred, which
+   applications call after a successful authentication (sshd keeps its
+   handle for the whole session). */
+#define DB_DATA "mailfort:db"
+
+struct db_shared {
+	char *conninfo;
+	int connect_timeout;
+	struct mf_db *db;
+};
+
+static void db_shared_cleanup(pam_handle_t *pamh, void *data, int status)
+{
+	struct db_shared *sh = data;
+
+	(void)pamh;
+	(void)status;
+	mf_db_close(&sh->db);
+	free(sh->conninfo);
+	free(sh);
+}
+
 static int open_db_quiet(struct pam_mf *mf, struct mf_error *err)
 {
 	struct mf_db_settings set;
+	struct db_shared *sh;
+	const void *data = NULL;
 	const char *conninfo;
 
 	mf_db_settings_from_config(&set, mf->cfg, "pam_mailfort");
 	conninfo = mf_config_str(mf->cfg, "pam", "conninfo");
 	if (conninfo != NULL)
 		set.conninfo = conninfo;
+	if (pam_get_data(mf->pamh, DB_DATA, &data) == PAM_SUCCESS && data != NULL) {
+		sh = (struct db_shared *)data;
+		if (sh->db != NULL && strcmp(sh->conninfo, set.conninfo) == 0 &&
+		    sh->connect_timeout == set.connect_timeout && mf_db_ensure(sh->db, err) == 0) {
+			mf->db = sh->db;
+			mf->db_shared = true;
+			return 0;
+		}
+	}
 	mf->db = mf_db_open(&set, err);
-	return mf->db != NULL ? 0 : -1;
+	if (mf->db == NULL)
+		return -1;
+	sh = calloc(1, sizeof(*sh));
+	if (sh != NULL && (sh->conninfo = strdup(set.conninfo)) != NULL) {
+		sh->connect_timeout = set.connect_timeout;
+		sh->db = mf->db;
+		/* replaces (and closes) an earlier one */
+		if (pam_set_data(mf->pamh, DB_DATA, sh, db_shared_cleanup) == PAM_SUCCESS) {
+			mf->db_shared = true;
+			return 0;
+		}
+		sh->db = NULL;
+	}
+	if (sh != NULL) {
+		free(sh->conninfo);
+		free(sh);
+	}
+	return 0; /* not shared: closed at the end of this call */
 }
 
 /* Connect (within [database] connect_timeout).  PAM_SUCCESS, or the
@@ -531,7 +583,8 @@ static int run(pam_handle_t *pamh, int argc, const char **argv)
 		break;
 	}
 out:
-	mf_db_close(&mf.db);
+	if (!mf.db_shared)
+		mf_db_close(&mf.db);
 	mf_config_free(&mf.cfg);
 	return ret;
 }
@@ -544,7 +597,8 @@ PAM_EXTERN int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, cons
 
 PAM_EXTERN int pam_sm_setcred(pam_handle_t *pamh, int flags, int argc, const char **argv)
 {
-	(void)pamh;
+	/* authentication is over: give the database connection back now */
+	(void)pam_set_data(pamh, DB_DATA, NULL, NULL);
 	(void)flags;
 	(void)argc;
 	(void)argv;

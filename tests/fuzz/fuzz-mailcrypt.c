@@ -9,11 +9,16 @@
  * chunk code.  An input starting with 'W' is instead encrypted with the
  * writer (split at points taken from the input) and must decrypt back to
  * itself.  Any crash, sanitizer report, leak or broken round trip is a bug.
+ *
+ * lib/mailcrypt.c is compiled into this target (the #include below) so that
+ * it gets libFuzzer's coverage instrumentation; libmailfort itself is built
+ * without it.  The rest of the library is linked as usual.
  */
 #include <stdlib.h>
 #include <string.h>
 #include "mf-crypto.h"
 #include "mf-mailcrypt.h"
+#include "mailcrypt.c"
 
 /* Seed of the fixed fuzzing key pair; the corpus is sealed to it. */
 #define FUZZ_KEY_SEED "mailfort fuzz key pair seed 0001"

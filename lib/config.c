@@ -407,26 +407,9 @@ static struct mf_config *config_new(const char *path, struct mf_error *err)
 	for (size_t s = 0; mf_config_schema[s] != NULL; s++) {
 		const struct mf_config_section *sec = mf_config_schema[s];
 
-		for (size_t t = 0; t < s; t++) {
-			if (strcmp(mf_config_schema[t]->name, sec->name) == 0) {
-				mf_error_set(err, "built-in schema: section [%s] defined twice",
-				             sec->name);
-				mf_config_free(&cfg);
-				return NULL;
-			}
-		}
 		for (size_t k = 0; sec->keys[k].name != NULL; k++, idx++) {
 			const struct mf_config_key *key = &sec->keys[k];
 			char why[MF_ERROR_MAX];
-
-			for (size_t j = 0; j < k; j++) {
-				if (strcmp(sec->keys[j].name, key->name) == 0) {
-					mf_error_set(err, "built-in schema: [%s] %s defined twice",
-					             sec->name, key->name);
-					mf_config_free(&cfg);
-					return NULL;
-				}
-			}
 
 			if (key->min > key->max ||
 			    (key->type == MF_CONFIG_ENUM && key->choices == NULL)) {
@@ -530,8 +513,12 @@ static char *config_reader(char *buf, int size, void *stream)
 	const char *line, *eol, *p;
 	size_t len, raw_len;
 
-	if (ctx->err_line != 0 || ctx->pos >= ctx->end || size < 4)
+	if (ctx->err_line != 0 || ctx->pos >= ctx->end)
 		return NULL;
+	if (size < 4) {
+		parse_error(ctx, ctx->lineno + 1, "the INI parser's line buffer is too small");
+		return NULL;
+	}
 	line = ctx->pos;
 	eol = memchr(line, '\n', (size_t)(ctx->end - line));
 	if (eol == NULL)

@@ -107,6 +107,27 @@ static void test_defaults(void)
 		for (size_t k = 0; mf_config_schema[s]->keys[k].name != NULL; k++)
 			nkeys++;
 	ok(nkeys >= 7, "schema: has the core keys (%zu keys)", nkeys);
+	{
+		int dups = 0;
+
+		for (size_t s = 0; mf_config_schema[s] != NULL; s++) {
+			const struct mf_config_section *sec = mf_config_schema[s];
+
+			for (size_t t = 0; t < s; t++)
+				if (strcmp(mf_config_schema[t]->name, sec->name) == 0) {
+					diag("section [%s] defined twice", sec->name);
+					dups++;
+				}
+			for (size_t k = 0; sec->keys[k].name != NULL; k++)
+				for (size_t j = 0; j < k; j++)
+					if (strcmp(sec->keys[j].name, sec->keys[k].name) == 0) {
+						diag("[%s] %s defined twice", sec->name,
+						     sec->keys[k].name);
+						dups++;
+					}
+		}
+		ok(dups == 0, "schema: no section or key is defined twice");
+	}
 	mf_config_free(&cfg);
 	ok(cfg == NULL, "free: clears the pointer");
 	mf_config_free(&cfg);

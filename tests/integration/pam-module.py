@@ -295,6 +295,37 @@ site.write()
 attempt("and everything works again afterwards", "imap", "alice",
         [PASSWORDS["alice"] + totp_code(secret_a)], True, [("auth", "ok", "ok")])
 
+spool_dir = site.sections["spool"]["dir"]
+blocker = os.path.join(site.dir, "not-a-dir")
+open(blocker, "w").close()
+site.set("spool", "dir", os.path.join(blocker, "spool"))
+pam.reset_step("alice")
+ok, msg = pam.auth("imap", "alice", PASSWORDS["alice"] + totp_code(secret_a))
+tap.ok(not ok and PAM_TEXT["PAM_AUTHINFO_UNAVAIL"] in msg,
+       "no login without its audit record: spool unwritable -> PAM_AUTHINFO_UNAVAIL", msg)
+site.set("spool", "dir", spool_dir)
+
+# ------------------------------------------------------------ least privilege
+# The module needs nothing beyond the mailfort_pam group role.
+site.pg.psql("DO $$BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'mf_pamtest') "
+             "THEN CREATE ROLE mf_pamtest LOGIN; END IF; END$$; GRANT mailfort_pam TO mf_pamtest;")
+site.set("pam", "conninfo", site.pg.conninfo(site.db, user="mf_pamtest"))
+pam.reset_step("alice")
+wait_fresh_step()
+attempt("as a role with only mailfort_pam: password+code", "imap", "alice",
+        [PASSWORDS["alice"] + totp_code(secret_a)], True, [("auth", "ok", "ok")])
+attempt("as mailfort_pam: replay refused and counted", "imap", "alice",
+        [PASSWORDS["alice"] + totp_code(secret_a)], False, [("auth", "fail", "replay")])
+attempt("as mailfort_pam: recovery code", "imap", "alice", [PASSWORDS["alice"] + codes[2]], True,
+        [("auth", "ok", "recovery")])
+attempt("as mailfort_pam: app password with last use", "smtp", "erin", [ap2], True,
+        [("apppass", "ok", "apppass")])
+attempt("as mailfort_pam: a bad password counted", "imap", "alice",
+        ["nope" + totp_code(secret_a, time.time() + 30)], False,
+        [("auth", "ok", "ok"), ("authfail", "fail", "bad_password")])
+del site.sections["pam"]["conninfo"]
+site.write()
+
 # ------------------------------------------------------------ events
 evs = pam.events()
 tap.ok(all(e.get("service") in ("imap", "smtp", "sshd") and e.get("ip") == "192.0.2.7"

@@ -123,15 +123,21 @@ static void json_escape(struct jbuf *b, const char *str, size_t len, size_t max)
 {
 	static const char hex[] = "0123456789abcdef";
 	const unsigned char *s = (const unsigned char *)str;
-	size_t i = 0, n, prefix;
+	size_t i = 0, n, prefix, in;
 	char esc[7];
 
 	if (str == NULL) {
 		jbuf_adds(b, "null");
 		return;
 	}
-	/* Worst case 6 output bytes per input byte. */
-	if (!jbuf_reserve(b, len * 6 + 2 + sizeof(TRUNCATED_MARK)))
+	/* Worst case 6 output bytes per input byte; when cutting, a character
+	   that starts before max may end up to 3 bytes after it. */
+	in = max != 0 && len > max ? max + 3 : len;
+	if (in > (SIZE_MAX - 64) / 6) {
+		b->failed = true;
+		return;
+	}
+	if (!jbuf_reserve(b, in * 6 + 2 + sizeof(TRUNCATED_MARK)))
 		return;
 	b->buf[b->len++] = '"';
 	while (i < len) {

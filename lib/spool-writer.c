@@ -116,7 +116,7 @@ static int writer_find_newest_listed(struct mf_spool_writer *w, bool marker_miss
 static int writer_open_newest(struct mf_spool_writer *w, struct mf_error *err)
 {
 	struct mf_error merr;
-	uint64_t seg;
+	uint64_t seg, missing = 0;
 	int tries, rc;
 
 	for (tries = 0; tries < WRITER_MAX_HOPS; tries++) {
@@ -130,7 +130,14 @@ static int writer_open_newest(struct mf_spool_writer *w, struct mf_error *err)
 		rc = writer_open_seg(w, seg, err);
 		if (rc <= 0)
 			return rc;
-		/* Rotated and removed since we looked: look again. */
+		/* Missing.  If rotation removed it, it had made a newer segment
+		   current first, and reading the marker again shows that.  If
+		   the marker still names it, it was removed by hand (rotation
+		   never removes the current segment): creating it again
+		   cannot put a record behind the reader. */
+		if (seg == missing && spool_seg_create(w->dirfd, w->dir, seg, err) < 0)
+			return -1;
+		missing = seg;
 	}
 	return mf_error_set(err, "spool %s: segments keep disappearing", w->dir);
 }

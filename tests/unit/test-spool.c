@@ -932,6 +932,19 @@ static void test_marker(void)
 	n = read_all(r, out, 8, &st, &pos);
 	ok(n == 1 && strcmp(out[0], "after removal") == 0 && pos.segment == 4,
 	   "the reader follows to the new segment");
+
+	/* The marker names a segment that is not there. */
+	fd = open(path, O_WRONLY | O_TRUNC);
+	ok(fd >= 0 && write(fd, "0000000009\n", 11) == 11, "point the marker at segment 9");
+	close(fd);
+	mf_spool_writer_close(&w2);
+	w2 = mf_spool_writer_open(dir, &err);
+	ok(w2 != NULL && append_str(w2, "in nine") == 0 && file_size(seg_path(dir, 9)) > 0,
+	   "a new writer creates the segment the marker names");
+	ok(mf_spool_rotate(dir, 1u << 20, &pos, &err) == 0, "rotation seals the older ones");
+	n = read_all(r, out, 8, &st, &pos);
+	ok(n == 1 && strcmp(out[0], "in nine") == 0 && pos.segment == 9,
+	   "the reader gets there across the gap");
 	mf_spool_reader_close(&r);
 	mf_spool_writer_close(&w);
 	mf_spool_writer_close(&w2);

@@ -16,6 +16,8 @@
  *   hash.key         32 bytes  keyed hash for app passwords / recovery codes
  *   audit-sign.key   64 bytes  Ed25519 secret key, auditd only
  *   audit-sign.pub   32 bytes  Ed25519 public key, anyone who verifies
+ *   ([crypt] escrow_public_key) 32 bytes  X25519 public half of the offline
+ *                    recovery key pair; its secret half never lives on a server
  *
  * Everything returning int gives 0 or -1 and a reason in *err; the reason
  * names the file or the check that failed and never contains key material.

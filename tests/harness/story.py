@@ -55,7 +55,7 @@ class Stack:
             "auditd": {"failed_logins": 5, "failed_logins_window": "10m"},
             "milter": {"max_attachment_size": "1M", "reject_threshold": "9.0",
                        "hold_threshold": "7.0", "spam_threshold": "5.0",
-                       "min_training": 10, "model_refresh": "2s"},
+                       "min_training": 10, "model_refresh": "5s"},
         })
         self.auditd = None
         self.milter = None
@@ -85,14 +85,15 @@ class Stack:
 
         self.say("PAM stack for Dovecot: app password, or password + 6-digit code")
         self.pam = PamSetup(site, passwords=USERS)
-        self.pam.mail_stack("dovecot")
+        for service in ("imap", "pop3", "smtp"):
+            self.pam.mail_stack(service)
 
         self.say("Starting Dovecot with mailfort_crypt and mailfort_audit, passdb pam")
         self.dovecot = Dovecot(
             self.name, site=site,
             plugins=["notify", "mailfort_audit", "mailfort_crypt"],
             imap_plugins=["imap_mailfort_audit"],
-            pam_service="dovecot", pam_dir=self.pam.services,
+            pam_service="%s", pam_dir=self.pam.services,
             extra="imap_id_retain = yes\nauth_failure_delay = 0\n"
                   "auth_username_format = %n\n",
             userdb_extra="mailfort_audit_client_id=%{client_id}")
@@ -275,11 +276,11 @@ class Story:
             time.sleep(0.5)
         out = {
             "logins": site.sql("SELECT username, service, ip, client FROM audit.logins "
-                               "ORDER BY event_time"),
+                               "WHERE type = 'login' ORDER BY event_time"),
             "reads": site.sql("SELECT username, mailbox, message_id FROM audit.message_access "
                               "WHERE action = 'read' ORDER BY event_time"),
             "verdicts": site.sql("SELECT action, score, sender FROM audit.mail_verdicts "
-                                 "ORDER BY event_time"),
+                                 "ORDER BY verdict_time"),
             "alerts": alerts,
         }
         r = site.ctl("audit", "verify")

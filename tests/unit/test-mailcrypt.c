@@ -404,6 +404,42 @@ static void test_writer_misuse(const struct keys *k)
 	free(wp);
 }
 
+/* The plugin sizes its output buffer with MF_MAILCRYPT_UPDATE_OUT_MAX(piece):
+   that must hold for every piece size, whatever is already buffered. */
+static void test_out_max(const struct keys *k)
+{
+	static const uint32_t chunks[] = {MF_MAILCRYPT_CHUNK_MIN, 4096, MF_MAILCRYPT_CHUNK_SIZE};
+	struct mf_mailcrypt_writer *w = xmalloc(sizeof(*w));
+	unsigned char hdr[MF_MAILCRYPT_HEADER_SIZE];
+	const size_t max_piece = 3 * 65536 + 7;
+	unsigned char *in = xmalloc(max_piece),
+	              *out = xmalloc(MF_MAILCRYPT_UPDATE_OUT_MAX(max_piece));
+	struct mf_error err;
+	size_t i, j, piece, n, failures = 0;
+
+	memset(in, 'm', max_piece);
+	for (i = 0; i < MF_N_ELEMENTS(chunks); i++) {
+		if (mf_mailcrypt_writer_init_chunk(w, k->pk, chunks[i], hdr, &err) < 0)
+			failures++;
+		for (j = 0; j < 300; j++) {
+			piece =
+			    j % 3 == 0 ? chunks[i] : 1 + randombytes_uniform((uint32_t)max_piece);
+			if (mf_mailcrypt_writer_update(w, in, piece, out,
+			                               MF_MAILCRYPT_UPDATE_OUT_MAX(piece), &n,
+			                               &err) < 0 ||
+			    n > MF_MAILCRYPT_UPDATE_OUT_MAX(piece)) {
+				failures++;
+				break;
+			}
+		}
+		mf_mailcrypt_writer_clear(w);
+	}
+	ok(failures == 0, "MF_MAILCRYPT_UPDATE_OUT_MAX(len) always suffices for one update");
+	free(in);
+	free(out);
+	free(w);
+}
+
 int main(void)
 {
 	struct mf_error err;
@@ -425,6 +461,7 @@ int main(void)
 	test_splicing(&k);
 	test_keys_and_header(&k);
 	test_writer_misuse(&k);
+	test_out_max(&k);
 	sodium_memzero(k.sk, sizeof(k.sk));
 	return tap_done();
 }

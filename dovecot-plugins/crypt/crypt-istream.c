@@ -8,9 +8,11 @@
  * The plaintext size is known from the ciphertext size, so the stream is
  * seekable and knows its size without decrypting; a read at plaintext
  * offset N opens only the chunk that holds N (and the following ones as the
- * reader goes on).  The most recently opened chunk is kept, so readers that
- * seek back a little, or consume less than a chunk at a time, never open a
- * chunk twice.
+ * reader goes on).  A sequential reader gets each chunk opened straight into
+ * the stream's buffer; a chunk read out of order is kept, and so is the
+ * final chunk (opened early when the size is checked), so readers that seek
+ * back a little or consume less than a chunk at a time rarely open a chunk
+ * twice.
  *
  * A chunk that fails authentication, a short ciphertext or a read error of
  * the parent makes read() return -1 with stream_errno = EINVAL (or the
@@ -21,20 +23,33 @@
 #include "istream-private.h"
 #include "mailfort-crypt-plugin.h"
 
+/* A decrypted chunk kept for readers that come back to it. */
+struct mf_decrypt_slot {
+	unsigned char *data; /* MF_MAILCRYPT_CHUNK_MAX */
+	uint64_t idx, pt_offset;
+	size_t len;
+	bool valid;
+};
+
 struct mf_decrypt_istream {
 	struct istream_private istream;
 
 	struct istream *ct_input; /* the ciphertext, read by absolute offsets */
 	struct mf_mailcrypt_reader reader;
 
-	/* the chunk currently held in plain[] */
-	uint64_t cached_idx, cached_pt_offset;
-	size_t cached_len;
-	bool cached;
-
-	unsigned char *ct;    /* MF_MAILCRYPT_CHUNK_CT_MAX */
-	unsigned char *plain; /* MF_MAILCRYPT_CHUNK_MAX */
+	/* the last chunk read out of order, and the final chunk (opened
+	   early by whoever checks the size, read again at the end) */
+	struct mf_decrypt_slot any, final;
+	unsigned char *ct; /* MF_MAILCRYPT_CHUNK_CT_MAX */
 };
+
+static void mf_decrypt_slot_free(struct mf_decrypt_slot *slot)
+{
+	if (slot->data != NULL) {
+		sodium_memzero(slot->data, MF_MAILCRYPT_CHUNK_MAX);
+		i_free(slot->data);
+	}
+}
 
 static void i_stream_mf_decrypt_destroy(struct iostream_private *stream)
 {
@@ -42,9 +57,9 @@ static void i_stream_mf_decrypt_destroy(struct iostream_private *stream)
 	    container_of(stream, struct mf_decrypt_istream, istream.iostream);
 
 	mf_mailcrypt_reader_clear(&dstream->reader);
-	sodium_memzero(dstream->plain, MF_MAILCRYPT_CHUNK_MAX);
+	mf_decrypt_slot_free(&dstream->any);
+	mf_decrypt_slot_free(&dstream->final);
 	i_free(dstream->ct);
-	i_free(dstream->plain);
 	i_stream_free_buffer(&dstream->istream);
 	i_stream_unref(&dstream->ct_input);
 }
@@ -58,25 +73,18 @@ static int mf_decrypt_fail(struct mf_decrypt_istream *dstream, int stream_errno,
 	return -1;
 }
 
-/* Read the chunk holding plaintext offset pt_offset from the parent and
-   open it into plain[]. */
-static int mf_decrypt_load_chunk(struct mf_decrypt_istream *dstream, uint64_t pt_offset)
+/* Read chunk from the parent and open it into out (chunk->pt_len bytes). */
+static int mf_decrypt_chunk(struct mf_decrypt_istream *dstream,
+                            const struct mf_mailcrypt_chunk *chunk, unsigned char *out)
 {
 	struct istream *parent = dstream->ct_input;
-	struct mf_mailcrypt_chunk chunk;
 	const unsigned char *data;
 	struct mf_error err;
 	size_t size, have = 0, out_len;
 	int ret;
 
-	if (mf_mailcrypt_chunk_for_offset(&dstream->reader, pt_offset, &chunk, &err) < 0)
-		return mf_decrypt_fail(dstream, EINVAL, err.msg);
-	if (dstream->cached && dstream->cached_idx == chunk.index)
-		return 0;
-	dstream->cached = FALSE;
-
-	i_stream_seek(parent, chunk.ct_offset);
-	while (have < chunk.ct_len) {
+	i_stream_seek(parent, chunk->ct_offset);
+	while (have < chunk->ct_len) {
 		ret = i_stream_read_more(parent, &data, &size);
 		if (ret < 0) {
 			if (parent->stream_errno != 0) {
@@ -85,29 +93,44 @@ static int mf_decrypt_load_chunk(struct mf_decrypt_istream *dstream, uint64_t pt
 				                                       i_stream_get_name(parent),
 				                                       i_stream_get_error(parent)));
 			}
-			return mf_decrypt_fail(dstream, EINVAL,
-			                       t_strdup_printf("encrypted message is truncated "
-			                                       "in chunk %" PRIu64,
-			                                       chunk.index));
+			return mf_decrypt_fail(
+			    dstream, EINVAL,
+			    t_strdup_printf("encrypted message is truncated in chunk %" PRIu64,
+			                    chunk->index));
 		}
 		i_assert(ret > 0); /* the parent is a blocking stream */
-		size = I_MIN(size, chunk.ct_len - have);
+		size = I_MIN(size, chunk->ct_len - have);
 		memcpy(dstream->ct + have, data, size);
 		i_stream_skip(parent, size);
 		have += size;
 	}
-	if (mf_mailcrypt_open_chunk(&dstream->reader, chunk.index, dstream->ct, chunk.ct_len,
-	                            dstream->plain, MF_MAILCRYPT_CHUNK_MAX, &out_len, &err) < 0) {
+	if (mf_mailcrypt_open_chunk(&dstream->reader, chunk->index, dstream->ct, chunk->ct_len, out,
+	                            chunk->pt_len, &out_len, &err) < 0) {
 		return mf_decrypt_fail(
 		    dstream, EINVAL,
-		    t_strdup_printf("plaintext offset %" PRIu64 ": %s", chunk.pt_offset, err.msg));
+		    t_strdup_printf("plaintext offset %" PRIu64 ": %s", chunk->pt_offset, err.msg));
 	}
-	i_assert(out_len == chunk.pt_len);
-	dstream->cached = TRUE;
-	dstream->cached_idx = chunk.index;
-	dstream->cached_pt_offset = chunk.pt_offset;
-	dstream->cached_len = chunk.pt_len;
+	i_assert(out_len == chunk->pt_len);
 	return 0;
+}
+
+static const struct mf_decrypt_slot *mf_decrypt_slot_load(struct mf_decrypt_istream *dstream,
+                                                          const struct mf_mailcrypt_chunk *chunk)
+{
+	struct mf_decrypt_slot *slot = chunk->final ? &dstream->final : &dstream->any;
+
+	if (slot->valid && slot->idx == chunk->index)
+		return slot;
+	slot->valid = FALSE;
+	if (slot->data == NULL)
+		slot->data = i_malloc(MF_MAILCRYPT_CHUNK_MAX);
+	if (mf_decrypt_chunk(dstream, chunk, slot->data) < 0)
+		return NULL;
+	slot->idx = chunk->index;
+	slot->pt_offset = chunk->pt_offset;
+	slot->len = chunk->pt_len;
+	slot->valid = TRUE;
+	return slot;
 }
 
 static ssize_t i_stream_mf_decrypt_read(struct istream_private *stream)
@@ -115,20 +138,34 @@ static ssize_t i_stream_mf_decrypt_read(struct istream_private *stream)
 	struct mf_decrypt_istream *dstream =
 	    container_of(stream, struct mf_decrypt_istream, istream);
 	uint64_t next = stream->istream.v_offset + (stream->pos - stream->skip);
+	const struct mf_decrypt_slot *slot;
+	struct mf_mailcrypt_chunk chunk;
+	struct mf_error err;
 	size_t within, avail, n;
 
 	if (next >= dstream->reader.pt_size) {
 		stream->istream.eof = TRUE;
 		return -1;
 	}
-	if (mf_decrypt_load_chunk(dstream, next) < 0)
-		return -1;
-	within = next - dstream->cached_pt_offset;
-
+	if (mf_mailcrypt_chunk_for_offset(&dstream->reader, next, &chunk, &err) < 0)
+		return mf_decrypt_fail(dstream, EINVAL, err.msg);
+	within = next - chunk.pt_offset;
 	if (!i_stream_try_alloc(stream, 1, &avail))
 		return -2;
-	n = I_MIN(avail, dstream->cached_len - within);
-	memcpy(stream->w_buffer + stream->pos, dstream->plain + within, n);
+
+	if (within == 0 && avail >= chunk.pt_len && !chunk.final &&
+	    !(dstream->any.valid && dstream->any.idx == chunk.index)) {
+		/* a sequential reader: open the chunk straight into the
+		   stream's buffer, no copy */
+		if (mf_decrypt_chunk(dstream, &chunk, stream->w_buffer + stream->pos) < 0)
+			return -1;
+		stream->pos += chunk.pt_len;
+		return (ssize_t)chunk.pt_len;
+	}
+	if ((slot = mf_decrypt_slot_load(dstream, &chunk)) == NULL)
+		return -1;
+	n = I_MIN(avail, slot->len - within);
+	memcpy(stream->w_buffer + stream->pos, slot->data + within, n);
 	stream->pos += n;
 	return (ssize_t)n;
 }
@@ -166,14 +203,14 @@ struct istream *i_stream_create_mf_decrypt(struct istream *parent,
 	dstream = i_new(struct mf_decrypt_istream, 1);
 	dstream->reader = *reader;
 	dstream->ct = i_malloc(MF_MAILCRYPT_CHUNK_CT_MAX);
-	dstream->plain = i_malloc(MF_MAILCRYPT_CHUNK_MAX);
 
 	dstream->istream.iostream.destroy = i_stream_mf_decrypt_destroy;
 	dstream->istream.read = i_stream_mf_decrypt_read;
 	dstream->istream.stat = i_stream_mf_decrypt_stat;
 	dstream->istream.get_size = i_stream_mf_decrypt_get_size;
+	/* room for a whole chunk, so sequential reads decrypt in place */
 	dstream->istream.max_buffer_size =
-	    I_MAX(parent->real_stream->max_buffer_size, IO_BLOCK_SIZE);
+	    I_MAX(parent->real_stream->max_buffer_size, MF_MAILCRYPT_CHUNK_MAX + IO_BLOCK_SIZE);
 	dstream->istream.istream.readable_fd = FALSE;
 	dstream->istream.istream.blocking = TRUE;
 	dstream->istream.istream.seekable = TRUE;

@@ -42,6 +42,8 @@
 #include "mail-storage-private.h"
 #include "mail-storage-hooks.h"
 #include "mail-copy.h"
+#include "mail-index-private.h"
+#include "index-mail.h"
 #include "mf-config.h"
 #include "mf-crypto.h"
 #include "mf-db.h"
@@ -211,6 +213,36 @@ static int mailfort_crypt_istream_opened(struct mail *_mail, struct istream **st
 	return mmail->super.istream_opened(_mail, stream);
 }
 
+/* With the mail cache off, index-mail learns a message's body size only by
+   reading (here: decrypting) all of it, unless the virtual size is in the
+   index's "vsize" record extension, which Dovecot keeps up to date once it
+   exists in a mailbox.  It holds sizes only (like the maildir file names),
+   so it is started here, with the first message saved or read whose size
+   is known. */
+static void mailfort_crypt_start_vsize_ext(struct mail *mail, uoff_t virtual_size)
+{
+	uint32_t ext_idx, vsize;
+
+	if (mail->seq == 0 || virtual_size == UOFF_T_MAX || virtual_size >= (uint32_t)-1 ||
+	    mail_index_map_get_ext_idx(mail->transaction->view->index->map,
+	                               mail->box->mail_vsize_ext_id, &ext_idx))
+		return;
+	vsize = virtual_size + 1;
+	mail_index_update_ext(mail->transaction->itrans, mail->seq, mail->box->mail_vsize_ext_id,
+	                      &vsize, NULL);
+}
+
+static void mailfort_crypt_mail_close(struct mail *_mail)
+{
+	struct mail_private *mail = (struct mail_private *)_mail;
+	union mail_module_context *mmail = MAILFORT_CRYPT_MAIL_CONTEXT(mail);
+	struct index_mail *imail = INDEX_MAIL(_mail);
+
+	if (_mail->uid != 0)
+		mailfort_crypt_start_vsize_ext(_mail, imail->data.virtual_size);
+	mmail->super.close(_mail);
+}
+
 static void mailfort_crypt_mail_allocated(struct mail *_mail)
 {
 	struct mailfort_crypt_user *muser = MAILFORT_CRYPT_USER_CONTEXT(_mail->box->storage->user);
@@ -224,6 +256,7 @@ static void mailfort_crypt_mail_allocated(struct mail *_mail)
 	mmail->super = *v;
 	mail->vlast = &mmail->super;
 	v->istream_opened = mailfort_crypt_istream_opened;
+	v->close = mailfort_crypt_mail_close;
 	MODULE_CONTEXT_SET_SELF(mail, mailfort_crypt_mail_module, mmail);
 }
 
@@ -258,6 +291,20 @@ static int mailfort_crypt_save_begin(struct mail_save_context *ctx, struct istre
 	o_stream_unref(&ctx->data.output);
 	ctx->data.output = output;
 	o_stream_cork(ctx->data.output);
+	return 0;
+}
+
+static int mailfort_crypt_save_finish(struct mail_save_context *ctx)
+{
+	struct mailbox *box = ctx->transaction->box;
+	union mailbox_module_context *mbox = MAILFORT_CRYPT_BOX_CONTEXT(box);
+	struct mail *dest_mail = ctx->dest_mail;
+	uoff_t vsize;
+
+	if (mbox->super.save_finish(ctx) < 0)
+		return -1;
+	if (dest_mail != NULL && mail_get_virtual_size(dest_mail, &vsize) == 0)
+		mailfort_crypt_start_vsize_ext(dest_mail, vsize);
 	return 0;
 }
 
@@ -298,6 +345,7 @@ static void mailfort_crypt_mailbox_allocated(struct mailbox *box)
 		        box->storage->name);
 	}
 	v->save_begin = mailfort_crypt_save_begin;
+	v->save_finish = mailfort_crypt_save_finish;
 	v->copy = mailfort_crypt_copy;
 }
 

@@ -10,12 +10,16 @@
  * not measure successful logins), 2 on a usage error.
  *
  * usage: pam-loop SERVICE PREFIX N PASSWORD SECRET_HEX
+ *        pam-loop --connect CONNINFO N
+ * The second form times connecting to PostgreSQL and disconnecting, the
+ * floor under any login check that opens a connection per login.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <liboath/oath.h>
+#include <libpq-fe.h>
 #include <security/pam_appl.h>
 
 struct answer {
@@ -60,6 +64,38 @@ static double now_ms(void)
 	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
+static void report(const char *what, double *lat, int n, int ok, double total)
+{
+	int p99 = (n * 99) / 100;
+
+	qsort(lat, (size_t)n, sizeof(*lat), cmp_double);
+	printf("%s n=%d ok=%d logins/s=%.0f p50_ms=%.3f p99_ms=%.3f\n", what, n, ok,
+	       n / (total / 1e3), lat[n / 2], lat[p99 < n ? p99 : n - 1]);
+}
+
+static int connect_loop(const char *conninfo, int n)
+{
+	double *lat = calloc((size_t)n, sizeof(*lat)), t0, total = 0;
+	int i, ok = 0;
+
+	if (lat == NULL)
+		return 2;
+	for (i = 0; i < n; i++) {
+		PGconn *c;
+
+		t0 = now_ms();
+		c = PQconnectdb(conninfo);
+		if (PQstatus(c) == CONNECTION_OK)
+			ok++;
+		PQfinish(c);
+		lat[i] = now_ms() - t0;
+		total += lat[i];
+	}
+	report("connect", lat, n, ok, total);
+	free(lat);
+	return ok == n ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
 	struct answer ans;
@@ -69,8 +105,11 @@ int main(int argc, char **argv)
 	double *lat, t0, total = 0;
 	int n, i, ok = 0;
 
+	if (argc == 4 && strcmp(argv[1], "--connect") == 0 && atoi(argv[3]) > 0)
+		return connect_loop(argv[2], atoi(argv[3]));
 	if (argc != 6 || (n = atoi(argv[3])) <= 0) {
-		fprintf(stderr, "usage: pam-loop SERVICE PREFIX N PASSWORD SECRET_HEX\n");
+		fprintf(stderr, "usage: pam-loop SERVICE PREFIX N PASSWORD SECRET_HEX\n"
+		                "       pam-loop --connect CONNINFO N\n");
 		return 2;
 	}
 	if (oath_init() != OATH_OK || oath_hex2bin(argv[5], secret, &secret_len) != OATH_OK) {
@@ -97,13 +136,11 @@ int main(int argc, char **argv)
 		total += lat[i];
 		if (rc == PAM_SUCCESS)
 			ok++;
-		else if (ok + 1 == i + 1 || i < 3)
+		else if (n - ok < 4)
 			fprintf(stderr, "pam-loop: %s: %s\n", user, pam_strerror(pamh, rc));
 		pam_end(pamh, rc);
 	}
-	qsort(lat, (size_t)n, sizeof(*lat), cmp_double);
-	printf("%s n=%d ok=%d logins/s=%.0f p50_ms=%.3f p99_ms=%.3f\n", argv[1], n, ok,
-	       n / (total / 1e3), lat[n / 2], lat[(n * 99) / 100 < n ? (n * 99) / 100 : n - 1]);
+	report(argv[1], lat, n, ok, total);
 	free(lat);
 	return ok == n ? 0 : 1;
 }

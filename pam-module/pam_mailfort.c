@@ -43,11 +43,21 @@
 #include "mf-crypto.h"
 #include "mf-db.h"
 #include "mf-event.h"
+#include "mf-log.h"
 #include "mf-spool.h"
 #include "mf-totp.h"
 #include "pam-mailfort.h"
 
 #define TOKEN_MAX 1024 /* longest PAM_AUTHTOK considered */
+
+/* libmailfort is linked into this module privately (its symbols are not
+   exported), so its log handler is ours alone: set it once, when the module
+   is loaded, so that its few messages (database warnings, reconnects) go to
+   syslog like ours instead of the host's stderr. */
+__attribute__((constructor)) static void pam_mailfort_loaded(void)
+{
+	mf_log_set_handler(mf_log_handler_syslog, NULL);
+}
 
 static int parse_args(pam_handle_t *pamh, struct pam_mf_args *args, int argc, const char **argv)
 {

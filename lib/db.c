@@ -121,7 +121,9 @@ static int db_connect(struct mf_db *db, struct mf_error *err)
 	}
 	db->in_txn = false;
 	db->server_fatal = false;
-	if (strchr(db->conninfo, '=') != NULL || strncmp(db->conninfo, "postgres", 8) == 0) {
+	/* a bare word is a database name; anything else must parse */
+	if (strchr(db->conninfo, '=') != NULL || strncmp(db->conninfo, "postgresql://", 13) == 0 ||
+	    strncmp(db->conninfo, "postgres://", 11) == 0) {
 		char *why = NULL;
 		PQconninfoOption *opts = PQconninfoParse(db->conninfo, &why);
 

@@ -136,6 +136,18 @@ static void test_settings(void)
 	       strstr(err.msg, "secret") == NULL && strstr(err.msg, "words") == NULL,
 	   "open: a malformed conninfo is refused without quoting it (%s)", err.msg);
 	mf_db_close(&db);
+	set.conninfo = "postgres://u:secretpw@[::1/db";
+	db = mf_db_open(&set, &err);
+	ok(db == NULL && strstr(err.msg, "not valid") != NULL &&
+	       strstr(err.msg, "secretpw") == NULL,
+	   "open: a malformed URI is refused without quoting it (%s)", err.msg);
+	mf_db_close(&db);
+	set.conninfo = "postgres";
+	set.connect_timeout = 2;
+	db = mf_db_open(&set, &err);
+	ok(strstr(err.msg, "not valid") == NULL,
+	   "open: a bare word is a database name, not a malformed string (%s)", err.msg);
+	mf_db_close(&db);
 	set.conninfo = NULL;
 	db = mf_db_open(&set, &err);
 	ok(db == NULL && strstr(err.msg, "no connection string") != NULL,

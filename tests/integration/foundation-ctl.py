@@ -112,6 +112,23 @@ tap.ok(one_line_error(r) and files[0] in r.stderr and 'schema "audit" already ex
 tap.eq(site3.scalar("SELECT to_regnamespace('mailfort') IS NULL"), "t",
        "the failed migration was rolled back")
 
+# A database administrator who is not a superuser (CREATEROLE, owns the
+# database) can migrate: the first migration makes it a member of
+# mailfort_owner, and everything still ends up owned by mailfort_owner.
+dba = "t_dba_%d" % os.getpid()
+site5 = Site("fctl-dba", migrate=False, keys=False)
+site5.pg.psql('DROP ROLE IF EXISTS "%s"; CREATE ROLE "%s" LOGIN CREATEROLE; '
+              'ALTER DATABASE "%s" OWNER TO "%s"' % (dba, dba, site5.db, dba))
+procs.on_exit(lambda: site5.pg.psql('DROP DATABASE IF EXISTS "%s" WITH (FORCE); DROP ROLE IF EXISTS "%s"'
+                                    % (site5.db, dba), check=False))
+site5.set("database", "conninfo", site5.pg.conninfo(site5.db, user=dba))
+r = site5.ctl("db", "migrate")
+tap.ok(r.returncode == 0 and "%d migrations applied" % len(files) in r.stdout,
+       "a non-superuser with CREATEROLE that owns the database can migrate", r.stdout + r.stderr)
+tap.eq(site5.scalar("SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                    "WHERE n.nspname = 'mailfort' AND pg_get_userbyid(c.relowner) <> 'mailfort_owner'"),
+       "0", "its migration still leaves everything owned by mailfort_owner")
+
 # Two concurrent migrates apply each file once.
 site4 = Site("fctl-race", migrate=False, keys=False)
 argv = [CTL, "--config", site4.conf, "db", "migrate"]

@@ -10,7 +10,8 @@
  * use it: each token's spam probability p(w) = b/(b+g) with b and g the
  * token's frequency in spam and ham; it is shrunk towards robx by the
  * strength robs for tokens seen rarely, f(w) = (robs*robx + n*p) / (robs+n);
- * tokens with |f - 0.5| < min_dev are ignored; the rest are combined with
+ * tokens with |f - 0.5| < min_dev are ignored; the max_tokens strongest
+ * of the rest are combined with
  * Fisher's inverse chi-square test into a spamminess S and a hamminess H,
  * and the result is (1 + S - H) / 2.  The chi-square tail is computed in
  * log space so that a message with thousands of tokens neither underflows
@@ -212,9 +213,13 @@ const struct mf_token_count *mf_model_get(const struct mf_model *m, uint64_t has
 
 void mf_bayes_defaults(struct mf_bayes_params *p)
 {
-	p->robs = 0.0178;
-	p->robx = 0.52;
-	p->min_dev = 0.375;
+	/* SpamBayes' values: on the SpamAssassin corpus they find 30 % more
+	   spam than bogofilter's (robs 0.0178, min_dev 0.375) at the same
+	   false-positive rate (bench/spam-accuracy). */
+	p->robs = 0.45;
+	p->robx = 0.5;
+	p->min_dev = 0.1;
+	p->max_tokens = 150;
 	p->min_training = 20;
 }
 
@@ -243,31 +248,26 @@ static double chi2q(double x2, unsigned v)
 	return sum > 1.0 ? 1.0 : sum;
 }
 
-static void note_top(struct mf_bayes *out, const char *tok, double f)
-{
-	double d = fabs(f - 0.5);
-	unsigned i, pos;
+struct clue {
+	double f;
+	const char *tok;
+};
 
-	if (out->ntop == MF_BAYES_TOP && d <= fabs(out->top[MF_BAYES_TOP - 1].prob - 0.5))
-		return;
-	for (pos = 0; pos < out->ntop; pos++) {
-		if (d > fabs(out->top[pos].prob - 0.5))
-			break;
-	}
-	if (out->ntop < MF_BAYES_TOP)
-		out->ntop++;
-	for (i = out->ntop - 1; i > pos; i--)
-		out->top[i] = out->top[i - 1];
-	snprintf(out->top[pos].token, sizeof(out->top[pos].token), "%s", tok);
-	out->top[pos].prob = f;
+static int clue_cmp(const void *a, const void *b)
+{
+	double da = fabs(((const struct clue *)a)->f - 0.5);
+	double db = fabs(((const struct clue *)b)->f - 0.5);
+
+	return da < db ? 1 : da > db ? -1 : 0;
 }
 
 void mf_classify(const struct mf_model *m, const struct mf_tokens *t,
                  const struct mf_bayes_params *p, struct mf_bayes *out)
 {
 	double sum_ln_f = 0.0, sum_ln_1f = 0.0, s, h;
-	size_t i, n;
-	unsigned used = 0;
+	size_t i, n, nclues = 0;
+	unsigned used;
+	struct clue *clues;
 
 	memset(out, 0, sizeof(*out));
 	out->prob = 0.5;
@@ -276,6 +276,9 @@ void mf_classify(const struct mf_model *m, const struct mf_tokens *t,
 		return;
 	out->trained = true;
 	n = mf_tokens_count(t);
+	clues = malloc((n ? n : 1) * sizeof(*clues));
+	if (clues == NULL)
+		return;
 	for (i = 0; i < n; i++) {
 		const char *tok = mf_tokens_get(t, i, NULL);
 		const struct mf_token_count *c =
@@ -302,11 +305,26 @@ void mf_classify(const struct mf_model *m, const struct mf_tokens *t,
 			f = 1e-6;
 		if (f > 1.0 - 1e-6)
 			f = 1.0 - 1e-6;
-		sum_ln_f += log(f);
-		sum_ln_1f += log(1.0 - f);
-		used++;
-		note_top(out, tok, f);
+		clues[nclues].f = f;
+		clues[nclues].tok = tok;
+		nclues++;
 	}
+	/* strongest first; the order among equals follows the message */
+	qsort(clues, nclues, sizeof(*clues), clue_cmp);
+	if (p->max_tokens > 0 && nclues > p->max_tokens)
+		nclues = p->max_tokens;
+	for (i = 0; i < nclues; i++) {
+		sum_ln_f += log(clues[i].f);
+		sum_ln_1f += log(1.0 - clues[i].f);
+		if (out->ntop < MF_BAYES_TOP) {
+			snprintf(out->top[out->ntop].token, sizeof(out->top[out->ntop].token), "%s",
+			         clues[i].tok);
+			out->top[out->ntop].prob = clues[i].f;
+			out->ntop++;
+		}
+	}
+	free(clues);
+	used = (unsigned)nclues;
 	out->used = used;
 	if (used == 0) {
 		out->prob = p->robx;

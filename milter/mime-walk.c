@@ -11,10 +11,10 @@
  * The walk itself gives:
  *  - classifier tokens: every header name ("hn:"), the decoded values of the
  *    informative headers (Subject, From, To, Received, ...) under their own
- *    prefixes, and the text of every text/plain and text/html body part,
- *    converted to UTF-8 from its declared charset (GMime and iconv; EUC-KR,
- *    ISO-2022-KR, windows-949 and the rest), or guessed among UTF-8, EUC-KR
- *    and Latin-1 when undeclared, at most max_scan_text bytes in all;
+ *    prefixes and of the others under "h:", and the text of every text/plain and text/html body
+ * part, converted to UTF-8 from its declared charset (GMime and iconv; EUC-KR, ISO-2022-KR,
+ * windows-949 and the rest), or guessed among UTF-8, EUC-KR and Latin-1 when undeclared, at most
+ * max_scan_text bytes in all;
  *  - one struct mf_attachment per non-text leaf: decoded (base64, QP,
  *    uuencode) into memory or, past spill_threshold, into an unlinked temp
  *    file, then judged by attach-policy.c;
@@ -169,6 +169,14 @@ static void header_tokens(struct walk *w, GMimeObject *obj)
 				mf_tokenize_text(w->toks, token_headers[k].prefix, value, len);
 				break;
 			}
+		}
+		if (k == MF_N_ELEMENTS(token_headers)) {
+			/* any other header: its words, under one prefix */
+			size_t len = strlen(value);
+
+			if (len > 1024)
+				len = 1024;
+			mf_tokenize_text(w->toks, "h:", value, len);
 		}
 	}
 }

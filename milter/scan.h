@@ -230,6 +230,7 @@ struct mf_bayes {
 
 struct mf_bayes_params {
 	double robs, robx, min_dev;
+	unsigned max_tokens; /* strongest tokens used (0: all) */
 	uint64_t min_training;
 };
 void mf_bayes_defaults(struct mf_bayes_params *p);

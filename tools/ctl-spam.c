@@ -4,7 +4,7 @@
  * SYNOPSIS
  *   mailfortctl spam train [--spam PATH]... [--ham PATH]... [--dry-run]
  *   mailfortctl spam stats
- *   mailfortctl spam classify PATH...
+ *   mailfortctl spam classify [--verbose] PATH...
  *
  * PATH is a Maildir (a directory with cur/ and new/), an mbox file (starts
  * with "From "), a single message file, or a directory of message files
@@ -41,7 +41,7 @@
 struct train {
 	const struct mf_policy *pol;
 	struct mf_model *model; /* training: counts; classify: loaded */
-	bool classify;
+	bool classify, verbose;
 	uint64_t read, failed;
 };
 
@@ -49,7 +49,7 @@ static void spam_help(FILE *f)
 {
 	fputs("usage: mailfortctl spam train [--spam PATH]... [--ham PATH]... [--dry-run]\n"
 	      "       mailfortctl spam stats\n"
-	      "       mailfortctl spam classify PATH...\n"
+	      "       mailfortctl spam classify [--verbose] PATH...\n"
 	      "PATH: a Maildir, an mbox file, a message file or a directory of message files\n",
 	      f);
 }
@@ -78,8 +78,15 @@ static void one_message(struct train *tr, GMimeStream *stream, const char *name,
 		v.score = v.bayes.trained ? tr->pol->bayes_weight * (2.0 * v.bayes.prob - 1.0) : 0;
 		for (unsigned i = 0; i < v.nrules; i++)
 			v.score += v.rules[i].score;
-		printf("%.6f %.1f %s %s\n", v.bayes.prob, v.score,
+		printf("%.6f %.3f %s %s\n", v.bayes.prob, v.score,
 		       v.score >= tr->pol->spam_threshold ? "spam" : "ham", name);
+		if (tr->verbose) {
+			for (unsigned i = 0; i < v.bayes.ntop; i++)
+				printf("  token %.4f %s\n", v.bayes.top[i].prob,
+				       v.bayes.top[i].token);
+			for (unsigned i = 0; i < v.nrules; i++)
+				printf("  rule %.1f %s\n", v.rules[i].score, v.rules[i].name);
+		}
 		tr->read++;
 	} else if (mf_model_train(tr->model, toks, spam) < 0) {
 		fprintf(stderr, "mailfortctl: %s: out of memory (skipped)\n", name);
@@ -353,6 +360,11 @@ static int spam_classify(struct ctl *ctl, int argc, char **argv)
 	struct mf_error err;
 	int i;
 
+	if (argc > 0 && (strcmp(argv[0], "-v") == 0 || strcmp(argv[0], "--verbose") == 0)) {
+		tr.verbose = true;
+		argc--;
+		argv++;
+	}
 	if (argc < 1)
 		return ctl_usage("spam classify needs at least one PATH");
 	if ((pol = load_policy(ctl)) == NULL)

@@ -191,6 +191,13 @@ refused(comp["mailfort_crypt"], "UPDATE mailfort.mail_keys SET wrapped_private =
         "mailfort_crypt cannot rewrite a key", "permission denied")
 refused(comp["mailfort_crypt"], "SELECT totp_secret FROM mailfort.accounts",
         "mailfort_crypt cannot read TOTP secrets", "permission denied")
+ok, out = as_role(comp["mailfort_crypt"], "SELECT a.totp_state, a.totp_digits, count(p.wrapped_mail_key) "
+                  "FROM mailfort.accounts a LEFT JOIN mailfort.app_passwords p ON p.account_id = a.id "
+                  "AND p.revoked_at IS NULL WHERE a.username = 'alice' GROUP BY 1, 2")
+tap.ok(ok and out == "enrolled|6|0".replace("|", "\t"),
+       "mailfort_crypt reads the TOTP state and app-password mail key wraps", out)
+refused(comp["mailfort_crypt"], "SELECT failed_count FROM mailfort.accounts",
+        "mailfort_crypt cannot read lockout state", "permission denied")
 ok, out = as_role(comp["mailfort_milter"], "SELECT spam_messages FROM mailfort.spam_totals")
 tap.ok(ok and out == "0", "mailfort_milter reads the spam totals", out)
 refused(comp["mailfort_milter"], "UPDATE mailfort.spam_totals SET spam_messages = 1",

@@ -6,8 +6,10 @@
  * mf-crypto.h describes (mf_account_wrap_server under master.key, or
  * mf_account_wrap_password under the user's password, Argon2id) and, for
  * password mode, one more wrap per app password
- * (mailfort.app_passwords.wrapped_mail_key, a password wrap under that app
- * password), found through the keyed hash of the login password.
+ * (mailfort.app_passwords.wrapped_mail_key, a password wrap under the
+ * normal form of that app password: no dashes or spaces, lower case), found
+ * through its keyed hash (mf_apppass_hash, hash.key), as pam_mailfort
+ * finds it.
  *
  * Database access uses libmailfort's mf-db (libpq, blocking) rather than
  * Dovecot's asynchronous lib-sql: the callers (save_begin, istream_opened)
@@ -28,6 +30,7 @@
 #include "mf-config.h"
 #include "mf-crypto.h"
 #include "mf-db.h"
+#include "mf-totp.h"
 #include "mailfort-crypt-plugin.h"
 
 #include <stdlib.h>
@@ -322,6 +325,7 @@ int mf_crypt_keys_get_public(struct mf_crypt_keys *keys,
 static int mf_crypt_app_wrap(struct mf_crypt_keys *keys, unsigned char **blob_r, size_t *len_r,
                              const char **error_r)
 {
+	int ret;
 	unsigned char hash_key[crypto_generichash_KEYBYTES], hash[MF_KEYED_HASH_BYTES];
 	const char *dir = mf_config_str(keys->cfg, "keys", "dir");
 	const char *params[2];
@@ -335,8 +339,12 @@ static int mf_crypt_app_wrap(struct mf_crypt_keys *keys, unsigned char **blob_r,
 		/* no hash key here: app passwords cannot carry a wrap */
 		return 0;
 	}
-	mf_keyed_hash(hash, keys->password, strlen(keys->password), hash_key);
+	ret = mf_apppass_hash(hash, keys->password, strlen(keys->password), hash_key);
 	sodium_memzero(hash_key, sizeof(hash_key));
+	if (ret < 0) {
+		/* not shaped like an app password */
+		return 0;
+	}
 	hex = mf_db_escape_bytea(hash, sizeof(hash));
 	params[0] = keys->account;
 	params[1] = hex;
@@ -382,8 +390,19 @@ static int mf_crypt_unwrap_password(struct mf_crypt_keys *keys, struct mf_crypt_
 		if (mf_crypt_app_wrap(keys, &blob, &blob_len, error_r) < 0)
 			return -1;
 		if (blob != NULL) {
-			ok = mf_account_unwrap_password(pair->sk, blob, blob_len, pair->pk, pw, len,
-			                                &err) == 0;
+			/* app passwords wrap in their normal form (as
+			   mailfortctl crypt app-wrap makes it) */
+			char *norm = i_strdup(pw), *in, *out = norm;
+
+			for (in = norm; *in != '\0'; in++) {
+				if (*in != '-' && *in != ' ')
+					*out++ = i_tolower(*in);
+			}
+			*out = '\0';
+			ok = mf_account_unwrap_password(pair->sk, blob, blob_len, pair->pk, norm,
+			                                strlen(norm), &err) == 0;
+			sodium_memzero(norm, strlen(norm));
+			i_free(norm);
 			free(blob);
 		}
 	}

@@ -1,0 +1,144 @@
+#!/usr/bin/env python3
+"""mailfort_crypt in password mode against a real Dovecot and PostgreSQL.
+
+The private key is wrapped under the user's password (mailfortctl crypt
+init), so reading needs the login password, passed to the mail process as
+the userdb field mailfort_crypt_password.  Covers: delivery needs only the
+public key; login with password+TOTP code reads mail (the code is not part
+of the wrap); a login whose password does not unwrap the key gets NO, not
+plaintext or a crash; an app password with its own wrap (crypt app-wrap)
+reads mail; crypt rewrap after a password change; crypt status.
+"""
+import os
+import re
+import sys
+
+sys.path.insert(0, os.path.join(os.environ["MF_SRC"], "tests/harness"))
+from mailfort import Site, tap  # noqa: E402
+from stack import Dovecot  # noqa: E402
+
+MAGIC = b"\x89MFC\r\n\x1a\n"
+
+
+def message(subject, body):
+    return ("From: a@example.test\r\nTo: dave@example.test\r\nSubject: %s\r\n\r\n%s\r\n"
+            % (subject, body)).encode()
+
+
+def fetch_body(imap, uid):
+    typ, data = imap.uid("FETCH", str(uid), "(BODY.PEEK[])")
+    parts = [p for p in data if isinstance(p, tuple)] if data else []
+    return typ, (parts[0][1] if parts else None)
+
+
+def maildir_files(home):
+    out = []
+    for sub in ("cur", "new"):
+        d = os.path.join(home, "Maildir", sub)
+        if os.path.isdir(d):
+            out += [os.path.join(d, f) for f in os.listdir(d)]
+    return out
+
+
+site = Site("crypt_password", extra={"crypt": {"mode": "password"}})
+DAVE = "dave@example.test"
+FRANK = "frank@example.test"
+CODE = "123456"
+
+# dave's key is wrapped under "correct horse"; he logs in with password+code
+r = site.ctl("crypt", "init", DAVE, "--mode", "password", input="correct horse\n")
+tap.ok(r.returncode == 0, "crypt init makes a password-mode key pair", r.stderr)
+site.sql("UPDATE mailfort.accounts SET totp_state = 'enrolled', "
+         "totp_secret = decode(repeat('00', 40), 'hex') WHERE username = :'u'", {"u": DAVE})
+# frank's key is wrapped under another password than the one he logs in with
+r = site.ctl("crypt", "init", FRANK, "--mode", "password", input="not his login password\n")
+tap.eq(r.returncode, 0, "crypt init for a second account")
+st = site.ctl("crypt", "status", DAVE)
+tap.ok(st.returncode == 0 and "mode password" in st.stdout, "crypt status shows the key", st.stdout)
+
+# the passdb accepts the whole login string; a PAM stack with pam_mailfort
+# would check the code and pass the same string on
+dc = Dovecot("crypt-password", site=site, plugins=["mailfort_crypt"],
+             users={DAVE: "correct horse" + CODE, FRANK: "frank-login"},
+             userdb_extra="mailfort_crypt_password=%w")
+for f in os.listdir(site.keys):
+    os.chown(os.path.join(site.keys, f), dc.uid, dc.gid)
+os.chown(site.keys, dc.uid, dc.gid)
+dc.start()
+
+msg = message("for dave", "password mode body")
+tap.eq(dc.lmtp_deliver("a@example.test", [DAVE], msg), {},
+       "LMTP delivery in password mode (needs only the public key)")
+files = maildir_files(dc.home("dave"))
+ok = len(files) == 1
+for p in files:
+    with open(p, "rb") as f:
+        ok = ok and f.read(8) == MAGIC
+tap.ok(ok, "stored as ciphertext")
+
+imap = dc.imap_login(DAVE, "correct horse" + CODE)
+imap.select("INBOX")
+typ, body = fetch_body(imap, 1)
+tap.ok(typ == "OK" and body is not None and body.endswith(msg),
+       "login with password+TOTP code reads the message", (typ, body))
+typ, uid = imap.append("INBOX", None, None, message("appended", "x" * 100000))
+typ, body = fetch_body(imap, 2)
+tap.ok(body is not None and body.endswith(b"x" * 1000 + b"\r\n"), "APPEND then FETCH in password mode")
+imap.logout()
+
+tap.eq(dc.lmtp_deliver("a@example.test", [FRANK], message("for frank", "b")), {},
+       "delivery to an account whose key the login cannot unwrap")
+imap = dc.imap_login(FRANK, "frank-login")
+imap.select("INBOX")
+try:
+    typ, body = fetch_body(imap, 1)
+except Exception as e:  # noqa: BLE001 - a BYE raises
+    typ, body = "BYE", str(e)
+tap.ok(typ != "OK" and not (isinstance(body, bytes) and b"for frank" in body),
+       "a password that does not unwrap the key: no plaintext, an error", (typ, body))
+log = dc.log_text()
+tap.ok("does not unwrap with the login password" in log and "frank@example.test" in log,
+       "the log says why, naming the account")
+
+# app password with its own wrap
+r = site.ctl("-q", "apppass", "add", DAVE, "--label", "phone")
+app = r.stdout.strip()
+tap.ok(r.returncode == 0 and re.match(r"^[a-z0-9]{4}(-[a-z0-9]{4}){4}$", app or ""),
+       "apppass add prints an app password", r.stdout + r.stderr)
+r = site.ctl("crypt", "app-wrap", DAVE, "phone", input="correct horse\n%s\n" % app)
+tap.ok(r.returncode == 0, "crypt app-wrap stores a wrap under the app password", r.stderr)
+r = site.ctl("crypt", "app-wrap", DAVE, "phone", input="wrong password\n%s\n" % app)
+tap.ok(r.returncode == 1 and "does not unwrap" in r.stderr,
+       "app-wrap refuses a wrong account password", r.stderr)
+dc.stop()
+dc.users[DAVE] = app.upper()  # typed in upper case: the normal form is used
+dc.start()
+imap = dc.imap_login(DAVE, app.upper())
+imap.select("INBOX")
+typ, body = fetch_body(imap, 1)
+tap.ok(typ == "OK" and body is not None and body.endswith(msg),
+       "login with the app password reads the message", (typ, body))
+imap.logout()
+
+# password change: rewrap, then the new password reads the old mail
+r = site.ctl("crypt", "rewrap", DAVE, input="correct horse\nbattery staple\n")
+tap.ok(r.returncode == 0, "crypt rewrap after a password change", r.stderr)
+dc.stop()
+dc.users[DAVE] = "battery staple" + CODE
+dc.start()
+imap = dc.imap_login(DAVE, "battery staple" + CODE)
+imap.select("INBOX")
+typ, body = fetch_body(imap, 1)
+tap.ok(typ == "OK" and body is not None and body.endswith(msg),
+       "after rewrap the new password reads the old mail", (typ, body))
+imap.logout()
+r = site.ctl("crypt", "rewrap", DAVE, input="correct horse\nanother\n")
+tap.ok(r.returncode == 1, "rewrap with the old password fails", r.stderr)
+
+log = dc.log_text()
+tap.ok("Panic" not in log and "Fatal" not in log, "no panic or fatal error in the Dovecot log",
+       "\n".join(ln for ln in log.splitlines() if "Panic" in ln or "Fatal" in ln))
+for secret in ("correct horse", "battery staple", app):
+    tap.ok(secret not in log, "the log does not contain a password")
+dc.stop()
+tap.done()

@@ -336,6 +336,36 @@ out:
 	return ret;
 }
 
+/* The last monthly audit partition, and a warning when next month has none
+   (mailfort-auditd creates them ahead with mailfort.ensure_partitions). */
+static int partitions_status(struct mf_db *db)
+{
+	struct mf_error err;
+	PGresult *res;
+
+	res =
+	    mf_db_exec(db,
+	               "SELECT replace(substr(max(c.relname), 14), '_', '-'), "
+	               " coalesce(max(c.relname) >= 'audit_events_' || to_char(date_trunc('month', "
+	               "  now() AT TIME ZONE 'UTC') + interval '1 month', 'YYYY_MM'), false) "
+	               "FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+	               "WHERE i.inhparent = to_regclass('mailfort.audit_events') "
+	               " AND c.relname ~ '^audit_events_[0-9]{4}_[0-9]{2}$'",
+	               0, NULL, &err);
+	if (res == NULL)
+		return ctl_fail("%s", err.msg);
+	if (!PQgetisnull(res, 0, 0)) {
+		printf("audit:     monthly partitions up to %s\n", PQgetvalue(res, 0, 0));
+		if (strcmp(PQgetvalue(res, 0, 1), "t") != 0)
+			printf("  WARNING  no partition for next month yet: events will go to the "
+			       "default partition\n"
+			       "           (mailfort-auditd creates them; or run SELECT "
+			       "mailfort.ensure_partitions(3))\n");
+	}
+	PQclear(res);
+	return 0;
+}
+
 static int cmd_status(struct ctl *ctl, int argc, char **argv)
 {
 	char sum[CHECKSUM_HEX];
@@ -399,6 +429,8 @@ static int cmd_status(struct ctl *ctl, int argc, char **argv)
 		}
 	}
 	applied_free(&a);
+	if (partitions_status(db) != 0)
+		return 1;
 	if (changed > 0)
 		return ctl_fail("%zu applied migration%s changed since", changed,
 		                changed == 1 ? " has" : "s have");

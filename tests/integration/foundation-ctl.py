@@ -102,6 +102,17 @@ tap.ok(r.returncode == 0 and "9999_future.sql" in r.stderr and "warning" in r.st
 r = site2.ctl("db", "status")
 tap.ok(r.returncode == 0 and "unknown" in r.stdout and "9999_future.sql" in r.stdout,
        "db status lists it as unknown", r.stdout)
+ahead = site2.scalar("SELECT to_char(date_trunc('month', now() AT TIME ZONE 'UTC') + interval '3 months', "
+                     "'YYYY-MM')")
+tap.ok("monthly partitions up to %s" % ahead in r.stdout and "WARNING" not in r.stdout,
+       "db status shows the audit partitions made ahead", r.stdout)
+for m in (3, 2, 1):
+    site2.sql("SELECT format('ALTER TABLE mailfort.audit_events DETACH PARTITION mailfort.audit_events_%%s',"
+              " to_char(date_trunc('month', now() AT TIME ZONE 'UTC') + interval '%d months', 'YYYY_MM'))"
+              " \\gexec" % m)
+r = site2.ctl("db", "status")
+tap.ok(r.returncode == 0 and "WARNING" in r.stdout and "next month" in r.stdout,
+       "db status warns when next month has no audit partition", r.stdout)
 
 # A failing migration is rolled back and reported with its file and line.
 site3 = Site("fctl-fail", migrate=False, keys=False)

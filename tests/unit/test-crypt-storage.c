@@ -515,9 +515,10 @@ int main(int argc, char **argv)
 		run_tests(&fx);
 	}
 	T_END;
-	test_mail_storage_deinit(&fx.ctx);
+	/* as Dovecot does: plugins go before the storage */
 	mailfort_crypt_plugin_deinit();
-	master_service_deinit(&master_service);
+	test_mail_storage_deinit(&fx.ctx);
 	(void)pg_admin("DROP DATABASE IF EXISTS " DBNAME " WITH (FORCE)");
+	master_service_deinit(&master_service);
 	return tap_done();
 }

@@ -11,6 +11,7 @@ message, error in the log naming user, mailbox and UID, session goes on),
 and password mode refusing delivery with 4xx for an account without a key.
 """
 import os
+import poplib
 import random
 import re
 import shutil
@@ -301,6 +302,23 @@ tap.ok(line and "alice" in line[-1] and "INBOX" in line[-1] and ("UID=%d" % vuid
        "the log names account, mailbox and UID of the corrupted message", "\n".join(line[-3:]))
 tap.ok("Panic" not in log and "Fatal" not in log, "no panic or fatal error in the Dovecot log",
        "\n".join(ln for ln in log.splitlines() if "Panic" in ln or "Fatal" in ln))
+
+# ---------------------------------------------------------------- doveadm save, POP3
+saved = message("doveadm saved %s" % marker, b"saved by doveadm\r\n")
+r = dc.doveadm("save", "-u", "bob@example.test", input=saved.decode())
+tap.eq(r.returncode, 0, "doveadm save works with the plugin loaded")
+bob_files = maildir_files(dc.home("bob"))
+ok = len(bob_files) == 1
+for p in bob_files:
+    with open(p, "rb") as f:
+        ok = ok and f.read(8) == MAGIC
+tap.ok(ok, "doveadm save stores ciphertext (and made bob's key)")
+pop = poplib.POP3("127.0.0.1", dc.pop3_port, timeout=30)
+pop.user("bob@example.test")
+pop.pass_("pw-bob")
+resp, lines, octets = pop.retr(1)
+pop.quit()
+tap.eq(b"\r\n".join(lines) + b"\r\n", saved, "POP3 RETR returns the plaintext")
 
 # ---------------------------------------------------------------- password mode, no key: 4xx
 site.set("crypt", "mode", "password")

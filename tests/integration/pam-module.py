@@ -224,6 +224,17 @@ attempt("a recovery code typed without dashes", "imap", "alice",
 r = site.ctl("totp", "status", "alice")
 tap.ok(re.search(r"recovery codes:\s+8 unused", r.stdout), "status counts 8 unused", r.stdout)
 
+r = site.ctl("totp", "reset", "bob")
+tap.ok(r.returncode == 0 and "removed" in r.stdout, "totp reset", r.stdout + r.stderr)
+attempt("after totp reset the old code no longer works", "imap", "bob",
+        [PASSWORDS["bob"] + totp_code(secret_b)], False, [("auth", "fail", "not_enrolled")])
+r = site.ctl("totp", "status", "bob")
+tap.ok(re.search(r"state:\s+none", r.stdout), "status after reset: none", r.stdout)
+r = site.ctl("apppass", "list", "nobody")
+tap.ok(r.returncode == 1 and "no account 'nobody'" in r.stderr, "unknown user named", r.stderr)
+r = site.ctl("totp", "bogus", "bob")
+tap.eq(r.returncode, 2, "unknown totp command is a usage error")
+
 # ------------------------------------------------------------ not enrolled
 calls = pam.calls()
 attempt("not enrolled, policy require: refused", "imap", "dave", [PASSWORDS["dave"]], False,

@@ -12,7 +12,8 @@
  * migration is an error, nothing is applied), then runs each pending file
  * in name order in its own transaction and records it in
  * mailfort.schema_migrations with its SHA-256.  A failing file is rolled
- * back and reported with its name, the server's message and the line.
+ * back and reported with its name, the line of the failing statement (the
+ * server's position, or the statement's first line) and the server's message.
  *
  * Exit status: 0 success, 1 failure (one line on stderr), 2 usage.
  */
@@ -167,6 +168,97 @@ static int line_of(const char *text, size_t len, const char *pos_str)
 	return line;
 }
 
+static bool ident_char(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	       c == '_' || (unsigned char)c >= 0x80;
+}
+
+/* Line where statement number n (0-based, empty statements not counted)
+   of a SQL text starts, or 0.  It knows comments, quoted strings and
+   identifiers, E'' escapes and dollar quoting; it is used only to point at
+   the statement a server error without a position came from, so a construct
+   it does not know can only give a wrong line number, never change what is
+   executed. */
+static int statement_line(const char *s, size_t len, unsigned n)
+{
+	unsigned stmt = 0;
+	bool content = false;
+	int line = 1, depth;
+	size_t i = 0, j, tag;
+
+	while (i < len) {
+		char c = s[i];
+
+		if (c == '\n') {
+			line++;
+			i++;
+			continue;
+		}
+		if (c == ' ' || c == '\t' || c == '\r' || c == '\f') {
+			i++;
+			continue;
+		}
+		if (c == '-' && i + 1 < len && s[i + 1] == '-') {
+			while (i < len && s[i] != '\n')
+				i++;
+			continue;
+		}
+		if (c == '/' && i + 1 < len && s[i + 1] == '*') {
+			for (depth = 1, i += 2; i < len && depth > 0; i++) {
+				if (s[i] == '\n')
+					line++;
+				else if (s[i] == '/' && i + 1 < len && s[i + 1] == '*')
+					depth++, i++;
+				else if (s[i] == '*' && i + 1 < len && s[i + 1] == '/')
+					depth--, i++;
+			}
+			continue;
+		}
+		if (c == ';') {
+			if (content)
+				stmt++;
+			content = false;
+			i++;
+			continue;
+		}
+		if (!content) {
+			content = true;
+			if (stmt == n)
+				return line;
+		}
+		if (c == '\'' || c == '"') {
+			bool esc = c == '\'' && i > 0 && (s[i - 1] == 'E' || s[i - 1] == 'e') &&
+			           (i < 2 || !ident_char(s[i - 2]));
+
+			for (i++; i < len && s[i] != c; i++) {
+				if (s[i] == '\n')
+					line++;
+				else if (esc && s[i] == '\\' && i + 1 < len && s[i + 1] != '\n')
+					i++;
+			}
+			i++; /* closing quote; a doubled quote just reopens */
+			continue;
+		}
+		if (c == '$' && (i == 0 || !ident_char(s[i - 1]))) {
+			for (j = i + 1; j < len && ident_char(s[j]) &&
+			                !(s[j] >= '0' && s[j] <= '9' && j == i + 1);
+			     j++)
+				;
+			if (j < len && s[j] == '$') {
+				tag = j - i + 1; /* "$tag$" */
+				for (j++; j + tag <= len && memcmp(s + j, s + i, tag) != 0; j++)
+					if (s[j] == '\n')
+						line++;
+				i = j + tag;
+				continue;
+			}
+		}
+		i++;
+	}
+	return 0;
+}
+
 static void quiet_notices(void *arg, const char *message)
 {
 	(void)arg;
@@ -179,8 +271,9 @@ static int apply_one(struct mf_db *db, const struct ctl_migration *m, const char
 	const char *params[2] = {m->name, sum};
 	struct mf_error err;
 	PGconn *conn;
-	PGresult *res;
+	PGresult *res, *failed = NULL;
 	ExecStatusType st;
+	unsigned done = 0;
 	int line;
 
 	if (mf_db_begin(db, &err) < 0)
@@ -191,27 +284,41 @@ static int apply_one(struct mf_db *db, const struct ctl_migration *m, const char
 		return ctl_fail("migration %s: database connection lost", m->name);
 	}
 	/* A migration file is trusted, static SQL made of several statements:
-	   it is sent with the simple query protocol and has no parameters. */
-	res = PQexec(conn, m->sql);
-	st = res != NULL ? PQresultStatus(res) : PGRES_FATAL_ERROR;
-	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-		const char *msg =
-		    res != NULL ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+	   it is sent with the simple query protocol and has no parameters.  The
+	   server answers each statement in turn and stops at the first error. */
+	if (!PQsendQuery(conn, m->sql)) {
+		ctl_fail("migration %s: %s", m->name, PQerrorMessage(conn));
+		mf_db_rollback(db);
+		return 1;
+	}
+	while ((res = PQgetResult(conn)) != NULL) {
+		st = PQresultStatus(res);
+		if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+			done++;
+			PQclear(res);
+		} else if (failed == NULL) {
+			failed = res;
+		} else {
+			PQclear(res);
+		}
+	}
+	if (failed != NULL) {
+		const char *msg = PQresultErrorField(failed, PG_DIAG_MESSAGE_PRIMARY);
 
-		line = res != NULL ? line_of(m->sql, m->len,
-		                             PQresultErrorField(res, PG_DIAG_STATEMENT_POSITION))
-		                   : 0;
+		line =
+		    line_of(m->sql, m->len, PQresultErrorField(failed, PG_DIAG_STATEMENT_POSITION));
+		if (line == 0)
+			line = statement_line(m->sql, m->len, done);
 		if (msg == NULL)
 			msg = PQerrorMessage(conn);
 		if (line > 0)
 			ctl_fail("migration %s failed at line %d: %s", m->name, line, msg);
 		else
 			ctl_fail("migration %s failed: %s", m->name, msg);
-		PQclear(res);
+		PQclear(failed);
 		mf_db_rollback(db);
 		return 1;
 	}
-	PQclear(res);
 	if (PQtransactionStatus(conn) != PQTRANS_INTRANS) {
 		mf_db_rollback(db);
 		return ctl_fail("migration %s ends the transaction itself (no BEGIN/COMMIT in "

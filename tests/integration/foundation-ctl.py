@@ -2,7 +2,7 @@
 """foundation-ctl: mailfortctl's db and keys commands, and its error handling.
 
 db migrate/status on a fresh database, concurrent migrates, an edited
-migration, a failing migration (rolled back, reported with its file),
+migration, a failing migration (rolled back, reported with its file and line),
 keys init/status (modes, sizes, refusal without --force, unsafe modes),
 --help everywhere, one-line errors with exit 1, usage errors with exit 2.
 """
@@ -118,8 +118,12 @@ tap.ok(r.returncode == 0 and "WARNING" in r.stdout and "next month" in r.stdout,
 site3 = Site("fctl-fail", migrate=False, keys=False)
 site3.sql("CREATE SCHEMA audit")
 r = site3.ctl("db", "migrate")
+want_line = [n for n, text in enumerate(open(src_path("sql", "migrations", files[0])), 1)
+             if text.startswith("CREATE SCHEMA audit")][0]
 tap.ok(one_line_error(r) and files[0] in r.stderr and 'schema "audit" already exists' in r.stderr,
        "a failing migration is reported with its file and the server's reason", r.stderr)
+tap.ok("at line %d:" % want_line in r.stderr, "... and the line of the failing statement (%d)" % want_line,
+       r.stderr)
 tap.eq(site3.scalar("SELECT to_regnamespace('mailfort') IS NULL"), "t",
        "the failed migration was rolled back")
 

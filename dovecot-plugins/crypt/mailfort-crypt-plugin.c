@@ -275,6 +275,16 @@ static int mailfort_crypt_save_begin(struct mail_save_context *ctx, struct istre
 	if (mbox->super.save_begin(ctx, input) < 0)
 		return -1;
 
+	if ((box->storage->class_flags & MAIL_STORAGE_CLASS_FLAG_BINARY_DATA) == 0) {
+		/* e.g. mbox cannot hold binary data: refuse rather than
+		   store plaintext */
+		e_error(box->event,
+		        "mailfort_crypt: storage %s cannot hold encrypted mail "
+		        "(use maildir, sdbox or mdbox)",
+		        box->storage->name);
+		mail_storage_set_error(box->storage, MAIL_ERROR_TEMP, MAIL_ERRSTR_CRITICAL_MSG);
+		return -1;
+	}
 	ret = mf_crypt_keys_get_public(muser->keys, pk, &error);
 	if (ret <= 0) {
 		/* no plaintext is ever stored: the save fails, temporarily */
@@ -338,12 +348,6 @@ static void mailfort_crypt_mailbox_allocated(struct mailbox *box)
 	   clear (same as mail_never_cache_fields = *). */
 	box->mail_cache_disabled = TRUE;
 
-	if ((box->storage->class_flags & MAIL_STORAGE_CLASS_FLAG_BINARY_DATA) == 0) {
-		/* e.g. mbox: cannot hold binary data, so nothing is saved
-		   there encrypted; refuse saving rather than store plaintext */
-		e_debug(box->event, "mailfort_crypt: storage %s cannot hold encrypted mail",
-		        box->storage->name);
-	}
 	v->save_begin = mailfort_crypt_save_begin;
 	v->save_finish = mailfort_crypt_save_finish;
 	v->copy = mailfort_crypt_copy;
@@ -406,6 +410,11 @@ static void mailfort_crypt_user_created(struct mail_user *user)
 	const char *path, *password, *error;
 	struct mf_error err;
 
+	if (user->autocreated && strcmp(user->username, "raw mail user") == 0) {
+		/* lmtp's and doveadm's holder of the incoming message: not
+		   an account, never stored, nothing to encrypt */
+		return;
+	}
 	muser = p_new(user->pool, struct mailfort_crypt_user, 1);
 	muser->module_ctx.super = *v;
 	user->vlast = &muser->module_ctx.super;

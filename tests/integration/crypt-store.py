@@ -119,6 +119,12 @@ def walk(d):
 
 
 site = Site("crypt_store")
+# an offline recovery key: every new private key is also sealed to it
+escrow = os.path.join(site.dir, "escrow.pub")
+with open(escrow, "wb") as f:
+    f.write(os.urandom(32))
+os.chmod(escrow, 0o644)
+site.set("crypt", "escrow_public_key", escrow)
 dc = Dovecot("crypt-store", site=site, plugins=["mailfort_crypt"],
              users={"alice@example.test": "pw-alice", "bob@example.test": "pw-bob",
                     "carol@example.test": "pw-carol"},
@@ -143,6 +149,10 @@ tap.eq(refused, {}, "LMTP delivery to an account without a key is accepted (serv
 tap.eq(site.scalar("SELECT count(*) FROM mailfort.mail_keys k JOIN mailfort.accounts a "
                    "ON a.id = k.account_id WHERE a.username = 'alice@example.test' AND k.mode = 'server'"),
        "1", "server mode created alice's key pair on first delivery")
+tap.eq(site.scalar("SELECT octet_length(k.escrow_wrap) FROM mailfort.mail_keys k JOIN "
+                   "mailfort.accounts a ON a.id = k.account_id "
+                   "WHERE a.username = 'alice@example.test'"),
+       "80", "with an escrow copy sealed to the recovery key")
 files = maildir_files(dc.home("alice"))
 tap.eq(len(files), 1, "one message file after delivery")
 with open(files[0], "rb") as f:

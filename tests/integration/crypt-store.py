@@ -347,5 +347,22 @@ tap.eq(site.scalar("SELECT count(*) FROM mailfort.mail_keys k JOIN mailfort.acco
        "and no key is created in password mode")
 site.set("crypt", "mode", "server")
 
+# ---------------------------------------------------------------- database unreachable: 4xx
+good_conninfo = site.sections["database"]["conninfo"]
+site.set("database", "conninfo", "host=127.0.0.1 port=1 dbname=nowhere")
+code = None
+try:
+    dc.lmtp_deliver("sender@example.test", ["dora@example.test"], message("db down", b"x\r\n"))
+except smtplib.SMTPDataError as e:
+    code = e.smtp_code
+except smtplib.SMTPRecipientsRefused as e:
+    code = list(e.recipients.values())[0][0]
+tap.ok(code is not None and 400 <= code < 500,
+       "database unreachable: delivery gets a 4xx (fail closed, sender retries)", code)
+tap.eq(maildir_files(dc.home("dora")), [], "and nothing is stored in the clear")
+site.set("database", "conninfo", good_conninfo)
+tap.eq(dc.lmtp_deliver("sender@example.test", ["dora@example.test"], message("db back", b"y\r\n")),
+       {}, "once the database is back, delivery works again")
+
 dc.stop()
 tap.done()

@@ -429,7 +429,7 @@ static void *kill_in_commit(void *arg)
 	const char *params[1] = {pidtext};
 
 	snprintf(pidtext, sizeof(pidtext), "%d", k->pid);
-	for (int i = 0; i < 250 && !k->done; i++) {
+	for (int i = 0; i < 500 && !k->done; i++) {
 		if (strcmp(scalar(k->other,
 		                  "SELECT count(*) FROM pg_stat_activity WHERE pid = $1::int "
 		                  "AND state = 'active' AND query = 'COMMIT'",
@@ -455,7 +455,7 @@ static void test_lost_commit(struct mf_db *db, struct mf_db *other)
 
 	rc = mf_db_command(db,
 	                   "CREATE OR REPLACE FUNCTION mf_test_db_slow() RETURNS trigger "
-	                   "LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(1); RETURN NULL; END $$",
+	                   "LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(3); RETURN NULL; END $$",
 	                   0, NULL, &err);
 	rc |= mf_db_command(db,
 	                    "CREATE CONSTRAINT TRIGGER mf_test_db_slow AFTER INSERT ON mf_test_db "
@@ -464,7 +464,11 @@ static void test_lost_commit(struct mf_db *db, struct mf_db *other)
 	                    0, NULL, &err);
 	if (!ok(rc == 0, "lost commit: slow deferred trigger (%s)", err.msg))
 		return;
+	/* a slow COMMIT leaves the other thread time to find it even on a
+	   loaded machine; the session's 1.5s statement_timeout is lifted for it */
 	ok(mf_db_begin(db, &err) == 0 &&
+	       mf_db_command(db, "SELECT set_config('statement_timeout', '0', true)", 0, NULL,
+	                     &err) == 0 &&
 	       mf_db_command(db, "INSERT INTO mf_test_db (id) VALUES ($1)", 1, params, &err) == 0,
 	   "lost commit: begin, insert");
 	k.pid = backend_pid(db);

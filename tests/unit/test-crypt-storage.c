@@ -19,6 +19,7 @@
 #include "istream.h"
 #include "ostream.h"
 #include "str.h"
+#include "buffer.h"
 #include "unlink-directory.h"
 #include "mkdir-parents.h"
 #include "master-service.h"
@@ -356,6 +357,69 @@ static size_t count_lf(const string_t *str)
 	return n;
 }
 
+/* The streams alone: a 10-chunk message with chunk 5 damaged reads fine
+   everywhere else (so a read opens only the chunks it needs), and reading
+   into chunk 5 fails without returning a byte of it. */
+static void test_streams(void)
+{
+	unsigned char pk[crypto_box_PUBLICKEYBYTES], sk[crypto_box_SECRETKEYBYTES];
+	const size_t len = 10 * MF_MAILCRYPT_CHUNK_SIZE - 77;
+	buffer_t *ct = buffer_create_dynamic(default_pool, len + 1024);
+	unsigned char *plain = i_malloc(len), *p;
+	struct mf_mailcrypt_reader reader;
+	struct ostream *raw, *enc;
+	struct istream *ct_in, *in;
+	const unsigned char *data;
+	struct mf_error err;
+	struct mf_mailcrypt_chunk chunk;
+	size_t size;
+	bool all = TRUE;
+
+	crypto_box_keypair(pk, sk);
+	for (size_t i = 0; i < len; i++)
+		plain[i] = (unsigned char)('a' + (i * 7) % 26);
+	raw = o_stream_create_buffer(ct);
+	enc = o_stream_create_mf_encrypt(raw, pk);
+	ok(o_stream_send(enc, plain, len) == (ssize_t)len && o_stream_finish(enc) > 0,
+	   "streams: encrypt a 10-chunk message");
+	o_stream_unref(&enc);
+	o_stream_unref(&raw);
+	ok(ct->used == mf_mailcrypt_ciphertext_size(len),
+	   "streams: ciphertext has the format's size");
+
+	ok(mf_mailcrypt_reader_init(&reader, ct->data, ct->used, ct->used, pk, sk, &err) == 0 &&
+	       mf_mailcrypt_chunk_at(&reader, 5, &chunk, &err) == 0,
+	   "streams: header opens");
+	p = buffer_get_modifiable_data(ct, NULL);
+	p[chunk.ct_offset + 100] ^= 0x01;
+
+	ct_in = i_stream_create_from_data(ct->data, ct->used);
+	in = i_stream_create_mf_decrypt(ct_in, &reader);
+	mf_mailcrypt_reader_clear(&reader);
+	for (unsigned int c = 0; c < 10; c++) {
+		uoff_t off = (uoff_t)c * MF_MAILCRYPT_CHUNK_SIZE + 3;
+
+		if (c == 5)
+			continue;
+		i_stream_seek(in, off);
+		all = all && i_stream_read_bytes(in, &data, &size, 50) > 0 && size >= 50 &&
+		      memcmp(data, plain + off, 50) == 0;
+	}
+	ok(all, "streams: every undamaged chunk reads correctly after a seek");
+	i_stream_seek(in, 5 * MF_MAILCRYPT_CHUNK_SIZE + 10);
+	{
+		int r = i_stream_read_bytes(in, &data, &size, 1);
+
+		ok(r < 0 && in->stream_errno == EINVAL && i_stream_get_data_size(in) == 0,
+		   "streams: reading the damaged chunk fails, no byte of it returned (%s)",
+		   i_stream_get_error(in));
+	}
+	i_stream_unref(&in);
+	i_stream_unref(&ct_in);
+	buffer_free(&ct);
+	i_free(plain);
+}
+
 static void run_tests(struct fixture *fx)
 {
 	struct mail_storage_service_user *asvc, *bsvc, *csvc;
@@ -512,6 +576,7 @@ int main(int argc, char **argv)
 	fx.ctx = test_mail_storage_init();
 	T_BEGIN
 	{
+		test_streams();
 		run_tests(&fx);
 	}
 	T_END;

@@ -36,8 +36,13 @@
  * there.  A writer reads "current" only when it opens the spool or finds its
  * segment sealed, never per record.  A write that fails part-way (disk full)
  * is cut off again with ftruncate under the same lock, so a failed append
- * leaves no fragment behind.  Only an empty spool's first segment is created
- * by a writer (and the marker with it, unless another process was quicker).
+ * leaves no fragment behind.  Writers create a segment only in a new spool:
+ * the one process whose link(2) of the first marker succeeds creates
+ * events.0000000001, the others wait for it.  (A writer that merely saw an
+ * empty directory must not create segment 1: by the time it does, segment 1
+ * may have been filled, read and removed, and its records would be written
+ * behind the reader.  The same holds for any segment number, which is why
+ * numbers come from the marker, which only moves forward.)
  *
  * ROTATION AND WHY NO RECORD IS EVER LOST
  *

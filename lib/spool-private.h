@@ -49,15 +49,18 @@ int spool_seg_list(int dirfd, const char *dir, struct spool_seg_list *list_r, st
 void spool_seg_list_free(struct spool_seg_list *list);
 
 /* Create segment seg atomically (with its header) unless it exists already.
-   0 when the segment exists afterwards, -1 with err. */
+   0 when the segment exists afterwards, -1 with err.  Callers make sure
+   that seg cannot be a number that was already used, read and removed
+   (see spool-writer.c and spool-rotate.c). */
 int spool_seg_create(int dirfd, const char *dir, uint64_t seg, struct mf_error *err);
 
 /* Read the "current" marker: 0 and *seg_r, 1 if there is none, 2 with err
    if it holds no valid segment number, -1 with err if it cannot be read. */
 int spool_current_read(int dirfd, const char *dir, uint64_t *seg_r, struct mf_error *err);
 /* Write the marker atomically: replace it (rotation), or only create it if
-   there is none (a writer starting an empty spool).  0 / -1 with err. */
-int spool_current_write(int dirfd, const char *dir, uint64_t seg, bool replace,
+   there is none (a writer starting an empty spool; *created_r says whether
+   this call created it).  0 / -1 with err. */
+int spool_current_write(int dirfd, const char *dir, uint64_t seg, bool replace, bool *created_r,
                         struct mf_error *err);
 
 /* Read the segment header through fd: 0 and *flags_r, or -1 with err when the

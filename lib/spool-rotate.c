@@ -100,20 +100,30 @@ int mf_spool_rotate(const char *dir, uint64_t max_bytes, const struct mf_spool_p
 		goto out;
 	}
 	newest = list.segs[list.count - 1];
-	/* The marker must name the newest segment (repairs a marker that is
-	   missing, damaged, or behind after an interrupted rotation). */
+	/* The marker must name the newest segment.  It only ever moves
+	   forward: if it names a segment beyond the newest one there is
+	   (removed by hand), that segment is created again (it was never
+	   sealed, so never read to its end and removed by us); if it is
+	   behind (an interrupted rotation), missing or damaged, it is set to
+	   the newest segment. */
 	rc = spool_current_read(dirfd, dir, &cur, err);
 	if (rc < 0)
 		goto out;
-	if ((rc > 0 || cur != newest) && spool_current_write(dirfd, dir, newest, true, err) < 0)
+	if (rc == 0 && cur > newest) {
+		if (spool_seg_create(dirfd, dir, cur, err) < 0)
+			goto out;
+		newest = cur;
+	} else if ((rc > 0 || cur < newest) &&
+	           spool_current_write(dirfd, dir, newest, true, NULL, err) < 0) {
 		goto out;
+	}
 	if (rotate_seg_state(dirfd, dir, newest, &exists, &sealed, &size, err) < 0)
 		goto out;
 	if (exists && (sealed || size > MF_SPOOL_FIRST_OFFSET + max_bytes)) {
 		/* Next segment, then the marker, then the seal: a writer that
 		   finds the seal always finds the marker past its segment. */
 		if (spool_seg_create(dirfd, dir, newest + 1, err) < 0 ||
-		    spool_current_write(dirfd, dir, newest + 1, true, err) < 0 ||
+		    spool_current_write(dirfd, dir, newest + 1, true, NULL, err) < 0 ||
 		    spool_seg_seal(dirfd, dir, newest, err) < 0)
 			goto out;
 		newest++;

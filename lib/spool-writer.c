@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <sodium.h>
+#include "mf-log.h"
 #include "spool-private.h"
 
 /* How many segments one append may step over before giving up (only a
@@ -86,60 +87,111 @@ static int writer_open_seg(struct mf_spool_writer *w, uint64_t seg, struct mf_er
 	return 0;
 }
 
-/* The newest segment when the "current" marker is missing or damaged: the
-   highest one listed; an empty spool gets its first segment.  *seg_r. */
-static int writer_find_newest_listed(struct mf_spool_writer *w, bool marker_missing,
-                                     uint64_t *seg_r, struct mf_error *err)
+static void writer_pause(void)
+{
+	struct timespec ts = {0, 1000 * 1000};
+
+	nanosleep(&ts, NULL);
+}
+
+static int64_t writer_ms_since(const struct timespec *start)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (int64_t)(now.tv_sec - start->tv_sec) * 1000 +
+	       (now.tv_nsec - start->tv_nsec) / 1000000;
+}
+
+/* No marker: a new spool, or the marker was removed by hand.  Publish one;
+   in a new spool only the process whose marker won creates segment 1 (a
+   process that found the directory empty a while ago must not create it:
+   by now segment 1 may have been filled, read and removed). */
+static int writer_publish_marker(struct mf_spool_writer *w, struct mf_error *err)
 {
 	struct spool_seg_list list;
 	uint64_t seg;
+	bool created;
 
 	if (spool_seg_list(w->dirfd, w->dir, &list, err) < 0)
 		return -1;
-	seg = list.count > 0 ? list.segs[list.count - 1] : 0;
+	seg = list.count > 0 ? list.segs[list.count - 1] : 1;
 	spool_seg_list_free(&list);
-	if (seg == 0) {
-		seg = 1;
-		if (spool_seg_create(w->dirfd, w->dir, seg, err) < 0)
-			return -1;
-	}
-	/* A new spool: publish the marker, unless another process was
-	   quicker (then the next look at it finds that one). */
-	if (marker_missing && spool_current_write(w->dirfd, w->dir, seg, false, err) < 0)
+	if (spool_current_write(w->dirfd, w->dir, seg, false, &created, err) < 0)
 		return -1;
-	*seg_r = seg;
+	if (created && seg == 1 && spool_seg_create(w->dirfd, w->dir, 1, err) < 0)
+		return -1;
 	return 0;
 }
 
-/* Open the newest segment, as named by the "current" marker (rotation
-   updates it before sealing the previous segment). */
+/* A damaged marker: the highest segment there is (rotation repairs the
+   marker).  Nothing is created. */
+static int writer_find_newest_listed(struct mf_spool_writer *w, uint64_t *seg_r,
+                                     struct mf_error *err)
+{
+	struct spool_seg_list list;
+
+	if (spool_seg_list(w->dirfd, w->dir, &list, err) < 0)
+		return -1;
+	*seg_r = list.count > 0 ? list.segs[list.count - 1] : 0;
+	spool_seg_list_free(&list);
+	if (*seg_r == 0)
+		return mf_error_set(err, "spool %s: %s is damaged and there is no segment", w->dir,
+		                    SPOOL_CURRENT_NAME);
+	return 0;
+}
+
+/*
+ * Open the segment the "current" marker names.  Rotation creates a segment
+ * before making it current, and makes a newer one current before sealing
+ * (and much later removing) the old one, so the marker names an existing
+ * segment except for a moment in a new spool, or when files were removed
+ * by hand.  A missing segment is therefore waited for (up to a second,
+ * reading the marker again each time), and only created when the marker
+ * still names it after that: the marker never moves back, so a segment it
+ * still names was never sealed, hence never read to its end and removed,
+ * and creating it cannot put a record behind the reader.
+ */
 static int writer_open_newest(struct mf_spool_writer *w, struct mf_error *err)
 {
+	struct timespec begin, start;
 	struct mf_error merr;
 	uint64_t seg, missing = 0;
-	int tries, rc;
+	int rc;
 
-	for (tries = 0; tries < WRITER_MAX_HOPS; tries++) {
+	clock_gettime(CLOCK_MONOTONIC, &begin);
+	start = begin;
+	for (;;) {
+		if (writer_ms_since(&begin) > SPOOL_WRITER_LOCK_TIMEOUT_MS)
+			return mf_error_set(err, "spool %s: cannot find the current segment",
+			                    w->dir);
 		rc = spool_current_read(w->dirfd, w->dir, &seg, &merr);
 		if (rc < 0) {
 			*err = merr;
 			return -1;
 		}
-		if (rc > 0 && writer_find_newest_listed(w, rc == 1, &seg, err) < 0)
+		if (rc == 1) {
+			if (writer_publish_marker(w, err) < 0)
+				return -1;
+			continue;
+		}
+		if (rc == 2 && writer_find_newest_listed(w, &seg, err) < 0)
 			return -1;
 		rc = writer_open_seg(w, seg, err);
 		if (rc <= 0)
 			return rc;
-		/* Missing.  If rotation removed it, it had made a newer segment
-		   current first, and reading the marker again shows that.  If
-		   the marker still names it, it was removed by hand (rotation
-		   never removes the current segment): creating it again
-		   cannot put a record behind the reader. */
-		if (seg == missing && spool_seg_create(w->dirfd, w->dir, seg, err) < 0)
-			return -1;
-		missing = seg;
+		if (seg != missing) {
+			missing = seg;
+			clock_gettime(CLOCK_MONOTONIC, &start);
+		} else if (writer_ms_since(&start) >= 1000) {
+			mf_log_warn("spool %s: segment %llu is missing; creating it again", w->dir,
+			            (unsigned long long)seg);
+			if (spool_seg_create(w->dirfd, w->dir, seg, err) < 0)
+				return -1;
+			continue;
+		}
+		writer_pause();
 	}
-	return mf_error_set(err, "spool %s: segments keep disappearing", w->dir);
 }
 
 /* The current segment may not be appended to (sealed, removed, damaged):
@@ -153,18 +205,17 @@ static int writer_next_segment(struct mf_spool_writer *w, struct mf_error *err)
 	close(w->fd);
 	w->fd = -1;
 	rc = spool_current_read(w->dirfd, w->dir, &cur, &merr);
-	if (rc == 0 && cur > old) {
+	if (rc != 0 || cur > old) {
 		/* The normal case: the reader sealed our segment after
 		   making a newer one current. */
-		rc = writer_open_seg(w, cur, err);
-		if (rc <= 0)
-			return rc;
 		return writer_open_newest(w, err);
 	}
-	/* Our segment is unusable but nothing newer is current (damaged
-	   header, removed by hand): start the next one ourselves.  Never a
-	   number that may already have been read and removed: rotation would
-	   have made it current first. */
+	/* Our segment is unusable, yet current: its header was damaged or it
+	   was removed by hand.  Start the next one; rotation makes it current.
+	   The number cannot have been used already: rotation would have made
+	   it current first, and the marker never moves back. */
+	mf_log_warn("spool %s: segment %llu is damaged or was removed; starting the next one",
+	            w->dir, (unsigned long long)old);
 	if (spool_seg_create(w->dirfd, w->dir, old + 1, err) < 0)
 		return -1;
 	rc = writer_open_seg(w, old + 1, err);

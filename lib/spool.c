@@ -140,13 +140,16 @@ static int write_all(int fd, const void *buf, size_t len)
 
 /* Write data into a new temporary file (mode 0660) and give it the name
    final: with link(2) (fails if final exists; that counts as success) or,
-   if replace, with rename(2).  The temporary file is always removed. */
+   if replace, with rename(2).  The temporary file is always removed.
+   *created_r (if not NULL): whether this call gave final its content. */
 static int spool_install_file(int dirfd, const char *dir, const char *final, const void *data,
-                              size_t len, bool replace, struct mf_error *err)
+                              size_t len, bool replace, bool *created_r, struct mf_error *err)
 {
 	char tmp[64];
 	int fd, ret = 0;
 
+	if (created_r != NULL)
+		*created_r = false;
 	snprintf(tmp, sizeof(tmp), SPOOL_TMP_PREFIX "%ld.%08" PRIx32, (long)getpid(),
 	         randombytes_random());
 	fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0660);
@@ -162,9 +165,12 @@ static int spool_install_file(int dirfd, const char *dir, const char *final, con
 		if (renameat(dirfd, tmp, dirfd, final) < 0)
 			ret = mf_error_set(err, "spool %s: cannot replace %s: %s", dir, final,
 			                   strerror(errno));
-	} else if (linkat(dirfd, tmp, dirfd, final, 0) < 0 && errno != EEXIST) {
-		ret = mf_error_set(err, "spool %s: cannot create %s: %s", dir, final,
-		                   strerror(errno));
+	} else if (linkat(dirfd, tmp, dirfd, final, 0) < 0) {
+		if (errno != EEXIST)
+			ret = mf_error_set(err, "spool %s: cannot create %s: %s", dir, final,
+			                   strerror(errno));
+	} else if (created_r != NULL) {
+		*created_r = true;
 	}
 	close(fd);
 	if (ret < 0 || !replace)
@@ -204,14 +210,15 @@ int spool_current_read(int dirfd, const char *dir, uint64_t *seg_r, struct mf_er
 	return 0;
 }
 
-int spool_current_write(int dirfd, const char *dir, uint64_t seg, bool replace,
+int spool_current_write(int dirfd, const char *dir, uint64_t seg, bool replace, bool *created_r,
                         struct mf_error *err)
 {
 	char buf[32];
 	int len;
 
 	len = snprintf(buf, sizeof(buf), "%010" PRIu64 "\n", seg);
-	return spool_install_file(dirfd, dir, SPOOL_CURRENT_NAME, buf, (size_t)len, replace, err);
+	return spool_install_file(dirfd, dir, SPOOL_CURRENT_NAME, buf, (size_t)len, replace,
+	                          created_r, err);
 }
 
 int spool_seg_create(int dirfd, const char *dir, uint64_t seg, struct mf_error *err)
@@ -225,7 +232,7 @@ int spool_seg_create(int dirfd, const char *dir, uint64_t seg, struct mf_error *
 	spool_seg_name(name, seg);
 	memcpy(hdr, SPOOL_SEG_MAGIC, 4);
 	spool_put_u32(hdr + 4, SPOOL_SEG_VERSION);
-	return spool_install_file(dirfd, dir, name, hdr, sizeof(hdr), false, err);
+	return spool_install_file(dirfd, dir, name, hdr, sizeof(hdr), false, NULL, err);
 }
 
 int spool_seg_read_flags(int fd, uint32_t *flags_r, struct mf_error *err)

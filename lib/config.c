@@ -613,7 +613,12 @@ static int config_handler(void *user, const char *section, const char *name, con
 	if (value == NULL)
 		value = "";
 	if (parse_value(&sec->keys[k], value, slot, why, sizeof(why)) < 0) {
-		parse_error(ctx, ctx->lineno, "[%s] %s: %s", sec->name, q, why);
+		/* "sync = yes  # comment": only ';' starts a comment after a value */
+		bool hash_comment = strstr(value, " #") != NULL || strstr(value, "\t#") != NULL;
+
+		parse_error(ctx, ctx->lineno, "[%s] %s: %s%s", sec->name, q, why,
+		            hash_comment ? " (a comment after a value starts with ';', not '#')"
+		                         : "");
 		return 1;
 	}
 	slot->set = true;

@@ -351,6 +351,9 @@ static void test_errors(void)
 	             "empty value (expected yes or no)");
 	expect_error("bad boolean", "[spool]\nsync = maybe\n", 2,
 	             "[spool] sync: 'maybe' is not a boolean");
+	expect_error("'#' comment after a value", "[spool]\nsync = yes  # fsync\n", 2,
+	             "'yes  # fsync' is not a boolean (use yes or no) (a comment after a value "
+	             "starts with ';', not '#')");
 	expect_error("relative path", "[keys]\ndir = etc/keys\n", 2,
 	             "[keys] dir: 'etc/keys' is not an absolute path");
 	expect_error("first error wins", "[database]\nconnect_timeout = x\n[bogus]\n", 2,

@@ -38,7 +38,9 @@
 
 #define FAILED_PRED "type IN ('auth', 'login') AND coalesce(payload::jsonb->>'result', '') = 'fail'"
 
-/* A threshold rule: count events matching pred per key within a window. */
+/* A threshold rule: count events matching pred per key within a window
+   (counting stops at the threshold, so a busy account costs no more than
+   the threshold's worth of index entries per batch). */
 struct count_rule {
 	const char *rule;
 	const char *key; /* username or ip */
@@ -110,9 +112,10 @@ static int count_rule_eval(struct auditd *d, const struct count_rule *r, const c
 	    "  format('%%s %6$s by %%s within %%s seconds', c.n, %7$s, $5::bigint), "
 	    "  jsonb_build_object('count', c.n, 'threshold', $4::bigint, 'window_seconds', "
 	    "  $5::bigint), $1, b.seq "
-	    "FROM b CROSS JOIN LATERAL (SELECT count(*) AS n FROM mailfort.audit_events e "
+	    "FROM b CROSS JOIN LATERAL (SELECT count(*) AS n FROM (SELECT 1 "
+	    "  FROM mailfort.audit_events e "
 	    "  WHERE e.%1$s = b.k AND e.event_time > b.t - make_interval(secs => $5::bigint) "
-	    "  AND e.event_time <= b.t AND %2$s) c "
+	    "  AND e.event_time <= b.t AND %2$s LIMIT $4::bigint) w) c "
 	    "WHERE c.n >= $4::bigint AND NOT EXISTS (SELECT 1 FROM mailfort.alerts a "
 	    "  WHERE a.rule = '%3$s' AND a.%1$s = b.k "
 	    "  AND a.created_at > now() - make_interval(secs => $5::bigint)) "

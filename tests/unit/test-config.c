@@ -479,6 +479,24 @@ static void test_files(const char *dir)
 	unlink(path);
 }
 
+/* The shipped example must load: it is installed as the first config. */
+static void test_example(void)
+{
+	const char *src = getenv("MF_SRC");
+	struct mf_error err = {{0}};
+	struct mf_config *cfg;
+	char path[1024];
+
+	if (src == NULL) {
+		ok(1, "# SKIP MF_SRC not set: examples/mailfort.conf not checked");
+		return;
+	}
+	snprintf(path, sizeof(path), "%s/examples/mailfort.conf", src);
+	cfg = mf_config_load(path, &err);
+	ok(cfg != NULL, "examples/mailfort.conf loads (%s)", cfg == NULL ? err.msg : "ok");
+	mf_config_free(&cfg);
+}
+
 static void test_getter_misuse(void)
 {
 	struct mf_config *cfg = mf_config_defaults();
@@ -553,6 +571,7 @@ int main(void)
 	} else {
 		ok(0, "cannot create a temporary directory %s: %s", dir, strerror(errno));
 	}
+	test_example();
 	test_getter_misuse();
 	test_threads();
 	return tap_done();

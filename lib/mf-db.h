@@ -31,7 +31,8 @@ struct mf_db_settings {
 	const char *application_name; /* shown in pg_stat_activity */
 };
 
-/* Fill settings from the [database] section. */
+/* Fill settings from the [database] section.  The strings point into cfg
+   (keep it until mf_db_open, which copies them). */
 void mf_db_settings_from_config(struct mf_db_settings *set, const struct mf_config *cfg,
 				const char *application_name);
 

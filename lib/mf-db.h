@@ -9,9 +9,10 @@
  * next call reconnects once before giving up.
  *
  * mf_db_exec returns a PGresult the caller frees with PQclear(), or NULL with
- * err set ("database: query failed: ERROR: ..." / "database: cannot connect
- * to host=... : timeout").  Error text comes from the server or libpq and
- * never contains parameter values.  A struct mf_db is not thread-safe: use
+ * err set ("database: query failed: ERROR: ... (SQLSTATE 42P01)" /
+ * "database: cannot connect: connection to server at ... failed: timeout
+ * expired" / "database: connection lost: ...").  Error text comes from the
+ * server or libpq and never contains parameter values.  A struct mf_db is not thread-safe: use
  * one per thread or lock around it.
  */
 #ifndef MF_DB_H

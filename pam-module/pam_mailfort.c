@@ -190,10 +190,25 @@ static int emit_event(struct pam_mf *mf)
 	return ret;
 }
 
+/* A copy of s fit for a log line: control characters (a user name with a
+   newline could forge a line) and non-ASCII become '?', at most 64 bytes. */
+static const char *log_safe(char buf[65], const char *s)
+{
+	size_t i;
+
+	if (s == NULL)
+		return "";
+	for (i = 0; i < 64 && s[i] != '\0'; i++)
+		buf[i] = s[i] >= 0x20 && s[i] < 0x7f ? s[i] : '?';
+	buf[i] = '\0';
+	return buf;
+}
+
 /* Record the outcome and turn it into the PAM return code.  No login is
    granted without its audit record. */
 static int finish(struct pam_mf *mf, int pam_ret, const char *result, const char *reason)
 {
+	char user[65], service[65], rhost[65];
 	int level;
 
 	mf->result = result;
@@ -205,10 +220,9 @@ static int finish(struct pam_mf *mf, int pam_ret, const char *result, const char
 	                                          : LOG_NOTICE;
 	if (pam_ret != PAM_SUCCESS || mf->args.debug)
 		pam_syslog(mf->pamh, level, "user=%s service=%s rhost=%s mode=%s: %s (%s)%s",
-		           mf->user != NULL ? mf->user : "?",
-		           mf->service != NULL ? mf->service : "?",
-		           mf->rhost != NULL ? mf->rhost : "", mode_name(mf->args.mode), result,
-		           reason, mf->locked_now ? ", account now locked" : "");
+		           log_safe(user, mf->user), log_safe(service, mf->service),
+		           log_safe(rhost, mf->rhost), mode_name(mf->args.mode), result, reason,
+		           mf->locked_now ? ", account now locked" : "");
 	return pam_ret;
 }
 
@@ -339,8 +353,7 @@ static int check_code(struct pam_mf *mf, const struct pam_mf_account *acct, cons
 		        0) {
 			sodium_memzero(key, sizeof(key));
 			if (acct->sealed_secret == NULL)
-				mf_error_set(&err, "account '%s': enrolled without a secret",
-				             mf->user);
+				mf_error_set(&err, "the account is enrolled without a secret");
 			return unavailable(mf, "key_unavailable", &err);
 		}
 		sodium_memzero(key, sizeof(key));

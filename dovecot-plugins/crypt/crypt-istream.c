@@ -25,7 +25,8 @@
 
 /* A decrypted chunk kept for readers that come back to it. */
 struct mf_decrypt_slot {
-	unsigned char *data; /* MF_MAILCRYPT_CHUNK_MAX */
+	unsigned char *data; /* size bytes, grown as needed */
+	size_t size;
 	uint64_t idx, pt_offset;
 	size_t len;
 	bool valid;
@@ -40,13 +41,12 @@ struct mf_decrypt_istream {
 	/* the last chunk read out of order, and the final chunk (opened
 	   early by whoever checks the size, read again at the end) */
 	struct mf_decrypt_slot any, final;
-	unsigned char *ct; /* MF_MAILCRYPT_CHUNK_CT_MAX */
 };
 
 static void mf_decrypt_slot_free(struct mf_decrypt_slot *slot)
 {
 	if (slot->data != NULL) {
-		sodium_memzero(slot->data, MF_MAILCRYPT_CHUNK_MAX);
+		sodium_memzero(slot->data, slot->size);
 		i_free(slot->data);
 	}
 }
@@ -59,7 +59,6 @@ static void i_stream_mf_decrypt_destroy(struct iostream_private *stream)
 	mf_mailcrypt_reader_clear(&dstream->reader);
 	mf_decrypt_slot_free(&dstream->any);
 	mf_decrypt_slot_free(&dstream->final);
-	i_free(dstream->ct);
 	i_stream_free_buffer(&dstream->istream);
 	i_stream_unref(&dstream->ct_input);
 }
@@ -73,39 +72,36 @@ static int mf_decrypt_fail(struct mf_decrypt_istream *dstream, int stream_errno,
 	return -1;
 }
 
-/* Read chunk from the parent and open it into out (chunk->pt_len bytes). */
+/* Read chunk from the parent and open it into out (chunk->pt_len bytes).
+   The parent's buffer holds a whole ciphertext chunk (see create), so the
+   chunk is opened straight from it, without a copy. */
 static int mf_decrypt_chunk(struct mf_decrypt_istream *dstream,
                             const struct mf_mailcrypt_chunk *chunk, unsigned char *out)
 {
 	struct istream *parent = dstream->ct_input;
 	const unsigned char *data;
 	struct mf_error err;
-	size_t size, have = 0, out_len;
+	size_t size, out_len;
 	int ret;
 
 	i_stream_seek(parent, chunk->ct_offset);
-	while (have < chunk->ct_len) {
-		ret = i_stream_read_more(parent, &data, &size);
-		if (ret < 0) {
-			if (parent->stream_errno != 0) {
-				return mf_decrypt_fail(dstream, parent->stream_errno,
-				                       t_strdup_printf("read(%s) failed: %s",
-				                                       i_stream_get_name(parent),
-				                                       i_stream_get_error(parent)));
-			}
-			return mf_decrypt_fail(
-			    dstream, EINVAL,
-			    t_strdup_printf("encrypted message is truncated in chunk %" PRIu64,
-			                    chunk->index));
+	ret = i_stream_read_bytes(parent, &data, &size, chunk->ct_len);
+	if (ret <= 0 || size < chunk->ct_len) {
+		if (parent->stream_errno != 0) {
+			return mf_decrypt_fail(dstream, parent->stream_errno,
+			                       t_strdup_printf("read(%s) failed: %s",
+			                                       i_stream_get_name(parent),
+			                                       i_stream_get_error(parent)));
 		}
-		i_assert(ret > 0); /* the parent is a blocking stream */
-		size = I_MIN(size, chunk->ct_len - have);
-		memcpy(dstream->ct + have, data, size);
-		i_stream_skip(parent, size);
-		have += size;
+		return mf_decrypt_fail(
+		    dstream, EINVAL,
+		    t_strdup_printf("encrypted message is truncated in chunk %" PRIu64,
+		                    chunk->index));
 	}
-	if (mf_mailcrypt_open_chunk(&dstream->reader, chunk->index, dstream->ct, chunk->ct_len, out,
-	                            chunk->pt_len, &out_len, &err) < 0) {
+	ret = mf_mailcrypt_open_chunk(&dstream->reader, chunk->index, data, chunk->ct_len, out,
+	                              chunk->pt_len, &out_len, &err);
+	i_stream_skip(parent, chunk->ct_len);
+	if (ret < 0) {
 		return mf_decrypt_fail(
 		    dstream, EINVAL,
 		    t_strdup_printf("plaintext offset %" PRIu64 ": %s", chunk->pt_offset, err.msg));
@@ -122,8 +118,12 @@ static const struct mf_decrypt_slot *mf_decrypt_slot_load(struct mf_decrypt_istr
 	if (slot->valid && slot->idx == chunk->index)
 		return slot;
 	slot->valid = FALSE;
-	if (slot->data == NULL)
-		slot->data = i_malloc(MF_MAILCRYPT_CHUNK_MAX);
+	if (slot->size < chunk->pt_len) {
+		/* most mail is one small chunk: size the slot to it */
+		mf_decrypt_slot_free(slot);
+		slot->data = i_malloc(I_MAX(chunk->pt_len, 1));
+		slot->size = I_MAX(chunk->pt_len, 1);
+	}
 	if (mf_decrypt_chunk(dstream, chunk, slot->data) < 0)
 		return NULL;
 	slot->idx = chunk->index;
@@ -202,7 +202,6 @@ struct istream *i_stream_create_mf_decrypt(struct istream *parent,
 
 	dstream = i_new(struct mf_decrypt_istream, 1);
 	dstream->reader = *reader;
-	dstream->ct = i_malloc(MF_MAILCRYPT_CHUNK_CT_MAX);
 
 	dstream->istream.iostream.destroy = i_stream_mf_decrypt_destroy;
 	dstream->istream.read = i_stream_mf_decrypt_read;
@@ -220,5 +219,7 @@ struct istream *i_stream_create_mf_decrypt(struct istream *parent,
 	   i_stream_read() would seek back before every read). */
 	i_stream_ref(parent);
 	dstream->ct_input = parent;
+	if (i_stream_get_max_buffer_size(parent) < MF_MAILCRYPT_CHUNK_CT_MAX + IO_BLOCK_SIZE)
+		i_stream_set_max_buffer_size(parent, MF_MAILCRYPT_CHUNK_CT_MAX + IO_BLOCK_SIZE);
 	return i_stream_create(&dstream->istream, NULL, -1, 0);
 }

@@ -4,13 +4,14 @@ pam_mailfort, and a real IMAP client (imaplib).
 
 Dovecot's passdb pam answers every prompt with the client's password, so the
 user types password followed by the code; an app password works alone; a
-wrong code is refused; the auth events name the protocol and the client's
-address.  The PAM service is the protocol (passdb args = %s), as in
+wrong code is refused; an app password works only for its protocols (IMAP,
+POP3); the auth events name the protocol and the client's address.  The PAM service is the protocol (passdb args = %s), as in
 examples/dovecot/conf.d/10-auth-mailfort.conf.
 """
 
 import imaplib
 import os
+import poplib
 import re
 import sys
 import time
@@ -82,6 +83,30 @@ tap.eq([(e.get("mode"), e.get("reason")) for e in pam.events()[-2:]],
 ok, why = login("anna", apppass)
 tap.ok(ok, "IMAP login with an app password", why)
 tap.eq(pam.events()[-1].get("reason"), "apppass", "recorded as an app password login")
+
+def pop3_login(user, password):
+    try:
+        p = poplib.POP3("127.0.0.1", dc.pop3_port, timeout=30)
+    except OSError as e:
+        return False, str(e)
+    try:
+        p.user(user)
+        p.pass_(password)
+        p.stat()
+        p.quit()
+        return True, ""
+    except poplib.error_proto as e:
+        p.close()
+        return False, str(e)
+
+
+ok, why = pop3_login("anna", apppass)
+tap.ok(not ok, "the imap-only app password is refused over POP3", why)
+tap.eq(pam.events()[-1].get("reason"), "apppass_protocol", "as apppass_protocol (service pop3)")
+r = site.ctl("apppass", "add", "anna", "--label", "Phone", "--protocols", "pop3")
+m = re.search(r"\b([a-z2-9]{4}(?:-[a-z2-9]{4}){4})\b", r.stdout)
+ok, why = pop3_login("anna", m.group(1) if m else "")
+tap.ok(ok, "a pop3 app password works over POP3", why)
 
 site.ctl("apppass", "revoke", "anna", "Outlook", check=True)
 ok, why = login("anna", apppass)

@@ -26,6 +26,10 @@
 struct mf_config;
 struct mf_db;
 
+/* Seconds an incomplete record may stay at the end of the spool before its
+   segment is sealed (a writer died mid-write). */
+#define AUDITD_TORN_GRACE 5
+
 /* An alert raised in the current batch, mailed after commit. */
 struct auditd_alert {
 	char *rule, *username, *ip, *summary;
@@ -51,6 +55,10 @@ struct auditd {
 
 	unsigned char *sign_sk; /* sodium_malloc'd Ed25519 secret key */
 	unsigned char sign_pk[MF_AUDIT_PK_BYTES];
+
+	/* an incomplete record seen at the end of the spool, and since when */
+	time_t torn_since;
+	struct mf_spool_pos torn_pos;
 
 	struct auditd_alert *alerts; /* raised by the batch being shipped */
 	uint64_t shipped_total;

@@ -488,6 +488,31 @@ int auditd_checkpoint_if_due(struct auditd *d, bool force, struct mf_error *err)
 	return 0;
 }
 
+/* An incomplete record at the end of the spool is normally a writer still
+   writing (one system call).  One that stays is what a writer that died
+   mid-write left: sealing its segment makes the reader report it as
+   damaged and go on, instead of waiting behind it for ever. */
+static void note_torn(struct auditd *d, const struct mf_spool_pos *at)
+{
+	time_t now = time(NULL);
+	struct mf_error e;
+
+	if (d->torn_since == 0 || d->torn_pos.segment != at->segment ||
+	    d->torn_pos.offset != at->offset) {
+		d->torn_since = now;
+		d->torn_pos = *at;
+		return;
+	}
+	if (now - d->torn_since < AUDITD_TORN_GRACE)
+		return;
+	mf_log_warn("spool segment %" PRIu64 ": incomplete record at offset %" PRIu64
+	            " for %d seconds (a writer died mid-write); sealing the segment",
+	            at->segment, at->offset, AUDITD_TORN_GRACE);
+	if (mf_spool_rotate(d->spool_dir, 0, NULL, &e) < 0)
+		mf_log_error("spool: %s", e.msg);
+	d->torn_since = 0;
+}
+
 int auditd_ship_batch(struct auditd *d, int64_t *n_r, struct mf_error *err)
 {
 	int64_t max = mf_config_int(d->cfg, "auditd", "batch_size");
@@ -506,17 +531,45 @@ int auditd_ship_batch(struct auditd *d, int64_t *n_r, struct mf_error *err)
 		enum mf_spool_status st = mf_spool_read(d->reader, &payload, &len, &rpos, &e);
 
 		if (st == MF_SPOOL_RECORD) {
+			d->torn_since = 0;
 			seq++;
 			add_record(d, &b, payload, len, seq, head);
 			pos = rpos;
 			n++;
 		} else if (st == MF_SPOOL_CORRUPT) {
+			/* the damage itself goes into the trail */
+			struct mf_spool_pos at;
+			uint64_t dlen;
+			struct mf_event *ev = mf_event_new("spool_damage", d->node);
+			const char *json;
+			size_t jlen;
+
 			mf_log_error("spool: %s", e.msg);
+			mf_spool_reader_damage(d->reader, &at, &dlen);
+			mf_event_add_int(ev, "segment", (int64_t)at.segment);
+			mf_event_add_int(ev, "offset", (int64_t)at.offset);
+			mf_event_add_int(ev, "length", (int64_t)dlen);
+			mf_event_add_str(ev, "reason", e.msg);
+			json = mf_event_json(ev, &jlen);
+			if (json == NULL) {
+				mf_event_free(&ev);
+				free(b.p);
+				return mf_error_set(err, "out of memory");
+			}
+			seq++;
+			add_record(d, &b, json, jlen, seq, head);
+			mf_event_free(&ev);
+			pos = rpos;
+			n++;
 		} else if (st == MF_SPOOL_ERROR) {
 			free(b.p);
 			return mf_error_set(err, "spool: %s", e.msg);
+		} else if (st == MF_SPOOL_TORN) {
+			note_torn(d, &rpos);
+			break;
 		} else {
-			break; /* EMPTY or TORN: nothing more now */
+			d->torn_since = 0;
+			break; /* EMPTY: nothing more now */
 		}
 	}
 	if (n == 0) {

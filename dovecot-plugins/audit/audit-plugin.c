@@ -343,6 +343,7 @@ static void audit_mail_user_created(struct mail_user *user)
 		    p_strdup_printf(user->pool, "mailfort_audit: spool %s: %s", dir, err.msg);
 		return;
 	}
+	mf_spool_writer_set_sync(auser->spool, mf_config_bool(auser->cfg, "spool", "sync"));
 	auser->session = audit_service_has_session(user->service);
 	auser->login_time = ioloop_timeval;
 	if (auser->session)

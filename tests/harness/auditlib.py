@@ -37,7 +37,7 @@ class Auditd:
         # spool is shared through its group, as a deployment does it.
         _uid, gid = mail_user()
         os.chown(site.spool, 0, gid)
-        os.chmod(site.spool, 0o3777)
+        os.chmod(site.spool, 0o2777)
         site.sections.setdefault("auditd", {}).setdefault("user", "root")
         site.sections["auditd"].setdefault("poll_interval_ms", 50)
         site.sections["auditd"].setdefault("retry_interval", "1s")

@@ -155,7 +155,10 @@ void mf_spool_reader_close(struct mf_spool_reader **r);
  *            next call reads it again, and returns it once it is complete (a
  *            writer still writing) or reports it as CORRUPT once it is
  *            followed by other records or its segment is sealed (a writer
- *            that died mid-write);
+ *            that died mid-write).  A TORN that lasts (more than a few
+ *            seconds: a record is written with one system call) is such a
+ *            remnant in a quiet spool: mf_spool_rotate(dir, 0, ...) seals
+ *            the segment, and the next call reports it CORRUPT and moves on;
  *   CORRUPT  just after the skipped bytes, which is the next position where
  *            a valid record (or a possibly incomplete one at the end) starts:
  *            nothing valid is skipped.  err and mf_spool_reader_damage say
@@ -185,6 +188,9 @@ void mf_spool_reader_damage(const struct mf_spool_reader *r, struct mf_spool_pos
  *   - remove temporary files left by processes that died while creating a
  *     segment (older than a minute).
  * Only pass a pos whose records are safely shipped.  0 / -1 with err.
+ *
+ * A reader is used by one thread at a time; rotation is meant for the one
+ * reader of the spool (mailfort-auditd), run by the same thread.
  */
 int mf_spool_rotate(const char *dir, uint64_t max_bytes, const struct mf_spool_pos *pos,
                     struct mf_error *err);

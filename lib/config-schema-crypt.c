@@ -27,6 +27,11 @@ static const struct mf_config_key crypt_keys[] = {
      .default_value = NULL,
      .help = "X25519 public key (32 raw bytes) of the offline recovery key; when set, "
              "every new private key is also sealed to it"},
+    {.name = "conninfo",
+     .type = MF_CONFIG_STRING,
+     .default_value = NULL,
+     .help = "libpq connection string for the plugin (default: [database] conninfo); its "
+             "role needs group mailfort_crypt"},
     {.name = "totp_suffix",
      .type = MF_CONFIG_BOOL,
      .default_value = "yes",

@@ -146,6 +146,8 @@ static int mf_crypt_db(struct mf_crypt_keys *keys, const char **error_r)
 	if (*keys->db != NULL)
 		return 0;
 	mf_db_settings_from_config(&set, keys->cfg, "mailfort_crypt");
+	if (mf_config_is_set(keys->cfg, "crypt", "conninfo"))
+		set.conninfo = mf_config_str(keys->cfg, "crypt", "conninfo");
 	*keys->db = mf_db_open(&set, &err);
 	if (*keys->db == NULL) {
 		*error_r = t_strdup(err.msg);

@@ -41,6 +41,10 @@ def maildir_files(home):
 
 
 site = Site("crypt_password", extra={"crypt": {"mode": "password"}})
+# the plugin connects as a login role that has only group mailfort_crypt
+site.pg.psql("DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'mf_crypt_plugin') "
+             "THEN CREATE ROLE mf_crypt_plugin LOGIN IN ROLE mailfort_crypt; END IF; END $$;")
+site.set("crypt", "conninfo", site.pg.conninfo(site.db, user="mf_crypt_plugin"))
 DAVE = "dave@example.test"
 FRANK = "frank@example.test"
 CODE = "123456"

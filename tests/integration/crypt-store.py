@@ -125,6 +125,10 @@ with open(escrow, "wb") as f:
     f.write(os.urandom(32))
 os.chmod(escrow, 0o644)
 site.set("crypt", "escrow_public_key", escrow)
+# the plugin connects as a login role that has only group mailfort_crypt
+site.pg.psql("DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'mf_crypt_plugin') "
+             "THEN CREATE ROLE mf_crypt_plugin LOGIN IN ROLE mailfort_crypt; END IF; END $$;")
+site.set("crypt", "conninfo", site.pg.conninfo(site.db, user="mf_crypt_plugin"))
 dc = Dovecot("crypt-store", site=site, plugins=["mailfort_crypt"],
              users={"alice@example.test": "pw-alice", "bob@example.test": "pw-bob",
                     "carol@example.test": "pw-carol"},
@@ -348,8 +352,8 @@ tap.eq(site.scalar("SELECT count(*) FROM mailfort.mail_keys k JOIN mailfort.acco
 site.set("crypt", "mode", "server")
 
 # ---------------------------------------------------------------- database unreachable: 4xx
-good_conninfo = site.sections["database"]["conninfo"]
-site.set("database", "conninfo", "host=127.0.0.1 port=1 dbname=nowhere")
+good_conninfo = site.sections["crypt"]["conninfo"]
+site.set("crypt", "conninfo", "host=127.0.0.1 port=1 dbname=nowhere")
 code = None
 try:
     dc.lmtp_deliver("sender@example.test", ["dora@example.test"], message("db down", b"x\r\n"))
@@ -360,7 +364,7 @@ except smtplib.SMTPRecipientsRefused as e:
 tap.ok(code is not None and 400 <= code < 500,
        "database unreachable: delivery gets a 4xx (fail closed, sender retries)", code)
 tap.eq(maildir_files(dc.home("dora")), [], "and nothing is stored in the clear")
-site.set("database", "conninfo", good_conninfo)
+site.set("crypt", "conninfo", good_conninfo)
 tap.eq(dc.lmtp_deliver("sender@example.test", ["dora@example.test"], message("db back", b"y\r\n")),
        {}, "once the database is back, delivery works again")
 

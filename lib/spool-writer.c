@@ -342,7 +342,7 @@ int mf_spool_append(struct mf_spool_writer *w, const void *payload, size_t len, 
 	struct iovec iov[2];
 	char what[512];
 	off_t size = 0;
-	struct timespec deadline;
+	struct timespec deadline, begin;
 	bool usable = false;
 	int hops, rc, ret = -1;
 
@@ -369,7 +369,13 @@ int mf_spool_append(struct mf_spool_writer *w, const void *payload, size_t len, 
 	}
 	if (w->fd < 0 && writer_open_newest(w, err) < 0)
 		goto out;
+	clock_gettime(CLOCK_MONOTONIC, &begin);
 	for (hops = 0; hops < WRITER_MAX_HOPS; hops++) {
+		if (hops > 0 && writer_ms_since(&begin) > SPOOL_WRITER_LOCK_TIMEOUT_MS) {
+			mf_error_set(err, "spool %s: no usable segment found in %d ms", w->dir,
+			             SPOOL_WRITER_LOCK_TIMEOUT_MS);
+			goto out;
+		}
 		snprintf(what, sizeof(what), "spool %s: segment %llu", w->dir,
 		         (unsigned long long)w->seg);
 		if (spool_lock(w->fd, LOCK_EX, SPOOL_WRITER_LOCK_TIMEOUT_MS, what, err) < 0)

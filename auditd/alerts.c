@@ -47,16 +47,18 @@ struct count_rule {
 	const char *pred;
 	const char *what; /* for the summary */
 	const char *threshold_key, *window_key;
+	unsigned int kinds; /* AUDITD_T_* of the events it counts */
 };
 
 static const struct count_rule count_rules[] = {
     {"failed_logins", "username", FAILED_PRED, "failed logins", "failed_logins",
-     "failed_logins_window"},
+     "failed_logins_window", AUDITD_T_AUTH},
     {"failed_logins_ip", "ip", FAILED_PRED, "failed logins", "failed_logins_ip",
-     "failed_logins_window"},
-    {"mass_read", "username", "type = 'read'", "messages read", "mass_read", "mass_read_window"},
+     "failed_logins_window", AUDITD_T_AUTH},
+    {"mass_read", "username", "type = 'read'", "messages read", "mass_read", "mass_read_window",
+     AUDITD_T_READ},
     {"mass_delete", "username", "type = 'expunge'", "messages expunged", "mass_delete",
-     "mass_delete_window"},
+     "mass_delete_window", AUDITD_T_EXPUNGE},
 };
 
 static void queue_alerts(struct auditd *d, PGresult *res)
@@ -141,9 +143,13 @@ int auditd_alerts_evaluate(struct auditd *d, int64_t from_seq, int64_t to_seq, s
 	snprintf(days, sizeof(days), "%" PRId64, new_ip_days);
 
 	for (size_t i = 0; i < MF_N_ELEMENTS(count_rules); i++) {
+		if ((d->batch_types & count_rules[i].kinds) == 0)
+			continue;
 		if (count_rule_eval(d, &count_rules[i], from, to, err) < 0)
 			return -1;
 	}
+	if ((d->batch_types & AUDITD_T_AUTH) == 0)
+		return 0;
 	if (new_ip_days > 0 &&
 	    run_rule(d,
 	             "INSERT INTO mailfort.alerts (node, rule, severity, username, ip, summary, "

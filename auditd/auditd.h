@@ -56,6 +56,9 @@ struct auditd {
 	unsigned char *sign_sk; /* sodium_malloc'd Ed25519 secret key */
 	unsigned char sign_pk[MF_AUDIT_PK_BYTES];
 
+	/* which kinds of event the batch being shipped holds (AUDITD_T_*):
+	   rules and filing are skipped for kinds it does not hold */
+	unsigned int batch_types;
 	/* an incomplete record seen at the end of the spool, and since when */
 	time_t torn_since;
 	struct mf_spool_pos torn_pos;
@@ -65,7 +68,14 @@ struct auditd {
 	bool verbose;
 };
 
+/* Event kinds that rules or filing look at. */
+#define AUDITD_T_AUTH    0x1u /* auth, login */
+#define AUDITD_T_READ    0x2u
+#define AUDITD_T_EXPUNGE 0x4u
+#define AUDITD_T_VERDICT 0x8u
+
 /* ship.c */
+unsigned int auditd_type_bit(const char *type);
 /* Connect (if needed) and load the committed state. */
 int auditd_connect(struct auditd *d, struct mf_error *err);
 /* Forget connection-bound state after a failure (reader, db). */

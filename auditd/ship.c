@@ -303,6 +303,19 @@ static bool utf8_valid(const unsigned char *s, size_t len)
 	return true;
 }
 
+unsigned int auditd_type_bit(const char *type)
+{
+	if (strcmp(type, "auth") == 0 || strcmp(type, "login") == 0)
+		return AUDITD_T_AUTH;
+	if (strcmp(type, "read") == 0)
+		return AUDITD_T_READ;
+	if (strcmp(type, "expunge") == 0)
+		return AUDITD_T_EXPUNGE;
+	if (strcmp(type, "verdict") == 0)
+		return AUDITD_T_VERDICT;
+	return 0;
+}
+
 /* Wrap a record that is not a valid event so that it is stored, not lost. */
 static char *wrap_invalid(struct auditd *d, const char *payload, size_t len, const char *why)
 {
@@ -348,6 +361,7 @@ static void add_record(struct auditd *d, struct buf *b, const char *payload, siz
 			abort();
 		}
 	}
+	d->batch_types |= auditd_type_bit(cols.type);
 	mf_audit_hash(hash, head, d->node, seq, payload, len);
 
 	buf_copy_str(b, d->node);
@@ -526,6 +540,7 @@ int auditd_ship_batch(struct auditd *d, int64_t *n_r, struct mf_error *err)
 	struct mf_error e;
 
 	*n_r = 0;
+	d->batch_types = 0;
 	memcpy(head, d->head, sizeof(head));
 	while (n < max) {
 		enum mf_spool_status st = mf_spool_read(d->reader, &payload, &len, &rpos, &e);
@@ -583,8 +598,9 @@ int auditd_ship_batch(struct auditd *d, int64_t *n_r, struct mf_error *err)
 	/* also after a silent reconnect: the commit must be durable */
 	if (mf_db_command(d->db, "SET LOCAL synchronous_commit = on", 0, NULL, err) < 0)
 		goto fail;
-	if (copy_rows(d, &b, err) < 0 || store_position(d, &pos, seq, err) < 0 ||
-	    store_verdicts(d, d->seq + 1, seq, err) < 0)
+	if (copy_rows(d, &b, err) < 0 || store_position(d, &pos, seq, err) < 0)
+		goto fail;
+	if ((d->batch_types & AUDITD_T_VERDICT) != 0 && store_verdicts(d, d->seq + 1, seq, err) < 0)
 		goto fail;
 	if (mf_config_bool(d->cfg, "auditd", "alerts") &&
 	    auditd_alerts_evaluate(d, d->seq + 1, seq, err) < 0)

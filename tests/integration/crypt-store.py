@@ -317,6 +317,48 @@ tap.ok(line and "alice" in line[-1] and "INBOX" in line[-1] and ("UID=%d" % vuid
 tap.ok("Panic" not in log and "Fatal" not in log, "no panic or fatal error in the Dovecot log",
        "\n".join(ln for ln in log.splitlines() if "Panic" in ln or "Fatal" in ln))
 
+# ---------------------------------------------------------------- damage inside a large message
+# Found only when the damaged chunk is reached, after the literal's size was
+# sent: Dovecot must close the connection.  No wrong byte may reach the
+# client, the log names the message, and the next session works.
+imap = dc.imap_login("alice@example.test", "pw-alice")
+imap.select("INBOX")
+big2 = message("big victim", text_body(4 * CHUNK, 11))
+buid = append(imap, "INBOX", big2)[1]
+imap.logout()
+bfile = file_for_uid(dc.home("alice"), "", buid)
+with open(bfile, "r+b") as f:
+    f.seek(136 + 2 * (CHUNK + 16) + 1000)  # inside chunk 2
+    b = f.read(1)
+    f.seek(-1, 1)
+    f.write(bytes([b[0] ^ 0x20]))
+imap = dc.imap_login("alice@example.test", "pw-alice")
+imap.select("INBOX")
+got = None
+try:
+    typ, data = imap.uid("FETCH", str(buid), "(BODY.PEEK[])")
+    got = [p[1] for p in data if isinstance(p, tuple)]
+except Exception:  # noqa: BLE001 - the server closes the connection
+    got = "disconnected"
+tap.ok(got == "disconnected" or got == [] or (got and not big2.startswith(got[0]) and
+                                               len(got[0]) < len(big2)),
+       "damage in a middle chunk: the connection is closed, no wrong data delivered",
+       repr(got)[:200])
+try:
+    imap.logout()
+except Exception:  # noqa: BLE001
+    pass
+imap = dc.imap_login("alice@example.test", "pw-alice")
+imap.select("INBOX")
+typ, body = fetch(imap, guid, "BODY.PEEK[]")
+tap.eq(body, good, "a new session reads the other messages")
+typ, body = fetch(imap, buid, "BODY.PEEK[]<0.1000>")
+tap.eq(body, big2[:1000], "and the undamaged start of the damaged message (partial FETCH)")
+imap.logout()
+log = dc.log_text()
+tap.ok(re.search(r"UID=%d: .*mailfort_crypt.*chunk 2 failed" % buid, log) is not None,
+       "the log names the message and the damaged chunk")
+
 # ---------------------------------------------------------------- doveadm save, POP3
 saved = message("doveadm saved %s" % marker, b"saved by doveadm\r\n")
 r = dc.doveadm("save", "-u", "bob@example.test", input=saved.decode())

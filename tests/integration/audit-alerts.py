@@ -33,7 +33,7 @@ site = Site("audit-alerts", extra={
                "mass_delete_window": "10m", "new_ip_days": 30,
                "security_address": "security@example.test", "sendmail": sendmail}})
 auditd = Auditd(site)
-dc = audit_dovecot("audit-alerts", site)
+dc = audit_dovecot("al", site)  # short: Dovecot socket paths are limited
 dc.start()
 
 

@@ -22,7 +22,7 @@ from auditlib import Auditd, audit_dovecot, events, message  # noqa: E402
 
 site = Site("audit-session", extra={"spool": {"node": "n1"}})
 auditd = Auditd(site)
-dc = audit_dovecot("audit-session", site)
+dc = audit_dovecot("se", site)  # short: Dovecot socket paths are limited
 dc.start()
 
 # ------------------------------------------------------------ one full session

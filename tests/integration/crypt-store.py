@@ -276,6 +276,8 @@ caches = [p for p in paths if p.endswith("dovecot.index.cache")]
 tap.diag("scanned %d files (%d caches)" % (len(paths), len(caches)))
 tap.eq(scan_for(paths, marker.encode()), [],
        "no file under the mail home or the temp dir contains the marker")
+log_hits = [ln for ln in dc.log_text().splitlines() if marker in ln and "msgid=" not in ln]
+tap.eq(log_hits, [], "the Dovecot log holds the marker only in lmtp's msgid= lines (deliver_log_format)")
 tap.eq(scan_for(paths, b"plain before plugin"), [p for p in scan_for(paths, b"plain before plugin")
                                                  if p == pfile],
        "only the deliberately plaintext file holds its subject")

@@ -71,6 +71,7 @@ struct audit_user {
 	const char *end_reason, *end_detail;
 	uint64_t bytes_in, bytes_out;
 	bool have_bytes;
+	bool suspended; /* hibernated: the session continues elsewhere */
 	unsigned int append_failures;
 };
 
@@ -273,6 +274,14 @@ void mailfort_audit_session_end(struct mail_user *user, const char *reason, cons
 	auser->have_bytes = TRUE;
 }
 
+void mailfort_audit_session_suspend(struct mail_user *user)
+{
+	struct audit_user *auser = audit_user_get(user);
+
+	if (auser != NULL)
+		auser->suspended = TRUE;
+}
+
 int mailfort_audit_session_policy(struct mail_user *user, unsigned int *idle_r,
                                   unsigned int *lifetime_r)
 {
@@ -290,7 +299,7 @@ static void audit_user_deinit(struct mail_user *user)
 	struct audit_user *auser = AUDIT_USER_CONTEXT(user);
 
 	i_assert(auser != NULL);
-	if (auser->enabled && auser->session)
+	if (auser->enabled && auser->session && !auser->suspended)
 		audit_logout(user, auser);
 	hash_table_destroy(&auser->reads);
 	i_free(auser->move_src_box);
@@ -346,8 +355,13 @@ static void audit_mail_user_created(struct mail_user *user)
 	mf_spool_writer_set_sync(auser->spool, mf_config_bool(auser->cfg, "spool", "sync"));
 	auser->session = audit_service_has_session(user->service);
 	auser->login_time = ioloop_timeval;
-	if (auser->session)
+	if (user->session_restored) {
+		/* unhibernated: the same session, logged in long ago */
+		auser->login_time.tv_sec = user->session_create_time;
+		auser->login_time.tv_usec = 0;
+	} else if (auser->session) {
 		audit_login(user, auser);
+	}
 }
 
 /* ------------------------------------------------------------ reads */

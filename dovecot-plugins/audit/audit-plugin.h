@@ -18,6 +18,9 @@ struct module;
    Dovecot's own text (may be NULL). */
 void mailfort_audit_session_end(struct mail_user *user, const char *reason, const char *detail,
                                 uint64_t bytes_in, uint64_t bytes_out);
+/* The session goes on in another process (IMAP hibernation): no logout
+   event now; the restored session records no second login. */
+void mailfort_audit_session_suspend(struct mail_user *user);
 /* Session policy of this user's configuration, in seconds (0 = off).
    Returns -1 when the user is not audited. */
 int mailfort_audit_session_policy(struct mail_user *user, unsigned int *idle_r,

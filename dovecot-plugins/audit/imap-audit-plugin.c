@@ -15,6 +15,9 @@
  *    logout event records the reason ("idle_timeout" / "max_lifetime").
  *    A command still running keeps a session from being idle; a client in
  *    IDLE is idle.
+ *
+ *  - A session handed to imap-hibernate is not ended: no logout event, and
+ *    the restored session records no second login.
  */
 #include "imap-common.h"
 #include "ioloop.h"
@@ -122,7 +125,9 @@ static void imap_audit_client_destroy(struct client *client, const char *reason)
 
 	timeout_remove(&actx->to_idle);
 	timeout_remove(&actx->to_lifetime);
-	if (client->user != NULL) {
+	if (client->user != NULL && client->hibernated) {
+		mailfort_audit_session_suspend(client->user);
+	} else if (client->user != NULL) {
 		if (client->input != NULL)
 			in = i_stream_get_absolute_offset(client->input);
 		if (client->output != NULL)

@@ -5,7 +5,9 @@ pam_mailfort, and a real IMAP client (imaplib).
 Dovecot's passdb pam answers every prompt with the client's password, so the
 user types password followed by the code; an app password works alone; a
 wrong code is refused; an app password works only for its protocols (IMAP,
-POP3); the auth events name the protocol and the client's address.  The PAM service is the protocol (passdb args = %s), as in
+POP3); SMTP AUTH through Postfix submission and Dovecot SASL works with
+password+code and with an smtp app password; the auth events name the
+protocol and the client's address.  The PAM service is the protocol (passdb args = %s), as in
 examples/dovecot/conf.d/10-auth-mailfort.conf.
 """
 
@@ -13,13 +15,14 @@ import imaplib
 import os
 import poplib
 import re
+import smtplib
 import sys
 import time
 
 sys.path.insert(0, os.path.join(os.environ["MF_SRC"], "tests/harness"))
 from mailfort import Site, tap  # noqa: E402
 from mfpam import PamSetup, totp_code, wait_fresh_step  # noqa: E402
-from stack import Dovecot  # noqa: E402
+from stack import Dovecot, Postfix  # noqa: E402
 
 PASSWORD = "Winter 2026?"
 
@@ -27,6 +30,7 @@ site = Site("pam-dovecot")
 pam = PamSetup(site, passwords={"anna": PASSWORD})
 pam.mail_stack("imap")
 pam.mail_stack("pop3")
+pam.mail_stack("smtp")
 secret = pam.enroll("anna")
 r = site.ctl("apppass", "add", "anna", "--label", "Outlook", "--protocols", "imap")
 m = re.search(r"\b([a-z2-9]{4}(?:-[a-z2-9]{4}){4})\b", r.stdout)
@@ -114,6 +118,32 @@ tap.ok(not ok, "a revoked app password is refused by Dovecot", why)
 
 ok, why = login("anna", PASSWORD)
 tap.ok(not ok, "the password alone is refused", why)
+
+# SMTP AUTH: Postfix submission asks Dovecot (SASL), which asks PAM service "smtp"
+pf = Postfix("pam", dovecot=dc).start()
+
+
+def smtp_login(user, password):
+    try:
+        with pf.smtp(submission=True) as s:
+            s.login(user, password)
+        return True, ""
+    except smtplib.SMTPException as e:
+        return False, str(e)
+
+
+pam.reset_step("anna")
+wait_fresh_step()
+ok, why = smtp_login("anna", PASSWORD + totp_code(secret))
+tap.ok(ok, "SMTP AUTH through Postfix and Dovecot SASL with password+code", why)
+tap.eq(pam.events()[-1].get("protocol"), "smtp", "recorded with protocol smtp")
+ok, why = smtp_login("anna", PASSWORD + "000000" if totp_code(secret) != "000000" else "111111")
+tap.ok(not ok and "535" in why, "SMTP AUTH with a wrong code is refused (535)", why)
+r = site.ctl("apppass", "add", "anna", "--label", "Scanner", "--protocols", "smtp")
+m = re.search(r"\b([a-z2-9]{4}(?:-[a-z2-9]{4}){4})\b", r.stdout)
+ok, why = smtp_login("anna", m.group(1) if m else "")
+tap.ok(ok, "SMTP AUTH with an smtp app password", why)
+pf.stop()
 
 dc.stop()
 tap.done()

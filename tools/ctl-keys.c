@@ -15,7 +15,7 @@
  * Files are written through mf_key_save (temporary file + rename); key
  * material is wiped from memory after use.  status exits 1 when a key is
  * missing, has the wrong size or a mode that lets others read (secret) or
- * write (any) it.
+ * write (any) it, or when audit-sign.pub is not audit-sign.key's public half.
  *
  * Exit status: 0 success, 1 failure (one line on stderr), 2 usage.
  */
@@ -196,6 +196,31 @@ static const char *group_name(gid_t gid, char *buf, size_t size)
 	return buf;
 }
 
+/* Does audit-sign.pub belong to audit-sign.key?  Checked only when this
+   user can read the secret key; checkpoints signed with one and verified
+   with the other would all fail. */
+static const char *check_sign_pair(const char *dir, const char *pub_path)
+{
+	unsigned char sk[crypto_sign_SECRETKEYBYTES], pk[crypto_sign_PUBLICKEYBYTES],
+	    derived[crypto_sign_PUBLICKEYBYTES];
+	char sk_path[4096];
+	struct mf_error err;
+	const char *problem = "ok";
+
+	if (key_path(sk_path, sizeof(sk_path), dir, "audit-sign.key") < 0 ||
+	    access(sk_path, R_OK) != 0)
+		return "ok";
+	if (mf_key_load(sk_path, MF_KEY_SECRET, sk, sizeof(sk), &err) < 0)
+		return "ok"; /* reported on audit-sign.key's own line */
+	if (mf_key_load(pub_path, MF_KEY_PUBLIC, pk, sizeof(pk), &err) < 0)
+		problem = "BAD: cannot be read";
+	else if (crypto_sign_ed25519_sk_to_pk(derived, sk) != 0 ||
+	         sodium_memcmp(derived, pk, sizeof(pk)) != 0)
+		problem = "BAD: does not match audit-sign.key";
+	sodium_memzero(sk, sizeof(sk));
+	return problem;
+}
+
 static int cmd_status(struct ctl *ctl, int argc, char **argv)
 {
 	const struct mf_config *cfg;
@@ -246,6 +271,8 @@ static int cmd_status(struct ctl *ctl, int argc, char **argv)
 			problem = "UNSAFE: group/other may write it";
 		else if ((size_t)st.st_size != server_keys[i].len)
 			problem = "BAD: wrong size";
+		else if (strcmp(server_keys[i].file, "audit-sign.pub") == 0)
+			problem = check_sign_pair(dir, path);
 		else
 			problem = "ok";
 		if (strcmp(problem, "ok") != 0)

@@ -234,6 +234,16 @@ r = site.ctl("keys", "status")
 tap.ok(r.returncode == 0 and r.stdout.count(" ok") == 6, "keys status: directory and five keys ok",
        r.stdout + r.stderr)
 
+pub = os.path.join(keydir, "audit-sign.pub")
+good_pub = open(pub, "rb").read()
+with open(pub, "wb") as f:
+    f.write(bytes(32))
+r = site.ctl("keys", "status")
+tap.ok(one_line_error(r) and "does not match audit-sign.key" in r.stdout,
+       "keys status flags an audit-sign.pub that is not the signing key's", r.stdout + r.stderr)
+with open(pub, "wb") as f:
+    f.write(good_pub)
+
 os.chmod(os.path.join(keydir, "totp.key"), 0o640)
 r = site.ctl("keys", "status")
 tap.ok(one_line_error(r) and "UNSAFE" in r.stdout and "totp.key" in r.stdout,

@@ -18,11 +18,11 @@ static const struct mf_config_key milter_keys[] = {
     /* daemon */
     {.name = "socket",
      .type = MF_CONFIG_STRING,
-     .default_value = "unix:/run/mailfort/milter.sock",
+     .default_value = "inet:8895@127.0.0.1",
      .help = "where Postfix connects: unix:/path or inet:port@address"},
     {.name = "user",
      .type = MF_CONFIG_STRING,
-     .default_value = "mailfort",
+     .default_value = "mailfort-milter",
      .help = "user to run as after opening the socket (empty: stay as started)"},
     {.name = "socket_mode",
      .type = MF_CONFIG_STRING,

@@ -106,7 +106,7 @@ static sfsistat default_action(SMFICTX *ctx, const struct mf_policy *pol)
 
 /* ------------------------------------------------------------ verdict event */
 
-static void emit_verdict(struct conn *c, struct msg *m, SMFICTX *ctx, const struct mf_verdict *v,
+static void emit_verdict(struct conn *c, struct msg *m, const struct mf_verdict *v,
                          const char *action_override, const char *reason_override, bool *ok_r)
 {
 	struct mf_event *ev = mf_event_new("verdict", state->node);
@@ -295,7 +295,7 @@ static sfsistat too_big(SMFICTX *ctx, struct conn *c, struct msg *m)
 	         "message is larger than the limit of %.1f MB; please share large files by a "
 	         "link",
 	         (double)m->pol->max_message_size / 1048576.0);
-	emit_verdict(c, m, ctx, NULL, "reject", text, &ok);
+	emit_verdict(c, m, NULL, "reject", text, &ok);
 	(void)smfi_setreply(ctx, "552", "5.3.4", text);
 	return SMFIS_REJECT;
 }
@@ -386,22 +386,22 @@ static sfsistat cb_eom(SMFICTX *ctx)
 	mf_verdict_init(&v);
 	if (m->failed) {
 		mf_log_error("%s: cannot scan the message: %s", qid, m->fail_reason);
-		emit_verdict(c, m, ctx, NULL, mf_action_name(m->pol->default_action),
-		             m->fail_reason, &ok);
+		emit_verdict(c, m, NULL, mf_action_name(m->pol->default_action), m->fail_reason,
+		             &ok);
 		ret = default_action(ctx, m->pol);
 		goto out;
 	}
 	stream = mf_msgbuf_stream(m->buf, &err);
 	if (stream == NULL || mf_scan(m->pol, m->model, stream, &v, &err) < 0) {
 		mf_log_error("%s: cannot scan the message: %s", qid, err.msg);
-		emit_verdict(c, m, ctx, NULL, mf_action_name(m->pol->default_action), err.msg, &ok);
+		emit_verdict(c, m, NULL, mf_action_name(m->pol->default_action), err.msg, &ok);
 		ret = default_action(ctx, m->pol);
 		goto out;
 	}
 	if (v.body_changed && v.action != MF_ACT_REJECT && v.action != MF_ACT_TEMPFAIL) {
 		if (replace_body(ctx, m, &v, &err) < 0) {
 			mf_log_error("%s: cannot strip an attachment: %s", qid, err.msg);
-			emit_verdict(c, m, ctx, &v, mf_action_name(m->pol->default_action), err.msg,
+			emit_verdict(c, m, &v, mf_action_name(m->pol->default_action), err.msg,
 			             &ok);
 			ret = default_action(ctx, m->pol);
 			goto out;
@@ -422,7 +422,7 @@ static sfsistat cb_eom(SMFICTX *ctx)
 		(void)smfi_addheader(ctx, "X-Spam-Status", status);
 		g_free(status);
 	}
-	emit_verdict(c, m, ctx, &v, NULL, NULL, &ok);
+	emit_verdict(c, m, &v, NULL, NULL, &ok);
 	if (!ok && v.action != MF_ACT_REJECT) {
 		/* No record, no delivery: the sender will retry. */
 		ret = default_action(ctx, m->pol);

@@ -62,7 +62,7 @@ tap.ok(st.returncode == 0 and "mode password" in st.stdout, "crypt status shows 
 
 # the passdb accepts the whole login string; a PAM stack with pam_mailfort
 # would check the code and pass the same string on
-dc = Dovecot("crypt-password", site=site, plugins=["mailfort_crypt"],
+dc = Dovecot("cpw", site=site, plugins=["mailfort_crypt"],
              users={DAVE: "correct horse" + CODE, FRANK: "frank-login"},
              userdb_extra="mailfort_crypt_password=%w")
 for f in os.listdir(site.keys):

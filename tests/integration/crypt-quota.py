@@ -51,7 +51,7 @@ site = Site("crypt_quota")
 for backend, extra_settings in (("count", {"quota_vsizes": "yes"}), ("maildir", {})):
     settings = {"quota": "%s:User quota" % backend, "quota_rule": "*:storage=1M"}
     settings.update(extra_settings)
-    dc = Dovecot("crypt-quota-" + backend, site=site, plugins=["quota", "mailfort_crypt"],
+    dc = Dovecot("cq" + backend[0], site=site, plugins=["quota", "mailfort_crypt"],
                  imap_plugins=["imap_quota"], users={USER: "pw"}, plugin_settings=settings)
     for f in os.listdir(site.keys):
         os.chown(os.path.join(site.keys, f), dc.uid, dc.gid)

@@ -129,7 +129,7 @@ site.set("crypt", "escrow_public_key", escrow)
 site.pg.psql("DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'mf_crypt_plugin') "
              "THEN CREATE ROLE mf_crypt_plugin LOGIN IN ROLE mailfort_crypt; END IF; END $$;")
 site.set("crypt", "conninfo", site.pg.conninfo(site.db, user="mf_crypt_plugin"))
-dc = Dovecot("crypt-store", site=site, plugins=["mailfort_crypt"],
+dc = Dovecot("cst", site=site, plugins=["mailfort_crypt"],
              users={"alice@example.test": "pw-alice", "bob@example.test": "pw-bob",
                     "carol@example.test": "pw-carol"},
              extra="mail_temp_dir = %s\n")

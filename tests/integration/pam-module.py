@@ -337,6 +337,23 @@ attempt("as mailfort_pam: a bad password counted", "imap", "alice",
 del site.sections["pam"]["conninfo"]
 site.write()
 
+# mailfortctl needs nothing beyond mailfort_admin
+site.pg.psql("DO $$BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'mf_admintest') "
+             "THEN CREATE ROLE mf_admintest LOGIN; END IF; END$$; "
+             "GRANT mailfort_admin TO mf_admintest;")
+site.set("database", "conninfo", site.pg.conninfo(site.db, user="mf_admintest"))
+r = site.ctl("totp", "enroll", "gina", "--no-qr")
+g_secret = uri_secret(r.stdout)[1].get("secret", "")
+wait_fresh_step()
+steps = [r.returncode == 0,
+         site.ctl("totp", "enroll", "gina", "--confirm", totp_code(g_secret)).returncode == 0]
+for cmd in (("totp", "recovery", "gina"), ("apppass", "add", "gina", "--label", "l"),
+            ("apppass", "list", "gina"), ("apppass", "revoke", "gina", "l"),
+            ("user", "status", "gina"), ("user", "unlock", "gina"), ("totp", "reset", "gina")):
+    steps.append(site.ctl(*cmd).returncode == 0)
+tap.eq(steps, [True] * 9, "every totp, apppass and user command works as a mailfort_admin role")
+site.set("database", "conninfo", site.pg.conninfo(site.db))
+
 # ------------------------------------------------------------ events
 evs = pam.events()
 tap.ok(all(e.get("service") in ("imap", "smtp", "sshd") and e.get("ip") == "192.0.2.7"

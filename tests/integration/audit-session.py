@@ -216,6 +216,23 @@ tap.eq([(e["type"], e.get("reason")) for e in ev], [("login", None), ("logout", 
 
 r = site.ctl("audit", "verify")
 tap.ok(r.returncode == 0, "the whole trail still verifies", r.stdout + r.stderr)
+
+# ------------------------------------------------------------ fail closed
+site.set("audit", "session_max_lifetime", "0")
+site.set("spool", "dir", "/proc/mailfort-no-spool")
+try:
+    m = dc.imap_login("alice", "alicepw")  # Dovecot: "OK Logged in, but initialization failed" + BYE
+    m.select("INBOX")
+    refused = False
+except Exception:  # noqa: BLE001 - imaplib raises several kinds
+    refused = True
+tap.ok(refused, "no spool, no session: the session is closed before any mailbox is opened")
+tap.ok("mailfort_audit: spool /proc/mailfort-no-spool" in dc.log_text(),
+       "Dovecot's log names the spool that could not be opened")
+site.set("spool", "dir", site.spool)
+m = dc.imap_login("alice", "alicepw")
+m.logout()
+tap.ok(True, "with the spool back, logins work again")
 log = dc.log_text()
 tap.ok("mailfort_audit" not in log or "could not be recorded" not in log, "no spool failures in Dovecot's log")
 dc.stop()

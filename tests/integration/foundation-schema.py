@@ -102,7 +102,8 @@ def event_sql(node, seq, prev, h, when="now()", typ="auth", user="alice",
             "'\\x%s', '\\x%s')" % (node, seq, when, typ, user, payload, prev, h))
 
 
-site.sql(event_sql("mx1", 1, "00", "01") + ";" + event_sql("mx1", 2, "01", "02", typ="read",
+site.sql(event_sql("mx1", 1, "00", "01", payload='{"v":1,"type":"auth","user":"alice","service":"imap",'
+                   '"result":"fail","factor":"totp","locked":true}') + ";" + event_sql("mx1", 2, "01", "02", typ="read",
          payload='{"v":1,"type":"read","user":"alice","mailbox":"INBOX","uid":7}'))
 site.sql("""
 INSERT INTO mailfort.accounts (username, totp_state, totp_secret)
@@ -123,6 +124,9 @@ for view, want in [("events", 2), ("auth_events", 1), ("failed_logins", 1), ("lo
     tap.ok(ok and out == str(want), "auditor reads audit.%s (%d rows)" % (view, want), out)
 ok, out = as_role(auditor, "SELECT mailbox || ':' || uid FROM audit.message_access")
 tap.eq(out, "INBOX:7", "audit.message_access exposes the event's mailbox and uid")
+ok, out = as_role(auditor, "SELECT service || ':' || result || ':' || factor || ':' || locked "
+                  "FROM audit.auth_events")
+tap.eq(out, "imap:fail:totp:true", "audit.auth_events exposes service, result, factor, locked")
 
 refused(auditor, event_sql("mx1", 3, "02", "03"), "auditor cannot INSERT audit events",
         "permission denied")
@@ -249,6 +253,15 @@ for what, sql, pattern in [
 site.sql(event_sql("mx1", 4, "03", "04") + ";" + event_sql("mx2", 7, "00", "71"))
 tap.eq(site.sql("SELECT node, last_seq FROM mailfort.audit_heads ORDER BY node"),
        [["mx1", "4"], ["mx2", "7"]], "chain heads follow each node's last seq")
+
+site.sql(event_sql("imap1", 1, "00", "a1", typ="login", payload='{"v":1,"type":"login","user":"alice",'
+                   '"service":"imap","mech":"PLAIN","tls":true,"client":"Thunderbird","result":"ok"}')
+         + ";" + event_sql("imap1", 2, "a1", "a2", typ="logout", payload='{"v":1,"type":"logout",'
+                           '"user":"alice","service":"imap","reason":"logout","duration_ms":1500}'))
+ok, out = as_role(auditor, "SELECT string_agg(concat_ws(':', type, client, mech, tls, reason, duration_ms), ' ' "
+                  "ORDER BY seq) FROM audit.logins")
+tap.eq(out, "login:Thunderbird:PLAIN:t logout:logout:1500",
+       "audit.logins exposes client, mechanism, TLS, logout reason and duration")
 
 # ------------------------------------------------------------ partitions
 months = site.sql("""

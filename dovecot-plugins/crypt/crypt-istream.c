@@ -170,6 +170,26 @@ static ssize_t i_stream_mf_decrypt_read(struct istream_private *stream)
 	return (ssize_t)n;
 }
 
+int i_stream_mf_decrypt_check_final(struct istream *input, const char **error_r)
+{
+	struct mf_decrypt_istream *dstream =
+	    container_of(input->real_stream, struct mf_decrypt_istream, istream);
+	struct mf_mailcrypt_chunk chunk;
+	struct mf_error err;
+
+	if (mf_mailcrypt_chunk_at(&dstream->reader, dstream->reader.chunk_count - 1, &chunk, &err) <
+	    0) {
+		(void)mf_decrypt_fail(dstream, EINVAL, err.msg);
+		*error_r = t_strdup(err.msg);
+		return -1;
+	}
+	if (mf_decrypt_slot_load(dstream, &chunk) == NULL) {
+		*error_r = t_strdup(i_stream_get_error(input));
+		return -1;
+	}
+	return 0;
+}
+
 static int i_stream_mf_decrypt_stat(struct istream_private *stream, bool exact)
 {
 	struct mf_decrypt_istream *dstream =

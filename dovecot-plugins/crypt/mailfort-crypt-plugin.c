@@ -93,20 +93,10 @@ static MODULE_CONTEXT_DEFINE_INIT(mailfort_crypt_mail_module, &mail_module_regis
 static int mailfort_crypt_verify_ends(struct istream *input, const char **error_r)
 {
 	const unsigned char *data;
-	uoff_t size;
 	size_t len;
 
-	if (i_stream_get_size(input, TRUE, &size) <= 0) {
-		*error_r = i_stream_get_error(input);
+	if (i_stream_mf_decrypt_check_final(input, error_r) < 0)
 		return -1;
-	}
-	if (size > 0) {
-		i_stream_seek(input, size - 1);
-		if (i_stream_read_more(input, &data, &len) <= 0 && input->stream_errno != 0) {
-			*error_r = t_strdup(i_stream_get_error(input));
-			return -1;
-		}
-	}
 	i_stream_seek(input, 0);
 	if (i_stream_read_more(input, &data, &len) < 0 && input->stream_errno != 0) {
 		*error_r = t_strdup(i_stream_get_error(input));
@@ -132,6 +122,12 @@ static int mailfort_crypt_open_reader(struct mail *mail, struct istream *input,
 
 	*corrupt_r = TRUE;
 	ret = i_stream_read_bytes(input, &header, &size, MF_MAILCRYPT_PREFIX_SIZE);
+	if (ret <= 0 && input->stream_errno != 0) {
+		*corrupt_r = FALSE;
+		*error_r = t_strdup_printf("read(%s) failed: %s", i_stream_get_name(input),
+		                           i_stream_get_error(input));
+		return -1;
+	}
 	if (ret <= 0 || mf_mailcrypt_peek(header, size, &info, &err) < 0) {
 		*error_r =
 		    ret <= 0 ? "encrypted message is truncated in its header" : t_strdup(err.msg);
@@ -139,6 +135,7 @@ static int mailfort_crypt_open_reader(struct mail *mail, struct istream *input,
 	}
 	ret = i_stream_read_bytes(input, &header, &size, info.header_size);
 	if (ret <= 0) {
+		*corrupt_r = input->stream_errno == 0;
 		*error_r = input->stream_errno != 0
 		               ? i_stream_get_error(input)
 		               : "encrypted message is truncated in its header";

@@ -22,6 +22,11 @@ struct mf_db;
    authenticated, content key open) and copied; the caller clears its copy. */
 struct istream *i_stream_create_mf_decrypt(struct istream *parent,
                                            const struct mf_mailcrypt_reader *reader);
+/* Open and authenticate the final chunk now (also for an empty message,
+   which a reader never reads into): the plaintext size the stream reports
+   is then proven, and truncation found before anything is sent.  -1 with
+   stream_errno EINVAL (damaged) or the parent's errno. */
+int i_stream_mf_decrypt_check_final(struct istream *input, const char **error_r);
 /* Encrypting filter in front of parent, sealing to account public key pk. */
 struct ostream *o_stream_create_mf_encrypt(struct ostream *parent,
                                            const unsigned char pk[crypto_box_PUBLICKEYBYTES]);

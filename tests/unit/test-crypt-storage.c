@@ -416,6 +416,25 @@ static void test_streams(void)
 	}
 	i_stream_unref(&in);
 	i_stream_unref(&ct_in);
+
+	/* cut after the header and 16 bytes: it would pass for an empty
+	   message if the final chunk were not checked */
+	{
+		size_t cut = MF_MAILCRYPT_HEADER_SIZE + MF_MAILCRYPT_CHUNK_OVERHEAD;
+		const char *error = NULL;
+		int r = -1;
+
+		if (mf_mailcrypt_reader_init(&reader, ct->data, cut, cut, pk, sk, &err) == 0) {
+			ct_in = i_stream_create_from_data(ct->data, cut);
+			in = i_stream_create_mf_decrypt(ct_in, &reader);
+			mf_mailcrypt_reader_clear(&reader);
+			r = i_stream_mf_decrypt_check_final(in, &error);
+			i_stream_unref(&in);
+			i_stream_unref(&ct_in);
+		}
+		ok(r < 0, "streams: a message cut to look empty is refused (%s)",
+		   error != NULL ? error : err.msg);
+	}
 	buffer_free(&ct);
 	i_free(plain);
 }

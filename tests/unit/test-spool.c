@@ -207,6 +207,12 @@ static void test_basic(void)
 	mf_spool_reader_close(&r);
 	mf_spool_writer_close(&w);
 	ok(w == NULL && r == NULL, "close clears the handles");
+	r = mf_spool_reader_open("/nonexistent-mailfort/spool", NULL, &err);
+	ok(r == NULL && strstr(err.msg, "/nonexistent-mailfort/spool") != NULL,
+	   "reader of a missing spool: %s", err.msg);
+	ok(mf_spool_rotate("/nonexistent-mailfort/spool", 0, NULL, &err) < 0 &&
+	       strstr(err.msg, "No such file") != NULL,
+	   "rotation of a missing spool: %s", err.msg);
 }
 
 /* The big one: 8 processes x 10,000 records while the reader reads and

@@ -254,6 +254,8 @@ attempt("prompt mode: password, then the code asked for", "sshd", "alice",
         [PASSWORDS["alice"], totp_code(secret_a)], True, [("auth", "ok", "ok")])
 attempt("prompt mode: wrong code refused", "sshd", "alice",
         [PASSWORDS["alice"], wrong], False, [("auth", "fail", "bad_code")])
+attempt("prompt mode: a recovery code at the prompt", "sshd", "alice",
+        [PASSWORDS["alice"], codes[3]], True, [("auth", "ok", "recovery")])
 attempt("prompt mode: wrong password counted by authfail", "sshd", "alice",
         ["nope", totp_code(secret_a)], False, [("authfail", "fail", "bad_password")])
 

@@ -136,7 +136,11 @@ enum mf_spool_status {
  * Open the spool for reading from start (NULL = {0, 0}, the beginning).
  * The reader only reads (it never seals, creates or removes anything; that
  * is mf_spool_rotate's job).  Fails when the directory cannot be opened, or
- * when start lies beyond the end of its segment (the spool was replaced).
+ * when start lies beyond the end of its segment or beyond the newest segment,
+ * or the spool holds no segment at all although start is not {0, 0} (the
+ * spool was replaced, restored or wiped: reading on from start would skip
+ * everything written to it; the caller must decide, e.g. an administrator
+ * resets the saved position).
  * If start's segment no longer exists, reading starts at the first record of
  * the next segment that does.
  */

@@ -389,6 +389,34 @@ static bool reader_refresh_sealed(struct mf_spool_reader *r)
 	return false;
 }
 
+/* A saved position's segment is removed only once a newer segment exists,
+   and the newest segment is never removed: if no segment at or after the
+   position exists, the spool was replaced (restored, recreated, wiped) and
+   reading on would silently skip all that is written to it. */
+static int reader_check_start_exists(struct mf_spool_reader *r, const struct mf_spool_pos *start,
+                                     struct mf_error *err)
+{
+	struct spool_seg_list list;
+	uint64_t newest;
+
+	if (spool_seg_list(r->dirfd, r->dir, &list, err) < 0)
+		return -1;
+	newest = list.count > 0 ? list.segs[list.count - 1] : 0;
+	spool_seg_list_free(&list);
+	if (newest >= start->segment)
+		return 0;
+	if (newest == 0)
+		return mf_error_set(err,
+		                    "spool %s: saved position %" PRIu64 ":%" PRIu64
+		                    " but the spool holds no segment: was the spool replaced?",
+		                    r->dir, start->segment, start->offset);
+	return mf_error_set(err,
+	                    "spool %s: saved position %" PRIu64 ":%" PRIu64
+	                    " lies beyond the newest segment (%" PRIu64
+	                    "): was the spool replaced?",
+	                    r->dir, start->segment, start->offset, newest);
+}
+
 struct mf_spool_reader *mf_spool_reader_open(const char *dir, const struct mf_spool_pos *start,
                                              struct mf_error *err)
 {
@@ -425,6 +453,8 @@ struct mf_spool_reader *mf_spool_reader_open(const char *dir, const struct mf_sp
 			             (long long)st.st_size);
 			goto fail;
 		}
+		if (reader_check_start_exists(r, start, err) < 0)
+			goto fail;
 	}
 	return r;
 fail:

@@ -622,6 +622,20 @@ static void test_resume(void)
 		ok(r == NULL && strstr(err.msg, "beyond the end") != NULL,
 		   "a position beyond the data is refused: %s", err.msg);
 	}
+	/* A position in a segment beyond the newest: the spool was replaced. */
+	{
+		struct mf_spool_pos later = {7, 16};
+
+		r = mf_spool_reader_open(dir, &later, &err);
+		ok(r == NULL && strstr(err.msg, "beyond the newest segment") != NULL,
+		   "a position beyond the newest segment is refused: %s", err.msg);
+		const char *empty = new_spool("resume-empty");
+
+		(void)mkdir(empty, 0770);
+		r = mf_spool_reader_open(empty, &later, &err);
+		ok(r == NULL && strstr(err.msg, "no segment") != NULL,
+		   "a saved position in an empty spool is refused: %s", err.msg);
+	}
 	/* The saved segment was removed: start at the next one. */
 	{
 		struct mf_spool_pos gone = {1, 40};

@@ -36,8 +36,9 @@
  * there.  A writer reads "current" only when it opens the spool or finds its
  * segment sealed, never per record.  A write that fails part-way (disk full)
  * is cut off again with ftruncate under the same lock, so a failed append
- * leaves no fragment behind.  Writers create a segment only in a new spool:
- * the one process whose link(2) of the first marker succeeds creates
+ * leaves no fragment behind.  Apart from repairing a spool damaged by hand
+ * (see spool-writer.c), writers create a segment only in a new spool: the
+ * one process whose link(2) of the first marker succeeds creates
  * events.0000000001, the others wait for it.  (A writer that merely saw an
  * empty directory must not create segment 1: by the time it does, segment 1
  * may have been filled, read and removed, and its records would be written
@@ -182,8 +183,11 @@ void mf_spool_reader_damage(const struct mf_spool_reader *r, struct mf_spool_pos
 /*
  * Rotate and clean up; called by the reader (mailfort-auditd) from time to
  * time, typically after each batch it has committed.  In this order:
+ *   - make "current" name the newest segment if it is missing, damaged or
+ *     behind; if it names a segment beyond the newest (removed by hand),
+ *     create that one;
  *   - if the newest segment holds more than max_bytes (0: any record at all),
- *     create the next segment and seal the newest;
+ *     create the next segment, make it current, and seal the old newest;
  *   - seal every other unsealed segment that is not the newest (repairs a
  *     rotation interrupted between creating and sealing);
  *   - remove the sealed segments that lie wholly before pos (pos NULL: none):

@@ -23,6 +23,7 @@ enum pam_mf_mode {
 	PAM_MF_PREAUTH,  /* lock check only (password module comes next) */
 	PAM_MF_AUTHFAIL, /* stacked after a failed password module: count it */
 	PAM_MF_AUTHSUCC, /* stacked after every factor succeeded: reset the count */
+	PAM_MF_ACCOUNT,  /* pam_acct_mgmt: refuse a locked account */
 };
 
 enum pam_mf_input {

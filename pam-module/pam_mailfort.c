@@ -19,6 +19,9 @@
  *             failed password towards the lock.  Returns PAM_AUTH_ERR.
  *   authsucc  stacked after all factors passed: resets the failure count,
  *             records the login.  Returns PAM_SUCCESS.
+ * In the account phase (pam_acct_mgmt) the module refuses a locked account
+ * with PAM_PERM_DENIED, also when the database cannot be reached, so a lock
+ * holds for logins that did not authenticate through it (ssh keys).
  * Other arguments: config=FILE, append, prompt, protocol=NAME, debug.
  *
  * Returns PAM_SUCCESS, PAM_AUTH_ERR (refused; also while locked and for
@@ -101,6 +104,8 @@ static const char *mode_name(enum pam_mf_mode mode)
 		return "apppass";
 	case PAM_MF_PREAUTH:
 		return "preauth";
+	case PAM_MF_ACCOUNT:
+		return "account";
 	case PAM_MF_AUTHFAIL:
 		return "authfail";
 	case PAM_MF_AUTHSUCC:
@@ -546,7 +551,7 @@ static int do_apppass(struct pam_mf *mf)
 	return finish(mf, PAM_SUCCESS, "ok", "apppass");
 }
 
-static int run(pam_handle_t *pamh, int argc, const char **argv)
+static int run(pam_handle_t *pamh, bool account, int argc, const char **argv)
 {
 	struct pam_mf mf;
 	struct mf_error err;
@@ -556,7 +561,9 @@ static int run(pam_handle_t *pamh, int argc, const char **argv)
 	memset(&mf, 0, sizeof(mf));
 	mf.pamh = pamh;
 	if (parse_args(pamh, &mf.args, argc, argv) < 0)
-		return PAM_AUTHINFO_UNAVAIL;
+		return account ? PAM_PERM_DENIED : PAM_AUTHINFO_UNAVAIL;
+	if (account)
+		mf.args.mode = PAM_MF_ACCOUNT;
 	if (pam_get_user(pamh, &mf.user, NULL) != PAM_SUCCESS || mf.user == NULL ||
 	    mf.user[0] == '\0') {
 		pam_syslog(pamh, LOG_NOTICE, "no user name");
@@ -571,7 +578,7 @@ static int run(pam_handle_t *pamh, int argc, const char **argv)
 	if (mf.cfg == NULL) {
 		/* no spool location without a configuration: the log is all there is */
 		pam_syslog(pamh, LOG_ERR, "%s", err.msg);
-		return PAM_AUTHINFO_UNAVAIL;
+		return account ? PAM_PERM_DENIED : PAM_AUTHINFO_UNAVAIL;
 	}
 	resolve_protocol(&mf);
 	if (mf_crypto_init(&err) < 0) {
@@ -588,6 +595,11 @@ static int run(pam_handle_t *pamh, int argc, const char **argv)
 		break;
 	case PAM_MF_PREAUTH:
 		ret = do_preauth(&mf);
+		break;
+	case PAM_MF_ACCOUNT:
+		ret = do_preauth(&mf);
+		/* the account phase has no "ignore, unavailable": refuse */
+		ret = ret == PAM_IGNORE ? PAM_SUCCESS : PAM_PERM_DENIED;
 		break;
 	case PAM_MF_AUTHFAIL:
 		mf.factor = "password";
@@ -615,7 +627,15 @@ out:
 PAM_EXTERN int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, const char **argv)
 {
 	(void)flags;
-	return run(pamh, argc, argv);
+	return run(pamh, false, argc, argv);
+}
+
+/* Account phase: refuse a locked account also when the authentication did
+   not go through this module (ssh public keys, Kerberos). */
+PAM_EXTERN int pam_sm_acct_mgmt(pam_handle_t *pamh, int flags, int argc, const char **argv)
+{
+	(void)flags;
+	return run(pamh, true, argc, argv);
 }
 
 PAM_EXTERN int pam_sm_setcred(pam_handle_t *pamh, int flags, int argc, const char **argv)

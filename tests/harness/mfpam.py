@@ -212,6 +212,13 @@ class PamSetup:
         last = text.splitlines()[-1] if text else ""
         return r.returncode == 0, last
 
+    def acct(self, service, user):
+        """Run pam_acct_mgmt; returns (ok, message)."""
+        r = subprocess.run(["pamtester", service, user, "acct_mgmt"], capture_output=True,
+                           text=True, env=self.env(), timeout=60)
+        text = (r.stdout + r.stderr).strip()
+        return r.returncode == 0, text.splitlines()[-1] if text else ""
+
     def start(self, service, user, *answers):
         """Start a login in the background (for races); returns the Popen."""
         p = subprocess.Popen(self.argv(service, user), stdin=subprocess.PIPE,

@@ -19,7 +19,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.environ["MF_SRC"], "tests/harness"))
 from mailfort import Site, free_port, tap  # noqa: E402
-from mfpam import (PAM_TEXT, PamSetup, oathtool_code, spool_bytes, totp_code,  # noqa: E402
+from mfpam import (PAM_TEXT, PAM_WRAPPER_MODULES, PamSetup, oathtool_code, spool_bytes, totp_code,  # noqa: E402
                    uri_secret, wait_fresh_step)
 
 PASSWORDS = {"alice": "Sommer 2026!", "bob": "pw-bob", "carol": "pw-carol",
@@ -155,6 +155,18 @@ tap.eq(pam.calls(), calls, "locked: refused before the password is checked")
 attempt("locked: prompt stack refuses before the password", "sshd", "carol",
         [PASSWORDS["carol"], totp_code(secret_c)], False, [("preauth", "fail", "locked")])
 tap.eq(pam.calls(), calls, "locked: sshd stack did not check the password either")
+pam.write_service("sshkey", ["auth required /lib/x86_64-linux-gnu/security/pam_permit.so",
+                             "account optional %s/pam_set_items.so" % PAM_WRAPPER_MODULES,
+                             "account requisite %s" % pam.mf(),
+                             "account required /lib/x86_64-linux-gnu/security/pam_permit.so"])
+n0 = len(pam.events())
+ok, msg = pam.acct("sshkey", "carol")
+tap.ok(not ok and "Permission denied" in msg,
+       "locked: the account phase refuses too (logins by ssh key)", msg)
+tap.eq([(e["mode"], e["reason"]) for e in new_events(n0)], [("account", "locked")],
+       "recorded as a locked attempt in the account phase")
+ok, msg = pam.acct("sshkey", "alice")
+tap.ok(ok, "the account phase lets an unlocked account through", msg)
 r = site.ctl("user", "status", "carol")
 tap.ok(r.returncode == 0 and re.search(r"locked:\s+yes", r.stdout), "user status shows the lock",
        r.stdout + r.stderr)
@@ -268,6 +280,8 @@ attempt("database refusing connections: PAM_AUTHINFO_UNAVAIL", "imap", "alice",
         [PASSWORDS["alice"] + totp_code(secret_a)], False, [("auth", "error", "db_unavailable")],
         want_msg="PAM_AUTHINFO_UNAVAIL")
 tap.ok(time.time() - t0 < 3, "and at once (%.2f s)" % (time.time() - t0))
+ok, msg = pam.acct("sshkey", "alice")
+tap.ok(not ok and "Permission denied" in msg, "account phase without database: refused", msg)
 
 hole = socket.socket()
 hole.bind(("127.0.0.1", 0))
@@ -358,7 +372,7 @@ site.set("database", "conninfo", site.pg.conninfo(site.db))
 
 # ------------------------------------------------------------ events
 evs = pam.events()
-tap.ok(all(e.get("service") in ("imap", "smtp", "sshd") and e.get("ip") == "192.0.2.7"
+tap.ok(all(e.get("service") in ("imap", "smtp", "sshd", "sshkey") and e.get("ip") == "192.0.2.7"
            and e.get("user") in PASSWORDS for e in evs),
        "every event names user, service and remote address")
 data = spool_bytes(site.spool)

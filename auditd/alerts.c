@@ -132,20 +132,30 @@ static int count_rule_eval(struct auditd *d, const struct count_rule *r, const c
 	return run_rule(d, sql, 5, params, err);
 }
 
-int auditd_alerts_evaluate(struct auditd *d, int64_t from_seq, int64_t to_seq, struct mf_error *err)
+int auditd_alerts_evaluate(struct auditd *d, int64_t from_seq, int64_t to_seq, int64_t mass_from,
+                           struct mf_error *err)
 {
-	char from[32], to[32], days[32];
+	char from[32], to[32], days[32], mfrom[32];
 	const char *params[4] = {d->node, from, to, days};
 	int64_t new_ip_days = mf_config_int(d->cfg, "auditd", "new_ip_days");
 
 	snprintf(from, sizeof(from), "%" PRId64, from_seq);
 	snprintf(to, sizeof(to), "%" PRId64, to_seq);
 	snprintf(days, sizeof(days), "%" PRId64, new_ip_days);
+	snprintf(mfrom, sizeof(mfrom), "%" PRId64, mass_from);
 
 	for (size_t i = 0; i < MF_N_ELEMENTS(count_rules); i++) {
-		if ((d->batch_types & count_rules[i].kinds) == 0)
+		const struct count_rule *r = &count_rules[i];
+
+		if ((r->kinds & AUDITD_T_AUTH) == 0) {
+			/* volume rule: over everything since it last ran */
+			if (mass_from > 0 && count_rule_eval(d, r, mfrom, to, err) < 0)
+				return -1;
 			continue;
-		if (count_rule_eval(d, &count_rules[i], from, to, err) < 0)
+		}
+		if ((d->batch_types & r->kinds) == 0)
+			continue;
+		if (count_rule_eval(d, r, from, to, err) < 0)
 			return -1;
 	}
 	if ((d->batch_types & AUDITD_T_AUTH) == 0)
@@ -195,6 +205,40 @@ int auditd_alerts_evaluate(struct auditd *d, int64_t from_seq, int64_t to_seq, s
 	             "RETURNING rule, username, host(ip), summary",
 	             3, params, err) < 0)
 		return -1;
+	return 0;
+}
+
+int auditd_alerts_catch_up(struct auditd *d, struct mf_error *err)
+{
+	char a[32];
+	const char *params[2] = {d->node, a};
+	unsigned int types = d->batch_types;
+
+	if (!d->state_loaded || d->mass_seq >= d->seq)
+		return 0;
+	if (!mf_config_bool(d->cfg, "auditd", "alerts")) {
+		d->mass_seq = d->seq;
+		return 0;
+	}
+	snprintf(a, sizeof(a), "%" PRId64, d->seq);
+	if (mf_db_begin(d->db, err) < 0)
+		return -1;
+	d->batch_types = 0; /* the other rules ran with their batches */
+	if (auditd_alerts_evaluate(d, d->seq + 1, d->seq, d->mass_seq + 1, err) < 0 ||
+	    mf_db_command(d->db,
+	                  "UPDATE mailfort.auditd_positions SET alert_seq = $2::bigint "
+	                  "WHERE node = $1",
+	                  2, params, err) < 0 ||
+	    mf_db_commit(d->db, err) < 0) {
+		d->batch_types = types;
+		mf_db_rollback(d->db);
+		auditd_alerts_flush(d, false);
+		return -1;
+	}
+	d->batch_types = types;
+	d->mass_seq = d->seq;
+	d->mass_time = time(NULL);
+	auditd_alerts_flush(d, true);
 	return 0;
 }
 

@@ -26,6 +26,10 @@
 struct mf_config;
 struct mf_db;
 
+/* Under load the volume rules run at most this often (seconds); an idle
+   spool runs them at once. */
+#define AUDITD_MASS_INTERVAL 5
+
 /* Seconds an incomplete record may stay at the end of the spool before its
    segment is sealed (a writer died mid-write). */
 #define AUDITD_TORN_GRACE 5
@@ -51,6 +55,8 @@ struct auditd {
 	unsigned char head[MF_AUDIT_HASH_BYTES];
 	int64_t ckpt_seq;
 	time_t ckpt_time;
+	int64_t mass_seq;  /* last seq the volume rules (mass_read/delete) covered */
+	time_t mass_time;  /* when they last ran */
 	time_t maint_time; /* last partition / retention run */
 
 	unsigned char *sign_sk; /* sodium_malloc'd Ed25519 secret key */
@@ -89,9 +95,12 @@ int auditd_maintenance(struct auditd *d, bool force, struct mf_error *err);
 
 /* alerts.c */
 /* Evaluate the rules over events from_seq..to_seq of this node (inside the
-   batch's transaction); raised alerts are queued on d->alerts. */
-int auditd_alerts_evaluate(struct auditd *d, int64_t from_seq, int64_t to_seq,
+   batch's transaction), and the volume rules over mass_from..to_seq when
+   mass_from > 0; raised alerts are queued on d->alerts. */
+int auditd_alerts_evaluate(struct auditd *d, int64_t from_seq, int64_t to_seq, int64_t mass_from,
                            struct mf_error *err);
+/* Run the volume rules over what they have not seen yet (idle spool). */
+int auditd_alerts_catch_up(struct auditd *d, struct mf_error *err);
 /* Mail queued alerts (after commit) and free the queue. */
 void auditd_alerts_flush(struct auditd *d, bool send);
 

@@ -191,7 +191,7 @@ static int ship_all(struct auditd *d, bool *idle_r)
 		return 0;
 	}
 	*idle_r = true;
-	if (auditd_checkpoint_if_due(d, false, &err) < 0 ||
+	if (auditd_alerts_catch_up(d, &err) < 0 || auditd_checkpoint_if_due(d, false, &err) < 0 ||
 	    auditd_maintenance(d, false, &err) < 0) {
 		mf_log_error("%s", err.msg);
 		auditd_reset(d);

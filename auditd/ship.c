@@ -167,14 +167,13 @@ static int load_state(struct auditd *d, struct mf_error *err)
 {
 	const char *params[1] = {d->node};
 	PGresult *res;
-	int64_t pos_seq = 0, head_seq = 0;
+	int64_t pos_seq = 0, head_seq = 0, mass_seq = 0;
 	bool have_pos = false;
 
-	res = mf_db_exec(
-	    d->db,
-	    "SELECT spool_segment, spool_offset, last_seq FROM mailfort.auditd_positions "
-	    "WHERE node = $1",
-	    1, params, err);
+	res = mf_db_exec(d->db,
+	                 "SELECT spool_segment, spool_offset, last_seq, alert_seq "
+	                 "FROM mailfort.auditd_positions WHERE node = $1",
+	                 1, params, err);
 	if (res == NULL)
 		return -1;
 	memset(&d->pos, 0, sizeof(d->pos));
@@ -182,6 +181,7 @@ static int load_state(struct auditd *d, struct mf_error *err)
 		d->pos.segment = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
 		d->pos.offset = strtoull(PQgetvalue(res, 0, 1), NULL, 10);
 		pos_seq = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
+		mass_seq = strtoll(PQgetvalue(res, 0, 3), NULL, 10);
 		have_pos = true;
 	}
 	PQclear(res);
@@ -215,6 +215,8 @@ static int load_state(struct auditd *d, struct mf_error *err)
 		                    d->node, head_seq, pos_seq, have_pos ? "" : " (no position)");
 	}
 	d->seq = head_seq;
+	d->mass_seq = mass_seq;
+	d->mass_time = 0; /* run the volume rules with the first batch */
 
 	res = mf_db_exec(d->db,
 	                 "SELECT coalesce(max(seq), 0), "
@@ -422,20 +424,21 @@ static int copy_rows(struct auditd *d, const struct buf *b, struct mf_error *err
 }
 
 static int store_position(struct auditd *d, const struct mf_spool_pos *pos, int64_t seq,
-                          struct mf_error *err)
+                          int64_t mass_seq, struct mf_error *err)
 {
-	char a[32], b[32], c[32];
-	const char *params[4] = {d->node, int_str(a, (int64_t)pos->segment),
-	                         int_str(b, (int64_t)pos->offset), int_str(c, seq)};
+	char a[32], b[32], c[32], m[32];
+	const char *params[5] = {d->node, int_str(a, (int64_t)pos->segment),
+	                         int_str(b, (int64_t)pos->offset), int_str(c, seq),
+	                         int_str(m, mass_seq)};
 
 	return mf_db_command(
 	    d->db,
 	    "INSERT INTO mailfort.auditd_positions "
-	    "(node, spool_segment, spool_offset, last_seq) VALUES ($1, $2, $3, $4) "
+	    "(node, spool_segment, spool_offset, last_seq, alert_seq) VALUES ($1, $2, $3, $4, $5) "
 	    "ON CONFLICT (node) DO UPDATE SET spool_segment = EXCLUDED.spool_segment, "
 	    "spool_offset = EXCLUDED.spool_offset, last_seq = EXCLUDED.last_seq, "
-	    "updated_at = now()",
-	    4, params, err);
+	    "alert_seq = EXCLUDED.alert_seq, updated_at = now()",
+	    5, params, err);
 }
 
 static int store_verdicts(struct auditd *d, int64_t from, int64_t to, struct mf_error *err)
@@ -535,6 +538,8 @@ int auditd_ship_batch(struct auditd *d, int64_t *n_r, struct mf_error *err)
 	struct mf_spool_pos pos = d->pos, rpos;
 	struct buf b = {NULL, 0, 0};
 	bool ckpt = false, in_txn = false;
+	bool alerts = mf_config_bool(d->cfg, "auditd", "alerts");
+	int64_t mass_from = 0, mass_seq = d->mass_seq;
 	const void *payload;
 	size_t len;
 	struct mf_error e;
@@ -598,12 +603,15 @@ int auditd_ship_batch(struct auditd *d, int64_t *n_r, struct mf_error *err)
 	/* also after a silent reconnect: the commit must be durable */
 	if (mf_db_command(d->db, "SET LOCAL synchronous_commit = on", 0, NULL, err) < 0)
 		goto fail;
-	if (copy_rows(d, &b, err) < 0 || store_position(d, &pos, seq, err) < 0)
+	if (!alerts)
+		mass_seq = seq;
+	else if (time(NULL) - d->mass_time >= AUDITD_MASS_INTERVAL)
+		mass_from = d->mass_seq + 1, mass_seq = seq;
+	if (copy_rows(d, &b, err) < 0 || store_position(d, &pos, seq, mass_seq, err) < 0)
 		goto fail;
 	if ((d->batch_types & AUDITD_T_VERDICT) != 0 && store_verdicts(d, d->seq + 1, seq, err) < 0)
 		goto fail;
-	if (mf_config_bool(d->cfg, "auditd", "alerts") &&
-	    auditd_alerts_evaluate(d, d->seq + 1, seq, err) < 0)
+	if (alerts && auditd_alerts_evaluate(d, d->seq + 1, seq, mass_from, err) < 0)
 		goto fail;
 	if (checkpoint_due(d, seq, false)) {
 		if (insert_checkpoint(d, seq, head, err) < 0)
@@ -620,6 +628,9 @@ int auditd_ship_batch(struct auditd *d, int64_t *n_r, struct mf_error *err)
 	d->seq = seq;
 	d->pos = pos;
 	memcpy(d->head, head, sizeof(head));
+	if (mass_from > 0)
+		d->mass_time = time(NULL);
+	d->mass_seq = mass_seq;
 	if (ckpt) {
 		d->ckpt_seq = ckpt_seq;
 		d->ckpt_time = time(NULL);

@@ -393,11 +393,14 @@ static void add_record(struct auditd *d, struct buf *b, const char *payload, siz
 	free(wrapped);
 }
 
-static int copy_rows(struct auditd *d, const struct buf *b, struct mf_error *err)
+/* COPY is streamed: rows go to the server while the next records are read
+   and hashed, so PostgreSQL and auditd work at the same time. */
+#define COPY_CHUNK (256 * 1024)
+
+static int copy_begin(struct auditd *d, struct mf_error *err)
 {
 	PGconn *conn = mf_db_conn(d->db);
 	PGresult *res;
-	int ok;
 
 	if (conn == NULL)
 		return mf_error_set(err, "database: no connection");
@@ -409,13 +412,37 @@ static int copy_rows(struct auditd *d, const struct buf *b, struct mf_error *err
 		return -1;
 	}
 	PQclear(res);
-	ok = PQputCopyData(conn, b->p, (int)b->len) == 1;
-	if (PQputCopyEnd(conn, ok ? NULL : "client error") != 1)
+	return 0;
+}
+
+static int copy_put(struct auditd *d, struct buf *b, struct mf_error *err)
+{
+	PGconn *conn = mf_db_conn(d->db);
+
+	if (b->len == 0)
+		return 0;
+	if (conn == NULL || PQputCopyData(conn, b->p, (int)b->len) != 1)
+		return mf_error_set(err, "database: COPY failed: %s",
+		                    conn != NULL ? PQerrorMessage(conn) : "no connection");
+	b->len = 0;
+	return 0;
+}
+
+/* End the COPY; abort it (error != NULL) so that the transaction fails. */
+static int copy_end(struct auditd *d, const char *error, struct mf_error *err)
+{
+	PGconn *conn = mf_db_conn(d->db);
+	PGresult *res;
+	int ok = 1;
+
+	if (conn == NULL)
+		return mf_error_set(err, "database: no connection");
+	if (PQputCopyEnd(conn, error) != 1)
 		ok = 0;
 	res = PQgetResult(conn);
 	if (PQresultStatus(res) != PGRES_COMMAND_OK)
 		ok = 0;
-	if (!ok)
+	if (!ok && error == NULL)
 		mf_error_set(err, "database: COPY failed: %s", PQerrorMessage(conn));
 	PQclear(res);
 	while ((res = PQgetResult(conn)) != NULL)
@@ -537,7 +564,7 @@ int auditd_ship_batch(struct auditd *d, int64_t *n_r, struct mf_error *err)
 	unsigned char head[MF_AUDIT_HASH_BYTES];
 	struct mf_spool_pos pos = d->pos, rpos;
 	struct buf b = {NULL, 0, 0};
-	bool ckpt = false, in_txn = false;
+	bool ckpt = false, in_txn = false, copying = false;
 	bool alerts = mf_config_bool(d->cfg, "auditd", "alerts");
 	int64_t mass_from = 0, mass_seq = d->mass_seq;
 	const void *payload;
@@ -550,6 +577,18 @@ int auditd_ship_batch(struct auditd *d, int64_t *n_r, struct mf_error *err)
 	while (n < max) {
 		enum mf_spool_status st = mf_spool_read(d->reader, &payload, &len, &rpos, &e);
 
+		if ((st == MF_SPOOL_RECORD || st == MF_SPOOL_CORRUPT) && !in_txn) {
+			/* the first record: open the transaction and the COPY */
+			if (mf_db_begin(d->db, err) < 0)
+				goto fail;
+			in_txn = true;
+			/* also after a silent reconnect: the commit must be durable */
+			if (mf_db_command(d->db, "SET LOCAL synchronous_commit = on", 0, NULL,
+			                  err) < 0 ||
+			    copy_begin(d, err) < 0)
+				goto fail;
+			copying = true;
+		}
 		if (st == MF_SPOOL_RECORD) {
 			d->torn_since = 0;
 			seq++;
@@ -573,8 +612,8 @@ int auditd_ship_batch(struct auditd *d, int64_t *n_r, struct mf_error *err)
 			json = mf_event_json(ev, &jlen);
 			if (json == NULL) {
 				mf_event_free(&ev);
-				free(b.p);
-				return mf_error_set(err, "out of memory");
+				mf_error_set(err, "out of memory");
+				goto fail;
 			}
 			seq++;
 			add_record(d, &b, json, jlen, seq, head);
@@ -582,8 +621,8 @@ int auditd_ship_batch(struct auditd *d, int64_t *n_r, struct mf_error *err)
 			pos = rpos;
 			n++;
 		} else if (st == MF_SPOOL_ERROR) {
-			free(b.p);
-			return mf_error_set(err, "spool: %s", e.msg);
+			mf_error_set(err, "spool: %s", e.msg);
+			goto fail;
 		} else if (st == MF_SPOOL_TORN) {
 			note_torn(d, &rpos);
 			break;
@@ -591,23 +630,21 @@ int auditd_ship_batch(struct auditd *d, int64_t *n_r, struct mf_error *err)
 			d->torn_since = 0;
 			break; /* EMPTY: nothing more now */
 		}
+		if (b.len >= COPY_CHUNK && copy_put(d, &b, err) < 0)
+			goto fail;
 	}
 	if (n == 0) {
 		free(b.p);
 		return 0;
 	}
-
-	if (mf_db_begin(d->db, err) < 0)
-		goto fail;
-	in_txn = true;
-	/* also after a silent reconnect: the commit must be durable */
-	if (mf_db_command(d->db, "SET LOCAL synchronous_commit = on", 0, NULL, err) < 0)
+	copying = false;
+	if (copy_put(d, &b, err) < 0 || copy_end(d, NULL, err) < 0)
 		goto fail;
 	if (!alerts)
 		mass_seq = seq;
 	else if (time(NULL) - d->mass_time >= AUDITD_MASS_INTERVAL)
 		mass_from = d->mass_seq + 1, mass_seq = seq;
-	if (copy_rows(d, &b, err) < 0 || store_position(d, &pos, seq, mass_seq, err) < 0)
+	if (store_position(d, &pos, seq, mass_seq, err) < 0)
 		goto fail;
 	if ((d->batch_types & AUDITD_T_VERDICT) != 0 && store_verdicts(d, d->seq + 1, seq, err) < 0)
 		goto fail;
@@ -644,6 +681,11 @@ int auditd_ship_batch(struct auditd *d, int64_t *n_r, struct mf_error *err)
 	return 0;
 
 fail:
+	if (copying) {
+		struct mf_error ignored;
+
+		(void)copy_end(d, "batch abandoned", &ignored);
+	}
 	if (in_txn)
 		mf_db_rollback(d->db);
 	free(b.p);

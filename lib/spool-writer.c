@@ -6,8 +6,10 @@
  * the next segment when the reader has sealed the current one.  Both return
  * 0 / a writer on success and -1 / NULL with a one-line reason in err that
  * names the spool directory and the system error (permission denied, disk
- * full, lock held too long, ...).  Nothing here waits for longer than
- * SPOOL_WRITER_LOCK_TIMEOUT_MS.
+ * full, lock held too long, ...).  An append waits at most
+ * SPOOL_WRITER_LOCK_TIMEOUT_MS (2 s) for another thread of the process that
+ * is appending through the same writer, and as long again for the segment
+ * lock and the current segment.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -45,13 +47,15 @@ static int writer_open_dir(const char *dir, struct mf_error *err)
 
 	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0 && errno == ENOENT) {
-		if (mkdir(dir, 0770) < 0 && errno != EEXIST)
+		bool made = mkdir(dir, 0770) == 0;
+
+		if (!made && errno != EEXIST)
 			return mf_error_set(err, "spool %s: cannot create directory: %s", dir,
 			                    strerror(errno));
 		fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		/* setgid so that segments get the directory's group; mode
-		   without umask.  Best effort: the admin may manage modes. */
-		if (fd >= 0)
+		   without umask.  Only on a directory we made ourselves. */
+		if (fd >= 0 && made)
 			(void)fchmod(fd, 02770);
 	}
 	if (fd < 0)

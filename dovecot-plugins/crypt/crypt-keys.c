@@ -449,17 +449,24 @@ int mf_crypt_keys_get_pair(struct mf_crypt_keys *keys,
 {
 	struct mf_crypt_keypair *pair;
 
-	if (mf_crypt_keys_load(keys, error_r) < 0)
-		return -1;
-	array_foreach_modifiable(&keys->pairs, pair)
-	{
-		if (memcmp(pair->id, key_id, MF_MAILCRYPT_KEY_ID_SIZE) != 0)
-			continue;
-		if (!pair->sk_valid && mf_crypt_unwrap(keys, pair, error_r) < 0)
+	for (unsigned int attempt = 0; attempt < 2; attempt++) {
+		if (attempt > 0) {
+			/* a key made after this session loaded the list
+			   (first delivery to a new account): look again once */
+			mf_crypt_keys_clear(keys);
+		}
+		if (mf_crypt_keys_load(keys, error_r) < 0)
 			return -1;
-		*pk_r = pair->pk;
-		*sk_r = pair->sk;
-		return 0;
+		array_foreach_modifiable(&keys->pairs, pair)
+		{
+			if (memcmp(pair->id, key_id, MF_MAILCRYPT_KEY_ID_SIZE) != 0)
+				continue;
+			if (!pair->sk_valid && mf_crypt_unwrap(keys, pair, error_r) < 0)
+				return -1;
+			*pk_r = pair->pk;
+			*sk_r = pair->sk;
+			return 0;
+		}
 	}
 	*error_r = t_strdup_printf("message is sealed to key %s, which is not one of %s's keys",
 	                           binary_to_hex(key_id, MF_MAILCRYPT_KEY_ID_SIZE), keys->account);

@@ -291,9 +291,8 @@ static int load_node_meta(struct mf_db *db, struct node_check *nc, struct mf_err
 	}
 	PQclear(res);
 
-	res =
-	    mf_db_exec(db, "SELECT first_seq, last_seq FROM mailfort.audit_retired WHERE node = $1",
-	               1, params, err);
+	res = mf_db_exec(db, "SELECT first_seq, last_seq FROM audit.retired WHERE node = $1", 1,
+	                 params, err);
 	if (res == NULL)
 		return -1;
 	nc->nretired = PQntuples(res);

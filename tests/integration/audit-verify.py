@@ -16,6 +16,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.join(os.environ["MF_SRC"], "tests/harness"))
+import mailfort  # noqa: E402
 from mailfort import Site, tap  # noqa: E402
 from auditlib import Auditd, auth_event, spool_append  # noqa: E402
 
@@ -142,4 +143,20 @@ tap.ok(rc == 0, "without the forged row the trail verifies", out)
 
 rc, out = verify("--since", "1s")
 tap.ok(rc == 0, "verify --since anchors at a checkpoint", out)
+
+# an auditor verifies and searches with the auditor role, and reads nothing else
+site.sql("DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'mf_test_auditor') "
+         "THEN CREATE ROLE mf_test_auditor LOGIN; END IF; END $$; "
+         "GRANT mailfort_auditor TO mf_test_auditor")
+conf = os.path.join(site.dir, "auditor.conf")
+with open(site.conf) as f:
+    text = f.read()
+with open(conf, "w") as f:
+    f.write(text.replace("user=%s" % site.pg.user, "user=mf_test_auditor"))
+r = mailfort.run([mailfort.mailfortctl_path(), "--config", conf, "audit", "verify"])
+tap.ok(r.returncode == 0 and r.stdout.strip().endswith("OK"), "the auditor role can run verify", r.stdout + r.stderr)
+r = mailfort.run([mailfort.mailfortctl_path(), "--config", conf, "audit", "search", "--user", "late"])
+tap.ok(r.returncode == 0 and "late" in r.stdout, "the auditor role can search", r.stdout + r.stderr)
+r = site.pg.psql("SELECT count(*) FROM mailfort.accounts", site.db, user="mf_test_auditor", check=False)
+tap.ok(r.returncode != 0 and "permission denied" in r.stderr, "... and cannot read the accounts table", r.stderr)
 tap.done()

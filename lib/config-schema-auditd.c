@@ -7,7 +7,7 @@
 #include "mf-config.h"
 
 static const struct mf_config_key auditd_keys[] = {
-	{.name = "user", .type = MF_CONFIG_STRING, .default_value = "mailfort-audit",
+	{.name = "user", .type = MF_CONFIG_STRING, .default_value = "mailfort-auditd",
 	 .help = "system user the daemon runs as after start-up (when started as root)"},
 	{.name = "pidfile", .type = MF_CONFIG_PATH, .default_value = "/run/mailfort/auditd.pid",
 	 .help = "pid file written in daemon mode"},

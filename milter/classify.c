@@ -49,19 +49,20 @@ int mf_token_key_load(const char *keys_dir, struct mf_token_key *key, struct mf_
 		return -1;
 	/* A key of its own for spam tokens, so it reveals nothing about the
 	   hashes it is derived from. */
-	crypto_kdf_derive_from_key(key->k, sizeof(key->k), 1, "mfspamtk", master);
+	crypto_kdf_derive_from_key(key->k, crypto_shorthash_KEYBYTES, 1, "mfspamtk", master);
 	sodium_memzero(master, sizeof(master));
 	return 0;
 }
 
 uint64_t mf_token_id(const struct mf_token_key *key, const char *tok, size_t len)
 {
-	unsigned char out[8];
+	unsigned char out[crypto_shorthash_BYTES];
 	uint64_t id = 0;
 	int i;
 
-	crypto_generichash(out, sizeof(out), (const unsigned char *)tok, len, key->k,
-	                   sizeof(key->k));
+	/* SipHash-2-4: a keyed 64-bit function made for short inputs, several
+	   times faster than BLAKE2b here, and as opaque without the key. */
+	crypto_shorthash(out, (const unsigned char *)tok, len, key->k);
 	for (i = 0; i < 8; i++)
 		id = (id << 8) | out[i];
 	return key_of(id);

@@ -58,7 +58,15 @@ struct conn {
 	char ip[INET6_ADDRSTRLEN + 8];
 	char *helo;
 	struct msg *msg;
+	unsigned long nr; /* SMFIP_NR_* the MTA agreed to: no reply for those steps */
 };
+
+/* The steps that need no answer: Postfix then streams the header and body
+   without waiting for a round trip per header line. */
+#define NR_WANTED                                                                       \
+	(SMFIP_NR_CONN | SMFIP_NR_HELO | SMFIP_NR_MAIL | SMFIP_NR_RCPT | SMFIP_NR_HDR | \
+	 SMFIP_NR_EOH | SMFIP_NR_BODY)
+#define ACTIONS (SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_CHGBODY | SMFIF_QUARANTINE)
 
 void milter_callbacks_bind(struct milter_state *st)
 {
@@ -87,6 +95,15 @@ static void msg_free(struct msg **mp)
 static struct conn *conn_of(SMFICTX *ctx)
 {
 	return smfi_getpriv(ctx);
+}
+
+/* What to answer for a step: nothing when the MTA agreed to no reply (a
+   problem found then is acted on at end of message). */
+static sfsistat answer(const struct conn *c, unsigned long nr_flag, sfsistat status)
+{
+	if (c != NULL && (c->nr & nr_flag) != 0)
+		return SMFIS_NOREPLY;
+	return status;
 }
 
 static sfsistat default_action(SMFICTX *ctx, const struct mf_policy *pol)
@@ -151,14 +168,42 @@ static void emit_verdict(struct conn *c, struct msg *m, const struct mf_verdict 
 
 /* ------------------------------------------------------------ callbacks */
 
-static sfsistat cb_connect(SMFICTX *ctx, char *hostname, _SOCK_ADDR *addr)
+static sfsistat cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, unsigned long f2,
+                             unsigned long f3, unsigned long *pf0, unsigned long *pf1,
+                             unsigned long *pf2, unsigned long *pf3)
 {
 	struct conn *c = calloc(1, sizeof(*c));
 
+	(void)f2;
+	(void)f3;
+	if (c == NULL || smfi_setpriv(ctx, c) != MI_SUCCESS) {
+		free(c);
+		mf_log_error("out of memory for a new connection");
+		return SMFIS_REJECT; /* the MTA applies milter_default_action */
+	}
+	if ((f0 & ACTIONS) != ACTIONS)
+		mf_log_warn("the MTA does not offer every action needed (header and body "
+		            "changes, quarantine): some verdicts cannot be applied");
+	*pf0 = f0 & ACTIONS;
+	c->nr = f1 & NR_WANTED;
+	*pf1 = c->nr | (f1 & (SMFIP_NOUNKNOWN | SMFIP_NODATA));
+	*pf2 = 0;
+	*pf3 = 0;
+	return SMFIS_CONTINUE;
+}
+
+static sfsistat cb_connect(SMFICTX *ctx, char *hostname, _SOCK_ADDR *addr)
+{
+	struct conn *c = conn_of(ctx);
+
 	(void)hostname;
 	if (c == NULL) {
-		mf_log_error("out of memory for a new connection");
-		return SMFIS_TEMPFAIL;
+		c = calloc(1, sizeof(*c));
+		if (c == NULL || smfi_setpriv(ctx, c) != MI_SUCCESS) {
+			free(c);
+			mf_log_error("out of memory for a new connection");
+			return SMFIS_TEMPFAIL;
+		}
 	}
 	if (addr != NULL && addr->sa_family == AF_INET)
 		inet_ntop(AF_INET, &((struct sockaddr_in *)(void *)addr)->sin_addr, c->ip,
@@ -166,11 +211,7 @@ static sfsistat cb_connect(SMFICTX *ctx, char *hostname, _SOCK_ADDR *addr)
 	else if (addr != NULL && addr->sa_family == AF_INET6)
 		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)(void *)addr)->sin6_addr, c->ip,
 		          sizeof(c->ip));
-	if (smfi_setpriv(ctx, c) != MI_SUCCESS) {
-		free(c);
-		return SMFIS_TEMPFAIL;
-	}
-	return SMFIS_CONTINUE;
+	return answer(c, SMFIP_NR_CONN, SMFIS_CONTINUE);
 }
 
 static sfsistat cb_helo(SMFICTX *ctx, char *helo)
@@ -181,8 +222,10 @@ static sfsistat cb_helo(SMFICTX *ctx, char *helo)
 		free(c->helo);
 		c->helo = strndup(helo, 255);
 	}
-	return SMFIS_CONTINUE;
+	return answer(c, SMFIP_NR_HELO, SMFIS_CONTINUE);
 }
+
+static void msg_fail(struct msg *m, const struct mf_error *err);
 
 static char *strip_brackets(const char *a)
 {
@@ -208,7 +251,7 @@ static sfsistat cb_envfrom(SMFICTX *ctx, char **argv)
 	msg_free(&c->msg);
 	m = calloc(1, sizeof(*m));
 	if (m == NULL)
-		return default_action(ctx, NULL);
+		return (c->nr & SMFIP_NR_MAIL) ? SMFIS_NOREPLY : default_action(ctx, NULL);
 	c->msg = m;
 	milter_state_acquire(state, &m->pol, &m->model);
 	m->sender = strip_brackets(argv != NULL ? argv[0] : NULL);
@@ -216,10 +259,12 @@ static sfsistat cb_envfrom(SMFICTX *ctx, char **argv)
 		m->queue_id = strdup(smfi_getsymval(ctx, "i"));
 	m->buf = mf_msgbuf_new(m->pol->tmp_dir, (size_t)m->pol->spill_threshold);
 	if (m->sender == NULL || m->buf == NULL) {
-		mf_log_error("out of memory for a new message");
-		return default_action(ctx, m->pol);
+		struct mf_error err;
+
+		mf_error_set(&err, "out of memory for a new message");
+		msg_fail(m, &err);
 	}
-	return SMFIS_CONTINUE;
+	return answer(c, SMFIP_NR_MAIL, SMFIS_CONTINUE);
 }
 
 static sfsistat cb_envrcpt(SMFICTX *ctx, char **argv)
@@ -229,17 +274,22 @@ static sfsistat cb_envrcpt(SMFICTX *ctx, char **argv)
 	char **n;
 
 	if (m == NULL)
-		return SMFIS_TEMPFAIL;
+		return answer(c, SMFIP_NR_RCPT, SMFIS_TEMPFAIL);
 	if (m->nrcpts >= MAX_RCPTS)
-		return SMFIS_CONTINUE;
+		return answer(c, SMFIP_NR_RCPT, SMFIS_CONTINUE);
 	n = realloc(m->rcpts, (m->nrcpts + 1) * sizeof(*n));
-	if (n == NULL)
-		return default_action(ctx, m->pol);
+	if (n == NULL) {
+		struct mf_error err;
+
+		mf_error_set(&err, "out of memory for a recipient");
+		msg_fail(m, &err);
+		return answer(c, SMFIP_NR_RCPT, SMFIS_CONTINUE);
+	}
 	m->rcpts = n;
 	m->rcpts[m->nrcpts] = strip_brackets(argv != NULL ? argv[0] : NULL);
 	if (m->rcpts[m->nrcpts] != NULL)
 		m->nrcpts++;
-	return SMFIS_CONTINUE;
+	return answer(c, SMFIP_NR_RCPT, SMFIS_CONTINUE);
 }
 
 static void msg_fail(struct msg *m, const struct mf_error *err)
@@ -258,9 +308,9 @@ static sfsistat cb_header(SMFICTX *ctx, char *name, char *value)
 	int i;
 
 	if (m == NULL)
-		return SMFIS_TEMPFAIL;
+		return answer(c, SMFIP_NR_HDR, SMFIS_TEMPFAIL);
 	if (m->failed || m->too_big)
-		return SMFIS_CONTINUE;
+		return answer(c, SMFIP_NR_HDR, SMFIS_CONTINUE);
 	for (i = 0; i < SPAM_HEADERS; i++) {
 		if (strcasecmp(name, spam_headers[i]) == 0)
 			m->seen_spam_headers[i]++;
@@ -270,7 +320,7 @@ static sfsistat cb_header(SMFICTX *ctx, char *name, char *value)
 	    mf_msgbuf_append(m->buf, value, strlen(value), &err) < 0 ||
 	    mf_msgbuf_append(m->buf, "\r\n", 2, &err) < 0)
 		msg_fail(m, &err);
-	return SMFIS_CONTINUE;
+	return answer(c, SMFIP_NR_HDR, SMFIS_CONTINUE);
 }
 
 static sfsistat cb_eoh(SMFICTX *ctx)
@@ -280,10 +330,10 @@ static sfsistat cb_eoh(SMFICTX *ctx)
 	struct mf_error err;
 
 	if (m == NULL)
-		return SMFIS_TEMPFAIL;
+		return answer(c, SMFIP_NR_EOH, SMFIS_TEMPFAIL);
 	if (!m->failed && mf_msgbuf_append(m->buf, "\r\n", 2, &err) < 0)
 		msg_fail(m, &err);
-	return SMFIS_CONTINUE;
+	return answer(c, SMFIP_NR_EOH, SMFIS_CONTINUE);
 }
 
 static sfsistat too_big(SMFICTX *ctx, struct conn *c, struct msg *m)
@@ -307,17 +357,21 @@ static sfsistat cb_body(SMFICTX *ctx, unsigned char *chunk, size_t len)
 	struct mf_error err;
 
 	if (m == NULL)
-		return SMFIS_TEMPFAIL;
-	if (m->failed)
-		return SMFIS_CONTINUE;
+		return answer(c, SMFIP_NR_BODY, SMFIS_TEMPFAIL);
+	if (m->failed || m->too_big)
+		return answer(c, SMFIP_NR_BODY, SMFIS_CONTINUE);
 	if (m->pol->max_message_size > 0 &&
 	    mf_msgbuf_size(m->buf) + len > m->pol->max_message_size) {
+		/* Stop keeping it; refuse now, or at end of message when the
+		   MTA takes no answer here. */
 		m->too_big = true;
+		if (c->nr & SMFIP_NR_BODY)
+			return SMFIS_NOREPLY;
 		return too_big(ctx, c, m);
 	}
 	if (mf_msgbuf_append(m->buf, chunk, len, &err) < 0)
 		msg_fail(m, &err);
-	return SMFIS_CONTINUE;
+	return answer(c, SMFIP_NR_BODY, SMFIS_CONTINUE);
 }
 
 /* Replace the body with v's rewritten one (stripped attachments). */
@@ -378,7 +432,12 @@ static sfsistat cb_eom(SMFICTX *ctx)
 	int i, k;
 
 	if (m == NULL)
-		return SMFIS_TEMPFAIL;
+		return default_action(ctx, NULL);
+	if (m->too_big) {
+		ret = too_big(ctx, c, m);
+		msg_free(&c->msg);
+		return ret;
+	}
 	qid = smfi_getsymval(ctx, "i");
 	if (qid != NULL && m->queue_id == NULL)
 		m->queue_id = strdup(qid);
@@ -493,6 +552,7 @@ static struct smfiDesc desc = {
     .xxfi_eom = cb_eom,
     .xxfi_abort = cb_abort,
     .xxfi_close = cb_close,
+    .xxfi_negotiate = cb_negotiate,
 };
 
 struct smfiDesc *milter_callbacks_desc(void)

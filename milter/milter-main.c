@@ -30,6 +30,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <syslog.h>
@@ -86,6 +90,38 @@ static int drop_privileges(const char *user, const char *sock, struct mf_error *
 	return 0;
 }
 
+/* libmilter answers a message's end with several small writes (header
+   changes, then the verdict).  On TCP, Nagle's algorithm holds each write
+   until the previous one is acknowledged, and Postfix acknowledges late
+   (delayed ACK): tens of milliseconds per message.  libmilter does not set
+   TCP_NODELAY and does not expose its listening socket, so find it among
+   our descriptors; accepted connections inherit the option. */
+static void listener_nodelay(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+
+	if (d == NULL)
+		return;
+	while ((e = readdir(d)) != NULL) {
+		int fd = atoi(e->d_name), on = 1, listening = 0, domain = 0;
+		socklen_t len = sizeof(listening);
+
+		if (e->d_name[0] == '.' || fd == dirfd(d))
+			continue;
+		if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) < 0 || !listening)
+			continue;
+		len = sizeof(domain);
+		if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) < 0 ||
+		    (domain != AF_INET && domain != AF_INET6))
+			continue;
+		if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on)) < 0)
+			mf_log_warn("cannot set TCP_NODELAY on the milter socket: %s",
+			            strerror(errno));
+	}
+	closedir(d);
+}
+
 /* The milter proper; returns the exit status. */
 static int child_main(const char *config_path)
 {
@@ -121,6 +157,7 @@ static int child_main(const char *config_path)
 		goto out;
 	}
 	umask(old);
+	listener_nodelay();
 	path = unix_path(st.policy->socket);
 	if (path != NULL)
 		(void)chmod(path, st.policy->socket_mode);

@@ -180,9 +180,9 @@ void mf_tokenize_html(struct mf_tokens *t, const char *html, size_t len);
 uint64_t mf_token_hash(const char *tok, size_t len);
 
 /* ------------------------------------------------------------ classify.c */
-/* Tokens are stored under a keyed hash (BLAKE2b, 64 bits) so that the words
-   of official mail cannot be read back from the database.  The key is
-   derived from the server's hash.key. */
+/* Tokens are stored under a keyed hash (SipHash-2-4, 64 bits) so that the
+   words of official mail cannot be read back from the database.  The key is
+   derived from the server's hash.key (first 16 bytes used). */
 struct mf_token_key {
 	unsigned char k[32];
 };

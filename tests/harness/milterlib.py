@@ -65,11 +65,15 @@ def milter_binary():
 class Milter:
     """mailfort-milter in the foreground for one site ([milter] socket set here)."""
 
-    def __init__(self, site, name="milter"):
+    def __init__(self, site, name="milter", unix=False):
         self.site = site
         self.name = name
         self.port = free_port()
         self.socket = "inet:%d@127.0.0.1" % self.port
+        self.path = None
+        if unix:
+            self.path = os.path.join(TMP, name + ".sock")
+            self.socket = "unix:" + self.path
         site.sections.setdefault("milter", {})
         site.sections["milter"].setdefault("user", "")
         site.sections["milter"].setdefault("tmp_dir", TMP)
@@ -80,9 +84,21 @@ class Milter:
     def start(self, timeout=20):
         self.proc = procs.start([milter_binary(), "-f", "-c", self.site.conf], self.name,
                                 log=self.log)
-        if not wait_port(self.port, timeout):
+        if self.path is not None:
+            end = time.time() + timeout
+            while not os.path.exists(self.path) and time.time() < end:
+                time.sleep(0.05)
+            if not os.path.exists(self.path):
+                raise RuntimeError("mailfort-milter did not listen; log:\n" + self.log_text())
+        elif not wait_port(self.port, timeout):
             raise RuntimeError("mailfort-milter did not listen; log:\n" + self.log_text())
         return self
+
+    def postfix_socket(self):
+        """The socket as Postfix's smtpd_milters spells it."""
+        if self.path is not None:
+            return "unix:" + self.path
+        return "inet:127.0.0.1:%d" % self.port
 
     def reload(self):
         os.kill(self.proc.pid, signal.SIGHUP)

@@ -54,7 +54,7 @@ struct audit_user {
 
 	struct mf_config *cfg;
 	struct mf_spool_writer *spool;
-	const char *node; /* NULL: host name */
+	const char *node; /* [spool] node, or the host name */
 	bool enabled, log_reads, log_flags;
 	/* a login/logout pair is recorded for this user (not for lmtp) */
 	bool session;
@@ -344,6 +344,17 @@ static void audit_mail_user_created(struct mail_user *user)
 	auser->log_reads = mf_config_bool(auser->cfg, "audit", "log_reads");
 	auser->log_flags = mf_config_bool(auser->cfg, "audit", "log_flags");
 	auser->node = p_strdup(user->pool, mf_config_str(auser->cfg, "spool", "node"));
+	if (auser->node == NULL || auser->node[0] == '\0') {
+		/* resolve the host name once, not for every event */
+		char host[256];
+
+		if (gethostname(host, sizeof(host)) == 0) {
+			host[sizeof(host) - 1] = '\0';
+			auser->node = p_strdup(user->pool, host);
+		} else {
+			auser->node = NULL;
+		}
+	}
 	dir = mf_config_str(auser->cfg, "spool", "dir");
 	auser->spool = mf_spool_writer_open(dir, &err);
 	if (auser->spool == NULL) {

@@ -117,7 +117,7 @@ static int audit_search(struct ctl *ctl, int argc, char **argv)
 	};
 	const char *user = NULL, *since = NULL, *until = NULL, *events = NULL, *msgid = NULL;
 	const char *ip = NULL, *node = NULL, *limit = "1000", *format = "table";
-	char sbuf[64], ubuf[64], evbuf[1024];
+	char sbuf[64], ubuf[64], evbuf[1024], ipbuf[64];
 	struct mf_error err;
 	struct mf_db *db;
 	PGresult *res;
@@ -165,6 +165,8 @@ static int audit_search(struct ctl *ctl, int argc, char **argv)
 	if (strcmp(format, "table") != 0 && strcmp(format, "csv") != 0 &&
 	    strcmp(format, "json") != 0)
 		return ctl_usage("audit search: --format must be table, csv or json");
+	if (ip != NULL && mf_audit_canon_ip(ip, ipbuf, sizeof(ipbuf)) < 0)
+		return ctl_usage("audit search: --ip '%s' is not an IPv4 or IPv6 address", ip);
 	if (strspn(limit, "0123456789") != strlen(limit) || *limit == '\0')
 		return ctl_usage("audit search: --limit must be a number");
 	if (events != NULL) {

@@ -26,6 +26,8 @@
  */
 #include "lib.h"
 #include "array.h"
+#include "hash.h"
+#include "ioloop.h"
 #include "hex-binary.h"
 #include "mf-config.h"
 #include "mf-crypto.h"
@@ -46,8 +48,26 @@ struct mf_crypt_keypair {
 	bool sk_valid;
 };
 
+/* Public keys by account, for delivery: an lmtp process delivers many
+   messages to the same accounts, and a public key is no secret.  An entry
+   is trusted for MF_CRYPT_PK_CACHE_SECS; after a key rotation, mail may be
+   sealed to the retired key for that long, which stays readable.  Accounts
+   without a key are not cached. */
+#define MF_CRYPT_PK_CACHE_SECS 60
+#define MF_CRYPT_PK_CACHE_MAX  10000
+
+struct mf_crypt_pk_entry {
+	unsigned char pk[crypto_box_PUBLICKEYBYTES];
+	time_t expires;
+};
+
+struct mf_crypt_pk_cache {
+	HASH_TABLE(char *, struct mf_crypt_pk_entry *) table;
+};
+
 struct mf_crypt_keys {
 	pool_t pool;
+	struct mf_crypt_pk_cache *pk_cache;
 	const struct mf_config *cfg;
 	const char *account;
 	char *password; /* password mode: the login string, wiped on deinit */
@@ -86,8 +106,56 @@ void mf_crypt_key_id(const unsigned char pk[crypto_box_PUBLICKEYBYTES],
 	crypto_generichash(id_r, MF_MAILCRYPT_KEY_ID_SIZE, pk, crypto_box_PUBLICKEYBYTES, NULL, 0);
 }
 
+struct mf_crypt_pk_cache *mf_crypt_pk_cache_init(void)
+{
+	struct mf_crypt_pk_cache *cache = i_new(struct mf_crypt_pk_cache, 1);
+
+	hash_table_create(&cache->table, default_pool, 0, str_hash, strcmp);
+	return cache;
+}
+
+static void mf_crypt_pk_cache_clear(struct mf_crypt_pk_cache *cache)
+{
+	struct hash_iterate_context *iter = hash_table_iterate_init(cache->table);
+	struct mf_crypt_pk_entry *entry;
+	char *key;
+
+	while (hash_table_iterate(iter, cache->table, &key, &entry)) {
+		i_free(key);
+		i_free(entry);
+	}
+	hash_table_iterate_deinit(&iter);
+	hash_table_clear(cache->table, FALSE);
+}
+
+void mf_crypt_pk_cache_deinit(struct mf_crypt_pk_cache **_cache)
+{
+	struct mf_crypt_pk_cache *cache = *_cache;
+
+	*_cache = NULL;
+	mf_crypt_pk_cache_clear(cache);
+	hash_table_destroy(&cache->table);
+	i_free(cache);
+}
+
+static void mf_crypt_pk_cache_put(struct mf_crypt_pk_cache *cache, const char *account,
+                                  const unsigned char pk[crypto_box_PUBLICKEYBYTES])
+{
+	struct mf_crypt_pk_entry *entry = hash_table_lookup(cache->table, account);
+
+	if (entry == NULL) {
+		if (hash_table_count(cache->table) >= MF_CRYPT_PK_CACHE_MAX)
+			mf_crypt_pk_cache_clear(cache);
+		entry = i_new(struct mf_crypt_pk_entry, 1);
+		hash_table_insert(cache->table, i_strdup(account), entry);
+	}
+	memcpy(entry->pk, pk, sizeof(entry->pk));
+	entry->expires = ioloop_time + MF_CRYPT_PK_CACHE_SECS;
+}
+
 struct mf_crypt_keys *mf_crypt_keys_init(const struct mf_config *cfg, struct mf_db **db,
-                                         const char *account, const char *password)
+                                         struct mf_crypt_pk_cache *pk_cache, const char *account,
+                                         const char *password)
 {
 	pool_t pool = pool_alloconly_create("mailfort crypt keys", 1024);
 	struct mf_crypt_keys *keys = p_new(pool, struct mf_crypt_keys, 1);
@@ -96,6 +164,7 @@ struct mf_crypt_keys *mf_crypt_keys_init(const struct mf_config *cfg, struct mf_
 	keys->pool = pool;
 	keys->cfg = cfg;
 	keys->db = db;
+	keys->pk_cache = pk_cache;
 	keys->account = p_strdup(pool, account);
 	keys->mode = mode != NULL && strcmp(mode, "password") == 0 ? MF_CRYPT_MODE_PASSWORD
 	                                                           : MF_CRYPT_MODE_SERVER;
@@ -293,7 +362,15 @@ int mf_crypt_keys_get_public(struct mf_crypt_keys *keys,
                              unsigned char pk_r[crypto_box_PUBLICKEYBYTES], const char **error_r)
 {
 	const struct mf_crypt_keypair *pair;
+	struct mf_crypt_pk_entry *entry;
 
+	entry = keys->loaded || keys->pk_cache == NULL
+	            ? NULL
+	            : hash_table_lookup(keys->pk_cache->table, keys->account);
+	if (entry != NULL && entry->expires > ioloop_time) {
+		memcpy(pk_r, entry->pk, crypto_box_PUBLICKEYBYTES);
+		return 1;
+	}
 	if (mf_crypt_keys_load(keys, error_r) < 0)
 		return -1;
 	pair = mf_crypt_keys_current(keys);
@@ -320,6 +397,8 @@ int mf_crypt_keys_get_public(struct mf_crypt_keys *keys,
 		i_info("mailfort_crypt: created a server-mode mail key pair for %s", keys->account);
 	}
 	memcpy(pk_r, pair->pk, crypto_box_PUBLICKEYBYTES);
+	if (keys->pk_cache != NULL)
+		mf_crypt_pk_cache_put(keys->pk_cache, keys->account, pair->pk);
 	return 1;
 }
 

@@ -75,6 +75,7 @@ struct mailfort_crypt_process {
 	/* stands in for cfg for users that fail (user->error is set) */
 	struct mf_config *defaults;
 	struct mf_db *db;
+	struct mf_crypt_pk_cache *pk_cache;
 };
 
 static struct mailfort_crypt_process *mailfort_crypt_process;
@@ -389,9 +390,11 @@ static const struct mf_config *mailfort_crypt_config(struct mailfort_crypt_proce
 	}
 	if (proc->cfg != NULL)
 		array_push_back(&proc->old_cfgs, &proc->cfg);
-	/* the connection may be to another database now */
+	/* the connection (and the keys) may be another database's now */
 	if (proc->db != NULL)
 		mf_db_close(&proc->db);
+	mf_crypt_pk_cache_deinit(&proc->pk_cache);
+	proc->pk_cache = mf_crypt_pk_cache_init();
 	i_free(proc->config_path);
 	proc->config_path = i_strdup(path);
 	proc->cfg = cfg;
@@ -433,7 +436,8 @@ static void mailfort_crypt_user_created(struct mail_user *user)
 		muser->cfg = proc->defaults;
 	}
 	password = mail_user_plugin_getenv(user, "mailfort_crypt_password");
-	muser->keys = mf_crypt_keys_init(muser->cfg, &proc->db, user->username, password);
+	muser->keys =
+	    mf_crypt_keys_init(muser->cfg, &proc->db, proc->pk_cache, user->username, password);
 }
 
 static struct mail_storage_hooks mailfort_crypt_hooks = {
@@ -446,6 +450,7 @@ void mailfort_crypt_plugin_init(struct module *module)
 {
 	mailfort_crypt_process = i_new(struct mailfort_crypt_process, 1);
 	i_array_init(&mailfort_crypt_process->old_cfgs, 2);
+	mailfort_crypt_process->pk_cache = mf_crypt_pk_cache_init();
 	mail_storage_hooks_add(module, &mailfort_crypt_hooks);
 }
 
@@ -457,6 +462,7 @@ void mailfort_crypt_plugin_deinit(void)
 	mail_storage_hooks_remove(&mailfort_crypt_hooks);
 	if (proc->db != NULL)
 		mf_db_close(&proc->db);
+	mf_crypt_pk_cache_deinit(&proc->pk_cache);
 	array_foreach_modifiable(&proc->old_cfgs, cfgp) mf_config_free(cfgp);
 	array_free(&proc->old_cfgs);
 	mf_config_free(&proc->cfg);

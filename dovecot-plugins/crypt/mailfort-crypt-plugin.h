@@ -40,11 +40,17 @@ enum mf_crypt_mode {
 
 /* Per mail_user key state (crypt-keys.c). */
 struct mf_crypt_keys;
+/* Per process: recently used public keys by account (delivery). */
+struct mf_crypt_pk_cache;
+
+struct mf_crypt_pk_cache *mf_crypt_pk_cache_init(void);
+void mf_crypt_pk_cache_deinit(struct mf_crypt_pk_cache **cache);
 
 /* db: where the process keeps its database connection (opened on first
-   need, closed by the owner of the slot). */
+   need, closed by the owner of the slot); pk_cache may be NULL. */
 struct mf_crypt_keys *mf_crypt_keys_init(const struct mf_config *cfg, struct mf_db **db,
-                                         const char *account, const char *password);
+                                         struct mf_crypt_pk_cache *pk_cache, const char *account,
+                                         const char *password);
 void mf_crypt_keys_deinit(struct mf_crypt_keys **keys);
 enum mf_crypt_mode mf_crypt_keys_mode(const struct mf_crypt_keys *keys);
 

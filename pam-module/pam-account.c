@@ -72,6 +72,15 @@ static int affected(PGresult *res)
 	return n > 0 ? 1 : 0;
 }
 
+/* The lock is checked again in the statement that accepts: the account
+   was read before the code was checked, and concurrent failures may have
+   locked it since.  Row locking makes the UPDATE see their outcome, so a
+   guess that arrives while others are locking the account cannot win. */
+static const char accept_step_sql[] =
+    "UPDATE mailfort.accounts SET totp_last_step = $2 "
+    "WHERE id = $1 AND totp_state = 'enrolled' AND totp_last_step < $2 "
+    "AND NOT coalesce(locked_until > now(), false)";
+
 int pam_mf_accept_step(struct pam_mf *mf, const struct pam_mf_account *acct, uint64_t step,
                        struct mf_error *err)
 {
@@ -80,14 +89,20 @@ int pam_mf_accept_step(struct pam_mf *mf, const struct pam_mf_account *acct, uin
 	PGresult *res;
 
 	snprintf(step_str, sizeof(step_str), "%llu", (unsigned long long)step);
-	res = mf_db_exec(mf->db,
-	                 "UPDATE mailfort.accounts SET totp_last_step = $2 "
-	                 "WHERE id = $1 AND totp_state = 'enrolled' AND totp_last_step < $2",
-	                 2, params, err);
+	res = mf_db_exec(mf->db, accept_step_sql, 2, params, err);
 	if (res == NULL)
 		return -1;
 	return affected(res);
 }
+
+/* As for a step: no code is used up while the account is locked.  FOR
+   SHARE waits for a concurrent lock of the account row to commit and then
+   checks the lock on the row as it is now. */
+static const char use_recovery_sql[] =
+    "WITH a AS (SELECT id FROM mailfort.accounts "
+    "           WHERE id = $1 AND NOT coalesce(locked_until > now(), false) FOR SHARE) "
+    "UPDATE mailfort.recovery_codes r SET used_at = now() FROM a "
+    "WHERE r.account_id = a.id AND r.hash = $2 AND r.used_at IS NULL";
 
 int pam_mf_use_recovery(struct pam_mf *mf, const struct pam_mf_account *acct,
                         const unsigned char hash[32], struct mf_error *err)
@@ -101,10 +116,7 @@ int pam_mf_use_recovery(struct pam_mf *mf, const struct pam_mf_account *acct,
 		return mf_error_set(err, "out of memory");
 	params[0] = acct->id;
 	params[1] = hash_hex;
-	res = mf_db_exec(mf->db,
-	                 "UPDATE mailfort.recovery_codes SET used_at = now() "
-	                 "WHERE account_id = $1 AND hash = $2 AND used_at IS NULL",
-	                 2, params, err);
+	res = mf_db_exec(mf->db, use_recovery_sql, 2, params, err);
 	free(hash_hex);
 	if (res == NULL)
 		return -1;

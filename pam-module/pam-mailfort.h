@@ -73,10 +73,12 @@ struct pam_mf {
 int pam_mf_account_load(struct pam_mf *mf, struct pam_mf_account *acct,
                         struct mf_error *err) MF_WARN_UNUSED;
 void pam_mf_account_clear(struct pam_mf_account *acct);
-/* Accept step once: 1 accepted, 0 step already used (replay), -1 db error. */
+/* Accept step once: 1 accepted, 0 step already used (replay) or the
+   account is locked now, -1 db error. */
 int pam_mf_accept_step(struct pam_mf *mf, const struct pam_mf_account *acct, uint64_t step,
                        struct mf_error *err) MF_WARN_UNUSED;
-/* Use a recovery code: 1 used now, 0 unknown or already used, -1 db error. */
+/* Use a recovery code: 1 used now, 0 unknown, already used, or the account
+   is locked now, -1 db error. */
 int pam_mf_use_recovery(struct pam_mf *mf, const struct pam_mf_account *acct,
                         const unsigned char hash[32], struct mf_error *err) MF_WARN_UNUSED;
 /* Count one failure for the user; locks the account when it reaches

@@ -325,6 +325,25 @@ static int open_db(struct pam_mf *mf)
 	return PAM_SUCCESS;
 }
 
+/* A valid-looking code was not accepted (step used, recovery code unknown
+   or used), or the account was locked meanwhile by concurrent failures:
+   the accepting statements refuse while locked.  A lock is reported as
+   such and not counted again; anything else is a counted failure. */
+static int code_refused(struct pam_mf *mf, const char *reason)
+{
+	struct pam_mf_account now;
+	struct mf_error err;
+	bool locked;
+
+	if (pam_mf_account_load(mf, &now, &err) < 0)
+		return unavailable(mf, "db_unavailable", &err);
+	locked = now.found && now.locked;
+	pam_mf_account_clear(&now);
+	if (locked)
+		return finish(mf, PAM_AUTH_ERR, "fail", "locked");
+	return fail(mf, reason);
+}
+
 static bool all_digits(const char *s, size_t len)
 {
 	size_t i;
@@ -374,7 +393,7 @@ static int check_code(struct pam_mf *mf, const struct pam_mf_account *acct, cons
 		if (r < 0)
 			return unavailable(mf, "db_unavailable", &err);
 		if (r == 0)
-			return fail(mf, "replay");
+			return code_refused(mf, "replay");
 		return PAM_SUCCESS;
 	}
 
@@ -392,7 +411,7 @@ static int check_code(struct pam_mf *mf, const struct pam_mf_account *acct, cons
 	if (r < 0)
 		return unavailable(mf, "db_unavailable", &err);
 	if (r == 0)
-		return fail(mf, "bad_recovery");
+		return code_refused(mf, "bad_recovery");
 	return PAM_SUCCESS;
 }
 

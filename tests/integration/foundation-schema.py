@@ -188,6 +188,17 @@ refused(comp["mailfort_pam"], "UPDATE mailfort.accounts SET totp_secret = '\\x00
 refused(comp["mailfort_pam"], "INSERT INTO mailfort.app_passwords (account_id, label, hash, "
         "protocols) VALUES (1, 'x', decode(repeat('00', 32), 'hex'), '{imap}')",
         "mailfort_pam cannot create app passwords", "permission denied")
+refused(comp["mailfort_pam"], "UPDATE mailfort.accounts SET totp_state = 'none'",
+        "mailfort_pam cannot switch an account's second factor off", "permission denied")
+refused(comp["mailfort_pam"], "UPDATE mailfort.accounts SET totp_enrolled_at = NULL",
+        "mailfort_pam cannot change the enrolment date", "permission denied")
+refused(comp["mailfort_pam"], "SELECT wrapped_mail_key FROM mailfort.app_passwords",
+        "mailfort_pam cannot read mail keys wrapped under app passwords", "permission denied")
+ok, out = as_role(comp["mailfort_pam"], "SELECT count(*) FROM mailfort.app_passwords ap "
+                  "JOIN mailfort.accounts a ON a.id = ap.account_id "
+                  "WHERE ap.hash = decode(repeat('00', 32), 'hex') "
+                  "AND ap.revoked_at IS NULL AND 'imap' = ANY (ap.protocols)")
+tap.ok(ok and out == "0", "mailfort_pam still looks app passwords up by hash", out)
 
 ok, out = as_role(comp["mailfort_crypt"], "INSERT INTO mailfort.mail_keys (account_id, "
                   "public_key, wrapped_private, mode) VALUES (1, decode(repeat('11', 32), 'hex'), "

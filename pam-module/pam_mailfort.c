@@ -456,7 +456,8 @@ static int do_auth(struct pam_mf *mf)
 		}
 		len = strnlen(resp, TOKEN_MAX + 1);
 		r = len > TOKEN_MAX ? fail(mf, "bad_code") : check_code(mf, &acct, resp, len);
-		sodium_memzero(resp, len);
+		/* all of it, also past TOKEN_MAX */
+		sodium_memzero(resp, strlen(resp));
 		free(resp);
 		pam_mf_account_clear(&acct);
 		return r == PAM_SUCCESS

@@ -438,7 +438,10 @@ static int do_auth(struct pam_mf *mf)
 		pam_mf_account_clear(&acct);
 		if (strcmp(mf_config_str(mf->cfg, "pam", "not_enrolled"), "allow") == 0)
 			return finish(mf, PAM_SUCCESS, "ok", "not_enrolled");
-		return finish(mf, PAM_AUTH_ERR, "fail", "not_enrolled");
+		/* counted like a wrong code (a no-op for an unknown user), so
+		   that the refusal does the same database work and takes about
+		   as long: the time does not tell which names are enrolled */
+		return fail(mf, "not_enrolled");
 	}
 
 	if (mf->args.input == PAM_MF_INPUT_CONFIG)

@@ -8,6 +8,7 @@ locks the account in between: it holds the row while the login runs, so the
 login's SELECT sees the old row and its UPDATE waits for the lock's COMMIT.
 The UPDATE must then see the lock and refuse: the login fails as "locked",
 the step and the recovery code stay unused, and no failure is counted.
+Also: a refusal for an account without TOTP is counted like a wrong code.
 """
 
 import os
@@ -100,5 +101,16 @@ tap.eq(site.scalar("SELECT count(*) FROM mailfort.recovery_codes r JOIN mailfort
 site.sql("UPDATE mailfort.accounts SET locked_until = NULL WHERE username = 'gina'")
 ok, _ = pam.auth("imap", "gina", PASSWORDS["gina"] + codes[0])
 tap.ok(ok, "after the lock the same recovery code works")
+
+# ------------------------------------------------------------ not enrolled
+# Under not_enrolled = require a refusal does what a wrong code does (the
+# failure is counted), so its time does not tell enrolled names apart.
+site.sql("INSERT INTO mailfort.accounts (username) VALUES ('hank') ON CONFLICT DO NOTHING")
+ok, _ = pam.auth("imap", "hank", "pw-hank123456")
+tap.ok(not ok, "not enrolled under require: refused")
+tap.eq(pam.account("hank", "failed_count"), ["1"], "and counted like a wrong code")
+ok, _ = pam.auth("imap", "nosuchuser", "pw123456")
+tap.eq([(e.get("result"), e.get("reason")) for e in pam.events(user="nosuchuser")],
+       [("fail", "not_enrolled")], "an unknown user is refused the same way")
 
 tap.done()

@@ -46,13 +46,31 @@ int pam_mf_account_load(struct pam_mf *mf, struct pam_mf_account *acct, struct m
 			    mf_db_unescape_bytea(PQgetvalue(res, 0, 2), &acct->sealed_len);
 			if (acct->sealed_secret == NULL) {
 				PQclear(res);
-				return mf_error_set(err, "account '%s': malformed totp_secret",
-				                    mf->user);
+				return mf_error_set(err, "account id %s: malformed totp_secret",
+				                    acct->id);
 			}
 		}
 	}
 	PQclear(res);
 	return 0;
+}
+
+int pam_mf_name_case_variant(struct pam_mf *mf, struct mf_error *err)
+{
+	const char *params[1] = {mf->user};
+	PGresult *res;
+	int found;
+
+	/* only asked for a name without a row: a scan of the account names */
+	res = mf_db_exec(mf->db,
+	                 "SELECT EXISTS (SELECT 1 FROM mailfort.accounts "
+	                 "WHERE lower(username) = lower($1) AND username <> $1)",
+	                 1, params, err);
+	if (res == NULL)
+		return -1;
+	found = PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+	PQclear(res);
+	return found;
 }
 
 void pam_mf_account_clear(struct pam_mf_account *acct)

@@ -73,6 +73,10 @@ struct pam_mf {
 int pam_mf_account_load(struct pam_mf *mf, struct pam_mf_account *acct,
                         struct mf_error *err) MF_WARN_UNUSED;
 void pam_mf_account_clear(struct pam_mf_account *acct);
+/* For a name without a row: 1 when an account's name differs from it only
+   in letter case (the password module may not tell them apart), 0 when
+   none does, -1 on a db error. */
+int pam_mf_name_case_variant(struct pam_mf *mf, struct mf_error *err) MF_WARN_UNUSED;
 /* Accept step once: 1 accepted, 0 step already used (replay) or the
    account is locked now, -1 db error. */
 int pam_mf_accept_step(struct pam_mf *mf, const struct pam_mf_account *acct, uint64_t step,

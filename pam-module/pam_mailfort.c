@@ -436,8 +436,19 @@ static int do_auth(struct pam_mf *mf)
 	}
 	if (!acct.found || !acct.enrolled) {
 		pam_mf_account_clear(&acct);
-		if (strcmp(mf_config_str(mf->cfg, "pam", "not_enrolled"), "allow") == 0)
+		if (strcmp(mf_config_str(mf->cfg, "pam", "not_enrolled"), "allow") == 0) {
+			/* "Alice" is not "alice", but a password module or
+			   directory that ignores case would let "Alice" in
+			   with alice's password and without her code */
+			if (!acct.found) {
+				r = pam_mf_name_case_variant(mf, &err);
+				if (r < 0)
+					return unavailable(mf, "db_unavailable", &err);
+				if (r > 0)
+					return fail(mf, "name_case");
+			}
 			return finish(mf, PAM_SUCCESS, "ok", "not_enrolled");
+		}
 		/* counted like a wrong code (a no-op for an unknown user), so
 		   that the refusal does the same database work and takes about
 		   as long: the time does not tell which names are enrolled */

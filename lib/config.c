@@ -25,7 +25,8 @@
  * refuses anything but a regular file, and a file that everyone may write
  * (it names keys, databases and commands the programs trust).  Getters never fail
  * for a key in the schema; a key that is not, or a getter of the wrong type,
- * is logged with mf_log_error and yields 0 / NULL / false.
+ * is logged with mf_log_error and yields 0 / NULL / false.  String values
+ * and the file's text are wiped when freed: conninfo may hold a password.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -38,6 +39,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <ini.h>
+#include <sodium.h>
 #include "mf-config.h"
 #include "mf-log.h"
 
@@ -161,6 +163,15 @@ static const char *type_noun(enum mf_config_type type)
 		return "an absolute path";
 	}
 	return "a value";
+}
+
+/* Values may hold a password ([database] conninfo): wiped before free. */
+static void free_str(char *s)
+{
+	if (s != NULL) {
+		sodium_memzero(s, strlen(s));
+		free(s);
+	}
 }
 
 /* Copy value for an error message: bounded, control characters replaced. */
@@ -355,7 +366,7 @@ static int parse_value(const struct mf_config_key *key, const char *value,
 			snprintf(why, why_size, "out of memory");
 			return -1;
 		}
-		free(out->str);
+		free_str(out->str);
 		out->str = copy;
 	}
 	out->num = n;
@@ -368,7 +379,7 @@ static int parse_value(const struct mf_config_key *key, const char *value,
 static void config_free_values(struct mf_config *cfg)
 {
 	for (size_t i = 0; i < cfg->nvalues; i++)
-		free(cfg->values[i].str);
+		free_str(cfg->values[i].str);
 	free(cfg->values);
 	cfg->values = NULL;
 }
@@ -708,6 +719,7 @@ static char *read_file(int fd, const char *path, size_t *len_r, struct mf_error 
 			continue;
 		if (n < 0) {
 			mf_error_set(err, "%s: cannot read: %s", path, strerror(errno));
+			sodium_memzero(text, len);
 			free(text);
 			return NULL;
 		}
@@ -717,6 +729,7 @@ static char *read_file(int fd, const char *path, size_t *len_r, struct mf_error 
 	}
 	if (len == cap) {
 		mf_error_set(err, "%s: changed while being read", path);
+		sodium_memzero(text, cap);
 		free(text);
 		return NULL;
 	}
@@ -745,6 +758,8 @@ struct mf_config *mf_config_load(const char *path, struct mf_error *err)
 	if (text == NULL)
 		return NULL;
 	cfg = mf_config_load_buffer(path, text, len, err);
+	/* the file text holds the same secrets as the values */
+	sodium_memzero(text, len);
 	free(text);
 	return cfg;
 }

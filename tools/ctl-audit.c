@@ -579,6 +579,18 @@ static int verify_node(struct mf_db *db, struct node_check *nc, const char *sinc
 				   (signature) but their rows are gone */
 				while (next_ckpt < nc->nckpts && nc->ckpts[next_ckpt].seq < seq)
 					next_ckpt++;
+				/* a signed checkpoint right before the first row anchors it */
+				if (next_ckpt > 0 && nc->ckpts[next_ckpt - 1].seq == seq - 1 &&
+				    sodium_memcmp(nc->ckpts[next_ckpt - 1].head, prev,
+				                  MF_AUDIT_HASH_BYTES) != 0) {
+					snprintf(nc->failure, sizeof(nc->failure),
+					         "seq %" PRId64
+					         ": changed: its prev_hash is not the "
+					         "head signed in the checkpoint at seq %" PRId64,
+					         seq, seq - 1);
+					fail = true;
+					break;
+				}
 				nc->retired_rows += seq - expect;
 			}
 			if (check_row(nc, res, i, seq, prev, cur) < 0) {

@@ -20,12 +20,16 @@
  * arriving.
  */
 #include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <libmilter/mfapi.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
+#include <unistd.h>
 #include "mf-event.h"
 #include "mf-log.h"
 #include "mf-spool.h"
@@ -377,26 +381,48 @@ static sfsistat cb_body(SMFICTX *ctx, unsigned char *chunk, size_t len)
 /* Replace the body with v's rewritten one (stripped attachments). */
 static int replace_body(SMFICTX *ctx, struct msg *m, struct mf_verdict *v, struct mf_error *err)
 {
-	struct mf_msgbuf *nb = mf_msgbuf_new(m->pol->tmp_dir, (size_t)m->pol->spill_threshold);
+	/* A large message's new body goes to an unlinked temp file, not memory. */
+	bool big = v->size > m->pol->spill_threshold;
 	GMimeStream *out;
 	const unsigned char *data;
-	size_t len, off;
-	int ret = -1;
+	void *map = NULL;
+	size_t len = 0, off;
+	int fd = -1, ret = -1;
 
-	if (nb == NULL)
-		return mf_error_set(err, "out of memory");
-	out = g_mime_stream_mem_new();
+	if (big) {
+		char path[4096];
+
+		snprintf(path, sizeof(path), "%s/mailfort-body.XXXXXX", m->pol->tmp_dir);
+		fd = mkostemp(path, O_CLOEXEC);
+		if (fd < 0)
+			return mf_error_set(err, "cannot create a temp file in %s: %s",
+			                    m->pol->tmp_dir, strerror(errno));
+		(void)unlink(path);
+		out = g_mime_stream_fs_new(dup(fd));
+	} else {
+		out = g_mime_stream_mem_new();
+	}
 	if (mf_scan_write_body(v, out, err) < 0)
 		goto done;
-	{
+	if (big) {
+		off_t size = lseek(fd, 0, SEEK_END);
+
+		len = size > 0 ? (size_t)size : 0;
+		if (len > 0) {
+			map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
+			if (map == MAP_FAILED) {
+				map = NULL;
+				mf_error_set(err, "cannot map the new body: %s", strerror(errno));
+				goto done;
+			}
+		}
+		data = map != NULL ? map : (const unsigned char *)"";
+	} else {
 		GByteArray *arr = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(out));
 
-		if (mf_msgbuf_append(nb, arr->data, arr->len, err) < 0)
-			goto done;
+		data = arr->data != NULL ? arr->data : (const unsigned char *)"";
+		len = arr->len;
 	}
-	data = mf_msgbuf_data(nb, &len, err);
-	if (data == NULL)
-		goto done;
 	for (off = 0; off < len || off == 0; off += 65536) {
 		size_t n = len - off > 65536 ? 65536 : len - off;
 
@@ -414,8 +440,11 @@ static int replace_body(SMFICTX *ctx, struct msg *m, struct mf_verdict *v, struc
 	}
 	ret = 0;
 done:
+	if (map != NULL)
+		munmap(map, len);
 	g_object_unref(out);
-	mf_msgbuf_free(&nb);
+	if (fd >= 0)
+		close(fd);
 	return ret;
 }
 

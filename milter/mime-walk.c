@@ -57,11 +57,13 @@ static int prescan(GMimeStream *s, const struct mf_policy *pol, struct mf_verdic
 	uint64_t pos = 0, header_end = 0, counts[2] = {0, 0};
 	int nl_run = 0;
 	bool in_header = true;
-	ssize_t n;
+	ssize_t n = 0;
 
 	if (g_mime_stream_reset(s) < 0)
 		return mf_error_set(err, "cannot rewind the message");
-	while ((n = g_mime_stream_read(s, buf + keep, sizeof(buf) - keep - 1)) > 0) {
+	/* (a bounded GMime stream answers -1 at its end: check for the end first) */
+	while (!g_mime_stream_eos(s) &&
+	       (n = g_mime_stream_read(s, buf + keep, sizeof(buf) - keep - 1)) > 0) {
 		size_t len = keep + (size_t)n;
 
 		buf[len] = '\0';
@@ -92,7 +94,7 @@ static int prescan(GMimeStream *s, const struct mf_policy *pol, struct mf_verdic
 		keep = len < 31 ? len : 31;
 		memmove(buf, buf + len - keep, keep);
 	}
-	if (n < 0)
+	if (n < 0 && !g_mime_stream_eos(s))
 		return mf_error_set(err, "cannot read the message: %s", strerror(errno));
 	if (in_header)
 		header_end = pos;

@@ -160,6 +160,7 @@ bool mf_msgbuf_spilled(const struct mf_msgbuf *b)
 GMimeStream *mf_msgbuf_stream(struct mf_msgbuf *b, struct mf_error *err)
 {
 	GMimeStream *s;
+	char path[64];
 	int fd;
 
 	if (b->fd < 0) {
@@ -169,12 +170,19 @@ GMimeStream *mf_msgbuf_stream(struct mf_msgbuf *b, struct mf_error *err)
 		                    (guint)b->mem_len);
 		return g_mime_stream_mem_new_with_byte_array(arr);
 	}
-	fd = dup(b->fd);
-	if (fd < 0) {
+	/* A new open file description, so that reading does not move the
+	   offset the appends rely on (a dup would share it). */
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", b->fd);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		fd = dup(b->fd);
+	if (fd < 0 || lseek(fd, 0, SEEK_SET) < 0) {
 		mf_error_set(err, "cannot reopen the temp file: %s", strerror(errno));
+		if (fd >= 0)
+			close(fd);
 		return NULL;
 	}
-	s = g_mime_stream_fs_new_with_bounds(fd, 0, (gint64)b->size);
+	s = g_mime_stream_fs_new(fd);
 	if (s == NULL) {
 		close(fd);
 		mf_error_set(err, "cannot open a stream over the temp file");

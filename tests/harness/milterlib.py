@@ -100,8 +100,16 @@ class Milter:
             return "unix:" + self.path
         return "inet:127.0.0.1:%d" % self.port
 
-    def reload(self):
+    def reload(self, timeout=10):
+        """SIGHUP; True once the log says the configuration was reloaded."""
+        before = self.log_text().count("configuration reloaded")
         os.kill(self.proc.pid, signal.SIGHUP)
+        end = time.time() + timeout
+        while time.time() < end:
+            if self.log_text().count("configuration reloaded") > before:
+                return True
+            time.sleep(0.05)
+        return False
 
     def stop(self):
         if self.proc is not None and self.proc.poll() is None:

@@ -300,10 +300,23 @@ static void test_msgbuf(void)
 	ok(good && mf_msgbuf_spilled(b), "a message past the spill threshold goes to a file");
 	s = mf_msgbuf_stream(b, &err);
 	ok(s != NULL && g_mime_stream_length(s) == 20000, "the stream holds every byte");
-	if (s != NULL)
+	if (s != NULL) {
+		char rd[20000];
+		ssize_t n = 0, r;
+
+		while (n < (ssize_t)sizeof(rd) &&
+		       (r = g_mime_stream_read(s, rd + n, sizeof(rd) - (size_t)n)) > 0)
+			n += r;
+		ok(n == 20000 && rd[0] == 'a' && rd[19999] == 'a' + 19,
+		   "the spilled message reads back from the start");
 		g_object_unref(s);
+	}
+	good = mf_msgbuf_append(b, "z", 1, &err) == 0;
 	d = mf_msgbuf_data(b, &len, &err);
-	ok(d != NULL && len == 20000 && d[0] == 'a' && d[19999] == 'a' + 19,
+	ok(good && d != NULL && len == 20001 && d[20000] == 'z',
+	   "appending after reading still appends at the end");
+	d = mf_msgbuf_data(b, &len, &err);
+	ok(d != NULL && len == 20001 && d[0] == 'a' && d[19999] == 'a' + 19,
 	   "the mapped content is what was written");
 	mf_msgbuf_free(&b);
 }

@@ -26,6 +26,9 @@
  * "copy", "move", "expunge", "flags", "mailbox_create", "mailbox_delete",
  * "mailbox_rename" (mailfort_audit), "verdict" (mailfort-milter), "crypt"
  * (mailfort_crypt errors and key events), "admin" (mailfortctl actions).
+ * mailfort-auditd itself stores "invalid" (a spooled record that is not a
+ * valid event, kept as text in "raw") and "spool_damage" (bytes of the
+ * spool the reader had to skip: segment, offset, length).
  *
  * Allocation failure never crashes: mf_event_new returns NULL, an adder
  * that cannot allocate marks the event failed, every function accepts a

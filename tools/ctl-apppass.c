@@ -168,8 +168,8 @@ int ctl_apppass_cmd(struct ctl *ctl, int argc, char **argv)
 		usage(argc < 1 ? stderr : stdout);
 		return argc < 1 ? 2 : 0;
 	}
-	if (argc < 2)
-		return ctl_usage("apppass %s needs a USER", argv[0]);
+	if (ctl_user_args(argc, argv, usage, &i) != 0)
+		return i;
 	if (strcmp(argv[0], "add") == 0) {
 		for (i = 2; i < argc; i++) {
 			if (strcmp(argv[i], "--label") == 0 && i + 1 < argc)

@@ -379,8 +379,8 @@ int ctl_totp_cmd(struct ctl *ctl, int argc, char **argv)
 		return argc < 1 ? 2 : 0;
 	}
 	cmd = argv[0];
-	if (argc < 2)
-		return ctl_usage("totp %s needs a USER", cmd);
+	if (ctl_user_args(argc, argv, usage, &i) != 0)
+		return i;
 	user = argv[1];
 	for (i = 2; i < argc; i++) {
 		if (strcmp(cmd, "enroll") == 0 && strcmp(argv[i], "--confirm") == 0 && i + 1 < argc)

@@ -178,10 +178,14 @@ static int user_unlock(struct ctl *ctl, const char *user)
 
 int ctl_user_cmd(struct ctl *ctl, int argc, char **argv)
 {
+	int status;
+
 	if (argc < 1 || ctl_is_help(argv[0])) {
 		usage(argc < 1 ? stderr : stdout);
 		return argc < 1 ? 2 : 0;
 	}
+	if (ctl_user_args(argc, argv, usage, &status) != 0)
+		return status;
 	if (argc != 2)
 		return ctl_usage("user %s takes exactly one USER", argv[0]);
 	if (strcmp(argv[0], "status") == 0)

@@ -10,6 +10,7 @@
 #ifndef MF_CTL_H
 #define MF_CTL_H
 
+#include <stdio.h>
 #include <stdbool.h>
 #include "mf-common.h"
 
@@ -33,6 +34,12 @@ int ctl_fail(const char *fmt, ...) MF_PRINTF(1, 2);
 int ctl_usage(const char *fmt, ...) MF_PRINTF(1, 2);
 /* True for "-h", "--help" and "help". */
 bool ctl_is_help(const char *arg);
+/* For "GROUP COMMAND USER [OPTIONS]": 0 when argv (from COMMAND on) may
+   go ahead; otherwise prints the group's usage (help asked for anywhere:
+   exit 0) or a usage error (USER missing or shaped like an option: exit 2)
+   and returns 1 with the exit status in *status_r.  Nothing is created for
+   "totp enroll --help". */
+int ctl_user_args(int argc, char **argv, void (*usage_fn)(FILE *out), int *status_r);
 
 /* ctl-user.c: the account's id as text into id (24 bytes); with create,
    the account row is made when missing.  Returns 0, or 1 after printing why. */

@@ -74,6 +74,29 @@ bool ctl_is_help(const char *arg)
 	return strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0 || strcmp(arg, "help") == 0;
 }
 
+int ctl_user_args(int argc, char **argv, void (*usage_fn)(FILE *out), int *status_r)
+{
+	int i;
+
+	for (i = 0; i < argc; i++) {
+		if (ctl_is_help(argv[i])) {
+			usage_fn(stdout);
+			*status_r = 0;
+			return 1;
+		}
+	}
+	if (argc < 2) {
+		*status_r = ctl_usage("%s needs a USER", argv[0]);
+		return 1;
+	}
+	if (argv[1][0] == '-' || argv[1][0] == '\0') {
+		*status_r = ctl_usage("%s: '%s' is not a user name (options come after USER)",
+		                      argv[0], argv[1]);
+		return 1;
+	}
+	return 0;
+}
+
 const struct mf_config *ctl_config(struct ctl *ctl)
 {
 	struct mf_error err;

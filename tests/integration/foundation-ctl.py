@@ -275,4 +275,19 @@ shutil.rmtree(keydir)
 r = run([CTL, "--quiet", "--config", site.conf, "keys", "init"])
 tap.ok(r.returncode == 0 and r.stdout == "", "--quiet keys init prints nothing", r.stdout + r.stderr)
 
+# ------------------------------------------------------------ help after USER commands
+# "--help" where a USER goes prints the usage; it is never taken for a user
+# name (totp enroll would create and enrol an account called "--help").
+for argv in (["totp", "enroll", "--help"], ["totp", "status", "-h"], ["totp", "enroll", "bob", "--help"],
+             ["apppass", "add", "--help"], ["apppass", "list", "--help"],
+             ["user", "status", "--help"], ["user", "unlock", "-h"]):
+    r = site.ctl(*argv)
+    tap.ok(r.returncode == 0 and r.stdout.startswith("usage: mailfortctl " + argv[0]),
+           "mailfortctl %s prints its usage and exits 0" % " ".join(argv), r.stdout + r.stderr)
+tap.eq(site.scalar("SELECT count(*) FROM mailfort.accounts"), "0", "and creates no account")
+for argv in (["totp", "enroll", "--force"], ["apppass", "add", "--label"], ["user", "unlock", "-x"]):
+    r = site.ctl(*argv)
+    tap.ok(one_line_error(r, 2) and "not a user name" in r.stderr,
+           "mailfortctl %s: an option where USER goes is a usage error" % " ".join(argv), r.stderr)
+
 tap.done()

@@ -78,7 +78,8 @@ struct audit_user {
 /* One event waiting for its transaction to commit. */
 struct audit_pending {
 	struct mf_event *ev;
-	bool wants_uid; /* save/copy/move: the UID is known at commit */
+	const char *type; /* static string, for error messages */
+	bool wants_uid;   /* save/copy/move: the UID is known at commit */
 };
 
 struct audit_txn {
@@ -492,11 +493,13 @@ static void *audit_txn_begin(struct mailbox_transaction_context *t)
 	return txn;
 }
 
-static void audit_txn_add(struct audit_txn *txn, struct mf_event *ev, bool wants_uid)
+static void audit_txn_add(struct audit_txn *txn, struct mf_event *ev, const char *type,
+                          bool wants_uid)
 {
 	struct audit_pending *p = array_append_space(&txn->events);
 
 	p->ev = ev;
+	p->type = type;
 	p->wants_uid = wants_uid;
 }
 
@@ -517,7 +520,7 @@ static void audit_mail_save(void *_txn, struct mail *mail)
 		audit_event_add_message_id(ev, mail);
 		if (mail_get_physical_size(mail, &size) == 0)
 			mf_event_add_int(ev, "size", (int64_t)size);
-		audit_txn_add(txn, ev, TRUE);
+		audit_txn_add(txn, ev, "save", TRUE);
 	}
 	T_END;
 }
@@ -544,7 +547,7 @@ static void audit_mail_copy(void *_txn, struct mail *src, struct mail *dst)
 		mf_event_add_int(ev, "from_uid", src->uid);
 		audit_event_add_box(ev, "mailbox", dst->box);
 		audit_event_add_message_id(ev, src);
-		audit_txn_add(txn, ev, TRUE);
+		audit_txn_add(txn, ev, moving ? "move" : "copy", TRUE);
 		if (moving) {
 			i_free(auser->move_src_box);
 			auser->move_src_box = i_strdup(mailbox_get_vname(src->box));
@@ -577,7 +580,7 @@ static void audit_mail_expunge(void *_txn, struct mail *mail)
 		mf_event_add_int(ev, "uid", mail->uid);
 		audit_event_add_message_id(ev, mail);
 		mf_event_add_str(ev, "reason", p->autoexpunged ? "autoexpunge" : "expunge");
-		audit_txn_add(txn, ev, FALSE);
+		audit_txn_add(txn, ev, "expunge", FALSE);
 	}
 	T_END;
 }
@@ -603,7 +606,7 @@ static void audit_flags_event(struct audit_txn *txn, struct mail *mail, const ch
 		mf_event_add_str(ev, "old_flags", old_flags);
 		mf_event_add_str(ev, "flags",
 		                 audit_flags_str(mail_get_flags(mail), mail_get_keywords(mail)));
-		audit_txn_add(txn, ev, FALSE);
+		audit_txn_add(txn, ev, "flags", FALSE);
 	}
 	T_END;
 }
@@ -673,7 +676,7 @@ static void audit_txn_commit(void *_txn, struct mail_transaction_commit_changes 
 					uid = 0;
 				mf_event_add_int(p->ev, "uid", uid);
 			}
-			audit_event_append(auser, &p->ev, "mail");
+			audit_event_append(auser, &p->ev, p->type);
 		}
 	}
 	audit_txn_free(txn);

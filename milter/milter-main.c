@@ -213,6 +213,7 @@ static int supervise(const char *config_path, const char *pid_file)
 	pid_t child;
 	time_t started;
 	int status, failures = 0;
+	bool stopping = false;
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;
@@ -229,21 +230,28 @@ static int supervise(const char *config_path, const char *pid_file)
 			return 1;
 		}
 		for (;;) {
-			pid_t w = waitpid(child, &status, 0);
+			int sig = got_signal;
+			pid_t w;
 
+			/* a signal that came before waitpid started is seen here */
+			if (sig != 0) {
+				got_signal = 0;
+				if (sig == SIGHUP) {
+					kill(child, SIGUSR1);
+				} else if (sig == SIGTERM || sig == SIGINT) {
+					stopping = true;
+					kill(child, SIGTERM);
+				}
+			}
+			w = waitpid(child, &status, 0);
 			if (w == child)
 				break;
-			if (w < 0 && errno == EINTR) {
-				int sig = got_signal;
-
-				got_signal = 0;
-				if (sig == SIGHUP)
-					kill(child, SIGUSR1);
-				else if (sig == SIGTERM || sig == SIGINT)
-					kill(child, SIGTERM);
+			if (w < 0 && errno != EINTR) {
+				mf_log_error("waitpid: %s", strerror(errno));
+				return 1;
 			}
 		}
-		if (got_signal == SIGTERM || got_signal == SIGINT ||
+		if (stopping || got_signal == SIGTERM || got_signal == SIGINT ||
 		    (WIFEXITED(status) && WEXITSTATUS(status) == 0) ||
 		    (WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM))
 			break;

@@ -227,6 +227,10 @@ try:
 except Exception:  # noqa: BLE001 - imaplib raises several kinds
     refused = True
 tap.ok(refused, "no spool, no session: the session is closed before any mailbox is opened")
+for _ in range(50):  # the log line may be written just after the BYE
+    if "mailfort_audit: spool /proc/mailfort-no-spool" in dc.log_text():
+        break
+    time.sleep(0.1)
 tap.ok("mailfort_audit: spool /proc/mailfort-no-spool" in dc.log_text(),
        "Dovecot's log names the spool that could not be opened")
 site.set("spool", "dir", site.spool)

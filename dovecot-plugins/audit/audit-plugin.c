@@ -247,7 +247,7 @@ static void audit_logout(struct mail_user *user, struct audit_user *auser)
 	ev = audit_event_new(user, auser, "logout");
 	mf_event_add_int(ev, "duration_ms", ms < 0 ? 0 : ms);
 	mf_event_add_str(ev, "reason",
-	                 auser->end_reason != NULL ? auser->end_reason : "disconnected");
+	                 auser->end_reason != NULL ? auser->end_reason : "closed");
 	if (auser->end_detail != NULL)
 		mf_event_add_str(ev, "detail", auser->end_detail);
 	if (auser->have_bytes) {

@@ -89,7 +89,7 @@ static void test_round_trips(const struct keys *k)
 	static const size_t sizes[] = {0,     1,      100,       65535,        65536,
 	                               65537, 131072, 3 * 65536, 3 * 65536 + 1};
 	unsigned char *pt = xmalloc(4 * 65536 + 1000);
-	struct mf_error err;
+	struct mf_error err = {""}; /* printed also when nothing failed */
 	uint64_t ptsz;
 	size_t i, len;
 	struct ct c;
@@ -126,7 +126,7 @@ static void test_random_access(const struct keys *k)
 	unsigned char *pt = xmalloc(len), *buf = xmalloc(MF_MAILCRYPT_CHUNK_CT_MAX);
 	struct mf_mailcrypt_reader r;
 	struct mf_mailcrypt_chunk ch;
-	struct mf_error err;
+	struct mf_error err = {""}; /* printed also when nothing failed */
 	struct ct c;
 	uint64_t i;
 	size_t n;

@@ -7,6 +7,7 @@
  *   mailfortctl crypt rewrap USER
  *   mailfortctl crypt app-wrap USER LABEL
  *   mailfortctl crypt migrate USER MAILDIR [--limit N]
+ *   mailfortctl crypt recover USER RECOVERY_KEY_FILE [--mode server|password]
  *
  * status shows the account's key pairs (key id, mode, wraps present), its
  * app passwords that carry a wrap, and nothing secret.
@@ -36,6 +37,13 @@
  * on.  It removes dovecot.index.cache, which held headers in the clear.
  * --limit stops after N messages.  The plaintext blocks are unlinked, not
  * overwritten: put mail on an encrypted or discard-enabled file system.
+ *
+ * recover, when the password of a password-mode account is lost: opens the
+ * escrow copy of the private key with the offline recovery secret key (32
+ * raw bytes, mode 0600, the counterpart of [crypt] escrow_public_key) and
+ * wraps the key again, under master.key (--mode server) or under a new
+ * password read from standard input (default: password).  Stored mail stays
+ * readable; the escrow copy is kept.
  *
  * Secrets read from standard input are wiped after use and never printed.
  * Exit status: 0 success, 1 failure (no account or key, wrong password,
@@ -69,7 +77,10 @@ static void usage(FILE *out)
 	    "  rewrap USER                         after a password change (reads old, new)\n"
 	    "  app-wrap USER LABEL                 let app password LABEL read mail\n"
 	    "                                      (reads the account password, the app password)\n"
-	    "  migrate USER MAILDIR [--limit N]    encrypt plaintext messages in place\n",
+	    "  migrate USER MAILDIR [--limit N]    encrypt plaintext messages in place\n"
+	    "  recover USER RECOVERY_KEY [--mode server|password]\n"
+	    "                                      rewrap from the escrow copy (reads new "
+	    "password)\n",
 	    out);
 }
 
@@ -426,6 +437,87 @@ static int cmd_app_wrap(struct ctl *ctl, const char *user, const char *label)
 	return ctl_admin_event(ctl, "crypt_app_wrap", user, label);
 }
 
+static int cmd_recover(struct ctl *ctl, const char *user, const char *keyfile, const char *mode)
+{
+	unsigned char rsk[crypto_box_SECRETKEYBYTES], rpk[crypto_box_PUBLICKEYBYTES];
+	unsigned char sk[MF_ACCOUNT_SK_BYTES], master[32], wrapped[MF_ACCOUNT_WRAP_MAX];
+	char id[24], pw[SECRET_MAX], *hex = NULL;
+	const char *params[3];
+	size_t wrapped_len = 0;
+	unsigned char *escrow;
+	size_t escrow_len;
+	struct keyrow k;
+	struct mf_error err;
+	PGresult *res;
+	int ret;
+
+	if (strcmp(mode, "server") != 0 && strcmp(mode, "password") != 0)
+		return ctl_usage("--mode must be server or password, not '%s'", mode);
+	if (ctl_account_id(ctl, user, false, id) != 0)
+		return 1;
+	ret = current_key(ctl, id, &k);
+	if (ret <= 0)
+		return ret < 0 ? 1 : ctl_fail("%s has no mail key", user);
+	free(k.wrapped);
+	params[0] = k.id;
+	res = mf_db_exec(ctl_db(ctl), "SELECT escrow_wrap FROM mailfort.mail_keys WHERE id = $1", 1,
+	                 params, &err);
+	if (res == NULL)
+		return ctl_fail("%s", err.msg);
+	escrow = PQgetisnull(res, 0, 0) ? NULL
+	                                : mf_db_unescape_bytea(PQgetvalue(res, 0, 0), &escrow_len);
+	PQclear(res);
+	if (escrow == NULL)
+		return ctl_fail("%s's key has no escrow copy", user);
+	if (mf_key_load(keyfile, MF_KEY_SECRET, rsk, sizeof(rsk), &err) < 0) {
+		free(escrow);
+		return ctl_fail("%s", err.msg);
+	}
+	crypto_scalarmult_base(rpk, rsk);
+	ret = mf_account_escrow_open(sk, escrow, escrow_len, k.pk, rpk, rsk, &err);
+	sodium_memzero(rsk, sizeof(rsk));
+	free(escrow);
+	if (ret < 0)
+		return ctl_fail("the recovery key does not open the escrow copy: %s", err.msg);
+
+	ret = 1;
+	if (strcmp(mode, "server") == 0) {
+		if (ctl_server_key(ctl, "master.key", master) == 0) {
+			ret = mf_account_wrap_server(wrapped, k.pk, sk, master, &err) < 0
+			          ? ctl_fail("%s", err.msg)
+			          : 0;
+			wrapped_len = MF_ACCOUNT_WRAP_SERVER_BYTES;
+		}
+		sodium_memzero(master, sizeof(master));
+	} else if (read_secret("new password", pw) == 0) {
+		ret = mf_account_wrap_password(wrapped, k.pk, sk, pw, strlen(pw),
+		                               &mf_pwhash_interactive, &err) < 0
+		          ? ctl_fail("%s", err.msg)
+		          : 0;
+		wrapped_len = MF_ACCOUNT_WRAP_PASSWORD_BYTES;
+		sodium_memzero(pw, sizeof(pw));
+	}
+	sodium_memzero(sk, sizeof(sk));
+	if (ret == 0 && (hex = mf_db_escape_bytea(wrapped, wrapped_len)) == NULL)
+		ret = ctl_fail("out of memory");
+	if (ret == 0) {
+		params[0] = k.id;
+		params[1] = hex;
+		params[2] = mode;
+		if (mf_db_command(ctl_db(ctl),
+		                  "UPDATE mailfort.mail_keys SET wrapped_private = $2, mode = $3 "
+		                  "WHERE id = $1",
+		                  3, params, &err) < 0)
+			ret = ctl_fail("%s", err.msg);
+	}
+	free(hex);
+	if (ret != 0)
+		return ret;
+	if (!ctl->quiet)
+		printf("%s: mail key recovered from the escrow copy, now in %s mode\n", user, mode);
+	return ctl_admin_event(ctl, "crypt_recover", user, mode);
+}
+
 /* ---- migrate ---- */
 
 struct migrate {
@@ -719,6 +811,13 @@ int ctl_crypt_cmd(struct ctl *ctl, int argc, char **argv)
 				return ctl_usage("--limit wants a number >= 0, not '%s'", argv[4]);
 		}
 		return cmd_migrate(ctl, argv[1], argv[2], limit);
+	}
+	if (strcmp(cmd, "recover") == 0) {
+		if (argc == 3)
+			return cmd_recover(ctl, argv[1], argv[2], "password");
+		if (argc == 5 && strcmp(argv[3], "--mode") == 0)
+			return cmd_recover(ctl, argv[1], argv[2], argv[4]);
+		return ctl_usage("crypt recover USER RECOVERY_KEY [--mode server|password]");
 	}
 	return ctl_usage("unknown crypt command or wrong arguments: %s", cmd);
 }

@@ -11,6 +11,7 @@ reads mail; crypt rewrap after a password change; crypt status.
 """
 import os
 import re
+import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.environ["MF_SRC"], "tests/harness"))
@@ -138,6 +139,44 @@ tap.ok(typ == "OK" and body is not None and body.endswith(msg),
 imap.logout()
 r = site.ctl("crypt", "rewrap", DAVE, input="correct horse\nanother\n")
 tap.ok(r.returncode == 1, "rewrap with the old password fails", r.stderr)
+
+# lost password: recover from the escrow copy with the offline recovery key
+rdir = os.path.join(site.dir, "recovery")
+os.makedirs(rdir)
+priv_pem = subprocess.run(["openssl", "genpkey", "-algorithm", "X25519"], check=True,
+                          capture_output=True).stdout
+priv_der = subprocess.run(["openssl", "pkey", "-outform", "DER"], input=priv_pem, check=True,
+                          capture_output=True).stdout
+pub_der = subprocess.run(["openssl", "pkey", "-pubout", "-outform", "DER"], input=priv_pem,
+                         check=True, capture_output=True).stdout
+rkey, rpub = os.path.join(rdir, "recovery.key"), os.path.join(rdir, "recovery.pub")
+with open(rkey, "wb") as f:
+    f.write(priv_der[-32:])
+os.chmod(rkey, 0o600)
+with open(rpub, "wb") as f:
+    f.write(pub_der[-32:])
+os.chmod(rpub, 0o644)
+IVAN = "ivan@example.test"
+site.set("crypt", "escrow_public_key", rpub)
+r = site.ctl("crypt", "init", IVAN, "--mode", "password", input="forgotten one\n")
+tap.ok(r.returncode == 0, "crypt init with an escrow key configured", r.stderr)
+ivan_msg = message("for ivan", "before the password was lost")
+dc.stop()
+dc.users[IVAN] = "new start"
+dc.start()
+tap.eq(dc.lmtp_deliver("a@example.test", [IVAN], ivan_msg), {}, "mail for ivan delivered")
+r = site.ctl("crypt", "recover", IVAN, rkey, input="wrong\n")
+r2 = site.ctl("crypt", "recover", IVAN, rpub, input="x\n")
+tap.ok(r2.returncode == 1, "recover refuses a key file that others can read", r2.stderr)
+tap.ok(r.returncode == 0, "crypt recover rewraps from the escrow copy", r.stderr)
+r = site.ctl("crypt", "recover", IVAN, rkey, input="new start\n")
+tap.ok(r.returncode == 0, "and again, with the password he will use", r.stderr)
+imap = dc.imap_login(IVAN, "new start")
+imap.select("INBOX")
+typ, body = fetch_body(imap, 1)
+tap.ok(typ == "OK" and body is not None and body.endswith(ivan_msg),
+       "after recovery the new password reads mail stored before", (typ, body))
+imap.logout()
 
 log = dc.log_text()
 tap.ok("Panic" not in log and "Fatal" not in log, "no panic or fatal error in the Dovecot log",

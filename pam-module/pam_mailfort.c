@@ -262,6 +262,16 @@ struct db_shared {
 	struct mf_db *db;
 };
 
+/* The connection string may hold a password. */
+static void db_shared_free(struct db_shared *sh)
+{
+	if (sh->conninfo != NULL) {
+		sodium_memzero(sh->conninfo, strlen(sh->conninfo));
+		free(sh->conninfo);
+	}
+	free(sh);
+}
+
 static void db_shared_cleanup(pam_handle_t *pamh, void *data, int status)
 {
 	struct db_shared *sh = data;
@@ -269,8 +279,7 @@ static void db_shared_cleanup(pam_handle_t *pamh, void *data, int status)
 	(void)pamh;
 	(void)status;
 	mf_db_close(&sh->db);
-	free(sh->conninfo);
-	free(sh);
+	db_shared_free(sh);
 }
 
 static int open_db_quiet(struct pam_mf *mf, struct mf_error *err)
@@ -307,10 +316,8 @@ static int open_db_quiet(struct pam_mf *mf, struct mf_error *err)
 		}
 		sh->db = NULL;
 	}
-	if (sh != NULL) {
-		free(sh->conninfo);
-		free(sh);
-	}
+	if (sh != NULL)
+		db_shared_free(sh);
 	return 0; /* not shared: closed at the end of this call */
 }
 

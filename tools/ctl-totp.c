@@ -119,11 +119,12 @@ static int load_enrolment(struct ctl *ctl, const char *user, struct enrolment *e
 static int confirm(struct ctl *ctl, const char *user, const struct enrolment *e, const char *code)
 {
 	unsigned char key[32], secret[MF_TOTP_SECRET_BYTES];
-	char step_str[24];
-	const char *params[2];
+	char step_str[24], *hex;
+	const char *params[3];
 	struct mf_error err;
+	PGresult *res;
 	uint64_t step;
-	int r;
+	int r, n;
 
 	if (e->sealed == NULL)
 		return ctl_fail("%s has no pending secret: run 'totp enroll %s' first", user, user);
@@ -146,12 +147,25 @@ static int confirm(struct ctl *ctl, const char *user, const struct enrolment *e,
 	snprintf(step_str, sizeof(step_str), "%llu", (unsigned long long)step);
 	params[0] = e->id;
 	params[1] = step_str;
-	if (mf_db_command(ctl_db(ctl),
-	                  "UPDATE mailfort.accounts SET totp_state = 'enrolled', "
-	                  "totp_enrolled_at = now(), totp_last_step = $2 "
-	                  "WHERE id = $1 AND totp_state = 'pending'",
-	                  2, params, &err) < 0)
+	/* the secret checked must still be the pending one: a concurrent
+	   enroll or reset replaces it */
+	params[2] = hex = mf_db_escape_bytea(e->sealed, e->sealed_len);
+	if (hex == NULL)
+		return ctl_fail("out of memory");
+	res = mf_db_exec(ctl_db(ctl),
+	                 "UPDATE mailfort.accounts SET totp_state = 'enrolled', "
+	                 "totp_enrolled_at = now(), totp_last_step = $2 "
+	                 "WHERE id = $1 AND totp_state = 'pending' AND totp_secret = $3",
+	                 3, params, &err);
+	free(hex);
+	if (res == NULL)
 		return ctl_fail("%s", err.msg);
+	n = atoi(PQcmdTuples(res));
+	PQclear(res);
+	if (n != 1)
+		return ctl_fail("%s: the enrolment changed meanwhile (enrolled, reset or "
+		                "replaced); nothing activated",
+		                user);
 	if (!ctl->quiet)
 		printf("%s: second factor active\n", user);
 	return ctl_admin_event(ctl, "totp_enroll", user, NULL);

@@ -256,6 +256,13 @@ static int enroll(struct ctl *ctl, const char *user, const char *code, bool forc
 			free(e.sealed);
 			break;
 		}
+		if (strchr(line, '\n') == NULL) {
+			int c;
+
+			/* an over-long line is one wrong answer, not several */
+			while ((c = getchar()) != EOF && c != '\n')
+				;
+		}
 		line[strcspn(line, "\r\n")] = '\0';
 		ret = confirm(ctl, user, &e, line);
 		sodium_memzero(line, sizeof(line));

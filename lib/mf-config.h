@@ -42,8 +42,8 @@ enum mf_config_type {
 struct mf_config_key {
 	const char *name;
 	enum mf_config_type type;
-	const char *default_value; /* as it would be written in the file; NULL = unset */
-	int64_t min, max;          /* INT, DURATION, SIZE; both 0 = no limit */
+	const char *default_value;  /* as it would be written in the file; NULL = unset */
+	int64_t min, max;           /* INT, DURATION, SIZE; both 0 = no limit */
 	const char *const *choices; /* ENUM: NULL-terminated */
 	const char *help;           /* one line, for the annotated example and docs */
 };
@@ -63,7 +63,7 @@ struct mf_config;
 struct mf_config *mf_config_load(const char *path, struct mf_error *err) MF_WARN_UNUSED;
 /* Parse text held in memory (name is used in messages). */
 struct mf_config *mf_config_load_buffer(const char *name, const char *text, size_t len,
-					struct mf_error *err) MF_WARN_UNUSED;
+                                        struct mf_error *err) MF_WARN_UNUSED;
 /* A configuration with every key at its default. */
 struct mf_config *mf_config_defaults(void);
 void mf_config_free(struct mf_config **cfg);

@@ -26,16 +26,16 @@ struct mf_config;
 struct mf_db;
 
 struct mf_db_settings {
-	const char *conninfo;     /* libpq connection string or URI */
-	int connect_timeout;      /* seconds, >= 1 */
-	int statement_timeout_ms; /* 0 = server default */
+	const char *conninfo;         /* libpq connection string or URI */
+	int connect_timeout;          /* seconds, >= 1 */
+	int statement_timeout_ms;     /* 0 = server default */
 	const char *application_name; /* shown in pg_stat_activity */
 };
 
 /* Fill settings from the [database] section.  The strings point into cfg
    (keep it until mf_db_open, which copies them). */
 void mf_db_settings_from_config(struct mf_db_settings *set, const struct mf_config *cfg,
-				const char *application_name);
+                                const char *application_name);
 
 /* Connect now. NULL with err set on failure. */
 struct mf_db *mf_db_open(const struct mf_db_settings *set, struct mf_error *err) MF_WARN_UNUSED;
@@ -44,14 +44,14 @@ void mf_db_close(struct mf_db **db);
 /* Run one statement with text parameters (params[i] may be NULL for SQL NULL).
    Succeeds on PGRES_TUPLES_OK and PGRES_COMMAND_OK. */
 PGresult *mf_db_exec(struct mf_db *db, const char *sql, int nparams, const char *const *params,
-		     struct mf_error *err) MF_WARN_UNUSED;
+                     struct mf_error *err) MF_WARN_UNUSED;
 /* Same, for statements without result rows; returns 0 / -1. */
 int mf_db_command(struct mf_db *db, const char *sql, int nparams, const char *const *params,
-		  struct mf_error *err) MF_WARN_UNUSED;
+                  struct mf_error *err) MF_WARN_UNUSED;
 /* Binary-safe variant: lengths[] and formats[] as for PQexecParams. */
-PGresult *mf_db_exec_bin(struct mf_db *db, const char *sql, int nparams,
-			 const char *const *values, const int *lengths, const int *formats,
-			 int result_format, struct mf_error *err) MF_WARN_UNUSED;
+PGresult *mf_db_exec_bin(struct mf_db *db, const char *sql, int nparams, const char *const *values,
+                         const int *lengths, const int *formats, int result_format,
+                         struct mf_error *err) MF_WARN_UNUSED;
 
 int mf_db_begin(struct mf_db *db, struct mf_error *err) MF_WARN_UNUSED;
 int mf_db_commit(struct mf_db *db, struct mf_error *err) MF_WARN_UNUSED;

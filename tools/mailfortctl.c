@@ -22,14 +22,14 @@ static const struct {
 	ctl_group_fn *fn;
 	const char *summary;
 } groups[] = {
-	{"db", ctl_db_cmd, "create and upgrade the database schema"},
-	{"keys", ctl_keys_cmd, "create and inspect the server keys"},
-	{"totp", ctl_totp_cmd, "enrol users for the second factor, recovery codes"},
-	{"apppass", ctl_apppass_cmd, "per-device app passwords"},
-	{"user", ctl_user_cmd, "account status and unlock"},
-	{"crypt", ctl_crypt_cmd, "mail encryption keys and migration"},
-	{"audit", ctl_audit_cmd, "search and verify the audit trail"},
-	{"spam", ctl_spam_cmd, "train the spam classifier, statistics"},
+    {"db", ctl_db_cmd, "create and upgrade the database schema"},
+    {"keys", ctl_keys_cmd, "create and inspect the server keys"},
+    {"totp", ctl_totp_cmd, "enrol users for the second factor, recovery codes"},
+    {"apppass", ctl_apppass_cmd, "per-device app passwords"},
+    {"user", ctl_user_cmd, "account status and unlock"},
+    {"crypt", ctl_crypt_cmd, "mail encryption keys and migration"},
+    {"audit", ctl_audit_cmd, "search and verify the audit trail"},
+    {"spam", ctl_spam_cmd, "train the spam classifier, statistics"},
 };
 
 static void usage(FILE *out)
@@ -37,12 +37,13 @@ static void usage(FILE *out)
 	size_t i;
 
 	fprintf(out, "usage: mailfortctl [--config FILE] GROUP COMMAND [ARGS...]\n\n"
-		     "groups:\n");
+	             "groups:\n");
 	for (i = 0; i < MF_N_ELEMENTS(groups); i++)
 		fprintf(out, "  %-9s %s\n", groups[i].name, groups[i].summary);
-	fprintf(out, "\n'mailfortctl GROUP --help' describes a group's commands.\n"
-		     "The configuration is read from %s unless --config says otherwise.\n",
-		MF_CONFIG_DEFAULT_PATH);
+	fprintf(out,
+	        "\n'mailfortctl GROUP --help' describes a group's commands.\n"
+	        "The configuration is read from %s unless --config says otherwise.\n",
+	        MF_CONFIG_DEFAULT_PATH);
 }
 
 int ctl_fail(const char *fmt, ...)

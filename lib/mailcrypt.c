@@ -34,6 +34,10 @@
 _Static_assert(OFF_TAG + TAG_LEN == MF_MAILCRYPT_HEADER_SIZE, "header layout");
 _Static_assert(16 + 8 == crypto_aead_xchacha20poly1305_ietf_NPUBBYTES, "nonce layout");
 _Static_assert(MF_MAILCRYPT_KEY_ID_SIZE == MF_ACCOUNT_KEY_ID_BYTES, "key id size");
+/* The reader does not check INDEX_LIMIT: no 64-bit size holds that many
+   chunks of the smallest size. */
+_Static_assert(UINT64_MAX / (MF_MAILCRYPT_CHUNK_MIN + MF_MAILCRYPT_CHUNK_OVERHEAD) < INDEX_LIMIT,
+               "chunk index bound");
 
 static void put_le16(unsigned char *p, uint16_t v)
 {

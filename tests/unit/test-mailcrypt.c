@@ -440,6 +440,59 @@ static void test_out_max(const struct keys *k)
 	free(w);
 }
 
+/* A reader for a (claimed) ciphertext of any size up to 2^64 - 1: the
+   offsets of the last chunk stay inside it, nothing wraps around. */
+static void test_huge_sizes(const struct keys *k)
+{
+	static const uint64_t sizes[] = {UINT64_MAX, UINT64_MAX - 1, (uint64_t)1 << 63,
+	                                 ((uint64_t)1 << 40) * 1040 + 136 + 17};
+	static const uint32_t chunks[] = {1024, MF_MAILCRYPT_CHUNK_SIZE};
+	unsigned char header[MF_MAILCRYPT_HEADER_SIZE];
+	struct mf_mailcrypt_writer w;
+	struct mf_mailcrypt_reader r;
+	struct mf_mailcrypt_chunk ch;
+	struct mf_error err = {""};
+	size_t i, j;
+
+	for (j = 0; j < MF_N_ELEMENTS(chunks); j++) {
+		if (mf_mailcrypt_writer_init_chunk(&w, k->pk, chunks[j], header, &err) < 0) {
+			ok(0, "writer_init: %s", err.msg);
+			continue;
+		}
+		mf_mailcrypt_writer_clear(&w);
+		for (i = 0; i < MF_N_ELEMENTS(sizes); i++) {
+			uint64_t size = sizes[i];
+			int good;
+
+			if (mf_mailcrypt_reader_init(&r, header, sizeof(header), size, k->pk, k->sk,
+			                             &err) < 0) {
+				/* a size that cannot be a ciphertext is refused, not wrapped */
+				ok(strstr(err.msg, "ciphertext") != NULL,
+				   "chunk %u, size %llu refused with a reason: %s", chunks[j],
+				   (unsigned long long)size, err.msg);
+				continue;
+			}
+			good = r.chunk_count > 0 && r.pt_size < size &&
+			       mf_mailcrypt_chunk_at(&r, r.chunk_count - 1, &ch, &err) == 0 &&
+			       ch.final && ch.ct_offset + ch.ct_len == size &&
+			       ch.pt_offset + ch.pt_len == r.pt_size && ch.ct_len >= ch.pt_len &&
+			       ch.ct_len <= MF_MAILCRYPT_CHUNK_CT_MAX &&
+			       mf_mailcrypt_chunk_at(&r, r.chunk_count, &ch, &err) < 0;
+			ok(good, "chunk %u, size %llu: the last chunk ends exactly at the end",
+			   chunks[j], (unsigned long long)size);
+			if (r.pt_size > 0)
+				ok(mf_mailcrypt_chunk_for_offset(&r, r.pt_size - 1, &ch, &err) ==
+				           0 &&
+				       ch.final &&
+				       mf_mailcrypt_chunk_for_offset(&r, r.pt_size, &ch, &err) < 0,
+				   "chunk %u, size %llu: the last plaintext byte is in the final "
+				   "chunk, the next is out of range",
+				   chunks[j], (unsigned long long)size);
+			mf_mailcrypt_reader_clear(&r);
+		}
+	}
+}
+
 int main(void)
 {
 	struct mf_error err;
@@ -462,6 +515,7 @@ int main(void)
 	test_keys_and_header(&k);
 	test_writer_misuse(&k);
 	test_out_max(&k);
+	test_huge_sizes(&k);
 	sodium_memzero(k.sk, sizeof(k.sk));
 	return tap_done();
 }

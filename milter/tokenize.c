@@ -4,10 +4,11 @@
  * Input is UTF-8 text (mime-walk.c has already decoded base64 and
  * quoted-printable and converted every charset, EUC-KR included).  Words
  * are runs of letters and digits (with inner '-', '.', '\'', '_'),
- * lower-cased, between 3 and MF_TOKEN_MAX bytes; all-digit runs are
- * dropped as noise.  Scripts written without spaces (Han, kana) and
+ * lower-cased, between 3 and MF_TOKEN_MAX bytes (numbers included: on the
+ * SpamAssassin corpus they carry signal).  Scripts written without spaces (Han, kana) and
  * Hangul words, whose endings change with grammar, also give overlapping
- * character pairs so that words are found inside phrases.  URLs give
+ * character pairs so that words are found inside phrases.  A word written
+ * in capitals also gives an "uc:" token.  URLs give
  * "url:" tokens for their host and its parent domains; HTML is reduced to
  * text and gives "tag:" tokens for the elements it uses.
  *
@@ -179,7 +180,8 @@ static void emit_word(struct mf_tokens *t, const char *prefix, const char *w, si
 		len--;
 		nchars--;
 	}
-	if (len == 0 || all_digits)
+	(void)all_digits; /* numbers of 3+ digits are kept: prices, years, codes */
+	if (len == 0)
 		return;
 	if (!cjk && (len < 3 || len > MF_TOKEN_MAX))
 		return;
@@ -267,12 +269,29 @@ static size_t try_url(struct mf_tokens *t, const char *p, const char *end)
 	return (size_t)(q - p);
 }
 
+struct wstate {
+	bool upper, lower; /* the word had upper-case / lower-case letters */
+};
+
+/* A word written all in capitals also gives "uc:word" ("FREE" shouts). */
+static void emit_caps(struct mf_tokens *t, const char *prefix, const struct wstate *ws,
+                      const char *w, size_t len, bool digits, bool cjk)
+{
+	while (len > 0 &&
+	       (w[len - 1] == '.' || w[len - 1] == '-' || w[len - 1] == '\'' || w[len - 1] == '_'))
+		len--;
+	if (len < 3 || len > MF_TOKEN_MAX || digits || cjk || !ws->upper || ws->lower)
+		return;
+	mf_tokens_add(t, prefix != NULL ? "uch:" : "uc:", w, len);
+}
+
 void mf_tokenize_text(struct mf_tokens *t, const char *prefix, const char *text, size_t len)
 {
 	const char *p = text, *end = text + len;
 	char word[MF_TOKEN_MAX * 2 + 8];
 	size_t wlen = 0, nchars = 0;
 	bool digits = true, cjk = false, too_long = false;
+	struct wstate ws = {.upper = false};
 
 	while (p < end && t->count < t->max) {
 		gunichar c;
@@ -296,13 +315,20 @@ void mf_tokenize_text(struct mf_tokens *t, const char *prefix, const char *text,
 
 			if (wlen > 0 && sl != cjk) {
 				/* script change ends the word */
-				if (!too_long)
+				if (!too_long) {
 					emit_word(t, prefix, word, wlen, nchars, digits, cjk);
+					emit_caps(t, prefix, &ws, word, wlen, digits, cjk);
+				}
+				ws.upper = ws.lower = false;
 				wlen = nchars = 0;
 				digits = true;
 				too_long = false;
 			}
 			cjk = sl;
+			if (g_unichar_isupper(c))
+				ws.upper = true;
+			else if (g_unichar_islower(c))
+				ws.lower = true;
 			c = g_unichar_tolower(c);
 			n = g_unichar_to_utf8(c, enc);
 			if (wlen + (size_t)n < sizeof(word)) {
@@ -315,16 +341,21 @@ void mf_tokenize_text(struct mf_tokens *t, const char *prefix, const char *text,
 			if (!g_unichar_isdigit(c))
 				digits = false;
 		} else if (wlen > 0) {
-			if (!too_long)
+			if (!too_long) {
 				emit_word(t, prefix, word, wlen, nchars, digits, cjk);
+				emit_caps(t, prefix, &ws, word, wlen, digits, cjk);
+			}
+			ws.upper = ws.lower = false;
 			wlen = nchars = 0;
 			digits = true;
 			too_long = false;
 		}
 		p = next;
 	}
-	if (wlen > 0 && !too_long)
+	if (wlen > 0 && !too_long) {
 		emit_word(t, prefix, word, wlen, nchars, digits, cjk);
+		emit_caps(t, prefix, &ws, word, wlen, digits, cjk);
+	}
 }
 
 /* ------------------------------------------------------------ HTML */

@@ -134,7 +134,8 @@ char *mf_totp_base32(const unsigned char *secret, size_t len)
 	if (bits > 0)
 		out[o++] = alphabet[(buf << (5 - bits)) & 31];
 	out[o] = '\0';
-	buf = 0;
+	/* a plain store of 0 could be dropped by the compiler */
+	sodium_memzero(&buf, sizeof(buf));
 	return out;
 }
 

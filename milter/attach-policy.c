@@ -77,8 +77,13 @@ static const char *blocked_ext(const struct mf_policy *pol, const char *name, ch
 	return NULL;
 }
 
+/* Nested archives are decoded in full; all of them together, per
+   attachment, may take at most this many bytes (so a thousand entries of
+   64 MB each cannot keep the milter busy for minutes). */
+#define NESTED_BUDGET (64ULL * 1024 * 1024)
+
 static void check_zip(const struct mf_policy *pol, struct mf_attachment *a, const char *outer,
-                      const unsigned char *data, size_t len, int depth)
+                      const unsigned char *data, size_t len, int depth, uint64_t *budget)
 {
 	struct mf_zip zip;
 	struct mf_error err;
@@ -161,21 +166,25 @@ static void check_zip(const struct mf_policy *pol, struct mf_attachment *a, cons
 			size_t inner_len;
 			uint64_t max = pol->max_archive_size;
 
+			if (max > *budget)
+				max = *budget;
 			if (depth + 1 > pol->max_archive_depth) {
 				judge(a, pol->limits_action,
 				      g_strdup_printf("archive %s nests archives more than %d deep",
 				                      outer, pol->max_archive_depth));
 				continue;
 			}
-			if (max > 64 * 1024 * 1024)
-				max = 64 * 1024 * 1024;
 			if (mf_zip_extract(data, len, e, (size_t)max, &inner, &inner_len, &err) <
 			    0) {
-				judge(a, pol->limits_action,
-				      g_strdup_printf("archive %s: %s", outer, err.msg));
-				continue;
+				judge(
+				    a, pol->limits_action,
+				    g_strdup_printf("archive %s is an archive bomb or damaged: %s",
+				                    outer, err.msg));
+				mf_zip_free(&zip);
+				return;
 			}
-			check_zip(pol, a, e->name, inner, inner_len, depth + 1);
+			*budget -= inner_len;
+			check_zip(pol, a, e->name, inner, inner_len, depth + 1, budget);
 			free(inner);
 		}
 	}
@@ -212,6 +221,9 @@ void mf_attach_policy(const struct mf_policy *pol, GMimeObject *part, const unsi
 		                      "are not accepted by mail",
 		                      name, mf_filetype_name(a->type)));
 	}
-	if (a->type == MF_FT_ZIP && pol->scan_archives)
-		check_zip(pol, a, name, data, len, 0);
+	if (a->type == MF_FT_ZIP && pol->scan_archives) {
+		uint64_t budget = NESTED_BUDGET;
+
+		check_zip(pol, a, name, data, len, 0, &budget);
+	}
 }

@@ -587,6 +587,31 @@ static void test_attachments(void)
 		free(m.s);
 		free(z.s);
 	}
+	/* an archive that lies about the size of a nested archive */
+	{
+		struct mf_policy *bp = policy("max_archive_size = 1M\n");
+		size_t big_len = 1500000;
+		char *big_data = calloc(1, big_len);
+		struct zentry inner_e[] = {{"zeros.bin", big_data, big_len, false, 0}};
+		struct buf inner = make_zip(inner_e, 1);
+		struct zentry outer_e[] = {{"inner.zip", inner.s, inner.len, false, 100}};
+		struct att a[1];
+
+		z = make_zip(outer_e, 1);
+		a[0] = (struct att){"outer.zip", "application/zip", z.s, z.len};
+		m = message(std_headers, "Data.", a, 1);
+		r = scan(bp, NULL, &m, &v);
+		ok(r == 0 && v.action == MF_ACT_REJECT && v.reason &&
+		       strstr(v.reason, "archive bomb"),
+		   "a nested archive that expands past its limit is a bomb (%s)",
+		   v.reason ? v.reason : "none");
+		mf_verdict_free(&v);
+		free(m.s);
+		free(z.s);
+		free(inner.s);
+		free(big_data);
+		mf_policy_unref(&bp);
+	}
 	mf_policy_unref(&pol);
 }
 
@@ -627,6 +652,24 @@ static void test_bombs(void)
 	   "a thousand parts end in a rejection (%s)", v.reason ? v.reason : "none");
 	mf_verdict_free(&v);
 	free(m.s);
+
+	{
+		struct mf_policy *hp = policy("max_header_size = 2k\n");
+
+		memset(&m, 0, sizeof(m));
+		puts_(&m, std_headers);
+		for (i = 0; i < 100; i++)
+			puts_(&m,
+			      "X-Padding: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n");
+		puts_(&m, "\r\nbody\r\n");
+		r = scan(hp, NULL, &m, &v);
+		ok(r == 0 && v.limit_exceeded && v.action == MF_ACT_REJECT && v.reason &&
+		       strstr(v.reason, "header"),
+		   "a header over max_header_size is refused (%s)", v.reason ? v.reason : "none");
+		mf_verdict_free(&v);
+		free(m.s);
+		mf_policy_unref(&hp);
+	}
 	mf_policy_unref(&pol);
 }
 

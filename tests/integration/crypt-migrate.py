@@ -14,10 +14,12 @@ marker (the cache file with the plaintext headers is gone).
 import os
 import random
 import re
+import subprocess
 import sys
+import time
 
 sys.path.insert(0, os.path.join(os.environ["MF_SRC"], "tests/harness"))
-from mailfort import Site, tap  # noqa: E402
+from mailfort import Site, mailfortctl_path, tap  # noqa: E402
 from stack import Dovecot  # noqa: E402
 
 MAGIC = b"\x89MFC\r\n\x1a\n"
@@ -158,6 +160,47 @@ for root, _dirs, names in os.walk(home):
             if marker.encode() in f.read():
                 hits.append(p)
 tap.eq(hits, [], "no file under the mail home holds the marker")
+# a run killed at an arbitrary moment (SIGKILL, no cleanup of its own)
+dc.plugins = []
+dc.restart()
+imap = dc.imap_login(USER, "pw")
+imap.create("Bulk")
+for i in range(60):
+    imap.append("Bulk", None, None, message(200 + i, marker, 300000))
+bulk_before = snapshot(imap, "Bulk")
+imap.logout()
+dc.plugins = ["mailfort_crypt"]
+dc.restart()
+killed = 0
+for delay in (0.03, 0.06, 0.1, 0.2):
+    p = subprocess.Popen([mailfortctl_path(), "--config", site.conf, "crypt", "migrate", USER,
+                          maildir], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(delay)
+    if p.poll() is None:
+        p.kill()
+        killed += 1
+    p.wait()
+bulk = [f for f in files(home) if "/.Bulk/" in f]
+n_enc = encrypted(bulk)
+tap.ok(killed > 0, "migrate runs were killed midway (%d times; %d of %d encrypted by then)"
+       % (killed, n_enc, len(bulk)))
+tap.eq(len(bulk), 60, "after the killed runs no message is lost or duplicated")
+imap = dc.imap_login(USER, "pw")
+mid = snapshot(imap, "Bulk")
+imap.logout()
+tap.ok(mid == bulk_before, "and every message reads the same", differences({"B": mid}, {"B": bulk_before}))
+r = site.ctl("crypt", "migrate", USER, maildir)
+tap.ok(r.returncode == 0, "the next run finishes", r.stdout + r.stderr)
+bulk = [f for f in files(home) if "/.Bulk/" in f]
+tap.eq((len(bulk), encrypted(bulk)), (60, 60), "then all 60 are encrypted, none lost")
+tmpfiles = os.listdir(os.path.join(maildir, ".Bulk", "tmp"))
+tap.eq(tmpfiles, [], "and no leftover remains in tmp/")
+imap = dc.imap_login(USER, "pw")
+after_bulk = snapshot(imap, "Bulk")
+imap.logout()
+tap.ok(after_bulk == bulk_before, "and every message reads the same",
+       differences({"B": after_bulk}, {"B": bulk_before}))
+
 log = dc.log_text()
 tap.ok("Panic" not in log and "Error" not in log, "no error in the Dovecot log",
        "\n".join(ln for ln in log.splitlines() if "Panic" in ln or "Error" in ln))

@@ -16,11 +16,18 @@
  *   mail_allocated     istream_opened puts the decrypting istream in front
  *                      of a stored ciphertext; plaintext (stored before the
  *                      plugin was enabled) passes through unchanged
+ * lmtp's raw mail user (the incoming message) is left alone.  Storages that
+ * cannot hold binary data (mbox) refuse to save instead of storing
+ * plaintext.  Per process (plugin_init .. plugin_deinit): the parsed
+ * configuration (reloaded when the file changes), one database connection
+ * and a 60-second cache of public keys for delivery.
  *
  * Sizes: the ostream's offset counts plaintext bytes, so the storage records
  * the plaintext size as the physical size (maildir: S= in the file name) and
  * the virtual size it computes while parsing the saved message (W=), as it
  * does for zlib; RFC822.SIZE and BODY[] lengths are those of the plaintext.
+ * With the cache off, the index's vsize record extension (sizes only) is
+ * started so that a FETCH does not read each message twice for its size.
  *
  * Failures: a message that cannot be decrypted (corrupted, truncated, key
  * not unwrappable) makes mail_get_stream() fail with an error in the log

@@ -12,7 +12,8 @@
  * services, see [pam] protocols), default [pam] apppass_protocols.  A label
  * names the device and is unique among the user's active app passwords.
  * list shows labels, protocols, creation and last use (time, address);
- * revoke stops one from working at once.
+ * revoke stops one from working at once: the active one with that label,
+ * or else the one with that id.
  *
  * Exit status: 0 success, 1 failure (no account, label in use, nothing to
  * revoke, database, key), 2 usage.
@@ -143,10 +144,14 @@ static int revoke(struct ctl *ctl, const char *user, const char *which)
 
 	if (ctl_account_id(ctl, user, false, id) != 0)
 		return 1;
+	/* A label wins over an id: "revoke USER 7" must not also revoke the
+	   app password whose id is 7 when another one is labelled "7". */
 	res = mf_db_exec(ctl_db(ctl),
 	                 "UPDATE mailfort.app_passwords SET revoked_at = now() "
 	                 "WHERE account_id = $1 AND revoked_at IS NULL "
-	                 "AND (label = $2 OR id::text = $2)",
+	                 "AND (label = $2 OR (id::text = $2 AND NOT EXISTS ("
+	                 "  SELECT 1 FROM mailfort.app_passwords l WHERE l.account_id = $1 "
+	                 "  AND l.revoked_at IS NULL AND l.label = $2)))",
 	                 2, params, &err);
 	if (res == NULL)
 		return ctl_fail("%s", err.msg);

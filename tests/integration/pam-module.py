@@ -221,6 +221,14 @@ ok, msg = pam.auth("smtp", "alice", ap2)
 evs = [(e["mode"], e["result"]) for e in new_events(n0)]
 tap.ok(not ok and evs == [("auth", "fail")], "another user cannot use erin's app password",
        "%s %s" % (msg, evs))
+# revoke LABEL|ID: a label that looks like another app password's id revokes only itself
+phone_id = site.scalar("SELECT id FROM mailfort.app_passwords WHERE label = 'phone'")
+site.ctl("apppass", "add", "erin", "--label", phone_id, check=True)
+r = site.ctl("apppass", "revoke", "erin", phone_id)
+tap.eq(site.sql("SELECT label, revoked_at IS NOT NULL FROM mailfort.app_passwords "
+                "WHERE label IN ('phone', :'l') ORDER BY label", params={"l": phone_id}),
+       sorted([[phone_id, "t"], ["phone", "f"]]),
+       "revoke by a label that is also an id revokes only the labelled one")
 
 # ------------------------------------------------------------ recovery codes
 r = site.ctl("totp", "recovery", "alice")

@@ -61,7 +61,7 @@ int pam_mf_name_case_variant(struct pam_mf *mf, struct mf_error *err)
 	PGresult *res;
 	int found;
 
-	/* only asked for a name without a row: a scan of the account names */
+	/* only asked for a name without a row; index accounts_username_lower */
 	res = mf_db_exec(mf->db,
 	                 "SELECT EXISTS (SELECT 1 FROM mailfort.accounts "
 	                 "WHERE lower(username) = lower($1) AND username <> $1)",

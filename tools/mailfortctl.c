@@ -79,8 +79,10 @@ int ctl_user_args(int argc, char **argv, void (*usage_fn)(FILE *out), int *statu
 {
 	int i;
 
+	/* "help" only where USER goes: later it may be a label or a code */
 	for (i = 0; i < argc; i++) {
-		if (ctl_is_help(argv[i])) {
+		if (i < 2 ? ctl_is_help(argv[i])
+		          : strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
 			usage_fn(stdout);
 			*status_r = 0;
 			return 1;

@@ -285,6 +285,11 @@ static void emit_caps(struct mf_tokens *t, const char *prefix, const struct wsta
 	mf_tokens_add(t, prefix != NULL ? "uch:" : "uc:", w, len);
 }
 
+static bool ascii_alnum(gunichar c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
 void mf_tokenize_text(struct mf_tokens *t, const char *prefix, const char *text, size_t len)
 {
 	const char *p = text, *end = text + len;
@@ -292,6 +297,7 @@ void mf_tokenize_text(struct mf_tokens *t, const char *prefix, const char *text,
 	size_t wlen = 0, nchars = 0;
 	bool digits = true, cjk = false, too_long = false;
 	struct wstate ws = {.upper = false};
+	bool ascii;
 
 	while (p < end && t->count < t->max) {
 		gunichar c;
@@ -300,14 +306,22 @@ void mf_tokenize_text(struct mf_tokens *t, const char *prefix, const char *text,
 		/* A URL gives its host; its labels are then read as words too. */
 		if (wlen == 0 && (*p == 'h' || *p == 'H' || *p == 'w' || *p == 'W'))
 			(void)try_url(t, p, end);
-		c = g_utf8_get_char_validated(p, (gssize)(end - p));
-		if (c == (gunichar)-1 || c == (gunichar)-2) {
+		if ((unsigned char)*p < 0x80) {
+			/* ASCII, most of any mail: no Unicode tables needed */
+			c = (unsigned char)*p;
 			next = p + 1;
-			c = ' ';
+			ascii = true;
 		} else {
-			next = g_utf8_next_char(p);
+			c = g_utf8_get_char_validated(p, (gssize)(end - p));
+			if (c == (gunichar)-1 || c == (gunichar)-2) {
+				next = p + 1;
+				c = ' ';
+			} else {
+				next = g_utf8_next_char(p);
+			}
+			ascii = c < 0x80;
 		}
-		if (g_unichar_isalnum(c) || c == '$' ||
+		if ((ascii ? ascii_alnum(c) : g_unichar_isalnum(c)) || c == '$' ||
 		    (wlen > 0 && (c == '-' || c == '.' || c == '\'' || c == '_'))) {
 			bool sl = c >= 0x80 && is_spaceless_script(c);
 			char enc[8];
@@ -325,12 +339,23 @@ void mf_tokenize_text(struct mf_tokens *t, const char *prefix, const char *text,
 				too_long = false;
 			}
 			cjk = sl;
-			if (g_unichar_isupper(c))
-				ws.upper = true;
-			else if (g_unichar_islower(c))
-				ws.lower = true;
-			c = g_unichar_tolower(c);
-			n = g_unichar_to_utf8(c, enc);
+			if (ascii) {
+				if (c >= 'A' && c <= 'Z') {
+					ws.upper = true;
+					c += 'a' - 'A';
+				} else if (c >= 'a' && c <= 'z') {
+					ws.lower = true;
+				}
+				enc[0] = (char)c;
+				n = 1;
+			} else {
+				if (g_unichar_isupper(c))
+					ws.upper = true;
+				else if (g_unichar_islower(c))
+					ws.lower = true;
+				c = g_unichar_tolower(c);
+				n = g_unichar_to_utf8(c, enc);
+			}
 			if (wlen + (size_t)n < sizeof(word)) {
 				memcpy(word + wlen, enc, (size_t)n);
 				wlen += (size_t)n;
@@ -338,7 +363,7 @@ void mf_tokenize_text(struct mf_tokens *t, const char *prefix, const char *text,
 			} else {
 				too_long = true;
 			}
-			if (!g_unichar_isdigit(c))
+			if (ascii ? !(c >= '0' && c <= '9') : !g_unichar_isdigit(c))
 				digits = false;
 		} else if (wlen > 0) {
 			if (!too_long) {

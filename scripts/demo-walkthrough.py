@@ -80,6 +80,9 @@ def main():
 
         step(5, "the audit trail, as an auditor sees it (schema audit)")
         r = story.audit_trail()
+        say("audit.auth_events (every attempt, through PAM):")
+        for row in r["auth"]:
+            say("  " + " | ".join(row))
         say("audit.logins:")
         for row in r["logins"]:
             say("  " + " | ".join(row))
@@ -92,7 +95,9 @@ def main():
         say("audit.alerts (after six logins with a wrong code):")
         for row in r["alerts"]:
             say("  " + " | ".join(row))
-        say("mailfortctl audit verify: %s" % r["verify"][1].splitlines()[-1] if r["verify"][1] else "")
+        say("mailfortctl audit verify:")
+        for line in r["verify"][1].splitlines():
+            say("  " + line)
 
         if not wait:
             return 0

@@ -191,13 +191,19 @@ class Postgres:
 
 # ---------------------------------------------------------------- configuration
 def write_config(path, sections):
-    """Write a mailfort.conf from {section: {key: value}}; returns path."""
-    with open(path, "w") as f:
+    """Write a mailfort.conf from {section: {key: value}}; returns path.
+
+    Written to a temporary file and renamed, so a program that reads it at
+    the same moment sees the old file or the new one, never half of one."""
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
         for section, keys in sections.items():
             f.write("[%s]\n" % section)
             for k, v in keys.items():
                 f.write("%s = %s\n" % (k, v))
             f.write("\n")
+    os.chmod(tmp, 0o644)
+    os.rename(tmp, path)
     return path
 
 

@@ -75,12 +75,13 @@ class Stack:
         spam_dir, ham_mbox = train_corpus(os.path.join(site.dir, "corpus"), n=60)
         site.ctl("spam", "train", "--spam", spam_dir, "--ham", ham_mbox, check=True)
 
-        self.say("Starting mailfort-auditd (spool -> PostgreSQL, hash chain, alerts)")
+        # Both constructors add their settings to the configuration: make
+        # them before either daemon starts reading it.
         self.auditd = Auditd(site)
-        self.auditd.start()
-
-        self.say("Starting mailfort-milter")
         self.milter = Milter(site)
+        self.say("Starting mailfort-auditd (spool -> PostgreSQL, hash chain, alerts)")
+        self.auditd.start()
+        self.say("Starting mailfort-milter")
         self.milter.start()
 
         self.say("PAM stack for Dovecot: app password, or password + 6-digit code")
@@ -275,6 +276,9 @@ class Story:
                 break
             time.sleep(0.5)
         out = {
+            "auth": site.sql("SELECT to_char(event_time, 'HH24:MI:SS'), username, service, "
+                             "result, reason FROM audit.auth_events "
+                             "WHERE mode IS DISTINCT FROM 'authsucc' ORDER BY event_time, seq"),
             "logins": site.sql("SELECT username, service, ip, client FROM audit.logins "
                                "WHERE type = 'login' ORDER BY event_time"),
             "reads": site.sql("SELECT username, mailbox, message_id FROM audit.message_access "

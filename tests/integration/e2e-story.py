@@ -60,6 +60,10 @@ tap.ok(story.marker.encode() not in r["stored"] and b"Quarterly report" not in r
        "the stored message file is ciphertext")
 
 r = story.audit_trail()
+tap.ok(any(row[1] == "alice" and row[2] == "smtp" and row[3] == "ok" for row in r["auth"]),
+       "audit.auth_events records alice's authenticated submission", r["auth"])
+tap.ok(any(row[1] == "bob" and row[4] == "replay" for row in r["auth"]),
+       "audit.auth_events records the replayed code as a replay", r["auth"])
 users = [row[0] for row in r["logins"]]
 tap.ok("bob" in users, "audit.logins records bob's IMAP login", r["logins"])
 tap.ok(any(row[0] == "bob" and "Thunderbird" in (row[3] if len(row) > 3 else "")

@@ -85,8 +85,17 @@ static int mf_decrypt_chunk(struct mf_decrypt_istream *dstream,
 	int ret;
 
 	i_stream_seek(parent, chunk->ct_offset);
-	ret = i_stream_read_bytes(parent, &data, &size, chunk->ct_len);
-	if (ret <= 0 || size < chunk->ct_len) {
+	/* i_stream_read_memarea(), not i_stream_read(): nothing here keeps
+	   pointers into the parent's buffer across a read, so it need not be
+	   kept alive in a snapshot, which would make the parent copy its
+	   whole buffer to a new one on every refill */
+	data = i_stream_get_data(parent, &size);
+	ret = 1;
+	while (size < chunk->ct_len && ret > 0) {
+		ret = i_stream_read_memarea(parent);
+		data = i_stream_get_data(parent, &size);
+	}
+	if (size < chunk->ct_len) {
 		if (parent->stream_errno != 0) {
 			return mf_decrypt_fail(dstream, parent->stream_errno,
 			                       t_strdup_printf("read(%s) failed: %s",
@@ -219,6 +228,7 @@ struct istream *i_stream_create_mf_decrypt(struct istream *parent,
                                            const struct mf_mailcrypt_reader *reader)
 {
 	struct mf_decrypt_istream *dstream;
+	struct istream *input;
 
 	dstream = i_new(struct mf_decrypt_istream, 1);
 	dstream->reader = *reader;
@@ -241,5 +251,13 @@ struct istream *i_stream_create_mf_decrypt(struct istream *parent,
 	dstream->ct_input = parent;
 	if (i_stream_get_max_buffer_size(parent) < MF_MAILCRYPT_CHUNK_CT_MAX + IO_BLOCK_SIZE)
 		i_stream_set_max_buffer_size(parent, MF_MAILCRYPT_CHUNK_CT_MAX + IO_BLOCK_SIZE);
-	return i_stream_create(&dstream->istream, NULL, -1, 0);
+	/* Both buffers start at the size they will need (a small message:
+	   its own size; a large one: a whole chunk), instead of growing by
+	   doubling, each step a new zeroed buffer and a copy. */
+	i_stream_set_init_buffer_size(
+	    parent, (size_t)I_MIN(reader->ct_size, MF_MAILCRYPT_CHUNK_CT_MAX + IO_BLOCK_SIZE));
+	input = i_stream_create(&dstream->istream, NULL, -1, 0);
+	i_stream_set_init_buffer_size(
+	    input, I_MAX((size_t)I_MIN(reader->pt_size, reader->info.chunk_size), 1));
+	return input;
 }

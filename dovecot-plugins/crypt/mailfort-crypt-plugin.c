@@ -20,7 +20,9 @@
  * cannot hold binary data (mbox) refuse to save instead of storing
  * plaintext.  Per process (plugin_init .. plugin_deinit): the parsed
  * configuration (reloaded when the file changes), one database connection
- * and a 60-second cache of public keys for delivery.
+ * and a 60-second cache of public keys for delivery.  Per mail_user: the
+ * opened content keys of up to 1024 recently read messages, so that reading
+ * a message again does not open its header again (wiped with the user).
  *
  * Sizes: the ostream's offset counts plaintext bytes, so the storage records
  * the plaintext size as the physical size (maildir: S= in the file name) and
@@ -62,10 +64,26 @@
 #define MAILFORT_CRYPT_BOX_CONTEXT(obj)  MODULE_CONTEXT_REQUIRE(obj, mailfort_crypt_storage_module)
 #define MAILFORT_CRYPT_MAIL_CONTEXT(obj) MODULE_CONTEXT_REQUIRE(obj, mailfort_crypt_mail_module)
 
+/* Opened headers kept per mail_user: opening a header (crypto_box_seal_open)
+   costs about as much as decrypting 50 KB, and clients read the same
+   message several times in a session (ENVELOPE or BODYSTRUCTURE, then
+   BODY[], then parts of it).  Direct-mapped on the header tag; a hit
+   needs the whole header to be byte-identical to one that was
+   authenticated, so it yields exactly what mf_mailcrypt_reader_init would.
+   Only the size fields of the kept reader are recomputed (they come from
+   the file, not the header).  Wiped when evicted and with the user. */
+#define MF_CRYPT_READER_CACHE_SIZE 1024
+struct mf_crypt_reader_entry {
+	unsigned char header[MF_MAILCRYPT_HEADER_SIZE];
+	struct mf_mailcrypt_reader reader;
+	bool valid;
+};
+
 struct mailfort_crypt_user {
 	union mail_user_module_context module_ctx;
 	const struct mf_config *cfg; /* owned by the process state */
 	struct mf_crypt_keys *keys;
+	struct mf_crypt_reader_entry *readers; /* MF_CRYPT_READER_CACHE_SIZE, or NULL */
 };
 
 /* What the plugin keeps for the whole process (an lmtp process delivers to
@@ -114,6 +132,42 @@ static int mailfort_crypt_verify_ends(struct istream *input, const char **error_
 	return 0;
 }
 
+static struct mf_crypt_reader_entry *mailfort_crypt_reader_entry(struct mailfort_crypt_user *muser,
+                                                                 const unsigned char *header)
+{
+	/* the header tag (last 16 header bytes) is a MAC: well spread */
+	const unsigned char *tag = header + MF_MAILCRYPT_HEADER_SIZE - 16;
+	uint32_t hash = tag[0] | (uint32_t)tag[1] << 8 | (uint32_t)tag[2] << 16;
+
+	if (muser->readers == NULL)
+		muser->readers = i_new(struct mf_crypt_reader_entry, MF_CRYPT_READER_CACHE_SIZE);
+	return &muser->readers[hash % MF_CRYPT_READER_CACHE_SIZE];
+}
+
+/* A header opened before in this session: the kept reader with the sizes
+   of this file.  The sizes are computed as mf_mailcrypt_reader_init does
+   (same function, same errors). */
+static int mailfort_crypt_reader_reuse(const struct mf_crypt_reader_entry *entry, uoff_t ct_size,
+                                       struct mf_mailcrypt_reader *reader_r, const char **error_r)
+{
+	const struct mf_mailcrypt_info *info = &entry->reader.info;
+	uint64_t pt_size, body, stride;
+	struct mf_error err;
+
+	if (mf_mailcrypt_plaintext_size(info, ct_size, &pt_size, &err) < 0) {
+		*error_r = t_strdup(err.msg);
+		return -1;
+	}
+	/* plaintext_size succeeded: ct_size >= header + one tag */
+	body = ct_size - info->header_size;
+	stride = (uint64_t)info->chunk_size + MF_MAILCRYPT_CHUNK_OVERHEAD;
+	*reader_r = entry->reader;
+	reader_r->ct_size = ct_size;
+	reader_r->pt_size = pt_size;
+	reader_r->chunk_count = body / stride + (body % stride != 0);
+	return 0;
+}
+
 /* Returns -1 with *corrupt_r set when the stored data is at fault, unset
    when the key is (not available, database down, ...). */
 static int mailfort_crypt_open_reader(struct mail *mail, struct istream *input,
@@ -121,6 +175,7 @@ static int mailfort_crypt_open_reader(struct mail *mail, struct istream *input,
                                       const char **error_r)
 {
 	struct mailfort_crypt_user *muser = MAILFORT_CRYPT_USER_CONTEXT(mail->box->storage->user);
+	struct mf_crypt_reader_entry *entry = NULL;
 	const unsigned char *header, *pk, *sk;
 	struct mf_mailcrypt_info info;
 	struct mf_error err;
@@ -160,9 +215,21 @@ static int mailfort_crypt_open_reader(struct mail *mail, struct istream *input,
 		*corrupt_r = FALSE;
 		return -1;
 	}
+	if (info.header_size == MF_MAILCRYPT_HEADER_SIZE) {
+		entry = mailfort_crypt_reader_entry(muser, header);
+		/* the header is not secret: plain memcmp */
+		if (entry->valid && memcmp(entry->header, header, MF_MAILCRYPT_HEADER_SIZE) == 0)
+			return mailfort_crypt_reader_reuse(entry, ct_size, reader_r, error_r);
+	}
 	if (mf_mailcrypt_reader_init(reader_r, header, size, ct_size, pk, sk, &err) < 0) {
 		*error_r = t_strdup(err.msg);
 		return -1;
+	}
+	if (entry != NULL) {
+		sodium_memzero(entry, sizeof(*entry));
+		memcpy(entry->header, header, MF_MAILCRYPT_HEADER_SIZE);
+		entry->reader = *reader_r;
+		entry->valid = TRUE;
 	}
 	return 0;
 }
@@ -364,6 +431,11 @@ static void mailfort_crypt_user_deinit(struct mail_user *user)
 {
 	struct mailfort_crypt_user *muser = MAILFORT_CRYPT_USER_CONTEXT(user);
 
+	if (muser->readers != NULL) {
+		sodium_memzero(muser->readers,
+		               sizeof(*muser->readers) * MF_CRYPT_READER_CACHE_SIZE);
+		i_free(muser->readers);
+	}
 	mf_crypt_keys_deinit(&muser->keys);
 	muser->module_ctx.super.deinit(user);
 }

@@ -14,6 +14,7 @@
  *   master.key       32 bytes  wraps per-account mail private keys (server mode)
  *   totp.key         32 bytes  encrypts TOTP secrets (secretbox)
  *   hash.key         32 bytes  keyed hash for app passwords / recovery codes
+ *   spam.key         32 bytes  keys the spam token ids (mailfort-milter)
  *   audit-sign.key   64 bytes  Ed25519 secret key, auditd only
  *   audit-sign.pub   32 bytes  Ed25519 public key, anyone who verifies
  *   ([crypt] escrow_public_key) 32 bytes  X25519 public half of the offline

@@ -43,12 +43,13 @@ int mf_token_key_load(const char *keys_dir, struct mf_token_key *key, struct mf_
 	unsigned char master[32];
 	char path[4096];
 
-	if ((size_t)snprintf(path, sizeof(path), "%s/hash.key", keys_dir) >= sizeof(path))
+	/* spam.key belongs to the milter's user alone: the milter never needs
+	   hash.key, which guards app passwords and is the mail user's. */
+	if ((size_t)snprintf(path, sizeof(path), "%s/spam.key", keys_dir) >= sizeof(path))
 		return mf_error_set(err, "key directory name too long");
 	if (mf_key_load(path, MF_KEY_SECRET, master, sizeof(master), err) < 0)
 		return -1;
-	/* A key of its own for spam tokens, so it reveals nothing about the
-	   hashes it is derived from. */
+	/* The SipHash key is derived, so the file's key is used for nothing else. */
 	crypto_kdf_derive_from_key(key->k, crypto_shorthash_KEYBYTES, 1, "mfspamtk", master);
 	sodium_memzero(master, sizeof(master));
 	return 0;

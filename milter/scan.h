@@ -182,12 +182,13 @@ uint64_t mf_token_hash(const char *tok, size_t len);
 /* ------------------------------------------------------------ classify.c */
 /* Tokens are stored under a keyed hash (SipHash-2-4, 64 bits) so that the
    words of official mail cannot be read back from the database.  The key is
-   derived from the server's hash.key (first 16 bytes used). */
+   derived from the server's spam.key, which only the milter's user (and
+   mailfortctl, as root) reads. */
 struct mf_token_key {
 	unsigned char k[32];
 };
 
-/* Load <keys_dir>/hash.key and derive the token key from it. */
+/* Load <keys_dir>/spam.key and derive the token key from it. */
 int mf_token_key_load(const char *keys_dir, struct mf_token_key *key,
                       struct mf_error *err) MF_WARN_UNUSED;
 /* The stored identity of a token (never 0). */

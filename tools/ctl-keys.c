@@ -6,7 +6,7 @@
  *   mailfortctl keys status           list each key: mode, owner, size, safety
  *
  * The keys (raw bytes, see mf-crypto.h) live in [keys] dir:
- *   master.key, totp.key, hash.key   32 random bytes each, mode 0600
+ *   master.key, totp.key, hash.key, spam.key   32 random bytes each, mode 0600
  *   audit-sign.key / audit-sign.pub  Ed25519 key pair, 0600 / 0644
  *
  * init refuses to replace any existing key unless --force is given, and
@@ -44,6 +44,7 @@ static const struct {
     {"totp.key", MF_KEY_SECRET, crypto_secretbox_KEYBYTES, "encrypts TOTP secrets"},
     {"hash.key", MF_KEY_SECRET, crypto_generichash_KEYBYTES,
      "keyed hash of app passwords and recovery codes"},
+    {"spam.key", MF_KEY_SECRET, 32, "keys the spam token ids (mailfort-milter, spam train)"},
     {"audit-sign.key", MF_KEY_SECRET, crypto_sign_SECRETKEYBYTES,
      "signs audit checkpoints (mailfort-auditd only)"},
     {"audit-sign.pub", MF_KEY_PUBLIC, crypto_sign_PUBLICKEYBYTES, "verifies audit checkpoints"},

@@ -12,7 +12,7 @@
  * tokenizes them (same MIME walk, same [milter] limits), and the counts of
  * the whole run are added to PostgreSQL in one transaction: an interrupted
  * run adds nothing.  Tokens are stored as keyed hashes (the key is derived
- * from the server's hash.key), never as words.  The running milters pick up
+ * from the server's spam.key), never as words.  The running milters pick up
  * the new statistics at their next refresh ([milter] model_refresh) or on
  * SIGHUP.
  *

@@ -190,8 +190,8 @@ for argv in (["db", "status"], ["db", "migrate"]):
            "exit %d: %s" % (r.returncode, r.stderr))
 
 # ------------------------------------------------------------ keys
-SIZES = {"master.key": 32, "totp.key": 32, "hash.key": 32, "audit-sign.key": 64,
-         "audit-sign.pub": 32}
+SIZES = {"master.key": 32, "totp.key": 32, "hash.key": 32, "spam.key": 32,
+         "audit-sign.key": 64, "audit-sign.pub": 32}
 keydir = os.path.join(site.dir, "etc", "mailfort", "keys")
 site.set("keys", "dir", keydir)
 r = site.ctl("keys", "status")
@@ -208,7 +208,7 @@ tap.eq({f: os.path.getsize(os.path.join(keydir, f)) for f in SIZES}, SIZES, "eve
 before = {f: open(os.path.join(keydir, f), "rb").read() for f in SIZES}
 tap.eq(before["audit-sign.key"][32:], before["audit-sign.pub"],
        "audit-sign.pub is the public half of audit-sign.key")
-tap.ok(len({before[f] for f in ("master.key", "totp.key", "hash.key")}) == 3,
+tap.ok(len({before[f] for f in ("master.key", "totp.key", "hash.key", "spam.key")}) == 4,
        "the symmetric keys are distinct")
 tap.eq(sorted(os.listdir(keydir)), sorted(SIZES), "nothing else (no temporary file) in the key dir")
 
@@ -232,7 +232,7 @@ after = {f: open(os.path.join(keydir, f), "rb").read() for f in SIZES}
 tap.ok(all(after[f] != before[f] for f in ("totp.key", "hash.key", "audit-sign.key")),
        "--force wrote new keys")
 r = site.ctl("keys", "status")
-tap.ok(r.returncode == 0 and r.stdout.count(" ok") == 6, "keys status: directory and five keys ok",
+tap.ok(r.returncode == 0 and r.stdout.count(" ok") == 7, "keys status: directory and six keys ok",
        r.stdout + r.stderr)
 
 pub = os.path.join(keydir, "audit-sign.pub")

@@ -18,9 +18,9 @@ struct mf_error {
 	char msg[MF_ERROR_MAX];
 };
 
-#define MF_WARN_UNUSED __attribute__((warn_unused_result))
-#define MF_PRINTF(a, b) __attribute__((format(printf, a, b)))
-#define MF_NORETURN    __attribute__((noreturn))
+#define MF_WARN_UNUSED   __attribute__((warn_unused_result))
+#define MF_PRINTF(a, b)  __attribute__((format(printf, a, b)))
+#define MF_NORETURN      __attribute__((noreturn))
 #define MF_N_ELEMENTS(a) (sizeof(a) / sizeof((a)[0]))
 
 /* Set err (if not NULL) to a formatted message; always returns -1. */

@@ -246,8 +246,7 @@ static void audit_logout(struct mail_user *user, struct audit_user *auser)
 	ms = timeval_diff_msecs(&ioloop_timeval, &auser->login_time);
 	ev = audit_event_new(user, auser, "logout");
 	mf_event_add_int(ev, "duration_ms", ms < 0 ? 0 : ms);
-	mf_event_add_str(ev, "reason",
-	                 auser->end_reason != NULL ? auser->end_reason : "closed");
+	mf_event_add_str(ev, "reason", auser->end_reason != NULL ? auser->end_reason : "closed");
 	if (auser->end_detail != NULL)
 		mf_event_add_str(ev, "detail", auser->end_detail);
 	if (auser->have_bytes) {

@@ -24,9 +24,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (pol == NULL) {
 		static const char conf[] = "[milter]\nmax_archive_entries = 64\n"
-					   "max_archive_size = 16M\nmax_archive_depth = 3\n";
+		                           "max_archive_size = 16M\nmax_archive_depth = 3\n";
 		struct mf_config *cfg =
-			mf_config_load_buffer("fuzz.conf", conf, sizeof(conf) - 1, &err);
+		    mf_config_load_buffer("fuzz.conf", conf, sizeof(conf) - 1, &err);
 
 		pol = mf_policy_new(cfg, &err);
 		mf_config_free(&cfg);
@@ -46,7 +46,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			unsigned char *out;
 			size_t len;
 
-			if (mf_zip_extract(data, size, &zip.entries[i], 1 << 16, &out, &len, &err) == 0)
+			if (mf_zip_extract(data, size, &zip.entries[i], 1 << 16, &out, &len,
+			                   &err) == 0)
 				free(out);
 		}
 		mf_zip_free(&zip);

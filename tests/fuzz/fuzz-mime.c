@@ -21,7 +21,7 @@ static struct mf_model *model;
 static void setup(void)
 {
 	static const char conf[] = "[milter]\ntmp_dir = /tmp\nmax_mime_parts = 200\n"
-				   "max_attachment_size = 64k\nmin_training = 1\n";
+	                           "max_attachment_size = 64k\nmin_training = 1\n";
 	struct mf_token_key key;
 	struct mf_config *cfg;
 	struct mf_error err;

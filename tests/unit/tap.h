@@ -17,7 +17,7 @@
 static int tap_count, tap_failed;
 
 __attribute__((format(printf, 4, 5))) static int tap_ok(int cond, const char *file, int line,
-							const char *fmt, ...)
+                                                        const char *fmt, ...)
 {
 	va_list args;
 
@@ -36,11 +36,11 @@ __attribute__((format(printf, 4, 5))) static int tap_ok(int cond, const char *fi
 }
 
 #define ok(cond, ...) tap_ok(!!(cond), __FILE__, __LINE__, __VA_ARGS__)
-#define diag(...)                                                                          \
-	do {                                                                               \
-		printf("# ");                                                              \
-		printf(__VA_ARGS__);                                                       \
-		printf("\n");                                                              \
+#define diag(...)                    \
+	do {                         \
+		printf("# ");        \
+		printf(__VA_ARGS__); \
+		printf("\n");        \
 	} while (0)
 
 static inline int tap_done(void)

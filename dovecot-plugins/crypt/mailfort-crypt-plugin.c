@@ -44,6 +44,7 @@
  */
 #include "lib.h"
 #include "array.h"
+#include "hash.h"
 #include "istream.h"
 #include "ostream.h"
 #include "module-dir.h"
@@ -67,23 +68,26 @@
 /* Opened headers kept per mail_user: opening a header (crypto_box_seal_open)
    costs about as much as decrypting 50 KB, and clients read the same
    message several times in a session (ENVELOPE or BODYSTRUCTURE, then
-   BODY[], then parts of it).  Direct-mapped on the header tag; a hit
-   needs the whole header to be byte-identical to one that was
-   authenticated, so it yields exactly what mf_mailcrypt_reader_init would.
-   Only the size fields of the kept reader are recomputed (they come from
-   the file, not the header).  Wiped when evicted and with the user. */
-#define MF_CRYPT_READER_CACHE_SIZE 1024
+   BODY[], then parts of it).  Keyed by the header tag (a MAC); a hit needs
+   the whole header to be byte-identical to one that was authenticated, so
+   it yields exactly what mf_mailcrypt_reader_init would.  Only the size
+   fields of the kept reader are recomputed (they come from the file, not
+   the header).  At most MF_CRYPT_READER_CACHE_MAX entries (~260 bytes
+   each); when full, all are wiped and it starts again; wiped with the
+   user. */
+#define MF_CRYPT_READER_CACHE_MAX  4096
+#define MF_CRYPT_HEADER_TAG_OFFSET (MF_MAILCRYPT_HEADER_SIZE - 16)
 struct mf_crypt_reader_entry {
 	unsigned char header[MF_MAILCRYPT_HEADER_SIZE];
 	struct mf_mailcrypt_reader reader;
-	bool valid;
 };
 
 struct mailfort_crypt_user {
 	union mail_user_module_context module_ctx;
 	const struct mf_config *cfg; /* owned by the process state */
 	struct mf_crypt_keys *keys;
-	struct mf_crypt_reader_entry *readers; /* MF_CRYPT_READER_CACHE_SIZE, or NULL */
+	/* header tag (16 bytes inside the entry) -> entry; created on first use */
+	HASH_TABLE(const unsigned char *, struct mf_crypt_reader_entry *) readers;
 };
 
 /* What the plugin keeps for the whole process (an lmtp process delivers to
@@ -132,16 +136,73 @@ static int mailfort_crypt_verify_ends(struct istream *input, const char **error_
 	return 0;
 }
 
-static struct mf_crypt_reader_entry *mailfort_crypt_reader_entry(struct mailfort_crypt_user *muser,
-                                                                 const unsigned char *header)
+static unsigned int mf_crypt_tag_hash(const unsigned char *tag)
 {
-	/* the header tag (last 16 header bytes) is a MAC: well spread */
-	const unsigned char *tag = header + MF_MAILCRYPT_HEADER_SIZE - 16;
-	uint32_t hash = tag[0] | (uint32_t)tag[1] << 8 | (uint32_t)tag[2] << 16;
+	return tag[0] | (unsigned int)tag[1] << 8 | (unsigned int)tag[2] << 16 |
+	       (unsigned int)tag[3] << 24;
+}
 
-	if (muser->readers == NULL)
-		muser->readers = i_new(struct mf_crypt_reader_entry, MF_CRYPT_READER_CACHE_SIZE);
-	return &muser->readers[hash % MF_CRYPT_READER_CACHE_SIZE];
+static int mf_crypt_tag_cmp(const unsigned char *a, const unsigned char *b)
+{
+	return memcmp(a, b, 16);
+}
+
+static void mailfort_crypt_readers_clear(struct mailfort_crypt_user *muser)
+{
+	struct hash_iterate_context *iter;
+	const unsigned char *tag;
+	struct mf_crypt_reader_entry *entry;
+
+	if (!hash_table_is_created(muser->readers))
+		return;
+	iter = hash_table_iterate_init(muser->readers);
+	while (hash_table_iterate(iter, muser->readers, &tag, &entry)) {
+		sodium_memzero(entry, sizeof(*entry));
+		i_free(entry);
+	}
+	hash_table_iterate_deinit(&iter);
+	hash_table_clear(muser->readers, FALSE);
+}
+
+static const struct mf_crypt_reader_entry *
+mailfort_crypt_readers_find(struct mailfort_crypt_user *muser, const unsigned char *header)
+{
+	struct mf_crypt_reader_entry *entry;
+
+	if (!hash_table_is_created(muser->readers))
+		return NULL;
+	entry = hash_table_lookup(muser->readers, header + MF_CRYPT_HEADER_TAG_OFFSET);
+	/* the header is not secret: plain memcmp */
+	if (entry == NULL || memcmp(entry->header, header, MF_MAILCRYPT_HEADER_SIZE) != 0)
+		return NULL;
+	return entry;
+}
+
+static void mailfort_crypt_readers_add(struct mailfort_crypt_user *muser,
+                                       const unsigned char *header,
+                                       const struct mf_mailcrypt_reader *reader)
+{
+	struct mf_crypt_reader_entry *entry;
+	const unsigned char *tag;
+
+	if (!hash_table_is_created(muser->readers)) {
+		hash_table_create(&muser->readers, default_pool, 0, mf_crypt_tag_hash,
+		                  mf_crypt_tag_cmp);
+	}
+	entry = hash_table_lookup(muser->readers, header + MF_CRYPT_HEADER_TAG_OFFSET);
+	if (entry == NULL) {
+		if (hash_table_count(muser->readers) >= MF_CRYPT_READER_CACHE_MAX)
+			mailfort_crypt_readers_clear(muser);
+		entry = i_new(struct mf_crypt_reader_entry, 1);
+		memcpy(entry->header, header, MF_MAILCRYPT_HEADER_SIZE);
+		tag = entry->header + MF_CRYPT_HEADER_TAG_OFFSET;
+		hash_table_insert(muser->readers, tag, entry);
+	} else {
+		/* same tag, other header (a crafted file): replace; the key
+		   bytes inside the entry stay the same */
+		memcpy(entry->header, header, MF_MAILCRYPT_HEADER_SIZE);
+	}
+	entry->reader = *reader;
 }
 
 /* A header opened before in this session: the kept reader with the sizes
@@ -175,7 +236,7 @@ static int mailfort_crypt_open_reader(struct mail *mail, struct istream *input,
                                       const char **error_r)
 {
 	struct mailfort_crypt_user *muser = MAILFORT_CRYPT_USER_CONTEXT(mail->box->storage->user);
-	struct mf_crypt_reader_entry *entry = NULL;
+	const struct mf_crypt_reader_entry *entry;
 	const unsigned char *header, *pk, *sk;
 	struct mf_mailcrypt_info info;
 	struct mf_error err;
@@ -215,22 +276,15 @@ static int mailfort_crypt_open_reader(struct mail *mail, struct istream *input,
 		*corrupt_r = FALSE;
 		return -1;
 	}
-	if (info.header_size == MF_MAILCRYPT_HEADER_SIZE) {
-		entry = mailfort_crypt_reader_entry(muser, header);
-		/* the header is not secret: plain memcmp */
-		if (entry->valid && memcmp(entry->header, header, MF_MAILCRYPT_HEADER_SIZE) == 0)
-			return mailfort_crypt_reader_reuse(entry, ct_size, reader_r, error_r);
-	}
+	if (info.header_size == MF_MAILCRYPT_HEADER_SIZE &&
+	    (entry = mailfort_crypt_readers_find(muser, header)) != NULL)
+		return mailfort_crypt_reader_reuse(entry, ct_size, reader_r, error_r);
 	if (mf_mailcrypt_reader_init(reader_r, header, size, ct_size, pk, sk, &err) < 0) {
 		*error_r = t_strdup(err.msg);
 		return -1;
 	}
-	if (entry != NULL) {
-		sodium_memzero(entry, sizeof(*entry));
-		memcpy(entry->header, header, MF_MAILCRYPT_HEADER_SIZE);
-		entry->reader = *reader_r;
-		entry->valid = TRUE;
-	}
+	if (info.header_size == MF_MAILCRYPT_HEADER_SIZE)
+		mailfort_crypt_readers_add(muser, header, reader_r);
 	return 0;
 }
 
@@ -431,10 +485,9 @@ static void mailfort_crypt_user_deinit(struct mail_user *user)
 {
 	struct mailfort_crypt_user *muser = MAILFORT_CRYPT_USER_CONTEXT(user);
 
-	if (muser->readers != NULL) {
-		sodium_memzero(muser->readers,
-		               sizeof(*muser->readers) * MF_CRYPT_READER_CACHE_SIZE);
-		i_free(muser->readers);
+	if (hash_table_is_created(muser->readers)) {
+		mailfort_crypt_readers_clear(muser);
+		hash_table_destroy(&muser->readers);
 	}
 	mf_crypt_keys_deinit(&muser->keys);
 	muser->module_ctx.super.deinit(user);

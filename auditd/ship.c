@@ -14,9 +14,10 @@
  * and the next start reads the spool again from the committed position.
  * Nothing is shipped twice, nothing is skipped.
  *
- * A spooled record that is not a valid event (bad JSON, invalid UTF-8, no
- * "type") is not dropped: it is stored as an event of type "invalid" that
- * carries the original text as a JSON string, so the auditor sees it.
+ * A spooled record that is not a valid event (bad JSON, JSON that jsonb
+ * would refuse, invalid UTF-8, no "type") is not dropped: it is stored as an
+ * event of type "invalid" that carries the original text as a JSON string,
+ * so the auditor sees it.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -305,6 +306,209 @@ static bool utf8_valid(const unsigned char *s, size_t len)
 	return true;
 }
 
+/*
+ * JSON as PostgreSQL's jsonb reads it (RFC 8259), checked before a record is
+ * shipped: audit_events.payload has a CHECK (payload::jsonb IS NOT NULL), and
+ * json-c, which derives the columns, also accepts single quotes, comments,
+ * trailing commas, NaN, Infinity, leading zeros and lone surrogate escapes.
+ * A record jsonb refuses would make PostgreSQL refuse the whole batch, again
+ * on every retry, and stop the trail.  Such a record is stored as type
+ * "invalid" instead.  Numbers with more than 1,000 digits before or after
+ * the point or an exponent beyond +-1000 (numeric refuses some numbers far
+ * beyond: 131,072 digits, a scale of 16,383) and nesting deeper than 64 are
+ * refused too: refusing more than jsonb does only wraps a record, it never
+ * loses one.  The text is already known to be valid UTF-8 without NUL.
+ */
+#define JSON_MAX_DEPTH    64
+#define JSON_MAX_EXPONENT 1000
+#define JSON_MAX_DIGITS   1000
+
+struct jscan {
+	const unsigned char *p, *end;
+};
+
+static void js_ws(struct jscan *j)
+{
+	while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' || *j->p == '\r'))
+		j->p++;
+}
+
+static int js_hex4(struct jscan *j)
+{
+	int v = 0;
+
+	if (j->end - j->p < 4)
+		return -1;
+	for (int i = 0; i < 4; i++) {
+		unsigned char c = *j->p++;
+
+		v <<= 4;
+		if (c >= '0' && c <= '9')
+			v |= c - '0';
+		else if (c >= 'a' && c <= 'f')
+			v |= c - 'a' + 10;
+		else if (c >= 'A' && c <= 'F')
+			v |= c - 'A' + 10;
+		else
+			return -1;
+	}
+	return v;
+}
+
+static bool js_string(struct jscan *j)
+{
+	j->p++; /* the opening quote */
+	while (j->p < j->end) {
+		unsigned char c = *j->p++;
+		int u;
+
+		if (c == '"')
+			return true;
+		if (c < 0x20)
+			return false;
+		if (c != '\\')
+			continue;
+		if (j->p >= j->end)
+			return false;
+		c = *j->p++;
+		if (strchr("\"\\/bfnrt", c) != NULL && c != '\0')
+			continue;
+		if (c != 'u' || (u = js_hex4(j)) <= 0 || (u >= 0xdc00 && u <= 0xdfff))
+			return false; /* unknown escape, \u0000, lone low surrogate */
+		if (u >= 0xd800 && u <= 0xdbff) {
+			int lo;
+
+			if (j->end - j->p < 2 || j->p[0] != '\\' || j->p[1] != 'u')
+				return false;
+			j->p += 2;
+			lo = js_hex4(j);
+			if (lo < 0xdc00 || lo > 0xdfff)
+				return false;
+		}
+	}
+	return false;
+}
+
+static bool js_digits(struct jscan *j, size_t *n)
+{
+	const unsigned char *start = j->p;
+
+	while (j->p < j->end && *j->p >= '0' && *j->p <= '9')
+		j->p++;
+	*n = (size_t)(j->p - start);
+	return *n > 0;
+}
+
+static bool js_number(struct jscan *j)
+{
+	size_t n;
+
+	if (*j->p == '-')
+		j->p++;
+	if (j->p < j->end && *j->p == '0')
+		j->p++;
+	else if (!js_digits(j, &n) || n > JSON_MAX_DIGITS)
+		return false;
+	if (j->p < j->end && *j->p == '.') {
+		j->p++;
+		if (!js_digits(j, &n) || n > JSON_MAX_DIGITS)
+			return false;
+	}
+	if (j->p < j->end && (*j->p == 'e' || *j->p == 'E')) {
+		const unsigned char *e;
+		long x = 0;
+
+		j->p++;
+		if (j->p < j->end && (*j->p == '+' || *j->p == '-'))
+			j->p++;
+		e = j->p;
+		if (!js_digits(j, &n))
+			return false;
+		for (; e < j->p; e++) {
+			x = x * 10 + (*e - '0');
+			if (x > JSON_MAX_EXPONENT)
+				return false;
+		}
+	}
+	return true;
+}
+
+static bool js_literal(struct jscan *j, const char *word)
+{
+	size_t n = strlen(word);
+
+	if ((size_t)(j->end - j->p) < n || memcmp(j->p, word, n) != 0)
+		return false;
+	j->p += n;
+	return true;
+}
+
+static bool js_value(struct jscan *j, int depth)
+{
+	js_ws(j);
+	if (j->p >= j->end)
+		return false;
+	switch (*j->p) {
+	case '{':
+	case '[': {
+		unsigned char close = *j->p == '{' ? '}' : ']';
+		bool object = close == '}';
+
+		if (depth >= JSON_MAX_DEPTH)
+			return false;
+		j->p++;
+		js_ws(j);
+		if (j->p < j->end && *j->p == close) {
+			j->p++;
+			return true;
+		}
+		for (;;) {
+			if (object) {
+				js_ws(j);
+				if (j->p >= j->end || *j->p != '"' || !js_string(j))
+					return false;
+				js_ws(j);
+				if (j->p >= j->end || *j->p++ != ':')
+					return false;
+			}
+			if (!js_value(j, depth + 1))
+				return false;
+			js_ws(j);
+			if (j->p >= j->end)
+				return false;
+			if (*j->p == close) {
+				j->p++;
+				return true;
+			}
+			if (*j->p++ != ',')
+				return false;
+		}
+	}
+	case '"':
+		return js_string(j);
+	case 't':
+		return js_literal(j, "true");
+	case 'f':
+		return js_literal(j, "false");
+	case 'n':
+		return js_literal(j, "null");
+	default:
+		if (*j->p == '-' || (*j->p >= '0' && *j->p <= '9'))
+			return js_number(j);
+		return false;
+	}
+}
+
+static bool json_strict_valid(const char *s, size_t len)
+{
+	struct jscan j = {(const unsigned char *)s, (const unsigned char *)s + len};
+
+	if (!js_value(&j, 0))
+		return false;
+	js_ws(&j);
+	return j.p == j.end;
+}
+
 unsigned int auditd_type_bit(const char *type)
 {
 	if (strcmp(type, "auth") == 0 || strcmp(type, "login") == 0)
@@ -352,6 +556,10 @@ static void add_record(struct auditd *d, struct buf *b, const char *payload, siz
 		why = "record contains a NUL character";
 	else if (mf_audit_derive(payload, len, &cols, &err) < 0)
 		why = err.msg;
+	else if (!json_strict_valid(payload, len)) {
+		mf_audit_cols_free(&cols);
+		why = "event is not strict JSON (jsonb would refuse it)";
+	}
 	if (why != NULL) {
 		mf_log_warn("node %s seq %" PRId64 ": %s; stored as type \"invalid\"", d->node, seq,
 		            why);

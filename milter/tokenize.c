@@ -9,7 +9,8 @@
  * Hangul words, whose endings change with grammar, also give overlapping
  * character pairs so that words are found inside phrases.  A word written
  * in capitals also gives an "uc:" token.  URLs give
- * "url:" tokens for their host and its parent domains; HTML is reduced to
+ * "url:" tokens for their host and its parent domains and "urlp:" tokens
+ * for the pieces of their path; HTML is reduced to
  * text and gives "tag:" tokens for the elements it uses.
  *
  * A token set holds at most max tokens; further ones are ignored (a huge
@@ -266,6 +267,27 @@ static size_t try_url(struct mf_tokens *t, const char *p, const char *end)
 	                   (*q >= '0' && *q <= '9') || *q == '-' || *q == '.'))
 		q++;
 	emit_host(t, h, (size_t)(q - h));
+	/* The path's pieces under their own prefix ("/cgi-bin/r.pl?id=7" ->
+	   cgi-bin, r, pl, id, 7): tracking scripts differ from archive links.
+	   The path's words are also read as text afterwards. */
+	if (q < end && *q == '/') {
+		const char *e = q, *s;
+
+		while (e < end && (size_t)(e - q) < 512 && *e != ' ' && *e != '"' && *e != '\'' &&
+		       *e != '>' && *e != '<' && *e != '\n' && *e != '\r' && *e != '\t')
+			e++;
+		for (s = q; s < e;) {
+			const char *w = s;
+
+			while (w < e && strchr("/?=&.;:#%+,", *w) != NULL)
+				w++;
+			s = w;
+			while (s < e && strchr("/?=&.;:#%+,", *s) == NULL)
+				s++;
+			if (s > w)
+				mf_tokens_add(t, "urlp:", w, (size_t)(s - w));
+		}
+	}
 	return (size_t)(q - p);
 }
 

@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "mf-crypto.h"
+#include "mf-io.h"
 
 static int key_mode_error(const char *path, mode_t mode, struct mf_error *err)
 {
@@ -107,22 +108,6 @@ fail:
 	return -1;
 }
 
-static int write_all(int fd, const unsigned char *data, size_t len)
-{
-	ssize_t n;
-
-	while (len > 0) {
-		n = write(fd, data, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -1;
-		data += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 static void fsync_parent(const char *path)
 {
 	char dir[PATH_MAX];
@@ -160,7 +145,7 @@ int mf_key_save(const char *path, enum mf_key_kind kind, const unsigned char *ke
 	if (fd < 0)
 		return mf_error_set(err, "cannot create temporary file for key %s: %s", path,
 		                    strerror(errno));
-	if (fchmod(fd, mode) < 0 || write_all(fd, key, len) < 0 || fsync(fd) < 0) {
+	if (fchmod(fd, mode) < 0 || mf_write_all(fd, key, len) < 0 || fsync(fd) < 0) {
 		saved = errno;
 		close(fd);
 		unlink(tmp);

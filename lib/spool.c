@@ -19,6 +19,7 @@
 #include <unistd.h>
 #include <sodium.h>
 #include "spool-private.h"
+#include "mf-io.h"
 
 void spool_seg_name(char buf[SPOOL_SEG_NAME_MAX], uint64_t seg)
 {
@@ -120,24 +121,6 @@ void spool_seg_list_free(struct spool_seg_list *list)
 	list->count = 0;
 }
 
-static int write_all(int fd, const void *buf, size_t len)
-{
-	const unsigned char *p = buf;
-
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /* Write data into a new temporary file (mode 0660) and give it the name
    final: with link(2) (fails if final exists; that counts as success) or,
    if replace, with rename(2).  The temporary file is always removed.
@@ -158,7 +141,7 @@ static int spool_install_file(int dirfd, const char *dir, const char *final, con
 		                    strerror(errno));
 	/* 0660 whatever the process umask: writers run as different users
 	   that share the spool's group. */
-	if (fchmod(fd, 0660) < 0 || write_all(fd, data, len) < 0) {
+	if (fchmod(fd, 0660) < 0 || mf_write_all(fd, data, len) < 0) {
 		ret =
 		    mf_error_set(err, "spool %s: cannot write %s: %s", dir, final, strerror(errno));
 	} else if (replace) {

@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "scan.h"
+#include "mf-io.h"
 
 struct mf_msgbuf {
 	char *tmp_dir;
@@ -71,24 +72,6 @@ void mf_msgbuf_free(struct mf_msgbuf **bp)
 	*bp = NULL;
 }
 
-static int write_all(int fd, const void *data, size_t len)
-{
-	const unsigned char *p = data;
-
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 static int msgbuf_spill(struct mf_msgbuf *b, struct mf_error *err)
 {
 	char path[4096];
@@ -101,7 +84,7 @@ static int msgbuf_spill(struct mf_msgbuf *b, struct mf_error *err)
 		return mf_error_set(err, "cannot create a temp file in %s: %s", b->tmp_dir,
 		                    strerror(errno));
 	(void)unlink(path);
-	if (write_all(b->fd, b->mem, b->mem_len) < 0) {
+	if (mf_write_all(b->fd, b->mem, b->mem_len) < 0) {
 		mf_error_set(err, "cannot write a temp file in %s: %s", b->tmp_dir,
 		             strerror(errno));
 		close(b->fd);
@@ -124,7 +107,7 @@ int mf_msgbuf_append(struct mf_msgbuf *b, const void *data, size_t len, struct m
 			return -1;
 	}
 	if (b->fd >= 0) {
-		if (write_all(b->fd, data, len) < 0)
+		if (mf_write_all(b->fd, data, len) < 0)
 			return mf_error_set(err, "cannot write a temp file in %s: %s", b->tmp_dir,
 			                    strerror(errno));
 	} else {

@@ -62,6 +62,7 @@
 #include "mf-config.h"
 #include "mf-crypto.h"
 #include "mf-db.h"
+#include "mf-io.h"
 #include "mf-mailcrypt.h"
 
 #define SECRET_MAX     1024
@@ -529,21 +530,6 @@ struct migrate {
 	unsigned long done, skipped, failed, plain_left;
 };
 
-static int write_all(int fd, const unsigned char *p, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /* Encrypt src into the open file dst_fd. */
 static int encrypt_file(struct migrate *m, int src_fd, int dst_fd, struct mf_error *err)
 {
@@ -553,7 +539,7 @@ static int encrypt_file(struct migrate *m, int src_fd, int dst_fd, struct mf_err
 
 	if (mf_mailcrypt_writer_init(&m->writer, m->pk, header, err) < 0)
 		return -1;
-	if (write_all(dst_fd, header, sizeof(header)) < 0)
+	if (mf_write_all(dst_fd, header, sizeof(header)) < 0)
 		goto fail_errno;
 	while ((n = read(src_fd, m->in, sizeof(m->in))) != 0) {
 		if (n < 0) {
@@ -564,13 +550,13 @@ static int encrypt_file(struct migrate *m, int src_fd, int dst_fd, struct mf_err
 		if (mf_mailcrypt_writer_update(&m->writer, m->in, (size_t)n, m->out, sizeof(m->out),
 		                               &out_len, err) < 0)
 			return -1;
-		if (write_all(dst_fd, m->out, out_len) < 0)
+		if (mf_write_all(dst_fd, m->out, out_len) < 0)
 			goto fail_errno;
 	}
 	if (mf_mailcrypt_writer_final(&m->writer, m->out, sizeof(m->out), &out_len, err) < 0)
 		return -1;
 	sodium_memzero(m->in, sizeof(m->in));
-	if (write_all(dst_fd, m->out, out_len) < 0 || fsync(dst_fd) < 0)
+	if (mf_write_all(dst_fd, m->out, out_len) < 0 || fsync(dst_fd) < 0)
 		goto fail_errno;
 	return 0;
 fail_errno:

@@ -4,11 +4,19 @@
  *
  * Functions return 0 or -1 with a reason naming what is wrong (bad magic,
  * unsupported version, truncated, chunk N failed authentication, final
- * chunk missing, trailing data, wrong account key).  Nothing here allocates
- * memory; key material lives in the caller's writer/reader structs and is
- * wiped by *_clear, by writer_final and on every error.
+ * chunk missing, trailing data, wrong account key, AES-256-GCM not
+ * available).  Version 1 chunks are XChaCha20-Poly1305 (libsodium),
+ * version 2 chunks AES-256-GCM (OpenSSL libcrypto, one EVP_CIPHER_CTX per
+ * writer or reader, keyed once and given a new nonce per chunk).  The only
+ * memory allocated is that cipher context; key material lives in the
+ * caller's writer/reader structs and is wiped by *_clear, by writer_final
+ * and on every error (EVP_CIPHER_CTX_free wipes the context's key
+ * schedule).
  */
+#include <stdio.h>
 #include <string.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
 #include "mf-crypto.h"
 #include "mf-mailcrypt.h"
 
@@ -25,18 +33,31 @@
 #define AD_LEN      (TAG_LEN + 8 + 1)
 
 #define CONTENT_KEY_LEN crypto_kdf_KEYBYTES
-#define KDF_CONTEXT     "mfmail01"
+#define KDF_CONTEXT_V1  "mfmail01"
+#define KDF_CONTEXT_V2  "mfmail02"
 #define KDF_ID_HEADER   1
 #define KDF_ID_CHUNK    2
-/* Chunk indexes must leave bit 7 of the last nonce byte for the final flag. */
-#define INDEX_LIMIT ((uint64_t)1 << 55)
+/* Version 1: chunk indexes must leave bit 7 of the last nonce byte for the
+   final flag.  Version 2: at most 2^32 chunks under one GCM key (see
+   mf-mailcrypt.h). */
+#define INDEX_LIMIT_V1 ((uint64_t)1 << 55)
+#define INDEX_LIMIT_V2 ((uint64_t)1 << 32)
+#define GCM_NONCE_LEN  12
+#define GCM_TAG_LEN    16
+#define GCM_NAME       "AES-256-GCM"
 
 _Static_assert(OFF_TAG + TAG_LEN == MF_MAILCRYPT_HEADER_SIZE, "header layout");
 _Static_assert(16 + 8 == crypto_aead_xchacha20poly1305_ietf_NPUBBYTES, "nonce layout");
+_Static_assert(MF_MAILCRYPT_CHUNK_OVERHEAD == crypto_aead_xchacha20poly1305_ietf_ABYTES &&
+                   MF_MAILCRYPT_CHUNK_OVERHEAD == GCM_TAG_LEN,
+               "both versions add one 16-byte tag per chunk");
+_Static_assert(sizeof(((struct mf_mailcrypt_writer *)0)->chunk_key) ==
+                   crypto_aead_xchacha20poly1305_ietf_KEYBYTES,
+               "chunk key size");
 _Static_assert(MF_MAILCRYPT_KEY_ID_SIZE == MF_ACCOUNT_KEY_ID_BYTES, "key id size");
-/* The reader does not check INDEX_LIMIT: no 64-bit size holds that many
-   chunks of the smallest size. */
-_Static_assert(UINT64_MAX / (MF_MAILCRYPT_CHUNK_MIN + MF_MAILCRYPT_CHUNK_OVERHEAD) < INDEX_LIMIT,
+/* The version 1 reader does not check INDEX_LIMIT_V1: no 64-bit size holds
+   that many chunks of the smallest size. */
+_Static_assert(UINT64_MAX / (MF_MAILCRYPT_CHUNK_MIN + MF_MAILCRYPT_CHUNK_OVERHEAD) < INDEX_LIMIT_V1,
                "chunk index bound");
 
 static void put_le16(unsigned char *p, uint16_t v)
@@ -94,16 +115,17 @@ int mf_mailcrypt_peek(const void *data, size_t len, struct mf_mailcrypt_info *in
 	if (len < MF_MAILCRYPT_PREFIX_SIZE)
 		return mf_error_set(err, "ciphertext truncated: %zu bytes, header needs %d", len,
 		                    MF_MAILCRYPT_HEADER_SIZE);
-	if (p[OFF_VERSION] != MF_MAILCRYPT_VERSION)
-		return mf_error_set(err, "unsupported ciphertext version %u (this build reads %d)",
-		                    p[OFF_VERSION], MF_MAILCRYPT_VERSION);
+	if (p[OFF_VERSION] != MF_MAILCRYPT_VERSION_1 && p[OFF_VERSION] != MF_MAILCRYPT_VERSION_2)
+		return mf_error_set(
+		    err, "unsupported ciphertext version %u (this build reads %d and %d)",
+		    p[OFF_VERSION], MF_MAILCRYPT_VERSION_1, MF_MAILCRYPT_VERSION_2);
 	if (p[OFF_FLAGS] != 0)
 		return mf_error_set(err, "unsupported ciphertext header flags 0x%02x",
 		                    p[OFF_FLAGS]);
 	hdrlen = get_le16(p + OFF_HDRLEN);
 	if (hdrlen != MF_MAILCRYPT_HEADER_SIZE)
-		return mf_error_set(err, "invalid ciphertext header length %u (version %d uses %d)",
-		                    hdrlen, MF_MAILCRYPT_VERSION, MF_MAILCRYPT_HEADER_SIZE);
+		return mf_error_set(err, "invalid ciphertext header length %u (version %u uses %d)",
+		                    hdrlen, p[OFF_VERSION], MF_MAILCRYPT_HEADER_SIZE);
 	chunk = get_le32(p + OFF_CHUNK);
 	if (chunk < MF_MAILCRYPT_CHUNK_MIN || chunk > MF_MAILCRYPT_CHUNK_MAX)
 		return mf_error_set(err, "invalid ciphertext chunk size %u (allowed %u..%u)", chunk,
@@ -146,6 +168,12 @@ static int layout(const struct mf_mailcrypt_info *info, uint64_t ct_size, uint64
 		                    "invalid ciphertext size %llu: empty chunk %llu after full "
 		                    "chunks (truncated or trailing data)",
 		                    (unsigned long long)ct_size, (unsigned long long)(count - 1));
+	if (info->version == MF_MAILCRYPT_VERSION_2 && count > INDEX_LIMIT_V2)
+		return mf_error_set(
+		    err,
+		    "invalid ciphertext size %llu: %llu chunks, version 2 allows at "
+		    "most 2^32",
+		    (unsigned long long)ct_size, (unsigned long long)count);
 	*count_r = count;
 	*pt_size_r = body - count * tag;
 	return 0;
@@ -171,6 +199,68 @@ uint64_t mf_mailcrypt_ciphertext_size(uint64_t pt_size)
 
 /* ---- shared chunk primitives ---- */
 
+static const char *kdf_context(unsigned int version)
+{
+	return version == MF_MAILCRYPT_VERSION_1 ? KDF_CONTEXT_V1 : KDF_CONTEXT_V2;
+}
+
+/* Empty OpenSSL's error queue for this thread (the host process, Dovecot,
+   reads it after its own TLS calls) and return its first reason. */
+static const char *openssl_reason(char *buf, size_t size)
+{
+	unsigned long e = ERR_get_error();
+
+	if (e == 0)
+		snprintf(buf, size, "no reason given");
+	else
+		ERR_error_string_n(e, buf, size);
+	ERR_clear_error();
+	return buf;
+}
+
+/* A new AES-256-GCM context keyed with key, for encryption or decryption
+   (enc 1/0).  NULL with a reason when libcrypto cannot provide it: the
+   caller fails; nothing falls back to another cipher. */
+static EVP_CIPHER_CTX *gcm_new(const unsigned char key[32], int enc, struct mf_error *err)
+{
+	EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+	EVP_CIPHER *fetched = NULL;
+	const EVP_CIPHER *cipher;
+	char reason[256];
+
+#if OPENSSL_VERSION_NUMBER >= 0x30000000L
+	/* an explicit fetch, so that a provider configuration without the
+	   cipher is reported as such */
+	cipher = fetched = EVP_CIPHER_fetch(NULL, GCM_NAME, NULL);
+#else
+	cipher = EVP_aes_256_gcm();
+#endif
+	if (ctx == NULL || cipher == NULL ||
+	    EVP_CipherInit_ex(ctx, cipher, NULL, NULL, NULL, enc) != 1 ||
+	    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, GCM_NONCE_LEN, NULL) != 1 ||
+	    EVP_CipherInit_ex(ctx, NULL, NULL, key, NULL, enc) != 1) {
+		EVP_CIPHER_CTX_free(ctx);
+#if OPENSSL_VERSION_NUMBER >= 0x30000000L
+		EVP_CIPHER_free(fetched);
+#endif
+		mf_error_set(err, "%s is not available from OpenSSL: %s", GCM_NAME,
+		             openssl_reason(reason, sizeof(reason)));
+		return NULL;
+	}
+#if OPENSSL_VERSION_NUMBER >= 0x30000000L
+	EVP_CIPHER_free(fetched); /* the context holds its own reference */
+#endif
+	return ctx;
+}
+
+static void gcm_nonce(unsigned char nonce[GCM_NONCE_LEN], uint64_t index, bool final)
+{
+	put_le64(nonce, index);
+	memset(nonce + 8, 0, GCM_NONCE_LEN - 8);
+	if (final)
+		nonce[GCM_NONCE_LEN - 1] = 0x80;
+}
+
 static void chunk_nonce(unsigned char nonce[crypto_aead_xchacha20poly1305_ietf_NPUBBYTES],
                         const unsigned char prefix[16], uint64_t index, bool final)
 {
@@ -193,7 +283,9 @@ static void header_tag(unsigned char tag[TAG_LEN], const unsigned char *header,
 {
 	unsigned char k_hdr[crypto_generichash_KEYBYTES];
 
-	crypto_kdf_derive_from_key(k_hdr, sizeof(k_hdr), KDF_ID_HEADER, KDF_CONTEXT, content_key);
+	/* the version byte is in the header: it picks the context */
+	crypto_kdf_derive_from_key(k_hdr, sizeof(k_hdr), KDF_ID_HEADER,
+	                           kdf_context(header[OFF_VERSION]), content_key);
 	crypto_generichash(tag, TAG_LEN, header, OFF_TAG, k_hdr, sizeof(k_hdr));
 	sodium_memzero(k_hdr, sizeof(k_hdr));
 }
@@ -202,29 +294,37 @@ static void header_tag(unsigned char tag[TAG_LEN], const unsigned char *header,
 
 void mf_mailcrypt_writer_clear(struct mf_mailcrypt_writer *w)
 {
+	EVP_CIPHER_CTX_free(w->gcm); /* wipes the key schedule */
+	w->gcm = NULL;
 	sodium_memzero(w->chunk_key, sizeof(w->chunk_key));
 	sodium_memzero(w->buf, w->buffered < sizeof(w->buf) ? w->buffered : sizeof(w->buf));
 	w->buffered = 0;
 	w->active = false;
 }
 
-int mf_mailcrypt_writer_init_chunk(struct mf_mailcrypt_writer *w,
-                                   const unsigned char pk[crypto_box_PUBLICKEYBYTES],
-                                   uint32_t chunk_size,
-                                   unsigned char header_out[MF_MAILCRYPT_HEADER_SIZE],
-                                   struct mf_error *err)
+int mf_mailcrypt_writer_init_version(struct mf_mailcrypt_writer *w,
+                                     const unsigned char pk[crypto_box_PUBLICKEYBYTES],
+                                     unsigned int version, uint32_t chunk_size,
+                                     unsigned char header_out[MF_MAILCRYPT_HEADER_SIZE],
+                                     struct mf_error *err)
 {
 	unsigned char content_key[CONTENT_KEY_LEN];
 	unsigned char *h = header_out;
 
+	/* the struct may be uninitialised memory: nothing in it is read */
 	w->active = false;
 	w->buffered = 0;
+	w->gcm = NULL;
+	if (version != MF_MAILCRYPT_VERSION_1 && version != MF_MAILCRYPT_VERSION_2)
+		return mf_error_set(err,
+		                    "unsupported ciphertext version %u (writers produce %d and %d)",
+		                    version, MF_MAILCRYPT_VERSION_1, MF_MAILCRYPT_VERSION_2);
 	if (chunk_size < MF_MAILCRYPT_CHUNK_MIN || chunk_size > MF_MAILCRYPT_CHUNK_MAX)
 		return mf_error_set(err, "invalid chunk size %u (allowed %u..%u)", chunk_size,
 		                    MF_MAILCRYPT_CHUNK_MIN, MF_MAILCRYPT_CHUNK_MAX);
 	randombytes_buf(content_key, sizeof(content_key));
 	memcpy(h, MF_MAILCRYPT_MAGIC, MF_MAILCRYPT_MAGIC_SIZE);
-	h[OFF_VERSION] = MF_MAILCRYPT_VERSION;
+	h[OFF_VERSION] = (unsigned char)version;
 	h[OFF_FLAGS] = 0;
 	put_le16(h + OFF_HDRLEN, MF_MAILCRYPT_HEADER_SIZE);
 	put_le32(h + OFF_CHUNK, chunk_size);
@@ -235,15 +335,31 @@ int mf_mailcrypt_writer_init_chunk(struct mf_mailcrypt_writer *w,
 		return mf_error_set(err, "cannot seal content key: invalid account public key");
 	}
 	header_tag(h + OFF_TAG, h, content_key);
-	crypto_kdf_derive_from_key(w->chunk_key, sizeof(w->chunk_key), KDF_ID_CHUNK, KDF_CONTEXT,
-	                           content_key);
+	crypto_kdf_derive_from_key(w->chunk_key, sizeof(w->chunk_key), KDF_ID_CHUNK,
+	                           kdf_context(version), content_key);
 	sodium_memzero(content_key, sizeof(content_key));
+	if (version == MF_MAILCRYPT_VERSION_2 && (w->gcm = gcm_new(w->chunk_key, 1, err)) == NULL) {
+		sodium_memzero(w->chunk_key, sizeof(w->chunk_key));
+		sodium_memzero(h, MF_MAILCRYPT_HEADER_SIZE);
+		return -1;
+	}
 	memcpy(w->header_tag, h + OFF_TAG, TAG_LEN);
 	memcpy(w->nonce_prefix, h + OFF_PREFIX, 16);
 	w->index = 0;
+	w->version = version;
 	w->chunk_size = chunk_size;
 	w->active = true;
 	return 0;
+}
+
+int mf_mailcrypt_writer_init_chunk(struct mf_mailcrypt_writer *w,
+                                   const unsigned char pk[crypto_box_PUBLICKEYBYTES],
+                                   uint32_t chunk_size,
+                                   unsigned char header_out[MF_MAILCRYPT_HEADER_SIZE],
+                                   struct mf_error *err)
+{
+	return mf_mailcrypt_writer_init_version(w, pk, MF_MAILCRYPT_VERSION, chunk_size, header_out,
+	                                        err);
 }
 
 int mf_mailcrypt_writer_init(struct mf_mailcrypt_writer *w,
@@ -251,21 +367,51 @@ int mf_mailcrypt_writer_init(struct mf_mailcrypt_writer *w,
                              unsigned char header_out[MF_MAILCRYPT_HEADER_SIZE],
                              struct mf_error *err)
 {
-	return mf_mailcrypt_writer_init_chunk(w, pk, MF_MAILCRYPT_CHUNK_SIZE, header_out, err);
+	return mf_mailcrypt_writer_init_version(w, pk, MF_MAILCRYPT_VERSION,
+	                                        MF_MAILCRYPT_CHUNK_SIZE, header_out, err);
+}
+
+/* Version 2: one chunk with the writer's context, keyed once in init; only
+   the nonce changes per chunk. */
+static int gcm_seal(EVP_CIPHER_CTX *ctx, const unsigned char *in, size_t len,
+                    const unsigned char nonce[GCM_NONCE_LEN], const unsigned char ad[AD_LEN],
+                    unsigned char *out)
+{
+	int n;
+
+	if (EVP_EncryptInit_ex(ctx, NULL, NULL, NULL, nonce) != 1 ||
+	    EVP_EncryptUpdate(ctx, NULL, &n, ad, AD_LEN) != 1 ||
+	    (len > 0 && EVP_EncryptUpdate(ctx, out, &n, in, (int)len) != 1) ||
+	    EVP_EncryptFinal_ex(ctx, out + len, &n) != 1 ||
+	    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, GCM_TAG_LEN, out + len) != 1)
+		return -1;
+	return 0;
 }
 
 /* Seal one chunk to out (len + tag bytes). */
-static void writer_seal(struct mf_mailcrypt_writer *w, const unsigned char *in, size_t len,
-                        bool final, unsigned char *out)
+static int writer_seal(struct mf_mailcrypt_writer *w, const unsigned char *in, size_t len,
+                       bool final, unsigned char *out, struct mf_error *err)
 {
 	unsigned char nonce[crypto_aead_xchacha20poly1305_ietf_NPUBBYTES];
 	unsigned char ad[AD_LEN];
+	char reason[256];
 
-	chunk_nonce(nonce, w->nonce_prefix, w->index, final);
 	chunk_ad(ad, w->header_tag, w->index, final);
-	crypto_aead_xchacha20poly1305_ietf_encrypt(out, NULL, in, len, ad, sizeof(ad), NULL, nonce,
-	                                           w->chunk_key);
+	if (w->version == MF_MAILCRYPT_VERSION_2) {
+		gcm_nonce(nonce, w->index, final);
+		if (gcm_seal(w->gcm, in, len, nonce, ad, out) < 0) {
+			sodium_memzero(out, len + GCM_TAG_LEN);
+			mf_mailcrypt_writer_clear(w);
+			return mf_error_set(err, "%s encryption of chunk failed: %s", GCM_NAME,
+			                    openssl_reason(reason, sizeof(reason)));
+		}
+	} else {
+		chunk_nonce(nonce, w->nonce_prefix, w->index, final);
+		crypto_aead_xchacha20poly1305_ietf_encrypt(out, NULL, in, len, ad, sizeof(ad), NULL,
+		                                           nonce, w->chunk_key);
+	}
 	w->index++;
+	return 0;
 }
 
 int mf_mailcrypt_writer_update(struct mf_mailcrypt_writer *w, const void *in, size_t len,
@@ -289,19 +435,22 @@ int mf_mailcrypt_writer_update(struct mf_mailcrypt_writer *w, const void *in, si
 		return mf_error_set(err, "mailcrypt output buffer too small (%zu bytes, need %zu)",
 		                    out_size, emit * stride);
 	}
-	if (w->index + emit + 1 >= INDEX_LIMIT) {
+	if (w->index + emit + 1 >
+	    (w->version == MF_MAILCRYPT_VERSION_2 ? INDEX_LIMIT_V2 : INDEX_LIMIT_V1 - 1)) {
 		mf_mailcrypt_writer_clear(w);
 		return mf_error_set(err, "message too large for the ciphertext format");
 	}
 	while (len > 0) {
 		if (w->buffered == c) {
-			writer_seal(w, w->buf, c, false, out + done);
+			if (writer_seal(w, w->buf, c, false, out + done, err) < 0)
+				return -1;
 			done += stride;
 			w->buffered = 0;
 		}
 		if (w->buffered == 0 && len > c) {
 			/* Whole chunk straight from the caller's data, no copy. */
-			writer_seal(w, p, c, false, out + done);
+			if (writer_seal(w, p, c, false, out + done, err) < 0)
+				return -1;
 			done += stride;
 			p += c;
 			len -= c;
@@ -331,7 +480,8 @@ int mf_mailcrypt_writer_final(struct mf_mailcrypt_writer *w, unsigned char *out,
 		return mf_error_set(err, "mailcrypt output buffer too small (%zu bytes, need %zu)",
 		                    out_size, need);
 	}
-	writer_seal(w, w->buf, w->buffered, true, out);
+	if (writer_seal(w, w->buf, w->buffered, true, out, err) < 0)
+		return -1;
 	*out_len_r = need;
 	mf_mailcrypt_writer_clear(w);
 	return 0;
@@ -341,8 +491,17 @@ int mf_mailcrypt_writer_final(struct mf_mailcrypt_writer *w, unsigned char *out,
 
 void mf_mailcrypt_reader_clear(struct mf_mailcrypt_reader *r)
 {
+	EVP_CIPHER_CTX_free(r->gcm); /* wipes the key schedule */
+	r->gcm = NULL;
 	sodium_memzero(r->chunk_key, sizeof(r->chunk_key));
 	r->active = false;
+}
+
+void mf_mailcrypt_reader_copy(struct mf_mailcrypt_reader *dst,
+                              const struct mf_mailcrypt_reader *src)
+{
+	*dst = *src;
+	dst->gcm = NULL;
 }
 
 int mf_mailcrypt_reader_init(struct mf_mailcrypt_reader *r, const void *header, size_t header_len,
@@ -381,8 +540,8 @@ int mf_mailcrypt_reader_init(struct mf_mailcrypt_reader *r, const void *header, 
 		sodium_memzero(content_key, sizeof(content_key));
 		return mf_error_set(err, "ciphertext header failed authentication");
 	}
-	crypto_kdf_derive_from_key(r->chunk_key, sizeof(r->chunk_key), KDF_ID_CHUNK, KDF_CONTEXT,
-	                           content_key);
+	crypto_kdf_derive_from_key(r->chunk_key, sizeof(r->chunk_key), KDF_ID_CHUNK,
+	                           kdf_context(r->info.version), content_key);
 	sodium_memzero(content_key, sizeof(content_key));
 	memcpy(r->header_tag, tag, TAG_LEN);
 	memcpy(r->nonce_prefix, h + OFF_PREFIX, 16);
@@ -420,14 +579,56 @@ int mf_mailcrypt_chunk_for_offset(const struct mf_mailcrypt_reader *r, uint64_t 
 	return mf_mailcrypt_chunk_at(r, pt_offset / r->info.chunk_size, chunk_r, err);
 }
 
+/* Version 2: decrypt with the reader's context (keyed once, new nonce per
+   chunk).  libcrypto computes the tag while it decrypts into out; on a
+   mismatch the caller wipes out and returns -1, so an unauthenticated byte
+   never leaves open_chunk.  out == NULL: check the tag only, decrypting
+   into a small scratch buffer that is wiped. */
+static int gcm_open(EVP_CIPHER_CTX *ctx, const unsigned char *ct, size_t ct_len,
+                    const unsigned char nonce[GCM_NONCE_LEN], const unsigned char ad[AD_LEN],
+                    unsigned char *out)
+{
+	const size_t len = ct_len - GCM_TAG_LEN;
+	unsigned char tag[GCM_TAG_LEN], scratch[1024];
+	size_t off, n;
+	int outl, ok;
+
+	memcpy(tag, ct + len, GCM_TAG_LEN);
+	if (EVP_DecryptInit_ex(ctx, NULL, NULL, NULL, nonce) != 1 ||
+	    EVP_DecryptUpdate(ctx, NULL, &outl, ad, AD_LEN) != 1)
+		return -1;
+	if (out != NULL) {
+		if (len > 0 && EVP_DecryptUpdate(ctx, out, &outl, ct, (int)len) != 1)
+			return -1;
+	} else {
+		for (off = 0; off < len; off += n) {
+			n = len - off < sizeof(scratch) ? len - off : sizeof(scratch);
+			if (EVP_DecryptUpdate(ctx, scratch, &outl, ct + off, (int)n) != 1)
+				break;
+		}
+		sodium_memzero(scratch, sizeof(scratch));
+		if (off < len)
+			return -1;
+	}
+	ok = EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, GCM_TAG_LEN, tag) == 1 &&
+	     EVP_DecryptFinal_ex(ctx, scratch, &outl) == 1;
+	if (!ok)
+		ERR_clear_error();
+	return ok ? 0 : -1;
+}
+
 static int chunk_decrypt(const struct mf_mailcrypt_reader *r, uint64_t index, bool final,
                          const unsigned char *ct, size_t ct_len, unsigned char *out)
 {
 	unsigned char nonce[crypto_aead_xchacha20poly1305_ietf_NPUBBYTES];
 	unsigned char ad[AD_LEN];
 
-	chunk_nonce(nonce, r->nonce_prefix, index, final);
 	chunk_ad(ad, r->header_tag, index, final);
+	if (r->info.version == MF_MAILCRYPT_VERSION_2) {
+		gcm_nonce(nonce, index, final);
+		return gcm_open(r->gcm, ct, ct_len, nonce, ad, out);
+	}
+	chunk_nonce(nonce, r->nonce_prefix, index, final);
 	/* out == NULL: verify only. */
 	if (out == NULL)
 		return crypto_aead_xchacha20poly1305_ietf_decrypt_detached(
@@ -437,7 +638,7 @@ static int chunk_decrypt(const struct mf_mailcrypt_reader *r, uint64_t index, bo
 	                                                  sizeof(ad), nonce, r->chunk_key);
 }
 
-int mf_mailcrypt_open_chunk(const struct mf_mailcrypt_reader *r, uint64_t index, const void *ct,
+int mf_mailcrypt_open_chunk(struct mf_mailcrypt_reader *r, uint64_t index, const void *ct,
                             size_t ct_len, unsigned char *out, size_t out_size, size_t *out_len_r,
                             struct mf_error *err)
 {
@@ -452,10 +653,17 @@ int mf_mailcrypt_open_chunk(const struct mf_mailcrypt_reader *r, uint64_t index,
 	if (out_size < chunk.pt_len)
 		return mf_error_set(err, "output buffer too small for chunk %llu (%zu < %zu)",
 		                    (unsigned long long)index, out_size, chunk.pt_len);
+	if (r->info.version == MF_MAILCRYPT_VERSION_2 && r->gcm == NULL &&
+	    (r->gcm = gcm_new(r->chunk_key, 0, err)) == NULL)
+		return -1;
 	if (chunk_decrypt(r, index, chunk.final, ct, ct_len, out) == 0) {
 		*out_len_r = chunk.pt_len;
 		return 0;
 	}
+	/* version 2 wrote unauthenticated plaintext into out: wipe it (version
+	   1 verifies before it decrypts, and wipes out itself) */
+	if (r->info.version == MF_MAILCRYPT_VERSION_2)
+		sodium_memzero(out, chunk.pt_len);
 	/* Failed: say why when we still can (in-place decryption wiped ct). */
 	if ((const unsigned char *)ct != out &&
 	    chunk_decrypt(r, index, !chunk.final, ct, ct_len, NULL) == 0) {

@@ -6,37 +6,65 @@
  * key K.  K is sealed to the account's X25519 public key (crypto_box_seal),
  * so delivery needs only the public key; reading needs the key pair.  The
  * body is cut into fixed-size plaintext chunks (64 KiB); each chunk is
- * sealed on its own with XChaCha20-Poly1305-IETF, so any chunk can be
- * decrypted without touching the others (partial IMAP FETCH), while
- * truncation, reordering, chunk swapping between messages and any flipped
- * byte are detected.
+ * sealed on its own with an AEAD, so any chunk can be decrypted without
+ * touching the others (partial IMAP FETCH), while truncation, reordering,
+ * chunk swapping between messages and any flipped byte are detected.
  *
- * File layout, version 1 (all integers little-endian):
+ * Two versions, same layout, different chunk cipher: version 2 (written by
+ * default) uses AES-256-GCM from OpenSSL's libcrypto, which runs at several
+ * GB/s on CPUs with AES and carry-less multiply instructions; version 1
+ * uses libsodium's XChaCha20-Poly1305-IETF.  Readers accept both, so a
+ * mailbox may hold version 1, version 2 and plaintext messages side by side.
+ *
+ * File layout (all integers little-endian):
  *
  *   offset size  field
  *        0    8  magic 89 4d 46 43 0d 0a 1a 0a  ("\x89MFC\r\n\x1a\n")
- *        8    1  version = 1
+ *        8    1  version = 1 or 2
  *        9    1  flags = 0 (reserved; readers reject non-zero)
  *       10    2  header length in bytes = 136 (MF_MAILCRYPT_HEADER_SIZE)
  *       12    4  chunk size C in plaintext bytes = 65536
- *       16   16  nonce prefix, random per message
+ *       16   16  nonce prefix (version 1) / salt (version 2), random per
+ *                message
  *       32    8  key id = BLAKE2b-64 of the account public key
  *       40   80  crypto_box_seal(K, account public key)
  *      120   16  header tag = BLAKE2b-128 keyed with K_hdr over bytes 0..119
- *      136  ...  chunks 0 .. n-1
+ *      136  ...  chunks 0 .. n-1, each (plaintext || 16-byte tag)
  *
- *   K_hdr = crypto_kdf_derive_from_key(1, "mfmail01", K)
- *   K_chunk = crypto_kdf_derive_from_key(2, "mfmail01", K)
+ *   ctx = "mfmail01" (version 1) or "mfmail02" (version 2)
+ *   K_hdr   = crypto_kdf_derive_from_key(1, ctx, K)
+ *   K_chunk = crypto_kdf_derive_from_key(2, ctx, K)
+ *   ad      = header tag (16) || LE64(i) || u8 final (1 or 0)
  *
- *   chunk i = XChaCha20-Poly1305-IETF(K_chunk, plaintext chunk i)
- *             (ciphertext = plaintext || 16-byte tag)
- *     nonce = nonce prefix (16) || LE64(i), with bit 7 of the last
- *             nonce byte set on the final chunk
- *     ad    = header tag (16) || LE64(i) || u8 final (1 or 0)
+ *   version 1: chunk i = XChaCha20-Poly1305-IETF(K_chunk, nonce, ad, pt i)
+ *     nonce (24 bytes) = nonce prefix (16) || LE64(i), with bit 7 of the
+ *     last nonce byte set on the final chunk
+ *   version 2: chunk i = AES-256-GCM(K_chunk, nonce, ad, pt i), 16-byte tag
+ *     nonce (12 bytes) = LE64(i) || 00 00 00 f, f = 0x80 on the final
+ *     chunk, 0 otherwise; i < 2^32
+ *
+ *   Why a counter nonce is safe in version 2: GCM must never see the same
+ *   (key, nonce) pair twice.  K is 256 random bits drawn for this one
+ *   message and never used for another, so K_chunk encrypts exactly one
+ *   message, and within it (i, final) is different for every chunk.  No
+ *   nonce is ever repeated under a key, with no birthday bound to respect
+ *   (that bound is what limits GCM with random 96-bit nonces to 2^32
+ *   messages per key).  GCM's other limits: one nonce may cover at most
+ *   2^36 - 32 bytes (a chunk is 64 KiB); a message has at most 2^32
+ *   chunks (writers refuse a larger message, readers reject such a size); and
+ *   the distinguishing bound grows with the square of the blocks under one
+ *   key (about blocks^2 / 2^129), which for one message of 100 MB (2^23
+ *   blocks) is below 2^-82.  The 16 random bytes at offset 16 are not
+ *   part of the version 2 nonce (K already makes every message different);
+ *   they keep the layout of version 1 and are covered by the header tag.
+ *   The version byte is covered by the header tag too, and the KDF context
+ *   differs per version, so a header cannot be turned into the other
+ *   version's.
  *
  *   Every chunk but the last holds exactly C plaintext bytes; the last holds
  *   1..C bytes, or 0 bytes when the whole message is empty.  There is always
- *   at least one chunk, and exactly one marked final.
+ *   at least one chunk, and exactly one marked final.  Both versions have
+ *   the same sizes: a 136-byte header and 16 bytes per chunk.
  *
  * The plaintext size is not stored: the layout above makes it an exact
  * function of the ciphertext size (mf_mailcrypt_plaintext_size), which is
@@ -55,16 +83,28 @@
  * works but gives less precise errors).  mf_mailcrypt_is_ciphertext tells
  * encrypted messages from plaintext ones stored before encryption was on.
  *
- * Thread safety: the structs are plain data; one struct per thread.  No
- * function here allocates memory.  The writer and reader hold key material:
- * always call *_clear when done (also on error paths).
+ * Version 2 checks each chunk's tag before open_chunk returns: libcrypto
+ * decrypts into the caller's buffer while it computes the tag, and on a
+ * mismatch that buffer is wiped and -1 returned, so no caller ever sees an
+ * unauthenticated byte (the same contract as version 1).  When libcrypto
+ * has no AES-256-GCM (a restricted provider configuration), version 2 fails
+ * closed: writer_init and open_chunk return "AES-256-GCM is not available
+ * from OpenSSL: ..."; nothing falls back to another cipher or to plaintext.
+ *
+ * Thread safety: one struct per thread.  The writer and a version 2 reader
+ * own an OpenSSL cipher context (made by writer_init, and by a reader's
+ * first open_chunk), reused for every chunk of the message: always call
+ * *_clear when done (also on error paths), clear before init-ing the same
+ * struct again, and copy a reader only with mf_mailcrypt_reader_copy.
+ * Nothing else here allocates memory.  Key material is wiped by *_clear.
  *
  * Errors (struct mf_error) name what is wrong: "not a mailfort ciphertext
  * (bad magic)", "unsupported ciphertext version 7", "ciphertext truncated
  * (...)", "chunk 3 failed authentication", "ciphertext truncated: chunk 2 is
  * not the final chunk", "trailing data after final chunk 2", "message is
  * sealed to account key 0123..., not to key 4567...", "cannot open content
- * key (wrong account secret key or corrupted header)", and so on.
+ * key (wrong account secret key or corrupted header)", "AES-256-GCM is not
+ * available from OpenSSL: ...", and so on.
  */
 #ifndef MF_MAILCRYPT_H
 #define MF_MAILCRYPT_H
@@ -77,10 +117,14 @@
 
 #define MF_MAILCRYPT_MAGIC      "\x89MFC\r\n\x1a\n"
 #define MF_MAILCRYPT_MAGIC_SIZE 8
-#define MF_MAILCRYPT_VERSION    1
+/* Versions: 1 = XChaCha20-Poly1305 (read only by default), 2 = AES-256-GCM. */
+#define MF_MAILCRYPT_VERSION_1 1
+#define MF_MAILCRYPT_VERSION_2 2
+/* Version the writers produce unless told otherwise. */
+#define MF_MAILCRYPT_VERSION MF_MAILCRYPT_VERSION_2
 /* Bytes a reader must see to learn version, header length and chunk size. */
 #define MF_MAILCRYPT_PREFIX_SIZE 16
-/* Header size written by this version (and the only one it reads). */
+/* Header size of both versions (the only one they read). */
 #define MF_MAILCRYPT_HEADER_SIZE 136
 #define MF_MAILCRYPT_KEY_ID_SIZE 8
 /* Chunk size written by this version. */
@@ -88,8 +132,8 @@
 /* Range of chunk sizes accepted by readers (and by writer_init_chunk). */
 #define MF_MAILCRYPT_CHUNK_MIN 1024u
 #define MF_MAILCRYPT_CHUNK_MAX 65536u
-/* Per-chunk expansion: the AEAD tag. */
-#define MF_MAILCRYPT_CHUNK_OVERHEAD crypto_aead_xchacha20poly1305_ietf_ABYTES
+/* Per-chunk expansion: the AEAD tag (16 bytes in both versions). */
+#define MF_MAILCRYPT_CHUNK_OVERHEAD 16u
 /* Largest ciphertext chunk: size a per-chunk read buffer with this. */
 #define MF_MAILCRYPT_CHUNK_CT_MAX (MF_MAILCRYPT_CHUNK_MAX + MF_MAILCRYPT_CHUNK_OVERHEAD)
 /* Upper bound of the output of mf_mailcrypt_writer_update for len input bytes. */
@@ -119,31 +163,38 @@ int mf_mailcrypt_peek(const void *data, size_t len, struct mf_mailcrypt_info *in
                       struct mf_error *err) MF_WARN_UNUSED;
 
 /* Exact plaintext size for a ciphertext of ct_size bytes (header included),
-   for the layout in info (NULL: this version's defaults).  -1 when no valid
+   for the layout in info (NULL: the defaults of MF_MAILCRYPT_VERSION).  -1 when no valid
    ciphertext has that size ("ciphertext truncated ..."). */
 int mf_mailcrypt_plaintext_size(const struct mf_mailcrypt_info *info, uint64_t ct_size,
                                 uint64_t *pt_size_r, struct mf_error *err) MF_WARN_UNUSED;
-/* Exact ciphertext size (header included) that this version's writer
-   produces for pt_size plaintext bytes. */
+/* Exact ciphertext size (header included) that the writer produces for
+   pt_size plaintext bytes with 64 KiB chunks (the same for both versions). */
 uint64_t mf_mailcrypt_ciphertext_size(uint64_t pt_size);
 
 /* ---- writer (delivery: needs only the account public key) ---- */
 
+/* OpenSSL's EVP_CIPHER_CTX, without making every user include OpenSSL. */
+struct evp_cipher_ctx_st;
+
 struct mf_mailcrypt_writer {
 	/* private: use the functions below */
-	unsigned char chunk_key[crypto_aead_xchacha20poly1305_ietf_KEYBYTES];
+	unsigned char chunk_key[32];
 	unsigned char header_tag[16];
 	unsigned char nonce_prefix[16];
-	uint64_t index; /* next chunk number */
+	struct evp_cipher_ctx_st *gcm; /* version 2: AES-256-GCM under chunk_key */
+	uint64_t index;                /* next chunk number */
+	unsigned int version;
 	uint32_t chunk_size;
 	size_t buffered; /* plaintext bytes held in buf, 0..chunk_size */
 	bool active;
 	unsigned char buf[MF_MAILCRYPT_CHUNK_MAX];
 };
 
-/* Start a message sealed to account public key pk: writes the
-   MF_MAILCRYPT_HEADER_SIZE header bytes to header_out.  The struct is large
-   (64 KiB buffer): allocate it once per message or reuse it. */
+/* Start a message sealed to account public key pk, in format
+   MF_MAILCRYPT_VERSION: writes the MF_MAILCRYPT_HEADER_SIZE header bytes to
+   header_out.  The struct is large (64 KiB buffer): allocate it once per
+   message or reuse it (after final or clear).  Fails on a bad public key,
+   and for version 2 when libcrypto offers no AES-256-GCM. */
 int mf_mailcrypt_writer_init(struct mf_mailcrypt_writer *w,
                              const unsigned char pk[crypto_box_PUBLICKEYBYTES],
                              unsigned char header_out[MF_MAILCRYPT_HEADER_SIZE],
@@ -155,6 +206,13 @@ int mf_mailcrypt_writer_init_chunk(struct mf_mailcrypt_writer *w,
                                    uint32_t chunk_size,
                                    unsigned char header_out[MF_MAILCRYPT_HEADER_SIZE],
                                    struct mf_error *err) MF_WARN_UNUSED;
+/* Same with a format version (MF_MAILCRYPT_VERSION_1 or _2): writing
+   version 1 is for sites whose other readers predate version 2. */
+int mf_mailcrypt_writer_init_version(struct mf_mailcrypt_writer *w,
+                                     const unsigned char pk[crypto_box_PUBLICKEYBYTES],
+                                     unsigned int version, uint32_t chunk_size,
+                                     unsigned char header_out[MF_MAILCRYPT_HEADER_SIZE],
+                                     struct mf_error *err) MF_WARN_UNUSED;
 /* Feed len plaintext bytes (any split).  Complete chunks are written to out
    (out_size >= MF_MAILCRYPT_UPDATE_OUT_MAX(len) always suffices; the exact
    need is whole chunks only); *out_len_r = bytes written (may be 0: one
@@ -178,9 +236,12 @@ struct mf_mailcrypt_reader {
 	uint64_t pt_size;     /* plaintext size (see top comment) */
 	uint64_t chunk_count; /* >= 1 */
 	/* private: */
-	unsigned char chunk_key[crypto_aead_xchacha20poly1305_ietf_KEYBYTES];
+	unsigned char chunk_key[32];
 	unsigned char header_tag[16];
 	unsigned char nonce_prefix[16];
+	/* version 2: AES-256-GCM under chunk_key, made by the first
+	   open_chunk; owned by this struct (see mf_mailcrypt_reader_copy) */
+	struct evp_cipher_ctx_st *gcm;
 	bool active;
 };
 
@@ -188,7 +249,8 @@ struct mf_mailcrypt_reader {
    header: the first header_len bytes of the file (header_len >=
    MF_MAILCRYPT_HEADER_SIZE; extra bytes are ignored).  ct_size: the size of
    the whole stored file, needed to locate the final chunk.  pk/sk: the
-   account key pair the message was sealed to. */
+   account key pair the message was sealed to.  r is overwritten: clear a
+   reader that was used before init-ing it again. */
 int mf_mailcrypt_reader_init(struct mf_mailcrypt_reader *r, const void *header, size_t header_len,
                              uint64_t ct_size, const unsigned char pk[crypto_box_PUBLICKEYBYTES],
                              const unsigned char sk[crypto_box_SECRETKEYBYTES],
@@ -215,13 +277,21 @@ int mf_mailcrypt_chunk_for_offset(const struct mf_mailcrypt_reader *r, uint64_t 
 /* Decrypt chunk `index` from its ct_len ciphertext bytes (exactly the
    length mf_mailcrypt_chunk_at gives) into out (out_size >= pt_len; out may
    equal ct for in-place decryption).  Verifies tag, index and final flag;
-   on failure out is wiped. */
-int mf_mailcrypt_open_chunk(const struct mf_mailcrypt_reader *r, uint64_t index, const void *ct,
+   on failure out is wiped.  The reader is not const: a version 2 reader
+   makes its cipher context on the first call and reuses it after. */
+int mf_mailcrypt_open_chunk(struct mf_mailcrypt_reader *r, uint64_t index, const void *ct,
                             size_t ct_len, unsigned char *out, size_t out_size, size_t *out_len_r,
                             struct mf_error *err) MF_WARN_UNUSED;
 
-/* Wipe the content key (safe to call twice). */
+/* Wipe the content key and free the cipher context (safe to call twice). */
 void mf_mailcrypt_reader_clear(struct mf_mailcrypt_reader *r);
+
+/* Make dst an independent reader for the same message (keys and sizes;
+   dst gets its own cipher context when it first opens a chunk).  Never copy
+   the struct by assignment: both copies would own one cipher context.
+   Clear dst when done, as any reader. */
+void mf_mailcrypt_reader_copy(struct mf_mailcrypt_reader *dst,
+                              const struct mf_mailcrypt_reader *src);
 
 /* ---- whole-buffer helpers (tools, tests; not for large mail) ---- */
 

@@ -1,9 +1,11 @@
 /*
  * crypt-istream.c - a seekable istream that decrypts a stored message.
  *
- * i_stream_create_mf_decrypt(parent, reader) takes over an initialised
- * mf_mailcrypt_reader (header checked, content key open; the caller's copy
- * is copied; the caller clears its own) and reads the ciphertext from parent
+ * i_stream_create_mf_decrypt(parent, reader) takes an initialised
+ * mf_mailcrypt_reader (header checked, content key open; the stream works
+ * on its own copy, made with mf_mailcrypt_reader_copy, whose cipher context
+ * serves every chunk of the message; the caller clears its own) and reads
+ * the ciphertext from parent
  * (positioned anywhere: offsets are absolute) and yields the plaintext.
  * The plaintext size is known from the ciphertext size, so the stream is
  * seekable and knows its size without decrypting; a read at plaintext
@@ -231,7 +233,7 @@ struct istream *i_stream_create_mf_decrypt(struct istream *parent,
 	struct istream *input;
 
 	dstream = i_new(struct mf_decrypt_istream, 1);
-	dstream->reader = *reader;
+	mf_mailcrypt_reader_copy(&dstream->reader, reader);
 
 	dstream->istream.iostream.destroy = i_stream_mf_decrypt_destroy;
 	dstream->istream.read = i_stream_mf_decrypt_read;

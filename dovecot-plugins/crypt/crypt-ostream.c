@@ -1,16 +1,19 @@
 /*
  * crypt-ostream.c - an ostream that encrypts a message as it is saved.
  *
- * o_stream_create_mf_encrypt(parent, pk) seals a new message to the
- * account public key pk (mf-mailcrypt.h): it writes the header at once and
+ * o_stream_create_mf_encrypt(parent, pk, version) seals a new message to
+ * the account public key pk in format version (mf-mailcrypt.h; normally
+ * MF_MAILCRYPT_VERSION): it writes the header at once and
  * then the ciphertext chunks as the plaintext comes in.  The writer holds
  * one chunk back until it knows whether it is the last, so a message is
  * only complete after o_stream_finish(), which seals the final chunk.  The
  * stream's offset counts plaintext bytes: the storage records the
  * plaintext size as the message's physical size (as for zlib).
  *
- * Creating the stream fails only on a bad public key; then the returned
- * stream is an error stream (stream_errno EINVAL) whose error names it.
+ * Creating the stream fails only on a bad public key or version, or when
+ * the cipher is not available (AES-256-GCM from OpenSSL for version 2);
+ * then the returned stream is an error stream (stream_errno EINVAL) whose
+ * error names it, and nothing is stored.
  * Errors of the parent are copied to this stream.  A stream destroyed
  * before it was finished leaves a ciphertext without a final chunk, which
  * every reader rejects; the key material is wiped in any case.
@@ -133,7 +136,8 @@ static void o_stream_mf_encrypt_destroy(struct iostream_private *stream)
 }
 
 struct ostream *o_stream_create_mf_encrypt(struct ostream *parent,
-                                           const unsigned char pk[crypto_box_PUBLICKEYBYTES])
+                                           const unsigned char pk[crypto_box_PUBLICKEYBYTES],
+                                           unsigned int version)
 {
 	struct mf_encrypt_ostream *estream;
 	unsigned char header[MF_MAILCRYPT_HEADER_SIZE];
@@ -150,7 +154,8 @@ struct ostream *o_stream_create_mf_encrypt(struct ostream *parent,
 	estream->ostream.iostream.destroy = o_stream_mf_encrypt_destroy;
 	output = o_stream_create(&estream->ostream, parent, o_stream_get_fd(parent));
 
-	if (mf_mailcrypt_writer_init(estream->writer, pk, header, &err) < 0) {
+	if (mf_mailcrypt_writer_init_version(estream->writer, pk, version, MF_MAILCRYPT_CHUNK_SIZE,
+	                                     header, &err) < 0) {
 		estream->final_sent = TRUE;
 		(void)mf_encrypt_fail(estream, err.msg);
 	} else if (mf_encrypt_send_parent(estream, header, sizeof(header)) < 0) {

@@ -21,7 +21,7 @@
  * plaintext.  Per process (plugin_init .. plugin_deinit): the parsed
  * configuration (reloaded when the file changes), one database connection
  * and a 60-second cache of public keys for delivery.  Per mail_user: the
- * opened content keys of up to 1024 recently read messages, so that reading
+ * opened content keys of up to 4096 recently read messages, so that reading
  * a message again does not open its header again (wiped with the user).
  *
  * Sizes: the ostream's offset counts plaintext bytes, so the storage records
@@ -30,6 +30,12 @@
  * does for zlib; RFC822.SIZE and BODY[] lengths are those of the plaintext.
  * With the cache off, the index's vsize record extension (sizes only) is
  * started so that a FETCH does not read each message twice for its size.
+ *
+ * Format: new messages are written in format version 2 (AES-256-GCM
+ * chunks, lib/mf-mailcrypt.h); plugin setting mailfort_crypt_save_version
+ * = 1 writes version 1 (XChaCha20-Poly1305) instead, for a site whose other
+ * readers predate version 2.  Both versions, and plaintext, are read.  Any
+ * other value fails the user's login and delivery.
  *
  * Failures: a message that cannot be decrypted (corrupted, truncated, key
  * not unwrappable) makes mail_get_stream() fail with an error in the log
@@ -86,6 +92,7 @@ struct mailfort_crypt_user {
 	union mail_user_module_context module_ctx;
 	const struct mf_config *cfg; /* owned by the process state */
 	struct mf_crypt_keys *keys;
+	unsigned int save_version; /* format version of new messages */
 	/* header tag (16 bytes inside the entry) -> entry; created on first use */
 	HASH_TABLE(const unsigned char *, struct mf_crypt_reader_entry *) readers;
 };
@@ -157,6 +164,7 @@ static void mailfort_crypt_readers_clear(struct mailfort_crypt_user *muser)
 		return;
 	iter = hash_table_iterate_init(muser->readers);
 	while (hash_table_iterate(iter, muser->readers, &tag, &entry)) {
+		mf_mailcrypt_reader_clear(&entry->reader);
 		sodium_memzero(entry, sizeof(*entry));
 		i_free(entry);
 	}
@@ -201,8 +209,10 @@ static void mailfort_crypt_readers_add(struct mailfort_crypt_user *muser,
 		/* same tag, other header (a crafted file): replace; the key
 		   bytes inside the entry stay the same */
 		memcpy(entry->header, header, MF_MAILCRYPT_HEADER_SIZE);
+		mf_mailcrypt_reader_clear(&entry->reader);
 	}
-	entry->reader = *reader;
+	/* keys and sizes only: the entry never opens a chunk itself */
+	mf_mailcrypt_reader_copy(&entry->reader, reader);
 }
 
 /* A header opened before in this session: the kept reader with the sizes
@@ -222,7 +232,7 @@ static int mailfort_crypt_reader_reuse(const struct mf_crypt_reader_entry *entry
 	/* plaintext_size succeeded: ct_size >= header + one tag */
 	body = ct_size - info->header_size;
 	stride = (uint64_t)info->chunk_size + MF_MAILCRYPT_CHUNK_OVERHEAD;
-	*reader_r = entry->reader;
+	mf_mailcrypt_reader_copy(reader_r, &entry->reader);
 	reader_r->ct_size = ct_size;
 	reader_r->pt_size = pt_size;
 	reader_r->chunk_count = body / stride + (body % stride != 0);
@@ -423,7 +433,7 @@ static int mailfort_crypt_save_begin(struct mail_save_context *ctx, struct istre
 		                               : "Mailbox encryption key is not available yet");
 		return -1;
 	}
-	output = o_stream_create_mf_encrypt(ctx->data.output, pk);
+	output = o_stream_create_mf_encrypt(ctx->data.output, pk, muser->save_version);
 	o_stream_unref(&ctx->data.output);
 	ctx->data.output = output;
 	o_stream_cork(ctx->data.output);
@@ -539,7 +549,7 @@ static void mailfort_crypt_user_created(struct mail_user *user)
 	struct mailfort_crypt_process *proc = mailfort_crypt_process;
 	struct mail_user_vfuncs *v = user->vlast;
 	struct mailfort_crypt_user *muser;
-	const char *path, *password, *error;
+	const char *path, *password, *version, *error;
 	struct mf_error err;
 
 	if (user->autocreated && strcmp(user->username, "raw mail user") == 0) {
@@ -566,6 +576,21 @@ static void mailfort_crypt_user_created(struct mail_user *user)
 		if (proc->defaults == NULL)
 			proc->defaults = mf_config_defaults();
 		muser->cfg = proc->defaults;
+	}
+	muser->save_version = MF_MAILCRYPT_VERSION;
+	version = mail_user_plugin_getenv(user, "mailfort_crypt_save_version");
+	if (version != NULL && *version != '\0' && user->error == NULL) {
+		if (strcmp(version, "1") == 0)
+			muser->save_version = MF_MAILCRYPT_VERSION_1;
+		else if (strcmp(version, "2") == 0)
+			muser->save_version = MF_MAILCRYPT_VERSION_2;
+		else {
+			/* fail closed: a typo must not go unnoticed */
+			user->error = p_strdup_printf(
+			    user->pool,
+			    "mailfort_crypt: invalid mailfort_crypt_save_version '%s' (1 or 2)",
+			    version);
+		}
 	}
 	password = mail_user_plugin_getenv(user, "mailfort_crypt_password");
 	muser->keys =

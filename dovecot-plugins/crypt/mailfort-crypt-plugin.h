@@ -27,9 +27,11 @@ struct istream *i_stream_create_mf_decrypt(struct istream *parent,
    is then proven, and truncation found before anything is sent.  -1 with
    stream_errno EINVAL (damaged) or the parent's errno. */
 int i_stream_mf_decrypt_check_final(struct istream *input, const char **error_r);
-/* Encrypting filter in front of parent, sealing to account public key pk. */
+/* Encrypting filter in front of parent, sealing to account public key pk
+   in format version (MF_MAILCRYPT_VERSION unless configured otherwise). */
 struct ostream *o_stream_create_mf_encrypt(struct ostream *parent,
-                                           const unsigned char pk[crypto_box_PUBLICKEYBYTES]);
+                                           const unsigned char pk[crypto_box_PUBLICKEYBYTES],
+                                           unsigned int version);
 
 /* ---- keys ---- */
 

@@ -9,7 +9,11 @@
  * re-encrypted to that user's key; plaintext mail stored before the plugin
  * reads unchanged; a flipped byte makes the message fail as invalid data
  * while the next message reads fine; in password mode, saving for an
- * account without a key fails temporarily and stores nothing.
+ * account without a key fails temporarily and stores nothing.  New mail is
+ * format version 2 (AES-256-GCM), or version 1 with
+ * mailfort_crypt_save_version = 1; a mailbox holding version 1, version 2
+ * and plaintext messages reads every one; the streams are checked for both
+ * versions.
  *
  * Needs MF_TEST_PGHOST/PORT/USER and MF_BUILD (for mailfortctl db migrate),
  * as scripts/test provides; without them it skips.
@@ -121,8 +125,11 @@ static int setup_site(struct fixture *fx)
 	return system(cmd) == 0 ? 0 : -1;
 }
 
-static struct mail_user *user_init(struct fixture *fx, const char *username,
-                                   struct mail_storage_service_user **svc_r)
+/* extra: one more userdb field ("key=value") or NULL.  NULL with *error_r
+   when the user cannot be set up (the plugin refused it). */
+static struct mail_user *user_try_init(struct fixture *fx, const char *username, const char *extra,
+                                       struct mail_storage_service_user **svc_r,
+                                       const char **error_r)
 {
 	const char *home = t_strconcat(fx->ctx->home_root, username, NULL);
 	const char *const fields[] = {
@@ -133,6 +140,7 @@ static struct mail_user *user_init(struct fixture *fx, const char *username,
 	    t_strconcat("home=", home, NULL),
 	    "mail_plugins=mailfort_crypt",
 	    t_strconcat("mailfort_config=", fx->conf, NULL),
+	    extra,
 	    NULL,
 	};
 	struct mail_storage_service_input input = {
@@ -141,12 +149,22 @@ static struct mail_user *user_init(struct fixture *fx, const char *username,
 	    .no_userdb_lookup = TRUE,
 	};
 	struct mail_user *user;
-	const char *error;
 
 	if (mkdir_parents(home, 0700) < 0 && errno != EEXIST)
 		i_fatal("mkdir(%s) failed: %m", home);
 	if (mail_storage_service_lookup_next(fx->ctx->storage_service, &input, svc_r, &user,
-	                                     &error) < 0)
+	                                     error_r) < 0)
+		return NULL;
+	return user;
+}
+
+static struct mail_user *user_init(struct fixture *fx, const char *username,
+                                   struct mail_storage_service_user **svc_r)
+{
+	struct mail_user *user;
+	const char *error;
+
+	if ((user = user_try_init(fx, username, NULL, svc_r, &error)) == NULL)
 		i_fatal("user %s: %s", username, error);
 	return user;
 }
@@ -324,16 +342,24 @@ static unsigned int maildir_files(struct fixture *fx, const char *username, cons
 	return n;
 }
 
-static bool file_is_ciphertext(const char *path)
+/* Format version of a stored message file; 0 for plaintext (or none). */
+static unsigned int file_version(const char *path)
 {
-	unsigned char buf[MF_MAILCRYPT_MAGIC_SIZE];
+	unsigned char buf[MF_MAILCRYPT_PREFIX_SIZE];
+	struct mf_mailcrypt_info info;
+	struct mf_error err;
 	int fd = open(path, O_RDONLY);
 	bool ret = fd >= 0 && read(fd, buf, sizeof(buf)) == (ssize_t)sizeof(buf) &&
-	           mf_mailcrypt_is_ciphertext(buf, sizeof(buf));
+	           mf_mailcrypt_peek(buf, sizeof(buf), &info, &err) == 0;
 
 	if (fd >= 0)
 		close(fd);
-	return ret;
+	return ret ? info.version : 0;
+}
+
+static bool file_is_ciphertext(const char *path)
+{
+	return file_version(path) != 0;
 }
 
 static string_t *make_message(const char *subject, size_t body_len)
@@ -357,10 +383,11 @@ static size_t count_lf(const string_t *str)
 	return n;
 }
 
-/* The streams alone: a 10-chunk message with chunk 5 damaged reads fine
-   everywhere else (so a read opens only the chunks it needs), and reading
-   into chunk 5 fails without returning a byte of it. */
-static void test_streams(void)
+/* The streams alone, for one format version: a 10-chunk message with
+   chunk 5 damaged reads fine everywhere else (so a read opens only the
+   chunks it needs), and reading into chunk 5 fails without returning a byte
+   of it. */
+static void test_streams(unsigned int version)
 {
 	unsigned char pk[crypto_box_PUBLICKEYBYTES], sk[crypto_box_SECRETKEYBYTES];
 	const size_t len = 10 * MF_MAILCRYPT_CHUNK_SIZE - 77;
@@ -379,23 +406,42 @@ static void test_streams(void)
 	for (size_t i = 0; i < len; i++)
 		plain[i] = (unsigned char)('a' + (i * 7) % 26);
 	raw = o_stream_create_buffer(ct);
-	enc = o_stream_create_mf_encrypt(raw, pk);
+	enc = o_stream_create_mf_encrypt(raw, pk, version);
 	ok(o_stream_send(enc, plain, len) == (ssize_t)len && o_stream_finish(enc) > 0,
-	   "streams: encrypt a 10-chunk message");
+	   "streams v%u: encrypt a 10-chunk message", version);
 	o_stream_unref(&enc);
 	o_stream_unref(&raw);
 	ok(ct->used == mf_mailcrypt_ciphertext_size(len),
-	   "streams: ciphertext has the format's size");
+	   "streams v%u: ciphertext has the format's size", version);
 
 	ok(mf_mailcrypt_reader_init(&reader, ct->data, ct->used, ct->used, pk, sk, &err) == 0 &&
+	       reader.info.version == version &&
 	       mf_mailcrypt_chunk_at(&reader, 5, &chunk, &err) == 0,
-	   "streams: header opens");
+	   "streams v%u: header opens", version);
+
+	/* the whole message, read sequentially, is the plaintext */
+	ct_in = i_stream_create_from_data(ct->data, ct->used);
+	in = i_stream_create_mf_decrypt(ct_in, &reader);
+	{
+		size_t got = 0;
+
+		while (i_stream_read_more(in, &data, &size) > 0) {
+			all = all && got + size <= len && memcmp(data, plain + got, size) == 0;
+			got += size;
+			i_stream_skip(in, size);
+		}
+		ok(all && got == len && in->stream_errno == 0,
+		   "streams v%u: a sequential read gives the plaintext", version);
+	}
+	i_stream_unref(&in);
+	i_stream_unref(&ct_in);
 	p = buffer_get_modifiable_data(ct, NULL);
 	p[chunk.ct_offset + 100] ^= 0x01;
 
 	ct_in = i_stream_create_from_data(ct->data, ct->used);
 	in = i_stream_create_mf_decrypt(ct_in, &reader);
 	mf_mailcrypt_reader_clear(&reader);
+	all = TRUE;
 	for (unsigned int c = 0; c < 10; c++) {
 		uoff_t off = (uoff_t)c * MF_MAILCRYPT_CHUNK_SIZE + 3;
 
@@ -405,14 +451,14 @@ static void test_streams(void)
 		all = all && i_stream_read_bytes(in, &data, &size, 50) > 0 && size >= 50 &&
 		      memcmp(data, plain + off, 50) == 0;
 	}
-	ok(all, "streams: every undamaged chunk reads correctly after a seek");
+	ok(all, "streams v%u: every undamaged chunk reads correctly after a seek", version);
 	i_stream_seek(in, 5 * MF_MAILCRYPT_CHUNK_SIZE + 10);
 	{
 		int r = i_stream_read_bytes(in, &data, &size, 1);
 
 		ok(r < 0 && in->stream_errno == EINVAL && i_stream_get_data_size(in) == 0,
-		   "streams: reading the damaged chunk fails, no byte of it returned (%s)",
-		   i_stream_get_error(in));
+		   "streams v%u: reading the damaged chunk fails, no byte of it returned (%s)",
+		   version, i_stream_get_error(in));
 	}
 	i_stream_unref(&in);
 	i_stream_unref(&ct_in);
@@ -432,11 +478,67 @@ static void test_streams(void)
 			i_stream_unref(&in);
 			i_stream_unref(&ct_in);
 		}
-		ok(r < 0, "streams: a message cut to look empty is refused (%s)",
+		ok(r < 0, "streams v%u: a message cut to look empty is refused (%s)", version,
 		   error != NULL ? error : err.msg);
 	}
 	buffer_free(&ct);
 	i_free(plain);
+}
+
+/* One mailbox with a version 1, a version 2 and a plaintext message, as
+   a site has after it upgrades; and the setting that picks the version. */
+static void test_mixed_versions(struct fixture *fx)
+{
+	static const char user[] = "dave@example.test";
+	struct mail_storage_service_user *svc;
+	struct mail_user *dave;
+	string_t *m1 = make_message("written as version 1", 2 * MF_MAILCRYPT_CHUNK_SIZE + 5);
+	string_t *m2 = make_message("written as version 2", 2 * MF_MAILCRYPT_CHUNK_SIZE + 5);
+	string_t *m3 = make_message("stored before encryption", 3000);
+	string_t *out = t_str_new(str_len(m1));
+	unsigned int n, i, v1 = 0, v2 = 0;
+	const char *paths[8], *error = "";
+	enum mail_error merr;
+	uoff_t psize, vsize;
+	bool all = TRUE;
+
+	dave = user_try_init(fx, user, "mailfort_crypt_save_version=3", &svc, &error);
+	ok(dave == NULL && strstr(error, "mailfort_crypt_save_version") != NULL,
+	   "mailfort_crypt_save_version = 3 is refused: %s", error);
+	if (dave != NULL)
+		user_deinit(&dave, &svc);
+
+	dave = user_try_init(fx, user, "mailfort_crypt_save_version=1", &svc, &error);
+	ok(dave != NULL && save_msg(dave, str_data(m1), str_len(m1), &merr) == 0,
+	   "mailfort_crypt_save_version = 1: save a message");
+	if (dave != NULL)
+		user_deinit(&dave, &svc);
+	dave = user_init(fx, user, &svc);
+	ok(save_msg(dave, str_data(m2), str_len(m2), &merr) == 0, "default: save a message");
+	n = maildir_files(fx, user, paths, N_ELEMENTS(paths));
+	for (i = 0; i < n; i++) {
+		v1 += file_version(paths[i]) == MF_MAILCRYPT_VERSION_1;
+		v2 += file_version(paths[i]) == MF_MAILCRYPT_VERSION_2;
+	}
+	ok(n == 2 && v1 == 1 && v2 == 1, "one message stored as version 1, one as version 2");
+	write_file(t_strconcat(fx->ctx->home_root, user, "/Maildir/cur/1.M1P1.legacy:2,", NULL),
+	           str_data(m3), str_len(m3), 0600);
+
+	ok(read_msg(dave, 1, out, &psize, &vsize, &merr) == 0 && str_equals(out, m1),
+	   "mixed mailbox: the version 1 message reads byte-identical");
+	str_truncate(out, 0);
+	ok(read_msg(dave, 2, out, &psize, &vsize, &merr) == 0 && str_equals(out, m2),
+	   "mixed mailbox: the version 2 message reads byte-identical");
+	str_truncate(out, 0);
+	ok(read_msg(dave, 3, out, &psize, &vsize, &merr) == 0 && str_equals(out, m3),
+	   "mixed mailbox: the plaintext message reads unchanged");
+	for (uoff_t off = MF_MAILCRYPT_CHUNK_SIZE - 8; off + 16 <= str_len(m1);
+	     off += MF_MAILCRYPT_CHUNK_SIZE) {
+		all = all && read_at(dave, 1, off, 16, str_data(m1) + off) &&
+		      read_at(dave, 2, off, 16, str_data(m2) + off);
+	}
+	ok(all, "mixed mailbox: reads across chunk boundaries of both versions");
+	user_deinit(&dave, &svc);
 }
 
 static void run_tests(struct fixture *fx)
@@ -456,7 +558,8 @@ static void run_tests(struct fixture *fx)
 	alice = user_init(fx, "alice@example.test", &asvc);
 	ok(save_msg(alice, str_data(big), str_len(big), &merr) == 0, "save a 3-chunk message");
 	n = maildir_files(fx, "alice@example.test", paths, N_ELEMENTS(paths));
-	ok(n == 1 && file_is_ciphertext(paths[0]), "it is stored as ciphertext");
+	ok(n == 1 && file_version(paths[0]) == MF_MAILCRYPT_VERSION_2,
+	   "it is stored as ciphertext, format version 2");
 	ok(read_msg(alice, 1, out, &psize, &vsize, &merr) == 0 && str_equals(out, big),
 	   "it reads back byte-identical");
 	ok(psize == str_len(big) && vsize == str_len(big) + count_lf(big),
@@ -533,6 +636,8 @@ static void run_tests(struct fixture *fx)
 		ok((r3 < 0 ? str_len(o3) : str_len(o4)) == 0, "no unverified byte was returned");
 	}
 
+	test_mixed_versions(fx);
+
 	/* password mode, no key: temporary failure, nothing stored */
 	write_config(fx, "password");
 	carol = user_init(fx, "carol@example.test", &csvc);
@@ -595,7 +700,8 @@ int main(int argc, char **argv)
 	fx.ctx = test_mail_storage_init();
 	T_BEGIN
 	{
-		test_streams();
+		test_streams(MF_MAILCRYPT_VERSION_1);
+		test_streams(MF_MAILCRYPT_VERSION_2);
 		run_tests(&fx);
 	}
 	T_END;

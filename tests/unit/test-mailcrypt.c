@@ -2,17 +2,22 @@
  * test-mailcrypt.c - the stored-mail ciphertext format (lib/mailcrypt.c):
  * round trips, random access, and detection of every kind of damage
  * (flipped bytes, truncation, extension, swapped or foreign chunks, wrong
- * key).  Prints TAP.
+ * key), each for format version 1 (XChaCha20-Poly1305) and version 2
+ * (AES-256-GCM); version 2 chunks checked against the documented layout
+ * with OpenSSL directly; readers copied and cleared independently.  Prints
+ * TAP.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <openssl/evp.h>
 #include "mf-crypto.h"
 #include "mf-mailcrypt.h"
 #include "tap.h"
 
 struct keys {
 	unsigned char pk[32], sk[32];
+	unsigned int version; /* format the tests write */
 };
 
 struct ct {
@@ -43,7 +48,7 @@ static struct ct encrypt(const struct keys *k, const unsigned char *pt, size_t l
 	size_t off = 0, piece, n;
 
 	c.data = xmalloc(cap);
-	if (mf_mailcrypt_writer_init_chunk(w, k->pk, chunk_size, c.data, &err) < 0) {
+	if (mf_mailcrypt_writer_init_version(w, k->pk, k->version, chunk_size, c.data, &err) < 0) {
 		fprintf(stderr, "writer_init: %s\n", err.msg);
 		exit(2);
 	}
@@ -346,18 +351,22 @@ static void test_keys_and_header(const struct keys *k)
 	ok(mf_mailcrypt_peek(plain, strlen(plain), &info, &err) < 0 &&
 	       strstr(err.msg, "bad magic") != NULL,
 	   "peek on plaintext: %s", err.msg);
-	ok(mf_mailcrypt_peek(c.data, c.len, &info, &err) == 0 && info.version == 1 &&
+	ok(mf_mailcrypt_peek(c.data, c.len, &info, &err) == 0 && info.version == k->version &&
 	       info.header_size == 136 && info.chunk_size == 65536,
-	   "peek reads version, header size and chunk size");
+	   "peek reads version %u, header size and chunk size", k->version);
 	ok(mf_mailcrypt_peek(c.data, 10, &info, &err) < 0 && strstr(err.msg, "truncated") != NULL,
 	   "peek on 10 bytes: %s", err.msg);
 	bad = xmalloc(c.len);
 	memcpy(bad, c.data, c.len);
-	bad[8] = 2;
+	bad[8] = 3;
 	ok(mf_mailcrypt_peek(bad, c.len, &info, &err) < 0 &&
-	       strstr(err.msg, "unsupported ciphertext version 2") != NULL,
-	   "version 2: %s", err.msg);
-	bad[8] = 1;
+	       strstr(err.msg, "unsupported ciphertext version 3") != NULL,
+	   "version 3: %s", err.msg);
+	bad[8] = (unsigned char)(k->version == 1 ? 2 : 1);
+	ok(decrypt_equals(k, bad, c.len, pt, sizeof(pt), &err) < 0 &&
+	       strstr(err.msg, "header failed authentication") != NULL,
+	   "version byte %u changed to %u: %s", k->version, bad[8], err.msg);
+	bad[8] = (unsigned char)k->version;
 	bad[15] = 1; /* chunk size 65536 + 2^24 */
 	ok(mf_mailcrypt_peek(bad, c.len, &info, &err) < 0 && strstr(err.msg, "chunk size") != NULL,
 	   "huge chunk size: %s", err.msg);
@@ -387,13 +396,13 @@ static void test_writer_misuse(const struct keys *k)
 	   "chunk size below the minimum refused");
 	ok(mf_mailcrypt_writer_init(wp, zero_pk, hdr, &err) < 0, "all-zero public key refused: %s",
 	   err.msg);
-	ok(mf_mailcrypt_writer_init_chunk(wp, k->pk, 1024, hdr, &err) == 0 &&
+	ok(mf_mailcrypt_writer_init_version(wp, k->pk, k->version, 1024, hdr, &err) == 0 &&
 	       mf_mailcrypt_writer_update(wp, pt, sizeof(pt), small, sizeof(small), &n, &err) < 0 &&
 	       strstr(err.msg, "too small") != NULL,
 	   "small output buffer refused: %s", err.msg);
 	ok(mf_mailcrypt_writer_update(wp, pt, 1, small, sizeof(small), &n, &err) < 0,
 	   "writer refuses work after an error");
-	ok(mf_mailcrypt_writer_init_chunk(wp, k->pk, 1024, hdr, &err) == 0 &&
+	ok(mf_mailcrypt_writer_init_version(wp, k->pk, k->version, 1024, hdr, &err) == 0 &&
 	       mf_mailcrypt_writer_update(wp, pt, 1024, small, sizeof(small), &n, &err) == 0 &&
 	       n == 0,
 	   "one full chunk is held back until more data or final");
@@ -419,7 +428,8 @@ static void test_out_max(const struct keys *k)
 
 	memset(in, 'm', max_piece);
 	for (i = 0; i < MF_N_ELEMENTS(chunks); i++) {
-		if (mf_mailcrypt_writer_init_chunk(w, k->pk, chunks[i], hdr, &err) < 0)
+		if (mf_mailcrypt_writer_init_version(w, k->pk, k->version, chunks[i], hdr, &err) <
+		    0)
 			failures++;
 		for (j = 0; j < 300; j++) {
 			piece =
@@ -455,7 +465,8 @@ static void test_huge_sizes(const struct keys *k)
 	size_t i, j;
 
 	for (j = 0; j < MF_N_ELEMENTS(chunks); j++) {
-		if (mf_mailcrypt_writer_init_chunk(&w, k->pk, chunks[j], header, &err) < 0) {
+		if (mf_mailcrypt_writer_init_version(&w, k->pk, k->version, chunks[j], header,
+		                                     &err) < 0) {
 			ok(0, "writer_init: %s", err.msg);
 			continue;
 		}
@@ -493,6 +504,185 @@ static void test_huge_sizes(const struct keys *k)
 	}
 }
 
+/* Version 2 as documented in mf-mailcrypt.h, rebuilt with OpenSSL and
+   libsodium directly: K from the sealed box, K_chunk = KDF(2, "mfmail02",
+   K), nonce LE64(i) || 00 00 00 f, ad = header tag || LE64(i) || final. */
+static int v2_open_by_spec(const struct keys *k, const unsigned char *ct, size_t ct_len,
+                           uint32_t chunk, uint64_t i, unsigned char *out, size_t *out_len_r)
+{
+	unsigned char key[32], kc[32], nonce[12] = {0}, ad[16 + 8 + 1], tag[16];
+	uint64_t count, pt_size;
+	size_t off, len;
+	struct mf_mailcrypt_info info = {2, 136, chunk};
+	struct mf_error err;
+	EVP_CIPHER_CTX *ctx;
+	bool final;
+	int n, ret = -1;
+
+	if (mf_mailcrypt_plaintext_size(&info, ct_len, &pt_size, &err) < 0 ||
+	    crypto_box_seal_open(key, ct + 40, 80, k->pk, k->sk) != 0)
+		return -1;
+	count = pt_size / chunk + (pt_size % chunk != 0) + (pt_size == 0);
+	final = i == count - 1;
+	off = 136 + (size_t)i * (chunk + 16);
+	len = final ? (size_t)(pt_size - i * chunk) : chunk;
+	crypto_kdf_derive_from_key(kc, sizeof(kc), 2, "mfmail02", key);
+	for (unsigned int b = 0; b < 8; b++) {
+		nonce[b] = (unsigned char)(i >> (8 * b));
+		ad[16 + b] = nonce[b];
+	}
+	nonce[11] = final ? 0x80 : 0;
+	memcpy(ad, ct + 120, 16);
+	ad[24] = final;
+	memcpy(tag, ct + off + len, 16);
+	ctx = EVP_CIPHER_CTX_new();
+	if (ctx != NULL && EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, kc, nonce) == 1 &&
+	    EVP_DecryptUpdate(ctx, NULL, &n, ad, sizeof(ad)) == 1 &&
+	    (len == 0 || EVP_DecryptUpdate(ctx, out, &n, ct + off, (int)len) == 1) &&
+	    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, 16, tag) == 1 &&
+	    EVP_DecryptFinal_ex(ctx, out + len, &n) == 1)
+		ret = 0;
+	EVP_CIPHER_CTX_free(ctx);
+	sodium_memzero(key, sizeof(key));
+	sodium_memzero(kc, sizeof(kc));
+	*out_len_r = len;
+	return ret;
+}
+
+static void test_v2_layout(const struct keys *k)
+{
+	const size_t len = 2 * 1024 + 300;
+	unsigned char *pt = xmalloc(len), out[1024 + 16];
+	struct keys k2 = *k;
+	size_t n;
+	uint64_t i;
+	int good = 0;
+	struct ct c;
+
+	randombytes_buf(pt, len);
+	k2.version = 2;
+	c = encrypt(&k2, pt, len, 1024, 0);
+	for (i = 0; i < 3; i++) {
+		if (v2_open_by_spec(k, c.data, c.len, 1024, i, out, &n) == 0 &&
+		    memcmp(out, pt + i * 1024, n) == 0 && n == (i < 2 ? 1024 : 300))
+			good++;
+	}
+	ok(c.data[8] == 2 && good == 3,
+	   "version 2: every chunk opens with AES-256-GCM as the format documents it");
+	free(c.data);
+	c = encrypt(&k2, pt, 0, 1024, 0);
+	ok(v2_open_by_spec(k, c.data, c.len, 1024, 0, out, &n) == 0 && n == 0,
+	   "version 2: an empty message is one empty final chunk");
+	free(c.data);
+	free(pt);
+}
+
+/* Defaults, the version switch, and the version 2 chunk count limit. */
+static void test_versions(const struct keys *k)
+{
+	struct mf_mailcrypt_writer *w = xmalloc(sizeof(*w));
+	unsigned char hdr[MF_MAILCRYPT_HEADER_SIZE], out[2 * (1024 + 16)], in[2048] = {0};
+	struct mf_mailcrypt_info info = {2, 136, 1024};
+	struct mf_error err = {""};
+	uint64_t ptsz, big;
+	size_t n;
+
+	ok(mf_mailcrypt_writer_init(w, k->pk, hdr, &err) == 0 && hdr[8] == 2,
+	   "writers produce version 2 by default");
+	mf_mailcrypt_writer_clear(w);
+	ok(mf_mailcrypt_writer_init_version(w, k->pk, 1, 65536, hdr, &err) == 0 && hdr[8] == 1,
+	   "version 1 on request");
+	mf_mailcrypt_writer_clear(w);
+	ok(mf_mailcrypt_writer_init_version(w, k->pk, 3, 65536, hdr, &err) < 0 &&
+	       strstr(err.msg, "version 3") != NULL,
+	   "version 3 refused: %s", err.msg);
+	mf_mailcrypt_writer_clear(w);
+
+	/* 2^32 chunks of 1 KiB: the most version 2 allows; one more is refused */
+	big = 136 + ((uint64_t)1 << 32) * (1024 + 16);
+	ok(mf_mailcrypt_plaintext_size(&info, big, &ptsz, &err) == 0 &&
+	       ptsz == ((uint64_t)1 << 32) * 1024,
+	   "version 2: a ciphertext of 2^32 chunks is a valid size");
+	ok(mf_mailcrypt_plaintext_size(&info, big + 17, &ptsz, &err) < 0 &&
+	       strstr(err.msg, "2^32") != NULL,
+	   "version 2: 2^32 + 1 chunks refused: %s", err.msg);
+	info.version = 1;
+	ok(mf_mailcrypt_plaintext_size(&info, big + 17, &ptsz, &err) == 0,
+	   "version 1 has no such limit");
+
+	/* the writer refuses to go past chunk 2^32 - 1 */
+	if (mf_mailcrypt_writer_init_version(w, k->pk, 2, 1024, hdr, &err) == 0) {
+		w->index = ((uint64_t)1 << 32) - 2; /* chunks 0 .. 2^32 - 3 written */
+		ok(mf_mailcrypt_writer_update(w, in, 1025, out, sizeof(out), &n, &err) == 0 &&
+		       n == 1040 && mf_mailcrypt_writer_final(w, out, sizeof(out), &n, &err) == 0,
+		   "version 2: chunks 2^32 - 2 and 2^32 - 1 (final) are written");
+	}
+	if (mf_mailcrypt_writer_init_version(w, k->pk, 2, 1024, hdr, &err) == 0) {
+		w->index = ((uint64_t)1 << 32) - 1;
+		ok(mf_mailcrypt_writer_update(w, in, 1025, out, sizeof(out), &n, &err) < 0 &&
+		       strstr(err.msg, "too large") != NULL,
+		   "version 2: a message of more than 2^32 chunks is refused: %s", err.msg);
+		mf_mailcrypt_writer_clear(w);
+	}
+	free(w);
+}
+
+/* A reader copied with mf_mailcrypt_reader_copy works on its own and is
+   cleared on its own (ASan finds a shared cipher context). */
+static void test_reader_copy(const struct keys *k)
+{
+	const size_t len = 3000;
+	unsigned char *pt = xmalloc(len), out[1024];
+	struct mf_mailcrypt_reader r, copy;
+	struct mf_mailcrypt_chunk ch;
+	struct mf_error err = {""};
+	struct ct c;
+	size_t n;
+	int good = 0;
+
+	randombytes_buf(pt, len);
+	c = encrypt(k, pt, len, 1024, 0);
+	if (mf_mailcrypt_reader_init(&r, c.data, c.len, c.len, k->pk, k->sk, &err) == 0) {
+		good += mf_mailcrypt_chunk_at(&r, 0, &ch, &err) == 0 &&
+		        mf_mailcrypt_open_chunk(&r, 0, c.data + ch.ct_offset, ch.ct_len, out,
+		                                sizeof(out), &n, &err) == 0 &&
+		        memcmp(out, pt, n) == 0;
+		mf_mailcrypt_reader_copy(&copy, &r);
+		mf_mailcrypt_reader_clear(&r);
+		good += mf_mailcrypt_chunk_at(&copy, 2, &ch, &err) == 0 &&
+		        mf_mailcrypt_open_chunk(&copy, 2, c.data + ch.ct_offset, ch.ct_len, out,
+		                                sizeof(out), &n, &err) == 0 &&
+		        n == len - 2048 && memcmp(out, pt + 2048, n) == 0;
+		mf_mailcrypt_reader_clear(&copy);
+		mf_mailcrypt_reader_clear(&copy);
+	}
+	ok(good == 2, "v%u: a copied reader opens chunks after the original is cleared: %s",
+	   k->version, err.msg);
+	free(c.data);
+	free(pt);
+}
+
+/* The whole suite for one format version. */
+static void test_version(struct keys *k, unsigned int version)
+{
+	k->version = version;
+	diag("format version %u", version);
+	test_round_trips(k);
+	test_random_access(k);
+	flip_every_byte(k, 0, MF_MAILCRYPT_CHUNK_SIZE);
+	flip_every_byte(k, 200, MF_MAILCRYPT_CHUNK_SIZE);
+	flip_every_byte(k, 2500, 1024);
+	flip_every_byte(k, 2048, 1024);
+	test_truncation(k, 1024);
+	test_truncation(k, MF_MAILCRYPT_CHUNK_SIZE);
+	test_splicing(k);
+	test_keys_and_header(k);
+	test_writer_misuse(k);
+	test_out_max(k);
+	test_huge_sizes(k);
+	test_reader_copy(k);
+}
+
 int main(void)
 {
 	struct mf_error err;
@@ -503,19 +693,10 @@ int main(void)
 		return 1;
 	}
 	mf_account_keypair(k.pk, k.sk);
-	test_round_trips(&k);
-	test_random_access(&k);
-	flip_every_byte(&k, 0, MF_MAILCRYPT_CHUNK_SIZE);
-	flip_every_byte(&k, 200, MF_MAILCRYPT_CHUNK_SIZE);
-	flip_every_byte(&k, 2500, 1024);
-	flip_every_byte(&k, 2048, 1024);
-	test_truncation(&k, 1024);
-	test_truncation(&k, MF_MAILCRYPT_CHUNK_SIZE);
-	test_splicing(&k);
-	test_keys_and_header(&k);
-	test_writer_misuse(&k);
-	test_out_max(&k);
-	test_huge_sizes(&k);
+	test_version(&k, MF_MAILCRYPT_VERSION_1);
+	test_version(&k, MF_MAILCRYPT_VERSION_2);
+	test_v2_layout(&k);
+	test_versions(&k);
 	sodium_memzero(k.sk, sizeof(k.sk));
 	return tap_done();
 }

@@ -46,6 +46,7 @@ struct mf_crypt_keypair {
 	enum mf_crypt_mode mode;
 	bool current;
 	bool sk_valid;
+	bool unwrap_failed; /* password mode: this session's password does not unwrap it */
 };
 
 /* Public keys by account, for delivery: an lmtp process delivers many
@@ -442,7 +443,11 @@ static int mf_crypt_app_wrap(struct mf_crypt_keys *keys, unsigned char **blob_r,
 }
 
 /* Password mode: try the login string, the login string without a trailing
-   TOTP code, then an app-password wrap. */
+   TOTP code, then an app-password wrap.  Each try costs an Argon2id run
+   (64 MiB), so a session without a password tries nothing (delivery and
+   doveadm: the password reaches the plugin only as a passdb field, see
+   examples/dovecot/conf.d/90-mailfort-crypt.conf), and a password that
+   failed once is not tried again for every message the session reads. */
 static int mf_crypt_unwrap_password(struct mf_crypt_keys *keys, struct mf_crypt_keypair *pair,
                                     const char **error_r)
 {
@@ -453,16 +458,22 @@ static int mf_crypt_unwrap_password(struct mf_crypt_keys *keys, struct mf_crypt_
 	size_t blob_len;
 	bool ok = FALSE;
 
-	if (pw == NULL) {
-		*error_r = "password mode, but the login password was not passed to the plugin "
-		           "(userdb field mailfort_crypt_password)";
+	if (pw == NULL || *pw == '\0') {
+		*error_r = "password mode, and this session has no login password (userdb field "
+		           "mailfort_crypt_password, set at login; delivery and doveadm never "
+		           "have it)";
+		return -1;
+	}
+	if (pair->unwrap_failed) {
+		*error_r = "mail key does not unwrap with the login password "
+		           "(password changed without mailfortctl crypt rewrap?)";
 		return -1;
 	}
 	len = strlen(pw);
 	if (digits > 0 && len > digits && mf_config_bool(keys->cfg, "crypt", "totp_suffix") &&
 	    strspn(pw + len - digits, "0123456789") == digits) {
-		ok = mf_pwunwrap(pair->sk, pair->wrapped, pair->wrapped_len, pw, len - digits,
-		                 &err) == 0;
+		ok = mf_account_unwrap_password(pair->sk, pair->wrapped, pair->wrapped_len,
+		                                pair->pk, pw, len - digits, &err) == 0;
 	}
 	if (!ok)
 		ok = mf_account_unwrap_password(pair->sk, pair->wrapped, pair->wrapped_len,
@@ -488,6 +499,7 @@ static int mf_crypt_unwrap_password(struct mf_crypt_keys *keys, struct mf_crypt_
 		}
 	}
 	if (!ok) {
+		pair->unwrap_failed = TRUE;
 		*error_r = "mail key does not unwrap with the login password "
 		           "(password changed without mailfortctl crypt rewrap?)";
 		return -1;

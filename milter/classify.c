@@ -6,16 +6,26 @@
  * built once (model-db.c or a test), then shared read-only by every thread
  * through reference counting.
  *
- * Classification follows Gary Robinson's method as bogofilter and SpamBayes
- * use it: each token's spam probability p(w) = b/(b+g) with b and g the
- * token's frequency in spam and ham; it is shrunk towards robx by the
- * strength robs for tokens seen rarely, f(w) = (robs*robx + n*p) / (robs+n);
- * tokens with |f - 0.5| < min_dev are ignored; the max_tokens strongest
- * of the rest are combined with
- * Fisher's inverse chi-square test into a spamminess S and a hamminess H,
- * and the result is (1 + S - H) / 2.  The chi-square tail is computed in
- * log space so that a message with thousands of tokens neither underflows
- * nor loses its answer.
+ * A model fitted by mf_model_fit (every model trained since migration 0400)
+ * classifies by logistic regression: z = bias + s * sum of the weights of
+ * the message's tokens, prob = 1 / (1 + e^-z).  s = 1 / max(1, sqrt(n /
+ * MF_LR_LEN)) for a message of n tokens: without it, a long spam sent
+ * through a mailing list adds up hundreds of small ham weights and lands
+ * below the quietest ham (see docs/BENCHMARKS.md).  The fit is stochastic
+ * gradient descent on the log loss with L2 decay, over every example in an
+ * order drawn from a fixed seed, MF_LR_EPOCHS passes or more with a falling step:
+ * the same examples give the same model.  Each class weighs as much as the
+ * other, however many examples it has, so that a message the model knows
+ * nothing about sits at 0.5, not at the share of spam in the training.
+ *
+ * A model of counts only (trained before weights were kept) is classified
+ * with Gary Robinson's method as bogofilter and SpamBayes use it: each token's spam probability
+ * p(w) = b/(b+g) with b and g the token's frequency in spam and ham; it is shrunk towards robx by
+ * the strength robs for tokens seen rarely, f(w) = (robs*robx + n*p) / (robs+n); tokens with |f -
+ * 0.5| < min_dev are ignored; the max_tokens strongest of the rest are combined with Fisher's
+ * inverse chi-square test into a spamminess S and a hamminess H, and the result is (1 + S - H) / 2.
+ * The chi-square tail is computed in log space so that a message with thousands of tokens neither
+ * underflows nor loses its answer.
  */
 #include <math.h>
 #include <stdio.h>
@@ -25,12 +35,36 @@
 #include "mf-crypto.h"
 #include "scan.h"
 
+/* Logistic regression constants, chosen by cross-validation inside the
+   training split of bench/spam-accuracy (--cv). */
+#define MF_LR_EPOCHS     10    /* passes over a large training set ... */
+#define MF_LR_UPDATES    20000 /* ... and more over a small one, up to this many steps */
+#define MF_LR_MAX_EPOCHS 500
+#define MF_LR_STEP       0.1   /* first step; pass e of E uses MF_LR_STEP / (1 + 10e/E) */
+#define MF_LR_DECAY      1e-3  /* L2 decay of the weights a message touches */
+#define MF_LR_BIAS_STEP  0.1   /* the bias moves this much slower */
+#define MF_LR_LEN        200.0 /* tokens from which the sum is scaled down */
+#define MF_LR_SEED       0x6d61696c666f7274ULL
+
 struct mf_model {
 	int refcount; /* atomic */
 	struct mf_token_key key;
 	struct mf_token_count *slots;
 	size_t cap, count;
 	uint64_t nspam, nham;
+	bool weighted;
+	double bias;
+};
+
+struct mf_example {
+	uint64_t *ids;
+	size_t n;
+	bool spam;
+};
+
+struct mf_trainset {
+	struct mf_example *ex;
+	size_t count, cap;
 };
 
 static uint64_t key_of(uint64_t hash)
@@ -147,6 +181,43 @@ int mf_model_add(struct mf_model *m, uint64_t hash, uint32_t spam, uint32_t ham)
 	return 0;
 }
 
+static struct mf_token_count *model_slot(const struct mf_model *m, uint64_t hash)
+{
+	uint64_t k = key_of(hash);
+	size_t i = k & (m->cap - 1);
+
+	while (m->slots[i].hash != 0) {
+		if (m->slots[i].hash == k)
+			return &m->slots[i];
+		i = (i + 1) & (m->cap - 1);
+	}
+	return NULL;
+}
+
+int mf_model_set_weight(struct mf_model *m, uint64_t id, float weight)
+{
+	struct mf_token_count *c;
+
+	if (mf_model_add(m, id, 0, 0) < 0)
+		return -1;
+	c = model_slot(m, id);
+	c->weight = weight;
+	return 0;
+}
+
+void mf_model_set_bias(struct mf_model *m, double bias)
+{
+	m->weighted = true;
+	m->bias = bias;
+}
+
+bool mf_model_weighted(const struct mf_model *m, double *bias_r)
+{
+	if (bias_r != NULL)
+		*bias_r = m->bias;
+	return m->weighted;
+}
+
 const struct mf_token_key *mf_model_key(const struct mf_model *m)
 {
 	return &m->key;
@@ -202,14 +273,257 @@ size_t mf_model_size(const struct mf_model *m)
 
 const struct mf_token_count *mf_model_get(const struct mf_model *m, uint64_t hash)
 {
-	uint64_t k = key_of(hash);
-	size_t i = k & (m->cap - 1);
+	return model_slot(m, hash);
+}
 
-	while (m->slots[i].hash != 0) {
-		if (m->slots[i].hash == k)
-			return &m->slots[i];
-		i = (i + 1) & (m->cap - 1);
+/* ------------------------------------------------------------ training */
+
+struct mf_trainset *mf_trainset_new(void)
+{
+	return calloc(1, sizeof(struct mf_trainset));
+}
+
+void mf_trainset_free(struct mf_trainset **tsp)
+{
+	struct mf_trainset *ts = *tsp;
+	size_t i;
+
+	*tsp = NULL;
+	if (ts == NULL)
+		return;
+	for (i = 0; i < ts->count; i++)
+		free(ts->ex[i].ids);
+	free(ts->ex);
+	free(ts);
+}
+
+static int id_cmp(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+int mf_trainset_add(struct mf_trainset *ts, const uint64_t *ids, size_t n, bool spam,
+                    struct mf_error *err)
+{
+	struct mf_example *e;
+	size_t i, j;
+
+	if (ts->count == ts->cap) {
+		size_t ncap = ts->cap ? ts->cap * 2 : 256;
+		struct mf_example *nex = realloc(ts->ex, ncap * sizeof(*nex));
+
+		if (nex == NULL)
+			return mf_error_set(err, "out of memory after %zu training examples",
+			                    ts->count);
+		ts->ex = nex;
+		ts->cap = ncap;
 	}
+	e = &ts->ex[ts->count];
+	e->ids = malloc((n ? n : 1) * sizeof(*e->ids));
+	if (e->ids == NULL)
+		return mf_error_set(err, "out of memory after %zu training examples", ts->count);
+	memcpy(e->ids, ids, n * sizeof(*ids));
+	qsort(e->ids, n, sizeof(*e->ids), id_cmp);
+	for (i = j = 0; i < n; i++)
+		if (j == 0 || e->ids[j - 1] != e->ids[i])
+			e->ids[j++] = e->ids[i];
+	e->n = j;
+	e->spam = spam;
+	ts->count++;
+	return 0;
+}
+
+int mf_trainset_add_tokens(struct mf_trainset *ts, const struct mf_token_key *key,
+                           const struct mf_tokens *t, bool spam, struct mf_error *err)
+{
+	size_t i, n = mf_tokens_count(t);
+	uint64_t *ids = malloc((n ? n : 1) * sizeof(*ids));
+	int ret;
+
+	if (ids == NULL)
+		return mf_error_set(err, "out of memory");
+	for (i = 0; i < n; i++) {
+		const char *tok = mf_tokens_get(t, i, NULL);
+
+		ids[i] = mf_token_id(key, tok, strlen(tok));
+	}
+	ret = mf_trainset_add(ts, ids, n, spam, err);
+	free(ids);
+	return ret;
+}
+
+size_t mf_trainset_count(const struct mf_trainset *ts)
+{
+	return ts->count;
+}
+
+const uint64_t *mf_trainset_get(const struct mf_trainset *ts, size_t i, size_t *n_r, bool *spam_r)
+{
+	*n_r = ts->ex[i].n;
+	*spam_r = ts->ex[i].spam;
+	return ts->ex[i].ids;
+}
+
+void mf_trainset_digest(const uint64_t *ids, size_t n, unsigned char out[32])
+{
+	crypto_generichash_state st;
+	unsigned char be[8];
+	size_t i;
+	int k;
+
+	crypto_generichash_init(&st, NULL, 0, 32);
+	for (i = 0; i < n; i++) {
+		for (k = 0; k < 8; k++)
+			be[k] = (unsigned char)(ids[i] >> (56 - 8 * k));
+		crypto_generichash_update(&st, be, sizeof(be));
+	}
+	crypto_generichash_final(&st, out, 32);
+}
+
+static double length_scale(size_t n)
+{
+	return (double)n > MF_LR_LEN ? sqrt(MF_LR_LEN / (double)n) : 1.0;
+}
+
+static double sigmoid(double z)
+{
+	if (z > 35.0)
+		z = 35.0;
+	if (z < -35.0)
+		z = -35.0;
+	return 1.0 / (1.0 + exp(-z));
+}
+
+/* xorshift64*: a fixed sequence, so that the fit is reproducible. */
+static uint64_t next_random(uint64_t *state)
+{
+	*state ^= *state >> 12;
+	*state ^= *state << 25;
+	*state ^= *state >> 27;
+	return *state * 0x2545f4914f6cdd1dULL;
+}
+
+/* Each example's tokens as indexes into the model's slots, so that every
+   pass works on plain arrays. */
+static uint32_t **slot_indexes(const struct mf_model *m, const struct mf_trainset *ts)
+{
+	uint32_t **idx = calloc(ts->count, sizeof(*idx));
+	size_t i, j;
+
+	if (idx == NULL)
+		return NULL;
+	for (i = 0; i < ts->count; i++) {
+		const struct mf_example *e = &ts->ex[i];
+
+		idx[i] = malloc((e->n ? e->n : 1) * sizeof(**idx));
+		if (idx[i] == NULL)
+			goto fail;
+		for (j = 0; j < e->n; j++)
+			idx[i][j] = (uint32_t)(model_slot(m, e->ids[j]) - m->slots);
+	}
+	return idx;
+fail:
+	while (i-- > 0)
+		free(idx[i]);
+	free(idx);
+	return NULL;
+}
+
+struct mf_model *mf_model_fit(const struct mf_trainset *ts, const struct mf_token_key *key,
+                              struct mf_error *err)
+{
+	struct mf_model *m;
+	uint32_t **idx = NULL;
+	size_t *order = NULL, i, j, total = 0;
+	double *w = NULL, bias = 0.0, weight_spam = 1.0, weight_ham = 1.0;
+	uint64_t rnd = MF_LR_SEED;
+	size_t epoch, epochs;
+
+	if (ts->count == 0) {
+		mf_error_set(err, "no training examples");
+		return NULL;
+	}
+	for (i = 0; i < ts->count; i++)
+		total += ts->ex[i].n;
+	m = mf_model_new(key, total / 4 + 1024);
+	if (m == NULL)
+		goto oom;
+	for (i = 0; i < ts->count; i++) {
+		const struct mf_example *e = &ts->ex[i];
+
+		for (j = 0; j < e->n; j++)
+			if (mf_model_add(m, e->ids[j], e->spam ? 1 : 0, e->spam ? 0 : 1) < 0)
+				goto oom;
+		if (e->spam)
+			m->nspam++;
+		else
+			m->nham++;
+	}
+	/* The table no longer grows: slot indexes stay valid. */
+	idx = slot_indexes(m, ts);
+	order = malloc(ts->count * sizeof(*order));
+	w = calloc(m->cap, sizeof(*w));
+	if (idx == NULL || order == NULL || w == NULL)
+		goto oom;
+	for (i = 0; i < ts->count; i++)
+		order[i] = i;
+	/* Balanced classes: each weighs half of the total. */
+	if (m->nspam > 0 && m->nham > 0) {
+		weight_spam = (double)ts->count / (2.0 * (double)m->nspam);
+		weight_ham = (double)ts->count / (2.0 * (double)m->nham);
+	}
+	/* A small training set gets more passes (the same falling steps,
+	   stretched), or its weights stay too timid to decide anything. */
+	epochs = MF_LR_UPDATES / ts->count;
+	if (epochs < MF_LR_EPOCHS)
+		epochs = MF_LR_EPOCHS;
+	if (epochs > MF_LR_MAX_EPOCHS)
+		epochs = MF_LR_MAX_EPOCHS;
+	for (epoch = 0; epoch < epochs; epoch++) {
+		double step = MF_LR_STEP / (1.0 + 10.0 * epoch / epochs);
+
+		for (i = ts->count; i > 1; i--) {
+			size_t k = (size_t)(next_random(&rnd) % i), tmp = order[i - 1];
+
+			order[i - 1] = order[k];
+			order[k] = tmp;
+		}
+		for (i = 0; i < ts->count; i++) {
+			const struct mf_example *e = &ts->ex[order[i]];
+			const uint32_t *ix = idx[order[i]];
+			double scale = length_scale(e->n), sum = 0.0, g;
+
+			for (j = 0; j < e->n; j++)
+				sum += w[ix[j]];
+			g = e->spam ? weight_spam * (1.0 - sigmoid(bias + scale * sum))
+			            : -weight_ham * sigmoid(bias + scale * sum);
+			for (j = 0; j < e->n; j++)
+				w[ix[j]] += step * (g * scale - MF_LR_DECAY * w[ix[j]]);
+			bias += step * MF_LR_BIAS_STEP * g;
+		}
+	}
+	for (i = 0; i < m->cap; i++)
+		if (m->slots[i].hash != 0)
+			m->slots[i].weight = (float)w[i];
+	mf_model_set_bias(m, bias);
+	for (i = 0; i < ts->count; i++)
+		free(idx[i]);
+	free(idx);
+	free(order);
+	free(w);
+	return m;
+oom:
+	if (idx != NULL) {
+		for (i = 0; i < ts->count; i++)
+			free(idx[i]);
+		free(idx);
+	}
+	free(order);
+	free(w);
+	mf_model_unref(&m);
+	mf_error_set(err, "out of memory fitting %zu training examples", ts->count);
 	return NULL;
 }
 
@@ -265,6 +579,45 @@ static int clue_cmp(const void *a, const void *b)
 	return da < db ? 1 : da > db ? -1 : 0;
 }
 
+/* Keep out->top as the MF_BAYES_TOP tokens of largest |weight| (in
+   strength[], parallel to it), strongest first; prob is the weight as a
+   probability, 1 / (1 + e^-w). */
+static void top_insert(struct mf_bayes *out, double *strength, const char *tok, double w)
+{
+	double d = fabs(w);
+	unsigned i;
+
+	if (out->ntop == MF_BAYES_TOP && d <= strength[MF_BAYES_TOP - 1])
+		return;
+	i = out->ntop < MF_BAYES_TOP ? out->ntop++ : MF_BAYES_TOP - 1;
+	for (; i > 0 && strength[i - 1] < d; i--) {
+		out->top[i] = out->top[i - 1];
+		strength[i] = strength[i - 1];
+	}
+	snprintf(out->top[i].token, sizeof(out->top[i].token), "%s", tok);
+	out->top[i].prob = sigmoid(w);
+	strength[i] = d;
+}
+
+static void classify_lr(const struct mf_model *m, const struct mf_tokens *t, struct mf_bayes *out)
+{
+	size_t i, n = mf_tokens_count(t);
+	double sum = 0.0, strength[MF_BAYES_TOP];
+
+	for (i = 0; i < n; i++) {
+		const char *tok = mf_tokens_get(t, i, NULL);
+		const struct mf_token_count *c =
+		    model_slot(m, mf_token_id(&m->key, tok, strlen(tok)));
+
+		if (c == NULL || c->weight == 0.0f)
+			continue;
+		sum += c->weight;
+		out->used++;
+		top_insert(out, strength, tok, c->weight);
+	}
+	out->prob = sigmoid(m->bias + length_scale(n) * sum);
+}
+
 void mf_classify(const struct mf_model *m, const struct mf_tokens *t,
                  const struct mf_bayes_params *p, struct mf_bayes *out)
 {
@@ -279,6 +632,10 @@ void mf_classify(const struct mf_model *m, const struct mf_tokens *t,
 	    m->nham == 0)
 		return;
 	out->trained = true;
+	if (m->weighted) {
+		classify_lr(m, t, out);
+		return;
+	}
 	n = mf_tokens_count(t);
 	clues = malloc((n ? n : 1) * sizeof(*clues));
 	if (clues == NULL)

@@ -1,13 +1,19 @@
 /*
- * model-db.c - token statistics in PostgreSQL (mailfort.spam_tokens).
+ * model-db.c - the classifier's model and examples in PostgreSQL.
  *
- * mf_model_load reads every row in binary form (8-byte token id, two
- * counters) and the message totals into a new in-memory model; the milter
- * calls it from its refresh thread, never while a message waits.
- * mf_model_store adds a freshly trained model to the stored counts in one
- * transaction: the rows go through COPY into a temporary table and one
- * INSERT ... ON CONFLICT adds them up, so a training run of thousands of
- * messages is a handful of round trips.  No value is ever pasted into SQL.
+ * mf_model_load reads the fitted model (mailfort.spam_tokens: 8-byte token
+ * id, two counters, a weight; mailfort.spam_totals: message totals and the
+ * bias) in binary form, inside one read-only snapshot, into a new in-memory
+ * model; the milter calls it from its refresh thread, never while a message
+ * waits.  A NULL bias means counts only (trained before weights were kept).
+ *
+ * mf_model_train_db is one training run, in one transaction: the new
+ * examples (mailfort.spam_examples, keyed token ids under the digest of
+ * their set) are added or relabelled, every example is read back, a model
+ * is fitted to all of them (classify.c) and replaces the stored one.  The
+ * examples table is locked for the run, so two runs take turns and neither
+ * loses the other's messages.  Rows travel by COPY; no value is ever pasted
+ * into SQL.
  *
  * Errors come back as "database: ..." messages from mf-db or libpq.
  */
@@ -28,155 +34,334 @@ static uint64_t be64(const unsigned char *p)
 	return v;
 }
 
+static float be_float(const unsigned char *p)
+{
+	uint32_t u = ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+	float f;
+
+	memcpy(&f, &u, sizeof(f));
+	return f;
+}
+
 static uint32_t clamp32(uint64_t v)
 {
 	return v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
 }
 
-struct mf_model *mf_model_load(struct mf_db *db, const struct mf_token_key *key,
-                               struct mf_error *err)
+static struct mf_model *load_rows(PGresult *totals, PGresult *res, const struct mf_token_key *key,
+                                  struct mf_error *err)
 {
-	PGresult *res;
-	struct mf_model *m;
-	uint64_t nspam, nham;
-	int i, n;
+	int i, n = PQntuples(res);
+	struct mf_model *m = mf_model_new(key, (size_t)n);
 
-	res = mf_db_exec(db, "SELECT spam_messages, ham_messages FROM mailfort.spam_totals", 0,
-	                 NULL, err);
-	if (res == NULL)
-		return NULL;
-	nspam = PQntuples(res) > 0 ? strtoull(PQgetvalue(res, 0, 0), NULL, 10) : 0;
-	nham = PQntuples(res) > 0 ? strtoull(PQgetvalue(res, 0, 1), NULL, 10) : 0;
-	PQclear(res);
-
-	res = mf_db_exec_bin(db, "SELECT token, spam_count, ham_count FROM mailfort.spam_tokens", 0,
-	                     NULL, NULL, NULL, 1, err);
-	if (res == NULL)
-		return NULL;
-	n = PQntuples(res);
-	m = mf_model_new(key, (size_t)n);
 	if (m == NULL) {
-		PQclear(res);
 		mf_error_set(err, "out of memory loading %d spam tokens", n);
 		return NULL;
 	}
 	for (i = 0; i < n; i++) {
 		const unsigned char *tok = (const unsigned char *)PQgetvalue(res, i, 0);
-		uint64_t s, h;
+		uint64_t id;
 
 		if (PQgetlength(res, i, 0) < 8 || PQgetlength(res, i, 1) != 8 ||
 		    PQgetlength(res, i, 2) != 8)
 			continue;
-		s = be64((const unsigned char *)PQgetvalue(res, i, 1));
-		h = be64((const unsigned char *)PQgetvalue(res, i, 2));
-		if (mf_model_add(m, be64(tok), clamp32(s), clamp32(h)) < 0) {
-			PQclear(res);
+		id = be64(tok);
+		if (mf_model_add(m, id, clamp32(be64((const unsigned char *)PQgetvalue(res, i, 1))),
+		                 clamp32(be64((const unsigned char *)PQgetvalue(res, i, 2)))) < 0 ||
+		    (PQgetlength(res, i, 3) == 4 &&
+		     mf_model_set_weight(
+		         m, id, be_float((const unsigned char *)PQgetvalue(res, i, 3))) < 0)) {
 			mf_model_unref(&m);
 			mf_error_set(err, "out of memory loading %d spam tokens", n);
 			return NULL;
 		}
 	}
-	PQclear(res);
-	mf_model_set_messages(m, nspam, nham);
+	if (PQntuples(totals) > 0) {
+		mf_model_set_messages(m, strtoull(PQgetvalue(totals, 0, 0), NULL, 10),
+		                      strtoull(PQgetvalue(totals, 0, 1), NULL, 10));
+		if (!PQgetisnull(totals, 0, 2))
+			mf_model_set_bias(m, strtod(PQgetvalue(totals, 0, 2), NULL));
+	}
 	return m;
 }
 
-static int copy_rows(PGconn *conn, const struct mf_model *m, struct mf_error *err)
+struct mf_model *mf_model_load(struct mf_db *db, const struct mf_token_key *key,
+                               struct mf_error *err)
 {
-	char line[128], *buf;
-	size_t iter = 0, used = 0, cap = 1 << 20;
-	struct mf_token_count c;
-	PGresult *res;
+	PGresult *totals = NULL, *res = NULL;
+	struct mf_model *m = NULL;
 
-	buf = malloc(cap);
-	if (buf == NULL)
-		return mf_error_set(err, "out of memory");
-	while (mf_model_next(m, &iter, &c)) {
-		int n = snprintf(line, sizeof(line), "\\\\x%016llx\t%u\t%u\n",
-		                 (unsigned long long)c.hash, c.spam, c.ham);
-
-		if (used + (size_t)n > cap) {
-			if (PQputCopyData(conn, buf, (int)used) != 1)
-				goto fail;
-			used = 0;
-		}
-		memcpy(buf + used, line, (size_t)n);
-		used += (size_t)n;
-	}
-	if (used > 0 && PQputCopyData(conn, buf, (int)used) != 1)
-		goto fail;
-	free(buf);
-	if (PQputCopyEnd(conn, NULL) != 1)
-		return mf_error_set(err, "database: COPY failed: %s", PQerrorMessage(conn));
-	res = PQgetResult(conn);
-	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-		mf_error_set(err, "database: COPY failed: %s", PQresultErrorMessage(res));
-		PQclear(res);
-		while ((res = PQgetResult(conn)) != NULL)
-			PQclear(res);
-		return -1;
-	}
+	/* One snapshot: the totals and bias belong to the same fit as the rows. */
+	if (mf_db_begin(db, err) < 0)
+		return NULL;
+	if (mf_db_command(db, "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY", 0, NULL,
+	                  err) < 0)
+		goto out;
+	totals = mf_db_exec(
+	    db, "SELECT spam_messages, ham_messages, bias FROM mailfort.spam_totals", 0, NULL, err);
+	if (totals == NULL)
+		goto out;
+	res = mf_db_exec_bin(
+	    db, "SELECT token, spam_count, ham_count, weight FROM mailfort.spam_tokens", 0, NULL,
+	    NULL, NULL, 1, err);
+	if (res == NULL)
+		goto out;
+	m = load_rows(totals, res, key, err);
+	if (m != NULL && mf_db_commit(db, err) < 0)
+		mf_model_unref(&m);
+out:
+	if (m == NULL)
+		mf_db_rollback(db);
+	PQclear(totals);
 	PQclear(res);
-	while ((res = PQgetResult(conn)) != NULL)
-		PQclear(res);
-	return 0;
-fail:
-	free(buf);
-	mf_error_set(err, "database: COPY failed: %s", PQerrorMessage(conn));
-	(void)PQputCopyEnd(conn, "aborted");
-	while ((res = PQgetResult(conn)) != NULL)
-		PQclear(res);
-	return -1;
+	return m;
 }
 
-int mf_model_store(const struct mf_model *m, struct mf_db *db, struct mf_error *err)
-{
-	uint64_t nspam, nham;
-	char s_spam[24], s_ham[24];
-	const char *params[2] = {s_spam, s_ham};
-	PGresult *res;
+/* Buffered COPY ... FROM STDIN: put() a line at a time, end() once. */
+struct copy {
 	PGconn *conn;
+	char *buf;
+	size_t used, cap;
+	bool failed;
+};
 
-	mf_model_messages(m, &nspam, &nham);
-	snprintf(s_spam, sizeof(s_spam), "%llu", (unsigned long long)nspam);
-	snprintf(s_ham, sizeof(s_ham), "%llu", (unsigned long long)nham);
-	if (mf_db_begin(db, err) < 0)
-		return -1;
-	if (mf_db_command(db,
-	                  "CREATE TEMPORARY TABLE mf_spam_train (token bytea, s bigint, h bigint)"
-	                  " ON COMMIT DROP",
-	                  0, NULL, err) < 0)
-		goto fail;
-	conn = mf_db_conn(db);
-	if (conn == NULL) {
-		mf_error_set(err, "database: connection lost");
-		goto fail;
-	}
+static int copy_begin(struct mf_db *db, struct copy *c, const char *sql, struct mf_error *err)
+{
+	PGresult *res;
+
+	memset(c, 0, sizeof(*c));
+	c->conn = mf_db_conn(db);
+	if (c->conn == NULL)
+		return mf_error_set(err, "database: connection lost");
+	c->cap = 1 << 20;
+	c->buf = malloc(c->cap);
+	if (c->buf == NULL)
+		return mf_error_set(err, "out of memory");
 	/* A fixed statement without values: COPY needs the raw connection. */
-	res = PQexec(conn, "COPY mf_spam_train FROM STDIN");
+	res = PQexec(c->conn, sql);
 	if (PQresultStatus(res) != PGRES_COPY_IN) {
 		mf_error_set(err, "database: COPY failed: %s", PQresultErrorMessage(res));
 		PQclear(res);
-		goto fail;
+		free(c->buf);
+		c->buf = NULL;
+		return -1;
 	}
 	PQclear(res);
-	if (copy_rows(conn, m, err) < 0)
-		goto fail;
+	return 0;
+}
+
+static void copy_flush(struct copy *c)
+{
+	if (c->used > 0 && !c->failed && PQputCopyData(c->conn, c->buf, (int)c->used) != 1)
+		c->failed = true;
+	c->used = 0;
+}
+
+static void copy_put(struct copy *c, const char *data, size_t len)
+{
+	while (len > 0 && !c->failed) {
+		size_t n = c->cap - c->used < len ? c->cap - c->used : len;
+
+		memcpy(c->buf + c->used, data, n);
+		c->used += n;
+		data += n;
+		len -= n;
+		if (c->used == c->cap)
+			copy_flush(c);
+	}
+}
+
+static int copy_end(struct copy *c, struct mf_error *err)
+{
+	PGresult *res;
+	int ret = 0;
+
+	copy_flush(c);
+	free(c->buf);
+	c->buf = NULL;
+	if (PQputCopyEnd(c->conn, c->failed ? "aborted" : NULL) != 1) {
+		mf_error_set(err, "database: COPY failed: %s", PQerrorMessage(c->conn));
+		ret = -1;
+	}
+	while ((res = PQgetResult(c->conn)) != NULL) {
+		if (ret == 0 && PQresultStatus(res) != PGRES_COMMAND_OK) {
+			mf_error_set(err, "database: COPY failed: %s", PQresultErrorMessage(res));
+			ret = -1;
+		}
+		PQclear(res);
+	}
+	return ret;
+}
+
+static void put_hex(struct copy *c, const unsigned char *p, size_t n)
+{
+	static const char hex[] = "0123456789abcdef";
+	char out[512];
+	size_t i, o = 0;
+
+	copy_put(c, "\\\\x", 3);
+	for (i = 0; i < n; i++) {
+		out[o++] = hex[p[i] >> 4];
+		out[o++] = hex[p[i] & 15];
+		if (o == sizeof(out)) {
+			copy_put(c, out, o);
+			o = 0;
+		}
+	}
+	copy_put(c, out, o);
+}
+
+static int store_examples(struct mf_db *db, const struct mf_trainset *ts, struct mf_error *err)
+{
+	struct copy c;
+	size_t i, j, n;
+	bool spam;
+
 	if (mf_db_command(db,
-	                  "INSERT INTO mailfort.spam_tokens AS t (token, spam_count, ham_count)"
-	                  " SELECT token, s, h FROM mf_spam_train"
-	                  " ON CONFLICT (token) DO UPDATE SET"
-	                  " spam_count = t.spam_count + EXCLUDED.spam_count,"
-	                  " ham_count = t.ham_count + EXCLUDED.ham_count, updated_at = now()",
-	                  0, NULL, err) < 0)
+	                  "CREATE TEMPORARY TABLE mf_spam_new (seq bigint, digest bytea,"
+	                  " is_spam boolean, tokens bytea) ON COMMIT DROP",
+	                  0, NULL, err) < 0 ||
+	    copy_begin(db, &c, "COPY mf_spam_new FROM STDIN", err) < 0)
+		return -1;
+	for (i = 0; i < mf_trainset_count(ts); i++) {
+		const uint64_t *ids = mf_trainset_get(ts, i, &n, &spam);
+		unsigned char digest[32], be[8];
+		char head[32];
+		int k;
+
+		mf_trainset_digest(ids, n, digest);
+		snprintf(head, sizeof(head), "%zu\t", i);
+		copy_put(&c, head, strlen(head));
+		put_hex(&c, digest, sizeof(digest));
+		copy_put(&c, spam ? "\tt\t" : "\tf\t", 3);
+		copy_put(&c, "\\\\x", 3);
+		for (j = 0; j < n; j++) {
+			static const char hex[] = "0123456789abcdef";
+			char out[16];
+
+			for (k = 0; k < 8; k++) {
+				be[k] = (unsigned char)(ids[j] >> (56 - 8 * k));
+				out[2 * k] = hex[be[k] >> 4];
+				out[2 * k + 1] = hex[be[k] & 15];
+			}
+			copy_put(&c, out, sizeof(out));
+		}
+		copy_put(&c, "\n", 1);
+	}
+	if (copy_end(&c, err) < 0)
+		return -1;
+	/* The same message twice in one run: its last label counts. */
+	return mf_db_command(db,
+	                     "INSERT INTO mailfort.spam_examples AS e (digest, is_spam, tokens)"
+	                     " SELECT DISTINCT ON (digest) digest, is_spam, tokens FROM mf_spam_new"
+	                     " ORDER BY digest, seq DESC"
+	                     " ON CONFLICT (digest) DO UPDATE SET is_spam = EXCLUDED.is_spam,"
+	                     " trained_at = now()",
+	                     0, NULL, err);
+}
+
+static struct mf_trainset *load_examples(struct mf_db *db, struct mf_error *err)
+{
+	struct mf_trainset *ts = mf_trainset_new();
+	PGresult *res;
+	uint64_t *ids = NULL;
+	size_t cap = 0;
+	int i, n;
+
+	if (ts == NULL) {
+		mf_error_set(err, "out of memory");
+		return NULL;
+	}
+	/* In digest order, so that the fit sees the examples in the same order
+	   whatever order they were trained in. */
+	res =
+	    mf_db_exec_bin(db, "SELECT is_spam, tokens FROM mailfort.spam_examples ORDER BY digest",
+	                   0, NULL, NULL, NULL, 1, err);
+	if (res == NULL)
 		goto fail;
-	if (mf_db_command(db,
-	                  "UPDATE mailfort.spam_totals SET spam_messages = spam_messages + $1,"
-	                  " ham_messages = ham_messages + $2, updated_at = now()",
-	                  2, params, err) < 0)
-		goto fail;
-	return mf_db_commit(db, err);
+	n = PQntuples(res);
+	for (i = 0; i < n; i++) {
+		const unsigned char *p = (const unsigned char *)PQgetvalue(res, i, 1);
+		size_t k, len = (size_t)PQgetlength(res, i, 1) / 8;
+
+		if (len > cap) {
+			uint64_t *nids = realloc(ids, len * sizeof(*ids));
+
+			if (nids == NULL) {
+				mf_error_set(err, "out of memory loading %d training examples", n);
+				goto fail;
+			}
+			ids = nids;
+			cap = len;
+		}
+		for (k = 0; k < len; k++)
+			ids[k] = be64(p + 8 * k);
+		if (mf_trainset_add(ts, ids, len, PQgetvalue(res, i, 0)[0] != 0, err) < 0)
+			goto fail;
+	}
+	PQclear(res);
+	free(ids);
+	return ts;
 fail:
-	mf_db_rollback(db);
-	return -1;
+	PQclear(res);
+	free(ids);
+	mf_trainset_free(&ts);
+	return NULL;
+}
+
+static int store_model(struct mf_db *db, const struct mf_model *m, struct mf_error *err)
+{
+	char s_spam[24], s_ham[24], s_bias[40], line[96];
+	const char *params[3] = {s_spam, s_ham, s_bias};
+	struct mf_token_count tc;
+	uint64_t nspam, nham;
+	size_t iter = 0;
+	struct copy c;
+	double bias;
+
+	if (mf_db_command(db, "DELETE FROM mailfort.spam_tokens", 0, NULL, err) < 0 ||
+	    copy_begin(db, &c,
+	               "COPY mailfort.spam_tokens (token, spam_count, ham_count, weight)"
+	               " FROM STDIN",
+	               err) < 0)
+		return -1;
+	while (mf_model_next(m, &iter, &tc)) {
+		int n = snprintf(line, sizeof(line), "\\\\x%016llx\t%u\t%u\t%.9g\n",
+		                 (unsigned long long)tc.hash, tc.spam, tc.ham, (double)tc.weight);
+
+		copy_put(&c, line, (size_t)n);
+	}
+	if (copy_end(&c, err) < 0)
+		return -1;
+	mf_model_messages(m, &nspam, &nham);
+	(void)mf_model_weighted(m, &bias);
+	snprintf(s_spam, sizeof(s_spam), "%llu", (unsigned long long)nspam);
+	snprintf(s_ham, sizeof(s_ham), "%llu", (unsigned long long)nham);
+	snprintf(s_bias, sizeof(s_bias), "%.17g", bias);
+	return mf_db_command(
+	    db,
+	    "UPDATE mailfort.spam_totals SET spam_messages = $1, ham_messages = $2,"
+	    " bias = $3, updated_at = now()",
+	    3, params, err);
+}
+
+struct mf_model *mf_model_train_db(struct mf_db *db, const struct mf_trainset *ts,
+                                   const struct mf_token_key *key, struct mf_error *err)
+{
+	struct mf_trainset *all = NULL;
+	struct mf_model *m = NULL;
+
+	if (mf_db_begin(db, err) < 0)
+		return NULL;
+	/* Runs take turns; the milter's reads are not blocked. */
+	if (mf_db_command(db, "LOCK TABLE mailfort.spam_examples IN SHARE ROW EXCLUSIVE MODE", 0,
+	                  NULL, err) < 0 ||
+	    store_examples(db, ts, err) < 0 || (all = load_examples(db, err)) == NULL ||
+	    (m = mf_model_fit(all, key, err)) == NULL || store_model(db, m, err) < 0 ||
+	    mf_db_commit(db, err) < 0) {
+		mf_db_rollback(db);
+		mf_model_unref(&m);
+	}
+	mf_trainset_free(&all);
+	return m;
 }

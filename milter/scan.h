@@ -13,8 +13,8 @@
  *   mime-walk.c     GMime parse and walk: text for the classifier, attachments
  *   attach-policy.c size limits, blocked names and contents, archives
  *   tokenize.c      words, header tokens and URL hosts, UTF-8, HTML to text
- *   classify.c      token model and Robinson/Fisher chi-square classifier
- *   model-db.c      token statistics in PostgreSQL (load, train)
+ *   classify.c      token model, logistic regression fit and classifier
+ *   model-db.c      model and training examples in PostgreSQL
  *   rules.c         a small set of named rules that add to the score
  *   policy.c        the [milter] section turned into a struct mf_policy
  *   scan.c          one message through all of the above: a struct mf_verdict
@@ -196,7 +196,8 @@ uint64_t mf_token_id(const struct mf_token_key *key, const char *tok, size_t len
 
 struct mf_token_count {
 	uint64_t hash;
-	uint32_t spam, ham;
+	uint32_t spam, ham; /* messages trained that contained the token */
+	float weight;       /* logistic regression weight; 0 in a counts-only model */
 };
 
 struct mf_model;
@@ -215,6 +216,36 @@ size_t mf_model_size(const struct mf_model *m);
 const struct mf_token_count *mf_model_get(const struct mf_model *m, uint64_t id);
 /* Iterate over every token: *iter starts at 0; false at the end. */
 bool mf_model_next(const struct mf_model *m, size_t *iter, struct mf_token_count *out);
+/* A token's weight; the first mf_model_set_bias makes the model classify by
+   its weights (logistic regression) instead of by its counts. */
+int mf_model_set_weight(struct mf_model *m, uint64_t id, float weight);
+void mf_model_set_bias(struct mf_model *m, double bias);
+/* true (and the bias) when the model has weights. */
+bool mf_model_weighted(const struct mf_model *m, double *bias_r);
+
+/* Training examples: each message as the sorted, distinct ids of its tokens
+   and its label.  mf_model_fit learns a new model from all of them. */
+struct mf_trainset;
+
+struct mf_trainset *mf_trainset_new(void);
+void mf_trainset_free(struct mf_trainset **ts);
+/* Add an example from token ids in any order (duplicates are dropped). */
+int mf_trainset_add(struct mf_trainset *ts, const uint64_t *ids, size_t n, bool spam,
+                    struct mf_error *err) MF_WARN_UNUSED;
+/* Add an example from a message's tokens, under the model key. */
+int mf_trainset_add_tokens(struct mf_trainset *ts, const struct mf_token_key *key,
+                           const struct mf_tokens *t, bool spam,
+                           struct mf_error *err) MF_WARN_UNUSED;
+size_t mf_trainset_count(const struct mf_trainset *ts);
+/* Example i: its ids (sorted, distinct), their number and its label. */
+const uint64_t *mf_trainset_get(const struct mf_trainset *ts, size_t i, size_t *n_r, bool *spam_r);
+/* The identity of an example: BLAKE2b-256 of its sorted ids. */
+void mf_trainset_digest(const uint64_t *ids, size_t n, unsigned char out[32]);
+/* Fit a new model to every example: per-token counts, and the weights and
+   bias of a logistic regression (deterministic: the same examples give the
+   same model).  NULL with err set when out of memory or ts is empty. */
+struct mf_model *mf_model_fit(const struct mf_trainset *ts, const struct mf_token_key *key,
+                              struct mf_error *err) MF_WARN_UNUSED;
 
 #define MF_BAYES_TOP 10
 
@@ -239,12 +270,15 @@ void mf_classify(const struct mf_model *m, const struct mf_tokens *t,
                  const struct mf_bayes_params *p, struct mf_bayes *out);
 
 /* ------------------------------------------------------------ model-db.c */
-/* Load every token count from PostgreSQL into a new model. */
+/* Load the stored model (counts, and weights when fitted) from PostgreSQL. */
 struct mf_model *mf_model_load(struct mf_db *db, const struct mf_token_key *key,
                                struct mf_error *err) MF_WARN_UNUSED;
-/* Add a trained model's counts (tokens and messages) to the database, in
-   one transaction. */
-int mf_model_store(const struct mf_model *m, struct mf_db *db, struct mf_error *err) MF_WARN_UNUSED;
+/* One training run, in one transaction: add (or relabel) the examples of
+   ts, fit a model to every stored example and store it in place of the old
+   one.  Returns the new model, or NULL with err set (nothing changed). */
+struct mf_model *mf_model_train_db(struct mf_db *db, const struct mf_trainset *ts,
+                                   const struct mf_token_key *key,
+                                   struct mf_error *err) MF_WARN_UNUSED;
 
 /* ------------------------------------------------------------ mime-walk.c / scan.c */
 struct mf_attachment {

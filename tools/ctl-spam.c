@@ -5,20 +5,27 @@
  *   mailfortctl spam train [--spam PATH]... [--ham PATH]... [--dry-run]
  *   mailfortctl spam stats
  *   mailfortctl spam classify [--verbose] PATH...
+ *   mailfortctl spam tokens PATH...
  *
  * PATH is a Maildir (a directory with cur/ and new/), an mbox file (starts
  * with "From "), a single message file, or a directory of message files
  * (read recursively).  Messages are tokenized exactly as mailfort-milter
- * tokenizes them (same MIME walk, same [milter] limits), and the counts of
- * the whole run are added to PostgreSQL in one transaction: an interrupted
- * run adds nothing.  Tokens are stored as keyed hashes (the key is derived
- * from the server's spam.key), never as words.  The running milters pick up
- * the new statistics at their next refresh ([milter] model_refresh) or on
- * SIGHUP.
+ * tokenizes them (same MIME walk, same [milter] limits) and kept as
+ * examples; then the classifier is fitted again to every example ever
+ * trained, all in one transaction: an interrupted run changes nothing.  A
+ * message trained twice counts once; trained again under the other label,
+ * its label is corrected.  Tokens are stored as keyed hashes (the key is
+ * derived from the server's spam.key), never as words.  The running milters
+ * pick up the new model at their next refresh ([milter] model_refresh) or
+ * on SIGHUP.
  *
  * classify loads the model once and prints, for each message, the
  * classifier's spam probability, the milter's score, the action its
  * thresholds would take and the path: "0.9981 9.9 spam PATH".
+ *
+ * tokens prints what the classifier sees of each message, without the
+ * model or the database: a line "message PATH", then one line per distinct
+ * token, indented by two spaces, in the order the message gave them.
  *
  * Exit status: 0 success, 1 failure (a message that cannot be read is
  * reported and skipped; a database error fails the run), 2 usage.
@@ -40,9 +47,11 @@
 
 struct train {
 	const struct mf_policy *pol;
-	struct mf_model *model; /* training: counts; classify: loaded */
-	bool classify, verbose;
-	uint64_t read, failed;
+	struct mf_model *model;  /* classify: loaded */
+	struct mf_trainset *ts;  /* train: the run's examples */
+	struct mf_token_key key; /* train */
+	bool classify, verbose, show_tokens;
+	uint64_t read, failed, nspam, nham;
 };
 
 static void spam_help(FILE *f)
@@ -50,6 +59,7 @@ static void spam_help(FILE *f)
 	fputs("usage: mailfortctl spam train [--spam PATH]... [--ham PATH]... [--dry-run]\n"
 	      "       mailfortctl spam stats\n"
 	      "       mailfortctl spam classify [--verbose] PATH...\n"
+	      "       mailfortctl spam tokens PATH...\n"
 	      "PATH: a Maildir, an mbox file, a message file or a directory of message files\n",
 	      f);
 }
@@ -68,6 +78,13 @@ static void one_message(struct train *tr, GMimeStream *stream, const char *name,
 	if (mf_mime_walk(tr->pol, stream, toks, &v, &err) < 0) {
 		fprintf(stderr, "mailfortctl: %s: %s (skipped)\n", name, err.msg);
 		tr->failed++;
+	} else if (tr->show_tokens) {
+		size_t i, n = mf_tokens_count(toks);
+
+		printf("message %s\n", name);
+		for (i = 0; i < n; i++)
+			printf("  %s\n", mf_tokens_get(toks, i, NULL));
+		tr->read++;
 	} else if (tr->classify) {
 		struct mf_bayes_params bp;
 
@@ -88,11 +105,15 @@ static void one_message(struct train *tr, GMimeStream *stream, const char *name,
 				printf("  rule %.1f %s\n", v.rules[i].score, v.rules[i].name);
 		}
 		tr->read++;
-	} else if (mf_model_train(tr->model, toks, spam) < 0) {
-		fprintf(stderr, "mailfortctl: %s: out of memory (skipped)\n", name);
+	} else if (mf_trainset_add_tokens(tr->ts, &tr->key, toks, spam, &err) < 0) {
+		fprintf(stderr, "mailfortctl: %s: %s (skipped)\n", name, err.msg);
 		tr->failed++;
 	} else {
 		tr->read++;
+		if (spam)
+			tr->nspam++;
+		else
+			tr->nham++;
 	}
 	mf_verdict_free(&v);
 	mf_tokens_free(&toks);
@@ -226,7 +247,7 @@ static int spam_train(struct ctl *ctl, int argc, char **argv)
 	bool dry = false;
 	struct train tr = {0};
 	struct mf_policy *pol = NULL;
-	struct mf_token_key key;
+	struct mf_model *model = NULL;
 	struct mf_error err;
 	uint64_t s, h;
 	int c, ret = 1;
@@ -261,12 +282,11 @@ static int spam_train(struct ctl *ctl, int argc, char **argv)
 		ret = ctl_usage("spam train needs --spam PATH and/or --ham PATH");
 		goto out;
 	}
-	if ((pol = load_policy(ctl)) == NULL || load_key(ctl, &key) < 0)
+	if ((pol = load_policy(ctl)) == NULL || load_key(ctl, &tr.key) < 0)
 		goto out;
 	tr.pol = pol;
-	tr.model = mf_model_new(&key, 1 << 16);
-	sodium_memzero(&key, sizeof(key));
-	if (tr.model == NULL) {
+	tr.ts = mf_trainset_new();
+	if (tr.ts == NULL) {
 		ret = ctl_fail("out of memory");
 		goto out;
 	}
@@ -276,8 +296,7 @@ static int spam_train(struct ctl *ctl, int argc, char **argv)
 	for (i = 0; i < nham; i++)
 		if (one_path(&tr, ham[i], false, 0) < 0)
 			goto out;
-	mf_model_messages(tr.model, &s, &h);
-	if (s + h == 0) {
+	if (tr.nspam + tr.nham == 0) {
 		ret = ctl_fail("no messages found");
 		goto out;
 	}
@@ -286,19 +305,28 @@ static int spam_train(struct ctl *ctl, int argc, char **argv)
 
 		if (db == NULL)
 			goto out;
-		if (mf_model_store(tr.model, db, &err) < 0) {
+		model = mf_model_train_db(db, tr.ts, &tr.key, &err);
+		if (model == NULL) {
 			ret = ctl_fail("%s", err.msg);
 			goto out;
 		}
 	}
-	if (!ctl->quiet)
-		printf("%s %llu spam and %llu ham messages (%zu distinct tokens)%s\n",
-		       dry ? "would train" : "trained", (unsigned long long)s,
-		       (unsigned long long)h, mf_model_size(tr.model),
+	if (!ctl->quiet) {
+		printf("%s %llu spam and %llu ham messages%s\n", dry ? "would train" : "trained",
+		       (unsigned long long)tr.nspam, (unsigned long long)tr.nham,
 		       tr.failed ? "; some messages were skipped" : "");
+		if (model != NULL) {
+			mf_model_messages(model, &s, &h);
+			printf("model fitted to %llu spam and %llu ham examples (%zu distinct "
+			       "tokens)\n",
+			       (unsigned long long)s, (unsigned long long)h, mf_model_size(model));
+		}
+	}
 	ret = 0;
 out:
-	mf_model_unref(&tr.model);
+	sodium_memzero(&tr.key, sizeof(tr.key));
+	mf_trainset_free(&tr.ts);
+	mf_model_unref(&model);
 	mf_policy_unref(&pol);
 	free(spam);
 	free(ham);
@@ -317,7 +345,8 @@ static int spam_stats(struct ctl *ctl)
 	                 "SELECT t.spam_messages, t.ham_messages, t.updated_at,"
 	                 " (SELECT count(*) FROM mailfort.spam_tokens),"
 	                 " (SELECT count(*) FROM mailfort.spam_tokens WHERE ham_count = 0),"
-	                 " (SELECT count(*) FROM mailfort.spam_tokens WHERE spam_count = 0)"
+	                 " (SELECT count(*) FROM mailfort.spam_tokens WHERE spam_count = 0),"
+	                 " t.bias IS NOT NULL"
 	                 " FROM mailfort.spam_totals t",
 	                 0, NULL, &err);
 	if (res == NULL)
@@ -333,6 +362,12 @@ static int spam_stats(struct ctl *ctl)
 	       "last training:          %s\n",
 	       PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 3),
 	       PQgetvalue(res, 0, 4), PQgetvalue(res, 0, 5), PQgetvalue(res, 0, 2));
+	if (strcmp(PQgetvalue(res, 0, 6), "t") == 0)
+		printf("model:                  logistic regression over the kept examples\n");
+	else if (strcmp(PQgetvalue(res, 0, 0), "0") != 0 || strcmp(PQgetvalue(res, 0, 1), "0") != 0)
+		printf("model:                  token counts only (trained by an older version);\n"
+		       "                        train again with 'mailfortctl spam train' to fit\n"
+		       "                        the current classifier\n");
 	PQclear(res);
 	res = mf_db_exec(db,
 	                 "SELECT action, count(*) FROM mailfort.mail_verdicts"
@@ -387,6 +422,23 @@ static int spam_classify(struct ctl *ctl, int argc, char **argv)
 	return tr.failed ? 1 : 0;
 }
 
+static int spam_tokens(struct ctl *ctl, int argc, char **argv)
+{
+	struct train tr = {.show_tokens = true};
+	struct mf_policy *pol;
+	int i;
+
+	if (argc < 1)
+		return ctl_usage("spam tokens needs at least one PATH");
+	if ((pol = load_policy(ctl)) == NULL)
+		return 1;
+	tr.pol = pol;
+	for (i = 0; i < argc; i++)
+		(void)one_path(&tr, argv[i], false, 0);
+	mf_policy_unref(&pol);
+	return tr.failed ? 1 : 0;
+}
+
 int ctl_spam_cmd(struct ctl *ctl, int argc, char **argv)
 {
 	int ret;
@@ -406,6 +458,8 @@ int ctl_spam_cmd(struct ctl *ctl, int argc, char **argv)
 		ret = argc == 1 ? spam_stats(ctl) : ctl_usage("spam stats takes no arguments");
 	else if (strcmp(argv[0], "classify") == 0)
 		ret = spam_classify(ctl, argc - 1, argv + 1);
+	else if (strcmp(argv[0], "tokens") == 0)
+		ret = spam_tokens(ctl, argc - 1, argv + 1);
 	else
 		ret = ctl_usage("unknown spam command '%s'", argv[0]);
 	g_mime_shutdown();

@@ -73,7 +73,7 @@ def delivered(dc, subject, timeout=30):
 
 
 site = Site("milter-pf", extra={"milter": {
-    "min_training": 10, "hold_threshold": "9.0", "reject_threshold": "14.0",
+    "min_training": 10, "hold_threshold": "7.0", "reject_threshold": "12.0",
     "max_attachment_size": "100k"}})
 maildir, mbox = train_corpus(TMP)
 r = site.ctl("spam", "train", "--spam", maildir, "--ham", mbox)

@@ -436,6 +436,99 @@ static void test_classifier(void)
 	mf_policy_unref(&pol);
 }
 
+static struct mf_trainset *toy_examples(const struct mf_policy *pol, const struct mf_token_key *key)
+{
+	struct mf_trainset *ts = mf_trainset_new();
+	struct mf_error err;
+	int i;
+
+	for (i = 0; i < 40; i++) {
+		char msg[512];
+		struct mf_tokens *t;
+		bool spam = i % 2 == 0;
+		const char **w = spam ? spam_words : ham_words;
+
+		snprintf(msg, sizeof(msg),
+		         "From: x%d@example.org\r\nSubject: %s %s\r\n\r\n%s %s %s word%d\r\n", i,
+		         w[i % 6], w[(i + 1) % 6], w[(i + 2) % 6], w[(i + 3) % 6], w[(i + 4) % 6],
+		         i);
+		t = walk_tokens(pol, msg);
+		ok(mf_trainset_add_tokens(ts, key, t, spam, &err) == 0 || i > 0,
+		   "examples are added");
+		mf_tokens_free(&t);
+	}
+	return ts;
+}
+
+static void test_logistic(void)
+{
+	struct mf_policy *pol = policy("min_training = 10\n");
+	struct mf_token_key key;
+	struct mf_trainset *ts;
+	struct mf_model *m, *m2;
+	struct mf_bayes_params bp;
+	struct mf_bayes out, out2;
+	struct mf_tokens *t;
+	struct mf_error err;
+	uint64_t ids[] = {9, 3, 7, 3, 9, 1}, sorted[] = {1, 3, 7, 9};
+	unsigned char d1[32], d2[32];
+	const uint64_t *got;
+	size_t n;
+	bool spam;
+	double bias;
+
+	memset(&key, 7, sizeof(key));
+	ts = toy_examples(pol, &key);
+	ok(mf_trainset_count(ts) == 40, "40 training examples");
+	ok(mf_trainset_add(ts, ids, 6, true, &err) == 0, "an example from raw ids");
+	got = mf_trainset_get(ts, 40, &n, &spam);
+	ok(n == 4 && memcmp(got, sorted, sizeof(sorted)) == 0 && spam,
+	   "example ids are sorted and distinct (%zu)", n);
+	mf_trainset_digest(got, n, d1);
+	mf_trainset_digest(sorted, 4, d2);
+	ok(memcmp(d1, d2, 32) == 0, "the digest is that of the id set");
+	mf_trainset_digest(sorted, 3, d2);
+	ok(memcmp(d1, d2, 32) != 0, "another set has another digest");
+
+	m = mf_model_fit(ts, &key, &err);
+	ok(m != NULL, "a model is fitted (%s)", m ? "" : err.msg);
+	if (m == NULL)
+		return;
+	ok(mf_model_weighted(m, &bias), "a fitted model has weights (bias %.3f)", bias);
+	mf_bayes_defaults(&bp);
+	bp.min_training = 10;
+	t = walk_tokens(pol, "From: new@example.org\r\nSubject: jackpot winner\r\n\r\n"
+	                     "casino bonus lottery\r\n");
+	mf_classify(m, t, &bp, &out);
+	ok(out.trained && out.prob > 0.9, "spam words score as spam (%.4f)", out.prob);
+	ok(out.ntop > 0 && out.top[0].prob > 0.5 &&
+	       (strstr(out.top[0].token, "jackpot") || strstr(out.top[0].token, "winner") ||
+	        strstr(out.top[0].token, "casino") || strstr(out.top[0].token, "bonus") ||
+	        strstr(out.top[0].token, "lottery")),
+	   "the strongest token is a spam word (%s %.3f)", out.ntop ? out.top[0].token : "none",
+	   out.ntop ? out.top[0].prob : 0);
+	m2 = mf_model_fit(ts, &key, &err);
+	mf_classify(m2, t, &bp, &out2);
+	ok(m2 != NULL && out2.prob == out.prob, "the fit is deterministic");
+	mf_model_unref(&m2);
+	mf_tokens_free(&t);
+	t = walk_tokens(pol, "From: colleague@example.org\r\nSubject: committee agenda\r\n\r\n"
+	                     "draft minutes and budget\r\n");
+	mf_classify(m, t, &bp, &out);
+	ok(out.trained && out.prob < 0.5, "ham words score well below the spam cut (%.4f)",
+	   out.prob);
+	ok(out.ntop > 0 && out.top[0].prob < 0.5, "the strongest token of ham pulls to ham (%s)",
+	   out.ntop ? out.top[0].token : "none");
+	mf_tokens_free(&t);
+	mf_model_unref(&m);
+	mf_trainset_free(&ts);
+	ts = mf_trainset_new();
+	ok(mf_model_fit(ts, &key, &err) == NULL && strstr(err.msg, "no training") != NULL,
+	   "fitting nothing is an error (%s)", err.msg);
+	mf_trainset_free(&ts);
+	mf_policy_unref(&pol);
+}
+
 static void test_attachments(void)
 {
 	int r;
@@ -748,6 +841,7 @@ int main(void)
 	test_msgbuf();
 	test_tokens();
 	test_classifier();
+	test_logistic();
 	test_attachments();
 	test_bombs();
 	test_rules_and_spam();

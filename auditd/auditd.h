@@ -2,8 +2,10 @@
  * auditd.h - what the parts of mailfort-auditd share.
  *
  * main.c     options, privileges, signals, the main loop
- * ship.c     spool -> PostgreSQL: batches, hash chain, positions, checkpoints,
- *            partitions and retention
+ * prepare.c  a thread that reads the spool and builds the next batch (checks,
+ *            columns, hash chain, binary COPY rows) while one is stored
+ * ship.c     batches -> PostgreSQL: COPY, positions, checkpoints, partitions
+ *            and retention
  * alerts.c   alert rules evaluated on each batch inside its transaction, and
  *            mailing alerts to the security address after it commits
  *
@@ -16,6 +18,7 @@
 
 #include <signal.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -40,13 +43,33 @@ struct auditd_alert {
 	struct auditd_alert *next;
 };
 
+/* A batch prepared from the spool: binary COPY rows for events
+   first_seq..last_seq, and where the chain and the spool stand after them.
+   Nothing in it is committed. */
+struct auditd_batch {
+	char *data; /* COPY rows, without the file header and trailer */
+	size_t len, cap;
+	int64_t n; /* events (0: nothing to ship now) */
+	int64_t first_seq, last_seq;
+	unsigned char head[MF_AUDIT_HASH_BYTES]; /* hash of last_seq */
+	struct mf_spool_pos pos;                 /* spool position after last_seq */
+	unsigned int types;                      /* AUDITD_T_* of the events */
+	/* why it ended: RECORD (full), EMPTY, TORN (at end_pos) or ERROR */
+	enum mf_spool_status end;
+	struct mf_spool_pos end_pos;
+	char error[MF_ERROR_MAX];
+};
+
+struct auditd_prep;
+
 struct auditd {
 	const char *config_path;
 	struct mf_config *cfg;
 	char *node;
 	char *spool_dir;
 	struct mf_db *db;
-	struct mf_spool_reader *reader; /* positioned at the committed position */
+	struct mf_spool_reader *reader; /* opened at the committed position; read by prep */
+	struct auditd_prep *prep;       /* the preparing thread, while state is loaded */
 
 	/* committed state (what PostgreSQL has) */
 	bool state_loaded;
@@ -80,8 +103,19 @@ struct auditd {
 #define AUDITD_T_EXPUNGE 0x4u
 #define AUDITD_T_VERDICT 0x8u
 
-/* ship.c */
+/* prepare.c */
 unsigned int auditd_type_bit(const char *type);
+/* Start preparing batches from d->reader, d->seq and d->head. */
+int auditd_prep_start(struct auditd *d, int64_t batch_size, struct mf_error *err);
+/* Stop the thread and throw away what it prepared (d->reader stays open). */
+void auditd_prep_stop(struct auditd *d);
+/* The next batch (waits for it); the following one is started at once when
+   this one holds events.  Hand it back with auditd_prep_release. */
+struct auditd_batch *auditd_prep_take(struct auditd *d);
+void auditd_prep_release(struct auditd *d, struct auditd_batch *b);
+void auditd_batch_free(struct auditd_batch *b);
+
+/* ship.c */
 /* Connect (if needed) and load the committed state. */
 int auditd_connect(struct auditd *d, struct mf_error *err);
 /* Forget connection-bound state after a failure (reader, db). */

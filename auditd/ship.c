@@ -1,18 +1,24 @@
 /*
  * ship.c - move events from the local spool into PostgreSQL, exactly once.
  *
- * One batch is one transaction:
+ * The batches come from the preparing thread (prepare.c), which reads,
+ * checks and hash-chains the next batch while this one is stored.  One
+ * batch is one transaction:
  *
- *   COPY the events into mailfort.audit_events (each with its per-node seq,
- *   prev_hash and hash), store the spool position reached and the last seq
- *   in mailfort.auditd_positions, file milter verdicts, evaluate the alert
- *   rules, write a signed checkpoint when one is due, COMMIT.
+ *   COPY the events (binary format) into mailfort.audit_events (each with
+ *   its per-node seq, prev_hash and hash), store the spool position reached
+ *   and the last seq in mailfort.auditd_positions, file milter verdicts,
+ *   evaluate the alert rules, write a signed checkpoint when one is due,
+ *   COMMIT.
  *
  * The position, the events and the chain head (kept by a trigger in
  * mailfort.audit_heads) therefore move together: a crash or a lost
  * connection anywhere before COMMIT leaves everything as before the batch,
  * and the next start reads the spool again from the committed position.
- * Nothing is shipped twice, nothing is skipped.
+ * Nothing is shipped twice, nothing is skipped.  Only after COMMIT does
+ * the in-memory committed state (seq, chain head, spool position) move to
+ * the batch's end; after a failure auditd_reset throws away whatever was
+ * prepared beyond it.
  *
  * A spooled record that is not a valid event (bad JSON, JSON that jsonb
  * would refuse, invalid UTF-8, no "type") is not dropped: it is stored as an
@@ -32,122 +38,7 @@
 #include "auditd.h"
 #include "mf-config.h"
 #include "mf-db.h"
-#include "mf-event.h"
 #include "mf-log.h"
-
-/* ------------------------------------------------------------ buffer */
-
-struct buf {
-	char *p;
-	size_t len, cap;
-};
-
-static void buf_reserve(struct buf *b, size_t more)
-{
-	size_t cap;
-
-	if (b->len + more <= b->cap)
-		return;
-	cap = b->cap == 0 ? 65536 : b->cap;
-	while (cap < b->len + more)
-		cap *= 2;
-	b->p = realloc(b->p, cap);
-	if (b->p == NULL) {
-		mf_log_error("out of memory (%zu bytes)", cap);
-		abort();
-	}
-	b->cap = cap;
-}
-
-static void buf_add(struct buf *b, const char *s, size_t len)
-{
-	buf_reserve(b, len);
-	memcpy(b->p + b->len, s, len);
-	b->len += len;
-}
-
-static void buf_addc(struct buf *b, char c)
-{
-	buf_reserve(b, 1);
-	b->p[b->len++] = c;
-}
-
-/* A COPY text-format field: backslash, tab, newline and CR escaped; NULL as \N. */
-static void buf_copy_text(struct buf *b, const char *s, size_t len)
-{
-	if (s == NULL) {
-		buf_add(b, "\\N", 2);
-		return;
-	}
-	buf_reserve(b, len * 2);
-	for (size_t i = 0; i < len; i++) {
-		char c = s[i];
-
-		switch (c) {
-		case '\\':
-			b->p[b->len++] = '\\';
-			b->p[b->len++] = '\\';
-			break;
-		case '\t':
-			b->p[b->len++] = '\\';
-			b->p[b->len++] = 't';
-			break;
-		case '\n':
-			b->p[b->len++] = '\\';
-			b->p[b->len++] = 'n';
-			break;
-		case '\r':
-			b->p[b->len++] = '\\';
-			b->p[b->len++] = 'r';
-			break;
-		default:
-			b->p[b->len++] = c;
-		}
-	}
-}
-
-static void buf_copy_str(struct buf *b, const char *s)
-{
-	buf_copy_text(b, s, s == NULL ? 0 : strlen(s));
-}
-
-/* bytea in COPY text format: \\x + hex */
-static void buf_copy_bytea(struct buf *b, const unsigned char *data, size_t len)
-{
-	static const char hex[] = "0123456789abcdef";
-
-	buf_reserve(b, 3 + 2 * len);
-	b->p[b->len++] = '\\';
-	b->p[b->len++] = '\\';
-	b->p[b->len++] = 'x';
-	for (size_t i = 0; i < len; i++) {
-		b->p[b->len++] = hex[data[i] >> 4];
-		b->p[b->len++] = hex[data[i] & 15];
-	}
-}
-
-static void format_time_us(char out[80], int64_t us)
-{
-	time_t t = (time_t)(us / 1000000);
-	int64_t frac = us % 1000000;
-	struct tm tm;
-
-	if (frac < 0) {
-		frac += 1000000;
-		t--;
-	}
-	gmtime_r(&t, &tm);
-	snprintf(out, 80, "%04d-%02d-%02d %02d:%02d:%02d.%06d+00", tm.tm_year + 1900, tm.tm_mon + 1,
-	         tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)frac);
-}
-
-static int64_t now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 /* ------------------------------------------------------------ state */
 
@@ -159,6 +50,7 @@ static char *int_str(char buf[32], int64_t v)
 
 void auditd_reset(struct auditd *d)
 {
+	auditd_prep_stop(d);
 	mf_spool_reader_close(&d->reader);
 	d->state_loaded = false;
 	auditd_alerts_flush(d, false);
@@ -233,6 +125,10 @@ static int load_state(struct auditd *d, struct mf_error *err)
 	d->reader = mf_spool_reader_open(d->spool_dir, &d->pos, err);
 	if (d->reader == NULL)
 		return -1;
+	if (auditd_prep_start(d, mf_config_int(d->cfg, "auditd", "batch_size"), err) < 0) {
+		mf_spool_reader_close(&d->reader);
+		return -1;
+	}
 	d->state_loaded = true;
 	mf_log_info("node %s: resuming at seq %" PRId64 ", spool %" PRIu64 ":%" PRIu64, d->node,
 	            d->seq, d->pos.segment, d->pos.offset);
@@ -264,345 +160,9 @@ int auditd_connect(struct auditd *d, struct mf_error *err)
 	return 0;
 }
 
-/* ------------------------------------------------------------ events */
+/* ------------------------------------------------------------ batches */
 
-static bool utf8_valid(const unsigned char *s, size_t len)
-{
-	size_t i = 0;
-
-	while (i < len) {
-		unsigned char c = s[i];
-		size_t n;
-		uint32_t cp;
-
-		if (c < 0x80) {
-			if (c == 0)
-				return false;
-			i++;
-			continue;
-		}
-		if ((c & 0xe0) == 0xc0) {
-			n = 1;
-			cp = c & 0x1f;
-		} else if ((c & 0xf0) == 0xe0) {
-			n = 2;
-			cp = c & 0x0f;
-		} else if ((c & 0xf8) == 0xf0) {
-			n = 3;
-			cp = c & 0x07;
-		} else {
-			return false;
-		}
-		for (size_t k = 1; k <= n; k++) {
-			if (i + k >= len || (s[i + k] & 0xc0) != 0x80)
-				return false;
-			cp = (cp << 6) | (s[i + k] & 0x3f);
-		}
-		if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
-		    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-			return false;
-		i += n + 1;
-	}
-	return true;
-}
-
-/*
- * JSON as PostgreSQL's jsonb reads it (RFC 8259), checked before a record is
- * shipped: audit_events.payload has a CHECK (payload::jsonb IS NOT NULL), and
- * json-c, which derives the columns, also accepts single quotes, comments,
- * trailing commas, NaN, Infinity, leading zeros and lone surrogate escapes.
- * A record jsonb refuses would make PostgreSQL refuse the whole batch, again
- * on every retry, and stop the trail.  Such a record is stored as type
- * "invalid" instead.  Numbers with more than 1,000 digits before or after
- * the point or an exponent beyond +-1000 (numeric refuses some numbers far
- * beyond: 131,072 digits, a scale of 16,383) and nesting deeper than 64 are
- * refused too: refusing more than jsonb does only wraps a record, it never
- * loses one.  The text is already known to be valid UTF-8 without NUL.
- */
-#define JSON_MAX_DEPTH    64
-#define JSON_MAX_EXPONENT 1000
-#define JSON_MAX_DIGITS   1000
-
-struct jscan {
-	const unsigned char *p, *end;
-};
-
-static void js_ws(struct jscan *j)
-{
-	while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' || *j->p == '\r'))
-		j->p++;
-}
-
-static int js_hex4(struct jscan *j)
-{
-	int v = 0;
-
-	if (j->end - j->p < 4)
-		return -1;
-	for (int i = 0; i < 4; i++) {
-		unsigned char c = *j->p++;
-
-		v <<= 4;
-		if (c >= '0' && c <= '9')
-			v |= c - '0';
-		else if (c >= 'a' && c <= 'f')
-			v |= c - 'a' + 10;
-		else if (c >= 'A' && c <= 'F')
-			v |= c - 'A' + 10;
-		else
-			return -1;
-	}
-	return v;
-}
-
-static bool js_string(struct jscan *j)
-{
-	j->p++; /* the opening quote */
-	while (j->p < j->end) {
-		unsigned char c = *j->p++;
-		int u;
-
-		if (c == '"')
-			return true;
-		if (c < 0x20)
-			return false;
-		if (c != '\\')
-			continue;
-		if (j->p >= j->end)
-			return false;
-		c = *j->p++;
-		if (strchr("\"\\/bfnrt", c) != NULL && c != '\0')
-			continue;
-		if (c != 'u' || (u = js_hex4(j)) <= 0 || (u >= 0xdc00 && u <= 0xdfff))
-			return false; /* unknown escape, \u0000, lone low surrogate */
-		if (u >= 0xd800 && u <= 0xdbff) {
-			int lo;
-
-			if (j->end - j->p < 2 || j->p[0] != '\\' || j->p[1] != 'u')
-				return false;
-			j->p += 2;
-			lo = js_hex4(j);
-			if (lo < 0xdc00 || lo > 0xdfff)
-				return false;
-		}
-	}
-	return false;
-}
-
-static bool js_digits(struct jscan *j, size_t *n)
-{
-	const unsigned char *start = j->p;
-
-	while (j->p < j->end && *j->p >= '0' && *j->p <= '9')
-		j->p++;
-	*n = (size_t)(j->p - start);
-	return *n > 0;
-}
-
-static bool js_number(struct jscan *j)
-{
-	size_t n;
-
-	if (*j->p == '-')
-		j->p++;
-	if (j->p < j->end && *j->p == '0')
-		j->p++;
-	else if (!js_digits(j, &n) || n > JSON_MAX_DIGITS)
-		return false;
-	if (j->p < j->end && *j->p == '.') {
-		j->p++;
-		if (!js_digits(j, &n) || n > JSON_MAX_DIGITS)
-			return false;
-	}
-	if (j->p < j->end && (*j->p == 'e' || *j->p == 'E')) {
-		const unsigned char *e;
-		long x = 0;
-
-		j->p++;
-		if (j->p < j->end && (*j->p == '+' || *j->p == '-'))
-			j->p++;
-		e = j->p;
-		if (!js_digits(j, &n))
-			return false;
-		for (; e < j->p; e++) {
-			x = x * 10 + (*e - '0');
-			if (x > JSON_MAX_EXPONENT)
-				return false;
-		}
-	}
-	return true;
-}
-
-static bool js_literal(struct jscan *j, const char *word)
-{
-	size_t n = strlen(word);
-
-	if ((size_t)(j->end - j->p) < n || memcmp(j->p, word, n) != 0)
-		return false;
-	j->p += n;
-	return true;
-}
-
-static bool js_value(struct jscan *j, int depth)
-{
-	js_ws(j);
-	if (j->p >= j->end)
-		return false;
-	switch (*j->p) {
-	case '{':
-	case '[': {
-		unsigned char close = *j->p == '{' ? '}' : ']';
-		bool object = close == '}';
-
-		if (depth >= JSON_MAX_DEPTH)
-			return false;
-		j->p++;
-		js_ws(j);
-		if (j->p < j->end && *j->p == close) {
-			j->p++;
-			return true;
-		}
-		for (;;) {
-			if (object) {
-				js_ws(j);
-				if (j->p >= j->end || *j->p != '"' || !js_string(j))
-					return false;
-				js_ws(j);
-				if (j->p >= j->end || *j->p++ != ':')
-					return false;
-			}
-			if (!js_value(j, depth + 1))
-				return false;
-			js_ws(j);
-			if (j->p >= j->end)
-				return false;
-			if (*j->p == close) {
-				j->p++;
-				return true;
-			}
-			if (*j->p++ != ',')
-				return false;
-		}
-	}
-	case '"':
-		return js_string(j);
-	case 't':
-		return js_literal(j, "true");
-	case 'f':
-		return js_literal(j, "false");
-	case 'n':
-		return js_literal(j, "null");
-	default:
-		if (*j->p == '-' || (*j->p >= '0' && *j->p <= '9'))
-			return js_number(j);
-		return false;
-	}
-}
-
-static bool json_strict_valid(const char *s, size_t len)
-{
-	struct jscan j = {(const unsigned char *)s, (const unsigned char *)s + len};
-
-	if (!js_value(&j, 0))
-		return false;
-	js_ws(&j);
-	return j.p == j.end;
-}
-
-unsigned int auditd_type_bit(const char *type)
-{
-	if (strcmp(type, "auth") == 0 || strcmp(type, "login") == 0)
-		return AUDITD_T_AUTH;
-	if (strcmp(type, "read") == 0)
-		return AUDITD_T_READ;
-	if (strcmp(type, "expunge") == 0)
-		return AUDITD_T_EXPUNGE;
-	if (strcmp(type, "verdict") == 0)
-		return AUDITD_T_VERDICT;
-	return 0;
-}
-
-/* Wrap a record that is not a valid event so that it is stored, not lost. */
-static char *wrap_invalid(struct auditd *d, const char *payload, size_t len, const char *why)
-{
-	struct mf_event *ev = mf_event_new("invalid", d->node);
-	const char *json;
-	size_t jlen;
-	char *out;
-
-	mf_event_add_str(ev, "reason", why);
-	mf_event_add_strn(ev, "raw", payload, len);
-	json = mf_event_json(ev, &jlen);
-	out = strndup(json, jlen);
-	mf_event_free(&ev);
-	if (out == NULL)
-		abort();
-	return out;
-}
-
-/* Add one record to the COPY buffer, advancing seq and head. */
-static void add_record(struct auditd *d, struct buf *b, const char *payload, size_t len,
-                       int64_t seq, unsigned char head[MF_AUDIT_HASH_BYTES])
-{
-	struct mf_audit_cols cols;
-	struct mf_error err;
-	unsigned char hash[MF_AUDIT_HASH_BYTES];
-	char *wrapped = NULL, tbuf[80], sbuf[32];
-	const char *why = NULL;
-
-	if (!utf8_valid((const unsigned char *)payload, len))
-		why = "record is not valid UTF-8";
-	else if (memmem(payload, len, "\\u0000", 6) != NULL)
-		why = "record contains a NUL character";
-	else if (mf_audit_derive(payload, len, &cols, &err) < 0)
-		why = err.msg;
-	else if (!json_strict_valid(payload, len)) {
-		mf_audit_cols_free(&cols);
-		why = "event is not strict JSON (jsonb would refuse it)";
-	}
-	if (why != NULL) {
-		mf_log_warn("node %s seq %" PRId64 ": %s; stored as type \"invalid\"", d->node, seq,
-		            why);
-		wrapped = wrap_invalid(d, payload, len, why);
-		payload = wrapped;
-		len = strlen(wrapped);
-		if (mf_audit_derive(payload, len, &cols, &err) < 0) {
-			mf_log_error("cannot wrap an invalid record: %s", err.msg);
-			abort();
-		}
-	}
-	d->batch_types |= auditd_type_bit(cols.type);
-	mf_audit_hash(hash, head, d->node, seq, payload, len);
-
-	buf_copy_str(b, d->node);
-	buf_addc(b, '\t');
-	buf_copy_str(b, int_str(sbuf, seq));
-	buf_addc(b, '\t');
-	format_time_us(tbuf, cols.time_ok ? cols.time_us : now_us());
-	buf_copy_str(b, tbuf);
-	buf_addc(b, '\t');
-	buf_copy_str(b, cols.type);
-	buf_addc(b, '\t');
-	buf_copy_str(b, cols.username);
-	buf_addc(b, '\t');
-	buf_copy_str(b, cols.session);
-	buf_addc(b, '\t');
-	buf_copy_str(b, cols.ip);
-	buf_addc(b, '\t');
-	buf_copy_text(b, payload, len);
-	buf_addc(b, '\t');
-	buf_copy_bytea(b, head, MF_AUDIT_HASH_BYTES);
-	buf_addc(b, '\t');
-	buf_copy_bytea(b, hash, MF_AUDIT_HASH_BYTES);
-	buf_addc(b, '\n');
-
-	memcpy(head, hash, MF_AUDIT_HASH_BYTES);
-	mf_audit_cols_free(&cols);
-	free(wrapped);
-}
-
-/* COPY is streamed: rows go to the server while the next records are read
-   and hashed, so PostgreSQL and auditd work at the same time. */
+/* The COPY is sent in pieces of this size. */
 #define COPY_CHUNK (256 * 1024)
 
 static int copy_begin(struct auditd *d, struct mf_error *err)
@@ -613,7 +173,7 @@ static int copy_begin(struct auditd *d, struct mf_error *err)
 	if (conn == NULL)
 		return mf_error_set(err, "database: no connection");
 	res = PQexec(conn, "COPY mailfort.audit_events (node, seq, event_time, type, username, "
-	                   "session, ip, payload, prev_hash, hash) FROM STDIN");
+	                   "session, ip, payload, prev_hash, hash) FROM STDIN (FORMAT binary)");
 	if (PQresultStatus(res) != PGRES_COPY_IN) {
 		mf_error_set(err, "database: COPY failed: %s", PQerrorMessage(conn));
 		PQclear(res);
@@ -623,18 +183,25 @@ static int copy_begin(struct auditd *d, struct mf_error *err)
 	return 0;
 }
 
-static int copy_put(struct auditd *d, struct buf *b, struct mf_error *err)
+static int copy_put(struct auditd *d, const char *data, size_t len, struct mf_error *err)
 {
 	PGconn *conn = mf_db_conn(d->db);
 
-	if (b->len == 0)
-		return 0;
-	if (conn == NULL || PQputCopyData(conn, b->p, (int)b->len) != 1)
-		return mf_error_set(err, "database: COPY failed: %s",
-		                    conn != NULL ? PQerrorMessage(conn) : "no connection");
-	b->len = 0;
+	while (len > 0) {
+		size_t n = len < COPY_CHUNK ? len : COPY_CHUNK;
+
+		if (conn == NULL || PQputCopyData(conn, data, (int)n) != 1)
+			return mf_error_set(err, "database: COPY failed: %s",
+			                    conn != NULL ? PQerrorMessage(conn) : "no connection");
+		data += n;
+		len -= n;
+	}
 	return 0;
 }
+
+/* The binary COPY file header (signature, flags, no extension) and trailer. */
+static const char copy_header[19] = "PGCOPY\n\377\r\n\0\0\0\0\0\0\0\0\0";
+static const char copy_trailer[2] = "\377\377";
 
 /* End the COPY; abort it (error != NULL) so that the transaction fails. */
 static int copy_end(struct auditd *d, const char *error, struct mf_error *err)
@@ -765,127 +332,55 @@ static void note_torn(struct auditd *d, const struct mf_spool_pos *at)
 	d->torn_since = 0;
 }
 
-int auditd_ship_batch(struct auditd *d, int64_t *n_r, struct mf_error *err)
+/* Store batch b in one transaction; the committed state moves to its end. */
+static int ship(struct auditd *d, const struct auditd_batch *b, struct mf_error *err)
 {
-	int64_t max = mf_config_int(d->cfg, "auditd", "batch_size");
-	int64_t n = 0, seq = d->seq, ckpt_seq = d->ckpt_seq;
-	unsigned char head[MF_AUDIT_HASH_BYTES];
-	struct mf_spool_pos pos = d->pos, rpos;
-	struct buf b = {NULL, 0, 0};
-	bool ckpt = false, in_txn = false, copying = false;
-	bool alerts = mf_config_bool(d->cfg, "auditd", "alerts");
-	int64_t mass_from = 0, mass_seq = d->mass_seq;
-	const void *payload;
-	size_t len;
-	struct mf_error e;
+	int64_t seq = b->last_seq, mass_from = 0, mass_seq = d->mass_seq;
+	bool alerts = mf_config_bool(d->cfg, "auditd", "alerts"), ckpt = false, copying = false;
 
-	*n_r = 0;
-	d->batch_types = 0;
-	memcpy(head, d->head, sizeof(head));
-	while (n < max) {
-		enum mf_spool_status st = mf_spool_read(d->reader, &payload, &len, &rpos, &e);
-
-		if ((st == MF_SPOOL_RECORD || st == MF_SPOOL_CORRUPT) && !in_txn) {
-			/* the first record: open the transaction and the COPY */
-			if (mf_db_begin(d->db, err) < 0)
-				goto fail;
-			in_txn = true;
-			/* also after a silent reconnect: the commit must be durable */
-			if (mf_db_command(d->db, "SET LOCAL synchronous_commit = on", 0, NULL,
-			                  err) < 0 ||
-			    copy_begin(d, err) < 0)
-				goto fail;
-			copying = true;
-		}
-		if (st == MF_SPOOL_RECORD) {
-			d->torn_since = 0;
-			seq++;
-			add_record(d, &b, payload, len, seq, head);
-			pos = rpos;
-			n++;
-		} else if (st == MF_SPOOL_CORRUPT) {
-			/* the damage itself goes into the trail */
-			struct mf_spool_pos at;
-			uint64_t dlen;
-			struct mf_event *ev = mf_event_new("spool_damage", d->node);
-			const char *json;
-			size_t jlen;
-
-			mf_log_error("spool: %s", e.msg);
-			mf_spool_reader_damage(d->reader, &at, &dlen);
-			mf_event_add_int(ev, "segment", (int64_t)at.segment);
-			mf_event_add_int(ev, "offset", (int64_t)at.offset);
-			mf_event_add_int(ev, "length", (int64_t)dlen);
-			mf_event_add_str(ev, "reason", e.msg);
-			json = mf_event_json(ev, &jlen);
-			if (json == NULL) {
-				mf_event_free(&ev);
-				mf_error_set(err, "out of memory");
-				goto fail;
-			}
-			seq++;
-			add_record(d, &b, json, jlen, seq, head);
-			mf_event_free(&ev);
-			pos = rpos;
-			n++;
-		} else if (st == MF_SPOOL_ERROR) {
-			mf_error_set(err, "spool: %s", e.msg);
-			goto fail;
-		} else if (st == MF_SPOOL_TORN) {
-			note_torn(d, &rpos);
-			break;
-		} else {
-			d->torn_since = 0;
-			break; /* EMPTY: nothing more now */
-		}
-		if (b.len >= COPY_CHUNK && copy_put(d, &b, err) < 0)
-			goto fail;
-	}
-	if (n == 0) {
-		free(b.p);
-		return 0;
-	}
-	copying = false;
-	if (copy_put(d, &b, err) < 0 || copy_end(d, NULL, err) < 0)
+	if (mf_db_begin(d->db, err) < 0)
+		return -1;
+	/* also after a silent reconnect: the commit must be durable */
+	if (mf_db_command(d->db, "SET LOCAL synchronous_commit = on", 0, NULL, err) < 0 ||
+	    copy_begin(d, err) < 0)
 		goto fail;
+	copying = true;
+	if (copy_put(d, copy_header, sizeof(copy_header), err) < 0 ||
+	    copy_put(d, b->data, b->len, err) < 0 ||
+	    copy_put(d, copy_trailer, sizeof(copy_trailer), err) < 0)
+		goto fail;
+	copying = false;
+	if (copy_end(d, NULL, err) < 0)
+		goto fail;
+	d->batch_types = b->types;
 	if (!alerts)
 		mass_seq = seq;
 	else if (time(NULL) - d->mass_time >= AUDITD_MASS_INTERVAL)
 		mass_from = d->mass_seq + 1, mass_seq = seq;
-	if (store_position(d, &pos, seq, mass_seq, err) < 0)
+	if (store_position(d, &b->pos, seq, mass_seq, err) < 0)
 		goto fail;
-	if ((d->batch_types & AUDITD_T_VERDICT) != 0 && store_verdicts(d, d->seq + 1, seq, err) < 0)
+	if ((b->types & AUDITD_T_VERDICT) != 0 && store_verdicts(d, b->first_seq, seq, err) < 0)
 		goto fail;
-	if (alerts && auditd_alerts_evaluate(d, d->seq + 1, seq, mass_from, err) < 0)
+	if (alerts && auditd_alerts_evaluate(d, b->first_seq, seq, mass_from, err) < 0)
 		goto fail;
 	if (checkpoint_due(d, seq, false)) {
-		if (insert_checkpoint(d, seq, head, err) < 0)
+		if (insert_checkpoint(d, seq, b->head, err) < 0)
 			goto fail;
 		ckpt = true;
-		ckpt_seq = seq;
 	}
-	if (mf_db_commit(d->db, err) < 0) {
-		in_txn = false;
-		goto fail;
-	}
-	free(b.p);
+	if (mf_db_commit(d->db, err) < 0)
+		return -1;
 
 	d->seq = seq;
-	d->pos = pos;
-	memcpy(d->head, head, sizeof(head));
+	d->pos = b->pos;
+	memcpy(d->head, b->head, sizeof(d->head));
 	if (mass_from > 0)
 		d->mass_time = time(NULL);
 	d->mass_seq = mass_seq;
 	if (ckpt) {
-		d->ckpt_seq = ckpt_seq;
+		d->ckpt_seq = seq;
 		d->ckpt_time = time(NULL);
 	}
-	d->shipped_total += (uint64_t)n;
-	*n_r = n;
-	auditd_alerts_flush(d, true);
-	if (mf_spool_rotate(d->spool_dir, (uint64_t)mf_config_int(d->cfg, "auditd", "segment_size"),
-	                    &d->pos, &e) < 0)
-		mf_log_warn("spool rotation: %s", e.msg);
 	return 0;
 
 fail:
@@ -894,10 +389,52 @@ fail:
 
 		(void)copy_end(d, "batch abandoned", &ignored);
 	}
-	if (in_txn)
-		mf_db_rollback(d->db);
-	free(b.p);
+	mf_db_rollback(d->db);
 	return -1;
+}
+
+int auditd_ship_batch(struct auditd *d, int64_t *n_r, struct mf_error *err)
+{
+	struct auditd_batch *b;
+	struct mf_error e;
+
+	*n_r = 0;
+	if (d->prep == NULL)
+		return mf_error_set(err, "no spool reader");
+	b = auditd_prep_take(d);
+	if (b->end == MF_SPOOL_ERROR) {
+		mf_error_set(err, "spool: %s", b->error);
+		auditd_prep_release(d, b);
+		return -1;
+	}
+	if (b->end == MF_SPOOL_TORN)
+		note_torn(d, &b->end_pos);
+	else
+		d->torn_since = 0;
+	if (b->n == 0) {
+		auditd_prep_release(d, b);
+		return 0;
+	}
+	if (b->first_seq != d->seq + 1) {
+		mf_error_set(err,
+		             "internal error: prepared batch starts at seq %" PRId64
+		             " after seq %" PRId64,
+		             b->first_seq, d->seq);
+		auditd_prep_release(d, b);
+		return -1;
+	}
+	if (ship(d, b, err) < 0) {
+		auditd_prep_release(d, b);
+		return -1;
+	}
+	d->shipped_total += (uint64_t)b->n;
+	*n_r = b->n;
+	auditd_prep_release(d, b);
+	auditd_alerts_flush(d, true);
+	if (mf_spool_rotate(d->spool_dir, (uint64_t)mf_config_int(d->cfg, "auditd", "segment_size"),
+	                    &d->pos, &e) < 0)
+		mf_log_warn("spool rotation: %s", e.msg);
+	return 0;
 }
 
 int auditd_maintenance(struct auditd *d, bool force, struct mf_error *err)

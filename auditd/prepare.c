@@ -1,0 +1,819 @@
+/*
+ * prepare.c - read the spool and build the next COPY batch while the
+ * current one is being stored.
+ *
+ * A preparing thread reads records from the spool reader, checks each one
+ * (UTF-8, strict JSON as jsonb reads it, a "type"), derives the indexed
+ * columns, extends the hash chain and encodes the rows in PostgreSQL's
+ * binary COPY format.  The shipping thread (ship.c) takes one finished
+ * batch at a time; as soon as it takes a batch that held events, the next
+ * one is started, so that the spool is read and hashed while PostgreSQL
+ * stores the previous batch.
+ *
+ * Nothing here is committed state.  A batch carries the seq, chain head and
+ * spool position it ends at; the shipping thread adopts them only after the
+ * batch's transaction has committed.  After any failure the thread is
+ * stopped, the prepared batch is thrown away, and preparation starts again
+ * from the committed position, seq and head (auditd_reset, auditd_connect):
+ * the same records give the same rows, so nothing is skipped or repeated.
+ *
+ * The preparing thread owns the spool reader while it runs and never
+ * touches the database, the configuration or the spool's files (sealing
+ * and removal are done by the shipping thread).  Out of memory aborts, as
+ * everywhere in auditd.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "auditd.h"
+#include "mf-event.h"
+#include "mf-log.h"
+
+struct auditd_prep {
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	/* under lock */
+	bool want;                  /* the shipping thread asks for a batch */
+	bool busy;                  /* a batch is being prepared */
+	bool stop;                  /* the thread must end */
+	struct auditd_batch *ready; /* finished, not yet taken */
+	struct auditd_batch *spare; /* a shipped batch whose buffer can be reused */
+
+	/* the preparing thread's own (only it reads or writes them while it runs) */
+	struct mf_spool_reader *reader;
+	const char *node;
+	size_t node_len;
+	int64_t batch_size;
+	int64_t seq;                             /* seq of the last prepared event */
+	unsigned char head[MF_AUDIT_HASH_BYTES]; /* its hash */
+};
+
+/* ------------------------------------------------------------ buffer */
+
+static void batch_reserve(struct auditd_batch *b, size_t more)
+{
+	size_t cap;
+
+	if (b->len + more <= b->cap)
+		return;
+	cap = b->cap == 0 ? 1024 * 1024 : b->cap;
+	while (cap < b->len + more)
+		cap *= 2;
+	b->data = realloc(b->data, cap);
+	if (b->data == NULL) {
+		mf_log_error("out of memory (%zu bytes)", cap);
+		abort();
+	}
+	b->cap = cap;
+}
+
+/* The caller has reserved the room. */
+static void put_u16(struct auditd_batch *b, uint16_t v)
+{
+	unsigned char *p = (unsigned char *)b->data + b->len;
+
+	p[0] = (unsigned char)(v >> 8);
+	p[1] = (unsigned char)v;
+	b->len += 2;
+}
+
+static void put_u32(struct auditd_batch *b, uint32_t v)
+{
+	unsigned char *p = (unsigned char *)b->data + b->len;
+
+	p[0] = (unsigned char)(v >> 24);
+	p[1] = (unsigned char)(v >> 16);
+	p[2] = (unsigned char)(v >> 8);
+	p[3] = (unsigned char)v;
+	b->len += 4;
+}
+
+static void put_u64(struct auditd_batch *b, uint64_t v)
+{
+	put_u32(b, (uint32_t)(v >> 32));
+	put_u32(b, (uint32_t)v);
+}
+
+/* A binary COPY field: its length and bytes, or -1 for NULL. */
+static void put_field(struct auditd_batch *b, const void *data, size_t len)
+{
+	if (data == NULL) {
+		batch_reserve(b, 4);
+		put_u32(b, UINT32_MAX);
+		return;
+	}
+	batch_reserve(b, 4 + len);
+	put_u32(b, (uint32_t)len);
+	memcpy(b->data + b->len, data, len);
+	b->len += len;
+}
+
+static void put_str(struct auditd_batch *b, const char *s)
+{
+	put_field(b, s, s == NULL ? 0 : strlen(s));
+}
+
+static void put_int8(struct auditd_batch *b, int64_t v)
+{
+	batch_reserve(b, 12);
+	put_u32(b, 8);
+	put_u64(b, (uint64_t)v);
+}
+
+/* timestamptz: microseconds since 2000-01-01 00:00:00 UTC. */
+#define PG_EPOCH_US INT64_C(946684800000000)
+
+/* inet: family (PostgreSQL's: AF_INET + 0 or + 1), prefix bits, is_cidr,
+   address length, address.  ip is in canonical form (mf_audit_canon_ip). */
+static void put_inet(struct auditd_batch *b, const char *ip)
+{
+	unsigned char addr[16];
+	unsigned char hdr[4] = {0, 0, 0, 0};
+	size_t alen;
+
+	if (ip != NULL && inet_pton(AF_INET, ip, addr) == 1) {
+		hdr[0] = AF_INET;
+		hdr[1] = 32;
+		alen = 4;
+	} else if (ip != NULL && inet_pton(AF_INET6, ip, addr) == 1) {
+		hdr[0] = AF_INET + 1;
+		hdr[1] = 128;
+		alen = 16;
+	} else {
+		put_field(b, NULL, 0);
+		return;
+	}
+	hdr[3] = (unsigned char)alen;
+	batch_reserve(b, 8 + alen);
+	put_u32(b, (uint32_t)(4 + alen));
+	memcpy(b->data + b->len, hdr, 4);
+	memcpy(b->data + b->len + 4, addr, alen);
+	b->len += 4 + alen;
+}
+
+/* ------------------------------------------------------------ checks */
+
+static bool utf8_valid(const unsigned char *s, size_t len)
+{
+	size_t i = 0;
+
+	while (i < len) {
+		unsigned char c = s[i];
+		size_t n;
+		uint32_t cp;
+
+		if (c < 0x80) {
+			if (c == 0)
+				return false;
+			i++;
+			continue;
+		}
+		if ((c & 0xe0) == 0xc0) {
+			n = 1;
+			cp = c & 0x1f;
+		} else if ((c & 0xf0) == 0xe0) {
+			n = 2;
+			cp = c & 0x0f;
+		} else if ((c & 0xf8) == 0xf0) {
+			n = 3;
+			cp = c & 0x07;
+		} else {
+			return false;
+		}
+		for (size_t k = 1; k <= n; k++) {
+			if (i + k >= len || (s[i + k] & 0xc0) != 0x80)
+				return false;
+			cp = (cp << 6) | (s[i + k] & 0x3f);
+		}
+		if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
+		    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+			return false;
+		i += n + 1;
+	}
+	return true;
+}
+
+/*
+ * JSON as PostgreSQL's jsonb reads it (RFC 8259), checked before a record is
+ * shipped: audit_events.payload has a CHECK (payload::jsonb IS NOT NULL), and
+ * json-c, which derives the columns, also accepts single quotes, comments,
+ * trailing commas, NaN, Infinity, leading zeros and lone surrogate escapes.
+ * A record jsonb refuses would make PostgreSQL refuse the whole batch, again
+ * on every retry, and stop the trail.  Such a record is stored as type
+ * "invalid" instead.  Numbers with more than 1,000 digits before or after
+ * the point or an exponent beyond +-1000 (numeric refuses some numbers far
+ * beyond: 131,072 digits, a scale of 16,383) and nesting deeper than 64 are
+ * refused too: refusing more than jsonb does only wraps a record, it never
+ * loses one.  The text is already known to be valid UTF-8 without NUL.
+ */
+#define JSON_MAX_DEPTH    64
+#define JSON_MAX_EXPONENT 1000
+#define JSON_MAX_DIGITS   1000
+
+/* The fields of the top-level object that columns are derived from. */
+enum { F_TYPE, F_USER, F_SESSION, F_IP, F_TIME, F_COUNT };
+static const char *const field_names[F_COUNT] = {"type", "user", "session", "ip", "time"};
+
+/*
+ * While it checks a record, the scanner also notes where those fields'
+ * values are, so that the columns need no second parse.  It does that only
+ * for records that json-c (mf_audit_derive, which "mailfortctl audit verify"
+ * uses to check the columns again) certainly reads the same way: a
+ * top-level object ending at the last byte, nesting at most
+ * FAST_MAX_DEPTH deep (json-c stops at 32), numbers without an exponent
+ * and with at most 15 digits on either side of the point, no key with an
+ * escape, and each of the fields above at most once, as a string without
+ * escapes.  Any other record ("simple" false) takes mf_audit_derive.
+ */
+#define FAST_MAX_DEPTH  16
+#define FAST_MAX_DIGITS 15
+
+struct jscan {
+	const unsigned char *p, *end;
+	bool simple;
+	const unsigned char *val[F_COUNT]; /* a field's string value, quotes excluded */
+	size_t vlen[F_COUNT];
+};
+
+static void js_ws(struct jscan *j)
+{
+	while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' || *j->p == '\r'))
+		j->p++;
+}
+
+static int js_hex4(struct jscan *j)
+{
+	int v = 0;
+
+	if (j->end - j->p < 4)
+		return -1;
+	for (int i = 0; i < 4; i++) {
+		unsigned char c = *j->p++;
+
+		v <<= 4;
+		if (c >= '0' && c <= '9')
+			v |= c - '0';
+		else if (c >= 'a' && c <= 'f')
+			v |= c - 'a' + 10;
+		else if (c >= 'A' && c <= 'F')
+			v |= c - 'A' + 10;
+		else
+			return -1;
+	}
+	return v;
+}
+
+static bool js_string(struct jscan *j)
+{
+	j->p++; /* the opening quote */
+	while (j->p < j->end) {
+		unsigned char c = *j->p++;
+		int u;
+
+		if (c == '"')
+			return true;
+		if (c < 0x20)
+			return false;
+		if (c != '\\')
+			continue;
+		if (j->p >= j->end)
+			return false;
+		c = *j->p++;
+		if (strchr("\"\\/bfnrt", c) != NULL && c != '\0')
+			continue;
+		if (c != 'u' || (u = js_hex4(j)) <= 0 || (u >= 0xdc00 && u <= 0xdfff))
+			return false; /* unknown escape, \u0000, lone low surrogate */
+		if (u >= 0xd800 && u <= 0xdbff) {
+			int lo;
+
+			if (j->end - j->p < 2 || j->p[0] != '\\' || j->p[1] != 'u')
+				return false;
+			j->p += 2;
+			lo = js_hex4(j);
+			if (lo < 0xdc00 || lo > 0xdfff)
+				return false;
+		}
+	}
+	return false;
+}
+
+static bool js_digits(struct jscan *j, size_t *n)
+{
+	const unsigned char *start = j->p;
+
+	while (j->p < j->end && *j->p >= '0' && *j->p <= '9')
+		j->p++;
+	*n = (size_t)(j->p - start);
+	return *n > 0;
+}
+
+static bool js_number(struct jscan *j)
+{
+	size_t n;
+
+	if (*j->p == '-')
+		j->p++;
+	if (j->p < j->end && *j->p == '0')
+		j->p++;
+	else if (!js_digits(j, &n) || n > JSON_MAX_DIGITS)
+		return false;
+	else if (n > FAST_MAX_DIGITS)
+		j->simple = false;
+	if (j->p < j->end && *j->p == '.') {
+		j->p++;
+		if (!js_digits(j, &n) || n > JSON_MAX_DIGITS)
+			return false;
+		if (n > FAST_MAX_DIGITS)
+			j->simple = false;
+	}
+	if (j->p < j->end && (*j->p == 'e' || *j->p == 'E')) {
+		const unsigned char *e;
+		long x = 0;
+
+		j->simple = false;
+		j->p++;
+		if (j->p < j->end && (*j->p == '+' || *j->p == '-'))
+			j->p++;
+		e = j->p;
+		if (!js_digits(j, &n))
+			return false;
+		for (; e < j->p; e++) {
+			x = x * 10 + (*e - '0');
+			if (x > JSON_MAX_EXPONENT)
+				return false;
+		}
+	}
+	return true;
+}
+
+static bool js_literal(struct jscan *j, const char *word)
+{
+	size_t n = strlen(word);
+
+	if ((size_t)(j->end - j->p) < n || memcmp(j->p, word, n) != 0)
+		return false;
+	j->p += n;
+	return true;
+}
+
+/* A member of the top-level object: note it if it is one of the fields. */
+static void js_note_field(struct jscan *j, const unsigned char *key, size_t klen,
+                          const unsigned char *val)
+{
+	if (memchr(key, '\\', klen) != NULL) {
+		j->simple = false; /* the name might be one of them, escaped */
+		return;
+	}
+	for (int f = 0; f < F_COUNT; f++) {
+		size_t vlen;
+
+		if (strlen(field_names[f]) != klen || memcmp(field_names[f], key, klen) != 0)
+			continue;
+		vlen = (size_t)(j->p - val);
+		if (j->val[f] != NULL || vlen < 2 || *val != '"' ||
+		    memchr(val + 1, '\\', vlen - 2) != NULL) {
+			j->simple = false; /* repeated, not a string, or escaped */
+			return;
+		}
+		j->val[f] = val + 1;
+		j->vlen[f] = vlen - 2;
+		return;
+	}
+}
+
+static bool js_value(struct jscan *j, int depth)
+{
+	js_ws(j);
+	if (j->p >= j->end)
+		return false;
+	switch (*j->p) {
+	case '{':
+	case '[': {
+		unsigned char close = *j->p == '{' ? '}' : ']';
+		bool object = close == '}';
+
+		if (depth >= JSON_MAX_DEPTH)
+			return false;
+		if (depth >= FAST_MAX_DEPTH)
+			j->simple = false;
+		j->p++;
+		js_ws(j);
+		if (j->p < j->end && *j->p == close) {
+			j->p++;
+			return true;
+		}
+		for (;;) {
+			const unsigned char *key = NULL, *val;
+			size_t klen = 0;
+
+			if (object) {
+				js_ws(j);
+				if (j->p >= j->end || *j->p != '"')
+					return false;
+				key = j->p + 1;
+				if (!js_string(j))
+					return false;
+				klen = (size_t)(j->p - 1 - key);
+				js_ws(j);
+				if (j->p >= j->end || *j->p++ != ':')
+					return false;
+			}
+			js_ws(j);
+			val = j->p;
+			if (!js_value(j, depth + 1))
+				return false;
+			if (key != NULL && depth == 0)
+				js_note_field(j, key, klen, val);
+			js_ws(j);
+			if (j->p >= j->end)
+				return false;
+			if (*j->p == close) {
+				j->p++;
+				return true;
+			}
+			if (*j->p++ != ',')
+				return false;
+		}
+	}
+	case '"':
+		return js_string(j);
+	case 't':
+		return js_literal(j, "true");
+	case 'f':
+		return js_literal(j, "false");
+	case 'n':
+		return js_literal(j, "null");
+	default:
+		if (*j->p == '-' || (*j->p >= '0' && *j->p <= '9'))
+			return js_number(j);
+		return false;
+	}
+}
+
+/* Check s as jsonb would (see above); j tells what was found. */
+static bool json_strict_scan(const char *s, size_t len, struct jscan *j)
+{
+	memset(j, 0, sizeof(*j));
+	j->p = (const unsigned char *)s;
+	j->end = j->p + len;
+	j->simple = true;
+	js_ws(j);
+	if (j->p >= j->end || *j->p != '{' || len == 0 || s[len - 1] != '}')
+		j->simple = false; /* json-c wants an object and no trailing space */
+	if (!js_value(j, 0))
+		return false;
+	js_ws(j);
+	return j->p == j->end;
+}
+
+static char *field_dup(const struct jscan *j, int f)
+{
+	char *s;
+
+	if (j->val[f] == NULL)
+		return NULL;
+	s = strndup((const char *)j->val[f], j->vlen[f]);
+	if (s == NULL) {
+		mf_log_error("out of memory");
+		abort();
+	}
+	return s;
+}
+
+/* mf_audit_derive's columns from what the scan noted; -1 when the record is
+   not simple enough (or has no type): then mf_audit_derive decides. */
+static int fast_derive(const struct jscan *j, struct mf_audit_cols *cols)
+{
+	char *ip, *t, canon[64];
+
+	memset(cols, 0, sizeof(*cols));
+	if (!j->simple || j->val[F_TYPE] == NULL || j->vlen[F_TYPE] == 0)
+		return -1;
+	cols->type = field_dup(j, F_TYPE);
+	cols->username = field_dup(j, F_USER);
+	cols->session = field_dup(j, F_SESSION);
+	ip = field_dup(j, F_IP);
+	if (ip != NULL && mf_audit_canon_ip(ip, canon, sizeof(canon)) == 0 &&
+	    (cols->ip = strdup(canon)) == NULL)
+		abort();
+	free(ip);
+	t = field_dup(j, F_TIME);
+	cols->time_ok = t != NULL && mf_audit_parse_time(t, &cols->time_us) == 0;
+	free(t);
+	return 0;
+}
+
+unsigned int auditd_type_bit(const char *type)
+{
+	if (strcmp(type, "auth") == 0 || strcmp(type, "login") == 0)
+		return AUDITD_T_AUTH;
+	if (strcmp(type, "read") == 0)
+		return AUDITD_T_READ;
+	if (strcmp(type, "expunge") == 0)
+		return AUDITD_T_EXPUNGE;
+	if (strcmp(type, "verdict") == 0)
+		return AUDITD_T_VERDICT;
+	return 0;
+}
+
+/* Wrap a record that is not a valid event so that it is stored, not lost. */
+static char *wrap_invalid(const char *node, const char *payload, size_t len, const char *why)
+{
+	struct mf_event *ev = mf_event_new("invalid", node);
+	const char *json;
+	size_t jlen;
+	char *out;
+
+	mf_event_add_str(ev, "reason", why);
+	mf_event_add_strn(ev, "raw", payload, len);
+	json = mf_event_json(ev, &jlen);
+	out = json != NULL ? strndup(json, jlen) : NULL;
+	mf_event_free(&ev);
+	if (out == NULL) {
+		mf_log_error("out of memory wrapping an invalid record");
+		abort();
+	}
+	return out;
+}
+
+static int64_t now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Add one record to the batch as the event after p->seq, advancing the chain. */
+static void add_record(struct auditd_prep *p, struct auditd_batch *b, const char *payload,
+                       size_t len)
+{
+	struct mf_audit_cols cols;
+	struct mf_error err;
+	struct jscan scan;
+	unsigned char hash[MF_AUDIT_HASH_BYTES];
+	char *wrapped = NULL;
+	const char *why = NULL;
+	int64_t seq = p->seq + 1;
+
+	/* the reasons, and their order, are those of the checks one by one:
+	   UTF-8, NUL, json-c's reading (mf_audit_derive), jsonb's grammar */
+	if (!utf8_valid((const unsigned char *)payload, len)) {
+		why = "record is not valid UTF-8";
+	} else if (memmem(payload, len, "\\u0000", 6) != NULL) {
+		why = "record contains a NUL character";
+	} else if (!json_strict_scan(payload, len, &scan)) {
+		if (mf_audit_derive(payload, len, &cols, &err) < 0) {
+			why = err.msg;
+		} else {
+			mf_audit_cols_free(&cols);
+			why = "event is not strict JSON (jsonb would refuse it)";
+		}
+	} else if (fast_derive(&scan, &cols) < 0) {
+		mf_audit_cols_free(&cols);
+		if (mf_audit_derive(payload, len, &cols, &err) < 0)
+			why = err.msg;
+	}
+	if (why != NULL) {
+		mf_log_warn("node %s seq %" PRId64 ": %s; stored as type \"invalid\"", p->node, seq,
+		            why);
+		wrapped = wrap_invalid(p->node, payload, len, why);
+		payload = wrapped;
+		len = strlen(wrapped);
+		if (mf_audit_derive(payload, len, &cols, &err) < 0) {
+			mf_log_error("cannot wrap an invalid record: %s", err.msg);
+			abort();
+		}
+	}
+	b->types |= auditd_type_bit(cols.type);
+	mf_audit_hash(hash, p->head, p->node, seq, payload, len);
+
+	batch_reserve(b, 2);
+	put_u16(b, 10); /* columns, in the order of ship.c's COPY statement */
+	put_field(b, p->node, p->node_len);
+	put_int8(b, seq);
+	put_int8(b, (cols.time_ok ? cols.time_us : now_us()) - PG_EPOCH_US);
+	put_str(b, cols.type);
+	put_str(b, cols.username);
+	put_str(b, cols.session);
+	put_inet(b, cols.ip);
+	put_field(b, payload, len);
+	put_field(b, p->head, MF_AUDIT_HASH_BYTES);
+	put_field(b, hash, MF_AUDIT_HASH_BYTES);
+
+	memcpy(p->head, hash, MF_AUDIT_HASH_BYTES);
+	p->seq = seq;
+	b->n++;
+	mf_audit_cols_free(&cols);
+	free(wrapped);
+}
+
+/* Damaged spool bytes become an event of their own. */
+static int add_damage(struct auditd_prep *p, struct auditd_batch *b, const char *why)
+{
+	struct mf_spool_pos at;
+	uint64_t dlen;
+	struct mf_event *ev = mf_event_new("spool_damage", p->node);
+	const char *json;
+	size_t jlen;
+
+	mf_log_error("spool: %s", why);
+	mf_spool_reader_damage(p->reader, &at, &dlen);
+	mf_event_add_int(ev, "segment", (int64_t)at.segment);
+	mf_event_add_int(ev, "offset", (int64_t)at.offset);
+	mf_event_add_int(ev, "length", (int64_t)dlen);
+	mf_event_add_str(ev, "reason", why);
+	json = mf_event_json(ev, &jlen);
+	if (json == NULL) {
+		mf_event_free(&ev);
+		return -1;
+	}
+	add_record(p, b, json, jlen);
+	mf_event_free(&ev);
+	return 0;
+}
+
+/* Read up to batch_size records into b. */
+static void prepare(struct auditd_prep *p, struct auditd_batch *b)
+{
+	const void *payload;
+	size_t len;
+	struct mf_spool_pos rpos;
+	struct mf_error e;
+
+	b->first_seq = p->seq + 1;
+	b->end = MF_SPOOL_RECORD;
+	while (b->n < p->batch_size) {
+		enum mf_spool_status st = mf_spool_read(p->reader, &payload, &len, &rpos, &e);
+
+		if (st == MF_SPOOL_RECORD) {
+			add_record(p, b, payload, len);
+			b->pos = rpos;
+		} else if (st == MF_SPOOL_CORRUPT) {
+			if (add_damage(p, b, e.msg) < 0) {
+				snprintf(b->error, sizeof(b->error), "out of memory");
+				b->end = MF_SPOOL_ERROR;
+				return;
+			}
+			b->pos = rpos;
+		} else if (st == MF_SPOOL_ERROR) {
+			memcpy(b->error, e.msg, sizeof(b->error));
+			b->end = st;
+			return;
+		} else {
+			b->end = st; /* EMPTY, or TORN at end_pos */
+			b->end_pos = rpos;
+			break;
+		}
+	}
+	b->last_seq = p->seq;
+	memcpy(b->head, p->head, MF_AUDIT_HASH_BYTES);
+}
+
+/* ------------------------------------------------------------ thread */
+
+static void *prep_main(void *arg)
+{
+	struct auditd_prep *p = arg;
+	struct auditd_batch *b;
+
+	pthread_mutex_lock(&p->lock);
+	while (!p->stop) {
+		if (!p->want) {
+			pthread_cond_wait(&p->cond, &p->lock);
+			continue;
+		}
+		p->want = false;
+		p->busy = true;
+		b = p->spare;
+		p->spare = NULL;
+		pthread_mutex_unlock(&p->lock);
+
+		if (b == NULL && (b = calloc(1, sizeof(*b))) == NULL) {
+			mf_log_error("out of memory");
+			abort();
+		}
+		b->len = 0;
+		b->n = 0;
+		b->types = 0;
+		b->error[0] = '\0';
+		b->pos = (struct mf_spool_pos){0, 0};
+		prepare(p, b);
+		if (b->n == 0)
+			b->pos = b->end_pos;
+
+		pthread_mutex_lock(&p->lock);
+		p->busy = false;
+		p->ready = b;
+		pthread_cond_broadcast(&p->cond);
+	}
+	pthread_mutex_unlock(&p->lock);
+	return NULL;
+}
+
+void auditd_batch_free(struct auditd_batch *b)
+{
+	if (b != NULL) {
+		free(b->data);
+		free(b);
+	}
+}
+
+int auditd_prep_start(struct auditd *d, int64_t batch_size, struct mf_error *err)
+{
+	struct auditd_prep *p = calloc(1, sizeof(*p));
+	sigset_t all, old;
+	int rc;
+
+	if (p == NULL)
+		return mf_error_set(err, "out of memory");
+	pthread_mutex_init(&p->lock, NULL);
+	pthread_cond_init(&p->cond, NULL);
+	p->reader = d->reader;
+	p->node = d->node;
+	p->node_len = strlen(d->node);
+	p->batch_size = batch_size > 0 ? batch_size : 1;
+	p->seq = d->seq;
+	memcpy(p->head, d->head, MF_AUDIT_HASH_BYTES);
+	/* signals are for the main thread (they end its naps) */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	rc = pthread_create(&p->thread, NULL, prep_main, p);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc != 0) {
+		pthread_cond_destroy(&p->cond);
+		pthread_mutex_destroy(&p->lock);
+		free(p);
+		return mf_error_set(err, "cannot start the preparing thread: %s", strerror(rc));
+	}
+	d->prep = p;
+	return 0;
+}
+
+void auditd_prep_stop(struct auditd *d)
+{
+	struct auditd_prep *p = d->prep;
+
+	if (p == NULL)
+		return;
+	pthread_mutex_lock(&p->lock);
+	p->stop = true;
+	pthread_cond_broadcast(&p->cond);
+	pthread_mutex_unlock(&p->lock);
+	pthread_join(p->thread, NULL);
+	auditd_batch_free(p->ready);
+	auditd_batch_free(p->spare);
+	pthread_cond_destroy(&p->cond);
+	pthread_mutex_destroy(&p->lock);
+	free(p);
+	d->prep = NULL;
+}
+
+struct auditd_batch *auditd_prep_take(struct auditd *d)
+{
+	struct auditd_prep *p = d->prep;
+	struct auditd_batch *b;
+
+	pthread_mutex_lock(&p->lock);
+	if (p->ready == NULL && !p->busy) {
+		p->want = true;
+		pthread_cond_broadcast(&p->cond);
+	}
+	while (p->ready == NULL)
+		pthread_cond_wait(&p->cond, &p->lock);
+	b = p->ready;
+	p->ready = NULL;
+	if (b->n > 0 && b->end != MF_SPOOL_ERROR) {
+		/* more is likely there: read it while this one is stored */
+		p->want = true;
+		pthread_cond_broadcast(&p->cond);
+	}
+	pthread_mutex_unlock(&p->lock);
+	return b;
+}
+
+void auditd_prep_release(struct auditd *d, struct auditd_batch *b)
+{
+	struct auditd_prep *p = d->prep;
+
+	if (p == NULL) {
+		auditd_batch_free(b);
+		return;
+	}
+	pthread_mutex_lock(&p->lock);
+	if (p->spare == NULL) {
+		p->spare = b;
+		b = NULL;
+	}
+	pthread_mutex_unlock(&p->lock);
+	auditd_batch_free(b);
+}

@@ -4,7 +4,8 @@
 A user's Sieve script files incoming mail into folders.  Covers: fileinto
 an existing folder and fileinto :create a new (nested) one store
 ciphertext there, which IMAP FETCHes byte-identical; fileinto plus keep
-stores two encrypted copies; a large message (several chunks, spooled to
+stores two encrypted copies; a failing fileinto falls back to an
+encrypted implicit keep; a large message (several chunks, spooled to
 mail_temp_dir); one LMTP transaction for two recipients, where Dovecot
 copies the first recipient's saved (encrypted) mail for the second, is
 readable by the second with his own key; the compiled script (.svbin) and
@@ -35,6 +36,10 @@ if header :is "X-Route" "new" {
 if header :is "X-Route" "both" {
   fileinto "Reports";
   keep;
+  stop;
+}
+if header :is "X-Route" "missing" {
+  fileinto "Nowhere";
   stop;
 }
 """
@@ -200,9 +205,21 @@ tap.eq(len(maildir_files(home)), 1, "and one in INBOX (keep)")
 tap.ok(all_ciphertext(maildir_files(home) + maildir_files(home, "Reports")),
        "both copies are ciphertext")
 
+# ---------------------------------------------------------------- a failing script
+# fileinto a folder that does not exist (no :create): the script fails and
+# Sieve's implicit keep stores the message in INBOX; the user's Sieve log
+# (~/.dovecot.sieve.log) says so, in the clear, but without the marker
+m_missing = message("lost folder %s" % marker, text_body(1500, 6, marker), "missing")
+tap.eq(lmtp_code(dc, [ALICE], m_missing), {}, "delivery with a failing fileinto is accepted")
+tap.eq(len(maildir_files(home)), 2, "implicit keep stored it in INBOX")
+tap.ok(all_ciphertext(maildir_files(home)), "as ciphertext")
+slog = os.path.join(home, ".dovecot.sieve.log")
+tap.ok(os.path.exists(slog) and b"Nowhere" in open(slog, "rb").read(),
+       "the user's Sieve log names the failed fileinto")
+
 # ---------------------------------------------------------------- read back
 imap = dc.imap_login(ALICE, "pw-alice")
-want = {"Reports": [m_reports, big], "Projects.Sieve": [m_new], "INBOX": [big]}
+want = {"Reports": [m_reports, big], "Projects.Sieve": [m_new], "INBOX": [big, m_missing]}
 for box, msgs in want.items():
     got = fetch_all(imap, box)
     bodies = list((got or {}).values())

@@ -9,8 +9,9 @@
  *
  * mf_model_train_db is one training run, in one transaction: the new
  * examples (mailfort.spam_examples, keyed token ids under the digest of
- * their set) are added or relabelled, every example is read back, a model
- * is fitted to all of them (classify.c) and replaces the stored one.  The
+ * their set) are added or relabelled (or, to forget them, deleted), every
+ * example is read back, a model is fitted to all of them (classify.c) and
+ * replaces the stored one.  The
  * examples table is locked for the run, so two runs take turns and neither
  * loses the other's messages.  Rows travel by COPY; no value is ever pasted
  * into SQL.
@@ -211,7 +212,9 @@ static void put_hex(struct copy *c, const unsigned char *p, size_t n)
 	copy_put(c, out, o);
 }
 
-static int store_examples(struct mf_db *db, const struct mf_trainset *ts, struct mf_error *err)
+/* Add ts to the kept examples or, with forgotten_r, delete them (and count). */
+static int store_examples(struct mf_db *db, const struct mf_trainset *ts, uint64_t *forgotten_r,
+                          struct mf_error *err)
 {
 	struct copy c;
 	size_t i, j, n;
@@ -250,6 +253,18 @@ static int store_examples(struct mf_db *db, const struct mf_trainset *ts, struct
 	}
 	if (copy_end(&c, err) < 0)
 		return -1;
+	if (forgotten_r != NULL) {
+		PGresult *res = mf_db_exec(db,
+		                           "DELETE FROM mailfort.spam_examples"
+		                           " WHERE digest IN (SELECT digest FROM mf_spam_new)",
+		                           0, NULL, err);
+
+		if (res == NULL)
+			return -1;
+		*forgotten_r = strtoull(PQcmdTuples(res), NULL, 10);
+		PQclear(res);
+		return 0;
+	}
 	/* The same message twice in one run: its last label counts. */
 	return mf_db_command(db,
 	                     "INSERT INTO mailfort.spam_examples AS e (digest, is_spam, tokens)"
@@ -309,6 +324,17 @@ fail:
 	return NULL;
 }
 
+/* No example left: no model (the milter scores with its rules only). */
+static int clear_model(struct mf_db *db, struct mf_error *err)
+{
+	if (mf_db_command(db, "DELETE FROM mailfort.spam_tokens", 0, NULL, err) < 0)
+		return -1;
+	return mf_db_command(db,
+	                     "UPDATE mailfort.spam_totals SET spam_messages = 0, ham_messages = 0,"
+	                     " bias = NULL, updated_at = now()",
+	                     0, NULL, err);
+}
+
 static int store_model(struct mf_db *db, const struct mf_model *m, struct mf_error *err)
 {
 	char s_spam[24], s_ham[24], s_bias[40], line[96];
@@ -346,7 +372,8 @@ static int store_model(struct mf_db *db, const struct mf_model *m, struct mf_err
 }
 
 struct mf_model *mf_model_train_db(struct mf_db *db, const struct mf_trainset *ts,
-                                   const struct mf_token_key *key, struct mf_error *err)
+                                   uint64_t *forgotten_r, const struct mf_token_key *key,
+                                   struct mf_error *err)
 {
 	struct mf_trainset *all = NULL;
 	struct mf_model *m = NULL;
@@ -356,12 +383,26 @@ struct mf_model *mf_model_train_db(struct mf_db *db, const struct mf_trainset *t
 	/* Runs take turns; the milter's reads are not blocked. */
 	if (mf_db_command(db, "LOCK TABLE mailfort.spam_examples IN SHARE ROW EXCLUSIVE MODE", 0,
 	                  NULL, err) < 0 ||
-	    store_examples(db, ts, err) < 0 || (all = load_examples(db, err)) == NULL ||
-	    (m = mf_model_fit(all, key, err)) == NULL || store_model(db, m, err) < 0 ||
-	    mf_db_commit(db, err) < 0) {
-		mf_db_rollback(db);
-		mf_model_unref(&m);
+	    store_examples(db, ts, forgotten_r, err) < 0 || (all = load_examples(db, err)) == NULL)
+		goto fail;
+	if (mf_trainset_count(all) == 0) {
+		/* everything forgotten: an empty model */
+		if (clear_model(db, err) < 0)
+			goto fail;
+		if ((m = mf_model_new(key, 0)) == NULL) {
+			mf_error_set(err, "out of memory");
+			goto fail;
+		}
+	} else if ((m = mf_model_fit(all, key, err)) == NULL || store_model(db, m, err) < 0) {
+		goto fail;
 	}
+	if (mf_db_commit(db, err) < 0)
+		goto fail;
 	mf_trainset_free(&all);
 	return m;
+fail:
+	mf_db_rollback(db);
+	mf_model_unref(&m);
+	mf_trainset_free(&all);
+	return NULL;
 }

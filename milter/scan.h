@@ -274,10 +274,12 @@ void mf_classify(const struct mf_model *m, const struct mf_tokens *t,
 struct mf_model *mf_model_load(struct mf_db *db, const struct mf_token_key *key,
                                struct mf_error *err) MF_WARN_UNUSED;
 /* One training run, in one transaction: add (or relabel) the examples of
-   ts, fit a model to every stored example and store it in place of the old
-   one.  Returns the new model, or NULL with err set (nothing changed). */
+   ts -- or, when forgotten_r is not NULL, delete them and count how many
+   were kept -- then fit a model to every stored example and store it in
+   place of the old one.  Returns the new model (empty when no example is
+   left), or NULL with err set (nothing changed). */
 struct mf_model *mf_model_train_db(struct mf_db *db, const struct mf_trainset *ts,
-                                   const struct mf_token_key *key,
+                                   uint64_t *forgotten_r, const struct mf_token_key *key,
                                    struct mf_error *err) MF_WARN_UNUSED;
 
 /* ------------------------------------------------------------ mime-walk.c / scan.c */

@@ -5,6 +5,7 @@
  *   mailfortctl spam train [--spam PATH]... [--ham PATH]... [--dry-run]
  *   mailfortctl spam stats
  *   mailfortctl spam classify [--verbose] PATH...
+ *   mailfortctl spam forget PATH...
  *   mailfortctl spam tokens PATH...
  *
  * PATH is a Maildir (a directory with cur/ and new/), an mbox file (starts
@@ -18,6 +19,9 @@
  * derived from the server's spam.key), never as words.  The running milters
  * pick up the new model at their next refresh ([milter] model_refresh) or
  * on SIGHUP.
+ *
+ * forget deletes the kept examples of the messages at PATH (a message
+ * trained by mistake) and fits the model again to the rest.
  *
  * classify loads the model once and prints, for each message, the
  * classifier's spam probability, the milter's score, the action its
@@ -59,6 +63,7 @@ static void spam_help(FILE *f)
 	fputs("usage: mailfortctl spam train [--spam PATH]... [--ham PATH]... [--dry-run]\n"
 	      "       mailfortctl spam stats\n"
 	      "       mailfortctl spam classify [--verbose] PATH...\n"
+	      "       mailfortctl spam forget PATH...\n"
 	      "       mailfortctl spam tokens PATH...\n"
 	      "PATH: a Maildir, an mbox file, a message file or a directory of message files\n",
 	      f);
@@ -305,7 +310,7 @@ static int spam_train(struct ctl *ctl, int argc, char **argv)
 
 		if (db == NULL)
 			goto out;
-		model = mf_model_train_db(db, tr.ts, &tr.key, &err);
+		model = mf_model_train_db(db, tr.ts, NULL, &tr.key, &err);
 		if (model == NULL) {
 			ret = ctl_fail("%s", err.msg);
 			goto out;
@@ -422,6 +427,55 @@ static int spam_classify(struct ctl *ctl, int argc, char **argv)
 	return tr.failed ? 1 : 0;
 }
 
+static int spam_forget(struct ctl *ctl, int argc, char **argv)
+{
+	struct train tr = {0};
+	struct mf_policy *pol = NULL;
+	struct mf_model *model = NULL;
+	struct mf_db *db;
+	struct mf_error err;
+	uint64_t forgotten = 0, s, h;
+	int i, ret = 1;
+
+	if (argc < 1)
+		return ctl_usage("spam forget needs at least one PATH");
+	if ((pol = load_policy(ctl)) == NULL || load_key(ctl, &tr.key) < 0)
+		goto out;
+	tr.pol = pol;
+	if ((tr.ts = mf_trainset_new()) == NULL) {
+		ret = ctl_fail("out of memory");
+		goto out;
+	}
+	for (i = 0; i < argc; i++)
+		if (one_path(&tr, argv[i], false, 0) < 0)
+			goto out;
+	if (tr.read == 0) {
+		ret = ctl_fail("no messages found");
+		goto out;
+	}
+	if ((db = ctl_db(ctl)) == NULL)
+		goto out;
+	model = mf_model_train_db(db, tr.ts, &forgotten, &tr.key, &err);
+	if (model == NULL) {
+		ret = ctl_fail("%s", err.msg);
+		goto out;
+	}
+	if (!ctl->quiet) {
+		mf_model_messages(model, &s, &h);
+		printf("forgot %llu of %llu messages (the others were not trained)\n"
+		       "model fitted to %llu spam and %llu ham examples (%zu distinct tokens)\n",
+		       (unsigned long long)forgotten, (unsigned long long)tr.read,
+		       (unsigned long long)s, (unsigned long long)h, mf_model_size(model));
+	}
+	ret = tr.failed ? 1 : 0;
+out:
+	sodium_memzero(&tr.key, sizeof(tr.key));
+	mf_trainset_free(&tr.ts);
+	mf_model_unref(&model);
+	mf_policy_unref(&pol);
+	return ret;
+}
+
 static int spam_tokens(struct ctl *ctl, int argc, char **argv)
 {
 	struct train tr = {.show_tokens = true};
@@ -458,6 +512,8 @@ int ctl_spam_cmd(struct ctl *ctl, int argc, char **argv)
 		ret = argc == 1 ? spam_stats(ctl) : ctl_usage("spam stats takes no arguments");
 	else if (strcmp(argv[0], "classify") == 0)
 		ret = spam_classify(ctl, argc - 1, argv + 1);
+	else if (strcmp(argv[0], "forget") == 0)
+		ret = spam_forget(ctl, argc - 1, argv + 1);
 	else if (strcmp(argv[0], "tokens") == 0)
 		ret = spam_tokens(ctl, argc - 1, argv + 1);
 	else

@@ -78,6 +78,16 @@ tap.ok(r.returncode == 0 and "model fitted to 15 spam and 45 ham examples" in r.
 r = site.ctl("spam", "train", "--spam", os.path.join(maildir, "new"))
 tap.ok(r.returncode == 0 and "model fitted to 30 spam and 30 ham examples" in r.stdout,
        "... and back", r.stdout + r.stderr)
+r = site.ctl("spam", "forget", os.path.join(maildir, "new"))
+tap.ok(r.returncode == 0 and "forgot 15 of 15 messages" in r.stdout and
+       "model fitted to 15 spam and 30 ham examples" in r.stdout,
+       "spam forget removes trained messages and fits the rest", r.stdout + r.stderr)
+r = site.ctl("spam", "forget", os.path.join(maildir, "new"))
+tap.ok(r.returncode == 0 and "forgot 0 of 15 messages" in r.stdout,
+       "forgetting what is not trained changes nothing", r.stdout + r.stderr)
+r = site.ctl("spam", "train", "--spam", os.path.join(maildir, "new"))
+tap.ok(r.returncode == 0 and "model fitted to 30 spam and 30 ham examples" in r.stdout,
+       "forgotten messages can be trained again", r.stdout + r.stderr)
 tap.eq(site.scalar("SELECT count(*) FROM mailfort.spam_examples"), "60",
        "one stored example per distinct message")
 tap.ok(site.scalar("SELECT bias IS NOT NULL FROM mailfort.spam_totals") == "t" and

@@ -28,10 +28,21 @@ struct mf_tok {
 	char *text;
 };
 
+/* Token texts live in blocks freed together: one allocation per block
+   instead of one per token. */
+struct text_block {
+	struct text_block *next;
+	size_t used, size;
+	char data[];
+};
+
+#define TEXT_BLOCK_SIZE 16384
+
 struct mf_tokens {
 	struct mf_tok *slots; /* open addressing, power of two */
 	size_t cap, count, max;
 	size_t *order; /* insertion order, indexes into slots */
+	struct text_block *texts;
 };
 
 uint64_t mf_token_hash(const char *tok, size_t len)
@@ -76,12 +87,15 @@ struct mf_tokens *mf_tokens_new(size_t max)
 void mf_tokens_free(struct mf_tokens **tp)
 {
 	struct mf_tokens *t = *tp;
-	size_t i;
 
 	if (t == NULL)
 		return;
-	for (i = 0; i < t->cap; i++)
-		free(t->slots[i].text);
+	while (t->texts != NULL) {
+		struct text_block *b = t->texts;
+
+		t->texts = b->next;
+		free(b);
+	}
 	free(t->slots);
 	free(t->order);
 	free(t);
@@ -127,6 +141,29 @@ static bool tokens_grow(struct mf_tokens *t)
 	return true;
 }
 
+static char *text_copy(struct mf_tokens *t, const char *s, size_t n)
+{
+	struct text_block *b = t->texts;
+	char *p;
+
+	if (b == NULL || b->size - b->used < n + 1) {
+		size_t size = n + 1 > TEXT_BLOCK_SIZE ? n + 1 : TEXT_BLOCK_SIZE;
+
+		b = malloc(sizeof(*b) + size);
+		if (b == NULL)
+			return NULL;
+		b->next = t->texts;
+		b->used = 0;
+		b->size = size;
+		t->texts = b;
+	}
+	p = b->data + b->used;
+	memcpy(p, s, n);
+	p[n] = '\0';
+	b->used += n + 1;
+	return p;
+}
+
 void mf_tokens_add(struct mf_tokens *t, const char *prefix, const char *word, size_t len)
 {
 	char buf[MF_TOKEN_MAX + 24];
@@ -153,7 +190,7 @@ void mf_tokens_add(struct mf_tokens *t, const char *prefix, const char *word, si
 			return;
 		i = (i + 1) & (t->cap - 1);
 	}
-	t->slots[i].text = strndup(buf, n);
+	t->slots[i].text = text_copy(t, buf, n);
 	if (t->slots[i].text == NULL)
 		return;
 	t->slots[i].hash = h;

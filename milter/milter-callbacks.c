@@ -1,10 +1,10 @@
 /*
- * milter-callbacks.c - the libmilter callbacks of mailfort-milter.
+ * milter-callbacks.c - the milter callbacks of mailfort-milter.
  *
- * libmilter runs sessions on a pool of threads, and one connection's
- * callbacks may run on different threads: all session state lives in a
- * struct conn hung on smfi_setpriv, with the current message in a struct
- * msg inside it.  The only shared state is the milter_state, read through
+ * milter-proto.c runs each MTA connection on a thread of its own and calls
+ * these with libmilter's meanings; all session state lives in a struct
+ * conn hung on the session (milter_ctx_setpriv), with the current message
+ * in a struct msg inside it.  The only shared state is the milter_state, read through
  * references (policy, model) or through thread-safe calls (spool).
  *
  * The message is rebuilt from the header and body callbacks into a msgbuf
@@ -22,7 +22,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <libmilter/mfapi.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,7 +34,7 @@
 #include "mf-spool.h"
 #include "milter.h"
 
-/* Set once at start-up, before smfi_main; read-only afterwards. */
+/* Set once at start-up, before milter_proto_run; read-only afterwards. */
 static struct milter_state *state;
 
 #define MAX_RCPTS    1000
@@ -62,7 +61,6 @@ struct conn {
 	char ip[INET6_ADDRSTRLEN + 8];
 	char *helo;
 	struct msg *msg;
-	unsigned long nr; /* SMFIP_NR_* the MTA agreed to: no reply for those steps */
 };
 
 /* The steps that need no answer: Postfix then streams the header and body
@@ -98,14 +96,14 @@ static void msg_free(struct msg **mp)
 
 static struct conn *conn_of(SMFICTX *ctx)
 {
-	return smfi_getpriv(ctx);
+	return milter_ctx_getpriv(ctx);
 }
 
 /* What to answer for a step: nothing when the MTA agreed to no reply (a
    problem found then is acted on at end of message). */
-static sfsistat answer(const struct conn *c, unsigned long nr_flag, sfsistat status)
+static sfsistat answer(SMFICTX *ctx, unsigned long nr_flag, sfsistat status)
 {
-	if (c != NULL && (c->nr & nr_flag) != 0)
+	if ((milter_ctx_protocol(ctx) & nr_flag) != 0)
 		return SMFIS_NOREPLY;
 	return status;
 }
@@ -116,11 +114,13 @@ static sfsistat default_action(SMFICTX *ctx, const struct mf_policy *pol)
 	case MF_ACT_ACCEPT:
 		return SMFIS_ACCEPT;
 	case MF_ACT_REJECT:
-		(void)smfi_setreply(ctx, "550", "5.7.1", "message refused: the mail filter failed");
+		(void)milter_ctx_setreply(ctx, "550", "5.7.1",
+		                          "message refused: the mail filter failed");
 		return SMFIS_REJECT;
 	default:
-		(void)smfi_setreply(ctx, "451", "4.3.0",
-		                    "temporary failure in the mail filter, please try again later");
+		(void)milter_ctx_setreply(
+		    ctx, "451", "4.3.0",
+		    "temporary failure in the mail filter, please try again later");
 		return SMFIS_TEMPFAIL;
 	}
 }
@@ -180,17 +180,16 @@ static sfsistat cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, u
 
 	(void)f2;
 	(void)f3;
-	if (c == NULL || smfi_setpriv(ctx, c) != MI_SUCCESS) {
-		free(c);
+	if (c == NULL) {
 		mf_log_error("out of memory for a new connection");
 		return SMFIS_REJECT; /* the MTA applies milter_default_action */
 	}
+	milter_ctx_setpriv(ctx, c);
 	if ((f0 & ACTIONS) != ACTIONS)
 		mf_log_warn("the MTA does not offer every action needed (header and body "
 		            "changes, quarantine): some verdicts cannot be applied");
 	*pf0 = f0 & ACTIONS;
-	c->nr = f1 & NR_WANTED;
-	*pf1 = c->nr | (f1 & (SMFIP_NOUNKNOWN | SMFIP_NODATA));
+	*pf1 = (f1 & NR_WANTED) | (f1 & (SMFIP_NOUNKNOWN | SMFIP_NODATA));
 	*pf2 = 0;
 	*pf3 = 0;
 	return SMFIS_CONTINUE;
@@ -203,11 +202,11 @@ static sfsistat cb_connect(SMFICTX *ctx, char *hostname, _SOCK_ADDR *addr)
 	(void)hostname;
 	if (c == NULL) {
 		c = calloc(1, sizeof(*c));
-		if (c == NULL || smfi_setpriv(ctx, c) != MI_SUCCESS) {
-			free(c);
+		if (c == NULL) {
 			mf_log_error("out of memory for a new connection");
 			return SMFIS_TEMPFAIL;
 		}
+		milter_ctx_setpriv(ctx, c);
 	}
 	if (addr != NULL && addr->sa_family == AF_INET)
 		inet_ntop(AF_INET, &((struct sockaddr_in *)(void *)addr)->sin_addr, c->ip,
@@ -215,7 +214,7 @@ static sfsistat cb_connect(SMFICTX *ctx, char *hostname, _SOCK_ADDR *addr)
 	else if (addr != NULL && addr->sa_family == AF_INET6)
 		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)(void *)addr)->sin6_addr, c->ip,
 		          sizeof(c->ip));
-	return answer(c, SMFIP_NR_CONN, SMFIS_CONTINUE);
+	return answer(ctx, SMFIP_NR_CONN, SMFIS_CONTINUE);
 }
 
 static sfsistat cb_helo(SMFICTX *ctx, char *helo)
@@ -226,7 +225,7 @@ static sfsistat cb_helo(SMFICTX *ctx, char *helo)
 		free(c->helo);
 		c->helo = strndup(helo, 255);
 	}
-	return answer(c, SMFIP_NR_HELO, SMFIS_CONTINUE);
+	return answer(ctx, SMFIP_NR_HELO, SMFIS_CONTINUE);
 }
 
 static void msg_fail(struct msg *m, const struct mf_error *err);
@@ -255,12 +254,13 @@ static sfsistat cb_envfrom(SMFICTX *ctx, char **argv)
 	msg_free(&c->msg);
 	m = calloc(1, sizeof(*m));
 	if (m == NULL)
-		return (c->nr & SMFIP_NR_MAIL) ? SMFIS_NOREPLY : default_action(ctx, NULL);
+		return (milter_ctx_protocol(ctx) & SMFIP_NR_MAIL) ? SMFIS_NOREPLY
+		                                                  : default_action(ctx, NULL);
 	c->msg = m;
 	milter_state_acquire(state, &m->pol, &m->model);
 	m->sender = strip_brackets(argv != NULL ? argv[0] : NULL);
-	if (smfi_getsymval(ctx, "i") != NULL)
-		m->queue_id = strdup(smfi_getsymval(ctx, "i"));
+	if (milter_ctx_getsymval(ctx, "i") != NULL)
+		m->queue_id = strdup(milter_ctx_getsymval(ctx, "i"));
 	m->buf = mf_msgbuf_new(m->pol->tmp_dir, (size_t)m->pol->spill_threshold);
 	if (m->sender == NULL || m->buf == NULL) {
 		struct mf_error err;
@@ -268,7 +268,7 @@ static sfsistat cb_envfrom(SMFICTX *ctx, char **argv)
 		mf_error_set(&err, "out of memory for a new message");
 		msg_fail(m, &err);
 	}
-	return answer(c, SMFIP_NR_MAIL, SMFIS_CONTINUE);
+	return answer(ctx, SMFIP_NR_MAIL, SMFIS_CONTINUE);
 }
 
 static sfsistat cb_envrcpt(SMFICTX *ctx, char **argv)
@@ -278,22 +278,22 @@ static sfsistat cb_envrcpt(SMFICTX *ctx, char **argv)
 	char **n;
 
 	if (m == NULL)
-		return answer(c, SMFIP_NR_RCPT, SMFIS_TEMPFAIL);
+		return answer(ctx, SMFIP_NR_RCPT, SMFIS_TEMPFAIL);
 	if (m->nrcpts >= MAX_RCPTS)
-		return answer(c, SMFIP_NR_RCPT, SMFIS_CONTINUE);
+		return answer(ctx, SMFIP_NR_RCPT, SMFIS_CONTINUE);
 	n = realloc(m->rcpts, (m->nrcpts + 1) * sizeof(*n));
 	if (n == NULL) {
 		struct mf_error err;
 
 		mf_error_set(&err, "out of memory for a recipient");
 		msg_fail(m, &err);
-		return answer(c, SMFIP_NR_RCPT, SMFIS_CONTINUE);
+		return answer(ctx, SMFIP_NR_RCPT, SMFIS_CONTINUE);
 	}
 	m->rcpts = n;
 	m->rcpts[m->nrcpts] = strip_brackets(argv != NULL ? argv[0] : NULL);
 	if (m->rcpts[m->nrcpts] != NULL)
 		m->nrcpts++;
-	return answer(c, SMFIP_NR_RCPT, SMFIS_CONTINUE);
+	return answer(ctx, SMFIP_NR_RCPT, SMFIS_CONTINUE);
 }
 
 static void msg_fail(struct msg *m, const struct mf_error *err)
@@ -312,9 +312,9 @@ static sfsistat cb_header(SMFICTX *ctx, char *name, char *value)
 	int i;
 
 	if (m == NULL)
-		return answer(c, SMFIP_NR_HDR, SMFIS_TEMPFAIL);
+		return answer(ctx, SMFIP_NR_HDR, SMFIS_TEMPFAIL);
 	if (m->failed || m->too_big)
-		return answer(c, SMFIP_NR_HDR, SMFIS_CONTINUE);
+		return answer(ctx, SMFIP_NR_HDR, SMFIS_CONTINUE);
 	for (i = 0; i < SPAM_HEADERS; i++) {
 		if (strcasecmp(name, spam_headers[i]) == 0)
 			m->seen_spam_headers[i]++;
@@ -324,7 +324,7 @@ static sfsistat cb_header(SMFICTX *ctx, char *name, char *value)
 	    mf_msgbuf_append(m->buf, value, strlen(value), &err) < 0 ||
 	    mf_msgbuf_append(m->buf, "\r\n", 2, &err) < 0)
 		msg_fail(m, &err);
-	return answer(c, SMFIP_NR_HDR, SMFIS_CONTINUE);
+	return answer(ctx, SMFIP_NR_HDR, SMFIS_CONTINUE);
 }
 
 static sfsistat cb_eoh(SMFICTX *ctx)
@@ -334,10 +334,10 @@ static sfsistat cb_eoh(SMFICTX *ctx)
 	struct mf_error err;
 
 	if (m == NULL)
-		return answer(c, SMFIP_NR_EOH, SMFIS_TEMPFAIL);
+		return answer(ctx, SMFIP_NR_EOH, SMFIS_TEMPFAIL);
 	if (!m->failed && mf_msgbuf_append(m->buf, "\r\n", 2, &err) < 0)
 		msg_fail(m, &err);
-	return answer(c, SMFIP_NR_EOH, SMFIS_CONTINUE);
+	return answer(ctx, SMFIP_NR_EOH, SMFIS_CONTINUE);
 }
 
 static sfsistat too_big(SMFICTX *ctx, struct conn *c, struct msg *m)
@@ -350,7 +350,7 @@ static sfsistat too_big(SMFICTX *ctx, struct conn *c, struct msg *m)
 	         "link",
 	         (double)m->pol->max_message_size / 1048576.0);
 	emit_verdict(c, m, NULL, "reject", text, &ok);
-	(void)smfi_setreply(ctx, "552", "5.3.4", text);
+	(void)milter_ctx_setreply(ctx, "552", "5.3.4", text);
 	return SMFIS_REJECT;
 }
 
@@ -361,21 +361,21 @@ static sfsistat cb_body(SMFICTX *ctx, unsigned char *chunk, size_t len)
 	struct mf_error err;
 
 	if (m == NULL)
-		return answer(c, SMFIP_NR_BODY, SMFIS_TEMPFAIL);
+		return answer(ctx, SMFIP_NR_BODY, SMFIS_TEMPFAIL);
 	if (m->failed || m->too_big)
-		return answer(c, SMFIP_NR_BODY, SMFIS_CONTINUE);
+		return answer(ctx, SMFIP_NR_BODY, SMFIS_CONTINUE);
 	if (m->pol->max_message_size > 0 &&
 	    mf_msgbuf_size(m->buf) + len > m->pol->max_message_size) {
 		/* Stop keeping it; refuse now, or at end of message when the
 		   MTA takes no answer here. */
 		m->too_big = true;
-		if (c->nr & SMFIP_NR_BODY)
+		if (milter_ctx_protocol(ctx) & SMFIP_NR_BODY)
 			return SMFIS_NOREPLY;
 		return too_big(ctx, c, m);
 	}
 	if (mf_msgbuf_append(m->buf, chunk, len, &err) < 0)
 		msg_fail(m, &err);
-	return answer(c, SMFIP_NR_BODY, SMFIS_CONTINUE);
+	return answer(ctx, SMFIP_NR_BODY, SMFIS_CONTINUE);
 }
 
 /* Replace the body with v's rewritten one (stripped attachments). */
@@ -426,17 +426,16 @@ static int replace_body(SMFICTX *ctx, struct msg *m, struct mf_verdict *v, struc
 	for (off = 0; off < len || off == 0; off += 65536) {
 		size_t n = len - off > 65536 ? 65536 : len - off;
 
-		if (smfi_replacebody(ctx, (unsigned char *)(uintptr_t)(data + off), (int)n) !=
-		    MI_SUCCESS) {
-			mf_error_set(err, "Postfix refused the new body (smfi_replacebody)");
+		if (milter_ctx_replacebody(ctx, data + off, n) < 0) {
+			mf_error_set(err, "cannot send the new body to the MTA");
 			goto done;
 		}
 		if (len == 0)
 			break;
 	}
 	if (v->top_replaced) {
-		(void)smfi_chgheader(ctx, "Content-Type", 1, "text/plain; charset=utf-8");
-		(void)smfi_chgheader(ctx, "Content-Transfer-Encoding", 1, "quoted-printable");
+		(void)milter_ctx_chgheader(ctx, "Content-Type", 1, "text/plain; charset=utf-8");
+		(void)milter_ctx_chgheader(ctx, "Content-Transfer-Encoding", 1, "quoted-printable");
 	}
 	ret = 0;
 done:
@@ -467,7 +466,7 @@ static sfsistat cb_eom(SMFICTX *ctx)
 		msg_free(&c->msg);
 		return ret;
 	}
-	qid = smfi_getsymval(ctx, "i");
+	qid = milter_ctx_getsymval(ctx, "i");
 	if (qid != NULL && m->queue_id == NULL)
 		m->queue_id = strdup(qid);
 	qid = m->queue_id != NULL ? m->queue_id : "NOQUEUE";
@@ -503,11 +502,11 @@ static sfsistat cb_eom(SMFICTX *ctx)
 		/* Headers of these names from outside would lie to the user's filters. */
 		for (i = 0; i < SPAM_HEADERS; i++)
 			for (k = m->seen_spam_headers[i]; k >= 1; k--)
-				(void)smfi_chgheader(ctx, (char *)spam_headers[i], k, NULL);
+				(void)milter_ctx_chgheader(ctx, (char *)spam_headers[i], k, NULL);
 		snprintf(score, sizeof(score), "%.1f", v.score);
-		(void)smfi_addheader(ctx, "X-Spam-Flag", v.is_spam ? "YES" : "NO");
-		(void)smfi_addheader(ctx, "X-Spam-Score", score);
-		(void)smfi_addheader(ctx, "X-Spam-Status", status);
+		(void)milter_ctx_addheader(ctx, "X-Spam-Flag", v.is_spam ? "YES" : "NO");
+		(void)milter_ctx_addheader(ctx, "X-Spam-Score", score);
+		(void)milter_ctx_addheader(ctx, "X-Spam-Status", status);
 		g_free(status);
 	}
 	emit_verdict(c, m, &v, NULL, NULL, &ok);
@@ -518,16 +517,16 @@ static sfsistat cb_eom(SMFICTX *ctx)
 	}
 	switch (v.action) {
 	case MF_ACT_REJECT:
-		(void)smfi_setreply(ctx, v.reply_code, v.reply_xcode, v.reply_text);
+		(void)milter_ctx_setreply(ctx, v.reply_code, v.reply_xcode, v.reply_text);
 		ret = SMFIS_REJECT;
 		break;
 	case MF_ACT_TEMPFAIL:
-		(void)smfi_setreply(ctx, v.reply_code, v.reply_xcode, v.reply_text);
+		(void)milter_ctx_setreply(ctx, v.reply_code, v.reply_xcode, v.reply_text);
 		ret = SMFIS_TEMPFAIL;
 		break;
 	case MF_ACT_HOLD:
-		if (smfi_quarantine(ctx, v.hold_reason != NULL ? v.hold_reason : "mailfort") !=
-		    MI_SUCCESS)
+		if (milter_ctx_quarantine(ctx, v.hold_reason != NULL ? v.hold_reason : "mailfort") <
+		    0)
 			mf_log_warn("%s: the MTA did not accept the hold request", qid);
 		ret = SMFIS_CONTINUE;
 		break;
@@ -562,12 +561,12 @@ static sfsistat cb_close(SMFICTX *ctx)
 		msg_free(&c->msg);
 		free(c->helo);
 		free(c);
-		(void)smfi_setpriv(ctx, NULL);
+		milter_ctx_setpriv(ctx, NULL);
 	}
 	return SMFIS_CONTINUE;
 }
 
-static struct smfiDesc desc = {
+static const struct smfiDesc desc = {
     .xxfi_name = "mailfort-milter",
     .xxfi_version = SMFI_VERSION,
     .xxfi_flags = SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_CHGBODY | SMFIF_QUARANTINE,
@@ -584,7 +583,7 @@ static struct smfiDesc desc = {
     .xxfi_negotiate = cb_negotiate,
 };
 
-struct smfiDesc *milter_callbacks_desc(void)
+const struct smfiDesc *milter_callbacks_desc(void)
 {
 	return &desc;
 }

@@ -12,7 +12,8 @@
  *
  * Process layout: a small supervisor (the process started, which detaches
  * unless -f) runs the milter in a child and restarts it if it ever dies.
- * libmilter itself treats SIGHUP as "stop", so the supervisor turns SIGHUP
+ * The milter process takes SIGHUP as "stop" (as libmilter milters do), so
+ * the supervisor turns SIGHUP
  * into SIGUSR1 for the child, which re-reads the configuration and reloads
  * the model without dropping a session.  SIGTERM/SIGINT stop both.
  *
@@ -24,16 +25,11 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <grp.h>
-#include <libmilter/mfapi.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <dirent.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <syslog.h>
@@ -90,74 +86,38 @@ static int drop_privileges(const char *user, const char *sock, struct mf_error *
 	return 0;
 }
 
-/* libmilter answers a message's end with several small writes (header
-   changes, then the verdict).  On TCP, Nagle's algorithm holds each write
-   until the previous one is acknowledged, and Postfix acknowledges late
-   (delayed ACK): tens of milliseconds per message.  libmilter does not set
-   TCP_NODELAY and does not expose its listening socket, so find it among
-   our descriptors; accepted connections inherit the option. */
-static void listener_nodelay(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	struct dirent *e;
-
-	if (d == NULL)
-		return;
-	while ((e = readdir(d)) != NULL) {
-		int fd = atoi(e->d_name), on = 1, listening = 0, domain = 0;
-		socklen_t len = sizeof(listening);
-
-		if (e->d_name[0] == '.' || fd == dirfd(d))
-			continue;
-		if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) < 0 || !listening)
-			continue;
-		len = sizeof(domain);
-		if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) < 0 ||
-		    (domain != AF_INET && domain != AF_INET6))
-			continue;
-		if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on)) < 0)
-			mf_log_warn("cannot set TCP_NODELAY on the milter socket: %s",
-			            strerror(errno));
-	}
-	closedir(d);
-}
-
 /* The milter proper; returns the exit status. */
 static int child_main(const char *config_path)
 {
 	struct milter_state st;
 	struct mf_error err;
 	const char *path;
+	sigset_t stop;
 	mode_t old;
-	int ret = 1;
+	int ret = 1, fd = -1, rc;
 
 	signal(SIGHUP, SIG_DFL);
 	signal(SIGTERM, SIG_DFL);
 	signal(SIGINT, SIG_DFL);
+	/* Taken by milter_proto_run's stop thread; blocked before any other
+	   thread starts so that none of them gets one. */
+	sigemptyset(&stop);
+	sigaddset(&stop, SIGHUP);
+	sigaddset(&stop, SIGTERM);
+	sigaddset(&stop, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &stop, NULL);
 	if (milter_state_init(&st, config_path, &err) < 0) {
 		mf_log_error("%s", err.msg);
 		return 1;
 	}
-	if (smfi_setconn(st.policy->socket) != MI_SUCCESS ||
-	    smfi_settimeout(st.policy->timeout) != MI_SUCCESS) {
-		mf_log_error("[milter] socket: cannot use '%s'", st.policy->socket);
-		goto out;
-	}
 	milter_callbacks_bind(&st);
-	if (smfi_register(*milter_callbacks_desc()) != MI_SUCCESS) {
-		mf_log_error("cannot register with libmilter");
-		goto out;
-	}
 	old = umask(0777 & ~st.policy->socket_mode);
-	if (smfi_opensocket(true) != MI_SUCCESS) {
-		umask(old);
-		mf_log_error("cannot listen on %s (is the directory there, is another "
-		             "milter running?)",
-		             st.policy->socket);
+	fd = milter_proto_listen(st.policy->socket, &err);
+	umask(old);
+	if (fd < 0) {
+		mf_log_error("%s (is the directory there, is another milter running?)", err.msg);
 		goto out;
 	}
-	umask(old);
-	listener_nodelay();
 	path = unix_path(st.policy->socket);
 	if (path != NULL)
 		(void)chmod(path, st.policy->socket_mode);
@@ -172,10 +132,20 @@ static int child_main(const char *config_path)
 		goto out;
 	}
 	mf_log_info("listening on %s", st.policy->socket);
-	ret = smfi_main() == MI_SUCCESS ? 0 : 1;
+	rc = milter_proto_run(fd, milter_callbacks_desc(), st.policy->timeout, &err);
+	if (rc < 0)
+		mf_log_error("%s", err.msg);
+	if (rc == 1) {
+		/* sessions still hold the shared state: leave it to the exit */
+		mf_log_info("stopped");
+		_exit(0);
+	}
+	ret = rc == 0 ? 0 : 1;
 	milter_state_stop_threads(&st);
 	mf_log_info("stopped");
 out:
+	if (fd >= 0)
+		close(fd);
 	milter_state_deinit(&st);
 	return ret;
 }

@@ -70,7 +70,11 @@ int milter_state_init(struct milter_state *st, const char *config_path, struct m
 int milter_state_open_spool(struct milter_state *st, struct mf_error *err)
 {
 	st->spool = mf_spool_writer_open(mf_config_str(st->cfg, "spool", "dir"), err);
-	return st->spool != NULL ? 0 : -1;
+	if (st->spool == NULL)
+		return -1;
+	/* [spool] sync: fsync each verdict before the message is accepted */
+	mf_spool_writer_set_sync(st->spool, st->spool_sync);
+	return 0;
 }
 
 void milter_state_deinit(struct milter_state *st)

@@ -3,11 +3,13 @@
  *
  *   milter-main.c       options, supervisor process, privileges, start-up
  *   milter-state.c      the live policy and model; reload and refresh threads
- *   milter-callbacks.c  libmilter callbacks: per-connection / per-message work
+ *   milter-proto.c      the milter protocol: socket, sessions, packets, replies
+ *   milter-callbacks.c  the callbacks: per-connection / per-message work
  */
 #ifndef MF_MILTER_H
 #define MF_MILTER_H
 
+#include <libmilter/mfapi.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include "scan.h"
@@ -50,8 +52,34 @@ void milter_state_stop_threads(struct milter_state *st);
 void milter_state_refresh_now(struct milter_state *st);
 
 /* milter-callbacks.c */
-struct smfiDesc;
 void milter_callbacks_bind(struct milter_state *st);
-struct smfiDesc *milter_callbacks_desc(void);
+const struct smfiDesc *milter_callbacks_desc(void);
+
+/* milter-proto.c: libmilter's constants and callback table (struct
+   smfiDesc, SMFIS_*, SMFIP_*, SMFIF_*) with our own protocol engine.
+   Open the listening socket ("unix:/path", "local:/path", "inet:port@host",
+   "inet6:port@host"); a stale unix socket is replaced.  Returns the fd. */
+int milter_proto_listen(const char *spec, struct mf_error *err);
+/* Serve MTA connections, one thread each, until SIGTERM, SIGINT or SIGHUP
+   (blocked in the calling thread and taken by a thread of its own).
+   timeout: seconds a connection may stay silent.  0 after a clean stop,
+   1 when sessions were still busy 10 s after the stop (shared state is
+   still in use: exit without freeing it), -1 with err when it could not
+   serve. */
+int milter_proto_run(int listen_fd, const struct smfiDesc *desc, int timeout, struct mf_error *err);
+/* For the callbacks: smfi_getpriv, smfi_setpriv, smfi_getsymval,
+   smfi_setreply, smfi_addheader, smfi_chgheader (NULL value: delete),
+   smfi_replacebody (called repeatedly: appends), smfi_quarantine.  The
+   changes are sent with the end-of-message answer.  0 / -1. */
+void *milter_ctx_getpriv(SMFICTX *ctx);
+void milter_ctx_setpriv(SMFICTX *ctx, void *priv);
+/* The SMFIP_* flags agreed with the MTA (SMFIP_NR_*: no answer wanted). */
+unsigned long milter_ctx_protocol(SMFICTX *ctx);
+char *milter_ctx_getsymval(SMFICTX *ctx, const char *name);
+int milter_ctx_setreply(SMFICTX *ctx, const char *code, const char *xcode, const char *text);
+int milter_ctx_addheader(SMFICTX *ctx, const char *name, const char *value);
+int milter_ctx_chgheader(SMFICTX *ctx, const char *name, int index, const char *value);
+int milter_ctx_replacebody(SMFICTX *ctx, const unsigned char *data, size_t len);
+int milter_ctx_quarantine(SMFICTX *ctx, const char *reason);
 
 #endif

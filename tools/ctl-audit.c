@@ -53,8 +53,66 @@ static void audit_help(FILE *f)
 	      f);
 }
 
-/* An age like "7d" becomes an absolute UTC time; anything else is passed on. */
-static const char *time_arg(const char *arg, char buf[64])
+static bool digits(const char *p, int n, int *v)
+{
+	int i;
+
+	*v = 0;
+	for (i = 0; i < n; i++) {
+		if (p[i] < '0' || p[i] > '9')
+			return false;
+		*v = *v * 10 + (p[i] - '0');
+	}
+	return true;
+}
+
+/* YYYY-MM-DD, then optionally [T ]HH:MM[:SS[.fraction]], then optionally
+   Z or +HH[[:]MM] / -HH[[:]MM]: the forms PostgreSQL reads the same way
+   whatever its DateStyle. */
+static bool valid_time(const char *p)
+{
+	int y, mo, d, h, mi, sec;
+
+	if (!digits(p, 4, &y) || p[4] != '-' || !digits(p + 5, 2, &mo) || p[7] != '-' ||
+	    !digits(p + 8, 2, &d) || mo < 1 || mo > 12 || d < 1 || d > 31)
+		return false;
+	p += 10;
+	if (*p == '\0')
+		return true;
+	if (*p != 'T' && *p != ' ')
+		return false;
+	if (!digits(p + 1, 2, &h) || p[3] != ':' || !digits(p + 4, 2, &mi) || h > 23 || mi > 59)
+		return false;
+	p += 6;
+	if (*p == ':') {
+		if (!digits(p + 1, 2, &sec) || sec > 60)
+			return false;
+		p += 3;
+		if (*p == '.') {
+			if (p[1] < '0' || p[1] > '9')
+				return false;
+			for (p++; *p >= '0' && *p <= '9'; p++)
+				;
+		}
+	}
+	if (*p == 'Z' || *p == 'z')
+		return p[1] == '\0';
+	if (*p == '+' || *p == '-') {
+		if (!digits(p + 1, 2, &h) || h > 14)
+			return false;
+		p += 3;
+		if (*p == ':')
+			p++;
+		if (*p != '\0' && (!digits(p, 2, &mi) || mi > 59 || p[2] != '\0'))
+			return false;
+		return true;
+	}
+	return *p == '\0';
+}
+
+/* An age like "7d" becomes an absolute UTC time, a time is checked and
+   passed on as it is; NULL (after saying why) for anything else. */
+static const char *time_arg(const char *opt, const char *arg, char buf[64])
 {
 	char *end;
 	long long n = strtoll(arg, &end, 10);
@@ -78,8 +136,18 @@ static const char *time_arg(const char *arg, char buf[64])
 			break;
 		}
 	}
-	if (mult == 0)
-		return arg;
+	if (mult == 0) {
+		if (valid_time(arg))
+			return arg;
+		ctl_usage("%s: '%s' is not a time (2026-11-27, '2026-11-27 08:00', "
+		          "2026-11-27T08:00:00+01:00) or an age (90s, 15m, 12h, 7d)",
+		          opt, arg);
+		return NULL;
+	}
+	if (n > 100LL * 366 * 86400 / mult) {
+		ctl_usage("%s: '%s' is too far back", opt, arg);
+		return NULL;
+	}
 	t = time(NULL) - (time_t)(n * mult);
 	gmtime_r(&t, &tm);
 	strftime(buf, 64, "%Y-%m-%d %H:%M:%S+00", &tm);
@@ -130,10 +198,12 @@ static int audit_search(struct ctl *ctl, int argc, char **argv)
 			user = optarg;
 			break;
 		case 's':
-			since = time_arg(optarg, sbuf);
+			if ((since = time_arg("audit search: --since", optarg, sbuf)) == NULL)
+				return 2;
 			break;
 		case 't':
-			until = time_arg(optarg, ubuf);
+			if ((until = time_arg("audit search: --until", optarg, ubuf)) == NULL)
+				return 2;
 			break;
 		case 'e':
 			events = optarg;
@@ -664,7 +734,8 @@ static int audit_verify(struct ctl *ctl, int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
 		case 's':
-			since = time_arg(optarg, sbuf);
+			if ((since = time_arg("audit verify: --since", optarg, sbuf)) == NULL)
+				return 2;
 			break;
 		case 'n':
 			only = optarg;

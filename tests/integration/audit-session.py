@@ -109,6 +109,13 @@ tap.ok(r.returncode == 0 and r.stdout.count("\n") == 2 and "first@example.test" 
 r = site.ctl("audit", "search", "--message-id", "second@example.test", "--format", "json")
 tap.ok(r.returncode == 0 and len(r.stdout.splitlines()) == 2 and '"move"' in r.stdout,
        "mailfortctl audit search --message-id (save and move)", r.stdout + r.stderr)
+r = site.ctl("audit", "search", "--user", "alice", "--event", "read", "--since", "1h",
+             "--until", "2999-01-01T00:00:00Z", "--format", "csv")
+tap.ok(r.returncode == 0 and r.stdout.count("\n") == 2,
+       "audit search --since an age --until an ISO time", r.stdout + r.stderr)
+r = site.ctl("audit", "search", "--since", "last tuesday")
+tap.ok(r.returncode == 2 and "--since: 'last tuesday' is not a time" in r.stderr,
+       "a bad --since is refused before connecting, naming the value", r.stderr)
 r = site.ctl("audit", "verify")
 tap.ok(r.returncode == 0 and r.stdout.strip().endswith("OK"), "untouched log verifies OK", r.stdout + r.stderr)
 

@@ -442,17 +442,38 @@ static int mf_crypt_app_wrap(struct mf_crypt_keys *keys, unsigned char **blob_r,
 	return 0;
 }
 
-/* Password mode: try the login string, the login string without a trailing
-   TOTP code, then an app-password wrap.  Each try costs an Argon2id run
-   (64 MiB), so a session without a password tries nothing (delivery and
-   doveadm: the password reaches the plugin only as a passdb field, see
-   examples/dovecot/conf.d/90-mailfort-crypt.conf), and a password that
-   failed once is not tried again for every message the session reads. */
+/* Length of the second factor at the end of a login string, as
+   pam_mailfort (append mode) takes it off before the password module sees
+   the rest: a TOTP code of the account's digits when the string ends in a
+   digit, else a recovery code ("xxxx-xxxx-xxxx", dashes optional).  0 when
+   the account has no TOTP, [crypt] totp_suffix is off, or there is none. */
+static size_t mf_crypt_factor_len(const struct mf_crypt_keys *keys, const char *pw, size_t len)
+{
+	size_t digits = keys->totp_digits, n;
+
+	if (digits == 0 || len == 0 || !mf_config_bool(keys->cfg, "crypt", "totp_suffix"))
+		return 0;
+	if (pw[len - 1] >= '0' && pw[len - 1] <= '9') {
+		if (len > digits && strspn(pw + len - digits, "0123456789") == digits)
+			return digits;
+		return 0;
+	}
+	n = mf_recovery_suffix_len(pw, len);
+	return n < len ? n : 0;
+}
+
+/* Password mode: try the login string without its second factor (TOTP or
+   recovery code), the whole string, then an app-password wrap.  Each try
+   costs an Argon2id run (64 MiB), so a session without a password tries
+   nothing (delivery and doveadm: the password reaches the plugin only as a
+   passdb field, see examples/dovecot/conf.d/90-mailfort-crypt.conf), and a
+   password that failed once is not tried again for every message the
+   session reads. */
 static int mf_crypt_unwrap_password(struct mf_crypt_keys *keys, struct mf_crypt_keypair *pair,
                                     const char **error_r)
 {
 	const char *pw = keys->password;
-	size_t len, digits = keys->totp_digits;
+	size_t len, factor;
 	struct mf_error err;
 	unsigned char *blob;
 	size_t blob_len;
@@ -470,10 +491,10 @@ static int mf_crypt_unwrap_password(struct mf_crypt_keys *keys, struct mf_crypt_
 		return -1;
 	}
 	len = strlen(pw);
-	if (digits > 0 && len > digits && mf_config_bool(keys->cfg, "crypt", "totp_suffix") &&
-	    strspn(pw + len - digits, "0123456789") == digits) {
+	factor = mf_crypt_factor_len(keys, pw, len);
+	if (factor > 0) {
 		ok = mf_account_unwrap_password(pair->sk, pair->wrapped, pair->wrapped_len,
-		                                pair->pk, pw, len - digits, &err) == 0;
+		                                pair->pk, pw, len - factor, &err) == 0;
 	}
 	if (!ok)
 		ok = mf_account_unwrap_password(pair->sk, pair->wrapped, pair->wrapped_len,

@@ -7,7 +7,7 @@ passdb field userdb_mailfort_crypt_password=%w, as in
 examples/dovecot/conf.d/90-mailfort-crypt.conf.  The key is wrapped under
 the password alone.  Covers: delivery needs only the public key; IMAP and
 POP3 login with password+TOTP code read the mail decrypted (the code is
-not part of the wrap); APPEND then FETCH; an app password with its own
+not part of the wrap), and so does a login with password+recovery code; APPEND then FETCH; an app password with its own
 wrap (crypt app-wrap) reads mail; an app password without a wrap logs in
 but gets NO for the message, no plaintext; a wrong code, a replayed code
 and the password alone are refused; the password is never logged;
@@ -137,6 +137,18 @@ ok, got, why = imap_read(PASSWORD + wrong)
 tap.ok(not ok and got == [], "a wrong code: login refused, nothing read", why)
 ok, got, why = imap_read(PASSWORD)
 tap.ok(not ok, "the password alone is refused", why)
+
+# password + recovery code (phone lost): pam_mailfort accepts it once, and
+# the recovery code is no more part of the wrap than the TOTP code
+r = site.ctl("totp", "recovery", ANNA)
+codes = re.findall(r"^\s+([a-z]{4}-[a-z]{4}-[a-z]{4})$", r.stdout, re.M)
+tap.eq(len(codes), 10, "ten recovery codes issued")
+for what, rc in (("with dashes", codes[0] if codes else ""),
+                 ("without dashes", codes[1].replace("-", "") if len(codes) > 1 else "")):
+    ok, got, why = imap_read(PASSWORD + rc)
+    tap.ok(ok and got and got[0][0] == "OK" and got[0][1] is not None and got[0][1].endswith(msg),
+           "login with password+recovery code (%s) reads the message" % what,
+           why + repr([(t, None if b is None else b[:60]) for t, b in got]))
 
 # APPEND then FETCH in the same kind of session
 appended = message("appended %s" % marker, "x" * 150000 + "\r\n")

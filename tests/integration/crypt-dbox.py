@@ -8,7 +8,8 @@ plaintext, partial FETCH inside the second chunk, SEARCH BODY, COPY and MOVE
 between folders, doveadm save; no file under the mail home holds the
 marker.  sdbox: a flipped byte gets NO for that message and the session
 goes on.  mdbox: after an expunge, doveadm purge rewrites the storage file
-and the remaining messages stay ciphertext and readable.
+and the remaining messages stay ciphertext and readable.  Both: doveadm
+altmove to the alternate storage keeps them ciphertext and readable.
 """
 import os
 import random
@@ -70,7 +71,7 @@ site.set("crypt", "conninfo", site.pg.conninfo(site.db, user="mf_crypt_plugin"))
 
 for kind in ("sdbox", "mdbox"):
     dc = Dovecot("c" + kind, site=site, plugins=["mailfort_crypt"], users={USER: "pw"},
-                 mail_location="%s:~/%s" % (kind, kind),
+                 mail_location="%s:~/%s:ALT=~/alt" % (kind, kind),
                  extra="imap_fetch_failure = no-after\n")
     for f in os.listdir(site.keys):
         os.chown(os.path.join(site.keys, f), dc.uid, dc.gid)
@@ -170,6 +171,19 @@ for kind in ("sdbox", "mdbox"):
                "mdbox: after purge, Archive reads byte-identical",
                [None if b is None else len(b) for b in got])
         imap.logout()
+
+    # alternate storage: altmove moves the files as they are
+    r = dc.doveadm("altmove", "-u", USER, "ALL")
+    alt = [p for p in mail_files(home, kind) if "/alt/" in p]
+    tap.ok(r.returncode == 0 and alt and alt == mail_files(home, kind)
+           and all(MAGIC in read(p) for p in alt),
+           "%s: doveadm altmove moves every message file to ALT, still ciphertext" % kind,
+           r.stderr + repr(mail_files(home, kind)))
+    imap = dc.imap_login(USER, "pw")
+    imap.select("INBOX")
+    typ, body, _ = fetch(imap, u_app)
+    tap.eq(body, m_app, "%s: a message in ALT FETCHes byte-identical" % kind)
+    imap.logout()
 
     time.sleep(0.2)
     tap.eq([p for p in walk(home) if marker.encode() in read(p)], [],

@@ -4,12 +4,12 @@
  * mf_key_load reads exactly `len` bytes from a regular file and refuses:
  * symbolic links (O_NOFOLLOW), anything that is not a regular file, a file
  * of any other size, and (for secret keys) a file with any group or other
- * permission bit.  mf_key_save writes a temp file in the same directory,
- * fsyncs it, then renames it into place (or hard-links it when it must not
- * replace an existing file, which makes "refuse to overwrite" race-free),
- * and fsyncs the directory.  Every function returns 0 or -1 with a message
- * naming the file; key bytes are never part of a message and the caller's
- * buffer is wiped on failure.
+ * permission bit or in a directory writable by group or others (where
+ * anyone could put another key in its place).  mf_key_save writes a
+ * temp file in the same directory, fsyncs it, then renames it into place (or hard-links it when it
+ * must not replace an existing file, which makes "refuse to overwrite" race-free), and fsyncs the
+ * directory.  Every function returns 0 or -1 with a message naming the file; key bytes are never
+ * part of a message and the caller's buffer is wiped on failure.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -53,6 +53,34 @@ int mf_key_check_mode(const char *path, struct mf_error *err)
 	return 0;
 }
 
+/* Whoever can write to a key's directory can replace the key: the directory
+   must not be writable by group or others. */
+static int check_key_dir(const char *path, struct mf_error *err)
+{
+	char dir[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+	struct stat st;
+
+	if (slash == NULL) {
+		strcpy(dir, ".");
+	} else if (slash == path) {
+		strcpy(dir, "/");
+	} else {
+		if ((size_t)(slash - path) >= sizeof(dir))
+			return mf_error_set(err, "key file name %s is too long", path);
+		memcpy(dir, path, (size_t)(slash - path));
+		dir[slash - path] = '\0';
+	}
+	if (stat(dir, &st) < 0)
+		return mf_error_set(err, "cannot stat key directory %s: %s", dir, strerror(errno));
+	if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0)
+		return mf_error_set(err,
+		                    "key directory %s has mode %04o: others could replace the keys "
+		                    "in it (chmod go-w)",
+		                    dir, (unsigned int)(st.st_mode & 07777));
+	return 0;
+}
+
 int mf_key_load(const char *path, enum mf_key_kind kind, unsigned char *key, size_t len,
                 struct mf_error *err)
 {
@@ -81,6 +109,8 @@ int mf_key_load(const char *path, enum mf_key_kind kind, unsigned char *key, siz
 		key_mode_error(path, st.st_mode, err);
 		goto fail;
 	}
+	if (kind == MF_KEY_SECRET && check_key_dir(path, err) < 0)
+		goto fail;
 	if (st.st_size < 0 || (unsigned long long)st.st_size != (unsigned long long)len) {
 		mf_error_set(err, "key file %s has %lld bytes, expected %zu", path,
 		             (long long)st.st_size, len);

@@ -133,6 +133,23 @@ static void test_key_files(const char *dir)
 	   "mode 0400 secret key accepted");
 	chmod(path, 0600);
 
+	/* A directory others can write to: anyone could put a key in place. */
+	chmod(dir, 0770);
+	ok(mf_key_load(path, MF_KEY_SECRET, loaded, sizeof(loaded), &err) < 0 &&
+	       strstr(err.msg, "key directory") != NULL && strstr(err.msg, "0770") != NULL &&
+	       sodium_is_zero(loaded, sizeof(loaded)),
+	   "secret key in a group-writable directory refused: %s", err.msg);
+	chmod(dir, 01777);
+	ok(mf_key_load(path, MF_KEY_SECRET, loaded, sizeof(loaded), &err) < 0 &&
+	       strstr(err.msg, "1777") != NULL,
+	   "... and in a world-writable sticky one: %s", err.msg);
+	ok(mf_key_load(path, MF_KEY_PUBLIC, loaded, sizeof(loaded), &err) == 0,
+	   "a public key may be anywhere");
+	chmod(dir, 0711);
+	ok(mf_key_load(path, MF_KEY_SECRET, loaded, sizeof(loaded), &err) == 0,
+	   "0711 directory (as documented) accepted");
+	chmod(dir, 0700);
+
 	/* Wrong sizes. */
 	fmt(sub, sizeof(sub), "%s/short.key", dir);
 	write_file(sub, key, 31, 0600);

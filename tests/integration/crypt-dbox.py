@@ -10,6 +10,8 @@ marker.  sdbox: a flipped byte gets NO for that message and the session
 goes on.  mdbox: after an expunge, doveadm purge rewrites the storage file
 and the remaining messages stay ciphertext and readable.  Both: doveadm
 altmove to the alternate storage keeps them ciphertext and readable.
+Converting a maildir account to mdbox with doveadm backup stores
+ciphertext that reads back byte-identical.
 """
 import os
 import random
@@ -192,4 +194,32 @@ for kind in ("sdbox", "mdbox"):
     tap.ok("Panic" not in log and "Fatal" not in log, "%s: no panic or fatal error" % kind,
            "\n".join(ln for ln in log.splitlines() if "Panic" in ln or "Fatal" in ln))
     dc.stop()
+
+# ---------------------------------------------------------------- maildir -> mdbox with dsync
+# converting an account's storage (doveadm backup into the new location,
+# then switching mail_location) reads each message decrypted and saves it
+# encrypted again
+dc = Dovecot("cconv", site=site, plugins=["mailfort_crypt"], users={USER: "pw"},
+             extra="namespace inbox {\n  inbox = yes\n  separator = /\n}\n")
+dc.start()
+home = dc.home("alice")
+marker = "MFCONV%08x" % random.getrandbits(32)
+m_conv = message("converted", 100000, marker)
+tap.eq(dc.lmtp_deliver("a@example.test", [USER], m_conv), {}, "maildir: LMTP delivery")
+r = dc.doveadm("backup", "-u", USER, "mdbox:~/mdbox")
+tap.ok(r.returncode == 0, "doveadm backup from maildir into mdbox", r.stderr)
+conv = mail_files(home, "mdbox")
+tap.ok(conv and sum(read(p).count(MAGIC) for p in conv) == 1,
+       "the mdbox copy is ciphertext", [os.path.basename(p) for p in conv])
+dc.stop()
+dc.mail_location = "mdbox:~/mdbox"
+dc.start()
+imap = dc.imap_login(USER, "pw")
+imap.select("INBOX")
+typ, body, _ = fetch(imap, 1)
+tap.ok(body is not None and body.endswith(m_conv), "after switching to mdbox it FETCHes byte-identical")
+imap.logout()
+tap.eq([p for p in walk(home) if marker.encode() in read(p)], [],
+       "no file under the mail home holds the marker")
+dc.stop()
 tap.done()

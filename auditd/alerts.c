@@ -105,22 +105,25 @@ static int count_rule_eval(struct auditd *d, const struct count_rule *r, const c
 	/* Only fixed fragments go into the text; every value is a parameter. */
 	snprintf(
 	    sql, sizeof(sql),
-	    "WITH b AS (SELECT %1$s AS k, max(event_time) AS t, max(seq) AS seq "
+	    "WITH b AS MATERIALIZED (SELECT %1$s AS k, max(event_time) AS t, max(seq) AS seq "
 	    "  FROM mailfort.audit_events WHERE node = $1 AND seq BETWEEN $2 AND $3 "
-	    "  AND %1$s IS NOT NULL AND %2$s GROUP BY %1$s) "
+	    "  AND %1$s IS NOT NULL AND %2$s GROUP BY %1$s), "
+	    /* keys still quiet after an alert are dropped before their events
+	       are counted (the same condition as before, checked first) */
+	    "q AS MATERIALIZED (SELECT b.* FROM b WHERE NOT EXISTS (SELECT 1 "
+	    "  FROM mailfort.alerts a WHERE a.rule = '%3$s' AND a.%1$s = b.k "
+	    "  AND a.created_at > now() - make_interval(secs => $5::bigint))) "
 	    "INSERT INTO mailfort.alerts (node, rule, severity, username, ip, summary, detail, "
 	    "  event_node, event_seq) "
 	    "SELECT $1, '%3$s', 'warning', %4$s, %5$s, "
 	    "  format('%%s %6$s by %%s within %%s seconds', c.n, %7$s, $5::bigint), "
 	    "  jsonb_build_object('count', c.n, 'threshold', $4::bigint, 'window_seconds', "
 	    "  $5::bigint), $1, b.seq "
-	    "FROM b CROSS JOIN LATERAL (SELECT count(*) AS n FROM (SELECT 1 "
+	    "FROM q AS b CROSS JOIN LATERAL (SELECT count(*) AS n FROM (SELECT 1 "
 	    "  FROM mailfort.audit_events e "
 	    "  WHERE e.%1$s = b.k AND e.event_time > b.t - make_interval(secs => $5::bigint) "
 	    "  AND e.event_time <= b.t AND %2$s LIMIT $4::bigint) w) c "
-	    "WHERE c.n >= $4::bigint AND NOT EXISTS (SELECT 1 FROM mailfort.alerts a "
-	    "  WHERE a.rule = '%3$s' AND a.%1$s = b.k "
-	    "  AND a.created_at > now() - make_interval(secs => $5::bigint)) "
+	    "WHERE c.n >= $4::bigint "
 	    "RETURNING rule, username, host(ip), summary",
 	    r->key, r->pred, r->rule, is_ip ? "NULL" : "b.k", is_ip ? "b.k" : "NULL", r->what,
 	    is_ip ? "host(b.k)" : "b.k");

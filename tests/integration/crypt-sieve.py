@@ -1,21 +1,23 @@
 #!/usr/bin/env python3
-"""mailfort_crypt with Sieve (Pigeonhole) in LMTP, against a real Dovecot.
+"""mailfort_crypt with Sieve (Pigeonhole) in LMTP and dovecot-lda, against a real Dovecot.
 
 A user's Sieve script files incoming mail into folders.  Covers: fileinto
 an existing folder and fileinto :create a new (nested) one store
 ciphertext there, which IMAP FETCHes byte-identical; fileinto plus keep
 stores two encrypted copies; a failing fileinto falls back to an
 encrypted implicit keep; a large message (several chunks, spooled to
-mail_temp_dir); one LMTP transaction for two recipients, where Dovecot
-copies the first recipient's saved (encrypted) mail for the second, is
-readable by the second with his own key; the compiled script (.svbin) and
-every other file under the homes and the temp dir hold no marker; password
-mode: fileinto needs only the public key.
+mail_temp_dir); fileinto through dovecot-lda; one LMTP transaction for
+two recipients, where Dovecot copies the first recipient's saved
+(encrypted) mail for the second, is readable by the second with his own
+key; the compiled script (.svbin) and every other file under the homes and
+the temp dir hold no marker; password mode: fileinto needs only the
+public key.
 """
 import os
 import random
 import re
 import smtplib
+import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.environ["MF_SRC"], "tests/harness"))
@@ -165,7 +167,7 @@ dc = Dovecot("csv", site=site, plugins=["mailfort_crypt"], lmtp_plugins=["sieve"
              users={ALICE: "pw-alice", BOB: "pw-bob", DAVE: "correct horse"},
              plugin_settings={"sieve": "file:~/sieve;active=~/.dovecot.sieve"},
              passdb_extra="override_fields = userdb_mailfort_crypt_password=%w",
-             extra="mail_temp_dir = %s\n")
+             extra="mail_temp_dir = %s\nprotocol lda {\n  mail_plugins = $mail_plugins sieve\n}\n")
 tmpdir = os.path.join(dc.dir, "tmp")
 os.makedirs(tmpdir)
 os.chown(tmpdir, dc.uid, dc.gid)
@@ -238,13 +240,27 @@ tap.ok(parts and len(full) > 70050 and parts[0] == full[70000:70050],
        "partial FETCH inside the second chunk of the filed copy")
 imap.logout()
 
+# ---------------------------------------------------------------- dovecot-lda
+# delivery by Postfix's pipe(8) to dovecot-lda runs the same Sieve script
+m_lda = message("via lda %s" % marker, text_body(5000, 7, marker), "reports")
+r = subprocess.run(["/usr/lib/dovecot/dovecot-lda", "-c", dc.conf, "-d", ALICE,
+                    "-f", "sender@example.test"], input=m_lda, capture_output=True, timeout=60)
+tap.ok(r.returncode == 0, "dovecot-lda delivery with the fileinto script", r.stderr)
+tap.eq(len(maildir_files(home, "Reports")), 3, "sieve in dovecot-lda filed it into Reports")
+tap.ok(all_ciphertext(maildir_files(home, "Reports")), "as ciphertext")
+imap = dc.imap_login(ALICE, "pw-alice")
+got = fetch_all(imap, "Reports") or {}
+tap.ok(got and list(got.values())[-1] is not None and list(got.values())[-1].endswith(m_lda),
+       "the message delivered by dovecot-lda FETCHes byte-identical")
+imap.logout()
+
 # ---------------------------------------------------------------- two recipients, one transaction
 # Dovecot saves for alice first (sieve: Reports), then copies alice's saved
 # mail for bob: the plugin must re-encrypt it to bob's key.
 m_two = message("for two %s" % marker, text_body(90000, 4, marker), "reports",
                 to="alice@example.test, bob@example.test")
 tap.eq(lmtp_code(dc, [ALICE, BOB], m_two), {}, "one LMTP transaction for alice and bob")
-tap.eq(len(maildir_files(home, "Reports")), 3, "alice's copy was filed into Reports")
+tap.eq(len(maildir_files(home, "Reports")), 4, "alice's copy was filed into Reports")
 tap.ok(all_ciphertext(maildir_files(dc.home("bob"))), "bob's copy in his INBOX is ciphertext")
 imap = dc.imap_login(BOB, "pw-bob")
 got = fetch_all(imap, "INBOX")

@@ -47,72 +47,134 @@ static const char *const fallback_charsets[] = {"UTF-8", "EUC-KR", "ISO-8859-1",
 
 /* ------------------------------------------------------------ limits */
 
-/* Case-insensitive count of needle in the stream, and the header size. */
+/* What the byte scan counts: a needle (lower case), found through one of
+   its bytes that has no case and is rare in text, so that memchr does most
+   of the work. */
+struct needle {
+	const char *text;
+	size_t len, anchor; /* text[anchor] is looked for */
+};
+
+static const struct needle needles[] = {
+    {"boundary=", 9, 8},
+    {"message/rfc822", 14, 7},
+};
+
+static bool equal_nocase(const char *s, const char *lower, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		char c = s[i];
+
+		if (c >= 'A' && c <= 'Z')
+			c = (char)(c + 32);
+		if (c != lower[i])
+			return false;
+	}
+	return true;
+}
+
+/* Occurrences of nd in buf[0, len) that end after buf[from]: a chunk's
+   first `from` bytes are the tail of the previous one, already counted. */
+static uint64_t count_needle(const char *buf, size_t len, size_t from, const struct needle *nd)
+{
+	const char *p = buf, *end = buf + len;
+	uint64_t n = 0;
+
+	while (p < end && (p = memchr(p, nd->text[nd->anchor], (size_t)(end - p))) != NULL) {
+		size_t at = (size_t)(p - buf);
+
+		if (at >= nd->anchor && at - nd->anchor + nd->len <= len &&
+		    at - nd->anchor + nd->len > from &&
+		    equal_nocase(buf + at - nd->anchor, nd->text, nd->len))
+			n++;
+		p++;
+	}
+	return n;
+}
+
+struct prescan_state {
+	uint64_t pos, header_end, counts[2];
+	int nl_run;
+	bool in_header;
+};
+
+/* One piece of the message: buf[0, keep) repeats the end of the last one. */
+static void prescan_chunk(struct prescan_state *ps, const char *buf, size_t len, size_t keep)
+{
+	size_t i, k;
+
+	for (i = keep; ps->in_header && i < len; i++) {
+		if (buf[i] == '\n') {
+			if (++ps->nl_run == 2) {
+				ps->in_header = false;
+				ps->header_end = ps->pos + i - keep;
+			}
+		} else if (buf[i] != '\r') {
+			ps->nl_run = 0;
+		}
+	}
+	for (k = 0; k < MF_N_ELEMENTS(needles); k++)
+		ps->counts[k] += count_needle(buf, len, keep, &needles[k]);
+	ps->pos += len - keep;
+}
+
+/* Case-insensitive counts of the needles in the stream, and the header
+   size.  A memory stream (the usual case) is scanned in place. */
 static int prescan(GMimeStream *s, const struct mf_policy *pol, struct mf_verdict *v,
                    struct mf_error *err)
 {
-	static const char *const needles[] = {"boundary=", "message/rfc822"};
-	char buf[65536 + 32];
-	size_t keep = 0, i, k;
-	uint64_t pos = 0, header_end = 0, counts[2] = {0, 0};
-	int nl_run = 0;
-	bool in_header = true;
+	struct prescan_state ps = {.in_header = true};
 	ssize_t n = 0;
 
-	if (g_mime_stream_reset(s) < 0)
-		return mf_error_set(err, "cannot rewind the message");
-	/* (a bounded GMime stream answers -1 at its end: check for the end first) */
-	while (!g_mime_stream_eos(s) &&
-	       (n = g_mime_stream_read(s, buf + keep, sizeof(buf) - keep - 1)) > 0) {
-		size_t len = keep + (size_t)n;
+	if (GMIME_IS_STREAM_MEM(s)) {
+		GByteArray *arr = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(s));
+		gint64 start = s->bound_start, end = s->bound_end;
 
-		buf[len] = '\0';
-		for (i = keep; in_header && i < len; i++) {
-			if (buf[i] == '\n') {
-				if (++nl_run == 2) {
-					in_header = false;
-					header_end = pos + i - keep;
-				}
-			} else if (buf[i] != '\r') {
-				nl_run = 0;
-			}
-		}
-		for (k = 0; k < MF_N_ELEMENTS(needles); k++) {
-			size_t nl = strlen(needles[k]);
+		if (arr == NULL || start < 0 || (guint64)start > arr->len)
+			return mf_error_set(err, "cannot read the message");
+		if (end < 0 || (guint64)end > arr->len)
+			end = arr->len;
+		if (end > start)
+			prescan_chunk(&ps, (const char *)arr->data + start, (size_t)(end - start),
+			              0);
+	} else {
+		char buf[65536];
+		size_t keep = 0;
 
-			for (i = 0; i + nl <= len; i++) {
-				if ((buf[i] | 0x20) == needles[k][0] &&
-				    strncasecmp(buf + i, needles[k], nl) == 0) {
-					/* count each occurrence once: it must end in the new bytes
-					 */
-					if (i + nl > keep)
-						counts[k]++;
-				}
-			}
+		if (g_mime_stream_reset(s) < 0)
+			return mf_error_set(err, "cannot rewind the message");
+		/* (a bounded GMime stream answers -1 at its end: check for the end
+		   first) */
+		while (!g_mime_stream_eos(s) &&
+		       (n = g_mime_stream_read(s, buf + keep, sizeof(buf) - keep)) > 0) {
+			size_t len = keep + (size_t)n;
+
+			prescan_chunk(&ps, buf, len, keep);
+			keep = len < 31 ? len : 31;
+			memmove(buf, buf + len - keep, keep);
 		}
-		pos += (uint64_t)n;
-		keep = len < 31 ? len : 31;
-		memmove(buf, buf + len - keep, keep);
+		if (n < 0 && !g_mime_stream_eos(s))
+			return mf_error_set(err, "cannot read the message: %s", strerror(errno));
 	}
-	if (n < 0 && !g_mime_stream_eos(s))
-		return mf_error_set(err, "cannot read the message: %s", strerror(errno));
-	if (in_header)
-		header_end = pos;
+	if (ps.in_header)
+		ps.header_end = ps.pos;
 	if (g_mime_stream_reset(s) < 0)
 		return mf_error_set(err, "cannot rewind the message");
-	if (header_end > pol->max_header_size) {
+	if (ps.header_end > pol->max_header_size) {
 		v->limit_exceeded = true;
 		free(v->reason);
 		v->reason = g_strdup_printf("message header is %llu bytes (limit %llu)",
-		                            (unsigned long long)header_end,
+		                            (unsigned long long)ps.header_end,
 		                            (unsigned long long)pol->max_header_size);
 		return 0;
 	}
-	if (counts[0] + counts[1] > (uint64_t)pol->max_mime_parts) {
+	if (ps.counts[0] + ps.counts[1] > (uint64_t)pol->max_mime_parts) {
 		v->limit_exceeded = true;
 		free(v->reason);
 		v->reason = g_strdup_printf("message has %llu MIME containers (limit %d parts)",
-		                            (unsigned long long)(counts[0] + counts[1]),
+		                            (unsigned long long)(ps.counts[0] + ps.counts[1]),
 		                            pol->max_mime_parts);
 	}
 	return 0;
@@ -128,17 +190,40 @@ static void limit(struct walk *w, char *reason)
 
 /* ------------------------------------------------------------ headers */
 
+/* The informative headers, with their names in lower case. */
 static const struct {
 	const char *name;
 	const char *prefix;
 } token_headers[] = {
-    {"Subject", "subj:"},    {"From", "from:"},      {"To", "to:"},
-    {"Cc", "cc:"},           {"Reply-To", "rt:"},    {"Return-Path", "rp:"},
-    {"Received", "rcvd:"},   {"X-Mailer", "mua:"},   {"User-Agent", "mua:"},
-    {"Content-Type", "ct:"}, {"Message-ID", "mid:"}, {"Organization", "org:"},
-    {"List-Id", "list:"},    {"Sender", "sender:"},  {"X-Priority", "prio:"},
-    {"Precedence", "prec:"},
+    {"subject", "subj:"},    {"from", "from:"},      {"to", "to:"},
+    {"cc", "cc:"},           {"reply-to", "rt:"},    {"return-path", "rp:"},
+    {"received", "rcvd:"},   {"x-mailer", "mua:"},   {"user-agent", "mua:"},
+    {"content-type", "ct:"}, {"message-id", "mid:"}, {"organization", "org:"},
+    {"list-id", "list:"},    {"sender", "sender:"},  {"x-priority", "prio:"},
+    {"precedence", "prec:"},
 };
+
+/* A header's decoded value.  Most values are plain ASCII without encoded
+   words, for which decoding changes nothing but costs a parse: those are
+   only unfolded (*tmp, g_free). */
+static const char *header_value(GMimeHeader *h, char **tmp)
+{
+	const char *raw = g_mime_header_get_raw_value(h);
+	const unsigned char *p;
+
+	*tmp = NULL;
+	if (raw != NULL) {
+		for (p = (const unsigned char *)raw; *p != '\0' && *p < 0x80; p++)
+			if (p[0] == '=' && p[1] == '?')
+				break;
+		if (*p == '\0') {
+			*tmp = g_mime_utils_header_unfold(raw);
+			if (*tmp != NULL)
+				return *tmp;
+		}
+	}
+	return g_mime_header_get_value(h);
+}
 
 static void header_tokens(struct walk *w, GMimeObject *obj)
 {
@@ -149,9 +234,9 @@ static void header_tokens(struct walk *w, GMimeObject *obj)
 	for (i = 0; i < n; i++) {
 		GMimeHeader *h = g_mime_header_list_get_header_at(hl, i);
 		const char *name = g_mime_header_get_name(h);
-		const char *value = g_mime_header_get_value(h);
-		char lname[48];
-		size_t j;
+		const char *value;
+		char lname[48], *tmp;
+		size_t j, len;
 
 		if (name == NULL)
 			continue;
@@ -160,26 +245,23 @@ static void header_tokens(struct walk *w, GMimeObject *obj)
 			    (char)((name[j] >= 'A' && name[j] <= 'Z') ? name[j] + 32 : name[j]);
 		lname[j] = '\0';
 		mf_tokens_add(w->toks, "hn:", lname, j);
+		value = header_value(h, &tmp);
 		if (value == NULL)
 			continue;
-		for (k = 0; k < MF_N_ELEMENTS(token_headers); k++) {
-			if (strcasecmp(name, token_headers[k].name) == 0) {
-				size_t len = strlen(value);
-
-				if (len > 4096)
-					len = 4096;
-				mf_tokenize_text(w->toks, token_headers[k].prefix, value, len);
+		len = strlen(value);
+		for (k = 0; name[j] == '\0' && k < MF_N_ELEMENTS(token_headers); k++) {
+			if (lname[0] == token_headers[k].name[0] &&
+			    strcmp(lname, token_headers[k].name) == 0)
 				break;
-			}
 		}
-		if (k == MF_N_ELEMENTS(token_headers)) {
+		if (name[j] == '\0' && k < MF_N_ELEMENTS(token_headers)) {
+			mf_tokenize_text(w->toks, token_headers[k].prefix, value,
+			                 len > 4096 ? 4096 : len);
+		} else {
 			/* any other header: its words, under one prefix */
-			size_t len = strlen(value);
-
-			if (len > 1024)
-				len = 1024;
-			mf_tokenize_text(w->toks, "h:", value, len);
+			mf_tokenize_text(w->toks, "h:", value, len > 1024 ? 1024 : len);
 		}
+		g_free(tmp);
 	}
 }
 

@@ -11,10 +11,10 @@
  * seekable and knows its size without decrypting; a read at plaintext
  * offset N opens only the chunk that holds N (and the following ones as the
  * reader goes on).  A sequential reader gets each chunk opened straight into
- * the stream's buffer; a chunk read out of order is kept, and so is the
- * final chunk (opened early when the size is checked), so readers that seek
- * back a little or consume less than a chunk at a time rarely open a chunk
- * twice.
+ * the stream's buffer, the final one included; a chunk read out of order is
+ * kept, and so is the final chunk when it was opened early to check the
+ * size, so readers that seek back a little or consume less than a chunk at
+ * a time rarely open a chunk twice.
  *
  * A chunk that fails authentication, a short ciphertext or a read error of
  * the parent makes read() return -1 with stream_errno = EINVAL (or the
@@ -164,10 +164,12 @@ static ssize_t i_stream_mf_decrypt_read(struct istream_private *stream)
 	if (!i_stream_try_alloc(stream, 1, &avail))
 		return -2;
 
-	if (within == 0 && avail >= chunk.pt_len && !chunk.final &&
-	    !(dstream->any.valid && dstream->any.idx == chunk.index)) {
+	if (within == 0 && avail >= chunk.pt_len &&
+	    !(dstream->any.valid && dstream->any.idx == chunk.index) &&
+	    !(dstream->final.valid && dstream->final.idx == chunk.index)) {
 		/* a sequential reader: open the chunk straight into the
-		   stream's buffer, no copy */
+		   stream's buffer, no copy (a single-chunk message: its
+		   only chunk, the final one, see check_final) */
 		if (mf_decrypt_chunk(dstream, &chunk, stream->w_buffer + stream->pos) < 0)
 			return -1;
 		stream->pos += chunk.pt_len;
@@ -185,8 +187,21 @@ int i_stream_mf_decrypt_check_final(struct istream *input, const char **error_r)
 {
 	struct mf_decrypt_istream *dstream =
 	    container_of(input->real_stream, struct mf_decrypt_istream, istream);
+	struct istream_private *stream = &dstream->istream;
 	struct mf_mailcrypt_chunk chunk;
 	struct mf_error err;
+
+	if (dstream->reader.chunk_count == 1 && dstream->reader.pt_size > 0 &&
+	    input->v_offset == 0 && stream->pos == stream->skip) {
+		/* most mail: the final chunk is the first, and the first
+		   read opens it straight into the stream's buffer, where
+		   the reader will find it (no side buffer, no copy) */
+		if (i_stream_read(input) < 0 && input->stream_errno != 0) {
+			*error_r = t_strdup(i_stream_get_error(input));
+			return -1;
+		}
+		return 0;
+	}
 
 	if (mf_mailcrypt_chunk_at(&dstream->reader, dstream->reader.chunk_count - 1, &chunk, &err) <
 	    0) {

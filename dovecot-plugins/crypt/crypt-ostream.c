@@ -8,7 +8,10 @@
  * one chunk back until it knows whether it is the last, so a message is
  * only complete after o_stream_finish(), which seals the final chunk.  The
  * stream's offset counts plaintext bytes: the storage records the
- * plaintext size as the message's physical size (as for zlib).
+ * plaintext size as the message's physical size (as for zlib).  It also
+ * notes whether the plaintext held a NUL byte
+ * (o_stream_mf_encrypt_saw_nul), which the plugin records in the index so
+ * that IMAP need not scan every message for NULs when it is read.
  *
  * Creating the stream fails only on a bad public key or version, or when
  * the cipher is not available (AES-256-GCM from OpenSSL for version 2);
@@ -32,6 +35,7 @@ struct mf_encrypt_ostream {
 	struct mf_mailcrypt_writer *writer;
 	unsigned char *out; /* MF_ENCRYPT_OUT_SIZE */
 	bool final_sent;
+	bool saw_nul; /* a NUL byte was among the plaintext */
 };
 
 static int mf_encrypt_send_parent(struct mf_encrypt_ostream *estream, const void *data, size_t size)
@@ -74,6 +78,8 @@ static ssize_t o_stream_mf_encrypt_sendv(struct ostream_private *stream,
 		while (left > 0) {
 			size_t n = I_MIN(left, MF_ENCRYPT_FEED);
 
+			if (!estream->saw_nul && memchr(data, '\0', n) != NULL)
+				estream->saw_nul = TRUE;
 			if (mf_mailcrypt_writer_update(estream->writer, data, n, estream->out,
 			                               MF_ENCRYPT_OUT_SIZE, &out_len, &err) < 0)
 				return mf_encrypt_fail(estream, err.msg);
@@ -133,6 +139,20 @@ static void o_stream_mf_encrypt_destroy(struct iostream_private *stream)
 	sodium_memzero(estream->out, MF_ENCRYPT_OUT_SIZE);
 	i_free(estream->out);
 	o_stream_unref(&estream->ostream.parent);
+}
+
+int o_stream_mf_encrypt_saw_nul(struct ostream *output)
+{
+	/* ours, or under filters added after ours */
+	for (struct ostream *o = output; o != NULL; o = o->real_stream->parent) {
+		if (o->real_stream->iostream.destroy == o_stream_mf_encrypt_destroy) {
+			struct mf_encrypt_ostream *estream =
+			    container_of(o->real_stream, struct mf_encrypt_ostream, ostream);
+
+			return estream->saw_nul ? 1 : 0;
+		}
+	}
+	return -1;
 }
 
 struct ostream *o_stream_create_mf_encrypt(struct ostream *parent,

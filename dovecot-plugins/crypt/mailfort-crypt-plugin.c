@@ -30,6 +30,12 @@
  * does for zlib; RFC822.SIZE and BODY[] lengths are those of the plaintext.
  * With the cache off, the index's vsize record extension (sizes only) is
  * started so that a FETCH does not read each message twice for its size.
+ * For the same reason a one-byte record extension "mailfort-crypt" holds
+ * whether a message is known to contain no NUL byte (written when the
+ * message is saved; one-chunk messages are checked when they are opened):
+ * without it IMAP passes every FETCH through a stream that scans and copies
+ * the whole message to replace NULs.  Like the sizes it says nothing about
+ * the content a reader of the index could use.
  *
  * Format: new messages are written in format version 2 (AES-256-GCM
  * chunks, lib/mf-mailcrypt.h); plugin setting mailfort_crypt_save_version
@@ -70,6 +76,18 @@
 #define MAILFORT_CRYPT_USER_CONTEXT(obj) MODULE_CONTEXT(obj, mailfort_crypt_user_module)
 #define MAILFORT_CRYPT_BOX_CONTEXT(obj)  MODULE_CONTEXT_REQUIRE(obj, mailfort_crypt_storage_module)
 #define MAILFORT_CRYPT_MAIL_CONTEXT(obj) MODULE_CONTEXT_REQUIRE(obj, mailfort_crypt_mail_module)
+
+/* Values of the "mailfort-crypt" index record extension (one byte). */
+#define MF_CRYPT_EXT_NAME     "mailfort-crypt"
+#define MF_CRYPT_NULS_UNKNOWN 0 /* no record (saved without the plugin, copied) */
+#define MF_CRYPT_NULS_NONE    1 /* the plaintext holds no NUL byte */
+#define MF_CRYPT_NULS_SOME    2
+
+struct mailfort_crypt_mailbox {
+	union mailbox_module_context module_ctx;
+	uint32_t ext_id;     /* the "mailfort-crypt" record extension, */
+	bool ext_registered; /* once the mailbox is opened */
+};
 
 /* Opened headers kept per mail_user: opening a header (crypto_box_seal_open)
    costs about as much as decrypting 50 KB, and clients read the same
@@ -312,6 +330,55 @@ static int mailfort_crypt_read_failed(struct mail *mail, bool corrupt, const cha
 	return -1;
 }
 
+/* The NUL state of a message from the index (MF_CRYPT_NULS_*). */
+static uint8_t mailfort_crypt_get_nuls(struct mail *mail)
+{
+	struct mailfort_crypt_mailbox *mbox = MAILFORT_CRYPT_BOX_CONTEXT(mail->box);
+	const void *data;
+	bool expunged;
+
+	if (mail->seq == 0 || !mbox->ext_registered)
+		return MF_CRYPT_NULS_UNKNOWN;
+	mail_index_lookup_ext(mail->transaction->view, mail->seq, mbox->ext_id, &data, &expunged);
+	return data == NULL ? MF_CRYPT_NULS_UNKNOWN : *(const uint8_t *)data;
+}
+
+static void mailfort_crypt_set_nuls(struct mail *mail, uint8_t state)
+{
+	struct mailfort_crypt_mailbox *mbox = MAILFORT_CRYPT_BOX_CONTEXT(mail->box);
+
+	if (mail->seq != 0 && mbox->ext_registered)
+		mail_index_update_ext(mail->transaction->itrans, mail->seq, mbox->ext_id, &state,
+		                      NULL);
+}
+
+/* Tell IMAP that a message has no NULs when the index says so, or, for a
+   message of one chunk (most mail), when the plaintext that verify_ends
+   left in the stream's buffer has none.  Otherwise IMAP copies every byte
+   through a NUL-replacing stream (imap-msgpart). */
+static void mailfort_crypt_learn_nuls(struct mail *mail, struct istream *plain)
+{
+	const unsigned char *data;
+	size_t size;
+	uoff_t pt_size;
+
+	if (mail->has_nuls || mail->has_no_nuls)
+		return;
+	switch (mailfort_crypt_get_nuls(mail)) {
+	case MF_CRYPT_NULS_NONE:
+		mail->has_no_nuls = TRUE;
+		return;
+	case MF_CRYPT_NULS_SOME:
+		mail->has_nuls = TRUE;
+		return;
+	default:
+		break;
+	}
+	data = i_stream_get_data(plain, &size);
+	if (plain->v_offset == 0 && i_stream_get_size(plain, TRUE, &pt_size) > 0 && size == pt_size)
+		mail->has_no_nuls = memchr(data, '\0', size) == NULL;
+}
+
 static int mailfort_crypt_istream_opened(struct mail *_mail, struct istream **stream)
 {
 	struct mail_private *mail = (struct mail_private *)_mail;
@@ -344,6 +411,7 @@ static int mailfort_crypt_istream_opened(struct mail *_mail, struct istream **st
 		i_stream_unref(&plain);
 		return mailfort_crypt_read_failed(_mail, corrupt, error);
 	}
+	mailfort_crypt_learn_nuls(_mail, plain);
 	i_stream_unref(stream);
 	*stream = plain;
 	return mmail->super.istream_opened(_mail, stream);
@@ -401,14 +469,14 @@ static void mailfort_crypt_mail_allocated(struct mail *_mail)
 static int mailfort_crypt_save_begin(struct mail_save_context *ctx, struct istream *input)
 {
 	struct mailbox *box = ctx->transaction->box;
-	union mailbox_module_context *mbox = MAILFORT_CRYPT_BOX_CONTEXT(box);
+	struct mailfort_crypt_mailbox *mbox = MAILFORT_CRYPT_BOX_CONTEXT(box);
 	struct mailfort_crypt_user *muser = MAILFORT_CRYPT_USER_CONTEXT(box->storage->user);
 	unsigned char pk[crypto_box_PUBLICKEYBYTES];
 	struct ostream *output;
 	const char *error;
 	int ret;
 
-	if (mbox->super.save_begin(ctx, input) < 0)
+	if (mbox->module_ctx.super.save_begin(ctx, input) < 0)
 		return -1;
 
 	if ((box->storage->class_flags & MAIL_STORAGE_CLASS_FLAG_BINARY_DATA) == 0) {
@@ -443,42 +511,47 @@ static int mailfort_crypt_save_begin(struct mail_save_context *ctx, struct istre
 static int mailfort_crypt_save_finish(struct mail_save_context *ctx)
 {
 	struct mailbox *box = ctx->transaction->box;
-	union mailbox_module_context *mbox = MAILFORT_CRYPT_BOX_CONTEXT(box);
+	struct mailfort_crypt_mailbox *mbox = MAILFORT_CRYPT_BOX_CONTEXT(box);
 	struct mail *dest_mail = ctx->dest_mail;
+	int saw_nul = o_stream_mf_encrypt_saw_nul(ctx->data.output);
 	uoff_t vsize;
 
-	if (mbox->super.save_finish(ctx) < 0)
+	if (mbox->module_ctx.super.save_finish(ctx) < 0)
 		return -1;
 	if (dest_mail != NULL && mail_get_virtual_size(dest_mail, &vsize) == 0)
 		mailfort_crypt_start_vsize_ext(dest_mail, vsize);
+	if (dest_mail != NULL && saw_nul >= 0) {
+		mailfort_crypt_set_nuls(dest_mail,
+		                        saw_nul > 0 ? MF_CRYPT_NULS_SOME : MF_CRYPT_NULS_NONE);
+	}
 	return 0;
 }
 
 static int mailfort_crypt_copy(struct mail_save_context *ctx, struct mail *mail)
 {
 	struct mailbox *box = ctx->transaction->box;
-	union mailbox_module_context *mbox = MAILFORT_CRYPT_BOX_CONTEXT(box);
+	struct mailfort_crypt_mailbox *mbox = MAILFORT_CRYPT_BOX_CONTEXT(box);
 
 	/* Another user's mail is sealed to another key: decrypt and
 	   re-encrypt.  Within one user a storage-level copy (maildir hard
 	   link) keeps the ciphertext as it is, which is right. */
 	if (mail->box->storage->user != box->storage->user)
 		return mail_storage_copy(ctx, mail);
-	return mbox->super.copy(ctx, mail);
+	return mbox->module_ctx.super.copy(ctx, mail);
 }
 
 static void mailfort_crypt_mailbox_allocated(struct mailbox *box)
 {
 	struct mailfort_crypt_user *muser = MAILFORT_CRYPT_USER_CONTEXT(box->storage->user);
 	struct mailbox_vfuncs *v = box->vlast;
-	union mailbox_module_context *mbox;
+	struct mailfort_crypt_mailbox *mbox;
 
 	if (muser == NULL)
 		return;
-	mbox = p_new(box->pool, union mailbox_module_context, 1);
-	mbox->super = *v;
-	box->vlast = &mbox->super;
-	MODULE_CONTEXT_SET_SELF(box, mailfort_crypt_storage_module, mbox);
+	mbox = p_new(box->pool, struct mailfort_crypt_mailbox, 1);
+	mbox->module_ctx.super = *v;
+	box->vlast = &mbox->module_ctx.super;
+	MODULE_CONTEXT_SET(box, mailfort_crypt_storage_module, mbox);
 
 	/* The cache would hold headers, envelopes and body structures in the
 	   clear (same as mail_never_cache_fields = *). */
@@ -487,6 +560,17 @@ static void mailfort_crypt_mailbox_allocated(struct mailbox *box)
 	v->save_begin = mailfort_crypt_save_begin;
 	v->save_finish = mailfort_crypt_save_finish;
 	v->copy = mailfort_crypt_copy;
+}
+
+static void mailfort_crypt_mailbox_opened(struct mailbox *box)
+{
+	struct mailfort_crypt_mailbox *mbox = MODULE_CONTEXT(box, mailfort_crypt_storage_module);
+
+	if (mbox == NULL || box->index == NULL)
+		return;
+	mbox->ext_id = mail_index_ext_register(box->index, MF_CRYPT_EXT_NAME, 0, sizeof(uint8_t),
+	                                       sizeof(uint8_t));
+	mbox->ext_registered = TRUE;
 }
 
 /* ---- user ---- */
@@ -600,6 +684,7 @@ static void mailfort_crypt_user_created(struct mail_user *user)
 static struct mail_storage_hooks mailfort_crypt_hooks = {
     .mail_user_created = mailfort_crypt_user_created,
     .mailbox_allocated = mailfort_crypt_mailbox_allocated,
+    .mailbox_opened = mailfort_crypt_mailbox_opened,
     .mail_allocated = mailfort_crypt_mail_allocated,
 };
 

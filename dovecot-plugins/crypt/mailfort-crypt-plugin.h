@@ -32,6 +32,10 @@ int i_stream_mf_decrypt_check_final(struct istream *input, const char **error_r)
 struct ostream *o_stream_create_mf_encrypt(struct ostream *parent,
                                            const unsigned char pk[crypto_box_PUBLICKEYBYTES],
                                            unsigned int version);
+/* Whether the plaintext written so far to the encrypting stream in output
+   (output itself or a stream under it) held a NUL byte: 1 yes, 0 no, -1
+   when output has no encrypting stream. */
+int o_stream_mf_encrypt_saw_nul(struct ostream *output);
 
 /* ---- keys ---- */
 

@@ -13,7 +13,8 @@
  * format version 2 (AES-256-GCM), or version 1 with
  * mailfort_crypt_save_version = 1; a mailbox holding version 1, version 2
  * and plaintext messages reads every one; the streams are checked for both
- * versions.
+ * versions.  Whether a message has NUL bytes is known when it is opened
+ * (IMAP then skips its NUL-replacing copy only for messages without).
  *
  * Needs MF_TEST_PGHOST/PORT/USER and MF_BUILD (for mailfortctl db migrate),
  * as scripts/test provides; without them it skips.
@@ -285,6 +286,31 @@ static bool read_at(struct mail_user *user, uint32_t uid, uoff_t off, size_t len
 	return ret;
 }
 
+/* What the storage knows after opening uid's stream: 'N' no NULs, 'Y'
+   NULs, '?' unknown, 'E' error. */
+static char nul_state(struct mail_user *user, uint32_t uid)
+{
+	struct mail_namespace *ns = mail_namespace_find_inbox(user->namespaces);
+	struct mailbox *box = mailbox_alloc(ns->list, "INBOX", 0);
+	struct mailbox_transaction_context *trans;
+	struct istream *input;
+	struct mail *mail;
+	char ret = 'E';
+
+	if (mailbox_open(box) < 0 || mailbox_sync(box, 0) < 0) {
+		mailbox_free(&box);
+		return 'E';
+	}
+	trans = mailbox_transaction_begin(box, 0, __func__);
+	mail = mail_alloc(trans, 0, NULL);
+	if (mail_set_uid(mail, uid) && mail_get_stream(mail, NULL, NULL, &input) == 0)
+		ret = mail->has_no_nuls ? 'N' : (mail->has_nuls ? 'Y' : '?');
+	mail_free(&mail);
+	(void)mailbox_transaction_commit(&trans);
+	mailbox_free(&box);
+	return ret;
+}
+
 /* Copy UID uid from src's INBOX to dest's INBOX. */
 static int copy_msg(struct mail_user *src, struct mail_user *dest, uint32_t uid)
 {
@@ -538,6 +564,27 @@ static void test_mixed_versions(struct fixture *fx)
 		      read_at(dave, 2, off, 16, str_data(m2) + off);
 	}
 	ok(all, "mixed mailbox: reads across chunk boundaries of both versions");
+
+	/* NUL state: recorded at save time (multi-chunk messages), checked
+	   at open (one-chunk messages) */
+	{
+		string_t *nul = make_message("with a NUL", 2 * MF_MAILCRYPT_CHUNK_SIZE);
+		string_t *nul1 = make_message("one chunk with a NUL", 1000);
+
+		((unsigned char *)buffer_get_modifiable_data(nul, NULL))[str_len(nul) - 100] = '\0';
+		((unsigned char *)buffer_get_modifiable_data(nul1, NULL))[500] = '\0';
+		ok(save_msg(dave, str_data(nul), str_len(nul), &merr) == 0 &&
+		       save_msg(dave, str_data(nul1), str_len(nul1), &merr) == 0,
+		   "save two messages with a NUL byte");
+		ok(nul_state(dave, 1) == 'N' && nul_state(dave, 2) == 'N',
+		   "multi-chunk messages without NULs (version 1 and 2) are known to have none");
+		ok(nul_state(dave, 4) == 'Y' && nul_state(dave, 5) == 'Y',
+		   "messages with a NUL are known to have one (%c %c)", nul_state(dave, 4),
+		   nul_state(dave, 5));
+		str_truncate(out, 0);
+		ok(read_msg(dave, 4, out, &psize, &vsize, &merr) == 0 && str_equals(out, nul),
+		   "the message with a NUL reads byte-identical");
+	}
 	user_deinit(&dave, &svc);
 }
 

@@ -132,7 +132,7 @@ static const struct mf_config_key milter_keys[] = {
     {.name = "blocked_types",
      .type = MF_CONFIG_STRING,
      .default_value = "windows-executable,elf-executable,macho-executable,shell-script,"
-                      "windows-shortcut,java-archive",
+                      "windows-shortcut,java-archive,iso-image",
      .help = "content types recognised by their bytes that are refused, whatever the name"},
     {.name = "blocked_action",
      .type = MF_CONFIG_ENUM,
@@ -142,7 +142,8 @@ static const struct mf_config_key milter_keys[] = {
     {.name = "scan_archives",
      .type = MF_CONFIG_BOOL,
      .default_value = "yes",
-     .help = "look inside ZIP archives for blocked names and contents"},
+     .help = "look inside archives (ZIP, RAR, 7z, tar, cab, ISO 9660, gzip, bzip2, xz) for blocked "
+             "names and contents"},
     {.name = "encrypted_archive_action",
      .type = MF_CONFIG_ENUM,
      .default_value = "hold",

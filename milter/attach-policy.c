@@ -7,12 +7,13 @@
  *     and spaces ignored, so "invoice.pdf.exe " is an .exe) and the content
  *     against blocked_types (filetype.c: an executable renamed .pdf is
  *     still an executable) -> blocked_action;
- *   - ZIP archives, when scan_archives is on: every entry's name and first
- *     bytes as above, nested archives up to max_archive_depth; an archive
- *     with encrypted entries, or one that cannot be read, cannot be checked
- *     -> encrypted_archive_action; too many entries, too large a declared
- *     size or too high a compression ratio is an archive bomb ->
- *     limits_action.
+ *   - archives, when scan_archives is on (ZIP by zip-inspect.c; RAR, 7z,
+ *     tar, cab, ISO 9660 and gzip/bzip2/xz by archive-inspect.c): every
+ *     entry's name and first bytes as above, nested archives up to
+ *     max_archive_depth; an archive with encrypted entries, or one that
+ *     cannot be read, cannot be checked -> encrypted_archive_action; too
+ *     many entries, too large a size or too high a compression ratio is an
+ *     archive bomb -> limits_action.
  * The attachment gets its type, its action and a reason a sender can act
  * on.  No errors: what cannot be examined is judged, never let through
  * unexamined without saying so.
@@ -82,26 +83,60 @@ static const char *blocked_ext(const struct mf_policy *pol, const char *name, ch
    64 MB each cannot keep the milter busy for minutes). */
 #define NESTED_BUDGET (64ULL * 1024 * 1024)
 
-static void check_zip(const struct mf_policy *pol, struct mf_attachment *a, const char *outer,
-                      const unsigned char *data, size_t len, int depth, uint64_t *budget)
+/* List the archive data/len of type t into *zip.  0, or -1 after judging
+   why it could not be listed (a bomb, or it cannot be checked). */
+static int list_archive(const struct mf_policy *pol, struct mf_attachment *a, const char *outer,
+                        enum mf_filetype t, const unsigned char *data, size_t len, int depth,
+                        uint64_t *budget, struct mf_zip *zip)
+{
+	struct mf_error err;
+	bool bomb = false;
+	uint64_t max;
+	int ret;
+
+	if (t == MF_FT_ZIP || t == MF_FT_JAR) {
+		ret = mf_zip_open(data, len, pol->max_archive_entries, zip, &err);
+		bomb = ret < 0 && strstr(err.msg, "entries (limit") != NULL;
+	} else {
+		/* Everything is decoded here: no more than the size limit, the
+		   compression ratio allows, and (nested) the budget left. */
+		uint64_t ratio = (uint64_t)pol->max_archive_ratio, by_ratio;
+
+		by_ratio =
+		    ratio > 0 && len > UINT64_MAX / ratio ? UINT64_MAX : (uint64_t)len * ratio;
+		if (by_ratio < 1024 * 1024)
+			by_ratio = 1024 * 1024;
+		max = pol->max_archive_size < by_ratio ? pol->max_archive_size : by_ratio;
+		if (depth > 0 && max > *budget)
+			max = *budget;
+		ret = mf_archive_list(data, len, pol->max_archive_entries, max, zip, &bomb, &err);
+		if (ret == 0 && depth > 0)
+			*budget -= zip->total_usize;
+	}
+	if (ret == 0)
+		return 0;
+	if (bomb) {
+		judge(a, pol->limits_action,
+		      g_strdup_printf("archive %s is an archive bomb: %s", outer, err.msg));
+	} else {
+		a->encrypted = true;
+		judge(a, pol->encrypted_action,
+		      g_strdup_printf("archive %s cannot be checked (%s); send the files unpacked",
+		                      outer, err.msg));
+	}
+	return -1;
+}
+
+static void check_archive(const struct mf_policy *pol, struct mf_attachment *a, const char *outer,
+                          enum mf_filetype type, const unsigned char *data, size_t len, int depth,
+                          uint64_t *budget)
 {
 	struct mf_zip zip;
 	struct mf_error err;
 	size_t i;
 
-	if (mf_zip_open(data, len, pol->max_archive_entries, &zip, &err) < 0) {
-		if (strstr(err.msg, "entries (limit") != NULL) {
-			judge(a, pol->limits_action,
-			      g_strdup_printf("archive %s is an archive bomb: %s", outer, err.msg));
-		} else {
-			a->encrypted = true;
-			judge(a, pol->encrypted_action,
-			      g_strdup_printf("archive %s cannot be checked (%s); send the files "
-			                      "unpacked",
-			                      outer, err.msg));
-		}
+	if (list_archive(pol, a, outer, type, data, len, depth, budget, &zip) < 0)
 		return;
-	}
 	if (zip.is_jar && depth == 0)
 		a->type = MF_FT_JAR;
 	if (zip.is_jar && pol->blocked_types[MF_FT_JAR]) {
@@ -161,8 +196,8 @@ static void check_zip(const struct mf_policy *pol, struct mf_attachment *a, cons
 			                      outer, e->name, mf_filetype_name(t)));
 			continue;
 		}
-		if (t == MF_FT_ZIP) {
-			unsigned char *inner;
+		if (mf_filetype_is_archive(t)) {
+			unsigned char *inner = NULL;
 			size_t inner_len;
 			uint64_t max = pol->max_archive_size;
 
@@ -172,6 +207,12 @@ static void check_zip(const struct mf_policy *pol, struct mf_attachment *a, cons
 				judge(a, pol->limits_action,
 				      g_strdup_printf("archive %s nests archives more than %d deep",
 				                      outer, pol->max_archive_depth));
+				continue;
+			}
+			if (type != MF_FT_ZIP && type != MF_FT_JAR) {
+				/* decoded while listing, already counted */
+				check_archive(pol, a, e->name, t, e->content, e->content_len,
+				              depth + 1, budget);
 				continue;
 			}
 			if (mf_zip_extract(data, len, e, (size_t)max, &inner, &inner_len, &err) <
@@ -184,7 +225,7 @@ static void check_zip(const struct mf_policy *pol, struct mf_attachment *a, cons
 				return;
 			}
 			*budget -= inner_len;
-			check_zip(pol, a, e->name, inner, inner_len, depth + 1, budget);
+			check_archive(pol, a, e->name, t, inner, inner_len, depth + 1, budget);
 			free(inner);
 		}
 	}
@@ -221,9 +262,9 @@ void mf_attach_policy(const struct mf_policy *pol, GMimeObject *part, const unsi
 		                      "are not accepted by mail",
 		                      name, mf_filetype_name(a->type)));
 	}
-	if (a->type == MF_FT_ZIP && pol->scan_archives) {
+	if (mf_filetype_is_archive(a->type) && a->type != MF_FT_JAR && pol->scan_archives) {
 		uint64_t budget = NESTED_BUDGET;
 
-		check_zip(pol, a, name, data, len, 0, &budget);
+		check_archive(pol, a, name, a->type, data, len, 0, &budget);
 	}
 }

@@ -30,6 +30,11 @@ static const char *const type_names[MF_FT_COUNT] = {
     [MF_FT_JPEG] = "jpeg",
     [MF_FT_GIF] = "gif",
     [MF_FT_HTML] = "html",
+    [MF_FT_TAR] = "tar",
+    [MF_FT_BZIP2] = "bzip2",
+    [MF_FT_XZ] = "xz",
+    [MF_FT_CAB] = "cab",
+    [MF_FT_ISO] = "iso-image",
 };
 
 const char *mf_filetype_name(enum mf_filetype t)
@@ -53,7 +58,8 @@ enum mf_filetype mf_filetype_from_name(const char *name, size_t len)
 bool mf_filetype_is_archive(enum mf_filetype t)
 {
 	return t == MF_FT_ZIP || t == MF_FT_JAR || t == MF_FT_RAR || t == MF_FT_7Z ||
-	       t == MF_FT_GZIP;
+	       t == MF_FT_GZIP || t == MF_FT_TAR || t == MF_FT_BZIP2 || t == MF_FT_XZ ||
+	       t == MF_FT_CAB || t == MF_FT_ISO;
 }
 
 static bool starts(const unsigned char *p, size_t len, const void *magic, size_t mlen)
@@ -67,6 +73,7 @@ enum mf_filetype mf_filetype_detect(const unsigned char *p, size_t len)
 	static const unsigned char ole[] = {0xd0, 0xcf, 0x11, 0xe0, 0xa1, 0xb1, 0x1a, 0xe1};
 	static const unsigned char sevenz[] = {'7', 'z', 0xbc, 0xaf, 0x27, 0x1c};
 	static const unsigned char png[] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+	static const unsigned char xz[] = {0xfd, '7', 'z', 'X', 'Z', 0x00};
 	static const unsigned char macho[][4] = {
 	    {0xfe, 0xed, 0xfa, 0xce}, {0xfe, 0xed, 0xfa, 0xcf}, {0xce, 0xfa, 0xed, 0xfe},
 	    {0xcf, 0xfa, 0xed, 0xfe}, {0xca, 0xfe, 0xba, 0xbe},
@@ -100,6 +107,17 @@ enum mf_filetype mf_filetype_detect(const unsigned char *p, size_t len)
 		return MF_FT_7Z;
 	if (p[0] == 0x1f && p[1] == 0x8b)
 		return MF_FT_GZIP;
+	if (len >= 4 && p[0] == 'B' && p[1] == 'Z' && p[2] == 'h' && p[3] >= '1' && p[3] <= '9')
+		return MF_FT_BZIP2;
+	if (starts(p, len, xz, sizeof(xz)))
+		return MF_FT_XZ;
+	if (starts(p, len, "MSCF\0\0\0\0", 8))
+		return MF_FT_CAB;
+	/* ustar magic at 257; an ISO 9660 volume descriptor at 32769 */
+	if (len >= 262 && memcmp(p + 257, "ustar", 5) == 0)
+		return MF_FT_TAR;
+	if (len >= 32774 && memcmp(p + 32769, "CD001", 5) == 0)
+		return MF_FT_ISO;
 	if (starts(p, len, "%PDF-", 5))
 		return MF_FT_PDF;
 	if (starts(p, len, ole, sizeof(ole)))

@@ -71,6 +71,11 @@ enum mf_filetype {
 	MF_FT_JPEG,
 	MF_FT_GIF,
 	MF_FT_HTML,
+	MF_FT_TAR,
+	MF_FT_BZIP2,
+	MF_FT_XZ,
+	MF_FT_CAB, /* Microsoft cabinet */
+	MF_FT_ISO, /* ISO 9660 disc image */
 	MF_FT_COUNT,
 };
 enum mf_filetype mf_filetype_detect(const unsigned char *p, size_t len);
@@ -91,6 +96,8 @@ struct mf_zip_entry {
 	uint64_t local_offset;           /* of the local header */
 	unsigned char head[MF_ZIP_HEAD]; /* first decoded bytes, when readable */
 	size_t head_len;
+	unsigned char *content; /* mf_archive_list: the whole entry, when an archive */
+	size_t content_len;
 };
 
 struct mf_zip {
@@ -110,6 +117,16 @@ void mf_zip_free(struct mf_zip *zip);
    Returns malloc'd bytes in *out_r. */
 int mf_zip_extract(const unsigned char *data, size_t len, const struct mf_zip_entry *e, size_t max,
                    unsigned char **out_r, size_t *out_len_r, struct mf_error *err) MF_WARN_UNUSED;
+
+/* ------------------------------------------------------------ archive-inspect.c */
+/* List an archive of another kind (RAR, 7z, tar, cab, ISO 9660, and
+   gzip/bzip2/xz-compressed files) through libarchive, decoding every entry:
+   at most max_entries entries and max_total bytes in all, past which it
+   fails with *bomb_r set.  Entries that are archives themselves keep their
+   bytes in content.  -1 with err when the archive cannot be read to the end
+   (damaged, or encrypted headers: zip->any_encrypted then says so). */
+int mf_archive_list(const unsigned char *data, size_t len, size_t max_entries, uint64_t max_total,
+                    struct mf_zip *zip, bool *bomb_r, struct mf_error *err) MF_WARN_UNUSED;
 
 /* ------------------------------------------------------------ policy.c */
 enum mf_action {

@@ -111,8 +111,10 @@ void mf_zip_free(struct mf_zip *zip)
 {
 	size_t i;
 
-	for (i = 0; i < zip->count; i++)
+	for (i = 0; i < zip->count; i++) {
 		free(zip->entries[i].name);
+		free(zip->entries[i].content);
+	}
 	free(zip->entries);
 	memset(zip, 0, sizeof(*zip));
 }

@@ -1,11 +1,13 @@
 /*
- * fuzz-mime-zip.c - ZIP inspection and the attachment policy over arbitrary
- * attachment bytes.
+ * fuzz-mime-zip.c - archive inspection and the attachment policy over
+ * arbitrary attachment bytes.
  *
  * Input: a decoded attachment.  Every offset and size a ZIP declares is
  * hostile here: the central directory walk, ZIP64 records, the inflating of
  * entry heads and of nested archives, and the content type detection must
- * stay inside the buffer and inside their limits.
+ * stay inside the buffer and inside their limits.  Inputs that start like
+ * a 7z, RAR, tar, cab, ISO image or gzip/bzip2/xz stream go through
+ * archive-inspect.c (libarchive) and its limits instead (seeds seed-*).
  */
 #include <stdlib.h>
 #include <string.h>

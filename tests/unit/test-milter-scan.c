@@ -4,10 +4,13 @@
  * Builds small messages in memory (no corpus) and checks what a sender or
  * a postmaster would see: which attachment is refused, held or stripped
  * and with which reply; that a renamed program is caught by its content,
- * also inside a ZIP; that MIME and archive bombs end in a verdict; that
+ * also inside a ZIP, RAR, 7z, tar, cab or ISO image (archives made here with
+ * libarchive's writer); that MIME and archive bombs end in a verdict; that
  * EUC-KR, HTML and URLs tokenize sensibly; that the classifier separates
  * trained spam from ham; the rules and the X-Spam-Status text.
  */
+#include <archive.h>
+#include <archive_entry.h>
 #include <iconv.h>
 #include <stdlib.h>
 #include <string.h>
@@ -766,6 +769,210 @@ static void test_bombs(void)
 	mf_policy_unref(&pol);
 }
 
+struct aentry {
+	const char *name;
+	const void *data;
+	size_t len;
+};
+
+/* An archive in memory, written by libarchive: format and filter as for
+   archive_write_set_format() / archive_write_add_filter(). */
+static struct buf make_archive(int format, int filter, const struct aentry *e, int n)
+{
+	struct archive *w = archive_write_new();
+	struct buf b = {0};
+	size_t used = 0;
+	int i;
+
+	b.cap = 16 * 1024 * 1024;
+	b.s = malloc(b.cap);
+	archive_write_set_format(w, format);
+	archive_write_add_filter(w, filter);
+	if (format == ARCHIVE_FORMAT_RAW)
+		archive_write_set_bytes_in_last_block(w, 1);
+	if (b.s == NULL || archive_write_open_memory(w, b.s, b.cap, &used) != ARCHIVE_OK)
+		fprintf(stderr, "archive writer: %s\n", archive_error_string(w));
+	for (i = 0; i < n; i++) {
+		struct archive_entry *ae = archive_entry_new();
+
+		archive_entry_set_pathname(ae, e[i].name);
+		archive_entry_set_size(ae, (la_int64_t)e[i].len);
+		archive_entry_set_filetype(ae, AE_IFREG);
+		archive_entry_set_perm(ae, 0644);
+		if (archive_write_header(w, ae) != ARCHIVE_OK ||
+		    archive_write_data(w, e[i].data, e[i].len) != (la_ssize_t)e[i].len)
+			fprintf(stderr, "archive writer: %s\n", archive_error_string(w));
+		archive_entry_free(ae);
+	}
+	archive_write_close(w);
+	archive_write_free(w);
+	b.len = used;
+	return b;
+}
+
+/* One attachment through the scanner; its verdict in *v. */
+static int scan_one(const struct mf_policy *pol, const char *name, const struct buf *data,
+                    struct mf_verdict *v)
+{
+	struct att a[] = {{name, "application/octet-stream", data->s, data->len}};
+	struct buf m = message(std_headers, "Files attached.", a, 1);
+	int r = scan(pol, NULL, &m, v);
+
+	free(m.s);
+	return r;
+}
+
+static bool reason_has(const struct mf_verdict *v, const char *a, const char *b)
+{
+	const char *r = v->nattachments ? v->attachments[0].reason : NULL;
+
+	return r != NULL && strstr(r, a) != NULL && (b == NULL || strstr(r, b) != NULL);
+}
+
+static void test_other_archives(void)
+{
+	struct mf_policy *pol = policy("");
+	struct mf_verdict v;
+	struct buf arc, inner;
+	static const char text[] = "minutes of the meeting\n";
+	static const unsigned char elf[] = {0x7f, 'E', 'L', 'F', 2, 1, 1, 0, 0, 0, 0, 0};
+	int r;
+
+	{ /* a program renamed .txt inside a 7z */
+		struct aentry e[] = {{"notes.txt", text, sizeof(text)},
+		                     {"readme.txt", exe, sizeof(exe)}};
+
+		arc = make_archive(ARCHIVE_FORMAT_7ZIP, ARCHIVE_FILTER_NONE, e, 2);
+		r = scan_one(pol, "docs.7z", &arc, &v);
+		ok(r == 0 && v.attachments[0].type == MF_FT_7Z &&
+		       v.attachments[0].action == MF_ACT_STRIP &&
+		       reason_has(&v, "readme.txt", "windows-executable"),
+		   "7z: a program renamed .txt is found by content (%s)",
+		   v.nattachments ? v.attachments[0].reason : "none");
+		mf_verdict_free(&v);
+		free(arc.s);
+	}
+	{ /* a blocked name in a tar.gz */
+		struct aentry e[] = {{"tools/setup.exe", "hello", 5}};
+
+		arc = make_archive(ARCHIVE_FORMAT_TAR_PAX_RESTRICTED, ARCHIVE_FILTER_GZIP, e, 1);
+		r = scan_one(pol, "tools.tar.gz", &arc, &v);
+		ok(r == 0 && v.attachments[0].type == MF_FT_GZIP &&
+		       v.attachments[0].action == MF_ACT_STRIP &&
+		       reason_has(&v, "setup.exe", ".exe"),
+		   "tar.gz: a blocked name inside is found (%s)",
+		   v.nattachments ? v.attachments[0].reason : "none");
+		mf_verdict_free(&v);
+		free(arc.s);
+	}
+	{ /* harmless tar.xz and tar.bz2 pass */
+		struct aentry e[] = {{"a.txt", text, sizeof(text)}, {"b.txt", text, sizeof(text)}};
+
+		arc = make_archive(ARCHIVE_FORMAT_TAR_USTAR, ARCHIVE_FILTER_XZ, e, 2);
+		r = scan_one(pol, "docs.tar.xz", &arc, &v);
+		ok(r == 0 && v.attachments[0].type == MF_FT_XZ &&
+		       v.attachments[0].action == MF_ACT_ACCEPT && v.action == MF_ACT_ACCEPT,
+		   "tar.xz of text files is accepted");
+		mf_verdict_free(&v);
+		free(arc.s);
+		arc = make_archive(ARCHIVE_FORMAT_TAR_USTAR, ARCHIVE_FILTER_BZIP2, e, 2);
+		r = scan_one(pol, "docs.tar.bz2", &arc, &v);
+		ok(r == 0 && v.attachments[0].type == MF_FT_BZIP2 &&
+		       v.attachments[0].action == MF_ACT_ACCEPT,
+		   "tar.bz2 of text files is accepted");
+		mf_verdict_free(&v);
+		free(arc.s);
+		arc = make_archive(ARCHIVE_FORMAT_TAR_USTAR, ARCHIVE_FILTER_NONE, e, 2);
+		r = scan_one(pol, "docs.dat", &arc, &v);
+		ok(r == 0 && v.attachments[0].type == MF_FT_TAR &&
+		       v.attachments[0].action == MF_ACT_ACCEPT,
+		   "a tar is recognised by its content (%s)",
+		   v.nattachments ? mf_filetype_name(v.attachments[0].type) : "none");
+		mf_verdict_free(&v);
+		free(arc.s);
+	}
+	{ /* a lone gzip-compressed program */
+		struct aentry e[] = {{"data", elf, sizeof(elf)}};
+
+		arc = make_archive(ARCHIVE_FORMAT_RAW, ARCHIVE_FILTER_GZIP, e, 1);
+		r = scan_one(pol, "report.gz", &arc, &v);
+		ok(r == 0 && v.attachments[0].action == MF_ACT_STRIP &&
+		       reason_has(&v, "elf-executable", NULL),
+		   "a gzip-compressed program is found (%s)",
+		   v.nattachments ? v.attachments[0].reason : "none");
+		mf_verdict_free(&v);
+		free(arc.s);
+	}
+	{ /* a 7z holding a tar holding a script */
+		struct aentry e1[] = {{"run.sh.txt", "#!/bin/sh\nrm -rf ~\n", 19}};
+		struct aentry e2[2];
+
+		inner = make_archive(ARCHIVE_FORMAT_TAR_USTAR, ARCHIVE_FILTER_NONE, e1, 1);
+		e2[0] = (struct aentry){"readme.txt", text, sizeof(text)};
+		e2[1] = (struct aentry){"more.tar", inner.s, inner.len};
+		arc = make_archive(ARCHIVE_FORMAT_7ZIP, ARCHIVE_FILTER_NONE, e2, 2);
+		r = scan_one(pol, "bundle.7z", &arc, &v);
+		ok(r == 0 && v.attachments[0].action == MF_ACT_STRIP &&
+		       reason_has(&v, "run.sh.txt", "shell-script"),
+		   "a script inside a tar inside a 7z is found (%s)",
+		   v.nattachments ? v.attachments[0].reason : "none");
+		mf_verdict_free(&v);
+		free(arc.s);
+		free(inner.s);
+	}
+	{ /* an ISO image renamed .pdf, and a program inside an ISO */
+		struct mf_policy *ip = policy("blocked_types = windows-executable\n");
+		struct aentry e[] = {{"SETUP.TXT", exe, sizeof(exe)}};
+
+		arc = make_archive(ARCHIVE_FORMAT_ISO9660, ARCHIVE_FILTER_NONE, e, 1);
+		r = scan_one(pol, "scan.pdf", &arc, &v);
+		ok(r == 0 && v.attachments[0].type == MF_FT_ISO &&
+		       v.attachments[0].action == MF_ACT_STRIP && reason_has(&v, "iso-image", NULL),
+		   "an ISO image renamed .pdf is refused by content (%s)",
+		   v.nattachments ? v.attachments[0].reason : "none");
+		mf_verdict_free(&v);
+		r = scan_one(ip, "scan.pdf", &arc, &v);
+		ok(r == 0 && v.attachments[0].action == MF_ACT_STRIP &&
+		       reason_has(&v, "windows-executable", NULL),
+		   "with ISO images allowed, a program inside one is still found (%s)",
+		   v.nattachments ? v.attachments[0].reason : "none");
+		mf_verdict_free(&v);
+		free(arc.s);
+		mf_policy_unref(&ip);
+	}
+	{ /* a bomb: 3 MB of zeros packed into a few KB, over the ratio */
+		struct mf_policy *bp = policy("max_archive_ratio = 100\n");
+		size_t n = 3 * 1024 * 1024;
+		char *zeros = calloc(1, n);
+		struct aentry e[] = {{"zeros.txt", zeros, n}};
+
+		arc = make_archive(ARCHIVE_FORMAT_TAR_USTAR, ARCHIVE_FILTER_GZIP, e, 1);
+		r = scan_one(bp, "logs.tar.gz", &arc, &v);
+		ok(r == 0 && v.attachments[0].action == MF_ACT_REJECT &&
+		       reason_has(&v, "archive bomb", NULL),
+		   "a tar.gz bomb is refused (%zu bytes packed: %s)", arc.len,
+		   v.nattachments ? v.attachments[0].reason : "none");
+		mf_verdict_free(&v);
+		free(arc.s);
+		free(zeros);
+		mf_policy_unref(&bp);
+	}
+	{ /* damaged: cannot be checked */
+		struct aentry e[] = {{"a.txt", text, sizeof(text)}, {"b.bin", exe, sizeof(exe)}};
+
+		arc = make_archive(ARCHIVE_FORMAT_7ZIP, ARCHIVE_FILTER_NONE, e, 2);
+		arc.len /= 2;
+		r = scan_one(pol, "cut.7z", &arc, &v);
+		ok(r == 0 && v.attachments[0].action == MF_ACT_HOLD &&
+		       reason_has(&v, "cannot be checked", NULL),
+		   "a damaged 7z cannot be checked and is held (%s)",
+		   v.nattachments ? v.attachments[0].reason : "none");
+		mf_verdict_free(&v);
+		free(arc.s);
+	}
+	mf_policy_unref(&pol);
+}
+
 static bool rule_hit(const struct mf_verdict *v, const char *name)
 {
 	unsigned i;
@@ -844,6 +1051,7 @@ int main(void)
 	test_logistic();
 	test_attachments();
 	test_bombs();
+	test_other_archives();
 	test_rules_and_spam();
 	g_mime_shutdown();
 	return tap_done();

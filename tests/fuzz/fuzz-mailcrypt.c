@@ -5,10 +5,13 @@
  * the magic check, mf_mailcrypt_peek, the size arithmetic, the reader
  * (header authentication, content key opening) and every chunk, opened
  * both in order and by plaintext offset, with a fixed key pair so that the
- * seeds in tests/fuzz/corpus/mailcrypt/ (sealed to that pair) reach the
- * chunk code.  An input starting with 'W' is instead encrypted with the
- * writer (split at points taken from the input) and must decrypt back to
- * itself.  Any crash, sanitizer report, leak or broken round trip is a bug.
+ * seeds in tests/fuzz/corpus/mailcrypt/ (sealed to that pair; format
+ * version 1 and, named v2-*, version 2) reach the chunk code of both
+ * versions; the final chunk is opened again by a copied reader and in
+ * place.  An input starting with 'W' is instead encrypted with the writer
+ * (split at points taken from the input, version 1 or 2 by the low bit of
+ * the third byte) and must decrypt back to itself.  Any crash, sanitizer
+ * report, leak or broken round trip is a bug.
  *
  * lib/mailcrypt.c is compiled into this target (the #include below) so that
  * it gets libFuzzer's coverage instrumentation; libmailfort itself is built
@@ -43,7 +46,7 @@ static void keypair(unsigned char pk[32], unsigned char sk[32])
 static void fuzz_reader(const uint8_t *data, size_t size, const unsigned char *pk,
                         const unsigned char *sk)
 {
-	struct mf_mailcrypt_reader r;
+	struct mf_mailcrypt_reader r, copy;
 	struct mf_mailcrypt_chunk ch;
 	struct mf_mailcrypt_info info;
 	struct mf_error err;
@@ -76,7 +79,18 @@ static void fuzz_reader(const uint8_t *data, size_t size, const unsigned char *p
 	if (mf_mailcrypt_chunk_for_offset(&r, r.pt_size / 2, &ch, &err) == 0 &&
 	    ch.ct_offset + ch.ct_len > size)
 		abort();
+	/* the final chunk again: by a copy of the reader (its own cipher
+	   context) after the original is cleared, and in place */
+	mf_mailcrypt_reader_copy(&copy, &r);
 	mf_mailcrypt_reader_clear(&r);
+	if (mf_mailcrypt_chunk_at(&copy, copy.chunk_count - 1, &ch, &err) < 0)
+		abort();
+	memcpy(out, data + ch.ct_offset, ch.ct_len);
+	if (mf_mailcrypt_open_chunk(&copy, ch.index, out, ch.ct_len, out, MF_MAILCRYPT_CHUNK_CT_MAX,
+	                            &n, &err) == 0 &&
+	    n != ch.pt_len)
+		abort();
+	mf_mailcrypt_reader_clear(&copy);
 	free(out);
 
 	out = malloc(size);
@@ -94,12 +108,14 @@ static void fuzz_writer(const uint8_t *data, size_t size, const unsigned char *p
 	             MF_MAILCRYPT_FINAL_OUT_MAX;
 	unsigned char *ct = malloc(cap), *pt = malloc(size + 1);
 	uint32_t chunk = MF_MAILCRYPT_CHUNK_MIN + (size > 1 ? data[1] : 0) * 4;
+	unsigned int version = size > 2 && (data[2] & 1) ? 1 : 2;
 	struct mf_error err;
 	size_t len = MF_MAILCRYPT_HEADER_SIZE, off = 0, piece, n;
 
 	if (w == NULL || ct == NULL || pt == NULL)
 		abort();
-	if (mf_mailcrypt_writer_init_chunk(w, pk, chunk, ct, &err) < 0)
+	if (mf_mailcrypt_writer_init_version(w, pk, version, chunk, ct, &err) < 0 ||
+	    ct[8] != version)
 		abort();
 	while (off < size) {
 		/* Piece sizes come from the data itself. */

@@ -9,7 +9,8 @@ the password alone.  Covers: delivery needs only the public key; IMAP and
 POP3 login with password+TOTP code read the mail decrypted (the code is
 not part of the wrap), and so does a login with password+recovery code; APPEND then FETCH; an app password with its own
 wrap (crypt app-wrap) reads mail; an app password without a wrap logs in
-but gets NO for the message, no plaintext; a wrong code, a replayed code
+but gets NO for the message, no plaintext, and the failing unwrap is not
+tried again for every message; a wrong code, a replayed code
 and the password alone are refused; the password is never logged;
 deliveries try no unwrap (the field exists only after a login).
 """
@@ -101,7 +102,7 @@ tap.ok(r.returncode == 0, "crypt init: anna's key wrapped under her password (no
 
 dc = Dovecot("cpam", site=site, plugins=["mailfort_crypt"], pam_service="%s", pam_dir=pam.services,
              passdb_extra="override_fields = userdb_mailfort_crypt_password=%w",
-             extra="auth_failure_delay = 0\n")
+             extra="auth_failure_delay = 0\nimap_fetch_failure = no-after\n")
 # the mail processes (mail user) look up app-password wraps by keyed hash
 for f in os.listdir(site.keys):
     os.chown(os.path.join(site.keys, f), dc.uid, dc.gid)
@@ -200,6 +201,22 @@ tap.ok(got and all(t != "OK" or b is None for t, b in got)
        and not any(isinstance(b, bytes) and marker.encode() in b for _t, b in got),
        "but gets no message: NO, no plaintext",
        repr([(t, None if b is None else b[:60]) for t, b in got]))
+# each unwrap try is an Argon2id run: a session whose password does not
+# unwrap the key pays for it once, not again for every message it reads
+for i in range(5):
+    dc.lmtp_deliver("a@example.test", [ANNA], message("more %d" % i, "more\r\n"))
+m = dc.imap()
+m.login(ANNA, app2)
+m.select("INBOX")
+t0 = time.time()
+first = m.uid("FETCH", "1", "(BODY.PEEK[])")[0]
+t1 = time.time()
+later = [m.uid("FETCH", str(uid), "(BODY.PEEK[])")[0] for uid in range(2, 8)]
+t2 = time.time()
+m.logout()
+tap.ok(first == "NO" and later == ["NO"] * 6 and (t2 - t1) < (t1 - t0),
+       "six more failing FETCHes take less time than the first (no new unwrap tries)",
+       "first %s %.3f s, then %s %.3f s" % (first, t1 - t0, later, t2 - t1))
 log = wait_log("does not unwrap with the login password")
 tap.ok(re.search(r"imap\(anna@example\.test\).*UID=1: mailfort_crypt: .*does not unwrap with "
                  r"the login password", log) is not None,

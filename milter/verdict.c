@@ -15,12 +15,53 @@
  * the milter adds the envelope (queue id, sender, recipients, client).
  * Nothing here fails: values are escaped by mf_json_quote.
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "mailfort-config.h"
 #include "mf-event.h"
 #include "scan.h"
+
+/* x with dec (0..4) decimals into out (at least 32 bytes), exactly as
+   printf's "%.<dec>f" writes it; printf itself does it only near a
+   rounding tie, for large values and for NaN (a verdict has about twenty
+   numbers, and glibc's printf_fp is slow). */
+static void fmt_fixed(char *out, size_t size, double x, int dec)
+{
+	static const double scale[] = {1, 10, 100, 1000, 10000};
+	double y, whole;
+	unsigned long long n;
+	char digits[32];
+	int i, k = 0;
+	size_t o = 0;
+
+	if (!(x > -1e12 && x < 1e12) || dec < 0 || dec > 4) {
+		snprintf(out, size, "%.*f", dec, x);
+		return;
+	}
+	y = fabs(x) * scale[dec];
+	whole = floor(y);
+	if (fabs(y - whole - 0.5) < 1e-6) {
+		snprintf(out, size, "%.*f", dec, x);
+		return;
+	}
+	n = (unsigned long long)whole + (y - whole > 0.5 ? 1 : 0);
+	/* the fraction's digits, then the integer part's, backwards */
+	for (i = 0; i < dec; i++, n /= 10)
+		digits[k++] = (char)('0' + n % 10);
+	if (dec > 0)
+		digits[k++] = '.';
+	do {
+		digits[k++] = (char)('0' + n % 10);
+		n /= 10;
+	} while (n > 0);
+	if (signbit(x))
+		digits[k++] = '-';
+	while (k > 0 && o + 1 < size)
+		out[o++] = digits[--k];
+	out[o] = '\0';
+}
 
 static const char *bayes_band(double p)
 {
@@ -46,17 +87,25 @@ static const char *bayes_band(double p)
 char *mf_verdict_spam_status(const struct mf_policy *pol, const struct mf_verdict *v)
 {
 	GString *s = g_string_new(NULL);
+	char score[32], required[32];
 	unsigned i;
 	bool first = true;
 
-	g_string_append_printf(s, "%s, score=%.1f required=%.1f tests=", v->is_spam ? "Yes" : "No",
-	                       v->score, pol->spam_threshold);
+	fmt_fixed(score, sizeof(score), v->score, 1);
+	fmt_fixed(required, sizeof(required), pol->spam_threshold, 1);
+	g_string_append(s, v->is_spam ? "Yes, score=" : "No, score=");
+	g_string_append(s, score);
+	g_string_append(s, " required=");
+	g_string_append(s, required);
+	g_string_append(s, " tests=");
 	if (v->bayes.trained) {
 		g_string_append(s, bayes_band(v->bayes.prob));
 		first = false;
 	}
 	for (i = 0; i < v->nrules; i++) {
-		g_string_append_printf(s, "%s%s", first ? "" : ",", v->rules[i].name);
+		if (!first)
+			g_string_append_c(s, ',');
+		g_string_append(s, v->rules[i].name);
 		first = false;
 	}
 	if (first)
@@ -99,18 +148,21 @@ void mf_verdict_event(const struct mf_verdict *v, struct mf_event *ev)
 	if (v->scanned_spam) {
 		char num[32];
 
-		snprintf(num, sizeof(num), "%.1f", v->score);
+		fmt_fixed(num, sizeof(num), v->score, 1);
 		mf_event_add_json(ev, "score", num);
 		mf_event_add_bool(ev, "spam", v->is_spam);
 		if (v->bayes.trained) {
-			snprintf(num, sizeof(num), "%.4f", v->bayes.prob);
+			fmt_fixed(num, sizeof(num), v->bayes.prob, 4);
 			mf_event_add_json(ev, "bayes", num);
 		}
 		s = g_string_new("[");
 		for (i = 0; i < v->bayes.ntop; i++) {
 			g_string_append(s, i ? ",[" : "[");
 			append_quoted(s, v->bayes.top[i].token);
-			g_string_append_printf(s, ",%.4f]", v->bayes.top[i].prob);
+			fmt_fixed(num, sizeof(num), v->bayes.top[i].prob, 4);
+			g_string_append_c(s, ',');
+			g_string_append(s, num);
+			g_string_append_c(s, ']');
 		}
 		g_string_append(s, "]");
 		mf_event_add_json(ev, "tokens", s->str);
@@ -119,7 +171,10 @@ void mf_verdict_event(const struct mf_verdict *v, struct mf_event *ev)
 		for (i = 0; i < v->nrules; i++) {
 			g_string_append(s, i ? ",{\"name\":" : "{\"name\":");
 			append_quoted(s, v->rules[i].name);
-			g_string_append_printf(s, ",\"score\":%.1f}", v->rules[i].score);
+			fmt_fixed(num, sizeof(num), v->rules[i].score, 1);
+			g_string_append(s, ",\"score\":");
+			g_string_append(s, num);
+			g_string_append_c(s, '}');
 		}
 		g_string_append(s, "]");
 		mf_event_add_json(ev, "rules", s->str);

@@ -136,7 +136,7 @@ static int count_rule_eval(struct auditd *d, const struct count_rule *r, const c
 }
 
 int auditd_alerts_evaluate(struct auditd *d, int64_t from_seq, int64_t to_seq, int64_t mass_from,
-                           struct mf_error *err)
+                           unsigned int mass_types, struct mf_error *err)
 {
 	char from[32], to[32], days[32], mfrom[32];
 	const char *params[4] = {d->node, from, to, days};
@@ -151,8 +151,10 @@ int auditd_alerts_evaluate(struct auditd *d, int64_t from_seq, int64_t to_seq, i
 		const struct count_rule *r = &count_rules[i];
 
 		if ((r->kinds & AUDITD_T_AUTH) == 0) {
-			/* volume rule: over everything since it last ran */
-			if (mass_from > 0 && count_rule_eval(d, r, mfrom, to, err) < 0)
+			/* volume rule: over everything since it last ran, when
+			   that holds events of its kind */
+			if (mass_from > 0 && (mass_types & r->kinds) != 0 &&
+			    count_rule_eval(d, r, mfrom, to, err) < 0)
 				return -1;
 			continue;
 		}
@@ -221,13 +223,15 @@ int auditd_alerts_catch_up(struct auditd *d, struct mf_error *err)
 		return 0;
 	if (!mf_config_bool(d->cfg, "auditd", "alerts")) {
 		d->mass_seq = d->seq;
+		d->mass_types = 0;
 		return 0;
 	}
 	snprintf(a, sizeof(a), "%" PRId64, d->seq);
 	if (mf_db_begin(d->db, err) < 0)
 		return -1;
 	d->batch_types = 0; /* the other rules ran with their batches */
-	if (auditd_alerts_evaluate(d, d->seq + 1, d->seq, d->mass_seq + 1, err) < 0 ||
+	if (auditd_alerts_evaluate(d, d->seq + 1, d->seq, d->mass_seq + 1, d->mass_types, err) <
+	        0 ||
 	    mf_db_command(d->db,
 	                  "UPDATE mailfort.auditd_positions SET alert_seq = $2::bigint "
 	                  "WHERE node = $1",
@@ -240,6 +244,7 @@ int auditd_alerts_catch_up(struct auditd *d, struct mf_error *err)
 	}
 	d->batch_types = types;
 	d->mass_seq = d->seq;
+	d->mass_types = 0;
 	d->mass_time = time(NULL);
 	auditd_alerts_flush(d, true);
 	return 0;

@@ -57,6 +57,7 @@ struct auditd_batch {
 	/* why it ended: RECORD (full), EMPTY, TORN (at end_pos) or ERROR */
 	enum mf_spool_status end;
 	struct mf_spool_pos end_pos;
+	bool ahead; /* read ahead, before the shipping thread asked for it */
 	char error[MF_ERROR_MAX];
 };
 
@@ -78,7 +79,10 @@ struct auditd {
 	unsigned char head[MF_AUDIT_HASH_BYTES];
 	int64_t ckpt_seq;
 	time_t ckpt_time;
-	int64_t mass_seq;  /* last seq the volume rules (mass_read/delete) covered */
+	int64_t mass_seq; /* last seq the volume rules (mass_read/delete) covered */
+	/* kinds of event (AUDITD_T_*) stored after mass_seq; all bits when not
+	   known (after a start): a volume rule runs only when its kind is there */
+	unsigned int mass_types;
 	time_t mass_time;  /* when they last ran */
 	time_t maint_time; /* last partition / retention run */
 
@@ -130,9 +134,10 @@ int auditd_maintenance(struct auditd *d, bool force, struct mf_error *err);
 /* alerts.c */
 /* Evaluate the rules over events from_seq..to_seq of this node (inside the
    batch's transaction), and the volume rules over mass_from..to_seq when
-   mass_from > 0; raised alerts are queued on d->alerts. */
+   mass_from > 0 (those whose kind is in mass_types: the kinds of event in
+   that range); raised alerts are queued on d->alerts. */
 int auditd_alerts_evaluate(struct auditd *d, int64_t from_seq, int64_t to_seq, int64_t mass_from,
-                           struct mf_error *err);
+                           unsigned int mass_types, struct mf_error *err);
 /* Run the volume rules over what they have not seen yet (idle spool). */
 int auditd_alerts_catch_up(struct auditd *d, struct mf_error *err);
 /* Mail queued alerts (after commit) and free the queue. */

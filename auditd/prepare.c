@@ -43,6 +43,7 @@ struct auditd_prep {
 	pthread_cond_t cond;
 	/* under lock */
 	bool want;                  /* the shipping thread asks for a batch */
+	bool ahead;                 /* ... to be read ahead */
 	bool busy;                  /* a batch is being prepared */
 	bool stop;                  /* the thread must end */
 	struct auditd_batch *ready; /* finished, not yet taken */
@@ -685,6 +686,7 @@ static void *prep_main(void *arg)
 {
 	struct auditd_prep *p = arg;
 	struct auditd_batch *b;
+	bool ahead;
 
 	pthread_mutex_lock(&p->lock);
 	while (!p->stop) {
@@ -696,6 +698,7 @@ static void *prep_main(void *arg)
 		p->busy = true;
 		b = p->spare;
 		p->spare = NULL;
+		ahead = p->ahead;
 		pthread_mutex_unlock(&p->lock);
 
 		if (b == NULL && (b = calloc(1, sizeof(*b))) == NULL) {
@@ -704,6 +707,7 @@ static void *prep_main(void *arg)
 		}
 		b->len = 0;
 		b->n = 0;
+		b->ahead = ahead;
 		b->types = 0;
 		b->error[0] = '\0';
 		b->pos = (struct mf_spool_pos){0, 0};
@@ -784,17 +788,29 @@ struct auditd_batch *auditd_prep_take(struct auditd *d)
 	struct auditd_batch *b;
 
 	pthread_mutex_lock(&p->lock);
-	if (p->ready == NULL && !p->busy) {
-		p->want = true;
-		pthread_cond_broadcast(&p->cond);
+	for (;;) {
+		if (p->ready == NULL && !p->busy) {
+			p->want = true;
+			p->ahead = false;
+			pthread_cond_broadcast(&p->cond);
+		}
+		while (p->ready == NULL)
+			pthread_cond_wait(&p->cond, &p->lock);
+		b = p->ready;
+		p->ready = NULL;
+		/* "nothing more" read ahead may be stale by now (and would end a
+		   drain early): read again */
+		if (b->n > 0 || !b->ahead || b->end == MF_SPOOL_ERROR)
+			break;
+		if (p->spare == NULL)
+			p->spare = b;
+		else
+			auditd_batch_free(b);
 	}
-	while (p->ready == NULL)
-		pthread_cond_wait(&p->cond, &p->lock);
-	b = p->ready;
-	p->ready = NULL;
 	if (b->n > 0 && b->end != MF_SPOOL_ERROR) {
 		/* more is likely there: read it while this one is stored */
 		p->want = true;
+		p->ahead = true;
 		pthread_cond_broadcast(&p->cond);
 	}
 	pthread_mutex_unlock(&p->lock);

@@ -109,7 +109,8 @@ static int load_state(struct auditd *d, struct mf_error *err)
 	}
 	d->seq = head_seq;
 	d->mass_seq = mass_seq;
-	d->mass_time = 0; /* run the volume rules with the first batch */
+	d->mass_types = ~0u; /* what lies after mass_seq is not known here */
+	d->mass_time = 0;    /* run the volume rules with the first batch */
 
 	res = mf_db_exec(d->db,
 	                 "SELECT coalesce(max(seq), 0), "
@@ -336,6 +337,7 @@ static void note_torn(struct auditd *d, const struct mf_spool_pos *at)
 static int ship(struct auditd *d, const struct auditd_batch *b, struct mf_error *err)
 {
 	int64_t seq = b->last_seq, mass_from = 0, mass_seq = d->mass_seq;
+	unsigned int mass_types = d->mass_types | b->types;
 	bool alerts = mf_config_bool(d->cfg, "auditd", "alerts"), ckpt = false, copying = false;
 
 	if (mf_db_begin(d->db, err) < 0)
@@ -361,7 +363,7 @@ static int ship(struct auditd *d, const struct auditd_batch *b, struct mf_error 
 		goto fail;
 	if ((b->types & AUDITD_T_VERDICT) != 0 && store_verdicts(d, b->first_seq, seq, err) < 0)
 		goto fail;
-	if (alerts && auditd_alerts_evaluate(d, b->first_seq, seq, mass_from, err) < 0)
+	if (alerts && auditd_alerts_evaluate(d, b->first_seq, seq, mass_from, mass_types, err) < 0)
 		goto fail;
 	if (checkpoint_due(d, seq, false)) {
 		if (insert_checkpoint(d, seq, b->head, err) < 0)
@@ -377,6 +379,7 @@ static int ship(struct auditd *d, const struct auditd_batch *b, struct mf_error 
 	if (mass_from > 0)
 		d->mass_time = time(NULL);
 	d->mass_seq = mass_seq;
+	d->mass_types = mass_seq == seq ? 0 : mass_types;
 	if (ckpt) {
 		d->ckpt_seq = seq;
 		d->ckpt_time = time(NULL);

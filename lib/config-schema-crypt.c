@@ -35,8 +35,8 @@ static const struct mf_config_key crypt_keys[] = {
     {.name = "totp_suffix",
      .type = MF_CONFIG_BOOL,
      .default_value = "yes",
-     .help = "password mode: the login string may end in the TOTP code, which is not "
-             "part of the wrapping secret"},
+     .help = "password mode: the login string may end in the TOTP code or a recovery "
+             "code, which is not part of the wrapping secret"},
     {.name = NULL},
 };
 

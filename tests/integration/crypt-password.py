@@ -3,7 +3,8 @@
 
 The private key is wrapped under the user's password (mailfortctl crypt
 init), so reading needs the login password, passed to the mail process as
-the userdb field mailfort_crypt_password.  Covers: delivery needs only the
+the userdb field mailfort_crypt_password by the passdb (override_fields, as
+examples/dovecot shows: it exists only after a login, never in LMTP).  Covers: delivery needs only the
 public key; login with password+TOTP code reads mail (the code is not part
 of the wrap); a login whose password does not unwrap the key gets NO, not
 plaintext or a crash; an app password with its own wrap (crypt app-wrap)
@@ -65,7 +66,7 @@ tap.ok(st.returncode == 0 and "mode password" in st.stdout, "crypt status shows 
 # would check the code and pass the same string on
 dc = Dovecot("cpw", site=site, plugins=["mailfort_crypt"],
              users={DAVE: "correct horse" + CODE, FRANK: "frank-login"},
-             userdb_extra="mailfort_crypt_password=%w")
+             passdb_extra="override_fields = userdb_mailfort_crypt_password=%w")
 for f in os.listdir(site.keys):
     os.chown(os.path.join(site.keys, f), dc.uid, dc.gid)
 os.chown(site.keys, dc.uid, dc.gid)

@@ -11,7 +11,9 @@
  * plaintext size as the message's physical size (as for zlib).  It also
  * notes whether the plaintext held a NUL byte
  * (o_stream_mf_encrypt_saw_nul), which the plugin records in the index so
- * that IMAP need not scan every message for NULs when it is read.
+ * that IMAP need not scan every message for NULs when it is read, and
+ * gives the header it wrote (o_stream_mf_encrypt_get_header), which names
+ * this message among all others.
  *
  * Creating the stream fails only on a bad public key or version, or when
  * the cipher is not available (AES-256-GCM from OpenSSL for version 2);
@@ -36,6 +38,8 @@ struct mf_encrypt_ostream {
 	unsigned char *out; /* MF_ENCRYPT_OUT_SIZE */
 	bool final_sent;
 	bool saw_nul; /* a NUL byte was among the plaintext */
+	bool have_header;
+	unsigned char header[MF_MAILCRYPT_HEADER_SIZE]; /* as written (not secret) */
 };
 
 static int mf_encrypt_send_parent(struct mf_encrypt_ostream *estream, const void *data, size_t size)
@@ -141,18 +145,33 @@ static void o_stream_mf_encrypt_destroy(struct iostream_private *stream)
 	o_stream_unref(&estream->ostream.parent);
 }
 
+/* The encrypting stream in output: output itself or under filters added
+   after it; NULL when there is none. */
+static struct mf_encrypt_ostream *mf_encrypt_find(struct ostream *output)
+{
+	for (struct ostream *o = output; o != NULL; o = o->real_stream->parent) {
+		if (o->real_stream->iostream.destroy == o_stream_mf_encrypt_destroy)
+			return container_of(o->real_stream, struct mf_encrypt_ostream, ostream);
+	}
+	return NULL;
+}
+
 int o_stream_mf_encrypt_saw_nul(struct ostream *output)
 {
-	/* ours, or under filters added after ours */
-	for (struct ostream *o = output; o != NULL; o = o->real_stream->parent) {
-		if (o->real_stream->iostream.destroy == o_stream_mf_encrypt_destroy) {
-			struct mf_encrypt_ostream *estream =
-			    container_of(o->real_stream, struct mf_encrypt_ostream, ostream);
+	struct mf_encrypt_ostream *estream = mf_encrypt_find(output);
 
-			return estream->saw_nul ? 1 : 0;
-		}
-	}
-	return -1;
+	return estream == NULL ? -1 : estream->saw_nul ? 1 : 0;
+}
+
+int o_stream_mf_encrypt_get_header(struct ostream *output,
+                                   unsigned char header_r[MF_MAILCRYPT_HEADER_SIZE])
+{
+	struct mf_encrypt_ostream *estream = mf_encrypt_find(output);
+
+	if (estream == NULL || !estream->have_header)
+		return -1;
+	memcpy(header_r, estream->header, MF_MAILCRYPT_HEADER_SIZE);
+	return 0;
 }
 
 struct ostream *o_stream_create_mf_encrypt(struct ostream *parent,
@@ -180,6 +199,9 @@ struct ostream *o_stream_create_mf_encrypt(struct ostream *parent,
 		(void)mf_encrypt_fail(estream, err.msg);
 	} else if (mf_encrypt_send_parent(estream, header, sizeof(header)) < 0) {
 		estream->final_sent = TRUE;
+	} else {
+		memcpy(estream->header, header, sizeof(header));
+		estream->have_header = TRUE;
 	}
 	return output;
 }

@@ -113,6 +113,12 @@ struct mailfort_crypt_user {
 	unsigned int save_version; /* format version of new messages */
 	/* header tag (16 bytes inside the entry) -> entry; created on first use */
 	HASH_TABLE(const unsigned char *, struct mf_crypt_reader_entry *) readers;
+	/* lmtp and dovecot-lda only: the plaintext of the message this user
+	   saved last and the header it was sealed with (see
+	   mailfort_crypt_saved_plain) */
+	bool keep_saved, saved_valid;
+	struct istream *saved_input;
+	unsigned char saved_header[MF_MAILCRYPT_HEADER_SIZE];
 };
 
 /* What the plugin keeps for the whole process (an lmtp process delivers to
@@ -379,6 +385,54 @@ static void mailfort_crypt_learn_nuls(struct mail *mail, struct istream *plain)
 		mail->has_no_nuls = memchr(data, '\0', size) == NULL;
 }
 
+/* A delivery reads back what it has just saved: Dovecot's delivery code
+   for the log line (Message-ID, Subject, From), and lmtp to copy the first
+   recipient's message to the others (mail_storage_copy), which in password
+   mode it could not decrypt (no login password in lmtp), and in server
+   mode would decrypt for nothing.  The plaintext it saved is still at
+   hand: the stream given to save_begin, kept with the header the message
+   was sealed with.  A stored header identical to that one (it holds the
+   message's sealed random key: no other message has it) is read from the
+   kept plaintext instead.  NULL when this is not that message. */
+static struct istream *mailfort_crypt_saved_plain(struct mail *mail, struct istream *input)
+{
+	struct mailfort_crypt_user *muser = MAILFORT_CRYPT_USER_CONTEXT(mail->box->storage->user);
+	const unsigned char *data;
+	struct istream *plain;
+	size_t size;
+
+	if (muser == NULL || !muser->saved_valid || muser->saved_input->closed ||
+	    muser->saved_input->stream_errno != 0 ||
+	    i_stream_read_bytes(input, &data, &size, MF_MAILCRYPT_HEADER_SIZE) <= 0 ||
+	    memcmp(data, muser->saved_header, MF_MAILCRYPT_HEADER_SIZE) != 0)
+		return NULL;
+	i_stream_seek(muser->saved_input, 0);
+	plain = i_stream_create_limit(muser->saved_input, UOFF_T_MAX);
+	i_stream_set_name(plain,
+	                  t_strdup_printf("(mailfort_crypt saved %s)", i_stream_get_name(input)));
+	return plain;
+}
+
+/* The kept stream is not referenced: it belongs to the message being
+   delivered (lmtp's or dovecot-lda's raw mail), and Dovecot requires that
+   nothing holds a mail's stream when the mail is closed.  It is forgotten
+   when it is destroyed. */
+static void mailfort_crypt_saved_destroyed(struct mailfort_crypt_user *muser)
+{
+	muser->saved_valid = FALSE;
+	muser->saved_input = NULL;
+}
+
+static void mailfort_crypt_saved_forget(struct mailfort_crypt_user *muser)
+{
+	muser->saved_valid = FALSE;
+	if (muser->saved_input != NULL) {
+		i_stream_remove_destroy_callback(muser->saved_input,
+		                                 mailfort_crypt_saved_destroyed);
+		muser->saved_input = NULL;
+	}
+}
+
 static int mailfort_crypt_istream_opened(struct mail *_mail, struct istream **stream)
 {
 	struct mail_private *mail = (struct mail_private *)_mail;
@@ -401,6 +455,12 @@ static int mailfort_crypt_istream_opened(struct mail *_mail, struct istream **st
 		                  i_stream_get_name(input), i_stream_get_error(input));
 		return -1;
 	}
+	if ((plain = mailfort_crypt_saved_plain(_mail, input)) != NULL) {
+		i_stream_unref(stream);
+		*stream = plain;
+		return mmail->super.istream_opened(_mail, stream);
+	}
+	i_stream_seek(input, 0);
 	if (mailfort_crypt_open_reader(_mail, input, &reader, &corrupt, &error) < 0)
 		return mailfort_crypt_read_failed(_mail, corrupt, error);
 	plain = i_stream_create_mf_decrypt(input, &reader);
@@ -505,6 +565,15 @@ static int mailfort_crypt_save_begin(struct mail_save_context *ctx, struct istre
 	o_stream_unref(&ctx->data.output);
 	ctx->data.output = output;
 	o_stream_cork(ctx->data.output);
+	if (muser->keep_saved) {
+		/* valid once save_finish succeeds */
+		mailfort_crypt_saved_forget(muser);
+		if (input->seekable &&
+		    o_stream_mf_encrypt_get_header(output, muser->saved_header) == 0) {
+			muser->saved_input = input;
+			i_stream_add_destroy_callback(input, mailfort_crypt_saved_destroyed, muser);
+		}
+	}
 	return 0;
 }
 
@@ -512,12 +581,17 @@ static int mailfort_crypt_save_finish(struct mail_save_context *ctx)
 {
 	struct mailbox *box = ctx->transaction->box;
 	struct mailfort_crypt_mailbox *mbox = MAILFORT_CRYPT_BOX_CONTEXT(box);
+	struct mailfort_crypt_user *muser = MAILFORT_CRYPT_USER_CONTEXT(box->storage->user);
 	struct mail *dest_mail = ctx->dest_mail;
 	int saw_nul = o_stream_mf_encrypt_saw_nul(ctx->data.output);
 	uoff_t vsize;
 
-	if (mbox->module_ctx.super.save_finish(ctx) < 0)
+	/* the storage may read the new message back while finishing it */
+	muser->saved_valid = muser->saved_input != NULL;
+	if (mbox->module_ctx.super.save_finish(ctx) < 0) {
+		mailfort_crypt_saved_forget(muser);
 		return -1;
+	}
 	if (dest_mail != NULL && mail_get_virtual_size(dest_mail, &vsize) == 0)
 		mailfort_crypt_start_vsize_ext(dest_mail, vsize);
 	if (dest_mail != NULL && saw_nul >= 0) {
@@ -583,6 +657,7 @@ static void mailfort_crypt_user_deinit(struct mail_user *user)
 		mailfort_crypt_readers_clear(muser);
 		hash_table_destroy(&muser->readers);
 	}
+	mailfort_crypt_saved_forget(muser);
 	mf_crypt_keys_deinit(&muser->keys);
 	muser->module_ctx.super.deinit(user);
 }
@@ -662,6 +737,8 @@ static void mailfort_crypt_user_created(struct mail_user *user)
 		muser->cfg = proc->defaults;
 	}
 	muser->save_version = MF_MAILCRYPT_VERSION;
+	muser->keep_saved = user->service != NULL && (strcmp(user->service, "lmtp") == 0 ||
+	                                              strcmp(user->service, "lda") == 0);
 	version = mail_user_plugin_getenv(user, "mailfort_crypt_save_version");
 	if (version != NULL && *version != '\0' && user->error == NULL) {
 		if (strcmp(version, "1") == 0)

@@ -36,6 +36,11 @@ struct ostream *o_stream_create_mf_encrypt(struct ostream *parent,
    (output itself or a stream under it) held a NUL byte: 1 yes, 0 no, -1
    when output has no encrypting stream. */
 int o_stream_mf_encrypt_saw_nul(struct ostream *output);
+/* The header the encrypting stream in output wrote (it holds the message's
+   sealed key, so no two messages share one): 0, or -1 when there is no
+   such stream or it failed before writing one. */
+int o_stream_mf_encrypt_get_header(struct ostream *output,
+                                   unsigned char header_r[MF_MAILCRYPT_HEADER_SIZE]);
 
 /* ---- keys ---- */
 

@@ -20,10 +20,16 @@
  *    file, then judged by attach-policy.c;
  *  - the Message-ID and Subject for the verdict.
  *
+ * Charset converters come from the policy's pool (mf_iconv_pool_new) and
+ * go back to it: opened per part, each would load and unload its iconv
+ * module every time.
+ *
  * Returns -1 only for internal failures (temp file, memory).
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -351,6 +357,105 @@ static int decode_part(struct walk *w, GMimePart *part, struct decoded *d)
 	return 0;
 }
 
+/* ------------------------------------------------------------ converters */
+
+#define POOL_SIZE 32
+
+struct mf_iconv_pool {
+	pthread_mutex_t lock;
+	struct {
+		char charset[48]; /* canonical name */
+		iconv_t cd;
+		bool busy;
+	} slot[POOL_SIZE];
+	int n;
+};
+
+struct mf_iconv_pool *mf_iconv_pool_new(void)
+{
+	/* the fallback charsets stay loaded, for g_mime_utils_decode_8bit */
+	static const char *const preload[] = {"EUC-KR", "ISO-8859-1"};
+	struct mf_iconv_pool *p = calloc(1, sizeof(*p));
+	size_t i;
+
+	if (p == NULL)
+		return NULL;
+	pthread_mutex_init(&p->lock, NULL);
+	for (i = 0; i < MF_N_ELEMENTS(preload); i++) {
+		const char *name = g_mime_charset_canon_name(preload[i]);
+		iconv_t cd = g_mime_iconv_open("UTF-8", name);
+
+		if (cd == (iconv_t)-1 || strlen(name) >= sizeof(p->slot[0].charset)) {
+			if (cd != (iconv_t)-1)
+				g_mime_iconv_close(cd);
+			continue;
+		}
+		snprintf(p->slot[p->n].charset, sizeof(p->slot[0].charset), "%s", name);
+		p->slot[p->n++].cd = cd;
+	}
+	return p;
+}
+
+void mf_iconv_pool_free(struct mf_iconv_pool **pp)
+{
+	struct mf_iconv_pool *p = *pp;
+	int i;
+
+	if (p == NULL)
+		return;
+	for (i = 0; i < p->n; i++)
+		g_mime_iconv_close(p->slot[i].cd);
+	pthread_mutex_destroy(&p->lock);
+	free(p);
+	*pp = NULL;
+}
+
+/* A converter from charset (canonical name) to UTF-8, reset; or -1. */
+static iconv_t pool_get(struct mf_iconv_pool *p, const char *charset)
+{
+	int i;
+
+	if (p != NULL) {
+		pthread_mutex_lock(&p->lock);
+		for (i = 0; i < p->n; i++) {
+			if (!p->slot[i].busy && strcmp(p->slot[i].charset, charset) == 0) {
+				p->slot[i].busy = true;
+				pthread_mutex_unlock(&p->lock);
+				(void)iconv(p->slot[i].cd, NULL, NULL, NULL, NULL);
+				return p->slot[i].cd;
+			}
+		}
+		pthread_mutex_unlock(&p->lock);
+	}
+	return g_mime_iconv_open("UTF-8", charset);
+}
+
+/* Give cd back: kept for the next part, or closed when the pool is full. */
+static void pool_put(struct mf_iconv_pool *p, const char *charset, iconv_t cd)
+{
+	int i;
+
+	if (p != NULL) {
+		pthread_mutex_lock(&p->lock);
+		for (i = 0; i < p->n; i++) {
+			if (p->slot[i].cd == cd) {
+				p->slot[i].busy = false;
+				pthread_mutex_unlock(&p->lock);
+				return;
+			}
+		}
+		if (p->n < POOL_SIZE && strlen(charset) < sizeof(p->slot[0].charset)) {
+			snprintf(p->slot[p->n].charset, sizeof(p->slot[0].charset), "%s", charset);
+			p->slot[p->n].cd = cd;
+			p->slot[p->n++].busy = false;
+			pthread_mutex_unlock(&p->lock);
+			return;
+		}
+		pthread_mutex_unlock(&p->lock);
+	}
+	g_mime_iconv_close(cd);
+}
+
 /* The part's text as UTF-8 (g_free), at most max bytes read. */
 static char *part_text(struct walk *w, GMimePart *part, const struct decoded *d, size_t max)
 {
@@ -361,11 +466,12 @@ static char *part_text(struct walk *w, GMimePart *part, const struct decoded *d,
 
 	if (charset != NULL && g_ascii_strcasecmp(charset, "utf-8") != 0 &&
 	    g_ascii_strcasecmp(charset, "us-ascii") != 0) {
-		iconv_t cd = g_mime_iconv_open("UTF-8", g_mime_charset_canon_name(charset));
+		const char *canon = g_mime_charset_canon_name(charset);
+		iconv_t cd = pool_get(w->pol->iconv_pool, canon);
 
 		if (cd != (iconv_t)-1) {
 			out = g_mime_iconv_strndup(cd, (const char *)d->data, len);
-			g_mime_iconv_close(cd);
+			pool_put(w->pol->iconv_pool, canon, cd);
 		}
 	}
 	if (out == NULL) {

@@ -143,6 +143,7 @@ static void policy_free(struct mf_policy *p)
 	free(p->trusted_authserv_id);
 	free_list(p->disabled_rules);
 	free_list(p->blocked_extensions);
+	mf_iconv_pool_free(&p->iconv_pool);
 	free(p);
 }
 
@@ -159,6 +160,8 @@ struct mf_policy *mf_policy_new(const struct mf_config *cfg, struct mf_error *er
 		mf_error_set(err, "out of memory");
 		return NULL;
 	}
+	/* without it, every part's converter is opened and closed */
+	p->iconv_pool = mf_iconv_pool_new();
 	p->refcount = 1;
 	p->socket = dup_str(cfg, "socket");
 	p->user = dup_str(cfg, "user");

@@ -167,6 +167,8 @@ struct mf_policy {
 	int max_mime_depth, max_mime_parts;
 	uint64_t max_header_size, max_scan_text;
 	enum mf_action limits_action;
+	/* charset converters kept open between messages (mime-walk.c) */
+	struct mf_iconv_pool *iconv_pool;
 };
 
 /* Build a policy from the [milter] section; -1 names the bad key. */
@@ -356,6 +358,12 @@ void mf_verdict_free(struct mf_verdict *v);
    verdict (limit_exceeded), not an error. */
 int mf_mime_walk(const struct mf_policy *pol, GMimeStream *stream, struct mf_tokens *toks,
                  struct mf_verdict *v, struct mf_error *err) MF_WARN_UNUSED;
+/* Converters to UTF-8 kept open for reuse, one message part at a time
+   each: opening a converter loads its iconv module and closing the last
+   one unloads it again, for every part.  Thread-safe; NULL (no pool) is
+   allowed everywhere. */
+struct mf_iconv_pool *mf_iconv_pool_new(void);
+void mf_iconv_pool_free(struct mf_iconv_pool **pool);
 /* Most tokens taken from one message. */
 #define MF_MAX_TOKENS 20000
 

@@ -4,12 +4,17 @@
  * (flipped bytes, truncation, extension, swapped or foreign chunks, wrong
  * key), each for format version 1 (XChaCha20-Poly1305) and version 2
  * (AES-256-GCM); version 2 chunks checked against the documented layout
- * with OpenSSL directly; readers copied and cleared independently.  Prints
- * TAP.
+ * with OpenSSL directly; readers copied and cleared independently; with an
+ * OpenSSL configuration that offers no AES-256-GCM, version 2 fails closed
+ * with a named error (this program runs itself again for that, with
+ * OPENSSL_CONF set) while version 1 keeps working.  Prints TAP.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <openssl/evp.h>
 #include "mf-crypto.h"
 #include "mf-mailcrypt.h"
@@ -662,6 +667,127 @@ static void test_reader_copy(const struct keys *k)
 	free(pt);
 }
 
+/* Checks run in a child whose OpenSSL has only the "base" provider, so no
+   cipher at all; ct_path holds a version 2 message of 3000 bytes sealed to
+   k.  Returns a bit per failed check (exit status). */
+enum {
+	NOGCM_WRITE_V2 = 1,
+	NOGCM_WRITE_DEFAULT = 2,
+	NOGCM_READ_V2 = 4,
+	NOGCM_BUFFER_V2 = 8,
+	NOGCM_V1 = 16,
+};
+
+static int nogcm_child(const char *ct_path, const struct keys *k)
+{
+	struct mf_mailcrypt_writer *w = xmalloc(sizeof(*w));
+	unsigned char hdr[MF_MAILCRYPT_HEADER_SIZE], ct[4000], out[4000];
+	struct mf_mailcrypt_reader r;
+	struct mf_mailcrypt_chunk ch;
+	struct mf_error err = {""};
+	struct keys k1 = *k;
+	FILE *f = fopen(ct_path, "rb");
+	size_t ct_len = f != NULL ? fread(ct, 1, sizeof(ct), f) : 0, n;
+	int failed = 0;
+	struct ct c;
+
+	if (f != NULL)
+		fclose(f);
+	if (mf_mailcrypt_writer_init_version(w, k->pk, 2, 65536, hdr, &err) == 0 ||
+	    strstr(err.msg, "AES-256-GCM is not available from OpenSSL") == NULL)
+		failed |= NOGCM_WRITE_V2;
+	mf_mailcrypt_writer_clear(w);
+	if (mf_mailcrypt_writer_init(w, k->pk, hdr, &err) == 0 ||
+	    strstr(err.msg, "AES-256-GCM") == NULL || !sodium_is_zero(hdr, sizeof(hdr)))
+		failed |= NOGCM_WRITE_DEFAULT;
+	mf_mailcrypt_writer_clear(w);
+	memset(out, 'x', sizeof(out));
+	if (mf_mailcrypt_reader_init(&r, ct, ct_len, ct_len, k->pk, k->sk, &err) < 0 ||
+	    mf_mailcrypt_chunk_at(&r, 0, &ch, &err) < 0 ||
+	    mf_mailcrypt_open_chunk(&r, 0, ct + ch.ct_offset, ch.ct_len, out, sizeof(out), &n,
+	                            &err) == 0 ||
+	    strstr(err.msg, "AES-256-GCM is not available") == NULL || n != 0)
+		failed |= NOGCM_READ_V2;
+	mf_mailcrypt_reader_clear(&r);
+	if (mf_mailcrypt_decrypt_buffer(ct, ct_len, k->pk, k->sk, out, sizeof(out), &n, &err) ==
+	        0 ||
+	    n != 0)
+		failed |= NOGCM_BUFFER_V2;
+	k1.version = 1;
+	c = encrypt(&k1, ct, 1000, 1024, 0);
+	if (decrypt_equals(&k1, c.data, c.len, ct, 1000, &err) < 0)
+		failed |= NOGCM_V1;
+	free(c.data);
+	free(w);
+	return failed;
+}
+
+static void test_no_gcm(const struct keys *k, const char *self)
+{
+	char dir[] = "/tmp/test-mailcrypt.XXXXXX";
+	const char *conf_text = "openssl_conf = openssl_init\n"
+	                        "[openssl_init]\nproviders = provider_sect\n"
+	                        "[provider_sect]\nbase = base_sect\n"
+	                        "[base_sect]\nactivate = 1\n";
+	char conf[64], ctp[64], keyhex[4 * 32 + 1];
+	unsigned char pt[3000], pair[64];
+	struct keys k2 = *k;
+	int status = -1;
+	FILE *f;
+	pid_t pid;
+	struct ct c;
+
+	if (mkdtemp(dir) == NULL) {
+		ok(0, "mkdtemp: %s", strerror(errno));
+		return;
+	}
+	snprintf(conf, sizeof(conf), "%s/openssl.cnf", dir);
+	snprintf(ctp, sizeof(ctp), "%s/v2.mfc", dir);
+	randombytes_buf(pt, sizeof(pt));
+	k2.version = 2;
+	c = encrypt(&k2, pt, sizeof(pt), 1024, 0);
+	if ((f = fopen(conf, "w")) != NULL) {
+		fputs(conf_text, f);
+		fclose(f);
+	}
+	if ((f = fopen(ctp, "wb")) != NULL) {
+		fwrite(c.data, 1, c.len, f);
+		fclose(f);
+	}
+	free(c.data);
+	memcpy(pair, k->pk, 32);
+	memcpy(pair + 32, k->sk, 32);
+	sodium_bin2hex(keyhex, sizeof(keyhex), pair, sizeof(pair));
+	sodium_memzero(pair, sizeof(pair));
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0) {
+		setenv("OPENSSL_CONF", conf, 1);
+		execl("/proc/self/exe", self, "--no-gcm", ctp, keyhex, (char *)NULL);
+		_exit(127);
+	}
+	if (pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status))
+		status = WEXITSTATUS(status);
+	else
+		status = -1;
+	sodium_memzero(keyhex, sizeof(keyhex));
+	ok(status >= 0 && status != 127, "no AES-256-GCM in OpenSSL: the check ran (status %d)",
+	   status);
+	if (status < 0 || status == 127)
+		status = 0xff;
+	ok(!(status & NOGCM_WRITE_V2),
+	   "no AES-256-GCM: a version 2 writer refuses, naming the cipher");
+	ok(!(status & NOGCM_WRITE_DEFAULT),
+	   "no AES-256-GCM: the default writer refuses too (no fallback), header wiped");
+	ok(!(status & NOGCM_READ_V2),
+	   "no AES-256-GCM: a version 2 chunk is not opened, naming the cipher, nothing returned");
+	ok(!(status & NOGCM_BUFFER_V2), "no AES-256-GCM: decrypt_buffer of version 2 fails");
+	ok(!(status & NOGCM_V1), "no AES-256-GCM: version 1 still writes and reads");
+	unlink(conf);
+	unlink(ctp);
+	rmdir(dir);
+}
+
 /* The whole suite for one format version. */
 static void test_version(struct keys *k, unsigned int version)
 {
@@ -683,7 +809,7 @@ static void test_version(struct keys *k, unsigned int version)
 	test_reader_copy(k);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	struct mf_error err;
 	struct keys k;
@@ -692,11 +818,26 @@ int main(void)
 		printf("Bail out! %s\n", err.msg);
 		return 1;
 	}
+	if (argc == 4 && strcmp(argv[1], "--no-gcm") == 0) {
+		/* the child of test_no_gcm: key pair as hex (pk | sk) */
+		unsigned char pair[64];
+		int ret =
+		    sodium_hex2bin(pair, sizeof(pair), argv[3], strlen(argv[3]), NULL, NULL, NULL);
+
+		memcpy(k.pk, pair, 32);
+		memcpy(k.sk, pair + 32, 32);
+		sodium_memzero(pair, sizeof(pair));
+		k.version = 2;
+		ret = ret < 0 ? 0xff : nogcm_child(argv[2], &k);
+		sodium_memzero(k.sk, sizeof(k.sk));
+		return ret;
+	}
 	mf_account_keypair(k.pk, k.sk);
 	test_version(&k, MF_MAILCRYPT_VERSION_1);
 	test_version(&k, MF_MAILCRYPT_VERSION_2);
 	test_v2_layout(&k);
 	test_versions(&k);
+	test_no_gcm(&k, argv[0]);
 	sodium_memzero(k.sk, sizeof(k.sk));
 	return tap_done();
 }

@@ -8,6 +8,7 @@ record must not make PostgreSQL refuse the whole batch again and again (the
 trail would stop and the valid events around it would never be shipped): it
 is stored as type "invalid" with its text (event strings end at 64 KiB), and
 the events around it are shipped in order.  Strict JSON that jsonb accepts is stored unchanged.
+The same holds for an event time PostgreSQL's text input refuses (year 0000, which is 1 BC).
 """
 import json
 import os
@@ -37,6 +38,7 @@ LENIENT = [
 STRICT = [
     '{"type":"read","user":"a","s":"\\ud83d\\ude00 \\" \\\\ \\/ \\b\\f\\n\\r\\t","n":-0.5e-3}',
     ' {"type":"read","user":"a","a":[1,true,false,null,{"x":[]},{}],"e":1E+2} ',
+    '{"type":"read","user":"a","time":"0000-06-01T12:00:00Z"}',
 ]
 good = auth_event("first", "192.0.2.1", result="ok", reason="ok")
 last = auth_event("last", "192.0.2.1", result="ok", reason="ok")
@@ -60,6 +62,9 @@ stored = site.sql("SELECT payload FROM mailfort.audit_events WHERE type = 'read'
 tap.eq([p[0] for p in stored], [s for s in STRICT], "strict JSON is stored byte for byte")
 tap.eq(site.scalar("SELECT count(*) FROM mailfort.audit_events WHERE payload::jsonb IS NOT NULL"),
        str(n), "every stored payload reads as jsonb")
+tap.eq(site.scalar("SELECT to_char(event_time AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI BC') "
+                   "FROM mailfort.audit_events WHERE payload = $$%s$$" % STRICT[-1]),
+       "0001-06-01 12:00 BC", "an event of year 0000 keeps its time (1 BC)")
 r = site.ctl("audit", "verify")
 tap.ok(r.returncode == 0, "the trail verifies", r.stdout + r.stderr)
 tap.done()

@@ -381,8 +381,11 @@ static void mailfort_crypt_learn_nuls(struct mail *mail, struct istream *plain)
 		break;
 	}
 	data = i_stream_get_data(plain, &size);
-	if (plain->v_offset == 0 && i_stream_get_size(plain, TRUE, &pt_size) > 0 && size == pt_size)
+	if (plain->v_offset == 0 && i_stream_get_size(plain, TRUE, &pt_size) > 0 &&
+	    size == pt_size) {
 		mail->has_no_nuls = memchr(data, '\0', size) == NULL;
+		mail->has_nuls = !mail->has_no_nuls;
+	}
 }
 
 /* A delivery reads back what it has just saved: Dovecot's delivery code

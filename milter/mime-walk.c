@@ -363,6 +363,7 @@ static int decode_part(struct walk *w, GMimePart *part, struct decoded *d)
 
 struct mf_iconv_pool {
 	pthread_mutex_t lock;
+	bool preloaded;
 	struct {
 		char charset[48]; /* canonical name */
 		iconv_t cd;
@@ -373,26 +374,11 @@ struct mf_iconv_pool {
 
 struct mf_iconv_pool *mf_iconv_pool_new(void)
 {
-	/* the fallback charsets stay loaded, for g_mime_utils_decode_8bit */
-	static const char *const preload[] = {"EUC-KR", "ISO-8859-1"};
 	struct mf_iconv_pool *p = calloc(1, sizeof(*p));
-	size_t i;
 
 	if (p == NULL)
 		return NULL;
 	pthread_mutex_init(&p->lock, NULL);
-	for (i = 0; i < MF_N_ELEMENTS(preload); i++) {
-		const char *name = g_mime_charset_canon_name(preload[i]);
-		iconv_t cd = g_mime_iconv_open("UTF-8", name);
-
-		if (cd == (iconv_t)-1 || strlen(name) >= sizeof(p->slot[0].charset)) {
-			if (cd != (iconv_t)-1)
-				g_mime_iconv_close(cd);
-			continue;
-		}
-		snprintf(p->slot[p->n].charset, sizeof(p->slot[0].charset), "%s", name);
-		p->slot[p->n++].cd = cd;
-	}
 	return p;
 }
 
@@ -410,6 +396,30 @@ void mf_iconv_pool_free(struct mf_iconv_pool **pp)
 	*pp = NULL;
 }
 
+/* The fallback charsets stay loaded, for g_mime_utils_decode_8bit.  Done
+   at the first use, under the lock: GMime is initialised by then (a
+   policy may be made before g_mime_init). */
+static void pool_preload(struct mf_iconv_pool *p)
+{
+	static const char *const preload[] = {"EUC-KR", "ISO-8859-1"};
+	size_t i;
+
+	p->preloaded = true;
+	for (i = 0; i < MF_N_ELEMENTS(preload) && p->n < POOL_SIZE; i++) {
+		const char *name = g_mime_charset_canon_name(preload[i]);
+		iconv_t cd;
+
+		if (name == NULL || strlen(name) >= sizeof(p->slot[0].charset))
+			continue;
+		cd = g_mime_iconv_open("UTF-8", name);
+		if (cd == (iconv_t)-1)
+			continue;
+		snprintf(p->slot[p->n].charset, sizeof(p->slot[0].charset), "%s", name);
+		p->slot[p->n].busy = false;
+		p->slot[p->n++].cd = cd;
+	}
+}
+
 /* A converter from charset (canonical name) to UTF-8, reset; or -1. */
 static iconv_t pool_get(struct mf_iconv_pool *p, const char *charset)
 {
@@ -417,6 +427,8 @@ static iconv_t pool_get(struct mf_iconv_pool *p, const char *charset)
 
 	if (p != NULL) {
 		pthread_mutex_lock(&p->lock);
+		if (!p->preloaded)
+			pool_preload(p);
 		for (i = 0; i < p->n; i++) {
 			if (!p->slot[i].busy && strcmp(p->slot[i].charset, charset) == 0) {
 				p->slot[i].busy = true;

@@ -608,13 +608,22 @@ static int mailfort_crypt_copy(struct mail_save_context *ctx, struct mail *mail)
 {
 	struct mailbox *box = ctx->transaction->box;
 	struct mailfort_crypt_mailbox *mbox = MAILFORT_CRYPT_BOX_CONTEXT(box);
+	struct mail *dest_mail = ctx->dest_mail;
+	uint8_t nuls;
 
 	/* Another user's mail is sealed to another key: decrypt and
 	   re-encrypt.  Within one user a storage-level copy (maildir hard
 	   link) keeps the ciphertext as it is, which is right. */
 	if (mail->box->storage->user != box->storage->user)
 		return mail_storage_copy(ctx, mail);
-	return mbox->module_ctx.super.copy(ctx, mail);
+	/* the copy is the same message, with the same NUL state (a storage
+	   that copies by saving has recorded the same value already) */
+	nuls = mailfort_crypt_get_nuls(mail);
+	if (mbox->module_ctx.super.copy(ctx, mail) < 0)
+		return -1;
+	if (dest_mail != NULL && nuls != MF_CRYPT_NULS_UNKNOWN)
+		mailfort_crypt_set_nuls(dest_mail, nuls);
+	return 0;
 }
 
 static void mailfort_crypt_mailbox_allocated(struct mailbox *box)

@@ -584,6 +584,12 @@ static void test_mixed_versions(struct fixture *fx)
 		str_truncate(out, 0);
 		ok(read_msg(dave, 4, out, &psize, &vsize, &merr) == 0 && str_equals(out, nul),
 		   "the message with a NUL reads byte-identical");
+		/* a copy within the account (maildir: a hard link) keeps it */
+		ok(copy_msg(dave, dave, 2) == 0 && copy_msg(dave, dave, 4) == 0,
+		   "copy both multi-chunk messages within the account");
+		ok(nul_state(dave, 6) == 'N' && nul_state(dave, 7) == 'Y',
+		   "the copies keep their NUL state (%c %c)", nul_state(dave, 6),
+		   nul_state(dave, 7));
 	}
 	user_deinit(&dave, &svc);
 }

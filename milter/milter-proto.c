@@ -650,11 +650,10 @@ static void session_free(SMFICTX *s)
 	free(s);
 }
 
-static void *session_main(void *arg)
+/* The whole life of a session: the dialogue, then the message still open
+   (if any) dropped and the connection's end announced. */
+static void session_serve(SMFICTX *s)
 {
-	SMFICTX *s = arg;
-	struct server *srv = s->srv;
-
 	dialogue(s);
 	(void)out_flush(s);
 	if (s->priv != NULL) {
@@ -664,6 +663,37 @@ static void *session_main(void *arg)
 	}
 	if (s->desc->xxfi_close != NULL)
 		(void)s->desc->xxfi_close(s);
+}
+
+static void set_timeouts(int fd, int timeout)
+{
+	struct timeval tv = {.tv_sec = timeout > 0 ? timeout : 300, .tv_usec = 0};
+
+	(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+}
+
+void milter_proto_serve_fd(int fd, const struct smfiDesc *desc, int timeout)
+{
+	SMFICTX *s = calloc(1, sizeof(*s));
+
+	if (s == NULL) {
+		close(fd);
+		return;
+	}
+	set_timeouts(fd, timeout);
+	s->fd = fd;
+	s->desc = desc;
+	session_serve(s);
+	session_free(s);
+}
+
+static void *session_main(void *arg)
+{
+	SMFICTX *s = arg;
+	struct server *srv = s->srv;
+
+	session_serve(s);
 	pthread_mutex_lock(&srv->lock);
 	if (s->prev != NULL)
 		s->prev->next = s->next;
@@ -784,7 +814,6 @@ static void *stop_main(void *arg)
 
 int milter_proto_run(int listen_fd, const struct smfiDesc *desc, int timeout, struct mf_error *err)
 {
-	struct timeval tv = {.tv_sec = timeout > 0 ? timeout : 300, .tv_usec = 0};
 	struct sockaddr_storage peer;
 	struct server *srv;
 	pthread_attr_t attr;
@@ -835,8 +864,7 @@ int milter_proto_run(int listen_fd, const struct smfiDesc *desc, int timeout, st
 			ret = -1;
 			break;
 		}
-		(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-		(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+		set_timeouts(fd, timeout);
 		/* replies are written whole: nothing to gain from Nagle's delay */
 		if (domain == AF_INET || domain == AF_INET6)
 			(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));

@@ -60,6 +60,9 @@ const struct smfiDesc *milter_callbacks_desc(void);
    Open the listening socket ("unix:/path", "local:/path", "inet:port@host",
    "inet6:port@host"); a stale unix socket is replaced.  Returns the fd. */
 int milter_proto_listen(const char *spec, struct mf_error *err);
+/* One session on an already connected fd, in the calling thread, as a
+   listener would serve it (for tests and fuzzing); closes fd. */
+void milter_proto_serve_fd(int fd, const struct smfiDesc *desc, int timeout);
 /* Serve MTA connections, one thread each, until SIGTERM, SIGINT or SIGHUP
    (blocked in the calling thread and taken by a thread of its own).
    timeout: seconds a connection may stay silent.  0 after a clean stop,

@@ -488,9 +488,8 @@ static char *part_text(struct walk *w, GMimePart *part, const struct decoded *d,
 	}
 	if (out == NULL) {
 		if (g_utf8_validate((const char *)d->data, (gssize)len, NULL))
-			out = g_strndup((const char *)d->data, len);
-		else
-			out = g_mime_utils_decode_8bit(w->opts, (const char *)d->data, len);
+			return g_strndup((const char *)d->data, len); /* checked: no NUL either */
+		out = g_mime_utils_decode_8bit(w->opts, (const char *)d->data, len);
 	}
 	if (out != NULL && !g_utf8_validate(out, -1, NULL)) {
 		char *valid = g_utf8_make_valid(out, -1);

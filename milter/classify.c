@@ -111,8 +111,9 @@ struct mf_model *mf_model_new(const struct mf_token_key *key, size_t hint)
 		return NULL;
 	m->refcount = 1;
 	m->key = *key;
+	/* at most three quarters full (linear probing stays short) */
 	m->cap = 1024;
-	while (m->cap < hint * 2)
+	while (m->cap * 3 < hint * 4)
 		m->cap *= 2;
 	m->slots = calloc(m->cap, sizeof(*m->slots));
 	if (m->slots == NULL) {
@@ -167,7 +168,7 @@ int mf_model_add(struct mf_model *m, uint64_t hash, uint32_t spam, uint32_t ham)
 	uint64_t k = key_of(hash);
 	size_t i;
 
-	if ((m->count + 1) * 2 > m->cap && !model_grow(m))
+	if ((m->count + 1) * 4 > m->cap * 3 && !model_grow(m))
 		return -1;
 	i = k & (m->cap - 1);
 	while (m->slots[i].hash != 0 && m->slots[i].hash != k)
@@ -599,21 +600,34 @@ static void top_insert(struct mf_bayes *out, double *strength, const char *tok, 
 	strength[i] = d;
 }
 
+/* Token ids in batches: first every id of a batch, with the slot each will
+   look at asked for (the table is megabytes: every lookup is a cache miss),
+   then the lookups. */
+#define LOOKUP_BATCH 64
+
 static void classify_lr(const struct mf_model *m, const struct mf_tokens *t, struct mf_bayes *out)
 {
-	size_t i, n = mf_tokens_count(t);
+	size_t i, j, nb, n = mf_tokens_count(t);
 	double sum = 0.0, strength[MF_BAYES_TOP];
+	uint64_t ids[LOOKUP_BATCH];
 
-	for (i = 0; i < n; i++) {
-		const char *tok = mf_tokens_get(t, i, NULL);
-		const struct mf_token_count *c =
-		    model_slot(m, mf_token_id(&m->key, tok, strlen(tok)));
+	for (i = 0; i < n; i += nb) {
+		nb = n - i < LOOKUP_BATCH ? n - i : LOOKUP_BATCH;
+		for (j = 0; j < nb; j++) {
+			const char *tok = mf_tokens_get(t, i + j, NULL);
 
-		if (c == NULL || c->weight == 0.0f)
-			continue;
-		sum += c->weight;
-		out->used++;
-		top_insert(out, strength, tok, c->weight);
+			ids[j] = key_of(mf_token_id(&m->key, tok, strlen(tok)));
+			__builtin_prefetch(&m->slots[ids[j] & (m->cap - 1)]);
+		}
+		for (j = 0; j < nb; j++) {
+			const struct mf_token_count *c = model_slot(m, ids[j]);
+
+			if (c == NULL || c->weight == 0.0f)
+				continue;
+			sum += c->weight;
+			out->used++;
+			top_insert(out, strength, mf_tokens_get(t, i + j, NULL), c->weight);
+		}
 	}
 	out->prob = sigmoid(m->bias + length_scale(n) * sum);
 }

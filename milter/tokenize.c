@@ -70,11 +70,11 @@ struct mf_tokens *mf_tokens_new(size_t max)
 	if (t == NULL)
 		return NULL;
 	t->max = max ? max : 1;
+	/* Both arrays grow with the message: a set for up to 20,000 tokens
+	   allocated in full would cost more than most messages' tokens. */
 	t->cap = 1024;
-	while (t->cap < 2 * t->max && t->cap < 4096)
-		t->cap *= 2;
 	t->slots = calloc(t->cap, sizeof(*t->slots));
-	t->order = calloc(t->max, sizeof(*t->order));
+	t->order = malloc(t->cap / 2 * sizeof(*t->order));
 	if (t->slots == NULL || t->order == NULL) {
 		free(t->slots);
 		free(t->order);
@@ -119,13 +119,18 @@ const char *mf_tokens_get(const struct mf_tokens *t, size_t i, uint64_t *hash_r)
 	return k->text;
 }
 
+/* Double the table (at most half full, so order needs cap / 2 entries). */
 static bool tokens_grow(struct mf_tokens *t)
 {
 	size_t ncap = t->cap * 2, i, j;
 	struct mf_tok *n = calloc(ncap, sizeof(*n));
+	size_t *norder = n != NULL ? realloc(t->order, ncap / 2 * sizeof(*norder)) : NULL;
 
-	if (n == NULL)
+	if (norder == NULL) {
+		free(n);
 		return false;
+	}
+	t->order = norder;
 	for (j = 0; j < t->count; j++) {
 		struct mf_tok *o = &t->slots[t->order[j]];
 

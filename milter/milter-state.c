@@ -57,7 +57,17 @@ int milter_state_init(struct milter_state *st, const char *config_path, struct m
 	if (load_config(st, &st->cfg, &st->policy, err) < 0)
 		return -1;
 	s = mf_config_str(st->cfg, "spool", "node");
-	st->node = s != NULL ? strdup(s) : NULL;
+	if (s == NULL) {
+		/* the host name, once, instead of once per verdict event */
+		char host[256];
+
+		if (gethostname(host, sizeof(host)) == 0) {
+			host[sizeof(host) - 1] = '\0';
+			st->node = strdup(host);
+		}
+	} else {
+		st->node = strdup(s);
+	}
 	st->spool_sync = mf_config_bool(st->cfg, "spool", "sync");
 	if (mf_token_key_load(mf_config_str(st->cfg, "keys", "dir"), &st->key, &kerr) == 0) {
 		st->have_key = true;

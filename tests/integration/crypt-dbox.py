@@ -22,8 +22,8 @@ import time
 sys.path.insert(0, os.path.join(os.environ["MF_SRC"], "tests/harness"))
 from mailfort import Site, tap  # noqa: E402
 from stack import Dovecot  # noqa: E402
+from cryptlib import MAGIC, walk  # noqa: E402
 
-MAGIC = b"\x89MFC\r\n\x1a\n"
 USER = "alice@example.test"
 
 
@@ -34,13 +34,6 @@ def message(subject, size, marker):
         body += "".join(rnd.choice("abcdefghij klmnop") for _ in range(70)).encode() + b"\r\n"
     return ("From: a@example.test\r\nTo: %s\r\nSubject: %s %s\r\nMessage-ID: <%08x@example.test>\r\n\r\n"
             % (USER, subject, marker, random.getrandbits(32))).encode() + bytes(body)
-
-
-def walk(d):
-    out = []
-    for root, _dirs, files in os.walk(d):
-        out += [os.path.join(root, f) for f in files]
-    return out
 
 
 def read(p):

@@ -19,8 +19,7 @@ import time
 sys.path.insert(0, os.path.join(os.environ["MF_SRC"], "tests/harness"))
 from mailfort import Site, tap  # noqa: E402
 from stack import Dovecot  # noqa: E402
-
-MAGIC = b"\x89MFC\r\n\x1a\n"
+from cryptlib import MAGIC, all_ciphertext, maildir_files, scan_for, walk  # noqa: E402
 
 
 def message(subject, body):
@@ -36,39 +35,6 @@ def text_body(size, seed, marker):
     while len(out) < size:
         out += "".join(rnd.choice("abcdefghij klmnop") for _ in range(70)).encode() + b"\r\n"
     return bytes(out)
-
-
-def maildir_files(base):
-    out = []
-    for sub in ("cur", "new"):
-        d = os.path.join(base, sub)
-        if os.path.isdir(d):
-            out += [os.path.join(d, f) for f in sorted(os.listdir(d))]
-    return out
-
-
-def all_ciphertext(paths):
-    for p in paths:
-        with open(p, "rb") as f:
-            if f.read(len(MAGIC)) != MAGIC:
-                return False
-    return bool(paths)
-
-
-def walk(d):
-    out = []
-    for root, _dirs, files in os.walk(d):
-        out += [os.path.join(root, f) for f in files]
-    return out
-
-
-def scan_for(paths, needle):
-    hits = []
-    for p in paths:
-        with open(p, "rb") as f:
-            if needle in f.read():
-                hits.append(p)
-    return hits
 
 
 def chown_tree(d, uid, gid):
@@ -134,10 +100,10 @@ archive_msgs = [(message("archived %s" % marker, text_body(3000, 9, marker)), "R
 plain_maildir(src, {"": inbox_msgs, "Archive": archive_msgs}, dc.uid, dc.gid)
 r = dc.doveadm("import", "-u", ALICE, "-s", "maildir:%s" % src, "", "ALL")
 tap.ok(r.returncode == 0, "doveadm import from a plaintext Maildir", r.stderr)
-tap.eq(len(maildir_files(os.path.join(home, "Maildir"))), 3, "three messages imported into INBOX")
-tap.eq(len(maildir_files(os.path.join(home, "Maildir", ".Archive"))), 1, "one into Archive")
-tap.ok(all_ciphertext(maildir_files(os.path.join(home, "Maildir")) +
-                      maildir_files(os.path.join(home, "Maildir", ".Archive"))),
+tap.eq(len(maildir_files(home)), 3, "three messages imported into INBOX")
+tap.eq(len(maildir_files(home, "Archive")), 1, "one into Archive")
+tap.ok(all_ciphertext(maildir_files(home) +
+                      maildir_files(home, "Archive")),
        "every imported message is stored as ciphertext")
 imap = dc.imap_login(ALICE, "pw-alice")
 flagmap = {"S": "\\Seen", "F": "\\Flagged", "R": "\\Answered"}
@@ -161,7 +127,7 @@ for p in walk(backup):
 chown_tree(backup, dc.uid, dc.gid)
 r = dc.doveadm("import", "-u", ALICE, "maildir:%s/Maildir" % backup, "Restored", "ALL")
 tap.ok(r.returncode == 0, "doveadm import of an encrypted backup of the same account", r.stderr)
-restored = maildir_files(os.path.join(home, "Maildir", ".Restored.INBOX"))
+restored = maildir_files(home, "Restored.INBOX")
 tap.ok(len(restored) == 3 and all_ciphertext(restored),
        "restored into Restored.INBOX, as ciphertext", len(restored))
 imap = dc.imap_login(ALICE, "pw-alice")
@@ -174,7 +140,7 @@ imap.logout()
 saved = message("saved %s" % marker, text_body(100000, 20, marker))
 r = dc.doveadm("save", "-u", ALICE, "-m", "Archive", input=saved.decode())
 tap.ok(r.returncode == 0, "doveadm save -m Archive", r.stderr)
-arch = maildir_files(os.path.join(home, "Maildir", ".Archive"))
+arch = maildir_files(home, "Archive")
 tap.ok(len(arch) == 2 and all_ciphertext(arch), "the saved message is ciphertext in Archive")
 r = dc.doveadm("fetch", "-u", ALICE, "text", "mailbox", "Archive", "subject", "saved")
 tap.ok(r.returncode == 0 and saved.decode() in r.stdout.replace("\n", "\r\n"),
@@ -198,7 +164,7 @@ tap.ok(r.returncode == 0, "password mode: doveadm import needs only the public k
 dsaved = message("dave saved %s" % marker, b"saved for dave\r\n")
 r = dc.doveadm("save", "-u", DAVE, input=dsaved.decode())
 tap.ok(r.returncode == 0, "password mode: doveadm save", r.stderr)
-dfiles = maildir_files(os.path.join(dc.home("dave"), "Maildir"))
+dfiles = maildir_files(dc.home("dave"))
 tap.ok(len(dfiles) == 2 and all_ciphertext(dfiles), "both stored as ciphertext")
 r = dc.doveadm("fetch", "-u", DAVE, "text", "mailbox", "INBOX", "all")
 tap.ok(r.returncode != 0 and marker not in r.stdout and "saved for dave" not in r.stdout,

@@ -21,8 +21,8 @@ import time
 sys.path.insert(0, os.path.join(os.environ["MF_SRC"], "tests/harness"))
 from mailfort import Site, mailfortctl_path, tap  # noqa: E402
 from stack import Dovecot  # noqa: E402
+from cryptlib import MAGIC  # noqa: E402
 
-MAGIC = b"\x89MFC\r\n\x1a\n"
 USER = "gina@example.test"
 
 

@@ -20,22 +20,13 @@ import time
 sys.path.insert(0, os.path.join(os.environ["MF_SRC"], "tests/harness"))
 from mailfort import Site, tap  # noqa: E402
 from stack import Dovecot, Postfix  # noqa: E402
+from cryptlib import MAGIC, maildir_files  # noqa: E402
 
-MAGIC = b"\x89MFC\r\n\x1a\n"
 USERS = ["anna@example.test", "ben@example.test", "cleo@example.test"]
 
 
 def password(u):
     return "pw of " + u.split("@")[0]
-
-
-def maildir_files(home):
-    out = []
-    for sub in ("cur", "new"):
-        d = os.path.join(home, "Maildir", sub)
-        if os.path.isdir(d):
-            out += [os.path.join(d, f) for f in sorted(os.listdir(d))]
-    return out
 
 
 def stored(user):

@@ -26,8 +26,8 @@ sys.path.insert(0, os.path.join(os.environ["MF_SRC"], "tests/harness"))
 from mailfort import Site, tap  # noqa: E402
 from mfpam import PamSetup, totp_code, wait_fresh_step  # noqa: E402
 from stack import Dovecot  # noqa: E402
+from cryptlib import MAGIC, maildir_files  # noqa: E402
 
-MAGIC = b"\x89MFC\r\n\x1a\n"
 ANNA = "anna@example.test"
 PASSWORD = "Winter 2026?"
 
@@ -36,15 +36,6 @@ def message(subject, body):
     return ("From: a@example.test\r\nTo: anna@example.test\r\nSubject: %s\r\n"
             "Message-ID: <%08x@example.test>\r\n\r\n%s" % (subject, random.getrandbits(32), body)
             ).encode()
-
-
-def maildir_files(home):
-    out = []
-    for sub in ("cur", "new"):
-        d = os.path.join(home, "Maildir", sub)
-        if os.path.isdir(d):
-            out += [os.path.join(d, f) for f in sorted(os.listdir(d))]
-    return out
 
 
 def imap_read(password, uids=("1",)):

@@ -18,8 +18,7 @@ import sys
 sys.path.insert(0, os.path.join(os.environ["MF_SRC"], "tests/harness"))
 from mailfort import Site, tap  # noqa: E402
 from stack import Dovecot  # noqa: E402
-
-MAGIC = b"\x89MFC\r\n\x1a\n"
+from cryptlib import MAGIC, maildir_files  # noqa: E402
 
 
 def message(subject, body):
@@ -31,15 +30,6 @@ def fetch_body(imap, uid):
     typ, data = imap.uid("FETCH", str(uid), "(BODY.PEEK[])")
     parts = [p for p in data if isinstance(p, tuple)] if data else []
     return typ, (parts[0][1] if parts else None)
-
-
-def maildir_files(home):
-    out = []
-    for sub in ("cur", "new"):
-        d = os.path.join(home, "Maildir", sub)
-        if os.path.isdir(d):
-            out += [os.path.join(d, f) for f in os.listdir(d)]
-    return out
 
 
 site = Site("crypt_password", extra={"crypt": {"mode": "password"}})

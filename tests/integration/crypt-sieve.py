@@ -23,8 +23,8 @@ import sys
 sys.path.insert(0, os.path.join(os.environ["MF_SRC"], "tests/harness"))
 from mailfort import Site, tap  # noqa: E402
 from stack import Dovecot  # noqa: E402
+from cryptlib import MAGIC, all_ciphertext, maildir_files, scan_for, walk  # noqa: E402
 
-MAGIC = b"\x89MFC\r\n\x1a\n"
 
 SCRIPT = r"""require ["fileinto", "mailbox"];
 if header :is "X-Route" "reports" {
@@ -60,43 +60,6 @@ def text_body(size, seed, marker):
     while len(out) < size:
         out += "".join(rnd.choice("abcdefghij klmnop") for _ in range(70)).encode() + b"\r\n"
     return bytes(out)
-
-
-def maildir_files(home, folder=""):
-    base = os.path.join(home, "Maildir", ("." + folder) if folder else "")
-    out = []
-    for sub in ("cur", "new"):
-        d = os.path.join(base, sub)
-        if os.path.isdir(d):
-            out += [os.path.join(d, f) for f in sorted(os.listdir(d))]
-    return out
-
-
-def all_ciphertext(paths):
-    for p in paths:
-        with open(p, "rb") as f:
-            if f.read(len(MAGIC)) != MAGIC:
-                return False
-    return bool(paths)
-
-
-def walk(d):
-    out = []
-    for root, _dirs, files in os.walk(d):
-        out += [os.path.join(root, f) for f in files]
-    return out
-
-
-def scan_for(paths, needle):
-    hits = []
-    for p in paths:
-        try:
-            with open(p, "rb") as f:
-                if needle in f.read():
-                    hits.append(p)
-        except OSError:
-            pass
-    return hits
 
 
 def fetch_all(imap, box):

@@ -22,8 +22,8 @@ import time
 sys.path.insert(0, os.path.join(os.environ["MF_SRC"], "tests/harness"))
 from mailfort import Site, tap  # noqa: E402
 from stack import Dovecot  # noqa: E402
+from cryptlib import MAGIC, maildir_files, scan_for, walk  # noqa: E402
 
-MAGIC = b"\x89MFC\r\n\x1a\n"
 CHUNK = 65536
 
 
@@ -74,16 +74,6 @@ def append(imap, box, msg):
     return typ, int(m.group(1)) if m else None
 
 
-def maildir_files(home, folder=""):
-    base = os.path.join(home, "Maildir", ("." + folder) if folder else "")
-    out = []
-    for sub in ("cur", "new"):
-        d = os.path.join(base, sub)
-        if os.path.isdir(d):
-            out += [os.path.join(d, f) for f in os.listdir(d)]
-    return out
-
-
 def file_for_uid(home, folder, uid):
     """The maildir file of uid, from dovecot-uidlist."""
     base = os.path.join(home, "Maildir", ("." + folder) if folder else "")
@@ -97,25 +87,6 @@ def file_for_uid(home, folder, uid):
                     if os.path.basename(p).startswith(key.split(":")[0]):
                         return p
     return None
-
-
-def scan_for(paths, needle):
-    hits = []
-    for p in paths:
-        try:
-            with open(p, "rb") as f:
-                if needle in f.read():
-                    hits.append(p)
-        except OSError:
-            pass
-    return hits
-
-
-def walk(d):
-    out = []
-    for root, _dirs, files in os.walk(d):
-        out += [os.path.join(root, f) for f in files]
-    return out
 
 
 site = Site("crypt_store")

@@ -382,6 +382,18 @@ static void test_tokens(void)
 static const char *spam_words[] = {"viagra", "casino", "winner", "lottery", "bonus", "jackpot"};
 static const char *ham_words[] = {"meeting", "agenda", "budget", "minutes", "committee", "draft"};
 
+/* Toy message i of 40: even ones spam words, odd ones ham words.  Returns
+   whether it is spam. */
+static bool toy_message(char *msg, size_t size, int i)
+{
+	bool spam = i % 2 == 0;
+	const char **w = spam ? spam_words : ham_words;
+
+	snprintf(msg, size, "From: x%d@example.org\r\nSubject: %s %s\r\n\r\n%s %s %s word%d\r\n", i,
+	         w[i % 6], w[(i + 1) % 6], w[(i + 2) % 6], w[(i + 3) % 6], w[(i + 4) % 6], i);
+	return spam;
+}
+
 static struct mf_model *trained_model(const struct mf_policy *pol)
 {
 	struct mf_token_key key;
@@ -392,15 +404,9 @@ static struct mf_model *trained_model(const struct mf_policy *pol)
 	m = mf_model_new(&key, 100);
 	for (i = 0; i < 40; i++) {
 		char msg[512];
-		struct mf_tokens *t;
-		bool spam = i % 2 == 0;
-		const char **w = spam ? spam_words : ham_words;
+		bool spam = toy_message(msg, sizeof(msg), i);
+		struct mf_tokens *t = walk_tokens(pol, msg);
 
-		snprintf(msg, sizeof(msg),
-		         "From: x%d@example.org\r\nSubject: %s %s\r\n\r\n%s %s %s word%d\r\n", i,
-		         w[i % 6], w[(i + 1) % 6], w[(i + 2) % 6], w[(i + 3) % 6], w[(i + 4) % 6],
-		         i);
-		t = walk_tokens(pol, msg);
 		(void)mf_model_train(m, t, spam);
 		mf_tokens_free(&t);
 	}
@@ -447,15 +453,9 @@ static struct mf_trainset *toy_examples(const struct mf_policy *pol, const struc
 
 	for (i = 0; i < 40; i++) {
 		char msg[512];
-		struct mf_tokens *t;
-		bool spam = i % 2 == 0;
-		const char **w = spam ? spam_words : ham_words;
+		bool spam = toy_message(msg, sizeof(msg), i);
+		struct mf_tokens *t = walk_tokens(pol, msg);
 
-		snprintf(msg, sizeof(msg),
-		         "From: x%d@example.org\r\nSubject: %s %s\r\n\r\n%s %s %s word%d\r\n", i,
-		         w[i % 6], w[(i + 1) % 6], w[(i + 2) % 6], w[(i + 3) % 6], w[(i + 4) % 6],
-		         i);
-		t = walk_tokens(pol, msg);
 		ok(mf_trainset_add_tokens(ts, key, t, spam, &err) == 0 || i > 0,
 		   "examples are added");
 		mf_tokens_free(&t);

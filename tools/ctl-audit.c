@@ -32,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <sodium.h>
@@ -137,10 +138,13 @@ static const char *time_arg(const char *opt, const char *arg, char buf[64])
 		}
 	}
 	if (mult == 0) {
-		if (valid_time(arg))
+		/* and PostgreSQL's words for midnight at the start of a day */
+		if (valid_time(arg) || strcasecmp(arg, "today") == 0 ||
+		    strcasecmp(arg, "yesterday") == 0 || strcasecmp(arg, "tomorrow") == 0)
 			return arg;
 		ctl_usage("%s: '%s' is not a time (2026-11-27, '2026-11-27 08:00', "
-		          "2026-11-27T08:00:00+01:00) or an age (90s, 15m, 12h, 7d)",
+		          "2026-11-27T08:00:00+01:00, today, yesterday) or an age (90s, 15m, "
+		          "12h, 7d)",
 		          opt, arg);
 		return NULL;
 	}

@@ -113,6 +113,10 @@ r = site.ctl("audit", "search", "--user", "alice", "--event", "read", "--since",
              "--until", "2999-01-01T00:00:00Z", "--format", "csv")
 tap.ok(r.returncode == 0 and r.stdout.count("\n") == 2,
        "audit search --since an age --until an ISO time", r.stdout + r.stderr)
+r = site.ctl("audit", "search", "--user", "alice", "--event", "read", "--since", "yesterday",
+             "--format", "csv")
+tap.ok(r.returncode == 0 and r.stdout.count("\n") == 2, "audit search --since yesterday",
+       r.stdout + r.stderr)
 r = site.ctl("audit", "search", "--since", "last tuesday")
 tap.ok(r.returncode == 2 and "--since: 'last tuesday' is not a time" in r.stderr,
        "a bad --since is refused before connecting, naming the value", r.stderr)

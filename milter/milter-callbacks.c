@@ -125,6 +125,21 @@ static sfsistat default_action(SMFICTX *ctx, const struct mf_policy *pol)
 	}
 }
 
+/* The default action of the current policy, for when no message state
+   (which holds its policy) could be made. */
+static sfsistat current_default_action(SMFICTX *ctx)
+{
+	struct mf_policy *pol;
+	struct mf_model *model;
+	sfsistat r;
+
+	milter_state_acquire(state, &pol, &model);
+	r = default_action(ctx, pol);
+	mf_policy_unref(&pol);
+	mf_model_unref(&model);
+	return r;
+}
+
 /* ------------------------------------------------------------ verdict event */
 
 static void emit_verdict(struct conn *c, struct msg *m, const struct mf_verdict *v,
@@ -255,7 +270,7 @@ static sfsistat cb_envfrom(SMFICTX *ctx, char **argv)
 	m = calloc(1, sizeof(*m));
 	if (m == NULL)
 		return (milter_ctx_protocol(ctx) & SMFIP_NR_MAIL) ? SMFIS_NOREPLY
-		                                                  : default_action(ctx, NULL);
+		                                                  : current_default_action(ctx);
 	c->msg = m;
 	milter_state_acquire(state, &m->pol, &m->model);
 	m->sender = strip_brackets(argv != NULL ? argv[0] : NULL);
@@ -386,19 +401,29 @@ static int replace_body(SMFICTX *ctx, struct msg *m, struct mf_verdict *v, struc
 	GMimeStream *out;
 	const unsigned char *data;
 	void *map = NULL;
-	size_t len = 0, off;
+	size_t len = 0;
 	int fd = -1, ret = -1;
 
 	if (big) {
 		char path[4096];
 
-		snprintf(path, sizeof(path), "%s/mailfort-body.XXXXXX", m->pol->tmp_dir);
+		int fd2;
+
+		if ((size_t)snprintf(path, sizeof(path), "%s/mailfort-body.XXXXXX",
+		                     m->pol->tmp_dir) >= sizeof(path))
+			return mf_error_set(err, "temp directory name too long: %s",
+			                    m->pol->tmp_dir);
 		fd = mkostemp(path, O_CLOEXEC);
 		if (fd < 0)
 			return mf_error_set(err, "cannot create a temp file in %s: %s",
 			                    m->pol->tmp_dir, strerror(errno));
 		(void)unlink(path);
-		out = g_mime_stream_fs_new(dup(fd));
+		if ((fd2 = dup(fd)) < 0) {
+			mf_error_set(err, "cannot duplicate the temp file: %s", strerror(errno));
+			close(fd);
+			return -1;
+		}
+		out = g_mime_stream_fs_new(fd2);
 	} else {
 		out = g_mime_stream_mem_new();
 	}
@@ -423,15 +448,10 @@ static int replace_body(SMFICTX *ctx, struct msg *m, struct mf_verdict *v, struc
 		data = arr->data != NULL ? arr->data : (const unsigned char *)"";
 		len = arr->len;
 	}
-	for (off = 0; off < len || off == 0; off += 65536) {
-		size_t n = len - off > 65536 ? 65536 : len - off;
-
-		if (milter_ctx_replacebody(ctx, data + off, n) < 0) {
-			mf_error_set(err, "cannot send the new body to the MTA");
-			goto done;
-		}
-		if (len == 0)
-			break;
+	/* the protocol code cuts it into packets */
+	if (milter_ctx_replacebody(ctx, data, len) < 0) {
+		mf_error_set(err, "cannot send the new body to the MTA");
+		goto done;
 	}
 	if (v->top_replaced) {
 		(void)milter_ctx_chgheader(ctx, "Content-Type", 1, "text/plain; charset=utf-8");
@@ -460,7 +480,7 @@ static sfsistat cb_eom(SMFICTX *ctx)
 	int i, k;
 
 	if (m == NULL)
-		return default_action(ctx, NULL);
+		return current_default_action(ctx);
 	if (m->too_big) {
 		ret = too_big(ctx, c, m);
 		msg_free(&c->msg);

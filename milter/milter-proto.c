@@ -63,6 +63,7 @@ struct smfi_str {
 	int fd;
 	const struct smfiDesc *desc;
 	unsigned long proto; /* SMFIP_* agreed with the MTA */
+	bool negotiated;     /* OPTNEG seen */
 	void *priv;
 	char *reply; /* "550 5.7.1 text" set for the next reject or tempfail */
 	struct macros mac[MAC_N];
@@ -134,7 +135,9 @@ static int out_flush(SMFICTX *s)
 	if (s->out_failed)
 		return -1;
 	while (off < s->out_len) {
-		ssize_t n = write(s->fd, s->out + off, s->out_len - off);
+		/* MSG_NOSIGNAL: an MTA that has gone away ends this session, not the
+		   process with every other session in it (SIGPIPE) */
+		ssize_t n = send(s->fd, s->out + off, s->out_len - off, MSG_NOSIGNAL);
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -485,6 +488,7 @@ static bool do_optneg(SMFICTX *s, const unsigned char *data, size_t len)
 	return true;
 }
 
+/* data ends in a NUL (checked by the caller). */
 static sfsistat do_connect(SMFICTX *s, unsigned char *data, size_t len)
 {
 	struct sockaddr_storage ss;
@@ -494,8 +498,6 @@ static sfsistat do_connect(SMFICTX *s, unsigned char *data, size_t len)
 	uint16_t port = 0;
 	char family;
 
-	if (len == 0 || data[len - 1] != '\0')
-		return SMFIS_TEMPFAIL;
 	hl = strlen(host) + 1;
 	memset(&ss, 0, sizeof(ss));
 	if (hl < len) {
@@ -547,14 +549,21 @@ static void dialogue(SMFICTX *s)
 			mac_clear_after(s, slot);
 		switch (cmd) {
 		case SMFIC_OPTNEG:
-			if (!do_optneg(s, data, len))
+			/* once per connection: a second one would start a second
+			   milter context over the first */
+			if (s->negotiated || !do_optneg(s, data, len))
 				return;
+			s->negotiated = true;
 			break;
 		case SMFIC_MACRO:
 			if (len > 0 && (slot = mac_slot((char)data[0])) >= 0)
 				mac_set(s, slot, data + 1, len - 1);
 			break;
 		case SMFIC_CONNECT:
+			/* malformed: close, as for every other command (an answer
+			   negotiated away would let it pass unnoticed) */
+			if (len == 0 || data[len - 1] != '\0')
+				return;
 			reply(s, SMFIP_NR_CONN, do_connect(s, data, len));
 			break;
 		case SMFIC_HELO:
@@ -848,19 +857,20 @@ int milter_proto_run(int listen_fd, const struct smfiDesc *desc, int timeout, st
 		SMFICTX *s;
 
 		if (fd < 0) {
+			int e = errno; /* logging may change errno */
+
 			if (srv->stop)
 				break;
-			if (errno == EINTR || errno == ECONNABORTED)
+			if (e == EINTR || e == ECONNABORTED)
 				continue;
-			mf_log_error("accept: %s", strerror(errno));
-			if (errno == EMFILE || errno == ENFILE || errno == ENOMEM ||
-			    errno == ENOBUFS) {
+			mf_log_error("accept: %s", strerror(e));
+			if (e == EMFILE || e == ENFILE || e == ENOMEM || e == ENOBUFS) {
 				struct timespec pause = {0, 100 * 1000 * 1000};
 
 				nanosleep(&pause, NULL);
 				continue;
 			}
-			mf_error_set(err, "cannot accept connections: %s", strerror(errno));
+			mf_error_set(err, "cannot accept connections: %s", strerror(e));
 			ret = -1;
 			break;
 		}

@@ -196,11 +196,17 @@ int i_stream_mf_decrypt_check_final(struct istream *input, const char **error_r)
 		/* most mail: the final chunk is the first, and the first
 		   read opens it straight into the stream's buffer, where
 		   the reader will find it (no side buffer, no copy) */
-		if (i_stream_read(input) < 0 && input->stream_errno != 0) {
+		ssize_t ret = i_stream_read(input);
+
+		/* a chunk's bytes are released only after its tag was checked */
+		if (ret > 0)
+			return 0;
+		if (ret < 0 && input->stream_errno != 0) {
 			*error_r = t_strdup(i_stream_get_error(input));
 			return -1;
 		}
-		return 0;
+		/* nothing read (a parent with nothing ready yet): check it
+		   below, into a slot of its own */
 	}
 
 	if (mf_mailcrypt_chunk_at(&dstream->reader, dstream->reader.chunk_count - 1, &chunk, &err) <

@@ -58,6 +58,8 @@
 #include "array.h"
 #include "hash.h"
 #include "istream.h"
+#include "istream-crlf.h"
+#include "istream-seekable.h"
 #include "ostream.h"
 #include "module-dir.h"
 #include "mail-user.h"
@@ -100,6 +102,7 @@ struct mailfort_crypt_mailbox {
    each); when full, all are wiped and it starts again; wiped with the
    user. */
 #define MF_CRYPT_READER_CACHE_MAX  4096
+#define MF_CRYPT_SAVED_MAX         8
 #define MF_CRYPT_HEADER_TAG_OFFSET (MF_MAILCRYPT_HEADER_SIZE - 16)
 struct mf_crypt_reader_entry {
 	unsigned char header[MF_MAILCRYPT_HEADER_SIZE];
@@ -113,12 +116,14 @@ struct mailfort_crypt_user {
 	unsigned int save_version; /* format version of new messages */
 	/* header tag (16 bytes inside the entry) -> entry; created on first use */
 	HASH_TABLE(const unsigned char *, struct mf_crypt_reader_entry *) readers;
-	/* lmtp and dovecot-lda only: the plaintext of the message this user
-	   saved last and the header it was sealed with (see
-	   mailfort_crypt_saved_plain) */
-	bool keep_saved, saved_valid;
+	/* lmtp and dovecot-lda only: the plaintext this user's messages were
+	   last saved from, and the headers they were sealed with (one delivery
+	   may save it several times: Sieve keep and fileinto); see
+	   mailfort_crypt_saved_plain */
+	bool keep_saved;
 	struct istream *saved_input;
-	unsigned char saved_header[MF_MAILCRYPT_HEADER_SIZE];
+	unsigned int saved_count, saved_next;
+	unsigned char saved_headers[MF_CRYPT_SAVED_MAX][MF_MAILCRYPT_HEADER_SIZE];
 };
 
 /* What the plugin keeps for the whole process (an lmtp process delivers to
@@ -397,20 +402,43 @@ static void mailfort_crypt_learn_nuls(struct mail *mail, struct istream *plain)
    was sealed with.  A stored header identical to that one (it holds the
    message's sealed random key: no other message has it) is read from the
    kept plaintext instead.  NULL when this is not that message. */
+static int mailfort_crypt_no_temp_file(const char **path_r, void *context ATTR_UNUSED)
+{
+	*path_r = "(mailfort_crypt: no temp file for plaintext)";
+	return -1;
+}
+
 static struct istream *mailfort_crypt_saved_plain(struct mail *mail, struct istream *input)
 {
 	struct mailfort_crypt_user *muser = MAILFORT_CRYPT_USER_CONTEXT(mail->box->storage->user);
+	struct mail_storage *storage = mail->box->storage;
+	struct istream *limit, *plain, *conv[2] = {NULL, NULL};
 	const unsigned char *data;
-	struct istream *plain;
+	unsigned int i;
 	size_t size;
 
-	if (muser == NULL || !muser->saved_valid || muser->saved_input->closed ||
+	if (muser == NULL || muser->saved_input == NULL || muser->saved_input->closed ||
 	    muser->saved_input->stream_errno != 0 ||
-	    i_stream_read_bytes(input, &data, &size, MF_MAILCRYPT_HEADER_SIZE) <= 0 ||
-	    memcmp(data, muser->saved_header, MF_MAILCRYPT_HEADER_SIZE) != 0)
+	    i_stream_read_bytes(input, &data, &size, MF_MAILCRYPT_HEADER_SIZE) <= 0)
 		return NULL;
+	for (i = 0; i < muser->saved_count; i++) {
+		if (memcmp(data, muser->saved_headers[i], MF_MAILCRYPT_HEADER_SIZE) == 0)
+			break;
+	}
+	if (i == muser->saved_count)
+		return NULL;
+	/* the line endings the storage gave it when saving (maildir as
+	   mail_save_crlf says, dbox always LF), made seekable in memory:
+	   never in a file, where it would be plaintext on disk */
 	i_stream_seek(muser->saved_input, 0);
-	plain = i_stream_create_limit(muser->saved_input, UOFF_T_MAX);
+	limit = i_stream_create_limit(muser->saved_input, UOFF_T_MAX);
+	if (strcmp(storage->name, "maildir") == 0 && storage->set->mail_save_crlf)
+		conv[0] = i_stream_create_crlf(limit);
+	else
+		conv[0] = i_stream_create_lf(limit);
+	i_stream_unref(&limit);
+	plain = i_stream_create_seekable(conv, SIZE_MAX, mailfort_crypt_no_temp_file, NULL);
+	i_stream_unref(&conv[0]);
 	i_stream_set_name(plain,
 	                  t_strdup_printf("(mailfort_crypt saved %s)", i_stream_get_name(input)));
 	return plain;
@@ -422,13 +450,14 @@ static struct istream *mailfort_crypt_saved_plain(struct mail *mail, struct istr
    when it is destroyed. */
 static void mailfort_crypt_saved_destroyed(struct mailfort_crypt_user *muser)
 {
-	muser->saved_valid = FALSE;
+	muser->saved_count = 0;
 	muser->saved_input = NULL;
 }
 
 static void mailfort_crypt_saved_forget(struct mailfort_crypt_user *muser)
 {
-	muser->saved_valid = FALSE;
+	muser->saved_count = 0;
+	muser->saved_next = 0;
 	if (muser->saved_input != NULL) {
 		i_stream_remove_destroy_callback(muser->saved_input,
 		                                 mailfort_crypt_saved_destroyed);
@@ -568,13 +597,19 @@ static int mailfort_crypt_save_begin(struct mail_save_context *ctx, struct istre
 	o_stream_unref(&ctx->data.output);
 	ctx->data.output = output;
 	o_stream_cork(ctx->data.output);
-	if (muser->keep_saved) {
-		/* valid once save_finish succeeds */
-		mailfort_crypt_saved_forget(muser);
-		if (input->seekable &&
-		    o_stream_mf_encrypt_get_header(output, muser->saved_header) == 0) {
+	if (muser->keep_saved && input->seekable) {
+		/* another message: start again.  A failed save leaves a header
+		   that no stored file has, which never matches. */
+		if (input != muser->saved_input) {
+			mailfort_crypt_saved_forget(muser);
 			muser->saved_input = input;
 			i_stream_add_destroy_callback(input, mailfort_crypt_saved_destroyed, muser);
+		}
+		if (o_stream_mf_encrypt_get_header(output,
+		                                   muser->saved_headers[muser->saved_next]) == 0) {
+			muser->saved_next = (muser->saved_next + 1) % MF_CRYPT_SAVED_MAX;
+			if (muser->saved_count < MF_CRYPT_SAVED_MAX)
+				muser->saved_count++;
 		}
 	}
 	return 0;
@@ -584,17 +619,12 @@ static int mailfort_crypt_save_finish(struct mail_save_context *ctx)
 {
 	struct mailbox *box = ctx->transaction->box;
 	struct mailfort_crypt_mailbox *mbox = MAILFORT_CRYPT_BOX_CONTEXT(box);
-	struct mailfort_crypt_user *muser = MAILFORT_CRYPT_USER_CONTEXT(box->storage->user);
 	struct mail *dest_mail = ctx->dest_mail;
 	int saw_nul = o_stream_mf_encrypt_saw_nul(ctx->data.output);
 	uoff_t vsize;
 
-	/* the storage may read the new message back while finishing it */
-	muser->saved_valid = muser->saved_input != NULL;
-	if (mbox->module_ctx.super.save_finish(ctx) < 0) {
-		mailfort_crypt_saved_forget(muser);
+	if (mbox->module_ctx.super.save_finish(ctx) < 0)
 		return -1;
-	}
 	if (dest_mail != NULL && mail_get_virtual_size(dest_mail, &vsize) == 0)
 		mailfort_crypt_start_vsize_ext(dest_mail, vsize);
 	if (dest_mail != NULL && saw_nul >= 0) {

@@ -194,13 +194,12 @@ static int copy_end(struct copy *c, struct mf_error *err)
 	return ret;
 }
 
-static void put_hex(struct copy *c, const unsigned char *p, size_t n)
+static void put_hex_digits(struct copy *c, const unsigned char *p, size_t n)
 {
 	static const char hex[] = "0123456789abcdef";
 	char out[512];
 	size_t i, o = 0;
 
-	copy_put(c, "\\\\x", 3);
 	for (i = 0; i < n; i++) {
 		out[o++] = hex[p[i] >> 4];
 		out[o++] = hex[p[i] & 15];
@@ -210,6 +209,13 @@ static void put_hex(struct copy *c, const unsigned char *p, size_t n)
 		}
 	}
 	copy_put(c, out, o);
+}
+
+/* A bytea in COPY's text format: \\x and hex digits. */
+static void put_hex(struct copy *c, const unsigned char *p, size_t n)
+{
+	copy_put(c, "\\\\x", 3);
+	put_hex_digits(c, p, n);
 }
 
 /* Add ts to the kept examples or, with forgotten_r, delete them (and count). */
@@ -236,18 +242,11 @@ static int store_examples(struct mf_db *db, const struct mf_trainset *ts, uint64
 		snprintf(head, sizeof(head), "%zu\t", i);
 		copy_put(&c, head, strlen(head));
 		put_hex(&c, digest, sizeof(digest));
-		copy_put(&c, spam ? "\tt\t" : "\tf\t", 3);
-		copy_put(&c, "\\\\x", 3);
+		copy_put(&c, spam ? "\tt\t\\\\x" : "\tf\t\\\\x", 6);
 		for (j = 0; j < n; j++) {
-			static const char hex[] = "0123456789abcdef";
-			char out[16];
-
-			for (k = 0; k < 8; k++) {
+			for (k = 0; k < 8; k++)
 				be[k] = (unsigned char)(ids[j] >> (56 - 8 * k));
-				out[2 * k] = hex[be[k] >> 4];
-				out[2 * k + 1] = hex[be[k] & 15];
-			}
-			copy_put(&c, out, sizeof(out));
+			put_hex_digits(&c, be, sizeof(be));
 		}
 		copy_put(&c, "\n", 1);
 	}

@@ -137,6 +137,13 @@ class Dovecot:
     def home(self, user):
         return os.path.join(self.home_root, user)
 
+    def own_keys(self, site):
+        """Hand site's key directory to the mail user: mailfort_crypt runs in
+        the mail processes and reads master.key as that user."""
+        for f in os.listdir(site.keys):
+            os.chown(os.path.join(site.keys, f), self.uid, self.gid)
+        os.chown(site.keys, self.uid, self.gid)
+
     def _module_dir(self):
         d = os.path.join(self.dir, "modules")
         os.makedirs(d, exist_ok=True)

@@ -68,9 +68,7 @@ for kind in ("sdbox", "mdbox"):
     dc = Dovecot("c" + kind, site=site, plugins=["mailfort_crypt"], users={USER: "pw"},
                  mail_location="%s:~/%s:ALT=~/alt" % (kind, kind),
                  extra="imap_fetch_failure = no-after\n")
-    for f in os.listdir(site.keys):
-        os.chown(os.path.join(site.keys, f), dc.uid, dc.gid)
-    os.chown(site.keys, dc.uid, dc.gid)
+    dc.own_keys(site)
     dc.start()
     home = dc.home("alice")
     marker = "MFDBOX%08x" % random.getrandbits(32)

@@ -85,9 +85,7 @@ ALICE, DAVE = "alice@example.test", "dave@example.test"
 dc = Dovecot("cim", site=site, plugins=["mailfort_crypt"],
              users={ALICE: "pw-alice", DAVE: "correct horse"},
              passdb_extra="override_fields = userdb_mailfort_crypt_password=%w")
-for f in os.listdir(site.keys):
-    os.chown(os.path.join(site.keys, f), dc.uid, dc.gid)
-os.chown(site.keys, dc.uid, dc.gid)
+dc.own_keys(site)
 dc.start()
 marker = "MFIMPORT%08x" % random.getrandbits(32)
 home = dc.home("alice")

@@ -86,9 +86,7 @@ def snapshot(imap, box):
 site = Site("crypt_migrate")
 marker = "MFMIG%08x" % random.getrandbits(32)
 dc = Dovecot("cmg", site=site, plugins=[], users={USER: "pw"})
-for f in os.listdir(site.keys):
-    os.chown(os.path.join(site.keys, f), dc.uid, dc.gid)
-os.chown(site.keys, dc.uid, dc.gid)
+dc.own_keys(site)
 dc.start()
 
 sizes = [300, 5000, 70000, 140000, 900]

@@ -78,9 +78,7 @@ for u in USERS:
     site.ctl("crypt", "init", u, "--mode", "password", input=password(u) + "\n", check=True)
 dc = Dovecot("cmr", site=site, plugins=["mailfort_crypt"], users={u: password(u) for u in USERS},
              passdb_extra="override_fields = userdb_mailfort_crypt_password=%w")
-for f in os.listdir(site.keys):
-    os.chown(os.path.join(site.keys, f), dc.uid, dc.gid)
-os.chown(site.keys, dc.uid, dc.gid)
+dc.own_keys(site)
 dc.start()
 marker = "MFMULTI%08x" % random.getrandbits(32)
 

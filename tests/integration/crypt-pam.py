@@ -95,9 +95,7 @@ dc = Dovecot("cpam", site=site, plugins=["mailfort_crypt"], pam_service="%s", pa
              passdb_extra="override_fields = userdb_mailfort_crypt_password=%w",
              extra="auth_failure_delay = 0\nimap_fetch_failure = no-after\n")
 # the mail processes (mail user) look up app-password wraps by keyed hash
-for f in os.listdir(site.keys):
-    os.chown(os.path.join(site.keys, f), dc.uid, dc.gid)
-os.chown(site.keys, dc.uid, dc.gid)
+dc.own_keys(site)
 dc.start()
 
 marker = "MFPAM%08x" % random.getrandbits(32)

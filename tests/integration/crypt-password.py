@@ -57,9 +57,7 @@ tap.ok(st.returncode == 0 and "mode password" in st.stdout, "crypt status shows 
 dc = Dovecot("cpw", site=site, plugins=["mailfort_crypt"],
              users={DAVE: "correct horse" + CODE, FRANK: "frank-login"},
              passdb_extra="override_fields = userdb_mailfort_crypt_password=%w")
-for f in os.listdir(site.keys):
-    os.chown(os.path.join(site.keys, f), dc.uid, dc.gid)
-os.chown(site.keys, dc.uid, dc.gid)
+dc.own_keys(site)
 dc.start()
 
 msg = message("for dave", "password mode body")

@@ -53,9 +53,7 @@ for backend, extra_settings in (("count", {"quota_vsizes": "yes"}), ("maildir", 
     settings.update(extra_settings)
     dc = Dovecot("cq" + backend[0], site=site, plugins=["quota", "mailfort_crypt"],
                  imap_plugins=["imap_quota"], users={USER: "pw"}, plugin_settings=settings)
-    for f in os.listdir(site.keys):
-        os.chown(os.path.join(site.keys, f), dc.uid, dc.gid)
-    os.chown(site.keys, dc.uid, dc.gid)
+    dc.own_keys(site)
     dc.start()
     imap = dc.imap_login(USER, "pw")
     msgs = workload(backend)

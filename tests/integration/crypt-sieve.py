@@ -135,9 +135,7 @@ tmpdir = os.path.join(dc.dir, "tmp")
 os.makedirs(tmpdir)
 os.chown(tmpdir, dc.uid, dc.gid)
 dc.extra = dc.extra % tmpdir
-for f in os.listdir(site.keys):
-    os.chown(os.path.join(site.keys, f), dc.uid, dc.gid)
-os.chown(site.keys, dc.uid, dc.gid)
+dc.own_keys(site)
 sieve_dir = install_script(dc, "alice")
 dc.start()
 

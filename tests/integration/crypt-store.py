@@ -109,9 +109,7 @@ os.makedirs(tmpdir)
 os.chown(tmpdir, dc.uid, dc.gid)
 dc.extra = dc.extra % tmpdir
 # the mail processes run as the mail user and must read master.key
-for f in os.listdir(site.keys):
-    os.chown(os.path.join(site.keys, f), dc.uid, dc.gid)
-os.chown(site.keys, dc.uid, dc.gid)
+dc.own_keys(site)
 dc.start()
 
 # ---------------------------------------------------------------- LMTP delivery, key creation

@@ -241,6 +241,7 @@ static const char *const field_names[F_COUNT] = {"type", "user", "session", "ip"
 struct jscan {
 	const unsigned char *p, *end;
 	bool simple;
+	bool nul;                          /* the scan stopped at a \u0000 escape */
 	const unsigned char *val[F_COUNT]; /* a field's string value, quotes excluded */
 	size_t vlen[F_COUNT];
 };
@@ -291,7 +292,9 @@ static bool js_string(struct jscan *j)
 		c = *j->p++;
 		if (strchr("\"\\/bfnrt", c) != NULL && c != '\0')
 			continue;
-		if (c != 'u' || (u = js_hex4(j)) <= 0 || (u >= 0xdc00 && u <= 0xdfff))
+		if (c == 'u' && (u = js_hex4(j)) == 0)
+			j->nul = true;
+		if (c != 'u' || u <= 0 || (u >= 0xdc00 && u <= 0xdfff))
 			return false; /* unknown escape, \u0000, lone low surrogate */
 		if (u >= 0xd800 && u <= 0xdbff) {
 			int lo;
@@ -570,10 +573,11 @@ static void add_record(struct auditd_prep *p, struct auditd_batch *b, const char
 	   UTF-8, NUL, json-c's reading (mf_audit_derive), jsonb's grammar */
 	if (!utf8_valid((const unsigned char *)payload, len)) {
 		why = "record is not valid UTF-8";
-	} else if (memmem(payload, len, "\\u0000", 6) != NULL) {
-		why = "record contains a NUL character";
 	} else if (!json_strict_scan(payload, len, &scan)) {
-		if (mf_audit_derive(payload, len, &cols, &err) < 0) {
+		/* a \u0000 escape (not an escaped backslash before "u0000") */
+		if (scan.nul) {
+			why = "record contains a NUL character";
+		} else if (mf_audit_derive(payload, len, &cols, &err) < 0) {
 			why = err.msg;
 		} else {
 			mf_audit_cols_free(&cols);

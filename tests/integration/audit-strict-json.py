@@ -36,6 +36,8 @@ LENIENT = [
     '{"type":"read","user":"a","n":1%s}' % ("0" * 140000),
 ]
 STRICT = [
+    # an escaped backslash, then the text u0000: not a NUL character
+    '{"type":"read","user":"a","s":"a\\\\u0000"}',
     '{"type":"read","user":"a","s":"\\ud83d\\ude00 \\" \\\\ \\/ \\b\\f\\n\\r\\t","n":-0.5e-3}',
     ' {"type":"read","user":"a","a":[1,true,false,null,{"x":[]},{}],"e":1E+2} ',
     '{"type":"read","user":"a","time":"0000-06-01T12:00:00Z"}',

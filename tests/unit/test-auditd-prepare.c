@@ -61,6 +61,20 @@ static int check_str(const char *s)
 	"\"service\":\"imap\",\"session\":\"s1\",\"ip\":\"192.0.2.10\",\"mailbox\":\"INBOX\"," \
 	"\"uid\":1,\"message_id\":\"<m@example.test>\"}"
 
+/* The NUL rule: a \u0000 escape is refused (jsonb cannot hold it), an
+   escaped backslash before the text "u0000" is an ordinary string. */
+static void test_nul_escape(void)
+{
+	static const char nul[] = "{\"type\":\"read\",\"x\":\"a\\u0000\"}";
+	static const char text[] = "{\"type\":\"read\",\"x\":\"a\\\\u0000\"}";
+	struct jscan j;
+
+	ok(!json_strict_scan(nul, sizeof(nul) - 1, &j) && j.nul,
+	   "a \\u0000 escape is refused as a NUL character");
+	ok(json_strict_scan(text, sizeof(text) - 1, &j) && !j.nul,
+	   "an escaped backslash before u0000 is valid JSON (%s)", text);
+}
+
 int main(void)
 {
 	static const char typical[] = EV_HEAD "\"user\":\"alice@example.test\"," EV_TAIL;
@@ -126,5 +140,6 @@ int main(void)
 	}
 	ok(bad == 0, "200,000 mutated events: the fast path never differs from mf_audit_derive");
 	ok(fast > 1000, "and it was taken for %d of them", fast);
+	test_nul_escape();
 	return tap_done();
 }

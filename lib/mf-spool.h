@@ -197,8 +197,11 @@ void mf_spool_reader_damage(const struct mf_spool_reader *r, struct mf_spool_pos
  *     segment (older than a minute).
  * Only pass a pos whose records are safely shipped.  0 / -1 with err.
  *
- * A reader is used by one thread at a time; rotation is meant for the one
- * reader of the spool (mailfort-auditd), run by the same thread.
+ * A reader is used by one thread at a time.  Rotation is meant for the one
+ * reader of the spool (mailfort-auditd); it may run on another thread than
+ * the reader's (auditd rotates on its main thread while its preparing
+ * thread reads), because a reader checks a segment's sealed flag again
+ * before it trusts what it read.
  */
 int mf_spool_rotate(const char *dir, uint64_t max_bytes, const struct mf_spool_pos *pos,
                     struct mf_error *err);

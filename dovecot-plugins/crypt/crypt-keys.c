@@ -77,6 +77,7 @@ struct mf_crypt_keys {
 	struct mf_db **db; /* the process's connection, shared by its users */
 	bool loaded;
 	bool account_known;
+	bool reloaded;   /* the list was loaded again for an unknown key id */
 	int totp_digits; /* 0 when the account has no enrolled TOTP */
 	ARRAY(struct mf_crypt_keypair) pairs;
 };
@@ -564,7 +565,13 @@ int mf_crypt_keys_get_pair(struct mf_crypt_keys *keys,
 	for (unsigned int attempt = 0; attempt < 2; attempt++) {
 		if (attempt > 0) {
 			/* a key made after this session loaded the list
-			   (first delivery to a new account): look again once */
+			   (first delivery to a new account): look again, once
+			   per session, so that messages sealed to a key that
+			   is gone do not wipe the unlocked keys (and cost a
+			   query and an Argon2id run) on every read */
+			if (keys->reloaded)
+				break;
+			keys->reloaded = TRUE;
 			mf_crypt_keys_clear(keys);
 		}
 		if (mf_crypt_keys_load(keys, error_r) < 0)

@@ -421,7 +421,8 @@ static int spam_classify(struct ctl *ctl, int argc, char **argv)
 	}
 	tr.pol = pol;
 	for (i = 0; i < argc; i++)
-		(void)one_path(&tr, argv[i], false, 0);
+		if (one_path(&tr, argv[i], false, 0) < 0)
+			tr.failed++;
 	mf_model_unref(&tr.model);
 	mf_policy_unref(&pol);
 	return tr.failed ? 1 : 0;
@@ -488,7 +489,8 @@ static int spam_tokens(struct ctl *ctl, int argc, char **argv)
 		return 1;
 	tr.pol = pol;
 	for (i = 0; i < argc; i++)
-		(void)one_path(&tr, argv[i], false, 0);
+		if (one_path(&tr, argv[i], false, 0) < 0)
+			tr.failed++;
 	mf_policy_unref(&pol);
 	return tr.failed ? 1 : 0;
 }

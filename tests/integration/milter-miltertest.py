@@ -102,6 +102,11 @@ tap.ok(site.scalar("SELECT count(*) FROM mailfort.spam_tokens WHERE octet_length
 tap.eq(site.scalar("SELECT count(*) FROM mailfort.spam_tokens WHERE token = "
                    "convert_to('meeting', 'UTF8')"), "0", "no word is stored in clear")
 
+for cmd in ("classify", "tokens"):
+    r = site.ctl("spam", cmd, os.path.join(TMP, "no-such-mail"))
+    tap.ok(r.returncode == 1 and "no-such-mail: No such file or directory" in r.stderr,
+           "spam %s on a missing path fails and names it" % cmd, (r.returncode, r.stderr))
+
 bad = os.path.join(TMP, "bad.conf")
 with open(bad, "w") as f:
     f.write("[milter]\nhold_threshold = soon\n")

@@ -20,6 +20,13 @@
  *    file, then judged by attach-policy.c;
  *  - the Message-ID and Subject for the verdict.
  *
+ * A plain top-level header (every line a "Name: value" field or its
+ * continuation) is split here and only its Content-* fields go to GMime, in
+ * front of the body: GMime would build an object per field and parse every
+ * address header, the larger part of its work on a typical message.  Any
+ * other header goes to GMime whole, as before; a unit test checks that both
+ * ways give the same tokens, rules and verdict fields.
+ *
  * Charset converters come from the policy's pool (mf_iconv_pool_new) and
  * go back to it: opened per part, each would load and unload its iconv
  * module every time.
@@ -129,7 +136,7 @@ static void prescan_chunk(struct prescan_state *ps, const char *buf, size_t len,
 /* Case-insensitive counts of the needles in the stream, and the header
    size.  A memory stream (the usual case) is scanned in place. */
 static int prescan(GMimeStream *s, const struct mf_policy *pol, struct mf_verdict *v,
-                   struct mf_error *err)
+                   uint64_t *header_end_r, bool *blank_r, struct mf_error *err)
 {
 	struct prescan_state ps = {.in_header = true};
 	ssize_t n = 0;
@@ -164,8 +171,10 @@ static int prescan(GMimeStream *s, const struct mf_policy *pol, struct mf_verdic
 		if (n < 0 && !g_mime_stream_eos(s))
 			return mf_error_set(err, "cannot read the message: %s", strerror(errno));
 	}
+	*blank_r = !ps.in_header;
 	if (ps.in_header)
 		ps.header_end = ps.pos;
+	*header_end_r = ps.header_end;
 	if (g_mime_stream_reset(s) < 0)
 		return mf_error_set(err, "cannot rewind the message");
 	if (ps.header_end > pol->max_header_size) {
@@ -231,44 +240,330 @@ static const char *header_value(GMimeHeader *h, char **tmp)
 	return g_mime_header_get_value(h);
 }
 
-static void header_tokens(struct walk *w, GMimeObject *obj)
+/* The tokens of one header field: its name, and the words of its value
+   (decoded, unfolded) under the prefix of an informative header or "h:". */
+static void field_tokens(struct walk *w, const char *name, const char *value)
+{
+	char lname[48];
+	size_t j, k, len;
+
+	for (j = 0; name[j] && j < sizeof(lname) - 1; j++)
+		lname[j] = (char)((name[j] >= 'A' && name[j] <= 'Z') ? name[j] + 32 : name[j]);
+	lname[j] = '\0';
+	mf_tokens_add(w->toks, "hn:", lname, j);
+	if (value == NULL)
+		return;
+	len = strlen(value);
+	for (k = 0; name[j] == '\0' && k < MF_N_ELEMENTS(token_headers); k++) {
+		if (lname[0] == token_headers[k].name[0] &&
+		    strcmp(lname, token_headers[k].name) == 0)
+			break;
+	}
+	if (name[j] == '\0' && k < MF_N_ELEMENTS(token_headers))
+		mf_tokenize_text(w->toks, token_headers[k].prefix, value, len > 4096 ? 4096 : len);
+	else /* any other header: its words, under one prefix */
+		mf_tokenize_text(w->toks, "h:", value, len > 1024 ? 1024 : len);
+}
+
+/* What the rules and the verdict need from one top-level header field.
+   Where a field appears more than once, Message-ID, Subject and the Date
+   read are the last ones (as GMime's message does), the Date shown the
+   first. */
+static void field_head(struct walk *w, const char *name, const char *value)
+{
+	struct mf_head *h = &w->v->head;
+
+	if (value == NULL)
+		return;
+	if (g_ascii_strcasecmp(name, "date") == 0) {
+		GDateTime *dt = g_mime_utils_header_decode_date(value);
+
+		if (!h->has_date)
+			h->date = strdup(value);
+		h->has_date = true;
+		h->date_valid = dt != NULL;
+		h->date_when = dt != NULL ? (int64_t)g_date_time_to_unix(dt) : 0;
+		if (dt != NULL)
+			g_date_time_unref(dt);
+	} else if (g_ascii_strcasecmp(name, "message-id") == 0) {
+		char *id = g_mime_utils_decode_message_id(value);
+
+		h->has_message_id = true;
+		free(w->v->message_id);
+		w->v->message_id = id != NULL ? strdup(id) : NULL;
+		g_free(id);
+	} else if (g_ascii_strcasecmp(name, "from") == 0) {
+		h->has_from = true;
+	} else if (g_ascii_strcasecmp(name, "subject") == 0) {
+		h->has_subject = true;
+		free(w->v->subject);
+		w->v->subject = strdup(value);
+	} else if (g_ascii_strcasecmp(name, "authentication-results") == 0) {
+		char **a = realloc(h->auth_results, (h->nauth_results + 1) * sizeof(*a));
+		char *copy = strdup(value);
+
+		if (a == NULL || copy == NULL) {
+			free(copy);
+			if (a != NULL)
+				h->auth_results = a;
+			return;
+		}
+		h->auth_results = a;
+		a[h->nauth_results++] = copy;
+	}
+}
+
+/* Tokens of a header read by GMime (an embedded message, or the top-level
+   one when it is not plain enough for read_top_header); top: also what the
+   rules need. */
+static void header_tokens(struct walk *w, GMimeObject *obj, bool top)
 {
 	GMimeHeaderList *hl = g_mime_object_get_header_list(obj);
 	int i, n = g_mime_header_list_get_count(hl);
-	size_t k;
 
 	for (i = 0; i < n; i++) {
 		GMimeHeader *h = g_mime_header_list_get_header_at(hl, i);
 		const char *name = g_mime_header_get_name(h);
 		const char *value;
-		char lname[48], *tmp;
-		size_t j, len;
+		char *tmp;
 
 		if (name == NULL)
 			continue;
-		for (j = 0; name[j] && j < sizeof(lname) - 1; j++)
-			lname[j] =
-			    (char)((name[j] >= 'A' && name[j] <= 'Z') ? name[j] + 32 : name[j]);
-		lname[j] = '\0';
-		mf_tokens_add(w->toks, "hn:", lname, j);
 		value = header_value(h, &tmp);
-		if (value == NULL)
-			continue;
-		len = strlen(value);
-		for (k = 0; name[j] == '\0' && k < MF_N_ELEMENTS(token_headers); k++) {
-			if (lname[0] == token_headers[k].name[0] &&
-			    strcmp(lname, token_headers[k].name) == 0)
-				break;
-		}
-		if (name[j] == '\0' && k < MF_N_ELEMENTS(token_headers)) {
-			mf_tokenize_text(w->toks, token_headers[k].prefix, value,
-			                 len > 4096 ? 4096 : len);
-		} else {
-			/* any other header: its words, under one prefix */
-			mf_tokenize_text(w->toks, "h:", value, len > 1024 ? 1024 : len);
-		}
+		field_tokens(w, name, value);
+		if (top)
+			field_head(w, name, value);
 		g_free(tmp);
 	}
+}
+
+/* ------------------------------------------------------------ top-level header */
+
+/* GMime builds an object for every header field and parses every address
+   header; the scanner only needs the fields' names and decoded text.  So a
+   plain top-level header is split here, and GMime gets only its Content-*
+   fields (which make the body's MIME structure) in front of the body.  A
+   header that is not plain goes to GMime whole, as before: the split
+   below never has to guess what GMime would make of an odd line. */
+
+/* One field: block[start, end) from its name to the end of its last
+   line; its name is block[start, start + nlen). */
+struct field {
+	size_t start, nlen, end;
+};
+
+static bool is_content_field(const char *name, size_t nlen)
+{
+	return nlen >= 8 && g_ascii_strncasecmp(name, "content-", 8) == 0;
+}
+
+/* Every line "Name: value" (a name of printable ASCII, directly followed
+   by the colon) or the continuation of the line before (starting with a
+   space or a tab), no NUL, no CR but before LF.  Fills *f (malloc'd) and
+   returns the number of fields, or 0 when the header is not plain. */
+static size_t split_fields(const char *b, size_t len, struct field **f_r)
+{
+	struct field *f = NULL;
+	size_t pos = 0, n = 0, cap = 0;
+
+	*f_r = NULL;
+	while (pos < len) {
+		const char *nl = memchr(b + pos, '\n', len - pos);
+		size_t end = nl != NULL ? (size_t)(nl - b) + 1 : len, stop = end, i;
+
+		if (nl != NULL)
+			stop--;
+		if (stop > pos && b[stop - 1] == '\r')
+			stop--;
+		if (stop == pos || memchr(b + pos, '\0', stop - pos) != NULL ||
+		    memchr(b + pos, '\r', stop - pos) != NULL)
+			goto odd;
+		if (b[pos] == ' ' || b[pos] == '\t') {
+			if (n == 0)
+				goto odd;
+			f[n - 1].end = end;
+			pos = end;
+			continue;
+		}
+		for (i = pos; i < stop && b[i] != ':'; i++) {
+			if ((unsigned char)b[i] < 33 || (unsigned char)b[i] > 126)
+				goto odd;
+		}
+		if (i == pos || i == stop)
+			goto odd;
+		if (n == cap) {
+			struct field *nf = realloc(f, (cap = cap ? cap * 2 : 32) * sizeof(*f));
+
+			if (nf == NULL)
+				goto odd;
+			f = nf;
+		}
+		f[n].start = pos;
+		f[n].nlen = i - pos;
+		f[n++].end = end;
+		pos = end;
+	}
+	*f_r = f;
+	return n;
+odd:
+	free(f);
+	return 0;
+}
+
+/* A value as GMime unfolds it: without the white space at both ends and
+   without its line breaks.  out has room for len + 1 bytes. */
+static size_t unfold(const char *raw, size_t len, char *out)
+{
+	size_t i = 0, end = len, n = 0;
+
+	while (i < end && (raw[i] == ' ' || raw[i] == '\t' || raw[i] == '\r' || raw[i] == '\n'))
+		i++;
+	while (end > i && (raw[end - 1] == ' ' || raw[end - 1] == '\t' || raw[end - 1] == '\r' ||
+	                   raw[end - 1] == '\n'))
+		end--;
+	for (; i < end; i++) {
+		if (raw[i] != '\r' && raw[i] != '\n')
+			out[n++] = raw[i];
+	}
+	out[n] = '\0';
+	return n;
+}
+
+/* The body as a stream GMime can read as one MIME part: the Content-*
+   fields, a blank line, and the body from body_start on. */
+static GMimeStream *body_stream(GMimeStream *s, const GByteArray *content, gint64 body_start)
+{
+	GMimeStream *head, *rest, *cat;
+
+	if (GMIME_IS_STREAM_MEM(s)) {
+		GByteArray *arr = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(s));
+		guint64 end = s->bound_end >= 0 && (guint64)s->bound_end <= arr->len
+		                  ? (guint64)s->bound_end
+		                  : arr->len;
+		guint64 from = (guint64)(s->bound_start + body_start);
+
+		/* a copy is cheaper to parse than a chain of streams */
+		if (from <= end && end - from <= 4u << 20) {
+			GByteArray *copy =
+			    g_byte_array_sized_new((guint)(content->len + (end - from)));
+
+			g_byte_array_append(copy, content->data, content->len);
+			g_byte_array_append(copy, arr->data + from, (guint)(end - from));
+			return g_mime_stream_mem_new_with_byte_array(copy);
+		}
+	}
+	head = g_mime_stream_mem_new_with_buffer((const char *)content->data, content->len);
+	rest = g_mime_stream_substream(s, s->bound_start + body_start, s->bound_end);
+	cat = g_mime_stream_cat_new();
+	g_mime_stream_cat_add_source(GMIME_STREAM_CAT(cat), head);
+	g_mime_stream_cat_add_source(GMIME_STREAM_CAT(cat), rest);
+	g_object_unref(head);
+	g_object_unref(rest);
+	return cat;
+}
+
+/* Read a plain top-level header [0, header_end) (blank: a blank line ends
+   it) and parse the body with GMime into w->v->top.  Returns 0 when done,
+   1 when the header is not plain or GMime cannot read the body this way
+   (nothing was done: read the whole message with GMime), -1 on an
+   internal error. */
+static int read_top_header(struct walk *w, GMimeStream *s, uint64_t header_end, bool blank)
+{
+	char *copy = NULL, *scratch = NULL;
+	const char *b;
+	size_t len = (size_t)header_end, n, i;
+	struct field *f = NULL;
+	GByteArray *content = NULL;
+	GMimeStream *bs;
+	GMimeParser *parser;
+	GMimeObject *top;
+	int ret = 1;
+
+	if (len == 0)
+		return 1;
+	if (GMIME_IS_STREAM_MEM(s)) {
+		GByteArray *arr = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(s));
+
+		if (arr == NULL || s->bound_start < 0 || (guint64)s->bound_start + len > arr->len)
+			return 1;
+		b = (const char *)arr->data + s->bound_start;
+	} else {
+		ssize_t got = 0, r = 0;
+
+		copy = malloc(len);
+		if (copy == NULL)
+			return mf_error_set(w->err, "out of memory");
+		if (g_mime_stream_reset(s) < 0)
+			goto done;
+		while ((size_t)got < len &&
+		       (r = g_mime_stream_read(s, copy + got, len - (size_t)got)) > 0)
+			got += r;
+		if (g_mime_stream_reset(s) < 0 || (size_t)got != len)
+			goto done;
+		b = copy;
+	}
+	/* the CR of a CRLF blank line is not part of the header */
+	if (blank && b[len - 1] == '\r')
+		len--;
+	if (len == 0 || (n = split_fields(b, len, &f)) == 0)
+		goto done;
+
+	content = g_byte_array_new();
+	for (i = 0; i < n; i++) {
+		if (is_content_field(b + f[i].start, f[i].nlen)) {
+			g_byte_array_append(content, (const guint8 *)b + f[i].start,
+			                    (guint)(f[i].end - f[i].start));
+			if (b[f[i].end - 1] != '\n')
+				g_byte_array_append(content, (const guint8 *)"\n", 1);
+		}
+	}
+	g_byte_array_append(content, (const guint8 *)"\n", 1);
+	bs = body_stream(s, content, blank ? (gint64)header_end + 1 : g_mime_stream_length(s));
+	parser = g_mime_parser_new_with_stream(bs);
+	top = g_mime_parser_construct_part(parser, w->opts);
+	g_object_unref(parser);
+	g_object_unref(bs);
+	if (top == NULL)
+		goto done;
+
+	scratch = malloc(len + 1);
+	if (scratch == NULL) {
+		g_object_unref(top);
+		ret = mf_error_set(w->err, "out of memory");
+		goto done;
+	}
+	for (i = 0; i < n; i++) {
+		const char *name = b + f[i].start;
+		const char *raw = name + f[i].nlen + 1;
+		size_t vlen, k;
+		char *decoded = NULL, *value;
+
+		if (is_content_field(name, f[i].nlen))
+			continue;
+		/* name and value, each NUL-terminated, in scratch */
+		memcpy(scratch, name, f[i].nlen);
+		scratch[f[i].nlen] = '\0';
+		value = scratch + f[i].nlen + 1;
+		vlen = unfold(raw, (size_t)(b + f[i].end - raw), value);
+		for (k = 0; k < vlen && (unsigned char)value[k] < 0x80; k++)
+			if (value[k] == '=' && value[k + 1] == '?')
+				break;
+		if (k < vlen)
+			decoded = g_mime_utils_header_decode_text(w->opts, value);
+		field_tokens(w, scratch, decoded != NULL ? decoded : value);
+		field_head(w, scratch, decoded != NULL ? decoded : value);
+		g_free(decoded);
+	}
+	w->v->top = top;
+	w->v->head.parsed = true;
+	ret = 0;
+done:
+	if (content != NULL)
+		g_byte_array_unref(content);
+	free(scratch);
+	free(f);
+	free(copy);
+	return ret;
 }
 
 /* ------------------------------------------------------------ decoding */
@@ -603,7 +898,7 @@ static void walk_object(struct walk *w, GMimeObject *obj, GMimeObject *parent, i
 		GMimeMessage *inner = g_mime_message_part_get_message(GMIME_MESSAGE_PART(obj));
 
 		if (inner != NULL) {
-			header_tokens(w, GMIME_OBJECT(inner));
+			header_tokens(w, GMIME_OBJECT(inner), false);
 			walk_object(w, g_mime_message_get_mime_part(inner), GMIME_OBJECT(inner),
 			            depth + 1);
 		}
@@ -616,38 +911,45 @@ int mf_mime_walk(const struct mf_policy *pol, GMimeStream *stream, struct mf_tok
                  struct mf_verdict *v, struct mf_error *err)
 {
 	struct walk w = {.pol = pol, .toks = toks, .v = v, .err = err};
-	GMimeParser *parser;
-	GMimeMessage *msg;
-	const char *s;
+	uint64_t header_end;
+	bool blank;
+	int r;
 
 	v->size = (uint64_t)g_mime_stream_length(stream);
-	if (prescan(stream, pol, v, err) < 0)
+	if (prescan(stream, pol, v, &header_end, &blank, err) < 0)
 		return -1;
 	if (v->limit_exceeded)
 		return 0;
 	w.opts = g_mime_parser_options_new();
 	g_mime_parser_options_set_fallback_charsets(w.opts, (const char **)fallback_charsets);
-	parser = g_mime_parser_new_with_stream(stream);
-	g_mime_parser_set_format(parser, GMIME_FORMAT_MESSAGE);
-	msg = g_mime_parser_construct_message(parser, w.opts);
-	g_object_unref(parser);
-	if (msg == NULL) {
-		g_mime_parser_options_free(w.opts);
-		v->limit_exceeded = true;
-		free(v->reason);
-		v->reason = strdup("message cannot be parsed as an Internet message");
-		return 0;
-	}
-	v->message = msg;
-	s = g_mime_message_get_message_id(msg);
-	if (s != NULL)
-		v->message_id = strdup(s);
-	s = g_mime_message_get_subject(msg);
-	if (s != NULL)
-		v->subject = strdup(s);
 	w.text_left = pol->max_scan_text;
-	header_tokens(&w, GMIME_OBJECT(msg));
-	walk_object(&w, g_mime_message_get_mime_part(msg), GMIME_OBJECT(msg), 1);
+	r = read_top_header(&w, stream, header_end, blank);
+	if (r < 0) {
+		g_mime_parser_options_free(w.opts);
+		return -1;
+	}
+	if (r > 0) {
+		GMimeParser *parser = g_mime_parser_new_with_stream(stream);
+		GMimeMessage *msg;
+
+		g_mime_parser_set_format(parser, GMIME_FORMAT_MESSAGE);
+		msg = g_mime_parser_construct_message(parser, w.opts);
+		g_object_unref(parser);
+		if (msg == NULL) {
+			g_mime_parser_options_free(w.opts);
+			v->limit_exceeded = true;
+			free(v->reason);
+			v->reason = strdup("message cannot be parsed as an Internet message");
+			return 0;
+		}
+		v->message = msg;
+		v->top = g_mime_message_get_mime_part(msg);
+		if (v->top != NULL)
+			g_object_ref(v->top);
+		v->head.parsed = true;
+		header_tokens(&w, GMIME_OBJECT(msg), true);
+	}
+	walk_object(&w, v->top, NULL, 1);
 	g_mime_parser_options_free(w.opts);
 	return w.failed;
 }

@@ -135,12 +135,9 @@ static bool html_only(GMimeObject *part)
 	return g_mime_content_type_is_type(ct, "text", "html");
 }
 
-void mf_rules_run(const struct mf_policy *pol, GMimeMessage *msg, struct mf_verdict *v)
+void mf_rules_run(const struct mf_policy *pol, struct mf_verdict *v)
 {
-	GMimeObject *obj;
-	GMimeHeaderList *hl;
-	int i, n;
-	bool first_ar = true;
+	const struct mf_head *h = &v->head;
 	size_t a;
 
 	for (a = 0; a < v->nattachments; a++) {
@@ -151,48 +148,26 @@ void mf_rules_run(const struct mf_policy *pol, GMimeMessage *msg, struct mf_verd
 			hit(pol, v, "ENCRYPTED_ARCHIVE", 1.0,
 			    v->attachments[a].filename ? v->attachments[a].filename : "");
 	}
-	if (msg == NULL)
+	if (!h->parsed)
 		return;
-	obj = GMIME_OBJECT(msg);
-	if (g_mime_object_get_header(obj, "Date") == NULL) {
+	if (!h->has_date)
 		hit(pol, v, "MISSING_DATE", 1.0, NULL);
-	} else {
-		GDateTime *dt = g_mime_message_get_date(msg);
-
-		if (dt != NULL) {
-			gint64 when = g_date_time_to_unix(dt);
-
-			if (when > (gint64)time(NULL) + 86400)
-				hit(pol, v, "DATE_IN_FUTURE", 1.5,
-				    g_mime_object_get_header(obj, "Date"));
-		}
-	}
-	if (g_mime_object_get_header(obj, "Message-ID") == NULL)
+	else if (h->date_valid && h->date_when > (int64_t)time(NULL) + 86400)
+		hit(pol, v, "DATE_IN_FUTURE", 1.5, h->date);
+	if (!h->has_message_id)
 		hit(pol, v, "MISSING_MESSAGE_ID", 1.0, NULL);
-	if (g_mime_object_get_header(obj, "From") == NULL)
+	if (!h->has_from)
 		hit(pol, v, "MISSING_FROM", 2.0, NULL);
-	if (g_mime_object_get_header(obj, "Subject") == NULL)
+	if (!h->has_subject)
 		hit(pol, v, "MISSING_SUBJECT", 0.5, NULL);
-	if (html_only(g_mime_message_get_mime_part(msg)))
+	if (html_only(v->top))
 		hit(pol, v, "HTML_ONLY", 0.3, NULL);
-
-	hl = g_mime_object_get_header_list(obj);
-	n = g_mime_header_list_get_count(hl);
-	for (i = 0; i < n; i++) {
-		GMimeHeader *h = g_mime_header_list_get_header_at(hl, i);
-		const char *value;
-
-		if (strcasecmp(g_mime_header_get_name(h), "Authentication-Results") != 0)
-			continue;
-		value = g_mime_header_get_value(h);
-		if (value == NULL)
-			continue;
+	for (a = 0; a < h->nauth_results; a++) {
 		if (pol->trusted_authserv_id[0] != '\0') {
-			if (authserv_matches(value, pol->trusted_authserv_id))
-				auth_results(pol, v, value);
-		} else if (first_ar) {
-			auth_results(pol, v, value);
+			if (authserv_matches(h->auth_results[a], pol->trusted_authserv_id))
+				auth_results(pol, v, h->auth_results[a]);
+		} else if (a == 0) {
+			auth_results(pol, v, h->auth_results[a]);
 		}
-		first_ar = false;
 	}
 }

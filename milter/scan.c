@@ -48,8 +48,14 @@ void mf_verdict_free(struct mf_verdict *v)
 	free(v->reason);
 	free(v->message_id);
 	free(v->subject);
+	if (v->top != NULL)
+		g_object_unref(v->top);
 	if (v->message != NULL)
 		g_object_unref(v->message);
+	free(v->head.date);
+	for (i = 0; i < v->head.nauth_results; i++)
+		free(v->head.auth_results[i]);
+	free(v->head.auth_results);
 	memset(v, 0, sizeof(*v));
 }
 
@@ -184,7 +190,7 @@ static void spam_verdict(const struct mf_policy *pol, const struct mf_model *mod
 	mf_bayes_defaults(&bp);
 	bp.min_training = (uint64_t)pol->min_training;
 	mf_classify(model, toks, &bp, &v->bayes);
-	mf_rules_run(pol, v->message, v);
+	mf_rules_run(pol, v);
 	v->score = v->bayes.trained ? pol->bayes_weight * (2.0 * v->bayes.prob - 1.0) : 0.0;
 	for (i = 0; i < v->nrules; i++)
 		v->score += v->rules[i].score;
@@ -260,11 +266,10 @@ static GMimeObject *replacement_part(const struct mf_attachment *a)
 int mf_scan_write_body(struct mf_verdict *v, GMimeStream *out, struct mf_error *err)
 {
 	GMimeFormatOptions *fo;
-	GMimeObject *top;
 	size_t i;
 	ssize_t n;
 
-	if (v->message == NULL)
+	if (v->top == NULL)
 		return mf_error_set(err, "no parsed message to rewrite");
 	for (i = 0; i < v->nattachments; i++) {
 		struct mf_attachment *a = &v->attachments[i];
@@ -273,7 +278,12 @@ int mf_scan_write_body(struct mf_verdict *v, GMimeStream *out, struct mf_error *
 		if (a->action != MF_ACT_STRIP || a->part == NULL)
 			continue;
 		repl = replacement_part(a);
-		if (a->parent != NULL && GMIME_IS_MULTIPART(a->parent)) {
+		if (a->parent == NULL && a->part == v->top) {
+			/* the whole body was the attachment */
+			g_object_unref(v->top);
+			v->top = g_object_ref(repl);
+			v->top_replaced = true;
+		} else if (a->parent != NULL && GMIME_IS_MULTIPART(a->parent)) {
 			GMimeMultipart *mp = GMIME_MULTIPART(a->parent);
 			int idx = g_mime_multipart_index_of(mp, a->part);
 
@@ -285,17 +295,12 @@ int mf_scan_write_body(struct mf_verdict *v, GMimeStream *out, struct mf_error *
 			}
 		} else if (a->parent != NULL && GMIME_IS_MESSAGE(a->parent)) {
 			g_mime_message_set_mime_part(GMIME_MESSAGE(a->parent), repl);
-			if (a->parent == GMIME_OBJECT(v->message))
-				v->top_replaced = true;
 		}
 		g_object_unref(repl);
 	}
-	top = g_mime_message_get_mime_part(v->message);
-	if (top == NULL)
-		return mf_error_set(err, "message has no body to rewrite");
 	fo = g_mime_format_options_new();
 	g_mime_format_options_set_newline_format(fo, GMIME_NEWLINE_FORMAT_DOS);
-	n = g_mime_object_write_content_to_stream(top, fo, out);
+	n = g_mime_object_write_content_to_stream(v->top, fo, out);
 	g_mime_format_options_free(fo);
 	if (n < 0 || g_mime_stream_flush(out) < 0)
 		return mf_error_set(err, "cannot write the rewritten body");

@@ -324,6 +324,19 @@ struct mf_rule_hit {
 
 #define MF_MAX_RULE_HITS 24
 
+/* What the rules read from the top-level header (names compared without
+   case; values decoded and unfolded).  Where a header appears more than
+   once, the Date rule reads the last one, as GMime does. */
+struct mf_head {
+	bool parsed; /* the message could be read at all */
+	bool has_date, has_message_id, has_from, has_subject;
+	char *date;          /* the first Date header, for the rule's detail */
+	bool date_valid;     /* the last Date header could be read ... */
+	int64_t date_when;   /* ... as this time (Unix seconds) */
+	char **auth_results; /* every Authentication-Results value, top down */
+	size_t nauth_results;
+};
+
 struct mf_verdict {
 	enum mf_action action; /* final action for the message */
 	char reply_code[4];    /* for REJECT / TEMPFAIL */
@@ -341,7 +354,9 @@ struct mf_verdict {
 	size_t nattachments;
 	bool body_changed;     /* an attachment was stripped */
 	bool top_replaced;     /* ... and it was the whole body: new Content-Type */
-	GMimeMessage *message; /* parsed message (for strip) */
+	GMimeObject *top;      /* the message body: its top MIME part (for rules, strip) */
+	GMimeMessage *message; /* the whole parsed message, when GMime read the header */
+	struct mf_head head;
 	char *message_id;
 	char *subject;
 	uint64_t size;
@@ -371,8 +386,9 @@ void mf_iconv_pool_free(struct mf_iconv_pool **pool);
 void mf_attach_policy(const struct mf_policy *pol, GMimeObject *part, const unsigned char *data,
                       size_t len, struct mf_attachment *a);
 
-/* Rules (rules.c): append hits to v->rules. */
-void mf_rules_run(const struct mf_policy *pol, GMimeMessage *msg, struct mf_verdict *v);
+/* Rules (rules.c): append hits to v->rules, from v->head, v->top and the
+   attachments. */
+void mf_rules_run(const struct mf_policy *pol, struct mf_verdict *v);
 
 /* The whole scan: structure, attachments, spam. model may be NULL. */
 int mf_scan(const struct mf_policy *pol, const struct mf_model *model, GMimeStream *stream,

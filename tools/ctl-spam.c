@@ -96,7 +96,7 @@ static void one_message(struct train *tr, GMimeStream *stream, const char *name,
 		mf_bayes_defaults(&bp);
 		bp.min_training = (uint64_t)tr->pol->min_training;
 		mf_classify(tr->model, toks, &bp, &v.bayes);
-		mf_rules_run(tr->pol, v.message, &v);
+		mf_rules_run(tr->pol, &v);
 		v.score = v.bayes.trained ? tr->pol->bayes_weight * (2.0 * v.bayes.prob - 1.0) : 0;
 		for (unsigned i = 0; i < v.nrules; i++)
 			v.score += v.rules[i].score;

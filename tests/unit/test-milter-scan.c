@@ -1040,6 +1040,217 @@ static void test_rules_and_spam(void)
 	mf_policy_unref(&pol);
 }
 
+/* The same message with one line GMime skips ("not a header") after its
+   first header field: read by GMime as a whole message, not split by the
+   scanner. */
+static char *with_odd_line(const char *msg)
+{
+	const char *nl = strchr(msg, '\n');
+	size_t at;
+
+	/* after the first field, with its continuation lines */
+	while (nl != NULL && (nl[1] == ' ' || nl[1] == '\t'))
+		nl = strchr(nl + 1, '\n');
+	at = nl != NULL ? (size_t)(nl - msg) + 1 : 0;
+	char *out = malloc(strlen(msg) + 64);
+
+	memcpy(out, msg, at);
+	strcpy(out + at, "this line is not a header\r\n");
+	strcat(out, msg + at);
+	return out;
+}
+
+static bool same_tokens(struct mf_tokens *a, struct mf_tokens *b)
+{
+	size_t i;
+
+	for (i = 0; i < mf_tokens_count(a) || i < mf_tokens_count(b); i++) {
+		if (i >= mf_tokens_count(a) || i >= mf_tokens_count(b)) {
+			diag("token %zu: %s / %s", i,
+			     i < mf_tokens_count(a) ? mf_tokens_get(a, i, NULL) : "(none)",
+			     i < mf_tokens_count(b) ? mf_tokens_get(b, i, NULL) : "(none)");
+			return false;
+		}
+		if (strcmp(mf_tokens_get(a, i, NULL), mf_tokens_get(b, i, NULL)) != 0) {
+			diag("token %zu: %s / %s", i, mf_tokens_get(a, i, NULL),
+			     mf_tokens_get(b, i, NULL));
+			return false;
+		}
+	}
+	return true;
+}
+
+static bool same_rules(const struct mf_verdict *a, const struct mf_verdict *b)
+{
+	unsigned i;
+
+	if (a->nrules != b->nrules)
+		return false;
+	for (i = 0; i < a->nrules; i++) {
+		if (strcmp(a->rules[i].name, b->rules[i].name) != 0 ||
+		    strcmp(a->rules[i].detail, b->rules[i].detail) != 0)
+			return false;
+	}
+	return true;
+}
+
+static bool same_str(const char *a, const char *b)
+{
+	return (a == NULL && b == NULL) || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+/* The scanner splits a plain top-level header itself and gives GMime only
+   the body; anything else goes to GMime whole.  Both must see the same. */
+static void test_top_header(void)
+{
+	static const char *const msgs[] = {
+	    /* folded fields, encoded words, 8-bit text, CRLF */
+	    "Received: from mx.example.org (mx.example.org [192.0.2.7])\r\n"
+	    "\tby mail.example.test with ESMTP id 4AB;\r\n\tThu, 26 Nov 2026 10:00:00 +0000\r\n"
+	    "From: =?ISO-8859-1?Q?J=F6rg_M=FCller?= <joerg@example.org>\r\n"
+	    "To: bob@example.test\r\n"
+	    "Subject: =?utf-8?B?7JWI64WV7ZWY7IS47JqU?= quarterly\r\n  budget "
+	    "=?utf-8?q?caf=C3=A9?=\r\n"
+	    "X-Note: caf\xe9 cr\xe8me, in Latin-1\r\n"
+	    "Date: Thu, 26 Nov 2026 10:00:00 +0000\r\n"
+	    "Message-ID: <a1@example.org>\r\n"
+	    "MIME-Version: 1.0\r\n"
+	    "Content-Type: multipart/alternative;\r\n boundary=\"b1\"\r\n\r\n"
+	    "--b1\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nplain words here\r\n"
+	    "--b1\r\nContent-Type: text/html\r\n\r\n<p>html <a "
+	    "href=\"http://x.example/p\">words</a>\r\n"
+	    "--b1--\r\n",
+	    /* LF only; repeated Date, Message-ID and Subject; authentication results */
+	    "Authentication-Results: mx.example.test; spf=fail smtp.mailfrom=a@b.example\n"
+	    "Authentication-Results: other.example; dkim=fail\n"
+	    "Date: Mon, 01 Jan 2035 00:00:00 +0000\n"
+	    "Date: Tue, 02 Jan 2001 00:00:00 +0000\n"
+	    "Message-ID: <first@example.org>\nMessage-Id: <second@example.org>\n"
+	    "Subject: one\nSubject: two\nContent-type: text/html\n\n<b>only html</b>\n",
+	    /* a date in the future, no Message-ID, no blank line and no body */
+	    "From: a@example.org\r\nDate: Mon, 01 Jan 2035 00:00:00 +0000\r\nSubject: s\r\n"
+	    "X-Empty:\r\nX-Spaces:    \r\n",
+	};
+	struct mf_policy *pol = policy("");
+	size_t i;
+
+	for (i = 0; i < MF_N_ELEMENTS(msgs); i++) {
+		char *odd = with_odd_line(msgs[i]);
+		struct mf_verdict v1, v2;
+		struct mf_tokens *t1 = mf_tokens_new(MF_MAX_TOKENS),
+		                 *t2 = mf_tokens_new(MF_MAX_TOKENS);
+		GMimeStream *s1 = g_mime_stream_mem_new_with_buffer(msgs[i], strlen(msgs[i]));
+		GMimeStream *s2 = g_mime_stream_mem_new_with_buffer(odd, strlen(odd));
+		struct mf_error err;
+		int r1, r2;
+
+		mf_verdict_init(&v1);
+		mf_verdict_init(&v2);
+		r1 = mf_mime_walk(pol, s1, t1, &v1, &err);
+		r2 = mf_mime_walk(pol, s2, t2, &v2, &err);
+		mf_rules_run(pol, &v1);
+		mf_rules_run(pol, &v2);
+		ok(r1 == 0 && r2 == 0 && v1.message == NULL && v2.message != NULL,
+		   "message %zu: split by the scanner; with an odd line, read by GMime", i + 1);
+		ok(mf_tokens_count(t1) > 5 && same_tokens(t1, t2),
+		   "message %zu: the same %zu tokens either way", i + 1, mf_tokens_count(t1));
+		ok(same_rules(&v1, &v2) && same_str(v1.message_id, v2.message_id) &&
+		       same_str(v1.subject, v2.subject) && v1.parts == v2.parts,
+		   "message %zu: the same rules, Message-ID (%s) and Subject (%s)", i + 1,
+		   v1.message_id ? v1.message_id : "none", v1.subject ? v1.subject : "none");
+		if (i == 0) {
+			ok(has_token(t1, "subj:quarterly") && has_token(t1, "subj:café") &&
+			       has_token(t1, "from:jörg") && has_token(t1, "h:crème") &&
+			       has_token(t1, "rcvd:4ab") && has_token(t1, "url:x.example") &&
+			       !has_token(t1, "hn:content-type") &&
+			       has_token(t1, "hn:mime-version"),
+			   "encoded words and Latin-1 are decoded; Content-* fields are the "
+			   "body's");
+		} else if (i == 1) {
+			ok(!rule_hit(&v1, "DATE_IN_FUTURE") && rule_hit(&v1, "HTML_ONLY") &&
+			       rule_hit(&v1, "SPF_FAIL") && !rule_hit(&v1, "DKIM_FAIL") &&
+			       same_str(v1.message_id, "second@example.org") &&
+			       same_str(v1.subject, "two"),
+			   "the last Date, Message-ID and Subject count, the first "
+			   "Authentication-Results");
+		} else {
+			ok(rule_hit(&v1, "DATE_IN_FUTURE") && rule_hit(&v1, "MISSING_MESSAGE_ID") &&
+			       !rule_hit(&v1, "MISSING_FROM"),
+			   "a header without a body: a future date and a missing Message-ID are "
+			   "seen");
+		}
+		mf_tokens_free(&t1);
+		mf_tokens_free(&t2);
+		mf_verdict_free(&v1);
+		mf_verdict_free(&v2);
+		g_object_unref(s1);
+		g_object_unref(s2);
+		free(odd);
+	}
+
+	/* the whole body is the attachment: stripped and replaced either way */
+	for (i = 0; i < 2; i++) {
+		static const char *prog =
+		    "From: a@example.org\r\nSubject: invoice\r\n"
+		    "Content-Type: application/pdf; name=\"invoice.pdf\"\r\n"
+		    "Content-Disposition: attachment;\r\n filename=\"invoice.pdf\"\r\n"
+		    "Content-Transfer-Encoding: base64\r\n\r\n";
+		struct buf m = {0};
+		struct mf_verdict v;
+		char *enc = b64(exe, sizeof(exe));
+		GMimeStream *out = g_mime_stream_mem_new();
+		GByteArray *arr;
+		struct mf_error err;
+
+		puts_(&m, prog);
+		if (i == 1) {
+			char *odd = with_odd_line(m.s);
+
+			free(m.s);
+			memset(&m, 0, sizeof(m));
+			puts_(&m, odd);
+			free(odd);
+		}
+		puts_(&m, enc);
+		puts_(&m, "\r\n");
+		ok(scan(pol, NULL, &m, &v) == 0 && v.nattachments == 1 &&
+		       v.attachments[0].action == MF_ACT_STRIP &&
+		       same_str(v.attachments[0].filename, "invoice.pdf") &&
+		       (v.message == NULL) == (i == 0),
+		   "%s: a program that is the whole body is found and stripped",
+		   i == 0 ? "split header" : "GMime header");
+		ok(mf_scan_write_body(&v, out, &err) == 0 && v.top_replaced,
+		   "the body is rewritten");
+		arr = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(out));
+		g_byte_array_append(arr, (const guint8 *)"", 1);
+		ok(strstr((const char *)arr->data, "This attachment was removed") &&
+		       strstr((const char *)arr->data, "invoice.pdf") &&
+		       !strstr((const char *)arr->data, "TVqQ"),
+		   "the new body names the file and holds no trace of the program");
+		g_object_unref(out);
+		mf_verdict_free(&v);
+		g_free(enc);
+		free(m.s);
+	}
+
+	/* a header GMime cannot read at all: still a clear verdict */
+	{
+		struct buf m = {0};
+		struct mf_verdict v;
+		int r;
+
+		puts_(&m, "this is not a message\r\nSubject: s\r\n\r\nbody\r\n");
+		r = scan(pol, NULL, &m, &v);
+		ok(r == 0 && v.limit_exceeded && v.reason != NULL &&
+		       strstr(v.reason, "cannot be parsed"),
+		   "a message whose first line is not a header field is refused as unreadable: %s",
+		   v.reason ? v.reason : "");
+		mf_verdict_free(&v);
+		free(m.s);
+	}
+	mf_policy_unref(&pol);
+}
+
 int main(void)
 {
 	g_mime_init();
@@ -1053,6 +1264,7 @@ int main(void)
 	test_bombs();
 	test_other_archives();
 	test_rules_and_spam();
+	test_top_header();
 	g_mime_shutdown();
 	return tap_done();
 }

@@ -5,508 +5,520 @@
  * quoted-printable and converted every charset, EUC-KR included).  Words
  * are runs of letters and digits (with inner '-', '.', '\'', '_'),
  * lower-cased, between 3 and MF_TOKEN_MAX bytes (numbers included: on the
- * SpamAssassin corpus they carry signal).  Scripts written without spaces (Han,
- * kana) and Hangul words, whose endings change with grammar, also give
- * overlapping character pairs so that words are found inside phrases.  A word
- * written in capitals also gives an "uc:" token.  URLs give "url:" tokens for
- * their host and its parent domains and "urlp:" tokens for the pieces of their
- * path; HTML is reduced to text and gives "tag:" tokens for the elements it
- * uses.
+ * SpamAssassin corpus they carry signal).  Scripts written without spaces (Han, kana) and
+ * Hangul words, whose endings change with grammar, also give overlapping
+ * character pairs so that words are found inside phrases.  A word written
+ * in capitals also gives an "uc:" token.  URLs give
+ * "url:" tokens for their host and its parent domains and "urlp:" tokens
+ * for the pieces of their path; HTML is reduced to
+ * text and gives "tag:" tokens for the elements it uses.
  *
  * A token set holds at most max tokens; further ones are ignored (a huge
  * message cannot make the classifier slow).  Invalid UTF-8 bytes end a word.
  * There are no errors: out of memory only drops tokens.
  */
-#include "scan.h"
 #include <glib.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include "scan.h"
 
 struct mf_tok {
-  uint64_t hash;
-  char *text;
-  size_t len;
+	uint64_t hash;
+	char *text;
+	size_t len;
 };
 
 /* Token texts live in blocks freed together: one allocation per block
    instead of one per token. */
 struct text_block {
-  struct text_block *next;
-  size_t used, size;
-  char data[];
+	struct text_block *next;
+	size_t used, size;
+	char data[];
 };
 
 #define TEXT_BLOCK_SIZE 16384
 
 struct mf_tokens {
-  struct mf_tok *slots; /* open addressing, power of two */
-  size_t cap, count, max;
-  size_t *order; /* insertion order, indexes into slots */
-  struct text_block *texts;
+	struct mf_tok *slots; /* open addressing, power of two */
+	size_t cap, count, max;
+	size_t *order; /* insertion order, indexes into slots */
+	struct text_block *texts;
 };
 
-static uint64_t load64(const char *p) {
-  uint64_t v;
+static uint64_t load64(const char *p)
+{
+	uint64_t v;
 
-  memcpy(&v, p, sizeof(v));
-  return v;
+	memcpy(&v, p, sizeof(v));
+	return v;
 }
 
-static uint64_t load32(const char *p) {
-  uint32_t v;
+static uint64_t load32(const char *p)
+{
+	uint32_t v;
 
-  memcpy(&v, p, sizeof(v));
-  return v;
+	memcpy(&v, p, sizeof(v));
+	return v;
 }
 
 /* Eight bytes at a time (the last piece read as two overlapping halves),
    then the splitmix64 finaliser.  The value only places tokens in the set
    of one message: it is never stored, and differs between byte orders. */
-uint64_t mf_token_hash(const char *tok, size_t len) {
-  uint64_t h = 0xcbf29ce484222325ULL ^ (len * 0x9e3779b97f4a7c15ULL), v;
+uint64_t mf_token_hash(const char *tok, size_t len)
+{
+	uint64_t h = 0xcbf29ce484222325ULL ^ (len * 0x9e3779b97f4a7c15ULL), v;
 
-  for (; len > 8; tok += 8, len -= 8) {
-    h = (h ^ load64(tok)) * 0xbf58476d1ce4e5b9ULL;
-    h ^= h >> 31;
-  }
-  if (len >= 4)
-    v = load32(tok) | load32(tok + len - 4) << 32;
-  else if (len > 0)
-    v = (uint64_t)(unsigned char)tok[0] |
-        (uint64_t)(unsigned char)tok[len / 2] << 8 |
-        (uint64_t)(unsigned char)tok[len - 1] << 16;
-  else
-    v = 0;
-  h = (h ^ v) * 0xbf58476d1ce4e5b9ULL;
-  h ^= h >> 30;
-  h *= 0xbf58476d1ce4e5b9ULL;
-  h ^= h >> 27;
-  h *= 0x94d049bb133111ebULL;
-  h ^= h >> 31;
-  return h;
+	for (; len > 8; tok += 8, len -= 8) {
+		h = (h ^ load64(tok)) * 0xbf58476d1ce4e5b9ULL;
+		h ^= h >> 31;
+	}
+	if (len >= 4)
+		v = load32(tok) | load32(tok + len - 4) << 32;
+	else if (len > 0)
+		v = (uint64_t)(unsigned char)tok[0] | (uint64_t)(unsigned char)tok[len / 2] << 8 |
+		    (uint64_t)(unsigned char)tok[len - 1] << 16;
+	else
+		v = 0;
+	h = (h ^ v) * 0xbf58476d1ce4e5b9ULL;
+	h ^= h >> 30;
+	h *= 0xbf58476d1ce4e5b9ULL;
+	h ^= h >> 27;
+	h *= 0x94d049bb133111ebULL;
+	h ^= h >> 31;
+	return h;
 }
 
-struct mf_tokens *mf_tokens_new(size_t max) {
-  struct mf_tokens *t = calloc(1, sizeof(*t));
+struct mf_tokens *mf_tokens_new(size_t max)
+{
+	struct mf_tokens *t = calloc(1, sizeof(*t));
 
-  if (t == NULL)
-    return NULL;
-  t->max = max ? max : 1;
-  /* Both arrays grow with the message: a set for up to 20,000 tokens
-     allocated in full would cost more than most messages' tokens. */
-  t->cap = 1024;
-  t->slots = calloc(t->cap, sizeof(*t->slots));
-  t->order = malloc(t->cap / 2 * sizeof(*t->order));
-  if (t->slots == NULL || t->order == NULL) {
-    free(t->slots);
-    free(t->order);
-    free(t);
-    return NULL;
-  }
-  return t;
+	if (t == NULL)
+		return NULL;
+	t->max = max ? max : 1;
+	/* Both arrays grow with the message: a set for up to 20,000 tokens
+	   allocated in full would cost more than most messages' tokens. */
+	t->cap = 1024;
+	t->slots = calloc(t->cap, sizeof(*t->slots));
+	t->order = malloc(t->cap / 2 * sizeof(*t->order));
+	if (t->slots == NULL || t->order == NULL) {
+		free(t->slots);
+		free(t->order);
+		free(t);
+		return NULL;
+	}
+	return t;
 }
 
-void mf_tokens_free(struct mf_tokens **tp) {
-  struct mf_tokens *t = *tp;
+void mf_tokens_free(struct mf_tokens **tp)
+{
+	struct mf_tokens *t = *tp;
 
-  if (t == NULL)
-    return;
-  while (t->texts != NULL) {
-    struct text_block *b = t->texts;
+	if (t == NULL)
+		return;
+	while (t->texts != NULL) {
+		struct text_block *b = t->texts;
 
-    t->texts = b->next;
-    free(b);
-  }
-  free(t->slots);
-  free(t->order);
-  free(t);
-  *tp = NULL;
+		t->texts = b->next;
+		free(b);
+	}
+	free(t->slots);
+	free(t->order);
+	free(t);
+	*tp = NULL;
 }
 
-size_t mf_tokens_count(const struct mf_tokens *t) { return t->count; }
+size_t mf_tokens_count(const struct mf_tokens *t)
+{
+	return t->count;
+}
 
-const char *mf_tokens_get(const struct mf_tokens *t, size_t i,
-                          uint64_t *hash_r) {
-  const struct mf_tok *k;
+const char *mf_tokens_get(const struct mf_tokens *t, size_t i, uint64_t *hash_r)
+{
+	const struct mf_tok *k;
 
-  if (i >= t->count)
-    return NULL;
-  k = &t->slots[t->order[i]];
-  if (hash_r != NULL)
-    *hash_r = k->hash;
-  return k->text;
+	if (i >= t->count)
+		return NULL;
+	k = &t->slots[t->order[i]];
+	if (hash_r != NULL)
+		*hash_r = k->hash;
+	return k->text;
 }
 
 /* Double the table (at most half full, so order needs cap / 2 entries). */
-static bool tokens_grow(struct mf_tokens *t) {
-  size_t ncap = t->cap * 2, i, j;
-  struct mf_tok *n = calloc(ncap, sizeof(*n));
-  size_t *norder =
-      n != NULL ? realloc(t->order, ncap / 2 * sizeof(*norder)) : NULL;
+static bool tokens_grow(struct mf_tokens *t)
+{
+	size_t ncap = t->cap * 2, i, j;
+	struct mf_tok *n = calloc(ncap, sizeof(*n));
+	size_t *norder = n != NULL ? realloc(t->order, ncap / 2 * sizeof(*norder)) : NULL;
 
-  if (norder == NULL) {
-    free(n);
-    return false;
-  }
-  t->order = norder;
-  for (j = 0; j < t->count; j++) {
-    struct mf_tok *o = &t->slots[t->order[j]];
+	if (norder == NULL) {
+		free(n);
+		return false;
+	}
+	t->order = norder;
+	for (j = 0; j < t->count; j++) {
+		struct mf_tok *o = &t->slots[t->order[j]];
 
-    i = o->hash & (ncap - 1);
-    while (n[i].text != NULL)
-      i = (i + 1) & (ncap - 1);
-    n[i] = *o;
-    t->order[j] = i;
-  }
-  free(t->slots);
-  t->slots = n;
-  t->cap = ncap;
-  return true;
+		i = o->hash & (ncap - 1);
+		while (n[i].text != NULL)
+			i = (i + 1) & (ncap - 1);
+		n[i] = *o;
+		t->order[j] = i;
+	}
+	free(t->slots);
+	t->slots = n;
+	t->cap = ncap;
+	return true;
 }
 
-static char *text_copy(struct mf_tokens *t, const char *s, size_t n) {
-  struct text_block *b = t->texts;
-  char *p;
+static char *text_copy(struct mf_tokens *t, const char *s, size_t n)
+{
+	struct text_block *b = t->texts;
+	char *p;
 
-  if (b == NULL || b->size - b->used < n + 1) {
-    size_t size = n + 1 > TEXT_BLOCK_SIZE ? n + 1 : TEXT_BLOCK_SIZE;
+	if (b == NULL || b->size - b->used < n + 1) {
+		size_t size = n + 1 > TEXT_BLOCK_SIZE ? n + 1 : TEXT_BLOCK_SIZE;
 
-    b = malloc(sizeof(*b) + size);
-    if (b == NULL)
-      return NULL;
-    b->next = t->texts;
-    b->used = 0;
-    b->size = size;
-    t->texts = b;
-  }
-  p = b->data + b->used;
-  memcpy(p, s, n);
-  p[n] = '\0';
-  b->used += n + 1;
-  return p;
+		b = malloc(sizeof(*b) + size);
+		if (b == NULL)
+			return NULL;
+		b->next = t->texts;
+		b->used = 0;
+		b->size = size;
+		t->texts = b;
+	}
+	p = b->data + b->used;
+	memcpy(p, s, n);
+	p[n] = '\0';
+	b->used += n + 1;
+	return p;
 }
 
 /* mf_tokens_add with the prefix's length known (plen at most 16). */
-static void tokens_add(struct mf_tokens *t, const char *prefix, size_t plen,
-                       const char *word, size_t len) {
-  char buf[MF_TOKEN_MAX + 24];
-  struct mf_tok *k;
-  size_t n, i;
-  uint64_t h;
+static void tokens_add(struct mf_tokens *t, const char *prefix, size_t plen, const char *word,
+                       size_t len)
+{
+	char buf[MF_TOKEN_MAX + 24];
+	struct mf_tok *k;
+	size_t n, i;
+	uint64_t h;
 
-  if (t->count >= t->max || len == 0)
-    return;
-  if (len > MF_TOKEN_MAX)
-    len = MF_TOKEN_MAX;
-  if (plen > 0)
-    memcpy(buf, prefix, plen);
-  memcpy(buf + plen, word, len);
-  n = plen + len;
-  h = mf_token_hash(buf, n);
-  if ((t->count + 1) * 2 > t->cap && !tokens_grow(t))
-    return;
-  i = h & (t->cap - 1);
-  while ((k = &t->slots[i])->text != NULL) {
-    if (k->hash == h && k->len == n && memcmp(k->text, buf, n) == 0)
-      return;
-    i = (i + 1) & (t->cap - 1);
-  }
-  k->text = text_copy(t, buf, n);
-  if (k->text == NULL)
-    return;
-  k->hash = h;
-  k->len = n;
-  t->order[t->count++] = i;
+	if (t->count >= t->max || len == 0)
+		return;
+	if (len > MF_TOKEN_MAX)
+		len = MF_TOKEN_MAX;
+	if (plen > 0)
+		memcpy(buf, prefix, plen);
+	memcpy(buf + plen, word, len);
+	n = plen + len;
+	h = mf_token_hash(buf, n);
+	if ((t->count + 1) * 2 > t->cap && !tokens_grow(t))
+		return;
+	i = h & (t->cap - 1);
+	while ((k = &t->slots[i])->text != NULL) {
+		if (k->hash == h && k->len == n && memcmp(k->text, buf, n) == 0)
+			return;
+		i = (i + 1) & (t->cap - 1);
+	}
+	k->text = text_copy(t, buf, n);
+	if (k->text == NULL)
+		return;
+	k->hash = h;
+	k->len = n;
+	t->order[t->count++] = i;
 }
 
-static size_t prefix_len(const char *prefix) {
-  size_t plen = prefix != NULL ? strlen(prefix) : 0;
+static size_t prefix_len(const char *prefix)
+{
+	size_t plen = prefix != NULL ? strlen(prefix) : 0;
 
-  return plen > 16 ? 16 : plen;
+	return plen > 16 ? 16 : plen;
 }
 
-void mf_tokens_add(struct mf_tokens *t, const char *prefix, const char *word,
-                   size_t len) {
-  tokens_add(t, prefix, prefix_len(prefix), word, len);
+void mf_tokens_add(struct mf_tokens *t, const char *prefix, const char *word, size_t len)
+{
+	tokens_add(t, prefix, prefix_len(prefix), word, len);
 }
 
 /* ------------------------------------------------------------ words */
 
-static bool is_spaceless_script(gunichar c) {
-  GUnicodeScript s = g_unichar_get_script(c);
+static bool is_spaceless_script(gunichar c)
+{
+	GUnicodeScript s = g_unichar_get_script(c);
 
-  return s == G_UNICODE_SCRIPT_HAN || s == G_UNICODE_SCRIPT_HIRAGANA ||
-         s == G_UNICODE_SCRIPT_KATAKANA || s == G_UNICODE_SCRIPT_HANGUL ||
-         s == G_UNICODE_SCRIPT_THAI;
+	return s == G_UNICODE_SCRIPT_HAN || s == G_UNICODE_SCRIPT_HIRAGANA ||
+	       s == G_UNICODE_SCRIPT_KATAKANA || s == G_UNICODE_SCRIPT_HANGUL ||
+	       s == G_UNICODE_SCRIPT_THAI;
 }
 
 /* Emit one word (lower-cased UTF-8 in w, nchars characters). */
-static void emit_word(struct mf_tokens *t, const char *prefix, size_t plen,
-                      const char *w, size_t len, size_t nchars, bool all_digits,
-                      bool cjk) {
-  /* Trim trailing inner punctuation ("end." -> "end"). */
-  while (len > 0 && (w[len - 1] == '.' || w[len - 1] == '-' ||
-                     w[len - 1] == '\'' || w[len - 1] == '_')) {
-    len--;
-    nchars--;
-  }
-  (void)all_digits; /* numbers of 3+ digits are kept: prices, years, codes */
-  if (len == 0)
-    return;
-  if (!cjk && (len < 3 || len > MF_TOKEN_MAX))
-    return;
-  if (len <= MF_TOKEN_MAX)
-    tokens_add(t, prefix, plen, w, len);
-  if (cjk && nchars > 2) {
-    /* Overlapping pairs of characters. */
-    const char *p = w, *end = w + len;
+static void emit_word(struct mf_tokens *t, const char *prefix, size_t plen, const char *w,
+                      size_t len, size_t nchars, bool all_digits, bool cjk)
+{
+	/* Trim trailing inner punctuation ("end." -> "end"). */
+	while (len > 0 && (w[len - 1] == '.' || w[len - 1] == '-' || w[len - 1] == '\'' ||
+	                   w[len - 1] == '_')) {
+		len--;
+		nchars--;
+	}
+	(void)all_digits; /* numbers of 3+ digits are kept: prices, years, codes */
+	if (len == 0)
+		return;
+	if (!cjk && (len < 3 || len > MF_TOKEN_MAX))
+		return;
+	if (len <= MF_TOKEN_MAX)
+		tokens_add(t, prefix, plen, w, len);
+	if (cjk && nchars > 2) {
+		/* Overlapping pairs of characters. */
+		const char *p = w, *end = w + len;
 
-    while (p < end) {
-      const char *q = g_utf8_next_char(p);
-      const char *r;
+		while (p < end) {
+			const char *q = g_utf8_next_char(p);
+			const char *r;
 
-      if (q >= end)
-        break;
-      r = g_utf8_next_char(q);
-      if (r > end)
-        break;
-      tokens_add(t, prefix, plen, p, (size_t)(r - p));
-      p = q;
-    }
-  }
+			if (q >= end)
+				break;
+			r = g_utf8_next_char(q);
+			if (r > end)
+				break;
+			tokens_add(t, prefix, plen, p, (size_t)(r - p));
+			p = q;
+		}
+	}
 }
 
 /* Add "url:" tokens for a host name and its parent domains. */
-static void emit_host(struct mf_tokens *t, const char *host, size_t len) {
-  char buf[256];
-  size_t i, n = 0;
-  const char *p;
+static void emit_host(struct mf_tokens *t, const char *host, size_t len)
+{
+	char buf[256];
+	size_t i, n = 0;
+	const char *p;
 
-  for (i = 0; i < len && n < sizeof(buf) - 1; i++) {
-    char c = host[i];
+	for (i = 0; i < len && n < sizeof(buf) - 1; i++) {
+		char c = host[i];
 
-    if (c >= 'A' && c <= 'Z')
-      c = (char)(c - 'A' + 'a');
-    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
-          c == '.' || (unsigned char)c >= 0x80))
-      break;
-    buf[n++] = c;
-  }
-  while (n > 0 && buf[n - 1] == '.')
-    n--;
-  buf[n] = '\0';
-  if (n == 0)
-    return;
-  tokens_add(t, "url:", 4, buf, n);
-  /* parent domains: a.b.example.com -> b.example.com, example.com, com */
-  p = buf;
-  while ((p = memchr(p, '.', (size_t)(buf + n - p))) != NULL) {
-    p++;
-    if (*p)
-      tokens_add(t, "url:", 4, p, (size_t)(buf + n - p));
-  }
+		if (c >= 'A' && c <= 'Z')
+			c = (char)(c - 'A' + 'a');
+		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
+		      (unsigned char)c >= 0x80))
+			break;
+		buf[n++] = c;
+	}
+	while (n > 0 && buf[n - 1] == '.')
+		n--;
+	buf[n] = '\0';
+	if (n == 0)
+		return;
+	tokens_add(t, "url:", 4, buf, n);
+	/* parent domains: a.b.example.com -> b.example.com, example.com, com */
+	p = buf;
+	while ((p = memchr(p, '.', (size_t)(buf + n - p))) != NULL) {
+		p++;
+		if (*p)
+			tokens_add(t, "url:", 4, p, (size_t)(buf + n - p));
+	}
 }
 
 /* If text at p starts a URL, emit its host and return the length of the
    "scheme://host" part; else 0. */
-static size_t try_url(struct mf_tokens *t, const char *p, const char *end) {
-  const char *h = NULL, *q;
-  size_t left = (size_t)(end - p);
+static size_t try_url(struct mf_tokens *t, const char *p, const char *end)
+{
+	const char *h = NULL, *q;
+	size_t left = (size_t)(end - p);
 
-  if (left > 7 && strncasecmp(p, "http://", 7) == 0)
-    h = p + 7;
-  else if (left > 8 && strncasecmp(p, "https://", 8) == 0)
-    h = p + 8;
-  else if (left > 4 && strncasecmp(p, "www.", 4) == 0)
-    h = p;
-  if (h == NULL)
-    return 0;
-  q = h;
-  /* skip user:password@ */
-  for (const char *s = h;
-       s < end && *s != '/' && *s != ' ' && *s != '"' && *s != '>'; s++) {
-    if (*s == '@') {
-      q = s + 1;
-      break;
-    }
-  }
-  h = q;
-  while (q < end && ((*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') ||
-                     (*q >= '0' && *q <= '9') || *q == '-' || *q == '.'))
-    q++;
-  emit_host(t, h, (size_t)(q - h));
-  /* The path's pieces under their own prefix ("/cgi-bin/r.pl?id=7" ->
-     cgi-bin, r, pl, id, 7): tracking scripts differ from archive links.
-     The path's words are also read as text afterwards. */
-  if (q < end && *q == '/') {
-    const char *e = q, *s;
+	if (left > 7 && strncasecmp(p, "http://", 7) == 0)
+		h = p + 7;
+	else if (left > 8 && strncasecmp(p, "https://", 8) == 0)
+		h = p + 8;
+	else if (left > 4 && strncasecmp(p, "www.", 4) == 0)
+		h = p;
+	if (h == NULL)
+		return 0;
+	q = h;
+	/* skip user:password@ */
+	for (const char *s = h; s < end && *s != '/' && *s != ' ' && *s != '"' && *s != '>'; s++) {
+		if (*s == '@') {
+			q = s + 1;
+			break;
+		}
+	}
+	h = q;
+	while (q < end && ((*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') ||
+	                   (*q >= '0' && *q <= '9') || *q == '-' || *q == '.'))
+		q++;
+	emit_host(t, h, (size_t)(q - h));
+	/* The path's pieces under their own prefix ("/cgi-bin/r.pl?id=7" ->
+	   cgi-bin, r, pl, id, 7): tracking scripts differ from archive links.
+	   The path's words are also read as text afterwards. */
+	if (q < end && *q == '/') {
+		const char *e = q, *s;
 
-    while (e < end && (size_t)(e - q) < 512 && *e != ' ' && *e != '"' &&
-           *e != '\'' && *e != '>' && *e != '<' && *e != '\n' && *e != '\r' &&
-           *e != '\t')
-      e++;
-    for (s = q; s < e;) {
-      const char *w = s;
+		while (e < end && (size_t)(e - q) < 512 && *e != ' ' && *e != '"' && *e != '\'' &&
+		       *e != '>' && *e != '<' && *e != '\n' && *e != '\r' && *e != '\t')
+			e++;
+		for (s = q; s < e;) {
+			const char *w = s;
 
-      while (w < e && strchr("/?=&.;:#%+,", *w) != NULL)
-        w++;
-      s = w;
-      while (s < e && strchr("/?=&.;:#%+,", *s) == NULL)
-        s++;
-      if (s > w)
-        tokens_add(t, "urlp:", 5, w, (size_t)(s - w));
-    }
-  }
-  return (size_t)(q - p);
+			while (w < e && strchr("/?=&.;:#%+,", *w) != NULL)
+				w++;
+			s = w;
+			while (s < e && strchr("/?=&.;:#%+,", *s) == NULL)
+				s++;
+			if (s > w)
+				tokens_add(t, "urlp:", 5, w, (size_t)(s - w));
+		}
+	}
+	return (size_t)(q - p);
 }
 
 struct wstate {
-  bool upper, lower; /* the word had upper-case / lower-case letters */
+	bool upper, lower; /* the word had upper-case / lower-case letters */
 };
 
 /* A word written all in capitals also gives "uc:word" ("FREE" shouts). */
-static void emit_caps(struct mf_tokens *t, const char *prefix,
-                      const struct wstate *ws, const char *w, size_t len,
-                      bool digits, bool cjk) {
-  while (len > 0 && (w[len - 1] == '.' || w[len - 1] == '-' ||
-                     w[len - 1] == '\'' || w[len - 1] == '_'))
-    len--;
-  if (len < 3 || len > MF_TOKEN_MAX || digits || cjk || !ws->upper || ws->lower)
-    return;
-  if (prefix != NULL)
-    tokens_add(t, "uch:", 4, w, len);
-  else
-    tokens_add(t, "uc:", 3, w, len);
+static void emit_caps(struct mf_tokens *t, const char *prefix, const struct wstate *ws,
+                      const char *w, size_t len, bool digits, bool cjk)
+{
+	while (len > 0 &&
+	       (w[len - 1] == '.' || w[len - 1] == '-' || w[len - 1] == '\'' || w[len - 1] == '_'))
+		len--;
+	if (len < 3 || len > MF_TOKEN_MAX || digits || cjk || !ws->upper || ws->lower)
+		return;
+	if (prefix != NULL)
+		tokens_add(t, "uch:", 4, w, len);
+	else
+		tokens_add(t, "uc:", 3, w, len);
 }
 
-static bool ascii_alnum(gunichar c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-         (c >= '0' && c <= '9');
+static bool ascii_alnum(gunichar c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
 }
 
-void mf_tokenize_text(struct mf_tokens *t, const char *prefix, const char *text,
-                      size_t len) {
-  const char *p = text, *end = text + len;
-  char word[MF_TOKEN_MAX * 2 + 8];
-  size_t wlen = 0, nchars = 0;
-  bool digits = true, cjk = false, too_long = false;
-  struct wstate ws = {.upper = false};
-  size_t plen = prefix_len(prefix);
-  bool ascii;
+void mf_tokenize_text(struct mf_tokens *t, const char *prefix, const char *text, size_t len)
+{
+	const char *p = text, *end = text + len;
+	char word[MF_TOKEN_MAX * 2 + 8];
+	size_t wlen = 0, nchars = 0;
+	bool digits = true, cjk = false, too_long = false;
+	struct wstate ws = {.upper = false};
+	size_t plen = prefix_len(prefix);
+	bool ascii;
 
-  while (p < end && t->count < t->max) {
-    gunichar c;
-    const char *next;
+	while (p < end && t->count < t->max) {
+		gunichar c;
+		const char *next;
 
-    /* A URL gives its host; its labels are then read as words too. */
-    if (wlen == 0 && (*p == 'h' || *p == 'H' || *p == 'w' || *p == 'W'))
-      (void)try_url(t, p, end);
-    if ((unsigned char)*p < 0x80) {
-      /* ASCII, most of any mail: no Unicode tables needed */
-      c = (unsigned char)*p;
-      next = p + 1;
-      ascii = true;
-    } else {
-      c = g_utf8_get_char_validated(p, (gssize)(end - p));
-      if (c == (gunichar)-1 || c == (gunichar)-2) {
-        next = p + 1;
-        c = ' ';
-      } else {
-        next = g_utf8_next_char(p);
-      }
-      ascii = c < 0x80;
-    }
-    if ((ascii ? ascii_alnum(c) : g_unichar_isalnum(c)) || c == '$' ||
-        (wlen > 0 && (c == '-' || c == '.' || c == '\'' || c == '_'))) {
-      bool sl = c >= 0x80 && is_spaceless_script(c);
-      char enc[8];
-      int n;
+		/* A URL gives its host; its labels are then read as words too. */
+		if (wlen == 0 && (*p == 'h' || *p == 'H' || *p == 'w' || *p == 'W'))
+			(void)try_url(t, p, end);
+		if ((unsigned char)*p < 0x80) {
+			/* ASCII, most of any mail: no Unicode tables needed */
+			c = (unsigned char)*p;
+			next = p + 1;
+			ascii = true;
+		} else {
+			c = g_utf8_get_char_validated(p, (gssize)(end - p));
+			if (c == (gunichar)-1 || c == (gunichar)-2) {
+				next = p + 1;
+				c = ' ';
+			} else {
+				next = g_utf8_next_char(p);
+			}
+			ascii = c < 0x80;
+		}
+		if ((ascii ? ascii_alnum(c) : g_unichar_isalnum(c)) || c == '$' ||
+		    (wlen > 0 && (c == '-' || c == '.' || c == '\'' || c == '_'))) {
+			bool sl = c >= 0x80 && is_spaceless_script(c);
+			char enc[8];
+			int n;
 
-      if (wlen > 0 && sl != cjk) {
-        /* script change ends the word */
-        if (!too_long) {
-          emit_word(t, prefix, plen, word, wlen, nchars, digits, cjk);
-          emit_caps(t, prefix, &ws, word, wlen, digits, cjk);
-        }
-        ws.upper = ws.lower = false;
-        wlen = nchars = 0;
-        digits = true;
-        too_long = false;
-      }
-      cjk = sl;
-      if (ascii) {
-        if (c >= 'A' && c <= 'Z') {
-          ws.upper = true;
-          c += 'a' - 'A';
-        } else if (c >= 'a' && c <= 'z') {
-          ws.lower = true;
-        }
-        enc[0] = (char)c;
-        n = 1;
-      } else {
-        if (g_unichar_isupper(c))
-          ws.upper = true;
-        else if (g_unichar_islower(c))
-          ws.lower = true;
-        c = g_unichar_tolower(c);
-        n = g_unichar_to_utf8(c, enc);
-      }
-      if (wlen + (size_t)n < sizeof(word)) {
-        memcpy(word + wlen, enc, (size_t)n);
-        wlen += (size_t)n;
-        nchars++;
-      } else {
-        too_long = true;
-      }
-      if (ascii ? !(c >= '0' && c <= '9') : !g_unichar_isdigit(c))
-        digits = false;
-    } else if (wlen > 0) {
-      if (!too_long) {
-        emit_word(t, prefix, plen, word, wlen, nchars, digits, cjk);
-        emit_caps(t, prefix, &ws, word, wlen, digits, cjk);
-      }
-      ws.upper = ws.lower = false;
-      wlen = nchars = 0;
-      digits = true;
-      too_long = false;
-    }
-    p = next;
-  }
-  if (wlen > 0 && !too_long) {
-    emit_word(t, prefix, plen, word, wlen, nchars, digits, cjk);
-    emit_caps(t, prefix, &ws, word, wlen, digits, cjk);
-  }
+			if (wlen > 0 && sl != cjk) {
+				/* script change ends the word */
+				if (!too_long) {
+					emit_word(t, prefix, plen, word, wlen, nchars, digits, cjk);
+					emit_caps(t, prefix, &ws, word, wlen, digits, cjk);
+				}
+				ws.upper = ws.lower = false;
+				wlen = nchars = 0;
+				digits = true;
+				too_long = false;
+			}
+			cjk = sl;
+			if (ascii) {
+				if (c >= 'A' && c <= 'Z') {
+					ws.upper = true;
+					c += 'a' - 'A';
+				} else if (c >= 'a' && c <= 'z') {
+					ws.lower = true;
+				}
+				enc[0] = (char)c;
+				n = 1;
+			} else {
+				if (g_unichar_isupper(c))
+					ws.upper = true;
+				else if (g_unichar_islower(c))
+					ws.lower = true;
+				c = g_unichar_tolower(c);
+				n = g_unichar_to_utf8(c, enc);
+			}
+			if (wlen + (size_t)n < sizeof(word)) {
+				memcpy(word + wlen, enc, (size_t)n);
+				wlen += (size_t)n;
+				nchars++;
+			} else {
+				too_long = true;
+			}
+			if (ascii ? !(c >= '0' && c <= '9') : !g_unichar_isdigit(c))
+				digits = false;
+		} else if (wlen > 0) {
+			if (!too_long) {
+				emit_word(t, prefix, plen, word, wlen, nchars, digits, cjk);
+				emit_caps(t, prefix, &ws, word, wlen, digits, cjk);
+			}
+			ws.upper = ws.lower = false;
+			wlen = nchars = 0;
+			digits = true;
+			too_long = false;
+		}
+		p = next;
+	}
+	if (wlen > 0 && !too_long) {
+		emit_word(t, prefix, plen, word, wlen, nchars, digits, cjk);
+		emit_caps(t, prefix, &ws, word, wlen, digits, cjk);
+	}
 }
 
 /* ------------------------------------------------------------ HTML */
 
 struct sbuf {
-  char *s;
-  size_t len, cap;
+	char *s;
+	size_t len, cap;
 };
 
-static void sb_put(struct sbuf *b, const char *s, size_t n) {
-  if (b->len + n + 1 > b->cap) {
-    size_t cap = b->cap ? b->cap : 4096;
-    char *x;
+static void sb_put(struct sbuf *b, const char *s, size_t n)
+{
+	if (b->len + n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 4096;
+		char *x;
 
-    while (cap < b->len + n + 1)
-      cap *= 2;
-    x = realloc(b->s, cap);
-    if (x == NULL)
-      return;
-    b->s = x;
-    b->cap = cap;
-  }
-  memcpy(b->s + b->len, s, n);
-  b->len += n;
-  b->s[b->len] = '\0';
+		while (cap < b->len + n + 1)
+			cap *= 2;
+		x = realloc(b->s, cap);
+		if (x == NULL)
+			return;
+		b->s = x;
+		b->cap = cap;
+	}
+	memcpy(b->s + b->len, s, n);
+	b->len += n;
+	b->s[b->len] = '\0';
 }
 
 static const struct {
-  const char *name;
-  const char *text;
+	const char *name;
+	const char *text;
 } entities[] = {
     {"nbsp", " "},         {"amp", "&"},        {"lt", "<"},
     {"gt", ">"},           {"quot", "\""},      {"apos", "'"},
@@ -515,140 +527,143 @@ static const struct {
 };
 
 /* Decode the entity at p (just after '&'); returns bytes consumed or 0. */
-static size_t html_entity(struct sbuf *b, const char *p, const char *end) {
-  size_t i;
+static size_t html_entity(struct sbuf *b, const char *p, const char *end)
+{
+	size_t i;
 
-  if (p < end && *p == '#') {
-    const char *q = p + 1;
-    unsigned long v = 0;
-    bool hex = q < end && (*q == 'x' || *q == 'X');
-    int digits = 0;
-    char enc[8];
+	if (p < end && *p == '#') {
+		const char *q = p + 1;
+		unsigned long v = 0;
+		bool hex = q < end && (*q == 'x' || *q == 'X');
+		int digits = 0;
+		char enc[8];
 
-    if (hex)
-      q++;
-    while (q < end && digits < 8) {
-      int d;
+		if (hex)
+			q++;
+		while (q < end && digits < 8) {
+			int d;
 
-      if (*q >= '0' && *q <= '9')
-        d = *q - '0';
-      else if (hex && *q >= 'a' && *q <= 'f')
-        d = *q - 'a' + 10;
-      else if (hex && *q >= 'A' && *q <= 'F')
-        d = *q - 'A' + 10;
-      else
-        break;
-      v = v * (hex ? 16 : 10) + (unsigned long)d;
-      q++;
-      digits++;
-    }
-    if (digits == 0)
-      return 0;
-    if (q < end && *q == ';')
-      q++;
-    if (v == 0 || v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff))
-      v = ' ';
-    sb_put(b, enc, (size_t)g_unichar_to_utf8((gunichar)v, enc));
-    return (size_t)(q - p);
-  }
-  for (i = 0; i < MF_N_ELEMENTS(entities); i++) {
-    size_t n = strlen(entities[i].name);
+			if (*q >= '0' && *q <= '9')
+				d = *q - '0';
+			else if (hex && *q >= 'a' && *q <= 'f')
+				d = *q - 'a' + 10;
+			else if (hex && *q >= 'A' && *q <= 'F')
+				d = *q - 'A' + 10;
+			else
+				break;
+			v = v * (hex ? 16 : 10) + (unsigned long)d;
+			q++;
+			digits++;
+		}
+		if (digits == 0)
+			return 0;
+		if (q < end && *q == ';')
+			q++;
+		if (v == 0 || v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff))
+			v = ' ';
+		sb_put(b, enc, (size_t)g_unichar_to_utf8((gunichar)v, enc));
+		return (size_t)(q - p);
+	}
+	for (i = 0; i < MF_N_ELEMENTS(entities); i++) {
+		size_t n = strlen(entities[i].name);
 
-    if ((size_t)(end - p) > n && strncasecmp(p, entities[i].name, n) == 0 &&
-        p[n] == ';') {
-      sb_put(b, entities[i].text, strlen(entities[i].text));
-      return n + 1;
-    }
-  }
-  return 0;
+		if ((size_t)(end - p) > n && strncasecmp(p, entities[i].name, n) == 0 &&
+		    p[n] == ';') {
+			sb_put(b, entities[i].text, strlen(entities[i].text));
+			return n + 1;
+		}
+	}
+	return 0;
 }
 
 /* Inside a tag [p, end): URL attributes give hosts. */
-static void html_tag(struct mf_tokens *t, const char *p, const char *end) {
-  const char *q = p;
-  char name[16];
-  size_t n = 0;
+static void html_tag(struct mf_tokens *t, const char *p, const char *end)
+{
+	const char *q = p;
+	char name[16];
+	size_t n = 0;
 
-  if (q < end && *q == '/')
-    q++;
-  while (q < end && n < sizeof(name) - 1 &&
-         ((*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') ||
-          (*q >= '0' && *q <= '9'))) {
-    name[n++] = (char)(*q >= 'A' && *q <= 'Z' ? *q - 'A' + 'a' : *q);
-    q++;
-  }
-  if (n > 0 && p[0] != '/')
-    tokens_add(t, "tag:", 4, name, n);
-  for (; q < end; q++) {
-    if ((size_t)(end - q) > 5 &&
-        (strncasecmp(q, "href=", 5) == 0 || strncasecmp(q, "src=", 4) == 0)) {
-      const char *v = (const char *)memchr(q, 0x3d, (size_t)(end - q)) + 1;
+	if (q < end && *q == '/')
+		q++;
+	while (q < end && n < sizeof(name) - 1 &&
+	       ((*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') || (*q >= '0' && *q <= '9'))) {
+		name[n++] = (char)(*q >= 'A' && *q <= 'Z' ? *q - 'A' + 'a' : *q);
+		q++;
+	}
+	if (n > 0 && p[0] != '/')
+		tokens_add(t, "tag:", 4, name, n);
+	for (; q < end; q++) {
+		if ((size_t)(end - q) > 5 &&
+		    (strncasecmp(q, "href=", 5) == 0 || strncasecmp(q, "src=", 4) == 0)) {
+			const char *v = (const char *)memchr(q, 0x3d, (size_t)(end - q)) + 1;
 
-      while (v < end && (*v == '"' || *v == '\'' || *v == ' '))
-        v++;
-      if (v < end) {
-        size_t u = try_url(t, v, end);
+			while (v < end && (*v == '"' || *v == '\'' || *v == ' '))
+				v++;
+			if (v < end) {
+				size_t u = try_url(t, v, end);
 
-        q = v + (u > 0 ? u - 1 : 0);
-      }
-    }
-  }
+				q = v + (u > 0 ? u - 1 : 0);
+			}
+		}
+	}
 }
 
-static const char *find_ci(const char *p, const char *end, const char *needle) {
-  size_t n = strlen(needle);
+static const char *find_ci(const char *p, const char *end, const char *needle)
+{
+	size_t n = strlen(needle);
 
-  for (; (size_t)(end - p) >= n; p++) {
-    if (strncasecmp(p, needle, n) == 0)
-      return p;
-  }
-  return NULL;
+	for (; (size_t)(end - p) >= n; p++) {
+		if (strncasecmp(p, needle, n) == 0)
+			return p;
+	}
+	return NULL;
 }
 
-void mf_tokenize_html(struct mf_tokens *t, const char *html, size_t len) {
-  const char *p = html, *end = html + len;
-  struct sbuf b = {0};
+void mf_tokenize_html(struct mf_tokens *t, const char *html, size_t len)
+{
+	const char *p = html, *end = html + len;
+	struct sbuf b = {0};
 
-  while (p < end) {
-    if (*p == '<') {
-      const char *close;
+	while (p < end) {
+		if (*p == '<') {
+			const char *close;
 
-      if ((size_t)(end - p) >= 4 && memcmp(p, "<!--", 4) == 0) {
-        const char *c = find_ci(p + 4, end, "-->");
+			if ((size_t)(end - p) >= 4 && memcmp(p, "<!--", 4) == 0) {
+				const char *c = find_ci(p + 4, end, "-->");
 
-        p = c != NULL ? c + 3 : end;
-        continue;
-      }
-      close = memchr(p, '>', (size_t)(end - p));
-      if (close == NULL)
-        close = end;
-      html_tag(t, p + 1, close);
-      if ((size_t)(end - p) > 7 && (strncasecmp(p, "<script", 7) == 0 ||
-                                    strncasecmp(p, "<style", 6) == 0)) {
-        const char *c =
-            find_ci(close, end,
-                    strncasecmp(p, "<script", 7) == 0 ? "</script" : "</style");
+				p = c != NULL ? c + 3 : end;
+				continue;
+			}
+			close = memchr(p, '>', (size_t)(end - p));
+			if (close == NULL)
+				close = end;
+			html_tag(t, p + 1, close);
+			if ((size_t)(end - p) > 7 && (strncasecmp(p, "<script", 7) == 0 ||
+			                              strncasecmp(p, "<style", 6) == 0)) {
+				const char *c = find_ci(
+				    close, end,
+				    strncasecmp(p, "<script", 7) == 0 ? "</script" : "</style");
 
-        close = c != NULL ? c : end;
-      }
-      sb_put(&b, " ", 1);
-      p = close < end ? close + 1 : end;
-    } else if (*p == '&') {
-      size_t n = html_entity(&b, p + 1, end);
+				close = c != NULL ? c : end;
+			}
+			sb_put(&b, " ", 1);
+			p = close < end ? close + 1 : end;
+		} else if (*p == '&') {
+			size_t n = html_entity(&b, p + 1, end);
 
-      if (n == 0)
-        sb_put(&b, "&", 1);
-      p += 1 + n;
-    } else {
-      const char *q = p;
+			if (n == 0)
+				sb_put(&b, "&", 1);
+			p += 1 + n;
+		} else {
+			const char *q = p;
 
-      while (q < end && *q != '<' && *q != '&')
-        q++;
-      sb_put(&b, p, (size_t)(q - p));
-      p = q;
-    }
-  }
-  if (b.s != NULL)
-    mf_tokenize_text(t, NULL, b.s, b.len);
-  free(b.s);
+			while (q < end && *q != '<' && *q != '&')
+				q++;
+			sb_put(&b, p, (size_t)(q - p));
+			p = q;
+		}
+	}
+	if (b.s != NULL)
+		mf_tokenize_text(t, NULL, b.s, b.len);
+	free(b.s);
 }

@@ -20,7 +20,6 @@
 #include <glib.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include "scan.h"
 
 struct mf_tok {
@@ -243,6 +242,57 @@ void mf_tokens_add(struct mf_tokens *t, const char *prefix, const char *word, si
 
 /* ------------------------------------------------------------ words */
 
+/* What an ASCII byte is inside a word (bytes from 0x80 are looked at as
+   UTF-8 characters): bits that can be or-ed over a run of bytes. */
+#define WC_WORD     1  /* part of a word */
+#define WC_UPPER    2  /* A-Z: 0x20 (WC_UPPER << 4) lower-cases it */
+#define WC_LOWER    4  /* a-z */
+#define WC_NONDIGIT 8  /* anything but 0-9 */
+#define WC_INNER    16 /* only inside a word: - . ' _ */
+
+#define WC_L (WC_WORD | WC_LOWER | WC_NONDIGIT)
+#define WC_U (WC_WORD | WC_UPPER | WC_NONDIGIT)
+#define WC_I (WC_WORD | WC_INNER | WC_NONDIGIT)
+
+static const unsigned char word_class[256] = {
+    ['A' ... 'Z'] = WC_U,
+    ['a' ... 'z'] = WC_L,
+    ['0' ... '9'] = WC_WORD,
+    ['$'] = WC_WORD | WC_NONDIGIT,
+    ['-'] = WC_I,
+    ['.'] = WC_I,
+    ['\''] = WC_I,
+    ['_'] = WC_I,
+};
+
+/* In a URL's path: bytes that end the path, and bytes that separate its
+   pieces (NUL too). */
+#define URL_END 1
+#define URL_SEP 2
+
+static const unsigned char url_class[256] = {
+    [' '] = URL_END,  ['"'] = URL_END,  ['\''] = URL_END, ['>'] = URL_END,  ['<'] = URL_END,
+    ['\n'] = URL_END, ['\r'] = URL_END, ['\t'] = URL_END, ['\0'] = URL_SEP, ['/'] = URL_SEP,
+    ['?'] = URL_SEP,  ['='] = URL_SEP,  ['&'] = URL_SEP,  ['.'] = URL_SEP,  [';'] = URL_SEP,
+    [':'] = URL_SEP,  ['#'] = URL_SEP,  ['%'] = URL_SEP,  ['+'] = URL_SEP,  [','] = URL_SEP,
+};
+
+/* Whether the n bytes at p are lit (lower-case ASCII), ignoring ASCII case. */
+static bool ci_eq(const char *p, const char *lit, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)p[i];
+
+		if (c >= 'A' && c <= 'Z')
+			c += 'a' - 'A';
+		if (c != (unsigned char)lit[i])
+			return false;
+	}
+	return true;
+}
+
 static bool is_spaceless_script(gunichar c)
 {
 	GUnicodeScript s = g_unichar_get_script(c);
@@ -327,11 +377,11 @@ static size_t try_url(struct mf_tokens *t, const char *p, const char *end)
 	const char *h = NULL, *q;
 	size_t left = (size_t)(end - p);
 
-	if (left > 7 && strncasecmp(p, "http://", 7) == 0)
+	if (left > 7 && ci_eq(p, "http://", 7))
 		h = p + 7;
-	else if (left > 8 && strncasecmp(p, "https://", 8) == 0)
+	else if (left > 8 && ci_eq(p, "https://", 8))
 		h = p + 8;
-	else if (left > 4 && strncasecmp(p, "www.", 4) == 0)
+	else if (left > 4 && ci_eq(p, "www.", 4))
 		h = p;
 	if (h == NULL)
 		return 0;
@@ -354,16 +404,15 @@ static size_t try_url(struct mf_tokens *t, const char *p, const char *end)
 	if (q < end && *q == '/') {
 		const char *e = q, *s;
 
-		while (e < end && (size_t)(e - q) < 512 && *e != ' ' && *e != '"' && *e != '\'' &&
-		       *e != '>' && *e != '<' && *e != '\n' && *e != '\r' && *e != '\t')
+		while (e < end && (size_t)(e - q) < 512 && url_class[(unsigned char)*e] != URL_END)
 			e++;
 		for (s = q; s < e;) {
 			const char *w = s;
 
-			while (w < e && strchr("/?=&.;:#%+,", *w) != NULL)
+			while (w < e && url_class[(unsigned char)*w] == URL_SEP)
 				w++;
 			s = w;
-			while (s < e && strchr("/?=&.;:#%+,", *s) == NULL)
+			while (s < e && url_class[(unsigned char)*s] != URL_SEP)
 				s++;
 			if (s > w)
 				tokens_add(t, "urlp:", 5, w, (size_t)(s - w));
@@ -409,10 +458,42 @@ void mf_tokenize_text(struct mf_tokens *t, const char *prefix, const char *text,
 	while (p < end && t->count < t->max) {
 		gunichar c;
 		const char *next;
+		unsigned k;
 
 		/* A URL gives its host; its labels are then read as words too. */
 		if (wlen == 0 && (*p == 'h' || *p == 'H' || *p == 'w' || *p == 'W'))
 			(void)try_url(t, p, end);
+		k = word_class[(unsigned char)*p];
+		if (k != 0 && (wlen > 0 ? !cjk : !(k & WC_INNER))) {
+			/* A run of ASCII word characters, most of any mail, without
+			   the Unicode path and without a branch per byte; no token is
+			   added before its end. */
+			const char *q = p, *lim;
+			unsigned seen = 0;
+			size_t room = sizeof(word) - 1 - wlen;
+
+			cjk = false;
+			lim = (size_t)(end - q) < room ? end : q + room;
+			while (q < lim && (k = word_class[(unsigned char)*q]) != 0) {
+				seen |= k;
+				word[wlen++] = (char)(*q + ((k & WC_UPPER) << 4));
+				q++;
+			}
+			nchars += (size_t)(q - p);
+			while (q < end && (k = word_class[(unsigned char)*q]) != 0) {
+				seen |= k;
+				too_long = true;
+				q++;
+			}
+			if (seen & WC_UPPER)
+				ws.upper = true;
+			if (seen & WC_LOWER)
+				ws.lower = true;
+			if (seen & WC_NONDIGIT)
+				digits = false;
+			p = q;
+			continue;
+		}
 		if ((unsigned char)*p < 0x80) {
 			/* ASCII, most of any mail: no Unicode tables needed */
 			c = (unsigned char)*p;
@@ -567,8 +648,7 @@ static size_t html_entity(struct sbuf *b, const char *p, const char *end)
 	for (i = 0; i < MF_N_ELEMENTS(entities); i++) {
 		size_t n = strlen(entities[i].name);
 
-		if ((size_t)(end - p) > n && strncasecmp(p, entities[i].name, n) == 0 &&
-		    p[n] == ';') {
+		if ((size_t)(end - p) > n && ci_eq(p, entities[i].name, n) && p[n] == ';') {
 			sb_put(b, entities[i].text, strlen(entities[i].text));
 			return n + 1;
 		}
@@ -593,8 +673,9 @@ static void html_tag(struct mf_tokens *t, const char *p, const char *end)
 	if (n > 0 && p[0] != '/')
 		tokens_add(t, "tag:", 4, name, n);
 	for (; q < end; q++) {
-		if ((size_t)(end - q) > 5 &&
-		    (strncasecmp(q, "href=", 5) == 0 || strncasecmp(q, "src=", 4) == 0)) {
+		/* *q | 0x20 is 'h' for 'h' and 'H' only, 's' for 's' and 'S' only */
+		if ((size_t)(end - q) > 5 && (((*q | 0x20) == 'h' && ci_eq(q, "href=", 5)) ||
+		                              ((*q | 0x20) == 's' && ci_eq(q, "src=", 4)))) {
 			const char *v = (const char *)memchr(q, 0x3d, (size_t)(end - q)) + 1;
 
 			while (v < end && (*v == '"' || *v == '\'' || *v == ' '))
@@ -608,13 +689,20 @@ static void html_tag(struct mf_tokens *t, const char *p, const char *end)
 	}
 }
 
+/* The first needle (lower-case, its first byte not a letter) in [p, end),
+   ignoring ASCII case. */
 static const char *find_ci(const char *p, const char *end, const char *needle)
 {
 	size_t n = strlen(needle);
 
-	for (; (size_t)(end - p) >= n; p++) {
-		if (strncasecmp(p, needle, n) == 0)
-			return p;
+	while ((size_t)(end - p) >= n) {
+		const char *c = memchr(p, needle[0], (size_t)(end - p) - n + 1);
+
+		if (c == NULL)
+			return NULL;
+		if (ci_eq(c + 1, needle + 1, n - 1))
+			return c;
+		p = c + 1;
 	}
 	return NULL;
 }
@@ -638,11 +726,10 @@ void mf_tokenize_html(struct mf_tokens *t, const char *html, size_t len)
 			if (close == NULL)
 				close = end;
 			html_tag(t, p + 1, close);
-			if ((size_t)(end - p) > 7 && (strncasecmp(p, "<script", 7) == 0 ||
-			                              strncasecmp(p, "<style", 6) == 0)) {
+			if ((size_t)(end - p) > 7 &&
+			    (ci_eq(p, "<script", 7) || ci_eq(p, "<style", 6))) {
 				const char *c = find_ci(
-				    close, end,
-				    strncasecmp(p, "<script", 7) == 0 ? "</script" : "</style");
+				    close, end, ci_eq(p, "<script", 7) ? "</script" : "</style");
 
 				close = c != NULL ? c : end;
 			}

@@ -192,6 +192,7 @@ static sfsistat cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, u
                              unsigned long *pf2, unsigned long *pf3)
 {
 	struct conn *c = calloc(1, sizeof(*c));
+	int i;
 
 	(void)f2;
 	(void)f3;
@@ -204,6 +205,13 @@ static sfsistat cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, u
 		mf_log_warn("the MTA does not offer every action needed (header and body "
 		            "changes, quarantine): some verdicts cannot be applied");
 	*pf0 = f0 & ACTIONS;
+	if ((f0 & SMFIF_SETSYMLIST) != 0) {
+		/* The queue id is the only macro read here: asking for it
+		   alone spares the MTA looking up and sending the others. */
+		for (i = SMFIM_FIRST; i <= SMFIM_LAST; i++)
+			(void)milter_ctx_setsymlist(ctx, i, "i");
+		*pf0 |= SMFIF_SETSYMLIST;
+	}
 	*pf1 = (f1 & NR_WANTED) | (f1 & (SMFIP_NOUNKNOWN | SMFIP_NODATA));
 	*pf2 = 0;
 	*pf3 = 0;

@@ -16,7 +16,8 @@
  * libmilter's meanings (SMFIS_* results, SMFIP_NR_* steps answered with
  * nothing); the milter_ctx_* calls below stand for smfi_getpriv,
  * smfi_setpriv, smfi_getsymval, smfi_setreply, smfi_addheader,
- * smfi_chgheader, smfi_replacebody and smfi_quarantine.  A step whose
+ * smfi_chgheader, smfi_replacebody, smfi_quarantine and smfi_setsymlist
+ * (the macro lists go with the option negotiation reply).  A step whose
  * answer was negotiated away is never answered, whatever the callback
  * returned (a problem found there is acted on at end of message).
  *
@@ -50,6 +51,8 @@
 #define MAX_PACKET  (1024 * 1024)
 #define MAX_ARGS    64
 #define MAX_SESSION 4096
+/* Longest macro list for one stage in the option negotiation reply. */
+#define MAX_SYMLIST 1024
 
 /* Macro sets, in the order of the SMTP dialogue. */
 enum { MAC_CONNECT, MAC_HELO, MAC_MAIL, MAC_RCPT, MAC_DATA, MAC_EOH, MAC_EOM, MAC_N };
@@ -67,6 +70,7 @@ struct smfi_str {
 	void *priv;
 	char *reply; /* "550 5.7.1 text" set for the next reject or tempfail */
 	struct macros mac[MAC_N];
+	char *symlist[SMFIM_LAST + 1]; /* macros wanted per SMFIM_* stage, or NULL */
 	unsigned char *in;
 	size_t in_start, in_end, in_cap;
 	unsigned char *out;
@@ -389,6 +393,22 @@ int milter_ctx_replacebody(SMFICTX *s, const unsigned char *data, size_t len)
 	return s->out_failed ? -1 : 0;
 }
 
+int milter_ctx_setsymlist(SMFICTX *s, int stage, const char *macros)
+{
+	size_t len = macros != NULL ? strlen(macros) : 0;
+	char *copy;
+
+	/* An empty list would mean "the MTA's defaults" to Postfix. */
+	if (s->negotiated || stage < SMFIM_FIRST || stage > SMFIM_LAST || len == 0 ||
+	    len > MAX_SYMLIST || s->symlist[stage] != NULL)
+		return -1;
+	copy = strdup(macros);
+	if (copy == NULL)
+		return -1;
+	s->symlist[stage] = copy;
+	return 0;
+}
+
 int milter_ctx_quarantine(SMFICTX *s, const char *reason)
 {
 	out_packet(s, SMFIR_QUARANTINE, reason, strlen(reason) + 1, NULL, 0, NULL, 0);
@@ -457,8 +477,11 @@ static bool split_args(unsigned char *data, size_t len, char **argv, size_t max)
 static bool do_optneg(SMFICTX *s, const unsigned char *data, size_t len)
 {
 	unsigned long version, actions, proto, a = 0, p = 0, p2 = 0, p3 = 0;
-	uint32_t o[3];
+	uint32_t o[3], plen;
+	size_t lists = 0;
+	char cmd = SMFIC_OPTNEG;
 	sfsistat r = SMFIS_ALL_OPTS;
+	int i;
 
 	if (len < 12) {
 		mf_log_warn("MTA connection: short option negotiation, closing");
@@ -481,10 +504,35 @@ static bool do_optneg(SMFICTX *s, const unsigned char *data, size_t len)
 		return false;
 	}
 	s->proto = p & proto;
+	/* Macro lists go with the reply only to an MTA that offered to take
+	   them (and then with the flag that says so). */
+	a &= ~(unsigned long)SMFIF_SETSYMLIST;
+	for (i = SMFIM_FIRST; i <= SMFIM_LAST; i++) {
+		if (s->symlist[i] != NULL && (actions & SMFIF_SETSYMLIST) != 0) {
+			a |= SMFIF_SETSYMLIST;
+			lists += 4 + strlen(s->symlist[i]) + 1;
+		}
+	}
 	o[0] = htonl((uint32_t)(version < SMFI_PROT_VERSION ? version : SMFI_PROT_VERSION));
 	o[1] = htonl((uint32_t)(a & actions));
 	o[2] = htonl((uint32_t)s->proto);
-	out_packet(s, SMFIC_OPTNEG, o, sizeof(o), NULL, 0, NULL, 0);
+	if (lists == 0) {
+		out_packet(s, SMFIC_OPTNEG, o, sizeof(o), NULL, 0, NULL, 0);
+		return true;
+	}
+	/* version, actions, protocol, then (stage, "name name ...") pairs */
+	plen = htonl((uint32_t)(1 + sizeof(o) + lists));
+	out_add(s, &plen, 4);
+	out_add(s, &cmd, 1);
+	out_add(s, o, sizeof(o));
+	for (i = SMFIM_FIRST; i <= SMFIM_LAST; i++) {
+		uint32_t stage = htonl((uint32_t)i);
+
+		if (s->symlist[i] == NULL)
+			continue;
+		out_add(s, &stage, 4);
+		out_add(s, s->symlist[i], strlen(s->symlist[i]) + 1);
+	}
 	return true;
 }
 
@@ -653,6 +701,8 @@ static void session_free(SMFICTX *s)
 		close(s->fd);
 	for (i = 0; i < MAC_N; i++)
 		free(s->mac[i].buf);
+	for (i = SMFIM_FIRST; i <= SMFIM_LAST; i++)
+		free(s->symlist[i]);
 	g_free(s->reply);
 	free(s->in);
 	free(s->out);

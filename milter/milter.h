@@ -84,5 +84,10 @@ int milter_ctx_addheader(SMFICTX *ctx, const char *name, const char *value);
 int milter_ctx_chgheader(SMFICTX *ctx, const char *name, int index, const char *value);
 int milter_ctx_replacebody(SMFICTX *ctx, const unsigned char *data, size_t len);
 int milter_ctx_quarantine(SMFICTX *ctx, const char *reason);
+/* smfi_setsymlist, from xxfi_negotiate only: ask the MTA to send just these
+   macros (names separated by spaces, at least one) before the commands of
+   stage (SMFIM_*).  Sent only to an MTA that offers SMFIF_SETSYMLIST.
+   0 / -1 (bad stage, empty or long list, stage set already, too late). */
+int milter_ctx_setsymlist(SMFICTX *ctx, int stage, const char *macros);
 
 #endif

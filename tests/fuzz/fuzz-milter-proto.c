@@ -5,10 +5,10 @@
  * sends: packets of a 4-byte length, a command and its data, in any order,
  * truncated, oversized or nonsensical.  They are written into one end of a
  * socket pair and one session is served on the other end, with callbacks
- * that use every context call the real milter uses (macros, private data,
- * replies, header changes, body replacement, quarantine).  The engine must
- * never read outside a packet, never trust a length, and end the session
- * cleanly on anything it does not accept.
+ * that use every context call the real milter uses (macros, macro lists,
+ * private data, replies, header changes, body replacement, quarantine).
+ * The engine must never read outside a packet, never trust a length, and
+ * end the session cleanly on anything it does not accept.
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -116,7 +116,8 @@ static sfsistat fz_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, u
                              unsigned long f3, unsigned long *pf0, unsigned long *pf1,
                              unsigned long *pf2, unsigned long *pf3)
 {
-	(void)ctx;
+	(void)milter_ctx_setsymlist(ctx, SMFIM_ENVFROM, "i {auth_authen}");
+	(void)milter_ctx_setsymlist(ctx, SMFIM_EOM, "i");
 	*pf0 = f0 & (SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_CHGBODY | SMFIF_QUARANTINE);
 	*pf1 = f1 & (SMFIP_NR_HDR | SMFIP_NR_CONN | SMFIP_NOUNKNOWN);
 	*pf2 = f2;

@@ -61,6 +61,7 @@ struct conn {
 	char ip[INET6_ADDRSTRLEN + 8];
 	char *helo;
 	struct msg *msg;
+	struct mf_msgbuf *spare; /* the last message's buffer, emptied, for the next */
 };
 
 /* The steps that need no answer: Postfix then streams the header and body
@@ -92,6 +93,22 @@ static void msg_free(struct msg **mp)
 	free(m->rcpts);
 	free(m);
 	*mp = NULL;
+}
+
+/* The message is done: keep its buffer, emptied, for the connection's next
+   message (no allocation of a message's size for each), then free it. */
+static void msg_end(struct conn *c)
+{
+	struct msg *m = c->msg;
+
+	if (m == NULL)
+		return;
+	if (m->buf != NULL && c->spare == NULL &&
+	    mf_msgbuf_reset(m->buf, m->pol->tmp_dir, (size_t)m->pol->spill_threshold) == 0) {
+		c->spare = m->buf;
+		m->buf = NULL;
+	}
+	msg_free(&c->msg);
 }
 
 static struct conn *conn_of(SMFICTX *ctx)
@@ -163,7 +180,9 @@ static void emit_verdict(struct conn *c, struct msg *m, const struct mf_verdict 
 	for (i = 0; i < m->nrcpts; i++) {
 		char *q = mf_json_quote(m->rcpts[i], strlen(m->rcpts[i]));
 
-		g_string_append_printf(r, "%s%s", i ? "," : "", q != NULL ? q : "\"\"");
+		if (i > 0)
+			g_string_append_c(r, ',');
+		g_string_append(r, q != NULL ? q : "\"\"");
 		free(q);
 	}
 	g_string_append(r, "]");
@@ -274,7 +293,7 @@ static sfsistat cb_envfrom(SMFICTX *ctx, char **argv)
 
 	if (c == NULL)
 		return SMFIS_TEMPFAIL;
-	msg_free(&c->msg);
+	msg_end(c);
 	m = calloc(1, sizeof(*m));
 	if (m == NULL)
 		return (milter_ctx_protocol(ctx) & SMFIP_NR_MAIL) ? SMFIS_NOREPLY
@@ -284,7 +303,17 @@ static sfsistat cb_envfrom(SMFICTX *ctx, char **argv)
 	m->sender = strip_brackets(argv != NULL ? argv[0] : NULL);
 	if (milter_ctx_getsymval(ctx, "i") != NULL)
 		m->queue_id = strdup(milter_ctx_getsymval(ctx, "i"));
-	m->buf = mf_msgbuf_new(m->pol->tmp_dir, (size_t)m->pol->spill_threshold);
+	if (c->spare != NULL) {
+		/* (again: the policy may have been reloaded meanwhile) */
+		if (mf_msgbuf_reset(c->spare, m->pol->tmp_dir, (size_t)m->pol->spill_threshold) ==
+		    0)
+			m->buf = c->spare;
+		else
+			mf_msgbuf_free(&c->spare);
+		c->spare = NULL;
+	}
+	if (m->buf == NULL)
+		m->buf = mf_msgbuf_new(m->pol->tmp_dir, (size_t)m->pol->spill_threshold);
 	if (m->sender == NULL || m->buf == NULL) {
 		struct mf_error err;
 
@@ -332,21 +361,37 @@ static sfsistat cb_header(SMFICTX *ctx, char *name, char *value)
 	struct conn *c = conn_of(ctx);
 	struct msg *m = c != NULL ? c->msg : NULL;
 	struct mf_error err;
+	char line[1024];
+	size_t nl, vl;
 	int i;
 
 	if (m == NULL)
 		return answer(ctx, SMFIP_NR_HDR, SMFIS_TEMPFAIL);
 	if (m->failed || m->too_big)
 		return answer(ctx, SMFIP_NR_HDR, SMFIS_CONTINUE);
-	for (i = 0; i < SPAM_HEADERS; i++) {
-		if (strcasecmp(name, spam_headers[i]) == 0)
-			m->seen_spam_headers[i]++;
+	/* (all of them start with "X-") */
+	if ((name[0] == 'X' || name[0] == 'x') && name[1] == '-') {
+		for (i = 0; i < SPAM_HEADERS; i++) {
+			if (strcasecmp(name, spam_headers[i]) == 0)
+				m->seen_spam_headers[i]++;
+		}
 	}
-	if (mf_msgbuf_append(m->buf, name, strlen(name), &err) < 0 ||
-	    mf_msgbuf_append(m->buf, ": ", 2, &err) < 0 ||
-	    mf_msgbuf_append(m->buf, value, strlen(value), &err) < 0 ||
-	    mf_msgbuf_append(m->buf, "\r\n", 2, &err) < 0)
+	nl = strlen(name);
+	vl = strlen(value);
+	if (nl + vl + 4 <= sizeof(line)) {
+		/* the usual header line in one piece */
+		memcpy(line, name, nl);
+		memcpy(line + nl, ": ", 2);
+		memcpy(line + nl + 2, value, vl);
+		memcpy(line + nl + 2 + vl, "\r\n", 2);
+		if (mf_msgbuf_append(m->buf, line, nl + vl + 4, &err) < 0)
+			msg_fail(m, &err);
+	} else if (mf_msgbuf_append(m->buf, name, nl, &err) < 0 ||
+	           mf_msgbuf_append(m->buf, ": ", 2, &err) < 0 ||
+	           mf_msgbuf_append(m->buf, value, vl, &err) < 0 ||
+	           mf_msgbuf_append(m->buf, "\r\n", 2, &err) < 0) {
 		msg_fail(m, &err);
+	}
 	return answer(ctx, SMFIP_NR_HDR, SMFIS_CONTINUE);
 }
 
@@ -491,7 +536,7 @@ static sfsistat cb_eom(SMFICTX *ctx)
 		return current_default_action(ctx);
 	if (m->too_big) {
 		ret = too_big(ctx, c, m);
-		msg_free(&c->msg);
+		msg_end(c);
 		return ret;
 	}
 	qid = milter_ctx_getsymval(ctx, "i");
@@ -568,7 +613,7 @@ out:
 	if (stream != NULL)
 		g_object_unref(stream);
 	mf_verdict_free(&v);
-	msg_free(&c->msg);
+	msg_end(c);
 	return ret;
 }
 
@@ -577,7 +622,7 @@ static sfsistat cb_abort(SMFICTX *ctx)
 	struct conn *c = conn_of(ctx);
 
 	if (c != NULL)
-		msg_free(&c->msg);
+		msg_end(c);
 	return SMFIS_CONTINUE;
 }
 
@@ -587,6 +632,7 @@ static sfsistat cb_close(SMFICTX *ctx)
 
 	if (c != NULL) {
 		msg_free(&c->msg);
+		mf_msgbuf_free(&c->spare);
 		free(c->helo);
 		free(c);
 		milter_ctx_setpriv(ctx, NULL);

@@ -51,6 +51,12 @@ void milter_state_stop_threads(struct milter_state *st);
 /* Load the model now (start-up); errors are logged, not fatal. */
 void milter_state_refresh_now(struct milter_state *st);
 
+/* msgbuf.c (the rest of it is declared in scan.h): empty b for the next
+   message of a connection, keeping its memory; tmp_dir and spill as for
+   mf_msgbuf_new.  A stream handed out before stays valid.  0 / -1 (out of
+   memory; b is then empty, with its old tmp_dir). */
+int mf_msgbuf_reset(struct mf_msgbuf *b, const char *tmp_dir, size_t spill);
+
 /* milter-callbacks.c */
 void milter_callbacks_bind(struct milter_state *st);
 const struct smfiDesc *milter_callbacks_desc(void);

@@ -67,15 +67,20 @@ static bool digits(const char *p, int n, int *v)
 	return true;
 }
 
-/* YYYY-MM-DD, then optionally [T ]HH:MM[:SS[.fraction]], then optionally
+/* YYYY-MM-DD (a day that exists), then optionally [T ]HH:MM[:SS[.fraction]], then optionally
    Z or +HH[[:]MM] / -HH[[:]MM]: the forms PostgreSQL reads the same way
    whatever its DateStyle. */
 static bool valid_time(const char *p)
 {
 	int y, mo, d, h, mi, sec;
 
+	static const int mdays[12] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+
 	if (!digits(p, 4, &y) || p[4] != '-' || !digits(p + 5, 2, &mo) || p[7] != '-' ||
-	    !digits(p + 8, 2, &d) || mo < 1 || mo > 12 || d < 1 || d > 31)
+	    !digits(p + 8, 2, &d) || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1])
+		return false;
+	/* 29 February only in a leap year */
+	if (mo == 2 && d == 29 && !(y % 4 == 0 && (y % 100 != 0 || y % 400 == 0)))
 		return false;
 	p += 10;
 	if (*p == '\0')

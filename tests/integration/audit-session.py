@@ -120,6 +120,12 @@ tap.ok(r.returncode == 0 and r.stdout.count("\n") == 2, "audit search --since ye
 r = site.ctl("audit", "search", "--since", "last tuesday")
 tap.ok(r.returncode == 2 and "--since: 'last tuesday' is not a time" in r.stderr,
        "a bad --since is refused before connecting, naming the value", r.stderr)
+for day in ("2026-02-30", "2026-04-31", "2026-02-29"):
+    r = site.ctl("audit", "search", "--since", day)
+    tap.ok(r.returncode == 2 and "--since: '%s' is not a time" % day in r.stderr,
+           "a day that does not exist (%s) is refused before connecting" % day, r.stderr)
+r = site.ctl("audit", "search", "--since", "2028-02-29", "--user", "nobody-here")
+tap.ok(r.returncode == 0, "29 February of a leap year is a day", r.stdout + r.stderr)
 r = site.ctl("audit", "verify")
 tap.ok(r.returncode == 0 and r.stdout.strip().endswith("OK"), "untouched log verifies OK", r.stdout + r.stderr)
 

@@ -20,7 +20,7 @@
 #include "mf-log.h"
 #include "mf-spool.h"
 
-#define EVENT_VERSION  1
+#define EVENT_VERSION  "1"
 #define TRUNCATED_MARK " [truncated]"
 
 struct mf_event {
@@ -266,23 +266,85 @@ static bool event_field(struct mf_event *ev, struct jbuf *b, const char *name)
 	return !b->failed;
 }
 
-static void event_format_time(char *out, size_t size)
+/* v in decimal at out (at least 21 bytes); returns the number of digits. */
+static size_t fmt_u64(char *out, uint64_t v)
+{
+	char tmp[20];
+	size_t n = 0, i;
+
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v > 0);
+	for (i = 0; i < n; i++)
+		out[i] = tmp[n - 1 - i];
+	return n;
+}
+
+static size_t fmt_i64(char *out, int64_t v)
+{
+	if (v >= 0)
+		return fmt_u64(out, (uint64_t)v);
+	out[0] = '-';
+	return 1 + fmt_u64(out + 1, -(uint64_t)v);
+}
+
+/* width digits of v, zero padded. */
+static void fmt_digits(char *out, unsigned v, int width)
+{
+	while (width-- > 0) {
+		out[width] = (char)('0' + v % 10);
+		v /= 10;
+	}
+}
+
+/* "YYYY-MM-DDTHH:MM:SS.uuuuuuZ" (28 bytes with the NUL), UTC.  The civil
+   date is computed here (days to year/month/day, proleptic Gregorian), not
+   with gmtime_r and strftime: no time zone lock, no format parsing, for
+   an event written per message. */
+static void event_format_time(char out[28])
 {
 	struct timespec ts;
-	struct tm tm;
-	char base[32];
+	int64_t days, secs, z, era, doe, yoe, y, doy, mp, d, m;
 
-	if (clock_gettime(CLOCK_REALTIME, &ts) < 0 || gmtime_r(&ts.tv_sec, &tm) == NULL) {
-		snprintf(out, size, "1970-01-01T00:00:00.000000Z");
+	if (clock_gettime(CLOCK_REALTIME, &ts) < 0 || ts.tv_sec < 0 ||
+	    ts.tv_sec >= (time_t)253402300800LL) {
+		/* before 1970 or after 9999: a clock this wrong says so */
+		memcpy(out, "1970-01-01T00:00:00.000000Z", 28);
 		return;
 	}
-	strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(out, size, "%s.%06ldZ", base, ts.tv_nsec / 1000);
+	days = (int64_t)ts.tv_sec / 86400;
+	secs = (int64_t)ts.tv_sec % 86400;
+	z = days + 719468;
+	era = z / 146097;
+	doe = z - era * 146097;
+	yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	y = yoe + era * 400;
+	doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+	mp = (5 * doy + 2) / 153;
+	d = doy - (153 * mp + 2) / 5 + 1;
+	m = mp < 10 ? mp + 3 : mp - 9;
+	y += m <= 2;
+	fmt_digits(out, (unsigned)y, 4);
+	out[4] = '-';
+	fmt_digits(out + 5, (unsigned)m, 2);
+	out[7] = '-';
+	fmt_digits(out + 8, (unsigned)d, 2);
+	out[10] = 'T';
+	fmt_digits(out + 11, (unsigned)(secs / 3600), 2);
+	out[13] = ':';
+	fmt_digits(out + 14, (unsigned)(secs / 60 % 60), 2);
+	out[16] = ':';
+	fmt_digits(out + 17, (unsigned)(secs % 60), 2);
+	out[19] = '.';
+	fmt_digits(out + 20, (unsigned)(ts.tv_nsec / 1000), 6);
+	out[26] = 'Z';
+	out[27] = '\0';
 }
 
 struct mf_event *mf_event_new(const char *type, const char *node)
 {
-	char host[256], ts[64], num[32];
+	char host[256], ts[28], num[32];
 	struct mf_event *ev;
 	struct jbuf b = {NULL, 0, 0, false};
 
@@ -295,19 +357,15 @@ struct mf_event *mf_event_new(const char *type, const char *node)
 		host[sizeof(host) - 1] = '\0';
 		node = host;
 	}
-	event_format_time(ts, sizeof(ts));
-	snprintf(num, sizeof(num), "%d", EVENT_VERSION);
-	jbuf_adds(&b, "{\"v\":");
-	jbuf_adds(&b, num);
-	jbuf_adds(&b, ",\"type\":");
+	event_format_time(ts);
+	jbuf_adds(&b, "{\"v\":" EVENT_VERSION ",\"type\":");
 	json_escape(&b, type != NULL ? type : "", type != NULL ? strlen(type) : 0, 0);
 	jbuf_adds(&b, ",\"time\":\"");
 	jbuf_adds(&b, ts);
 	jbuf_adds(&b, "\",\"node\":");
 	json_escape(&b, node, strlen(node), 0);
-	snprintf(num, sizeof(num), "%ld", (long)getpid());
 	jbuf_adds(&b, ",\"pid\":");
-	jbuf_adds(&b, num);
+	jbuf_add(&b, num, fmt_i64(num, (int64_t)getpid()));
 	if (b.failed) {
 		free(b.buf);
 		free(ev);
@@ -350,8 +408,7 @@ void mf_event_add_int(struct mf_event *ev, const char *name, int64_t value)
 
 	if (!event_field(ev, &b, name))
 		return;
-	snprintf(num, sizeof(num), "%" PRId64, value);
-	jbuf_adds(&b, num);
+	jbuf_add(&b, num, fmt_i64(num, value));
 	event_from_jbuf(ev, &b);
 }
 
@@ -430,6 +487,11 @@ static bool jc_string(struct jcheck *c)
 	while (c->p < c->end) {
 		unsigned char ch = *c->p;
 
+		if (ch >= 0x20 && ch < 0x80 && ch != '"' && ch != '\\') {
+			/* plain ASCII, the usual case */
+			c->p++;
+			continue;
+		}
 		if (ch == '"') {
 			c->p++;
 			return true;

@@ -359,9 +359,12 @@ int mf_spool_append(struct mf_spool_writer *w, const void *payload, size_t len, 
 
 	/* Other threads of this process may be appending: wait for them no
 	   longer than for another process. */
-	clock_gettime(CLOCK_REALTIME, &deadline);
-	deadline.tv_sec += SPOOL_WRITER_LOCK_TIMEOUT_MS / 1000;
-	rc = pthread_mutex_timedlock(&w->mutex, &deadline);
+	rc = pthread_mutex_trylock(&w->mutex);
+	if (rc == EBUSY) {
+		clock_gettime(CLOCK_REALTIME, &deadline);
+		deadline.tv_sec += SPOOL_WRITER_LOCK_TIMEOUT_MS / 1000;
+		rc = pthread_mutex_timedlock(&w->mutex, &deadline);
+	}
 	if (rc != 0)
 		return mf_error_set(err, "spool %s: another thread holds the writer: %s", w->dir,
 		                    strerror(rc));
@@ -380,10 +383,13 @@ int mf_spool_append(struct mf_spool_writer *w, const void *payload, size_t len, 
 			             SPOOL_WRITER_LOCK_TIMEOUT_MS);
 			goto out;
 		}
-		snprintf(what, sizeof(what), "spool %s: segment %llu", w->dir,
-		         (unsigned long long)w->seg);
-		if (spool_lock(w->fd, LOCK_EX, SPOOL_WRITER_LOCK_TIMEOUT_MS, what, err) < 0)
-			goto out;
+		/* Free (the usual case): no waiting, nothing to name. */
+		if (flock(w->fd, LOCK_EX | LOCK_NB) < 0) {
+			snprintf(what, sizeof(what), "spool %s: segment %llu", w->dir,
+			         (unsigned long long)w->seg);
+			if (spool_lock(w->fd, LOCK_EX, SPOOL_WRITER_LOCK_TIMEOUT_MS, what, err) < 0)
+				goto out;
+		}
 		if (writer_segment_usable(w, &size, &usable, err) < 0) {
 			(void)flock(w->fd, LOCK_UN);
 			goto out;

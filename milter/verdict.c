@@ -126,6 +126,19 @@ static void append_quoted(GString *s, const char *str)
 	}
 }
 
+static void append_u64(GString *s, uint64_t v)
+{
+	char digits[20];
+	int k = 0;
+
+	do {
+		digits[k++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v > 0);
+	while (k > 0)
+		g_string_append_c(s, digits[--k]);
+}
+
 void mf_verdict_event(const struct mf_verdict *v, struct mf_event *ev)
 {
 	GString *s;
@@ -193,8 +206,9 @@ void mf_verdict_event(const struct mf_verdict *v, struct mf_event *ev)
 		append_quoted(s, a->content_type);
 		g_string_append(s, ",\"type\":");
 		append_quoted(s, mf_filetype_name(a->type));
-		g_string_append_printf(s,
-		                       ",\"size\":%llu,\"action\":", (unsigned long long)a->size);
+		g_string_append(s, ",\"size\":");
+		append_u64(s, (uint64_t)a->size);
+		g_string_append(s, ",\"action\":");
 		append_quoted(s, mf_action_name(a->action));
 		if (a->inner != NULL) {
 			g_string_append(s, ",\"inner\":");

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <json.h>
 #include "mf-event.h"
@@ -49,6 +50,36 @@ static bool no_raw_controls(const char *s, size_t len)
 	return true;
 }
 
+/* A new event's time lies between the clock's UTC time just before and
+   just after it is made. */
+static bool time_matches_clock(void)
+{
+	char before[32], after[32];
+	struct mf_event *ev;
+	struct json_object *o;
+	const char *json, *t;
+	time_t now;
+	struct tm tm;
+	bool ok = true;
+	size_t len;
+
+	now = time(NULL);
+	strftime(before, sizeof(before), "%Y-%m-%dT%H:%M:%S", gmtime_r(&now, &tm));
+	ev = mf_event_new("auth", "mx1");
+	now = time(NULL);
+	strftime(after, sizeof(after), "%Y-%m-%dT%H:%M:%S", gmtime_r(&now, &tm));
+	json = mf_event_json(ev, &len);
+	o = json != NULL ? parse(json, len) : NULL;
+	t = o != NULL ? get_str(o, "time", NULL) : NULL;
+	if (t == NULL || strlen(t) != 27 || strncmp(t, before, 19) < 0 || strncmp(t, after, 19) > 0)
+		ok = false;
+	if (!ok)
+		diag("event time %s, clock %s .. %s", t != NULL ? t : "(none)", before, after);
+	json_object_put(o);
+	mf_event_free(&ev);
+	return ok;
+}
+
 static void test_fixed_fields(void)
 {
 	static const char *const keys[] = {"v", "type", "time", "node", "pid"};
@@ -82,6 +113,7 @@ static void test_fixed_fields(void)
 	ok(t != NULL && regexec(&re, t, 0, NULL, 0) == 0,
 	   "time is RFC 3339 UTC with microseconds: %s", t);
 	regfree(&re);
+	ok(time_matches_clock(), "time is the current UTC time");
 	ok(get_str(o, "node", NULL) != NULL && strcmp(get_str(o, "node", NULL), "mx1") == 0,
 	   "node is the configured one");
 	ok(json_object_object_get_ex(o, "pid", &v) && json_object_get_int(v) == (int)getpid(),

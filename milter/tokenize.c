@@ -318,17 +318,22 @@ static bool is_spaceless_script(gunichar c)
 	       s == G_UNICODE_SCRIPT_THAI;
 }
 
-/* Emit one word (lower-cased UTF-8 in w, nchars characters). */
+struct wstate {
+	bool upper, lower; /* the word had upper-case / lower-case letters */
+};
+
+/* Emit one word (lower-cased UTF-8 in w, nchars characters): the word, the
+   pairs of characters of a spaceless script, and for a word written all in
+   capitals "uc:word" ("FREE" shouts). */
 static void emit_word(struct mf_tokens *t, const char *prefix, size_t plen, const char *w,
-                      size_t len, size_t nchars, bool all_digits, bool cjk)
+                      size_t len, size_t nchars, bool digits, bool cjk, const struct wstate *ws)
 {
 	/* Trim trailing inner punctuation ("end." -> "end"). */
-	while (len > 0 && (w[len - 1] == '.' || w[len - 1] == '-' || w[len - 1] == '\'' ||
-	                   w[len - 1] == '_')) {
+	while (len > 0 && (word_class[(unsigned char)w[len - 1]] & WC_INNER)) {
 		len--;
 		nchars--;
 	}
-	(void)all_digits; /* numbers of 3+ digits are kept: prices, years, codes */
+	/* numbers of 3+ digits are kept: prices, years, codes */
 	if (len == 0)
 		return;
 	if (!cjk && (len < 3 || len > MF_TOKEN_MAX))
@@ -352,6 +357,12 @@ static void emit_word(struct mf_tokens *t, const char *prefix, size_t plen, cons
 			p = q;
 		}
 	}
+	if (cjk || digits || !ws->upper || ws->lower)
+		return;
+	if (prefix != NULL)
+		tokens_add(t, "uch:", 4, w, len);
+	else
+		tokens_add(t, "uc:", 3, w, len);
 }
 
 /* Add "url:" tokens for a host name and its parent domains. */
@@ -437,25 +448,6 @@ static size_t try_url(struct mf_tokens *t, const char *p, const char *end)
 	return (size_t)(q - p);
 }
 
-struct wstate {
-	bool upper, lower; /* the word had upper-case / lower-case letters */
-};
-
-/* A word written all in capitals also gives "uc:word" ("FREE" shouts). */
-static void emit_caps(struct mf_tokens *t, const char *prefix, const struct wstate *ws,
-                      const char *w, size_t len, bool digits, bool cjk)
-{
-	while (len > 0 &&
-	       (w[len - 1] == '.' || w[len - 1] == '-' || w[len - 1] == '\'' || w[len - 1] == '_'))
-		len--;
-	if (len < 3 || len > MF_TOKEN_MAX || digits || cjk || !ws->upper || ws->lower)
-		return;
-	if (prefix != NULL)
-		tokens_add(t, "uch:", 4, w, len);
-	else
-		tokens_add(t, "uc:", 3, w, len);
-}
-
 static bool ascii_alnum(gunichar c)
 {
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
@@ -510,6 +502,25 @@ void mf_tokenize_text(struct mf_tokens *t, const char *prefix, const char *text,
 			p = q;
 			continue;
 		}
+		if ((unsigned char)*p < 0x80 && (k == 0 || wlen == 0)) {
+			/* ASCII that is not part of a word (inner punctuation is not
+			   before a word's first character) ends the word, and so do
+			   the ones after it. */
+			if (wlen > 0) {
+				if (!too_long)
+					emit_word(t, prefix, plen, word, wlen, nchars, digits, cjk,
+					          &ws);
+				ws.upper = ws.lower = false;
+				wlen = nchars = 0;
+				digits = true;
+				too_long = false;
+			}
+			do
+				p++;
+			while (p < end && (unsigned char)*p < 0x80 &&
+			       ((k = word_class[(unsigned char)*p]) == 0 || (k & WC_INNER)));
+			continue;
+		}
 		if ((unsigned char)*p < 0x80) {
 			/* ASCII, most of any mail: no Unicode tables needed */
 			c = (unsigned char)*p;
@@ -533,10 +544,9 @@ void mf_tokenize_text(struct mf_tokens *t, const char *prefix, const char *text,
 
 			if (wlen > 0 && sl != cjk) {
 				/* script change ends the word */
-				if (!too_long) {
-					emit_word(t, prefix, plen, word, wlen, nchars, digits, cjk);
-					emit_caps(t, prefix, &ws, word, wlen, digits, cjk);
-				}
+				if (!too_long)
+					emit_word(t, prefix, plen, word, wlen, nchars, digits, cjk,
+					          &ws);
 				ws.upper = ws.lower = false;
 				wlen = nchars = 0;
 				digits = true;
@@ -570,10 +580,8 @@ void mf_tokenize_text(struct mf_tokens *t, const char *prefix, const char *text,
 			if (ascii ? !(c >= '0' && c <= '9') : !g_unichar_isdigit(c))
 				digits = false;
 		} else if (wlen > 0) {
-			if (!too_long) {
-				emit_word(t, prefix, plen, word, wlen, nchars, digits, cjk);
-				emit_caps(t, prefix, &ws, word, wlen, digits, cjk);
-			}
+			if (!too_long)
+				emit_word(t, prefix, plen, word, wlen, nchars, digits, cjk, &ws);
 			ws.upper = ws.lower = false;
 			wlen = nchars = 0;
 			digits = true;
@@ -581,10 +589,8 @@ void mf_tokenize_text(struct mf_tokens *t, const char *prefix, const char *text,
 		}
 		p = next;
 	}
-	if (wlen > 0 && !too_long) {
-		emit_word(t, prefix, plen, word, wlen, nchars, digits, cjk);
-		emit_caps(t, prefix, &ws, word, wlen, digits, cjk);
-	}
+	if (wlen > 0 && !too_long)
+		emit_word(t, prefix, plen, word, wlen, nchars, digits, cjk, &ws);
 }
 
 /* ------------------------------------------------------------ HTML */

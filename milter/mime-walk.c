@@ -763,6 +763,25 @@ static void pool_put(struct mf_iconv_pool *p, const char *charset, iconv_t cd)
 	g_mime_iconv_close(cd);
 }
 
+/* ISO-8859-1 text as UTF-8 (g_free): every byte is its own code point, so
+   no converter is needed (iconv would go through UCS-4 for every byte). */
+static char *latin1_to_utf8(const unsigned char *s, size_t len)
+{
+	char *out = g_malloc(len * 2 + 1), *o = out;
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		if (s[i] < 0x80) {
+			*o++ = (char)s[i];
+		} else {
+			*o++ = (char)(0xc0 | (s[i] >> 6));
+			*o++ = (char)(0x80 | (s[i] & 0x3f));
+		}
+	}
+	*o = '\0';
+	return out;
+}
+
 /* The part's text as UTF-8 (g_free), at most max bytes read. */
 static char *part_text(struct walk *w, GMimePart *part, const struct decoded *d, size_t max)
 {
@@ -774,8 +793,11 @@ static char *part_text(struct walk *w, GMimePart *part, const struct decoded *d,
 	if (charset != NULL && g_ascii_strcasecmp(charset, "utf-8") != 0 &&
 	    g_ascii_strcasecmp(charset, "us-ascii") != 0) {
 		const char *canon = g_mime_charset_canon_name(charset);
-		iconv_t cd = pool_get(w->pol->iconv_pool, canon);
+		iconv_t cd;
 
+		if (strcmp(canon, "iso-8859-1") == 0 || strcmp(canon, "latin1") == 0)
+			return latin1_to_utf8(d->data, len);
+		cd = pool_get(w->pol->iconv_pool, canon);
 		if (cd != (iconv_t)-1) {
 			out = g_mime_iconv_strndup(cd, (const char *)d->data, len);
 			pool_put(w->pol->iconv_pool, canon, cd);

@@ -365,6 +365,15 @@ static void test_tokens(void)
 	ok(has_token(t, "알려") || has_token(t, "려드"), "long Hangul words also give pairs");
 	mf_tokens_free(&t);
 
+	t = walk_tokens(pol, "From: a@example.org\r\n"
+	                     "Content-Type: text/plain; charset=ISO-8859-1\r\n"
+	                     "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+	                     "Caf=E9 cr=E8me br=FBl=E9e, \xa9 2026 Stra=DFe\r\n");
+	ok(has_token(t, "café") && has_token(t, "crème") && has_token(t, "brûlée") &&
+	       has_token(t, "straße") && has_token(t, "2026"),
+	   "an ISO-8859-1 body becomes UTF-8 words");
+	mf_tokens_free(&t);
+
 	t = walk_tokens(pol, "From: a@example.org\r\nContent-Type: text/html\r\n\r\n"
 	                     "<html><body><p>Cheap&nbsp;pills &amp; more</p><script>var "
 	                     "hiddenword=1;</script><!-- secretcomment --><a "

@@ -629,8 +629,11 @@ static int decode_part(struct walk *w, GMimePart *part, struct decoded *d)
 	if (d->mem != NULL) {
 		GByteArray *arr = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(d->mem));
 
-		d->data = arr->len > 0 ? arr->data : (const unsigned char *)"";
+		/* a NUL after the data (not part of it): text is read in place */
 		d->len = arr->len;
+		g_byte_array_append(arr, (const guint8 *)"", 1);
+		arr->len = (guint)d->len;
+		d->data = d->len > 0 ? arr->data : (const unsigned char *)"";
 	} else {
 		off_t size = lseek(d->fd, 0, SEEK_END);
 
@@ -782,30 +785,35 @@ static char *latin1_to_utf8(const unsigned char *s, size_t len)
 	return out;
 }
 
-/* The part's text as UTF-8 (g_free), at most max bytes read. */
-static char *part_text(struct walk *w, GMimePart *part, const struct decoded *d, size_t max)
+/* The part's text as UTF-8, at most max bytes read, up to its first NUL:
+   *len_r bytes, in the decoded data itself when that is valid UTF-8 (no
+   copy), else in *owned (g_free). */
+static const char *part_text(struct walk *w, GMimePart *part, const struct decoded *d, size_t max,
+                             size_t *len_r, char **owned)
 {
 	const char *charset =
 	    g_mime_object_get_content_type_parameter(GMIME_OBJECT(part), "charset");
 	size_t len = d->len < max ? d->len : max;
 	char *out = NULL;
 
+	*owned = NULL;
 	if (charset != NULL && g_ascii_strcasecmp(charset, "utf-8") != 0 &&
 	    g_ascii_strcasecmp(charset, "us-ascii") != 0) {
 		const char *canon = g_mime_charset_canon_name(charset);
 		iconv_t cd;
 
-		if (strcmp(canon, "iso-8859-1") == 0 || strcmp(canon, "latin1") == 0)
-			return latin1_to_utf8(d->data, len);
-		cd = pool_get(w->pol->iconv_pool, canon);
-		if (cd != (iconv_t)-1) {
+		if (strcmp(canon, "iso-8859-1") == 0 || strcmp(canon, "latin1") == 0) {
+			out = latin1_to_utf8(d->data, len);
+		} else if ((cd = pool_get(w->pol->iconv_pool, canon)) != (iconv_t)-1) {
 			out = g_mime_iconv_strndup(cd, (const char *)d->data, len);
 			pool_put(w->pol->iconv_pool, canon, cd);
 		}
 	}
 	if (out == NULL) {
-		if (g_utf8_validate((const char *)d->data, (gssize)len, NULL))
-			return g_strndup((const char *)d->data, len); /* checked: no NUL either */
+		if (g_utf8_validate((const char *)d->data, (gssize)len, NULL)) {
+			*len_r = len; /* checked: no NUL either */
+			return (const char *)d->data;
+		}
 		out = g_mime_utils_decode_8bit(w->opts, (const char *)d->data, len);
 	}
 	if (out != NULL && !g_utf8_validate(out, -1, NULL)) {
@@ -814,6 +822,8 @@ static char *part_text(struct walk *w, GMimePart *part, const struct decoded *d,
 		g_free(out);
 		out = valid;
 	}
+	*owned = out;
+	*len_r = out != NULL ? strlen(out) : 0;
 	return out;
 }
 
@@ -851,18 +861,19 @@ static void leaf(struct walk *w, GMimeObject *obj, GMimeObject *parent)
 	}
 	if (is_text && filename == NULL && !g_mime_part_is_attachment(part)) {
 		if (w->text_left > 0) {
-			char *text = part_text(w, part, &d, (size_t)w->text_left);
+			char *owned;
+			size_t len;
+			const char *text =
+			    part_text(w, part, &d, (size_t)w->text_left, &len, &owned);
 
 			if (text != NULL) {
-				size_t len = strlen(text);
-
 				if (g_mime_content_type_is_type(ct, "text", "html"))
 					mf_tokenize_html(w->toks, text, len);
 				else
 					mf_tokenize_text(w->toks, NULL, text, len);
 				w->text_left -= len < w->text_left ? len : w->text_left;
-				g_free(text);
 			}
+			g_free(owned);
 		}
 		decoded_free(&d);
 		return;

@@ -113,18 +113,72 @@ int mf_token_key_load(const char *keys_dir, struct mf_token_key *key, struct mf_
 	return 0;
 }
 
+static uint64_t le64(const unsigned char *p)
+{
+	return (uint64_t)p[0] | (uint64_t)p[1] << 8 | (uint64_t)p[2] << 16 | (uint64_t)p[3] << 24 |
+	       (uint64_t)p[4] << 32 | (uint64_t)p[5] << 40 | (uint64_t)p[6] << 48 |
+	       (uint64_t)p[7] << 56;
+}
+
+static uint64_t rotl64(uint64_t x, unsigned b)
+{
+	return (x << b) | (x >> (64 - b));
+}
+
+#define SIPROUND                     \
+	do {                         \
+		v0 += v1;            \
+		v1 = rotl64(v1, 13); \
+		v1 ^= v0;            \
+		v0 = rotl64(v0, 32); \
+		v2 += v3;            \
+		v3 = rotl64(v3, 16); \
+		v3 ^= v2;            \
+		v0 += v3;            \
+		v3 = rotl64(v3, 21); \
+		v3 ^= v0;            \
+		v2 += v1;            \
+		v1 = rotl64(v1, 17); \
+		v1 ^= v2;            \
+		v2 = rotl64(v2, 32); \
+	} while (0)
+
+/* SipHash-2-4 (Aumasson and Bernstein): a keyed 64-bit function made for
+   short inputs, several times faster than BLAKE2b here, and as opaque
+   without the key.  Written out here rather than called through libsodium's
+   crypto_shorthash, whose result it equals (the unit tests compare them):
+   a message's tokens are a few bytes each, and the call, the key
+   schedule and the byte-wise result cost as much as the rounds. */
 uint64_t mf_token_id(const struct mf_token_key *key, const char *tok, size_t len)
 {
-	unsigned char out[crypto_shorthash_BYTES];
-	uint64_t id = 0;
-	int i;
+	const unsigned char *p = (const unsigned char *)tok;
+	uint64_t k0 = le64(key->k), k1 = le64(key->k + 8);
+	uint64_t v0 = k0 ^ 0x736f6d6570736575ULL, v1 = k1 ^ 0x646f72616e646f6dULL;
+	uint64_t v2 = k0 ^ 0x6c7967656e657261ULL, v3 = k1 ^ 0x7465646279746573ULL;
+	uint64_t m, b = (uint64_t)len << 56;
+	size_t i, left = len & 7;
 
-	/* SipHash-2-4: a keyed 64-bit function made for short inputs, several
-	   times faster than BLAKE2b here, and as opaque without the key. */
-	crypto_shorthash(out, (const unsigned char *)tok, len, key->k);
-	for (i = 0; i < 8; i++)
-		id = (id << 8) | out[i];
-	return key_of(id);
+	for (i = 0; i + 8 <= len; i += 8) {
+		m = le64(p + i);
+		v3 ^= m;
+		SIPROUND;
+		SIPROUND;
+		v0 ^= m;
+	}
+	for (m = 0; left > 0; left--)
+		m |= (uint64_t)p[i + left - 1] << (8 * (left - 1));
+	b |= m;
+	v3 ^= b;
+	SIPROUND;
+	SIPROUND;
+	v0 ^= b;
+	v2 ^= 0xff;
+	SIPROUND;
+	SIPROUND;
+	SIPROUND;
+	SIPROUND;
+	/* the 8 bytes of the result, little-endian, read as a big-endian number */
+	return key_of(__builtin_bswap64(v0 ^ v1 ^ v2 ^ v3));
 }
 
 struct mf_model *mf_model_new(const struct mf_token_key *key, size_t hint)
@@ -253,10 +307,10 @@ int mf_model_train(struct mf_model *m, const struct mf_tokens *t, bool spam)
 	size_t i, n = mf_tokens_count(t);
 
 	for (i = 0; i < n; i++) {
-		const char *tok = mf_tokens_get(t, i, NULL);
+		size_t len;
+		const char *tok = mf_tokens_text(t, i, &len);
 
-		if (mf_model_add(m, mf_token_id(&m->key, tok, strlen(tok)), spam ? 1 : 0,
-		                 spam ? 0 : 1) < 0)
+		if (mf_model_add(m, mf_token_id(&m->key, tok, len), spam ? 1 : 0, spam ? 0 : 1) < 0)
 			return -1;
 	}
 	if (spam)
@@ -370,9 +424,10 @@ int mf_trainset_add_tokens(struct mf_trainset *ts, const struct mf_token_key *ke
 	if (ids == NULL)
 		return mf_error_set(err, "out of memory");
 	for (i = 0; i < n; i++) {
-		const char *tok = mf_tokens_get(t, i, NULL);
+		size_t len;
+		const char *tok = mf_tokens_text(t, i, &len);
 
-		ids[i] = mf_token_id(key, tok, strlen(tok));
+		ids[i] = mf_token_id(key, tok, len);
 	}
 	ret = mf_trainset_add(ts, ids, n, spam, err);
 	free(ids);
@@ -604,24 +659,43 @@ static int clue_cmp(const void *a, const void *b)
 	return da < db ? 1 : da > db ? -1 : 0;
 }
 
-/* Keep out->top as the MF_BAYES_TOP tokens of largest |weight| (in
-   strength[], parallel to it), strongest first; prob is the weight as a
-   probability, 1 / (1 + e^-w). */
-static void top_insert(struct mf_bayes *out, double *strength, const char *tok, double w)
+/* The MF_BAYES_TOP tokens of largest |weight| so far, strongest first
+   (strength is |weight|); copied into the result once, at the end. */
+struct top {
+	unsigned n;
+	const char *tok[MF_BAYES_TOP];
+	double weight[MF_BAYES_TOP], strength[MF_BAYES_TOP];
+};
+
+static void top_insert(struct top *top, const char *tok, double w)
 {
 	double d = fabs(w);
 	unsigned i;
 
-	if (out->ntop == MF_BAYES_TOP && d <= strength[MF_BAYES_TOP - 1])
+	if (top->n == MF_BAYES_TOP && d <= top->strength[MF_BAYES_TOP - 1])
 		return;
-	i = out->ntop < MF_BAYES_TOP ? out->ntop++ : MF_BAYES_TOP - 1;
-	for (; i > 0 && strength[i - 1] < d; i--) {
-		out->top[i] = out->top[i - 1];
-		strength[i] = strength[i - 1];
+	i = top->n < MF_BAYES_TOP ? top->n++ : MF_BAYES_TOP - 1;
+	for (; i > 0 && top->strength[i - 1] < d; i--) {
+		top->tok[i] = top->tok[i - 1];
+		top->weight[i] = top->weight[i - 1];
+		top->strength[i] = top->strength[i - 1];
 	}
-	snprintf(out->top[i].token, sizeof(out->top[i].token), "%s", tok);
-	out->top[i].prob = sigmoid(w);
-	strength[i] = d;
+	top->tok[i] = tok;
+	top->weight[i] = w;
+	top->strength[i] = d;
+}
+
+/* out->top from the strongest tokens; prob is the weight as a probability,
+   1 / (1 + e^-w). */
+static void top_result(const struct top *top, struct mf_bayes *out)
+{
+	unsigned i;
+
+	for (i = 0; i < top->n; i++) {
+		snprintf(out->top[i].token, sizeof(out->top[i].token), "%s", top->tok[i]);
+		out->top[i].prob = sigmoid(top->weight[i]);
+	}
+	out->ntop = top->n;
 }
 
 /* Token ids in batches: first every id of a batch, with the slot each will
@@ -632,15 +706,18 @@ static void top_insert(struct mf_bayes *out, double *strength, const char *tok, 
 static void classify_lr(const struct mf_model *m, const struct mf_tokens *t, struct mf_bayes *out)
 {
 	size_t i, j, nb, n = mf_tokens_count(t);
-	double sum = 0.0, strength[MF_BAYES_TOP];
+	double sum = 0.0;
 	uint64_t ids[LOOKUP_BATCH];
+	const char *toks[LOOKUP_BATCH];
+	struct top top = {.n = 0};
 
 	for (i = 0; i < n; i += nb) {
 		nb = n - i < LOOKUP_BATCH ? n - i : LOOKUP_BATCH;
 		for (j = 0; j < nb; j++) {
-			const char *tok = mf_tokens_get(t, i + j, NULL);
+			size_t len;
 
-			ids[j] = key_of(mf_token_id(&m->key, tok, strlen(tok)));
+			toks[j] = mf_tokens_text(t, i + j, &len);
+			ids[j] = mf_token_id(&m->key, toks[j], len);
 			__builtin_prefetch(&m->slots[ids[j] & (m->cap - 1)]);
 		}
 		for (j = 0; j < nb; j++) {
@@ -650,9 +727,10 @@ static void classify_lr(const struct mf_model *m, const struct mf_tokens *t, str
 				continue;
 			sum += c->weight;
 			out->used++;
-			top_insert(out, strength, mf_tokens_get(t, i + j, NULL), c->weight);
+			top_insert(&top, toks[j], c->weight);
 		}
 	}
+	top_result(&top, out);
 	out->prob = sigmoid(m->bias + length_scale(n) * sum);
 }
 
@@ -679,9 +757,9 @@ void mf_classify(const struct mf_model *m, const struct mf_tokens *t,
 	if (clues == NULL)
 		return;
 	for (i = 0; i < n; i++) {
-		const char *tok = mf_tokens_get(t, i, NULL);
-		const struct mf_token_count *c =
-		    mf_model_get(m, mf_token_id(&m->key, tok, strlen(tok)));
+		size_t len;
+		const char *tok = mf_tokens_text(t, i, &len);
+		const struct mf_token_count *c = mf_model_get(m, mf_token_id(&m->key, tok, len));
 		double b, g, pw, f, cnt;
 
 		if (c == NULL)

@@ -187,6 +187,8 @@ struct mf_tokens *mf_tokens_new(size_t max);
 void mf_tokens_free(struct mf_tokens **t);
 size_t mf_tokens_count(const struct mf_tokens *t);
 const char *mf_tokens_get(const struct mf_tokens *t, size_t i, uint64_t *hash_r);
+/* Token i (NULL past the end) and its length in bytes. */
+const char *mf_tokens_text(const struct mf_tokens *t, size_t i, size_t *len_r);
 /* Add one token as is (prefix may be NULL). */
 void mf_tokens_add(struct mf_tokens *t, const char *prefix, const char *word, size_t len);
 /* Split UTF-8 text into words (lower-cased, CJK as character pairs), and

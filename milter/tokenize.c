@@ -151,6 +151,14 @@ const char *mf_tokens_get(const struct mf_tokens *t, size_t i, uint64_t *hash_r)
 	return k->text;
 }
 
+const char *mf_tokens_text(const struct mf_tokens *t, size_t i, size_t *len_r)
+{
+	if (i >= t->count)
+		return NULL;
+	*len_r = t->toks[i].len;
+	return t->toks[i].text;
+}
+
 /* Double the table (at most half full, so toks needs cap / 2 entries). */
 static bool tokens_grow(struct mf_tokens *t)
 {

@@ -14,6 +14,7 @@
 #include <iconv.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sodium.h>
 #include "../../milter/scan.h"
 #include "mf-config.h"
 #include "tap.h"
@@ -420,6 +421,87 @@ static struct mf_model *trained_model(const struct mf_policy *pol)
 		mf_tokens_free(&t);
 	}
 	return m;
+}
+
+/* Tokens of a few texts exactly and in order, as the tokenizer has always
+   given them (the classifier's models depend on it), and token ids equal
+   to libsodium's SipHash-2-4. */
+static void test_tokens_exact(void)
+{
+	static const struct {
+		bool html;
+		const char *prefix, *text, *tokens;
+	} cases[] = {
+	    {false, NULL,
+	     "FREE money!!! Visit http://user:pw@Sub.Example.COM/cgi-bin/r.pl?id=7 it's end. "
+	     "$100 x-ray_ 2026",
+	     "free uc:free money visit url:sub.example.com url:example.com url:com urlp:cgi-bin "
+	     "urlp:r urlp:pl urlp:id urlp:7 http user sub.example.com cgi-bin r.pl it's end $100 "
+	     "x-ray 2026"},
+	    {true, NULL,
+	     "<HTML><!-- hidden --><A "
+	     "HREF=\"https://Click.Spam.Example/x?a=1\">Cheap&nbsp;PILLS</a>"
+	     "<SCRIPT>var secret;</Script><img src=www.pics.example/a.gif>&#x41;BC</html>",
+	     "tag:html tag:a url:click.spam.example url:spam.example url:example urlp:x urlp:a "
+	     "urlp:1 tag:script tag:img url:www.pics.example url:pics.example urlp:gif cheap pills "
+	     "uc:pills script abc uc:abc"},
+	    {false, "subj:",
+	     "caf\xc3\xa9 \xc3\x89T\xc3\x89 \xe4\xb8\xad\xe6\x96\x87\xe5\xad\x97"
+	     "abc\xed\x9a\x8c\xec\x9d\x98 "
+	     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa "
+	     "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb",
+	     "subj:caf\xc3\xa9 subj:\xc3\xa9t\xc3\xa9 uch:\xc3\xa9t\xc3\xa9 "
+	     "subj:\xe4\xb8\xad\xe6\x96\x87\xe5\xad\x97 subj:\xe4\xb8\xad\xe6\x96\x87 "
+	     "subj:\xe6\x96\x87\xe5\xad\x97 subj:abc subj:\xed\x9a\x8c\xec\x9d\x98 "
+	     "subj:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"},
+	};
+	struct mf_token_key key;
+	unsigned char msg[80], out[crypto_shorthash_BYTES];
+	size_t c, i, len;
+	bool same = true;
+
+	for (c = 0; c < MF_N_ELEMENTS(cases); c++) {
+		struct mf_tokens *t = mf_tokens_new(1000);
+		char got[2048] = "";
+		bool lengths = true;
+
+		if (cases[c].html)
+			mf_tokenize_html(t, cases[c].text, strlen(cases[c].text));
+		else
+			mf_tokenize_text(t, cases[c].prefix, cases[c].text, strlen(cases[c].text));
+		for (i = 0; i < mf_tokens_count(t); i++) {
+			const char *tok = mf_tokens_text(t, i, &len);
+
+			lengths = lengths && len == strlen(tok) && tok == mf_tokens_get(t, i, NULL);
+			if (i > 0)
+				g_strlcat(got, " ", sizeof(got));
+			g_strlcat(got, tok, sizeof(got));
+		}
+		ok(strcmp(got, cases[c].tokens) == 0, "tokens of text %zu exactly: %s", c, got);
+		ok(lengths && mf_tokens_text(t, i, &len) == NULL, "token lengths of text %zu", c);
+		mf_tokens_free(&t);
+	}
+
+	/* the test vector of the SipHash paper: key 00..0f, message 00..0e */
+	memset(&key, 0, sizeof(key));
+	for (i = 0; i < 16; i++)
+		key.k[i] = (unsigned char)i;
+	for (i = 0; i < sizeof(msg); i++)
+		msg[i] = (unsigned char)i;
+	ok(mf_token_id(&key, (const char *)msg, 15) == 0xe545be4961ca29a1ULL,
+	   "token id of the SipHash-2-4 test vector");
+	for (len = 0; len < sizeof(msg); len++) {
+		uint64_t want = 0;
+
+		crypto_shorthash(out, msg, len, key.k);
+		for (i = 0; i < sizeof(out); i++)
+			want = want << 8 | out[i];
+		if (mf_token_id(&key, (const char *)msg, len) != (want != 0 ? want : 1)) {
+			diag("length %zu differs", len);
+			same = false;
+		}
+	}
+	ok(same, "token ids equal libsodium's crypto_shorthash for 0 to 79 bytes");
 }
 
 static void test_classifier(void)
@@ -1267,6 +1349,7 @@ int main(void)
 	test_policy();
 	test_msgbuf();
 	test_tokens();
+	test_tokens_exact();
 	test_classifier();
 	test_logistic();
 	test_attachments();

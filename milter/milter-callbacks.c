@@ -528,6 +528,7 @@ static sfsistat cb_eom(SMFICTX *ctx)
 	struct mf_error err;
 	GMimeStream *stream = NULL;
 	const char *qid;
+	char score[32];
 	sfsistat ret = SMFIS_CONTINUE;
 	bool ok;
 	int i, k;
@@ -558,6 +559,8 @@ static sfsistat cb_eom(SMFICTX *ctx)
 		ret = default_action(ctx, m->pol);
 		goto out;
 	}
+	/* for the header and the log line (printf's "%.1f" is slow) */
+	mf_verdict_format_score(score, v.score);
 	if (v.body_changed && v.action != MF_ACT_REJECT && v.action != MF_ACT_TEMPFAIL) {
 		if (replace_body(ctx, m, &v, &err) < 0) {
 			mf_log_error("%s: cannot strip an attachment: %s", qid, err.msg);
@@ -569,14 +572,12 @@ static sfsistat cb_eom(SMFICTX *ctx)
 	}
 	if (v.scanned_spam && m->pol->add_headers && v.action != MF_ACT_REJECT &&
 	    v.action != MF_ACT_TEMPFAIL) {
-		char score[32];
 		char *status = mf_verdict_spam_status(m->pol, &v);
 
 		/* Headers of these names from outside would lie to the user's filters. */
 		for (i = 0; i < SPAM_HEADERS; i++)
 			for (k = m->seen_spam_headers[i]; k >= 1; k--)
 				(void)milter_ctx_chgheader(ctx, (char *)spam_headers[i], k, NULL);
-		snprintf(score, sizeof(score), "%.1f", v.score);
 		(void)milter_ctx_addheader(ctx, "X-Spam-Flag", v.is_spam ? "YES" : "NO");
 		(void)milter_ctx_addheader(ctx, "X-Spam-Score", score);
 		(void)milter_ctx_addheader(ctx, "X-Spam-Status", status);
@@ -607,8 +608,8 @@ static sfsistat cb_eom(SMFICTX *ctx)
 		ret = SMFIS_CONTINUE;
 		break;
 	}
-	mf_log_info("%s: %s from=<%s> score=%.1f%s%s", qid, mf_action_name(v.action), m->sender,
-	            v.score, v.reason != NULL ? " reason=" : "", v.reason != NULL ? v.reason : "");
+	mf_log_info("%s: %s from=<%s> score=%s%s%s", qid, mf_action_name(v.action), m->sender,
+	            score, v.reason != NULL ? " reason=" : "", v.reason != NULL ? v.reason : "");
 out:
 	if (stream != NULL)
 		g_object_unref(stream);

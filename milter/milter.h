@@ -57,6 +57,10 @@ void milter_state_refresh_now(struct milter_state *st);
    memory; b is then empty, with its old tmp_dir). */
 int mf_msgbuf_reset(struct mf_msgbuf *b, const char *tmp_dir, size_t spill);
 
+/* verdict.c (the rest of it is declared in scan.h): a score with one
+   decimal, exactly as printf's "%.1f" writes it, for headers and logs. */
+void mf_verdict_format_score(char out[32], double score);
+
 /* milter-callbacks.c */
 void milter_callbacks_bind(struct milter_state *st);
 const struct smfiDesc *milter_callbacks_desc(void);

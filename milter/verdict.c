@@ -21,6 +21,7 @@
 #include <string.h>
 #include "mailfort-config.h"
 #include "mf-event.h"
+#include "milter.h"
 #include "scan.h"
 
 /* x with dec (0..4) decimals into out (at least 32 bytes), exactly as
@@ -61,6 +62,11 @@ static void fmt_fixed(char *out, size_t size, double x, int dec)
 	while (k > 0 && o + 1 < size)
 		out[o++] = digits[--k];
 	out[o] = '\0';
+}
+
+void mf_verdict_format_score(char out[32], double score)
+{
+	fmt_fixed(out, 32, score, 1);
 }
 
 static const char *bayes_band(double p)

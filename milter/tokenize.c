@@ -209,11 +209,31 @@ static char *text_copy(struct mf_tokens *t, const char *s, size_t n)
 	return p;
 }
 
+/* Whether the n bytes at a and b are the same (n small). */
+static bool same_bytes(const char *a, const char *b, size_t n)
+{
+	size_t i;
+
+	if (n >= 8) {
+		for (i = 0; i + 8 < n; i += 8)
+			if (load64(a + i) != load64(b + i))
+				return false;
+		return load64(a + n - 8) == load64(b + n - 8);
+	}
+	if (n >= 4)
+		return load32(a) == load32(b) && load32(a + n - 4) == load32(b + n - 4);
+	for (i = 0; i < n; i++)
+		if (a[i] != b[i])
+			return false;
+	return true;
+}
+
 /* mf_tokens_add with the prefix's length known (plen at most 16). */
 static void tokens_add(struct mf_tokens *t, const char *prefix, size_t plen, const char *word,
                        size_t len)
 {
 	char buf[MF_TOKEN_MAX + 24];
+	const char *src;
 	struct slot *s;
 	struct mf_tok *k;
 	size_t n, i;
@@ -224,11 +244,15 @@ static void tokens_add(struct mf_tokens *t, const char *prefix, size_t plen, con
 		return;
 	if (len > MF_TOKEN_MAX)
 		len = MF_TOKEN_MAX;
-	if (plen > 0)
+	if (plen > 0) {
 		memcpy(buf, prefix, plen);
-	memcpy(buf + plen, word, len);
+		memcpy(buf + plen, word, len);
+		src = buf;
+	} else {
+		src = word; /* no copy to look it up */
+	}
 	n = plen + len;
-	h = mf_token_hash(buf, n);
+	h = mf_token_hash(src, n);
 	if ((t->count + 1) * 2 > t->cap && !tokens_grow(t))
 		return;
 	tag = (uint32_t)(h >> 32);
@@ -237,13 +261,13 @@ static void tokens_add(struct mf_tokens *t, const char *prefix, size_t plen, con
 		if (s->tag == tag) {
 			const struct mf_tok *o = &t->toks[s->index - 1];
 
-			if (o->hash == h && o->len == n && memcmp(o->text, buf, n) == 0)
+			if (o->hash == h && o->len == n && same_bytes(o->text, src, n))
 				return;
 		}
 		i = (i + 1) & (t->cap - 1);
 	}
 	k = &t->toks[t->count];
-	k->text = text_copy(t, buf, n);
+	k->text = text_copy(t, src, n);
 	if (k->text == NULL)
 		return;
 	k->hash = h;

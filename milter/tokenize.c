@@ -68,17 +68,34 @@ static uint64_t load32(const char *p)
 	return v;
 }
 
+/* The 128-bit product of a and b, its two halves xor-ed: every bit of the
+   result depends on every bit of both. */
+static uint64_t mum(uint64_t a, uint64_t b)
+{
+#ifdef __SIZEOF_INT128__
+	unsigned __int128 r = (unsigned __int128)a * b;
+
+	return (uint64_t)r ^ (uint64_t)(r >> 64);
+#else
+	uint64_t ll = (a & 0xffffffff) * (b & 0xffffffff), lh = (a & 0xffffffff) * (b >> 32);
+	uint64_t hl = (a >> 32) * (b & 0xffffffff), hh = (a >> 32) * (b >> 32);
+	uint64_t mid = (ll >> 32) + (lh & 0xffffffff) + (hl & 0xffffffff);
+
+	return ((mid << 32) | (ll & 0xffffffff)) ^ (hh + (lh >> 32) + (hl >> 32) + (mid >> 32));
+#endif
+}
+
 /* Eight bytes at a time (the last piece read as two overlapping halves),
-   then the splitmix64 finaliser.  The value only places tokens in the set
-   of one message: it is never stored, and differs between byte orders. */
+   each step a 128-bit multiplication: a short dependency chain, as the
+   hash is taken for every word of a message.  The value only places
+   tokens in the set of one message: it is never stored, and differs
+   between byte orders. */
 uint64_t mf_token_hash(const char *tok, size_t len)
 {
 	uint64_t h = 0xcbf29ce484222325ULL ^ (len * 0x9e3779b97f4a7c15ULL), v;
 
-	for (; len > 8; tok += 8, len -= 8) {
-		h = (h ^ load64(tok)) * 0xbf58476d1ce4e5b9ULL;
-		h ^= h >> 31;
-	}
+	for (; len > 8; tok += 8, len -= 8)
+		h = mum(h ^ load64(tok), 0x9e3779b97f4a7c15ULL);
 	if (len >= 4)
 		v = load32(tok) | load32(tok + len - 4) << 32;
 	else if (len > 0)
@@ -86,13 +103,7 @@ uint64_t mf_token_hash(const char *tok, size_t len)
 		    (uint64_t)(unsigned char)tok[len - 1] << 16;
 	else
 		v = 0;
-	h = (h ^ v) * 0xbf58476d1ce4e5b9ULL;
-	h ^= h >> 30;
-	h *= 0xbf58476d1ce4e5b9ULL;
-	h ^= h >> 27;
-	h *= 0x94d049bb133111ebULL;
-	h ^= h >> 31;
-	return h;
+	return mum(h ^ v, 0xbf58476d1ce4e5b9ULL);
 }
 
 struct mf_tokens *mf_tokens_new(size_t max)

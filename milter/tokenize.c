@@ -239,30 +239,18 @@ static bool same_bytes(const char *a, const char *b, size_t n)
 	return true;
 }
 
-/* mf_tokens_add with the prefix's length known (plen at most 16). */
-static void tokens_add(struct mf_tokens *t, const char *prefix, size_t plen, const char *word,
-                       size_t len)
+/* Add the token of n bytes at src (n at most MF_TOKEN_MAX + 16), unless
+   the set has it or is full. */
+static void set_add(struct mf_tokens *t, const char *src, size_t n)
 {
-	char buf[MF_TOKEN_MAX + 24];
-	const char *src;
 	struct slot *s;
 	struct mf_tok *k;
-	size_t n, i;
+	size_t i;
 	uint64_t h;
 	uint32_t tag;
 
-	if (t->count >= t->max || len == 0)
+	if (t->count >= t->max)
 		return;
-	if (len > MF_TOKEN_MAX)
-		len = MF_TOKEN_MAX;
-	if (plen > 0) {
-		memcpy(buf, prefix, plen);
-		memcpy(buf + plen, word, len);
-		src = buf;
-	} else {
-		src = word; /* no copy to look it up */
-	}
-	n = plen + len;
 	h = mf_token_hash(src, n);
 	if ((t->count + 1) * 2 > t->cap && !tokens_grow(t))
 		return;
@@ -285,6 +273,25 @@ static void tokens_add(struct mf_tokens *t, const char *prefix, size_t plen, con
 	k->len = n;
 	s->tag = tag;
 	s->index = (uint32_t)++t->count;
+}
+
+/* mf_tokens_add with the prefix's length known (plen at most 16). */
+static void tokens_add(struct mf_tokens *t, const char *prefix, size_t plen, const char *word,
+                       size_t len)
+{
+	char buf[MF_TOKEN_MAX + 24];
+
+	if (t->count >= t->max || len == 0)
+		return;
+	if (len > MF_TOKEN_MAX)
+		len = MF_TOKEN_MAX;
+	if (plen == 0) {
+		set_add(t, word, len); /* no copy to look it up */
+		return;
+	}
+	memcpy(buf, prefix, plen);
+	memcpy(buf + plen, word, len);
+	set_add(t, buf, plen + len);
 }
 
 static size_t prefix_len(const char *prefix)
@@ -361,13 +368,17 @@ static bool is_spaceless_script(gunichar c)
 	       s == G_UNICODE_SCRIPT_THAI;
 }
 
+/* Longest word kept while it is read, in bytes (longer ones are dropped). */
+#define WORD_MAX (MF_TOKEN_MAX * 2 + 8)
+
 struct wstate {
 	bool upper, lower; /* the word had upper-case / lower-case letters */
 };
 
-/* Emit one word (lower-cased UTF-8 in w, nchars characters): the word, the
-   pairs of characters of a spaceless script, and for a word written all in
-   capitals "uc:word" ("FREE" shouts). */
+/* Emit one word (lower-cased UTF-8 in w, nchars characters, the plen bytes
+   of the prefix in front of it): the word, the pairs of characters of a
+   spaceless script, and for a word written all in capitals "uc:word"
+   ("FREE" shouts). */
 static void emit_word(struct mf_tokens *t, const char *prefix, size_t plen, const char *w,
                       size_t len, size_t nchars, bool digits, bool cjk, const struct wstate *ws)
 {
@@ -382,7 +393,7 @@ static void emit_word(struct mf_tokens *t, const char *prefix, size_t plen, cons
 	if (!cjk && (len < 3 || len > MF_TOKEN_MAX))
 		return;
 	if (len <= MF_TOKEN_MAX)
-		tokens_add(t, prefix, plen, w, len);
+		set_add(t, w - plen, plen + len); /* the prefix is in front of the word */
 	if (cjk && nchars > 2) {
 		/* Overlapping pairs of characters. */
 		const char *p = w, *end = w + len;
@@ -499,12 +510,15 @@ static bool ascii_alnum(gunichar c)
 void mf_tokenize_text(struct mf_tokens *t, const char *prefix, const char *text, size_t len)
 {
 	const char *p = text, *end = text + len;
-	char word[MF_TOKEN_MAX * 2 + 8];
+	size_t plen = prefix_len(prefix);
+	char buf[16 + WORD_MAX], *word = buf + plen; /* the prefix, then the word */
 	size_t wlen = 0, nchars = 0;
 	bool digits = true, cjk = false, too_long = false;
 	struct wstate ws = {.upper = false};
-	size_t plen = prefix_len(prefix);
 	bool ascii;
+
+	if (plen > 0)
+		memcpy(buf, prefix, plen);
 
 	while (p < end && t->count < t->max) {
 		gunichar c;
@@ -521,7 +535,7 @@ void mf_tokenize_text(struct mf_tokens *t, const char *prefix, const char *text,
 			   added before its end. */
 			const char *q = p, *lim;
 			unsigned seen = 0;
-			size_t room = sizeof(word) - 1 - wlen;
+			size_t room = WORD_MAX - 1 - wlen;
 
 			cjk = false;
 			lim = (size_t)(end - q) < room ? end : q + room;
@@ -613,7 +627,7 @@ void mf_tokenize_text(struct mf_tokens *t, const char *prefix, const char *text,
 				c = g_unichar_tolower(c);
 				n = g_unichar_to_utf8(c, enc);
 			}
-			if (wlen + (size_t)n < sizeof(word)) {
+			if (wlen + (size_t)n < WORD_MAX) {
 				memcpy(word + wlen, enc, (size_t)n);
 				wlen += (size_t)n;
 				nchars++;

@@ -120,6 +120,11 @@ static uint64_t le64(const unsigned char *p)
 	       (uint64_t)p[7] << 56;
 }
 
+static uint64_t le32(const unsigned char *p)
+{
+	return (uint64_t)p[0] | (uint64_t)p[1] << 8 | (uint64_t)p[2] << 16 | (uint64_t)p[3] << 24;
+}
+
 static uint64_t rotl64(uint64_t x, unsigned b)
 {
 	return (x << b) | (x >> (64 - b));
@@ -165,8 +170,14 @@ uint64_t mf_token_id(const struct mf_token_key *key, const char *tok, size_t len
 		SIPROUND;
 		v0 ^= m;
 	}
-	for (m = 0; left > 0; left--)
-		m |= (uint64_t)p[i + left - 1] << (8 * (left - 1));
+	/* the last 0 to 7 bytes, read as overlapping halves or one by one */
+	if (left >= 4)
+		m = le32(p + i) | le32(p + i + left - 4) << (8 * (left - 4));
+	else if (left > 0)
+		m = (uint64_t)p[i] | (uint64_t)p[i + left / 2] << (8 * (left / 2)) |
+		    (uint64_t)p[i + left - 1] << (8 * (left - 1));
+	else
+		m = 0;
 	b |= m;
 	v3 ^= b;
 	SIPROUND;

@@ -26,8 +26,9 @@
 #include "scan.h"
 #include "mf-io.h"
 
-/* The memory kept by mf_msgbuf_reset for the next message. */
-#define MSGBUF_KEEP (1024 * 1024)
+/* The most memory mf_msgbuf_reset keeps for the next message: an idle
+   connection holds no more than this (most messages fit). */
+#define MSGBUF_KEEP (256 * 1024)
 /* The first allocation for a message in memory. */
 #define MSGBUF_FIRST 16384
 

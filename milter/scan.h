@@ -197,8 +197,9 @@ void mf_tokenize_text(struct mf_tokens *t, const char *prefix, const char *text,
 /* Reduce HTML to text (tags, comments, scripts dropped; entities decoded)
    and tokenize it, plus the hosts of href/src URLs. */
 void mf_tokenize_html(struct mf_tokens *t, const char *html, size_t len);
-/* The 64-bit hash under which a token is stored. */
-uint64_t mf_token_hash(const char *tok, size_t len);
+/* The 64-bit hash under which a token set stores a token (seed: the
+   set's secret, so that its slots cannot be predicted). */
+uint64_t mf_token_hash(uint64_t seed, const char *tok, size_t len);
 
 /* ------------------------------------------------------------ classify.c */
 /* Tokens are stored under a keyed hash (SipHash-2-4, 64 bits) so that the

@@ -20,6 +20,7 @@
 #include <glib.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sodium.h>
 #include "scan.h"
 
 struct mf_tok {
@@ -46,6 +47,7 @@ struct slot {
 };
 
 struct mf_tokens {
+	uint64_t seed;      /* random per set: a sender cannot aim tokens at one slot */
 	struct slot *slots; /* open addressing, power of two */
 	size_t cap, count, max;
 	struct mf_tok *toks; /* in insertion order, cap / 2 of them */
@@ -90,9 +92,9 @@ static uint64_t mum(uint64_t a, uint64_t b)
    hash is taken for every word of a message.  The value only places
    tokens in the set of one message: it is never stored, and differs
    between byte orders. */
-uint64_t mf_token_hash(const char *tok, size_t len)
+uint64_t mf_token_hash(uint64_t seed, const char *tok, size_t len)
 {
-	uint64_t h = 0xcbf29ce484222325ULL ^ (len * 0x9e3779b97f4a7c15ULL), v;
+	uint64_t h = seed ^ 0xcbf29ce484222325ULL ^ (len * 0x9e3779b97f4a7c15ULL), v;
 
 	for (; len > 8; tok += 8, len -= 8)
 		h = mum(h ^ load64(tok), 0x9e3779b97f4a7c15ULL);
@@ -113,6 +115,9 @@ struct mf_tokens *mf_tokens_new(size_t max)
 	if (t == NULL)
 		return NULL;
 	t->max = max ? max : 1;
+	/* The table is probed linearly: without a secret seed, a message
+	   could be made of thousands of tokens with one hash. */
+	randombytes_buf(&t->seed, sizeof(t->seed));
 	/* Both arrays grow with the message: a set for up to 20,000 tokens
 	   allocated in full would cost more than most messages' tokens. */
 	t->cap = 1024;
@@ -251,7 +256,7 @@ static void set_add(struct mf_tokens *t, const char *src, size_t n)
 
 	if (t->count >= t->max)
 		return;
-	h = mf_token_hash(src, n);
+	h = mf_token_hash(t->seed, src, n);
 	if ((t->count + 1) * 2 > t->cap && !tokens_grow(t))
 		return;
 	tag = (uint32_t)(h >> 32);

@@ -588,6 +588,14 @@ static void decoded_free(struct decoded *d)
 	d->fd = -1;
 }
 
+static bool needs_decoding(GMimeContentEncoding enc)
+{
+	return enc != GMIME_CONTENT_ENCODING_DEFAULT && enc != GMIME_CONTENT_ENCODING_7BIT &&
+	       enc != GMIME_CONTENT_ENCODING_8BIT && enc != GMIME_CONTENT_ENCODING_BINARY;
+}
+
+/* The part's content, decoded: in place, in memory or in an unlinked temp
+   file.  d->data is not NUL-terminated: it is read with d->len. */
 static int decode_part(struct walk *w, GMimePart *part, struct decoded *d)
 {
 	GMimeDataWrapper *wrap = g_mime_part_get_content(part);
@@ -602,6 +610,21 @@ static int decode_part(struct walk *w, GMimePart *part, struct decoded *d)
 		return 0;
 	}
 	raw = g_mime_data_wrapper_get_stream(wrap);
+	if (raw != NULL && GMIME_IS_STREAM_MEM(raw) &&
+	    !needs_decoding(g_mime_data_wrapper_get_encoding(wrap))) {
+		/* 7bit, 8bit or binary content in memory is its own decoded form:
+		   read where it lies (the parser keeps the message's bytes) */
+		GByteArray *arr = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(raw));
+		gint64 start = raw->bound_start, end = raw->bound_end;
+
+		if (arr != NULL && end < 0)
+			end = arr->len;
+		if (arr != NULL && start >= 0 && start <= end && (guint64)end <= arr->len) {
+			d->len = (size_t)(end - start);
+			d->data = d->len > 0 ? arr->data + start : (const unsigned char *)"";
+			return 0;
+		}
+	}
 	enc_len = raw != NULL ? g_mime_stream_length(raw) : 0;
 	if (enc_len >= 0 && (uint64_t)enc_len <= w->pol->spill_threshold) {
 		d->mem = g_mime_stream_mem_new();
@@ -629,10 +652,7 @@ static int decode_part(struct walk *w, GMimePart *part, struct decoded *d)
 	if (d->mem != NULL) {
 		GByteArray *arr = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(d->mem));
 
-		/* a NUL after the data (not part of it): text is read in place */
 		d->len = arr->len;
-		g_byte_array_append(arr, (const guint8 *)"", 1);
-		arr->len = (guint)d->len;
 		d->data = d->len > 0 ? arr->data : (const unsigned char *)"";
 	} else {
 		off_t size = lseek(d->fd, 0, SEEK_END);

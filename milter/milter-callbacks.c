@@ -30,6 +30,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 #include "mf-event.h"
+#include "mf-io.h"
 #include "mf-log.h"
 #include "mf-spool.h"
 #include "milter.h"
@@ -458,19 +459,11 @@ static int replace_body(SMFICTX *ctx, struct msg *m, struct mf_verdict *v, struc
 	int fd = -1, ret = -1;
 
 	if (big) {
-		char path[4096];
-
 		int fd2;
 
-		if ((size_t)snprintf(path, sizeof(path), "%s/mailfort-body.XXXXXX",
-		                     m->pol->tmp_dir) >= sizeof(path))
-			return mf_error_set(err, "temp directory name too long: %s",
-			                    m->pol->tmp_dir);
-		fd = mkostemp(path, O_CLOEXEC);
+		fd = mf_tmpfile(m->pol->tmp_dir, err);
 		if (fd < 0)
-			return mf_error_set(err, "cannot create a temp file in %s: %s",
-			                    m->pol->tmp_dir, strerror(errno));
-		(void)unlink(path);
+			return -1;
 		if ((fd2 = dup(fd)) < 0) {
 			mf_error_set(err, "cannot duplicate the temp file: %s", strerror(errno));
 			close(fd);

@@ -43,6 +43,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 #include "scan.h"
+#include "mf-io.h"
 
 struct walk {
 	const struct mf_policy *pol;
@@ -630,15 +631,17 @@ static int decode_part(struct walk *w, GMimePart *part, struct decoded *d)
 		d->mem = g_mime_stream_mem_new();
 		out = d->mem;
 	} else {
-		char path[4096];
+		int fd2;
 
-		snprintf(path, sizeof(path), "%s/mailfort-part.XXXXXX", w->pol->tmp_dir);
-		d->fd = mkostemp(path, O_CLOEXEC);
+		d->fd = mf_tmpfile(w->pol->tmp_dir, w->err);
 		if (d->fd < 0)
-			return mf_error_set(w->err, "cannot create a temp file in %s: %s",
-			                    w->pol->tmp_dir, strerror(errno));
-		(void)unlink(path);
-		out = g_mime_stream_fs_new(dup(d->fd));
+			return -1;
+		if ((fd2 = dup(d->fd)) < 0) {
+			decoded_free(d);
+			return mf_error_set(w->err, "cannot duplicate a temp file: %s",
+			                    strerror(errno));
+		}
+		out = g_mime_stream_fs_new(fd2);
 	}
 	n = g_mime_data_wrapper_write_to_stream(wrap, out);
 	if (n >= 0)

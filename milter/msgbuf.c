@@ -134,16 +134,9 @@ int mf_msgbuf_reset(struct mf_msgbuf *b, const char *tmp_dir, size_t spill)
 
 static int msgbuf_spill(struct mf_msgbuf *b, struct mf_error *err)
 {
-	char path[4096];
-
-	if ((size_t)snprintf(path, sizeof(path), "%s/mailfort-milter.XXXXXX", b->tmp_dir) >=
-	    sizeof(path))
-		return mf_error_set(err, "temp directory name too long: %s", b->tmp_dir);
-	b->fd = mkostemp(path, O_CLOEXEC);
+	b->fd = mf_tmpfile(b->tmp_dir, err);
 	if (b->fd < 0)
-		return mf_error_set(err, "cannot create a temp file in %s: %s", b->tmp_dir,
-		                    strerror(errno));
-	(void)unlink(path);
+		return -1;
 	if (b->mem != NULL && mf_write_all(b->fd, b->mem->data, b->mem->len) < 0) {
 		mf_error_set(err, "cannot write a temp file in %s: %s", b->tmp_dir,
 		             strerror(errno));

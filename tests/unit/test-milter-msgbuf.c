@@ -3,12 +3,15 @@
  * of one connection: a stream over a message in memory shows exactly that
  * message, also when the buffer is appended to or emptied for the next
  * one while the stream is still held; mf_msgbuf_reset empties memory and
- * spilled buffers alike and takes a new temp directory and threshold.
+ * spilled buffers alike and takes a new temp directory and threshold; a
+ * spilled message's temp file has no name in the temp directory.
  */
+#include <dirent.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include "../../milter/milter.h"
+#include "mf-io.h"
 #include "tap.h"
 
 /* The whole content of a stream, NUL-terminated (g_free it). */
@@ -100,5 +103,36 @@ int main(void)
 	ok(!append(b, big), "past the new threshold the new temp directory is used (and fails)");
 	mf_msgbuf_free(&b);
 	ok(b == NULL, "the buffer is freed");
+
+	/* a spilled message leaves no name behind in the temp directory */
+	{
+		char dir[] = "/tmp/mf-msgbuf.XXXXXX";
+		struct dirent *e;
+		DIR *dh;
+		int names = 0;
+
+		ok(mkdtemp(dir) != NULL, "a temp directory is made");
+		b = mf_msgbuf_new(dir, 100);
+		ok(b != NULL && append(b, big) && mf_msgbuf_spilled(b) &&
+		       (d = mf_msgbuf_data(b, &len, &err)) != NULL && len == sizeof(big) - 1 &&
+		       d[0] == 'a' && d[len - 1] == 'a',
+		   "a message past the threshold spills, and reads back whole");
+		dh = opendir(dir);
+		while (dh != NULL && (e = readdir(dh)) != NULL)
+			if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+				names++;
+		if (dh != NULL)
+			closedir(dh);
+		ok(dh != NULL && names == 0, "the spilled file has no name in %s (%d found)", dir,
+		   names);
+		mf_msgbuf_free(&b);
+		ok(rmdir(dir) == 0, "nothing is left in the directory afterwards");
+	}
+	{
+		int fd = mf_tmpfile("/nonexistent-dir", &err);
+
+		ok(fd < 0 && strstr(err.msg, "/nonexistent-dir") != NULL,
+		   "a temp directory that does not exist is named: %s", err.msg);
+	}
 	return tap_done();
 }

@@ -35,6 +35,7 @@
 
 #include "auditd.h"
 #include "mf-event.h"
+#include "mf-json.h"
 #include "mf-log.h"
 
 struct auditd_prep {
@@ -163,320 +164,85 @@ static void put_inet(struct auditd_batch *b, const char *ip)
 
 /* ------------------------------------------------------------ checks */
 
-static bool utf8_valid(const unsigned char *s, size_t len)
-{
-	size_t i = 0;
-
-	while (i < len) {
-		unsigned char c = s[i];
-		size_t n;
-		uint32_t cp;
-
-		if (c < 0x80) {
-			if (c == 0)
-				return false;
-			i++;
-			continue;
-		}
-		if ((c & 0xe0) == 0xc0) {
-			n = 1;
-			cp = c & 0x1f;
-		} else if ((c & 0xf0) == 0xe0) {
-			n = 2;
-			cp = c & 0x0f;
-		} else if ((c & 0xf8) == 0xf0) {
-			n = 3;
-			cp = c & 0x07;
-		} else {
-			return false;
-		}
-		for (size_t k = 1; k <= n; k++) {
-			if (i + k >= len || (s[i + k] & 0xc0) != 0x80)
-				return false;
-			cp = (cp << 6) | (s[i + k] & 0x3f);
-		}
-		if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
-		    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-			return false;
-		i += n + 1;
-	}
-	return true;
-}
-
 /*
- * JSON as PostgreSQL's jsonb reads it (RFC 8259), checked before a record is
- * shipped: audit_events.payload has a CHECK (payload::jsonb IS NOT NULL), and
+ * Each record is checked with mf_json_scan (mf-json.h): exactly what the
+ * producers check before they write an event, and what jsonb stores.
+ * audit_events.payload has a CHECK (payload::jsonb IS NOT NULL), and
  * json-c, which derives the columns, also accepts single quotes, comments,
  * trailing commas, NaN, Infinity, leading zeros and lone surrogate escapes.
  * A record jsonb refuses would make PostgreSQL refuse the whole batch, again
  * on every retry, and stop the trail.  Such a record is stored as type
- * "invalid" instead.  Numbers with more than 1,000 digits before or after
- * the point or an exponent beyond +-1000 (numeric refuses some numbers far
- * beyond: 131,072 digits, a scale of 16,383) and nesting deeper than 64 are
- * refused too: refusing more than jsonb does only wraps a record, it never
- * loses one.  The text is already known to be valid UTF-8 without NUL.
+ * "invalid" instead.
  */
-#define JSON_MAX_DEPTH    64
-#define JSON_MAX_EXPONENT 1000
-#define JSON_MAX_DIGITS   1000
 
 /* The fields of the top-level object that columns are derived from. */
 enum { F_TYPE, F_USER, F_SESSION, F_IP, F_TIME, F_COUNT };
 static const char *const field_names[F_COUNT] = {"type", "user", "session", "ip", "time"};
+static const size_t field_lens[F_COUNT] = {4, 4, 7, 2, 4};
 
 /*
- * While it checks a record, the scanner also notes where those fields'
- * values are, so that the columns need no second parse.  It does that only
- * for records that json-c (mf_audit_derive, which "mailfortctl audit verify"
- * uses to check the columns again) certainly reads the same way: a
+ * While it checks a record, the scanner also reports the top-level
+ * members, so that the columns need no second parse.  They are taken only
+ * from records that json-c (mf_audit_derive, which "mailfortctl audit
+ * verify" uses to check the columns again) certainly reads the same way: a
  * top-level object ending at the last byte, nesting at most
- * FAST_MAX_DEPTH deep (json-c stops at 32), numbers without an exponent
- * and with at most 15 digits on either side of the point, no key with an
- * escape, and each of the fields above at most once, as a string without
- * escapes.  Any other record ("simple" false) takes mf_audit_derive.
+ * FAST_MAX_DEPTH deep, numbers without an exponent and with at most 15
+ * digits on either side of the point, no key with an escape, and each of
+ * the fields above at most once, as a string without escapes.  Any other
+ * record ("simple" false) takes mf_audit_derive.
  */
 #define FAST_MAX_DEPTH  16
 #define FAST_MAX_DIGITS 15
 
 struct jscan {
-	const unsigned char *p, *end;
+	struct mf_json_scan scan;
 	bool simple;
-	bool nul;                          /* the scan stopped at a \u0000 escape */
-	const unsigned char *val[F_COUNT]; /* a field's string value, quotes excluded */
+	const char *val[F_COUNT]; /* a field's string value, quotes excluded */
 	size_t vlen[F_COUNT];
 };
 
-static void js_ws(struct jscan *j)
-{
-	while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' || *j->p == '\r'))
-		j->p++;
-}
-
-static int js_hex4(struct jscan *j)
-{
-	int v = 0;
-
-	if (j->end - j->p < 4)
-		return -1;
-	for (int i = 0; i < 4; i++) {
-		unsigned char c = *j->p++;
-
-		v <<= 4;
-		if (c >= '0' && c <= '9')
-			v |= c - '0';
-		else if (c >= 'a' && c <= 'f')
-			v |= c - 'a' + 10;
-		else if (c >= 'A' && c <= 'F')
-			v |= c - 'A' + 10;
-		else
-			return -1;
-	}
-	return v;
-}
-
-static bool js_string(struct jscan *j)
-{
-	j->p++; /* the opening quote */
-	while (j->p < j->end) {
-		unsigned char c = *j->p++;
-		int u;
-
-		if (c == '"')
-			return true;
-		if (c < 0x20)
-			return false;
-		if (c != '\\')
-			continue;
-		if (j->p >= j->end)
-			return false;
-		c = *j->p++;
-		if (strchr("\"\\/bfnrt", c) != NULL && c != '\0')
-			continue;
-		if (c == 'u' && (u = js_hex4(j)) == 0)
-			j->nul = true;
-		if (c != 'u' || u <= 0 || (u >= 0xdc00 && u <= 0xdfff))
-			return false; /* unknown escape, \u0000, lone low surrogate */
-		if (u >= 0xd800 && u <= 0xdbff) {
-			int lo;
-
-			if (j->end - j->p < 2 || j->p[0] != '\\' || j->p[1] != 'u')
-				return false;
-			j->p += 2;
-			lo = js_hex4(j);
-			if (lo < 0xdc00 || lo > 0xdfff)
-				return false;
-		}
-	}
-	return false;
-}
-
-static bool js_digits(struct jscan *j, size_t *n)
-{
-	const unsigned char *start = j->p;
-
-	while (j->p < j->end && *j->p >= '0' && *j->p <= '9')
-		j->p++;
-	*n = (size_t)(j->p - start);
-	return *n > 0;
-}
-
-static bool js_number(struct jscan *j)
-{
-	size_t n;
-
-	if (*j->p == '-')
-		j->p++;
-	if (j->p < j->end && *j->p == '0')
-		j->p++;
-	else if (!js_digits(j, &n) || n > JSON_MAX_DIGITS)
-		return false;
-	else if (n > FAST_MAX_DIGITS)
-		j->simple = false;
-	if (j->p < j->end && *j->p == '.') {
-		j->p++;
-		if (!js_digits(j, &n) || n > JSON_MAX_DIGITS)
-			return false;
-		if (n > FAST_MAX_DIGITS)
-			j->simple = false;
-	}
-	if (j->p < j->end && (*j->p == 'e' || *j->p == 'E')) {
-		const unsigned char *e;
-		long x = 0;
-
-		j->simple = false;
-		j->p++;
-		if (j->p < j->end && (*j->p == '+' || *j->p == '-'))
-			j->p++;
-		e = j->p;
-		if (!js_digits(j, &n))
-			return false;
-		for (; e < j->p; e++) {
-			x = x * 10 + (*e - '0');
-			if (x > JSON_MAX_EXPONENT)
-				return false;
-		}
-	}
-	return true;
-}
-
-static bool js_literal(struct jscan *j, const char *word)
-{
-	size_t n = strlen(word);
-
-	if ((size_t)(j->end - j->p) < n || memcmp(j->p, word, n) != 0)
-		return false;
-	j->p += n;
-	return true;
-}
-
 /* A member of the top-level object: note it if it is one of the fields. */
-static void js_note_field(struct jscan *j, const unsigned char *key, size_t klen,
-                          const unsigned char *val)
+static void note_field(void *context, const struct mf_json_member *m)
 {
-	if (memchr(key, '\\', klen) != NULL) {
+	struct jscan *j = context;
+
+	if (m->key_escaped) {
 		j->simple = false; /* the name might be one of them, escaped */
 		return;
 	}
 	for (int f = 0; f < F_COUNT; f++) {
-		size_t vlen;
-
-		if (strlen(field_names[f]) != klen || memcmp(field_names[f], key, klen) != 0)
+		if (field_lens[f] != m->key_len || memcmp(field_names[f], m->key, m->key_len) != 0)
 			continue;
-		vlen = (size_t)(j->p - val);
-		if (j->val[f] != NULL || vlen < 2 || *val != '"' ||
-		    memchr(val + 1, '\\', vlen - 2) != NULL) {
+		if (j->val[f] != NULL || m->value[0] != '"' || m->value_escaped) {
 			j->simple = false; /* repeated, not a string, or escaped */
 			return;
 		}
-		j->val[f] = val + 1;
-		j->vlen[f] = vlen - 2;
+		j->val[f] = m->value + 1;
+		j->vlen[f] = m->value_len - 2;
 		return;
 	}
 }
 
-static bool js_value(struct jscan *j, int depth)
-{
-	js_ws(j);
-	if (j->p >= j->end)
-		return false;
-	switch (*j->p) {
-	case '{':
-	case '[': {
-		unsigned char close = *j->p == '{' ? '}' : ']';
-		bool object = close == '}';
-
-		if (depth >= JSON_MAX_DEPTH)
-			return false;
-		if (depth >= FAST_MAX_DEPTH)
-			j->simple = false;
-		j->p++;
-		js_ws(j);
-		if (j->p < j->end && *j->p == close) {
-			j->p++;
-			return true;
-		}
-		for (;;) {
-			const unsigned char *key = NULL, *val;
-			size_t klen = 0;
-
-			if (object) {
-				js_ws(j);
-				if (j->p >= j->end || *j->p != '"')
-					return false;
-				key = j->p + 1;
-				if (!js_string(j))
-					return false;
-				klen = (size_t)(j->p - 1 - key);
-				js_ws(j);
-				if (j->p >= j->end || *j->p++ != ':')
-					return false;
-			}
-			js_ws(j);
-			val = j->p;
-			if (!js_value(j, depth + 1))
-				return false;
-			if (key != NULL && depth == 0)
-				js_note_field(j, key, klen, val);
-			js_ws(j);
-			if (j->p >= j->end)
-				return false;
-			if (*j->p == close) {
-				j->p++;
-				return true;
-			}
-			if (*j->p++ != ',')
-				return false;
-		}
-	}
-	case '"':
-		return js_string(j);
-	case 't':
-		return js_literal(j, "true");
-	case 'f':
-		return js_literal(j, "false");
-	case 'n':
-		return js_literal(j, "null");
-	default:
-		if (*j->p == '-' || (*j->p >= '0' && *j->p <= '9'))
-			return js_number(j);
-		return false;
-	}
-}
-
-/* Check s as jsonb would (see above); j tells what was found. */
+/* Check s as jsonb would (mf-json.h); j tells what was found. */
 static bool json_strict_scan(const char *s, size_t len, struct jscan *j)
 {
+	const char *p = s;
+
 	memset(j, 0, sizeof(*j));
-	j->p = (const unsigned char *)s;
-	j->end = j->p + len;
+	j->scan.max_depth = MF_JSON_MAX_DEPTH;
+	j->scan.member = note_field;
+	j->scan.context = j;
 	j->simple = true;
-	js_ws(j);
-	if (j->p >= j->end || *j->p != '{' || len == 0 || s[len - 1] != '}')
+	while (p < s + len && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+		p++;
+	if (p >= s + len || *p != '{' || s[len - 1] != '}')
 		j->simple = false; /* json-c wants an object and no trailing space */
-	if (!js_value(j, 0))
+	if (mf_json_scan(s, len, &j->scan) < 0)
 		return false;
-	js_ws(j);
-	return j->p == j->end;
+	if (j->scan.depth_seen > FAST_MAX_DEPTH || j->scan.digits_seen > FAST_MAX_DIGITS ||
+	    j->scan.exponent_seen)
+		j->simple = false;
+	return true;
 }
 
 static char *field_dup(const struct jscan *j, int f)
@@ -570,12 +336,13 @@ static void add_record(struct auditd_prep *p, struct auditd_batch *b, const char
 	int64_t seq = p->seq + 1;
 
 	/* the reasons, and their order, are those of the checks one by one:
-	   UTF-8, NUL, json-c's reading (mf_audit_derive), jsonb's grammar */
-	if (!utf8_valid((const unsigned char *)payload, len)) {
-		why = "record is not valid UTF-8";
-	} else if (!json_strict_scan(payload, len, &scan)) {
-		/* a \u0000 escape (not an escaped backslash before "u0000") */
-		if (scan.nul) {
+	   UTF-8, NUL, json-c's reading (mf_audit_derive), jsonb's grammar;
+	   the scan answers for the whole text, it checks UTF-8 in strings */
+	if (!json_strict_scan(payload, len, &scan)) {
+		if (!mf_utf8_valid(payload, len) || memchr(payload, '\0', len) != NULL) {
+			why = "record is not valid UTF-8";
+		} else if (scan.scan.error == MF_JSON_ERR_NUL) {
+			/* a \u0000 escape (not an escaped backslash before "u0000") */
 			why = "record contains a NUL character";
 		} else if (mf_audit_derive(payload, len, &cols, &err) < 0) {
 			why = err.msg;

@@ -14,9 +14,8 @@
 #include <sys/types.h>
 #include <time.h>
 #include <unistd.h>
-#include <json_tokener.h>
-#include <json_object.h>
 #include "mf-event.h"
+#include "mf-json.h"
 #include "mf-log.h"
 #include "mf-spool.h"
 
@@ -76,45 +75,6 @@ static void jbuf_add(struct jbuf *b, const void *data, size_t len)
 static void jbuf_adds(struct jbuf *b, const char *s)
 {
 	jbuf_add(b, s, strlen(s));
-}
-
-/* Length of the valid UTF-8 sequence at s, or 0 if it is not valid;
-   *prefix_r is then how many bytes to replace with one U+FFFD (the
-   longest start of a valid sequence, at least 1). */
-static size_t utf8_seq(const unsigned char *s, size_t len, size_t *prefix_r)
-{
-	unsigned char c = s[0], lo = 0x80, hi = 0xbf;
-	size_t need, i;
-
-	*prefix_r = 1;
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xc2 && c <= 0xdf)
-		need = 1;
-	else if (c >= 0xe0 && c <= 0xef)
-		need = 2;
-	else if (c >= 0xf0 && c <= 0xf4)
-		need = 3;
-	else
-		return 0;
-	/* Second byte ranges exclude overlongs, surrogates and > U+10FFFF. */
-	if (c == 0xe0)
-		lo = 0xa0;
-	else if (c == 0xed)
-		hi = 0x9f;
-	else if (c == 0xf0)
-		lo = 0x90;
-	else if (c == 0xf4)
-		hi = 0x8f;
-	for (i = 1; i <= need; i++) {
-		if (i >= len || s[i] < lo || s[i] > hi) {
-			*prefix_r = i;
-			return 0;
-		}
-		lo = 0x80;
-		hi = 0xbf;
-	}
-	return need + 1;
 }
 
 /* Append s as a JSON string (with quotes); cut after max input bytes
@@ -198,7 +158,7 @@ static void json_escape(struct jbuf *b, const char *str, size_t len, size_t max)
 			i++;
 			continue;
 		}
-		n = utf8_seq(s + i, len - i, &prefix);
+		n = mf_utf8_seq(s + i, len - i, &prefix);
 		if (n == 0) {
 			memcpy(b->buf + b->len, "\xef\xbf\xbd", 3); /* U+FFFD */
 			b->len += 3;
@@ -422,239 +382,35 @@ void mf_event_add_bool(struct mf_event *ev, const char *name, bool value)
 	event_from_jbuf(ev, &b);
 }
 
-/* A strict RFC 8259 check that builds nothing.  Whatever it accepts,
-   json-c in strict mode accepts too: it is the stricter of the two (no
-   escaped NUL or surrogate, at most 16 levels of nesting, no bare null).
-   What it refuses goes to json-c, which has the last word. */
-struct jcheck {
-	const unsigned char *p, *end;
-};
-
-static void jc_space(struct jcheck *c)
+/* True if text is one JSON value that jsonb stores as it is (mf-json.h),
+   nested at most as deep as a whole record may be, inside the event's
+   own object; otherwise *why_r says what is wrong. */
+static bool json_is_valid(const char *text, size_t len, const char **why_r)
 {
-	while (c->p < c->end && (*c->p == ' ' || *c->p == '\t' || *c->p == '\n' || *c->p == '\r'))
-		c->p++;
-}
+	struct mf_json_scan scan;
 
-static bool jc_digits(struct jcheck *c)
-{
-	const unsigned char *start = c->p;
-
-	while (c->p < c->end && *c->p >= '0' && *c->p <= '9')
-		c->p++;
-	return c->p > start;
-}
-
-static bool jc_number(struct jcheck *c)
-{
-	if (*c->p == '-')
-		c->p++;
-	if (c->p < c->end && *c->p == '0')
-		c->p++;
-	else if (c->p >= c->end || *c->p < '1' || *c->p > '9' || !jc_digits(c))
+	memset(&scan, 0, sizeof(scan));
+	scan.max_depth = MF_JSON_MAX_DEPTH - 1;
+	if (mf_json_scan(text, len, &scan) < 0) {
+		*why_r = mf_json_strerror(scan.error);
 		return false;
-	if (c->p < c->end && *c->p == '.') {
-		c->p++;
-		if (!jc_digits(c))
-			return false;
-	}
-	if (c->p < c->end && (*c->p == 'e' || *c->p == 'E')) {
-		c->p++;
-		if (c->p < c->end && (*c->p == '+' || *c->p == '-'))
-			c->p++;
-		if (!jc_digits(c))
-			return false;
 	}
 	return true;
-}
-
-static int jc_hex(unsigned char h)
-{
-	if (h >= '0' && h <= '9')
-		return h - '0';
-	if (h >= 'a' && h <= 'f')
-		return h - 'a' + 10;
-	if (h >= 'A' && h <= 'F')
-		return h - 'A' + 10;
-	return -1;
-}
-
-static bool jc_string(struct jcheck *c)
-{
-	size_t prefix, n;
-
-	c->p++; /* the opening quote */
-	while (c->p < c->end) {
-		unsigned char ch = *c->p;
-
-		if (ch >= 0x20 && ch < 0x80 && ch != '"' && ch != '\\') {
-			/* plain ASCII, the usual case */
-			c->p++;
-			continue;
-		}
-		if (ch == '"') {
-			c->p++;
-			return true;
-		}
-		if (ch < 0x20)
-			return false;
-		if (ch == '\\') {
-			if (c->end - c->p < 2)
-				return false;
-			ch = c->p[1];
-			c->p += 2;
-			if (ch == 'u') {
-				unsigned v = 0;
-				int i, d;
-
-				if (c->end - c->p < 4)
-					return false;
-				for (i = 0; i < 4; i++) {
-					if ((d = jc_hex(c->p[i])) < 0)
-						return false;
-					v = v * 16 + (unsigned)d;
-				}
-				if (v == 0 || (v >= 0xd800 && v <= 0xdfff))
-					return false;
-				c->p += 4;
-			} else if (ch != '"' && ch != '\\' && ch != '/' && ch != 'b' && ch != 'f' &&
-			           ch != 'n' && ch != 'r' && ch != 't') {
-				return false;
-			}
-			continue;
-		}
-		n = utf8_seq(c->p, (size_t)(c->end - c->p), &prefix);
-		if (n == 0)
-			return false;
-		c->p += n;
-	}
-	return false;
-}
-
-static bool jc_value(struct jcheck *c, int depth)
-{
-	static const char *const words[] = {"true", "false", "null"};
-	size_t i;
-
-	jc_space(c);
-	if (c->p >= c->end)
-		return false;
-	switch (*c->p) {
-	case '"':
-		return jc_string(c);
-	case '{':
-	case '[': {
-		unsigned char close = *c->p == '{' ? '}' : ']';
-		bool object = close == '}';
-
-		if (depth >= 16)
-			return false;
-		c->p++;
-		jc_space(c);
-		if (c->p < c->end && *c->p == close) {
-			c->p++;
-			return true;
-		}
-		for (;;) {
-			if (object) {
-				jc_space(c);
-				if (c->p >= c->end || *c->p != '"' || !jc_string(c))
-					return false;
-				jc_space(c);
-				if (c->p >= c->end || *c->p != ':')
-					return false;
-				c->p++;
-			}
-			if (!jc_value(c, depth + 1))
-				return false;
-			jc_space(c);
-			if (c->p >= c->end)
-				return false;
-			if (*c->p == close) {
-				c->p++;
-				return true;
-			}
-			if (*c->p != ',')
-				return false;
-			c->p++;
-		}
-	}
-	default:
-		break;
-	}
-	for (i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
-		size_t n = strlen(words[i]);
-
-		if ((size_t)(c->end - c->p) >= n && memcmp(c->p, words[i], n) == 0) {
-			c->p += n;
-			return true;
-		}
-	}
-	return (*c->p == '-' || (*c->p >= '0' && *c->p <= '9')) && jc_number(c);
-}
-
-static bool json_is_plainly_valid(const char *text, size_t len)
-{
-	struct jcheck c = {(const unsigned char *)text, (const unsigned char *)text + len};
-
-	jc_space(&c);
-	/* json-c gives no object for a bare null: not "plain" */
-	if (c.end - c.p >= 4 && memcmp(c.p, "null", 4) == 0)
-		return false;
-	if (!jc_value(&c, 0))
-		return false;
-	jc_space(&c);
-	return c.p == c.end;
-}
-
-/* True if text is exactly one JSON value (surrounding white space allowed). */
-static bool json_is_valid(const char *text)
-{
-	struct json_tokener *tok;
-	struct json_object *obj;
-	size_t len = strlen(text);
-	bool ok;
-
-	/* The usual case, without json-c's tokener, objects and locale
-	   switches. */
-	if (json_is_plainly_valid(text, len))
-		return true;
-	tok = json_tokener_new();
-	if (tok == NULL)
-		return false;
-#ifdef JSON_TOKENER_VALIDATE_UTF8
-	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
-#else
-	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
-#endif
-	/* Including the terminating NUL, which ends a bare number. */
-	obj = json_tokener_parse_ex(tok, text, (int)len + 1);
-	ok = obj != NULL && json_tokener_get_error(tok) == json_tokener_success;
-	if (ok) {
-		/* Nothing but white space may follow the value. */
-		size_t end = json_tokener_get_parse_end(tok);
-
-		while (end < len && strchr(" \t\r\n", text[end]) != NULL)
-			end++;
-		ok = end == len;
-	}
-	json_object_put(obj);
-	json_tokener_free(tok);
-	return ok;
 }
 
 void mf_event_add_json(struct mf_event *ev, const char *name, const char *json)
 {
 	struct jbuf b;
+	const char *why = NULL;
 	size_t len;
 
 	if (!event_field(ev, &b, name))
 		return;
 	if (json == NULL) {
 		jbuf_adds(&b, "null");
-	} else if (strlen(json) >= INT32_MAX || !json_is_valid(json)) {
-		mf_log_warn("event field %.64s: not valid JSON, recorded as a string",
-		            name != NULL ? name : "");
+	} else if (!json_is_valid(json, strlen(json), &why)) {
+		mf_log_warn("event field %.64s: not valid JSON (%s), recorded as a string",
+		            name != NULL ? name : "", why);
 		json_escape(&b, json, strlen(json), MF_EVENT_MAX_STR);
 	} else {
 		/* Valid JSON may still hold raw newlines between tokens:

@@ -69,10 +69,86 @@ static void test_nul_escape(void)
 	static const char text[] = "{\"type\":\"read\",\"x\":\"a\\\\u0000\"}";
 	struct jscan j;
 
-	ok(!json_strict_scan(nul, sizeof(nul) - 1, &j) && j.nul,
+	ok(!json_strict_scan(nul, sizeof(nul) - 1, &j) && j.scan.error == MF_JSON_ERR_NUL,
 	   "a \\u0000 escape is refused as a NUL character");
-	ok(json_strict_scan(text, sizeof(text) - 1, &j) && !j.nul,
+	ok(json_strict_scan(text, sizeof(text) - 1, &j) && j.scan.error == MF_JSON_OK,
 	   "an escaped backslash before u0000 is valid JSON (%s)", text);
+}
+
+/* Where the producers' check and auditd's used to disagree: now an event
+   field is embedded as JSON exactly when auditd stores a record holding
+   that value as it is, and every event a producer writes is stored as it
+   is. */
+static void test_same_answer(void)
+{
+	static const char *const values[] = {
+	    "\"\\ud83d\\ude00\"",
+	    "\"\\ud800\"",
+	    "\"\\udc00x\"",
+	    "\"\\ud800\\u0041\"",
+	    "\"a\\u0000\"",
+	    "\"a\\\\u0000\"",
+	    "\"\\\\\\u0000\"",
+	    "1e1000",
+	    "1e1001",
+	    "1e99999",
+	    "-0.5e-3",
+	    "[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]",
+	    "null",
+	    "{\"a\":[]}",
+	};
+	char record[256], deep[128];
+	int agree = 0, stored = 0, n = 0;
+
+	for (size_t i = 0; i <= MF_N_ELEMENTS(values); i++) {
+		const char *v = values[i < MF_N_ELEMENTS(values) ? i : 0];
+		struct mf_event *ev = mf_event_new("read", "n1");
+		const char *json;
+		struct jscan j;
+		size_t len;
+		bool embedded, taken;
+
+		if (i == MF_N_ELEMENTS(values)) {
+			/* as deep as a field may go */
+			memset(deep, '[', MF_JSON_MAX_DEPTH);
+			deep[MF_JSON_MAX_DEPTH] = '\0';
+			v = deep;
+		}
+		snprintf(record, sizeof(record), "{\"type\":\"read\",\"x\":%s}", v);
+		if (v == deep) {
+			/* a field at depth MF_JSON_MAX_DEPTH - 1 */
+			char *p = record + strlen("{\"type\":\"read\",\"x\":");
+			int d = MF_JSON_MAX_DEPTH - 1;
+
+			memset(p, '[', (size_t)d);
+			strcpy(p + d, "1");
+			memset(p + d + 1, ']', (size_t)d);
+			strcpy(p + 2 * d + 1, "}");
+			v = p;
+			p[2 * d + 1] = '\0';
+			mf_event_add_json(ev, "x", v);
+			p[2 * d + 1] = '}';
+		} else {
+			mf_event_add_json(ev, "x", v);
+		}
+		json = mf_event_json(ev, &len);
+		embedded = json != NULL && strstr(json, v) != NULL && strstr(json, v)[-1] == ':' &&
+		           strstr(json, v)[-2] == '"';
+		taken = json_strict_scan(record, strlen(record), &j);
+		if (embedded == taken)
+			agree++;
+		else
+			diag("producer %s, auditd %s: %s", embedded ? "embeds" : "quotes",
+			     taken ? "stores" : "refuses", record);
+		if (json != NULL && json_strict_scan(json, len, &j))
+			stored++;
+		else
+			diag("auditd refuses the event: %s", json != NULL ? json : "(null)");
+		n++;
+		mf_event_free(&ev);
+	}
+	ok(agree == n, "producer and auditd give the same answer for %d values", n);
+	ok(stored == n, "auditd stores every event a producer writes as it is");
 }
 
 int main(void)
@@ -131,7 +207,7 @@ int main(void)
 			memmove(buf + at + 1, buf + at, sizeof(typical) - at);
 			buf[at] = alphabet[rand() % (sizeof(alphabet) - 1)];
 		}
-		if (!utf8_valid((const unsigned char *)buf, strlen(buf)))
+		if (!mf_utf8_valid(buf, strlen(buf)))
 			continue;
 		n = check(buf, strlen(buf));
 		if (n < 0 && bad++ < 5)
@@ -141,5 +217,6 @@ int main(void)
 	ok(bad == 0, "200,000 mutated events: the fast path never differs from mf_audit_derive");
 	ok(fast > 1000, "and it was taken for %d of them", fast);
 	test_nul_escape();
+	test_same_answer();
 	return tap_done();
 }

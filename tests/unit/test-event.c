@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include <json.h>
 #include "mf-event.h"
+#include "mf-json.h"
 #include "mf-spool.h"
 #include "tap.h"
 
@@ -341,12 +342,142 @@ static void test_append(void)
 		diag("cleanup failed");
 }
 
+/* True if the event embeds value as JSON (not as a string). */
+static bool embedded(const char *value)
+{
+	struct mf_event *ev = mf_event_new("read", "mx1");
+	const char *json;
+	size_t len, vlen = strlen(value);
+	bool yes;
+
+	mf_event_add_json(ev, "f", value);
+	json = mf_event_json(ev, &len);
+	yes = json != NULL && len > vlen + 6 && memcmp(json + len - vlen - 6, ",\"f\":", 5) == 0 &&
+	      memcmp(json + len - vlen - 1, value, vlen) == 0;
+	mf_event_free(&ev);
+	return yes;
+}
+
+/* n arrays nested in each other around 1: "[[...[1]...]]" (malloc). */
+static char *nested(int n)
+{
+	char *s = malloc((size_t)n * 2 + 2);
+
+	memset(s, '[', (size_t)n);
+	s[n] = '1';
+	memset(s + n + 1, ']', (size_t)n);
+	s[2 * n + 1] = '\0';
+	return s;
+}
+
+/* A number of n digits, then tail (malloc). */
+static char *digits(size_t n, const char *tail)
+{
+	char *s = malloc(n + strlen(tail) + 2);
+
+	s[0] = '1';
+	memset(s + 1, '0', n - 1);
+	strcpy(s + n, tail);
+	return s;
+}
+
+/* Where the scanners of the producers and of auditd used to disagree, the
+   one scanner gives jsonb's answer (mf-json.h). */
+static void test_jsonb_rules(void)
+{
+	static const struct {
+		const char *json;
+		bool valid;
+		enum mf_json_error error;
+		const char *what;
+	} cases[] = {
+	    {"\"\\ud83d\\ude00\"", true, MF_JSON_OK, "a surrogate pair"},
+	    {"\"\\uD83D\\uDE00x\"", true, MF_JSON_OK, "a surrogate pair in upper case"},
+	    {"\"\\ud800\"", false, MF_JSON_ERR_SURROGATE, "a lone high surrogate"},
+	    {"\"\\udc00x\"", false, MF_JSON_ERR_SURROGATE, "a lone low surrogate"},
+	    {"\"\\ud800\\u0041\"", false, MF_JSON_ERR_SURROGATE, "a high surrogate, no low one"},
+	    {"\"\\ude00\\ud83d\"", false, MF_JSON_ERR_SURROGATE, "a pair in the wrong order"},
+	    {"\"\\ud800\\u0000\"", false, MF_JSON_ERR_NUL, "a high surrogate, then \\u0000"},
+	    {"\"a\\u0000\"", false, MF_JSON_ERR_NUL, "a \\u0000 escape"},
+	    {"[\"\\u0000\"]", false, MF_JSON_ERR_NUL, "a \\u0000 escape in an array"},
+	    {"\"a\\\\u0000\"", true, MF_JSON_OK, "an escaped backslash before u0000"},
+	    {"\"\\\\\\u0000\"", false, MF_JSON_ERR_NUL, "an escaped backslash, then \\u0000"},
+	    {"\"\\u0001\"", true, MF_JSON_OK, "a \\u0001 escape"},
+	    {"1e1000", true, MF_JSON_OK, "exponent 1000"},
+	    {"-1E-1000", true, MF_JSON_OK, "exponent -1000"},
+	    {"1e+0001000", true, MF_JSON_OK, "exponent 1000 with leading zeros"},
+	    {"1e1001", false, MF_JSON_ERR_NUMBER, "exponent 1001"},
+	    {"1e99999", false, MF_JSON_ERR_NUMBER, "exponent 99999"},
+	    {"1e-99999999999999999999", false, MF_JSON_ERR_NUMBER, "a huge negative exponent"},
+	    {"null", true, MF_JSON_OK, "a bare null"},
+	    {"01", false, MF_JSON_ERR_SYNTAX, "a leading zero"},
+	    {"\"\xed\xa0\x80\"", false, MF_JSON_ERR_UTF8, "an encoded surrogate"},
+	};
+	struct mf_json_scan scan;
+	char *s;
+
+	for (size_t i = 0; i < MF_N_ELEMENTS(cases); i++) {
+		memset(&scan, 0, sizeof(scan));
+		ok((mf_json_scan(cases[i].json, strlen(cases[i].json), &scan) == 0) ==
+		           cases[i].valid &&
+		       scan.error == cases[i].error,
+		   "%s: %s (%s)", cases[i].what, cases[i].valid ? "valid" : "refused",
+		   mf_json_strerror(scan.error));
+		ok(embedded(cases[i].json) == cases[i].valid, "%s: %s by an event", cases[i].what,
+		   cases[i].valid ? "embedded" : "recorded as a string");
+	}
+
+	/* a whole record holds at most MF_JSON_MAX_DEPTH levels, so a field
+	   value one less (the event's object is one) */
+	s = nested(MF_JSON_MAX_DEPTH);
+	memset(&scan, 0, sizeof(scan));
+	ok(mf_json_scan(s, strlen(s), &scan) == 0 && scan.depth_seen == MF_JSON_MAX_DEPTH,
+	   "%d levels of nesting are valid", MF_JSON_MAX_DEPTH);
+	ok(!embedded(s), "but not in an event field");
+	free(s);
+	s = nested(MF_JSON_MAX_DEPTH + 1);
+	memset(&scan, 0, sizeof(scan));
+	ok(mf_json_scan(s, strlen(s), &scan) < 0 && scan.error == MF_JSON_ERR_DEPTH,
+	   "%d levels are nested too deep", MF_JSON_MAX_DEPTH + 1);
+	free(s);
+	s = nested(MF_JSON_MAX_DEPTH - 1);
+	ok(embedded(s), "%d levels in an event field are embedded", MF_JSON_MAX_DEPTH - 1);
+	free(s);
+	s = nested(17);
+	ok(embedded(s), "17 levels in an event field are embedded");
+	free(s);
+
+	s = digits(MF_JSON_MAX_DIGITS, ".5");
+	ok(embedded(s), "%d digits before the point are embedded", MF_JSON_MAX_DIGITS);
+	free(s);
+	s = digits(MF_JSON_MAX_DIGITS + 1, "");
+	memset(&scan, 0, sizeof(scan));
+	ok(mf_json_scan(s, strlen(s), &scan) < 0 && scan.error == MF_JSON_ERR_NUMBER &&
+	       !embedded(s),
+	   "%d digits are refused", MF_JSON_MAX_DIGITS + 1);
+	free(s);
+	s = digits(MF_JSON_MAX_DIGITS + 3, "");
+	memcpy(s, "0.", 2); /* then 1 and MF_JSON_MAX_DIGITS zeros */
+	memset(&scan, 0, sizeof(scan));
+	ok(mf_json_scan(s, strlen(s), &scan) < 0 && scan.error == MF_JSON_ERR_NUMBER,
+	   "%d digits after the point are refused", MF_JSON_MAX_DIGITS + 1);
+	free(s);
+	memset(&scan, 0, sizeof(scan));
+	ok(mf_json_scan("\"a\0\"", 4, &scan) < 0 && scan.error == MF_JSON_ERR_UTF8,
+	   "a NUL byte is refused");
+	memset(&scan, 0, sizeof(scan));
+	ok(mf_json_scan("[1] x", 5, &scan) < 0 && scan.error == MF_JSON_ERR_SYNTAX &&
+	       scan.error_at == 4,
+	   "the error is where the scan stopped");
+}
+
 int main(void)
 {
 	test_fixed_fields();
 	test_escaping();
 	test_adders();
 	test_random();
+	test_jsonb_rules();
 	test_append();
 	return tap_done();
 }

@@ -11,9 +11,13 @@
  * examples (mailfort.spam_examples, keyed token ids under the digest of
  * their set) are added or relabelled (or, to forget them, deleted), every
  * example is read back, a model is fitted to all of them (classify.c) and
- * replaces the stored one.  The
- * examples table is locked for the run, so two runs take turns and neither
- * loses the other's messages.  Rows travel by COPY; no value is ever pasted
+ * replaces the stored one.  Before the fit, the run may drop kept
+ * examples (struct mf_retention): those older than an age, and in each
+ * class all but the newest N, so that the table and the time of a run stay
+ * bounded however long a site trains; a relabelled or retrained example is
+ * new again (trained_at is set on every store).  The examples table is
+ * locked for the run, so two runs take turns and neither loses the other's
+ * messages.  Rows travel by COPY; no value is ever pasted
  * into SQL.
  *
  * Errors come back as "database: ..." messages from mf-db or libpq.
@@ -323,6 +327,73 @@ fail:
 	return NULL;
 }
 
+/* Run a DELETE ... RETURNING is_spam wrapped as WITH d AS (...): add the
+   counts of spam and ham it deleted to keep. */
+static int prune_count(struct mf_db *db, const char *sql, int nparams, const char *const *params,
+                       struct mf_retention *keep, struct mf_error *err)
+{
+	PGresult *res = mf_db_exec(db, sql, nparams, params, err);
+
+	if (res == NULL)
+		return -1;
+	if (PQntuples(res) == 1) {
+		keep->pruned_spam += strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+		keep->pruned_ham += strtoull(PQgetvalue(res, 0, 1), NULL, 10);
+	}
+	PQclear(res);
+	return 0;
+}
+
+/* Drop the examples older than keep->max_age, then, in each class, all but
+   the keep->keep newest (trained_at, then digest: equal times keep the
+   greater digests).  The index on (is_spam, trained_at, digest) finds the
+   boundary without sorting the table. */
+static int prune_examples(struct mf_db *db, struct mf_retention *keep, struct mf_error *err)
+{
+	char s_num[24];
+	const char *params[2];
+	int cls;
+
+	keep->pruned_spam = keep->pruned_ham = 0;
+	if (keep->max_age > 0) {
+		snprintf(s_num, sizeof(s_num), "%lld", (long long)keep->max_age);
+		params[0] = s_num;
+		if (prune_count(db,
+		                "WITH d AS (DELETE FROM mailfort.spam_examples"
+		                " WHERE trained_at < now() - $1::bigint * interval '1 second'"
+		                " RETURNING is_spam)"
+		                " SELECT count(*) FILTER (WHERE is_spam),"
+		                " count(*) FILTER (WHERE NOT is_spam) FROM d",
+		                1, params, keep, err) < 0)
+			return -1;
+	}
+	if (keep->keep < 0)
+		return 0;
+	snprintf(s_num, sizeof(s_num), "%lld", (long long)keep->keep);
+	for (cls = 0; cls < 2; cls++) {
+		const char *sql = keep->keep == 0
+		                      ? "WITH d AS (DELETE FROM mailfort.spam_examples"
+		                        " WHERE is_spam = $1 RETURNING is_spam)"
+		                        " SELECT count(*) FILTER (WHERE is_spam),"
+		                        " count(*) FILTER (WHERE NOT is_spam) FROM d"
+		                      : "WITH b AS (SELECT trained_at, digest"
+		                        " FROM mailfort.spam_examples WHERE is_spam = $1"
+		                        " ORDER BY trained_at DESC, digest DESC"
+		                        " OFFSET $2::bigint - 1 LIMIT 1),"
+		                        " d AS (DELETE FROM mailfort.spam_examples e USING b"
+		                        " WHERE e.is_spam = $1 AND (e.trained_at, e.digest)"
+		                        " < (b.trained_at, b.digest) RETURNING e.is_spam)"
+		                        " SELECT count(*) FILTER (WHERE is_spam),"
+		                        " count(*) FILTER (WHERE NOT is_spam) FROM d";
+
+		params[0] = cls ? "t" : "f";
+		params[1] = s_num;
+		if (prune_count(db, sql, keep->keep == 0 ? 1 : 2, params, keep, err) < 0)
+			return -1;
+	}
+	return 0;
+}
+
 /* No example left: no model (the milter scores with its rules only). */
 static int clear_model(struct mf_db *db, struct mf_error *err)
 {
@@ -371,8 +442,8 @@ static int store_model(struct mf_db *db, const struct mf_model *m, struct mf_err
 }
 
 struct mf_model *mf_model_train_db(struct mf_db *db, const struct mf_trainset *ts,
-                                   uint64_t *forgotten_r, const struct mf_token_key *key,
-                                   struct mf_error *err)
+                                   uint64_t *forgotten_r, struct mf_retention *keep,
+                                   const struct mf_token_key *key, struct mf_error *err)
 {
 	struct mf_trainset *all = NULL;
 	struct mf_model *m = NULL;
@@ -382,7 +453,10 @@ struct mf_model *mf_model_train_db(struct mf_db *db, const struct mf_trainset *t
 	/* Runs take turns; the milter's reads are not blocked. */
 	if (mf_db_command(db, "LOCK TABLE mailfort.spam_examples IN SHARE ROW EXCLUSIVE MODE", 0,
 	                  NULL, err) < 0 ||
-	    store_examples(db, ts, forgotten_r, err) < 0 || (all = load_examples(db, err)) == NULL)
+	    (ts != NULL && mf_trainset_count(ts) > 0 &&
+	     store_examples(db, ts, forgotten_r, err) < 0) ||
+	    (keep != NULL && prune_examples(db, keep, err) < 0) ||
+	    (all = load_examples(db, err)) == NULL)
 		goto fail;
 	if (mf_trainset_count(all) == 0) {
 		/* everything forgotten: an empty model */
@@ -397,6 +471,8 @@ struct mf_model *mf_model_train_db(struct mf_db *db, const struct mf_trainset *t
 	}
 	if (mf_db_commit(db, err) < 0)
 		goto fail;
+	if (keep != NULL)
+		mf_model_messages(m, &keep->kept_spam, &keep->kept_ham);
 	mf_trainset_free(&all);
 	return m;
 fail:

@@ -295,13 +295,25 @@ void mf_classify(const struct mf_model *m, const struct mf_tokens *t,
 /* Load the stored model (counts, and weights when fitted) from PostgreSQL. */
 struct mf_model *mf_model_load(struct mf_db *db, const struct mf_token_key *key,
                                struct mf_error *err) MF_WARN_UNUSED;
+/* Which kept examples a training run drops once its own are stored: per
+   class, all but the keep newest (by trained_at, then digest), and those
+   trained more than max_age seconds ago.  The run fills in how many it
+   dropped and how many it kept, per class. */
+struct mf_retention {
+	int64_t keep;                     /* examples kept per class; < 0: no limit */
+	int64_t max_age;                  /* seconds; 0: no limit */
+	uint64_t pruned_spam, pruned_ham; /* out */
+	uint64_t kept_spam, kept_ham;     /* out */
+};
 /* One training run, in one transaction: add (or relabel) the examples of
    ts -- or, when forgotten_r is not NULL, delete them and count how many
-   were kept -- then fit a model to every stored example and store it in
-   place of the old one.  Returns the new model (empty when no example is
-   left), or NULL with err set (nothing changed). */
+   were kept --, drop what keep (may be NULL) says, then fit a model to
+   every stored example and store it in place of the old one.  ts may be
+   NULL or empty (pruning alone).  Returns the new model (empty when no
+   example is left), or NULL with err set (nothing changed). */
 struct mf_model *mf_model_train_db(struct mf_db *db, const struct mf_trainset *ts,
-                                   uint64_t *forgotten_r, const struct mf_token_key *key,
+                                   uint64_t *forgotten_r, struct mf_retention *keep,
+                                   const struct mf_token_key *key,
                                    struct mf_error *err) MF_WARN_UNUSED;
 
 /* ------------------------------------------------------------ mime-walk.c / scan.c */

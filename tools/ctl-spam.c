@@ -6,6 +6,7 @@
  *   mailfortctl spam stats
  *   mailfortctl spam classify [--verbose] PATH...
  *   mailfortctl spam forget PATH...
+ *   mailfortctl spam prune [--keep N] [--older-than AGE]
  *   mailfortctl spam tokens PATH...
  *
  * PATH is a Maildir (a directory with cur/ and new/), an mbox file (starts
@@ -20,8 +21,20 @@
  * pick up the new model at their next refresh ([milter] model_refresh) or
  * on SIGHUP.
  *
+ * Every run keeps at most [milter] keep_examples examples of each class:
+ * once the run's messages are stored, the oldest examples of a class beyond
+ * that number are deleted (oldest by the time they were last trained, a
+ * relabelled message being new; equal times by digest), then the model is
+ * fitted, in the same transaction.
+ *
  * forget deletes the kept examples of the messages at PATH (a message
  * trained by mistake) and fits the model again to the rest.
+ *
+ * prune deletes kept examples without training: those trained longer than
+ * AGE ago (365d; s, m, h or d), and in each class all but the newest N
+ * (default: [milter] keep_examples), then fits the model again to the
+ * rest, in one transaction, and prints what it removed and what is kept.
+ * Its arguments are checked before anything is read or connected.
  *
  * classify loads the model once and prints, for each message, the
  * classifier's spam probability, the milter's score, the action its
@@ -64,6 +77,7 @@ static void spam_help(FILE *f)
 	      "       mailfortctl spam stats\n"
 	      "       mailfortctl spam classify [--verbose] PATH...\n"
 	      "       mailfortctl spam forget PATH...\n"
+	      "       mailfortctl spam prune [--keep N] [--older-than AGE]\n"
 	      "       mailfortctl spam tokens PATH...\n"
 	      "PATH: a Maildir, an mbox file, a message file or a directory of message files\n",
 	      f);
@@ -253,6 +267,7 @@ static int spam_train(struct ctl *ctl, int argc, char **argv)
 	struct train tr = {0};
 	struct mf_policy *pol = NULL;
 	struct mf_model *model = NULL;
+	struct mf_retention keep = {0};
 	struct mf_error err;
 	uint64_t s, h;
 	int c, ret = 1;
@@ -310,7 +325,8 @@ static int spam_train(struct ctl *ctl, int argc, char **argv)
 
 		if (db == NULL)
 			goto out;
-		model = mf_model_train_db(db, tr.ts, NULL, &tr.key, &err);
+		keep.keep = mf_config_int(ctl_config(ctl), "milter", "keep_examples");
+		model = mf_model_train_db(db, tr.ts, NULL, &keep, &tr.key, &err);
 		if (model == NULL) {
 			ret = ctl_fail("%s", err.msg);
 			goto out;
@@ -325,6 +341,11 @@ static int spam_train(struct ctl *ctl, int argc, char **argv)
 			printf("model fitted to %llu spam and %llu ham examples (%zu distinct "
 			       "tokens)\n",
 			       (unsigned long long)s, (unsigned long long)h, mf_model_size(model));
+			if (keep.pruned_spam + keep.pruned_ham > 0)
+				printf("removed the oldest %llu spam and %llu ham examples beyond "
+				       "keep_examples = %lld\n",
+				       (unsigned long long)keep.pruned_spam,
+				       (unsigned long long)keep.pruned_ham, (long long)keep.keep);
 		}
 	}
 	ret = 0;
@@ -340,11 +361,12 @@ out:
 
 static int spam_stats(struct ctl *ctl)
 {
-	struct mf_db *db = ctl_db(ctl);
+	const struct mf_config *cfg = ctl_config(ctl);
+	struct mf_db *db;
 	struct mf_error err;
 	PGresult *res;
 
-	if (db == NULL)
+	if (cfg == NULL || (db = ctl_db(ctl)) == NULL)
 		return 1;
 	res = mf_db_exec(db,
 	                 "SELECT t.spam_messages, t.ham_messages, t.updated_at,"
@@ -373,6 +395,20 @@ static int spam_stats(struct ctl *ctl)
 		printf("model:                  token counts only (trained by an older version);\n"
 		       "                        train again with 'mailfortctl spam train' to fit\n"
 		       "                        the current classifier\n");
+	PQclear(res);
+	res = mf_db_exec(
+	    db,
+	    "SELECT count(*) FILTER (WHERE is_spam), count(*) FILTER (WHERE NOT is_spam),"
+	    " coalesce(min(trained_at)::text, 'none')"
+	    " FROM mailfort.spam_examples",
+	    0, NULL, &err);
+	if (res == NULL)
+		return ctl_fail("%s", err.msg);
+	printf("kept examples:          %s spam, %s ham (at most %lld of each: [milter] "
+	       "keep_examples)\n"
+	       "oldest kept example:    %s\n",
+	       PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1),
+	       (long long)mf_config_int(cfg, "milter", "keep_examples"), PQgetvalue(res, 0, 2));
 	PQclear(res);
 	res = mf_db_exec(db,
 	                 "SELECT action, count(*) FROM mailfort.mail_verdicts"
@@ -456,7 +492,7 @@ static int spam_forget(struct ctl *ctl, int argc, char **argv)
 	}
 	if ((db = ctl_db(ctl)) == NULL)
 		goto out;
-	model = mf_model_train_db(db, tr.ts, &forgotten, &tr.key, &err);
+	model = mf_model_train_db(db, tr.ts, &forgotten, NULL, &tr.key, &err);
 	if (model == NULL) {
 		ret = ctl_fail("%s", err.msg);
 		goto out;
@@ -475,6 +511,116 @@ out:
 	mf_model_unref(&model);
 	mf_policy_unref(&pol);
 	return ret;
+}
+
+/* "365d", "12h", "90m", "3600s" or "3600": seconds in *secs_r, or -1. */
+static int parse_age(const char *arg, int64_t *secs_r)
+{
+	char *end;
+	long long n;
+	int64_t mult = 1;
+
+	if (arg[0] < '0' || arg[0] > '9')
+		return -1;
+	errno = 0;
+	n = strtoll(arg, &end, 10);
+	if (errno != 0 || n <= 0)
+		return -1;
+	if (*end != '\0') {
+		switch (*end) {
+		case 's':
+			mult = 1;
+			break;
+		case 'm':
+			mult = 60;
+			break;
+		case 'h':
+			mult = 3600;
+			break;
+		case 'd':
+			mult = 86400;
+			break;
+		default:
+			return -1;
+		}
+		if (end[1] != '\0')
+			return -1;
+	}
+	if (n > 1000LL * 366 * 86400 / mult)
+		return -1;
+	*secs_r = (int64_t)n * mult;
+	return 0;
+}
+
+static int spam_prune(struct ctl *ctl, int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"keep", required_argument, NULL, 'k'},
+	    {"older-than", required_argument, NULL, 'o'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	struct mf_retention keep = {.keep = -1};
+	struct mf_token_key key;
+	struct mf_model *model;
+	const struct mf_config *cfg;
+	struct mf_db *db;
+	struct mf_error err;
+	char *end;
+	int c;
+
+	optind = 0;
+	while ((c = getopt_long(argc + 1, argv - 1, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 'k':
+			errno = 0;
+			keep.keep = optarg[0] >= '0' && optarg[0] <= '9'
+			                ? (int64_t)strtoll(optarg, &end, 10)
+			                : -1;
+			if (keep.keep < 0 || errno != 0 || *end != '\0' || keep.keep > 100000000)
+				return ctl_usage(
+				    "spam prune: --keep '%s' is not a number of examples "
+				    "(0 to 100000000)",
+				    optarg);
+			break;
+		case 'o':
+			if (parse_age(optarg, &keep.max_age) < 0)
+				return ctl_usage("spam prune: --older-than '%s' is not an age (a "
+				                 "number with s, m, h or d, e.g. 365d)",
+				                 optarg);
+			break;
+		case 'h':
+			spam_help(stdout);
+			return 0;
+		default:
+			return ctl_usage("spam prune: bad option");
+		}
+	}
+	if (optind != argc + 1)
+		return ctl_usage("spam prune: unexpected argument '%s'", argv[optind - 1]);
+	if ((cfg = ctl_config(ctl)) == NULL)
+		return 1;
+	if (keep.keep < 0)
+		keep.keep = mf_config_int(cfg, "milter", "keep_examples");
+	if (load_key(ctl, &key) < 0)
+		return 1;
+	if ((db = ctl_db(ctl)) == NULL) {
+		sodium_memzero(&key, sizeof(key));
+		return 1;
+	}
+	model = mf_model_train_db(db, NULL, NULL, &keep, &key, &err);
+	sodium_memzero(&key, sizeof(key));
+	if (model == NULL)
+		return ctl_fail("%s", err.msg);
+	if (!ctl->quiet)
+		printf("removed %llu spam and %llu ham examples\n"
+		       "kept %llu spam and %llu ham examples (at most %lld of each); model "
+		       "fitted to them (%zu distinct tokens)\n",
+		       (unsigned long long)keep.pruned_spam, (unsigned long long)keep.pruned_ham,
+		       (unsigned long long)keep.kept_spam, (unsigned long long)keep.kept_ham,
+		       (long long)keep.keep, mf_model_size(model));
+	mf_model_unref(&model);
+	return 0;
 }
 
 static int spam_tokens(struct ctl *ctl, int argc, char **argv)
@@ -516,6 +662,8 @@ int ctl_spam_cmd(struct ctl *ctl, int argc, char **argv)
 		ret = spam_classify(ctl, argc - 1, argv + 1);
 	else if (strcmp(argv[0], "forget") == 0)
 		ret = spam_forget(ctl, argc - 1, argv + 1);
+	else if (strcmp(argv[0], "prune") == 0)
+		ret = spam_prune(ctl, argc - 1, argv + 1);
 	else if (strcmp(argv[0], "tokens") == 0)
 		ret = spam_tokens(ctl, argc - 1, argv + 1);
 	else

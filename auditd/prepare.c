@@ -295,16 +295,36 @@ unsigned int auditd_type_bit(const char *type)
 	return 0;
 }
 
-/* Wrap a record that is not a valid event so that it is stored, not lost. */
+/* Wrap a record that is not a valid event so that it is stored, not lost.
+   Its text is kept as a string, invalid UTF-8 as U+FFFD (json_escape), and
+   so are NUL bytes: their \u0000 escape would make jsonb refuse the
+   wrapper, and with it every batch that holds it. */
 static char *wrap_invalid(const char *node, const char *payload, size_t len, const char *why)
 {
 	struct mf_event *ev = mf_event_new("invalid", node);
 	const char *json;
-	size_t jlen;
-	char *out;
+	char *raw, *out;
+	size_t jlen, rlen = 0;
 
 	mf_event_add_str(ev, "reason", why);
-	mf_event_add_strn(ev, "raw", payload, len);
+	if (memchr(payload, '\0', len) != NULL) {
+		if (len > SIZE_MAX / 3 || (raw = malloc(len * 3)) == NULL) {
+			mf_log_error("out of memory wrapping an invalid record");
+			abort();
+		}
+		for (size_t i = 0; i < len; i++) {
+			if (payload[i] != '\0') {
+				raw[rlen++] = payload[i];
+			} else {
+				memcpy(raw + rlen, "\xef\xbf\xbd", 3);
+				rlen += 3;
+			}
+		}
+		mf_event_add_strn(ev, "raw", raw, rlen);
+		free(raw);
+	} else {
+		mf_event_add_strn(ev, "raw", payload, len);
+	}
 	json = mf_event_json(ev, &jlen);
 	out = json != NULL ? strndup(json, jlen) : NULL;
 	mf_event_free(&ev);

@@ -151,6 +151,27 @@ static void test_same_answer(void)
 	ok(stored == n, "auditd stores every event a producer writes as it is");
 }
 
+/* A record that is not valid is stored wrapped: the wrapper itself must be
+   what jsonb stores, also when the record holds NUL bytes (as U+FFFD). */
+static void test_wrap_nul(void)
+{
+	static const char rec[] = "{\"type\":\"read\",\"user\":\"a\0b\"}\0";
+	char *w = wrap_invalid("n1", rec, sizeof(rec) - 1, "record is not valid UTF-8");
+	struct jscan j;
+	struct mf_audit_cols cols;
+	struct mf_error err;
+
+	ok(json_strict_scan(w, strlen(w), &j),
+	   "the wrapper of a record with NUL bytes is strict JSON");
+	ok(strstr(w, "\\u0000") == NULL && strstr(w, "a\xef\xbf\xbd"
+	                                             "b\\\"}\xef\xbf\xbd\"") != NULL,
+	   "its NUL bytes are kept as U+FFFD: %s", w);
+	ok(mf_audit_derive(w, strlen(w), &cols, &err) == 0 && strcmp(cols.type, "invalid") == 0,
+	   "and it is an event of type invalid");
+	mf_audit_cols_free(&cols);
+	free(w);
+}
+
 int main(void)
 {
 	static const char typical[] = EV_HEAD "\"user\":\"alice@example.test\"," EV_TAIL;
@@ -218,5 +239,6 @@ int main(void)
 	ok(fast > 1000, "and it was taken for %d of them", fast);
 	test_nul_escape();
 	test_same_answer();
+	test_wrap_nul();
 	return tap_done();
 }

@@ -5,7 +5,9 @@
  * The object grows in one heap buffer.  An allocation failure marks the
  * event failed instead of crashing; mf_event_json then returns NULL and
  * mf_event_append returns -1 with "out of memory" in err.  Strings are
- * escaped by json_escape: the output is always valid JSON in valid UTF-8.
+ * escaped by json_escape: the output is always valid JSON in valid UTF-8
+ * that PostgreSQL's jsonb stores (a NUL byte, like an invalid UTF-8 byte,
+ * becomes U+FFFD: jsonb refuses \u0000).
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -116,6 +118,14 @@ static void json_escape(struct jbuf *b, const char *str, size_t len, size_t max)
 			memcpy(b->buf + b->len, s + i, n - i);
 			b->len += n - i;
 			i = n;
+			continue;
+		}
+		if (c == 0) {
+			/* PostgreSQL's jsonb refuses \u0000: the event would be
+			   stored as "invalid", not under its type */
+			memcpy(b->buf + b->len, "\xef\xbf\xbd", 3); /* U+FFFD */
+			b->len += 3;
+			i++;
 			continue;
 		}
 		if (c < 0x80) {

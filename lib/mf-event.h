@@ -57,7 +57,8 @@ struct mf_event *mf_event_new(const char *type, const char *node);
 void mf_event_free(struct mf_event **ev);
 
 void mf_event_add_str(struct mf_event *ev, const char *name, const char *value); /* NULL -> null */
-/* value may contain NUL bytes (escaped as \u0000). */
+/* value may contain NUL bytes: each becomes U+FFFD, as an invalid UTF-8
+   byte does (PostgreSQL's jsonb cannot store \u0000). */
 void mf_event_add_strn(struct mf_event *ev, const char *name, const char *value, size_t len);
 void mf_event_add_int(struct mf_event *ev, const char *name, int64_t value);
 void mf_event_add_bool(struct mf_event *ev, const char *name, bool value);

@@ -8,7 +8,8 @@ record must not make PostgreSQL refuse the whole batch again and again (the
 trail would stop and the valid events around it would never be shipped): it
 is stored as type "invalid" with its text (event strings end at 64 KiB), and
 the events around it are shipped in order.  Strict JSON that jsonb accepts is stored unchanged.
-The same holds for an event time PostgreSQL's text input refuses (year 0000, which is 1 BC).
+The same holds for an event time PostgreSQL's text input refuses (year 0000, which is 1 BC),
+and for a record holding a NUL byte.
 """
 import json
 import os
@@ -67,6 +68,19 @@ tap.eq(site.scalar("SELECT count(*) FROM mailfort.audit_events WHERE payload::js
 tap.eq(site.scalar("SELECT to_char(event_time AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI BC') "
                    "FROM mailfort.audit_events WHERE payload = $$%s$$" % STRICT[-1]),
        "0001-06-01 12:00 BC", "an event of year 0000 keeps its time (1 BC)")
+
+# A record holding a NUL byte: not JSON as it is, and its text cannot be
+# kept as \u0000 either (jsonb refuses it): the NUL becomes U+FFFD in the
+# stored text and the trail goes on.
+spool_append(site, ['{"type":"read","user":"a","s":"x\0y"}',
+                    auth_event("after-nul", "192.0.2.1", result="ok", reason="ok")])
+r = auditd.once(check=False)
+ev = events(site)
+tap.ok(r.returncode == 0, "auditd ships a record with a NUL byte", r.stdout + r.stderr)
+tap.eq([e["type"] for e in ev[-2:]], ["invalid", "auth"],
+       "a record with a NUL byte is stored as invalid, and the event after it is shipped")
+tap.ok("x\ufffdy" in (ev[-2].get("raw") or ""), "its text keeps the rest, the NUL as U+FFFD",
+       ev[-2].get("raw"))
 r = site.ctl("audit", "verify")
 tap.ok(r.returncode == 0, "the trail verifies", r.stdout + r.stderr)
 tap.done()

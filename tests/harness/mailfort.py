@@ -14,6 +14,7 @@ Processes, which stops them when the test ends, also when it fails.
 
 import atexit
 import os
+import random
 import shutil
 import signal
 import socket
@@ -61,10 +62,44 @@ class Tap:
 tap = Tap()
 
 
+_ports_given = set()
+
+
+def _ephemeral_range():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            lo, hi = (int(x) for x in f.read().split())
+        return lo, hi
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port():
+    """A port on 127.0.0.1 nobody listens on, for a service a test starts.
+
+    Picked below the kernel's ephemeral range: a port the kernel hands out
+    (bind to port 0) can be taken by any outgoing connection before the
+    service binds it, which happens under load (a benchmark's thousands of
+    SMTP connections).  Ports already given out in this process are not
+    given again."""
+    lo, hi = 20000, _ephemeral_range()[0]
+    if hi - lo >= 1000:
+        for _ in range(200):
+            port = random.randrange(lo, hi)
+            if port in _ports_given:
+                continue
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+            _ports_given.add(port)
+            return port
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        port = s.getsockname()[1]
+    _ports_given.add(port)
+    return port
 
 
 def wait_port(port, timeout=20.0, host="127.0.0.1"):

@@ -93,7 +93,8 @@ static int run_rule(struct auditd *d, const char *sql, int nparams, const char *
 static int count_rule_eval(struct auditd *d, const struct count_rule *r, const char *from,
                            const char *to, struct mf_error *err)
 {
-	char sql[3072], thr[32], win[32];
+	char sql[6144], thr[32], win[32];
+	int len;
 	int64_t threshold = mf_config_int(d->cfg, "auditd", r->threshold_key);
 	const char *params[5];
 	bool is_ip = strcmp(r->key, "ip") == 0;
@@ -102,31 +103,64 @@ static int count_rule_eval(struct auditd *d, const struct count_rule *r, const c
 		return 0;
 	snprintf(thr, sizeof(thr), "%" PRId64, threshold);
 	snprintf(win, sizeof(win), "%" PRId64, mf_config_int(d->cfg, "auditd", r->window_key));
-	/* Only fixed fragments go into the text; every value is a parameter. */
-	snprintf(
+	/* Only fixed fragments go into the text; every value is a parameter.
+	   Per key with matching events in the range (b): quiet keys dropped
+	   (q); n counts the window ending at the key's latest event and n_any
+	   all events that any window ending in the range can see, both
+	   stopping at the threshold (c).  A key alerts at its latest event
+	   when n reaches the threshold; when only n_any does (the range spans
+	   more time than the window, as when a backlog is shipped), the
+	   windows ending at each of its events in the range are counted and
+	   the first one that reaches it alerts: a burst earlier in the range
+	   is not missed. */
+	len = snprintf(
 	    sql, sizeof(sql),
-	    "WITH b AS MATERIALIZED (SELECT %1$s AS k, max(event_time) AS t, max(seq) AS seq "
-	    "  FROM mailfort.audit_events WHERE node = $1 AND seq BETWEEN $2 AND $3 "
+	    "WITH b AS MATERIALIZED (SELECT %1$s AS k, min(event_time) AS t0, "
+	    "  max(event_time) AS t, max(seq) AS seq FROM mailfort.audit_events "
+	    "  WHERE node = $1 AND seq BETWEEN $2 AND $3 "
 	    "  AND %1$s IS NOT NULL AND %2$s GROUP BY %1$s), "
-	    /* keys still quiet after an alert are dropped before their events
-	       are counted (the same condition as before, checked first) */
 	    "q AS MATERIALIZED (SELECT b.* FROM b WHERE NOT EXISTS (SELECT 1 "
 	    "  FROM mailfort.alerts a WHERE a.rule = '%3$s' AND a.%1$s = b.k "
-	    "  AND a.created_at > now() - make_interval(secs => $5::bigint))) "
+	    "  AND a.created_at > now() - make_interval(secs => $5::bigint))), "
+	    "c0 AS MATERIALIZED (SELECT q.*, (SELECT count(*) FROM (SELECT 1 "
+	    "  FROM mailfort.audit_events e WHERE e.%1$s = q.k "
+	    "  AND e.event_time > q.t - make_interval(secs => $5::bigint) "
+	    "  AND e.event_time <= q.t AND %2$s LIMIT $4::bigint) w) AS n FROM q), "
+	    /* (n_any is n when n reached the threshold or all events of the
+	       key in the range share one time) */
+	    "c AS MATERIALIZED (SELECT c0.*, "
+	    "  CASE WHEN c0.n >= $4::bigint OR c0.t0 = c0.t THEN c0.n "
+	    "  ELSE (SELECT count(*) FROM (SELECT 1 FROM mailfort.audit_events e "
+	    "  WHERE e.%1$s = c0.k "
+	    "  AND e.event_time > c0.t0 - make_interval(secs => $5::bigint) "
+	    "  AND e.event_time <= c0.t AND %2$s LIMIT $4::bigint) w) END AS n_any "
+	    "  FROM c0), "
+	    "h AS (SELECT k, seq, n FROM c WHERE n >= $4::bigint "
+	    "  UNION ALL "
+	    "  (SELECT DISTINCT ON (x.k) x.k, x.seq, x.n "
+	    "  FROM c CROSS JOIN LATERAL (SELECT c.k AS k, e.seq, e.event_time, "
+	    "  (e.node = $1 AND e.seq BETWEEN $2 AND $3) AS inr, "
+	    "  count(*) OVER (ORDER BY e.event_time RANGE BETWEEN "
+	    "  make_interval(secs => $5::bigint) - interval '1 microsecond' "
+	    "  PRECEDING AND CURRENT ROW) AS n "
+	    "  FROM mailfort.audit_events e WHERE e.%1$s = c.k "
+	    "  AND e.event_time > c.t0 - make_interval(secs => $5::bigint) "
+	    "  AND e.event_time <= c.t AND %2$s) x "
+	    "  WHERE c.n < $4::bigint AND c.n_any >= $4::bigint "
+	    "  AND x.inr AND x.n >= $4::bigint "
+	    "  ORDER BY x.k, x.event_time, x.seq)) "
 	    "INSERT INTO mailfort.alerts (node, rule, severity, username, ip, summary, detail, "
 	    "  event_node, event_seq) "
 	    "SELECT $1, '%3$s', 'warning', %4$s, %5$s, "
-	    "  format('%%s %6$s by %%s within %%s seconds', c.n, %7$s, $5::bigint), "
-	    "  jsonb_build_object('count', c.n, 'threshold', $4::bigint, 'window_seconds', "
+	    "  format('%%s %6$s by %%s within %%s seconds', b.n, %7$s, $5::bigint), "
+	    "  jsonb_build_object('count', b.n, 'threshold', $4::bigint, 'window_seconds', "
 	    "  $5::bigint), $1, b.seq "
-	    "FROM q AS b CROSS JOIN LATERAL (SELECT count(*) AS n FROM (SELECT 1 "
-	    "  FROM mailfort.audit_events e "
-	    "  WHERE e.%1$s = b.k AND e.event_time > b.t - make_interval(secs => $5::bigint) "
-	    "  AND e.event_time <= b.t AND %2$s LIMIT $4::bigint) w) c "
-	    "WHERE c.n >= $4::bigint "
+	    "FROM h AS b "
 	    "RETURNING rule, username, host(ip), summary",
 	    r->key, r->pred, r->rule, is_ip ? "NULL" : "b.k", is_ip ? "b.k" : "NULL", r->what,
 	    is_ip ? "host(b.k)" : "b.k");
+	if (len < 0 || (size_t)len >= sizeof(sql))
+		return mf_error_set(err, "alert rule %s: query too long", r->rule);
 	params[0] = d->node;
 	params[1] = from;
 	params[2] = to;

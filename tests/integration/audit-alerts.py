@@ -130,5 +130,26 @@ tap.ok("To: security@example.test" in mail and "Subject: [mailfort alert] totp_r
        "alert mail names the rule and the account", mail[:600])
 tap.eq(site.sql("SELECT count(*) FROM audit.alerts WHERE event_seq IS NULL"), [["0"]],
        "every alert points at the event that raised it")
+
+# ------------------------------------------------------------ a backlog shipped late
+# Failures two hours old arrive in the same batch as a new one (auditd was
+# down, or behind): the burst is in no window that ends at the newest event,
+# and must still raise the alert; failures spread out must not.
+def ago(seconds):
+    return time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime(time.time() - seconds))
+
+
+spool_append(site, [auth_event("gina", "198.51.100.%d" % (40 + i), when=ago(7200 - 20 * i))
+                    for i in range(4)]
+             + [auth_event("hank", "198.51.100.%d" % (50 + i), when=ago(7200 - 900 * i))
+                for i in range(3)]
+             + [auth_event("gina", "198.51.100.60"), auth_event("hank", "198.51.100.61")])
+ship()
+tap.eq(alerts()[7:], [["failed_logins", "gina", "", "warning"]],
+       "a burst two hours back in a late batch raises its alert; spread-out failures do not")
+tap.eq(site.sql("SELECT a.detail->>'count', e.event_time < now() - interval '1 hour' "
+                "FROM audit.alerts a JOIN mailfort.audit_events e "
+                "ON e.node = a.event_node AND e.seq = a.event_seq WHERE a.username = 'gina'"),
+       [["3", "t"]], "the alert points at the failure that reached the threshold")
 dc.stop()
 tap.done()

@@ -46,7 +46,7 @@ struct auditd_prep {
 	bool want;                  /* the shipping thread asks for a batch */
 	bool ahead;                 /* ... to be read ahead */
 	bool busy;                  /* a batch is being prepared */
-	bool stop;                  /* the thread must end */
+	bool stop;                  /* the thread must end (prepare() also reads it unlocked) */
 	struct auditd_batch *ready; /* finished, not yet taken */
 	struct auditd_batch *spare; /* a shipped batch whose buffer can be reused */
 
@@ -445,7 +445,13 @@ static void prepare(struct auditd_prep *p, struct auditd_batch *b)
 	b->first_seq = p->seq + 1;
 	b->end = MF_SPOOL_RECORD;
 	while (b->n < p->batch_size) {
-		enum mf_spool_status st = mf_spool_read(p->reader, &payload, &len, &rpos, &e);
+		enum mf_spool_status st;
+
+		/* a stop (reset, shutdown) does not wait for a whole batch: the
+		   batch is thrown away anyway */
+		if ((b->n & 255) == 255 && __atomic_load_n(&p->stop, __ATOMIC_RELAXED))
+			break;
+		st = mf_spool_read(p->reader, &payload, &len, &rpos, &e);
 
 		if (st == MF_SPOOL_RECORD) {
 			add_record(p, b, payload, len);
@@ -561,7 +567,7 @@ void auditd_prep_stop(struct auditd *d)
 	if (p == NULL)
 		return;
 	pthread_mutex_lock(&p->lock);
-	p->stop = true;
+	__atomic_store_n(&p->stop, true, __ATOMIC_RELAXED); /* also read unlocked in prepare() */
 	pthread_cond_broadcast(&p->cond);
 	pthread_mutex_unlock(&p->lock);
 	pthread_join(p->thread, NULL);

@@ -504,6 +504,21 @@ void mf_mailcrypt_reader_copy(struct mf_mailcrypt_reader *dst,
 	dst->gcm = NULL;
 }
 
+int mf_mailcrypt_reader_copy_sized(struct mf_mailcrypt_reader *dst,
+                                   const struct mf_mailcrypt_reader *src, uint64_t ct_size,
+                                   struct mf_error *err)
+{
+	uint64_t count, pt_size;
+
+	if (layout(&src->info, ct_size, &count, &pt_size, err) < 0)
+		return -1;
+	mf_mailcrypt_reader_copy(dst, src);
+	dst->ct_size = ct_size;
+	dst->chunk_count = count;
+	dst->pt_size = pt_size;
+	return 0;
+}
+
 int mf_mailcrypt_reader_init(struct mf_mailcrypt_reader *r, const void *header, size_t header_len,
                              uint64_t ct_size, const unsigned char pk[crypto_box_PUBLICKEYBYTES],
                              const unsigned char sk[crypto_box_SECRETKEYBYTES],

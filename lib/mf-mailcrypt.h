@@ -293,6 +293,15 @@ void mf_mailcrypt_reader_clear(struct mf_mailcrypt_reader *r);
 void mf_mailcrypt_reader_copy(struct mf_mailcrypt_reader *dst,
                               const struct mf_mailcrypt_reader *src);
 
+/* Make dst a reader for another stored copy of the same message header
+   (same keys) whose ciphertext is ct_size bytes: mf_mailcrypt_reader_copy
+   with the sizes checked and computed as mf_mailcrypt_reader_init does
+   (same errors).  -1 with err, dst untouched, when ct_size cannot hold
+   such a message. */
+int mf_mailcrypt_reader_copy_sized(struct mf_mailcrypt_reader *dst,
+                                   const struct mf_mailcrypt_reader *src, uint64_t ct_size,
+                                   struct mf_error *err) MF_WARN_UNUSED;
+
 /* ---- whole-buffer helpers (tools, tests; not for large mail) ---- */
 
 /* Decrypt a complete in-memory ciphertext into out (out_size >=

@@ -245,26 +245,16 @@ static void mailfort_crypt_readers_add(struct mailfort_crypt_user *muser,
 }
 
 /* A header opened before in this session: the kept reader with the sizes
-   of this file.  The sizes are computed as mf_mailcrypt_reader_init does
-   (same function, same errors). */
+   of this file (checked as mf_mailcrypt_reader_init checks them). */
 static int mailfort_crypt_reader_reuse(const struct mf_crypt_reader_entry *entry, uoff_t ct_size,
                                        struct mf_mailcrypt_reader *reader_r, const char **error_r)
 {
-	const struct mf_mailcrypt_info *info = &entry->reader.info;
-	uint64_t pt_size, body, stride;
 	struct mf_error err;
 
-	if (mf_mailcrypt_plaintext_size(info, ct_size, &pt_size, &err) < 0) {
+	if (mf_mailcrypt_reader_copy_sized(reader_r, &entry->reader, ct_size, &err) < 0) {
 		*error_r = t_strdup(err.msg);
 		return -1;
 	}
-	/* plaintext_size succeeded: ct_size >= header + one tag */
-	body = ct_size - info->header_size;
-	stride = (uint64_t)info->chunk_size + MF_MAILCRYPT_CHUNK_OVERHEAD;
-	mf_mailcrypt_reader_copy(reader_r, &entry->reader);
-	reader_r->ct_size = ct_size;
-	reader_r->pt_size = pt_size;
-	reader_r->chunk_count = body / stride + (body % stride != 0);
 	return 0;
 }
 

@@ -667,6 +667,49 @@ static void test_reader_copy(const struct keys *k)
 	free(pt);
 }
 
+/* mf_mailcrypt_reader_copy_sized: another stored copy of the same header,
+   sized and checked as mf_mailcrypt_reader_init does. */
+static void test_reader_copy_sized(const struct keys *k)
+{
+	const size_t len = 3000;
+	unsigned char *pt = xmalloc(len), out[1024];
+	struct mf_mailcrypt_reader r, copy, again;
+	struct mf_mailcrypt_chunk ch;
+	struct mf_error err = {""};
+	struct ct c;
+	size_t n;
+
+	randombytes_buf(pt, len);
+	c = encrypt(k, pt, len, 1024, 0);
+	if (mf_mailcrypt_reader_init(&r, c.data, c.len, c.len, k->pk, k->sk, &err) < 0) {
+		ok(0, "v%u: reader: %s", k->version, err.msg);
+		free(c.data);
+		free(pt);
+		return;
+	}
+	ok(mf_mailcrypt_reader_copy_sized(&copy, &r, c.len, &err) == 0 &&
+	       copy.pt_size == r.pt_size && copy.chunk_count == r.chunk_count &&
+	       copy.ct_size == c.len && mf_mailcrypt_chunk_at(&copy, 2, &ch, &err) == 0 &&
+	       mf_mailcrypt_open_chunk(&copy, 2, c.data + ch.ct_offset, ch.ct_len, out, sizeof(out),
+	                               &n, &err) == 0 &&
+	       n == len - 2048 && memcmp(out, pt + 2048, n) == 0,
+	   "v%u: a reader copied for the same size has the same layout and opens chunks: %s",
+	   k->version, err.msg);
+	ok(mf_mailcrypt_reader_init(&again, c.data, c.len, c.len - 1000, k->pk, k->sk, &err) == 0 &&
+	       mf_mailcrypt_reader_copy_sized(&copy, &r, c.len - 1000, &err) == 0 &&
+	       copy.pt_size == again.pt_size && copy.chunk_count == again.chunk_count,
+	   "v%u: for another size it has the layout reader_init gives", k->version);
+	mf_mailcrypt_reader_clear(&again);
+	mf_mailcrypt_reader_clear(&copy);
+	ok(mf_mailcrypt_reader_copy_sized(&copy, &r, MF_MAILCRYPT_HEADER_SIZE + 5, &err) < 0 &&
+	       strstr(err.msg, "truncated") != NULL,
+	   "v%u: a size that cannot hold the message is refused as reader_init refuses it: %s",
+	   k->version, err.msg);
+	mf_mailcrypt_reader_clear(&r);
+	free(c.data);
+	free(pt);
+}
+
 /* Checks run in a child whose OpenSSL has only the "base" provider, so no
    cipher at all; ct_path holds a version 2 message of 3000 bytes sealed to
    k.  Returns a bit per failed check (exit status). */
@@ -807,6 +850,7 @@ static void test_version(struct keys *k, unsigned int version)
 	test_out_max(k);
 	test_huge_sizes(k);
 	test_reader_copy(k);
+	test_reader_copy_sized(k);
 }
 
 int main(int argc, char **argv)

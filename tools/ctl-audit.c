@@ -120,29 +120,11 @@ static bool valid_time(const char *p)
    passed on as it is; NULL (after saying why) for anything else. */
 static const char *time_arg(const char *opt, const char *arg, char buf[64])
 {
-	char *end;
-	long long n = strtoll(arg, &end, 10);
-	long long mult = 0;
+	int64_t secs;
 	time_t t;
 	struct tm tm;
 
-	if (end != arg && n >= 0 && end[0] != '\0' && end[1] == '\0') {
-		switch (end[0]) {
-		case 's':
-			mult = 1;
-			break;
-		case 'm':
-			mult = 60;
-			break;
-		case 'h':
-			mult = 3600;
-			break;
-		case 'd':
-			mult = 86400;
-			break;
-		}
-	}
-	if (mult == 0) {
+	if (ctl_age(arg, &secs) < 0) {
 		/* and PostgreSQL's words for midnight at the start of a day */
 		if (valid_time(arg) || strcasecmp(arg, "today") == 0 ||
 		    strcasecmp(arg, "yesterday") == 0 || strcasecmp(arg, "tomorrow") == 0)
@@ -153,11 +135,11 @@ static const char *time_arg(const char *opt, const char *arg, char buf[64])
 		          opt, arg);
 		return NULL;
 	}
-	if (n > 100LL * 366 * 86400 / mult) {
+	if (secs > 100LL * 366 * 86400) {
 		ctl_usage("%s: '%s' is too far back", opt, arg);
 		return NULL;
 	}
-	t = time(NULL) - (time_t)(n * mult);
+	t = time(NULL) - (time_t)secs;
 	gmtime_r(&t, &tm);
 	strftime(buf, 64, "%Y-%m-%d %H:%M:%S+00", &tm);
 	return buf;

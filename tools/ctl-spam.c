@@ -513,45 +513,6 @@ out:
 	return ret;
 }
 
-/* "365d", "12h", "90m", "3600s" or "3600": seconds in *secs_r, or -1. */
-static int parse_age(const char *arg, int64_t *secs_r)
-{
-	char *end;
-	long long n;
-	int64_t mult = 1;
-
-	if (arg[0] < '0' || arg[0] > '9')
-		return -1;
-	errno = 0;
-	n = strtoll(arg, &end, 10);
-	if (errno != 0 || n <= 0)
-		return -1;
-	if (*end != '\0') {
-		switch (*end) {
-		case 's':
-			mult = 1;
-			break;
-		case 'm':
-			mult = 60;
-			break;
-		case 'h':
-			mult = 3600;
-			break;
-		case 'd':
-			mult = 86400;
-			break;
-		default:
-			return -1;
-		}
-		if (end[1] != '\0')
-			return -1;
-	}
-	if (n > 1000LL * 366 * 86400 / mult)
-		return -1;
-	*secs_r = (int64_t)n * mult;
-	return 0;
-}
-
 static int spam_prune(struct ctl *ctl, int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -584,7 +545,7 @@ static int spam_prune(struct ctl *ctl, int argc, char **argv)
 				    optarg);
 			break;
 		case 'o':
-			if (parse_age(optarg, &keep.max_age) < 0)
+			if (ctl_age(optarg, &keep.max_age) < 0 || keep.max_age == 0)
 				return ctl_usage("spam prune: --older-than '%s' is not an age (a "
 				                 "number with s, m, h or d, e.g. 365d)",
 				                 optarg);

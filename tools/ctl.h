@@ -34,6 +34,9 @@ int ctl_fail(const char *fmt, ...) MF_PRINTF(1, 2);
 int ctl_usage(const char *fmt, ...) MF_PRINTF(1, 2);
 /* True for "-h", "--help" and "help". */
 bool ctl_is_help(const char *arg);
+/* An age: digits and one unit, s, m, h or d ("90s", "15m", "12h", "365d"),
+   at most 1000 years.  0 with the seconds in *secs_r, or -1. */
+int ctl_age(const char *arg, int64_t *secs_r);
 /* For "GROUP COMMAND USER [OPTIONS]": 0 when argv (from COMMAND on) may
    go ahead; otherwise prints the group's usage (help asked for anywhere:
    exit 0) or a usage error (USER missing or shaped like an option: exit 2)

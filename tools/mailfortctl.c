@@ -75,6 +75,40 @@ bool ctl_is_help(const char *arg)
 	return strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0 || strcmp(arg, "help") == 0;
 }
 
+int ctl_age(const char *arg, int64_t *secs_r)
+{
+	int64_t n = 0, unit;
+	const char *p = arg;
+
+	if (*p < '0' || *p > '9')
+		return -1;
+	for (; *p >= '0' && *p <= '9'; p++) {
+		if (n > 1000LL * 366 * 86400)
+			return -1;
+		n = n * 10 + (*p - '0');
+	}
+	switch (*p) {
+	case 's':
+		unit = 1;
+		break;
+	case 'm':
+		unit = 60;
+		break;
+	case 'h':
+		unit = 3600;
+		break;
+	case 'd':
+		unit = 86400;
+		break;
+	default:
+		return -1;
+	}
+	if (p[1] != '\0' || n > 1000LL * 366 * 86400 / unit)
+		return -1;
+	*secs_r = n * unit;
+	return 0;
+}
+
 int ctl_user_args(int argc, char **argv, void (*usage_fn)(FILE *out), int *status_r)
 {
 	int i;

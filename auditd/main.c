@@ -37,6 +37,7 @@
 
 #include "auditd.h"
 #include "mf-config.h"
+#include "mf-daemon.h"
 #include "mf-crypto.h"
 #include "mf-db.h"
 #include "mf-log.h"
@@ -81,58 +82,6 @@ static int load_key(struct auditd *d, struct mf_error *err)
 	if (mf_key_load(path, MF_KEY_SECRET, d->sign_sk, MF_AUDIT_SK_BYTES, err) < 0)
 		return -1;
 	crypto_sign_ed25519_sk_to_pk(d->sign_pk, d->sign_sk);
-	return 0;
-}
-
-static int drop_privileges(struct auditd *d, struct mf_error *err)
-{
-	const char *user = mf_config_str(d->cfg, "auditd", "user");
-	struct passwd *pw;
-
-	if (geteuid() != 0 || user == NULL || *user == '\0' || strcmp(user, "root") == 0)
-		return 0;
-	pw = getpwnam(user);
-	if (pw == NULL)
-		return mf_error_set(err, "[auditd] user: no such user '%s'", user);
-	if (initgroups(pw->pw_name, pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 ||
-	    setuid(pw->pw_uid) < 0)
-		return mf_error_set(err, "cannot become user '%s': %s", user, strerror(errno));
-	if (setuid(0) == 0)
-		return mf_error_set(err, "could still regain root after dropping to '%s'", user);
-	return 0;
-}
-
-static int daemonize(struct auditd *d, struct mf_error *err)
-{
-	const char *pidfile = mf_config_str(d->cfg, "auditd", "pidfile");
-	pid_t pid;
-	int fd;
-	FILE *f;
-
-	pid = fork();
-	if (pid < 0)
-		return mf_error_set(err, "fork: %s", strerror(errno));
-	if (pid > 0)
-		_exit(0);
-	if (setsid() < 0)
-		return mf_error_set(err, "setsid: %s", strerror(errno));
-	if (chdir("/") < 0)
-		return mf_error_set(err, "chdir /: %s", strerror(errno));
-	fd = open("/dev/null", O_RDWR);
-	if (fd >= 0) {
-		dup2(fd, 0);
-		dup2(fd, 1);
-		dup2(fd, 2);
-		if (fd > 2)
-			close(fd);
-	}
-	if (pidfile != NULL) {
-		f = fopen(pidfile, "w");
-		if (f == NULL)
-			return mf_error_set(err, "pid file %s: %s", pidfile, strerror(errno));
-		fprintf(f, "%ld\n", (long)getpid());
-		fclose(f);
-	}
 	return 0;
 }
 
@@ -255,14 +204,17 @@ int main(int argc, char **argv)
 		fprintf(stderr, "mailfort-auditd: %s\n", err.msg);
 		return 1;
 	}
-	if (mf_crypto_init(&err) < 0 || load_key(&d, &err) < 0 || drop_privileges(&d, &err) < 0) {
+	if (mf_crypto_init(&err) < 0 || load_key(&d, &err) < 0 ||
+	    mf_become_user("auditd", mf_config_str(d.cfg, "auditd", "user"), &err) < 0) {
 		fprintf(stderr, "mailfort-auditd: %s\n", err.msg);
 		mf_log_error("%s", err.msg);
 		return 1;
 	}
 	d.node = node_name(d.cfg);
 	d.spool_dir = strdup(mf_config_str(d.cfg, "spool", "dir"));
-	if (!foreground && daemonize(&d, &err) < 0) {
+	if (!foreground &&
+	    (mf_daemonize(&err) < 0 ||
+	     mf_pidfile_write(mf_config_str(d.cfg, "auditd", "pidfile"), &err) < 0)) {
 		mf_log_error("%s", err.msg);
 		return 1;
 	}

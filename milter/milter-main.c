@@ -37,6 +37,7 @@
 #include <unistd.h>
 #include "mf-config.h"
 #include "mf-crypto.h"
+#include "mf-daemon.h"
 #include "mf-log.h"
 #include "milter.h"
 
@@ -66,24 +67,21 @@ static const char *unix_path(const char *sock)
 	return NULL;
 }
 
+/* The socket goes to the milter's user first: Postfix connects to it and
+   the milter removes it when it ends. */
 static int drop_privileges(const char *user, const char *sock, struct mf_error *err)
 {
 	struct passwd *pw;
 	const char *path = unix_path(sock);
 
-	if (user[0] == '\0' || getuid() != 0)
+	if (user[0] == '\0' || geteuid() != 0 || strcmp(user, "root") == 0)
 		return 0;
 	pw = getpwnam(user);
 	if (pw == NULL)
 		return mf_error_set(err, "[milter] user: no such user '%s'", user);
 	if (path != NULL && chown(path, pw->pw_uid, pw->pw_gid) < 0)
 		return mf_error_set(err, "cannot chown %s: %s", path, strerror(errno));
-	if (initgroups(pw->pw_name, pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 ||
-	    setuid(pw->pw_uid) < 0)
-		return mf_error_set(err, "cannot become user %s: %s", user, strerror(errno));
-	if (setuid(0) == 0)
-		return mf_error_set(err, "still root after dropping privileges");
-	return 0;
+	return mf_become_user("milter", user, err);
 }
 
 /* The milter proper; returns the exit status. */
@@ -163,23 +161,11 @@ static pid_t start_child(const char *config_path)
 	return pid;
 }
 
-static int write_pid_file(const char *path)
-{
-	FILE *f;
-
-	if (path[0] == '\0')
-		return 0;
-	f = fopen(path, "w");
-	if (f == NULL)
-		return -1;
-	fprintf(f, "%ld\n", (long)getpid());
-	return fclose(f);
-}
-
 /* Run the child, restart it when it dies, forward signals. */
 static int supervise(const char *config_path, const char *pid_file)
 {
 	struct sigaction sa;
+	struct mf_error err;
 	pid_t child;
 	time_t started;
 	int status, failures = 0;
@@ -190,8 +176,8 @@ static int supervise(const char *config_path, const char *pid_file)
 	sigaction(SIGHUP, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
-	if (write_pid_file(pid_file) < 0)
-		mf_log_warn("cannot write %s: %s", pid_file, strerror(errno));
+	if (mf_pidfile_write(pid_file, &err) < 0)
+		mf_log_warn("%s", err.msg);
 	for (;;) {
 		started = time(NULL);
 		child = start_child(config_path);
@@ -313,8 +299,8 @@ int main(int argc, char **argv)
 	if (!foreground) {
 		openlog("mailfort-milter", LOG_PID, LOG_MAIL);
 		mf_log_set_handler(mf_log_handler_syslog, NULL);
-		if (daemon(0, 0) < 0) {
-			fprintf(stderr, "mailfort-milter: cannot detach: %s\n", strerror(errno));
+		if (mf_daemonize(&err) < 0) {
+			mf_log_error("%s", err.msg);
 			free(pid_file);
 			return 1;
 		}

@@ -695,6 +695,7 @@ static void test_reader_copy_sized(const struct keys *k)
 	       n == len - 2048 && memcmp(out, pt + 2048, n) == 0,
 	   "v%u: a reader copied for the same size has the same layout and opens chunks: %s",
 	   k->version, err.msg);
+	mf_mailcrypt_reader_clear(&copy);
 	ok(mf_mailcrypt_reader_init(&again, c.data, c.len, c.len - 1000, k->pk, k->sk, &err) == 0 &&
 	       mf_mailcrypt_reader_copy_sized(&copy, &r, c.len - 1000, &err) == 0 &&
 	       copy.pt_size == again.pt_size && copy.chunk_count == again.chunk_count,

@@ -512,6 +512,18 @@ static bool ascii_alnum(gunichar c)
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
 }
 
+/* The word so far gives its tokens (unless it grew too long), and a new
+   one starts. */
+#define END_WORD()                                                                        \
+	do {                                                                              \
+		if (!too_long)                                                            \
+			emit_word(t, prefix, plen, word, wlen, nchars, digits, cjk, &ws); \
+		ws.upper = ws.lower = false;                                              \
+		wlen = nchars = 0;                                                        \
+		digits = true;                                                            \
+		too_long = false;                                                         \
+	} while (0)
+
 void mf_tokenize_text(struct mf_tokens *t, const char *prefix, const char *text, size_t len)
 {
 	const char *p = text, *end = text + len;
@@ -568,15 +580,8 @@ void mf_tokenize_text(struct mf_tokens *t, const char *prefix, const char *text,
 			/* ASCII that is not part of a word (inner punctuation is not
 			   before a word's first character) ends the word, and so do
 			   the ones after it. */
-			if (wlen > 0) {
-				if (!too_long)
-					emit_word(t, prefix, plen, word, wlen, nchars, digits, cjk,
-					          &ws);
-				ws.upper = ws.lower = false;
-				wlen = nchars = 0;
-				digits = true;
-				too_long = false;
-			}
+			if (wlen > 0)
+				END_WORD();
 			do
 				p++;
 			while (p < end && (unsigned char)*p < 0x80 &&
@@ -604,16 +609,8 @@ void mf_tokenize_text(struct mf_tokens *t, const char *prefix, const char *text,
 			char enc[8];
 			int n;
 
-			if (wlen > 0 && sl != cjk) {
-				/* script change ends the word */
-				if (!too_long)
-					emit_word(t, prefix, plen, word, wlen, nchars, digits, cjk,
-					          &ws);
-				ws.upper = ws.lower = false;
-				wlen = nchars = 0;
-				digits = true;
-				too_long = false;
-			}
+			if (wlen > 0 && sl != cjk)
+				END_WORD(); /* a change of script ends the word */
 			cjk = sl;
 			if (ascii) {
 				if (c >= 'A' && c <= 'Z') {
@@ -642,18 +639,14 @@ void mf_tokenize_text(struct mf_tokens *t, const char *prefix, const char *text,
 			if (ascii ? !(c >= '0' && c <= '9') : !g_unichar_isdigit(c))
 				digits = false;
 		} else if (wlen > 0) {
-			if (!too_long)
-				emit_word(t, prefix, plen, word, wlen, nchars, digits, cjk, &ws);
-			ws.upper = ws.lower = false;
-			wlen = nchars = 0;
-			digits = true;
-			too_long = false;
+			END_WORD();
 		}
 		p = next;
 	}
 	if (wlen > 0 && !too_long)
 		emit_word(t, prefix, plen, word, wlen, nchars, digits, cjk, &ws);
 }
+#undef END_WORD
 
 /* ------------------------------------------------------------ HTML */
 

@@ -32,6 +32,13 @@ static const struct mf_config_key crypt_keys[] = {
      .default_value = NULL,
      .help = "libpq connection string for the plugin (default: [database] conninfo); its "
              "role needs group mailfort_crypt"},
+    {.name = "require_encrypted",
+     .type = MF_CONFIG_BOOL,
+     .default_value = "no",
+     .help = "refuse to serve a message that is not a mailfort ciphertext carrying a valid "
+             "server authenticator (mail-mac.key): planted or forged mail is refused, "
+             "recorded and alerted on; turn on once mailfortctl crypt status reports none "
+             "left"},
     {.name = "totp_suffix",
      .type = MF_CONFIG_BOOL,
      .default_value = "yes",

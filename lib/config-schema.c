@@ -41,6 +41,19 @@ static const struct mf_config_key keys_keys[] = {
     {.name = NULL},
 };
 
+static const char *const crypto_profiles[] = {"default", "kcmvp", NULL};
+
+static const struct mf_config_key crypto_keys[] = {
+    {.name = "profile",
+     .type = MF_CONFIG_ENUM,
+     .default_value = "default",
+     .choices = crypto_profiles,
+     .help = "algorithms of everything newly written: default (libsodium and AES-256-GCM) or "
+             "kcmvp (only algorithms on the KCMVP list, through OpenSSL EVP: ARIA-256-GCM, "
+             "ECDH P-256, KBKDF, PBKDF2, HMAC-SHA256)"},
+    {.name = NULL},
+};
+
 static const struct mf_config_key spool_keys[] = {
     {.name = "dir",
      .type = MF_CONFIG_PATH,
@@ -60,15 +73,12 @@ static const struct mf_config_key spool_keys[] = {
 static const struct mf_config_section database_section = {"database", database_keys};
 static const struct mf_config_section keys_section = {"keys", keys_keys};
 static const struct mf_config_section spool_section = {"spool", spool_keys};
+static const struct mf_config_section crypto_section = {"crypto", crypto_keys};
 
 const struct mf_config_section *const mf_config_schema[] = {
-    &database_section,
-    &keys_section,
-    &spool_section,
-    &mf_config_section_pam,
-    &mf_config_section_crypt,
-    &mf_config_section_audit,
-    &mf_config_section_auditd,
-    &mf_config_section_milter,
-    NULL,
+    &database_section,         &keys_section,
+    &crypto_section,           &spool_section,
+    &mf_config_section_pam,    &mf_config_section_crypt,
+    &mf_config_section_audit,  &mf_config_section_auditd,
+    &mf_config_section_milter, NULL,
 };

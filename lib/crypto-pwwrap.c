@@ -10,8 +10,13 @@
  * mf_pwwrap / mf_pwunwrap return 0 or -1 with a reason: parameters out of
  * range, not a wrapped blob, unknown algorithm, out of memory for Argon2id,
  * or "wrong password or corrupted key blob".  Derived keys are wiped.
+ *
+ * The kcmvp profile's wrap ("MFW2", mf_pwwrap_pbkdf2) has the same shape
+ * with listed algorithms: PBKDF2-HMAC-SHA256 and ARIA-256-GCM (layout in
+ * mf-crypto.h); its iteration count travels in the blob in the same way.
  */
 #include <string.h>
+#include "mf-crypto-evp.h"
 #include "mf-crypto.h"
 
 #define PW_MAGIC          "MFW1"
@@ -116,5 +121,69 @@ int mf_pwunwrap(unsigned char *out, const unsigned char *blob, size_t blob_len,
 		sodium_memzero(out, blob_len - MF_PWWRAP_OVERHEAD);
 		return mf_error_set(err, "wrong password or corrupted key blob");
 	}
+	return 0;
+}
+
+/* ---- PBKDF2-HMAC-SHA256 + ARIA-256-GCM ("MFW2") ---- */
+
+#define PW2_MAGIC      "MFW2"
+#define PW2_ALG_PBKDF2 2
+#define PW2_SALT_OFF   13
+#define PW2_NONCE_OFF  29
+#define PW2_CT_OFF     (PW2_NONCE_OFF + MF_ARIA_NONCE_BYTES)
+_Static_assert(PW2_CT_OFF + MF_ACCOUNT_SK_BYTES + MF_ARIA_TAG_BYTES ==
+                   MF_ACCOUNT_WRAP_PASSWORD_P256_BYTES,
+               "MFW2 layout");
+
+int mf_pwwrap_pbkdf2(unsigned char *out, const unsigned char secret[MF_ACCOUNT_SK_BYTES],
+                     const char *password, size_t password_len, uint32_t iterations,
+                     struct mf_error *err)
+{
+	unsigned char key[MF_ARIA_KEY_BYTES];
+	int ret;
+
+	if (iterations < MF_PBKDF2_ITERATIONS_MIN || iterations > MF_PBKDF2_ITERATIONS_MAX)
+		return mf_error_set(err, "PBKDF2 iterations %u outside %u..%u", iterations,
+		                    MF_PBKDF2_ITERATIONS_MIN, MF_PBKDF2_ITERATIONS_MAX);
+	memcpy(out, PW2_MAGIC, 4);
+	out[4] = PW2_ALG_PBKDF2;
+	put_le32(out + 5, iterations);
+	put_le32(out + 9, 0);
+	if (mf_evp_random(out + PW2_SALT_OFF, 16 + MF_ARIA_NONCE_BYTES, err) < 0 ||
+	    mf_pbkdf2_sha256(key, sizeof(key), password, password_len, out + PW2_SALT_OFF, 16,
+	                     iterations, err) < 0)
+		return -1;
+	ret = mf_aria_gcm_seal(out + PW2_CT_OFF, secret, MF_ACCOUNT_SK_BYTES, key,
+	                       out + PW2_NONCE_OFF, out, PW_AD_BYTES, err);
+	sodium_memzero(key, sizeof(key));
+	return ret;
+}
+
+int mf_pwunwrap_pbkdf2(unsigned char secret_out[MF_ACCOUNT_SK_BYTES], const unsigned char *blob,
+                       size_t blob_len, const char *password, size_t password_len,
+                       struct mf_error *err)
+{
+	unsigned char key[MF_ARIA_KEY_BYTES];
+	uint32_t iterations;
+	int ret;
+
+	if (blob_len != MF_ACCOUNT_WRAP_PASSWORD_P256_BYTES || memcmp(blob, PW2_MAGIC, 4) != 0)
+		return mf_error_set(err, "not a PBKDF2 password-wrapped blob (%zu bytes)",
+		                    blob_len);
+	if (blob[4] != PW2_ALG_PBKDF2 || get_le32(blob + 9) != 0)
+		return mf_error_set(err, "password-wrapped blob uses unknown algorithm %u",
+		                    blob[4]);
+	iterations = get_le32(blob + 5);
+	if (iterations < MF_PBKDF2_ITERATIONS_MIN || iterations > MF_PBKDF2_ITERATIONS_MAX)
+		return mf_error_set(err, "PBKDF2 iterations %u outside %u..%u", iterations,
+		                    MF_PBKDF2_ITERATIONS_MIN, MF_PBKDF2_ITERATIONS_MAX);
+	if (mf_pbkdf2_sha256(key, sizeof(key), password, password_len, blob + PW2_SALT_OFF, 16,
+	                     iterations, err) < 0)
+		return -1;
+	ret = mf_aria_gcm_open(secret_out, blob + PW2_CT_OFF, blob_len - PW2_CT_OFF, key,
+	                       blob + PW2_NONCE_OFF, blob, PW_AD_BYTES, err);
+	sodium_memzero(key, sizeof(key));
+	if (ret < 0)
+		return mf_error_set(err, "wrong password or corrupted key blob");
 	return 0;
 }

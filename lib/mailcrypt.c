@@ -17,6 +17,7 @@
 #include <string.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include "mf-crypto-evp.h"
 #include "mf-crypto.h"
 #include "mf-mailcrypt.h"
 
@@ -45,8 +46,15 @@
 #define GCM_NONCE_LEN  12
 #define GCM_TAG_LEN    16
 #define GCM_NAME       "AES-256-GCM"
+#define KBKDF_HDR_V3   "mfmail03 header"
+#define KBKDF_CHUNK_V3 "mfmail03 chunk"
+/* version 3: the sealed content key (ephemeral key, K, tag) */
+#define SEALED_V3_LEN (MF_P256_SEAL_OVERHEAD + CONTENT_KEY_LEN)
 
 _Static_assert(OFF_TAG + TAG_LEN == MF_MAILCRYPT_HEADER_SIZE, "header layout");
+_Static_assert(OFF_SEALED + SEALED_V3_LEN + TAG_LEN == MF_MAILCRYPT_HEADER_V3_SIZE,
+               "version 3 header layout");
+_Static_assert(TAG_LEN == MF_MAILCRYPT_HEADER_TAG_SIZE, "tag size");
 _Static_assert(16 + 8 == crypto_aead_xchacha20poly1305_ietf_NPUBBYTES, "nonce layout");
 _Static_assert(MF_MAILCRYPT_CHUNK_OVERHEAD == crypto_aead_xchacha20poly1305_ietf_ABYTES &&
                    MF_MAILCRYPT_CHUNK_OVERHEAD == GCM_TAG_LEN,
@@ -90,6 +98,56 @@ static uint32_t get_le32(const unsigned char *p)
 
 /* ---- checks and sizes ---- */
 
+/* Header size of a version with the given flags. */
+static size_t header_size_of(unsigned int version, unsigned int flags)
+{
+	size_t size = version == MF_MAILCRYPT_VERSION_3 ? MF_MAILCRYPT_HEADER_V3_SIZE
+	                                                : MF_MAILCRYPT_HEADER_SIZE;
+
+	return (flags & MF_MAILCRYPT_FLAG_MAC) != 0 ? size + MF_MAILCRYPT_MAC_SIZE : size;
+}
+
+/* Where the header tag starts, and the authenticator (when present). */
+static size_t tag_offset(size_t header_size)
+{
+	return header_size - TAG_LEN;
+}
+
+static size_t mac_offset(size_t header_size)
+{
+	return tag_offset(header_size) - MF_MAILCRYPT_MAC_SIZE;
+}
+
+const char *mf_mailcrypt_chunk_alg(unsigned int version)
+{
+	switch (version) {
+	case MF_MAILCRYPT_VERSION_1:
+		return "XChaCha20-Poly1305";
+	case MF_MAILCRYPT_VERSION_2:
+		return GCM_NAME;
+	case MF_MAILCRYPT_VERSION_3:
+		return MF_ARIA_GCM_NAME;
+	}
+	return "unknown";
+}
+
+const char *mf_mailcrypt_seal_alg(unsigned int version)
+{
+	switch (version) {
+	case MF_MAILCRYPT_VERSION_1:
+	case MF_MAILCRYPT_VERSION_2:
+		return "X25519-sealed-box";
+	case MF_MAILCRYPT_VERSION_3:
+		return "ECDH-P256-KBKDF";
+	}
+	return "unknown";
+}
+
+bool mf_mailcrypt_version_listed(unsigned int version)
+{
+	return version == MF_MAILCRYPT_VERSION_3;
+}
+
 bool mf_mailcrypt_is_ciphertext(const void *data, size_t len)
 {
 	return len >= MF_MAILCRYPT_MAGIC_SIZE &&
@@ -115,22 +173,26 @@ int mf_mailcrypt_peek(const void *data, size_t len, struct mf_mailcrypt_info *in
 	if (len < MF_MAILCRYPT_PREFIX_SIZE)
 		return mf_error_set(err, "ciphertext truncated: %zu bytes, header needs %d", len,
 		                    MF_MAILCRYPT_HEADER_SIZE);
-	if (p[OFF_VERSION] != MF_MAILCRYPT_VERSION_1 && p[OFF_VERSION] != MF_MAILCRYPT_VERSION_2)
-		return mf_error_set(
-		    err, "unsupported ciphertext version %u (this build reads %d and %d)",
-		    p[OFF_VERSION], MF_MAILCRYPT_VERSION_1, MF_MAILCRYPT_VERSION_2);
-	if (p[OFF_FLAGS] != 0)
+	if (p[OFF_VERSION] < MF_MAILCRYPT_VERSION_1 || p[OFF_VERSION] > MF_MAILCRYPT_VERSION_3)
+		return mf_error_set(err,
+		                    "unsupported ciphertext version %u (this build reads %d to %d)",
+		                    p[OFF_VERSION], MF_MAILCRYPT_VERSION_1, MF_MAILCRYPT_VERSION_3);
+	if ((p[OFF_FLAGS] & ~MF_MAILCRYPT_FLAG_MAC) != 0)
 		return mf_error_set(err, "unsupported ciphertext header flags 0x%02x",
 		                    p[OFF_FLAGS]);
 	hdrlen = get_le16(p + OFF_HDRLEN);
-	if (hdrlen != MF_MAILCRYPT_HEADER_SIZE)
-		return mf_error_set(err, "invalid ciphertext header length %u (version %u uses %d)",
-		                    hdrlen, p[OFF_VERSION], MF_MAILCRYPT_HEADER_SIZE);
+	if (hdrlen != header_size_of(p[OFF_VERSION], p[OFF_FLAGS]))
+		return mf_error_set(
+		    err, "invalid ciphertext header length %u (version %u%s uses %zu)", hdrlen,
+		    p[OFF_VERSION],
+		    (p[OFF_FLAGS] & MF_MAILCRYPT_FLAG_MAC) != 0 ? " with authenticator" : "",
+		    header_size_of(p[OFF_VERSION], p[OFF_FLAGS]));
 	chunk = get_le32(p + OFF_CHUNK);
 	if (chunk < MF_MAILCRYPT_CHUNK_MIN || chunk > MF_MAILCRYPT_CHUNK_MAX)
 		return mf_error_set(err, "invalid ciphertext chunk size %u (allowed %u..%u)", chunk,
 		                    MF_MAILCRYPT_CHUNK_MIN, MF_MAILCRYPT_CHUNK_MAX);
 	info_r->version = p[OFF_VERSION];
+	info_r->flags = p[OFF_FLAGS];
 	info_r->header_size = hdrlen;
 	info_r->chunk_size = chunk;
 	return 0;
@@ -168,12 +230,12 @@ static int layout(const struct mf_mailcrypt_info *info, uint64_t ct_size, uint64
 		                    "invalid ciphertext size %llu: empty chunk %llu after full "
 		                    "chunks (truncated or trailing data)",
 		                    (unsigned long long)ct_size, (unsigned long long)(count - 1));
-	if (info->version == MF_MAILCRYPT_VERSION_2 && count > INDEX_LIMIT_V2)
+	if (info->version != MF_MAILCRYPT_VERSION_1 && count > INDEX_LIMIT_V2)
 		return mf_error_set(
 		    err,
-		    "invalid ciphertext size %llu: %llu chunks, version 2 allows at "
+		    "invalid ciphertext size %llu: %llu chunks, version %u allows at "
 		    "most 2^32",
-		    (unsigned long long)ct_size, (unsigned long long)count);
+		    (unsigned long long)ct_size, (unsigned long long)count, info->version);
 	*count_r = count;
 	*pt_size_r = body - count * tag;
 	return 0;
@@ -204,25 +266,13 @@ static const char *kdf_context(unsigned int version)
 	return version == MF_MAILCRYPT_VERSION_1 ? KDF_CONTEXT_V1 : KDF_CONTEXT_V2;
 }
 
-/* Empty OpenSSL's error queue for this thread (the host process, Dovecot,
-   reads it after its own TLS calls) and return its first reason. */
-static const char *openssl_reason(char *buf, size_t size)
-{
-	unsigned long e = ERR_get_error();
-
-	if (e == 0)
-		snprintf(buf, size, "no reason given");
-	else
-		ERR_error_string_n(e, buf, size);
-	ERR_clear_error();
-	return buf;
-}
-
-/* A new AES-256-GCM context keyed with key, for encryption or decryption
+/* A new AES-256-GCM (version 3: ARIA-256-GCM) context keyed with key, for encryption or decryption
    (enc 1/0).  NULL with a reason when libcrypto cannot provide it: the
    caller fails; nothing falls back to another cipher. */
-static EVP_CIPHER_CTX *gcm_new(const unsigned char key[32], int enc, struct mf_error *err)
+static EVP_CIPHER_CTX *gcm_new(unsigned int version, const unsigned char key[32], int enc,
+                               struct mf_error *err)
 {
+	const char *name = version == MF_MAILCRYPT_VERSION_3 ? MF_ARIA_GCM_NAME : GCM_NAME;
 	EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
 	EVP_CIPHER *fetched = NULL;
 	const EVP_CIPHER *cipher;
@@ -231,9 +281,9 @@ static EVP_CIPHER_CTX *gcm_new(const unsigned char key[32], int enc, struct mf_e
 #if OPENSSL_VERSION_NUMBER >= 0x30000000L
 	/* an explicit fetch, so that a provider configuration without the
 	   cipher is reported as such */
-	cipher = fetched = EVP_CIPHER_fetch(NULL, GCM_NAME, NULL);
+	cipher = fetched = EVP_CIPHER_fetch(NULL, name, NULL);
 #else
-	cipher = EVP_aes_256_gcm();
+	cipher = version == MF_MAILCRYPT_VERSION_3 ? EVP_aria_256_gcm() : EVP_aes_256_gcm();
 #endif
 	if (ctx == NULL || cipher == NULL ||
 	    EVP_CipherInit_ex(ctx, cipher, NULL, NULL, NULL, enc) != 1 ||
@@ -243,8 +293,8 @@ static EVP_CIPHER_CTX *gcm_new(const unsigned char key[32], int enc, struct mf_e
 #if OPENSSL_VERSION_NUMBER >= 0x30000000L
 		EVP_CIPHER_free(fetched);
 #endif
-		mf_error_set(err, "%s is not available from OpenSSL: %s", GCM_NAME,
-		             openssl_reason(reason, sizeof(reason)));
+		mf_error_set(err, "%s is not available from OpenSSL: %s", name,
+		             mf_openssl_reason(reason, sizeof(reason)));
 		return NULL;
 	}
 #if OPENSSL_VERSION_NUMBER >= 0x30000000L
@@ -278,16 +328,78 @@ static void chunk_ad(unsigned char ad[AD_LEN], const unsigned char tag[TAG_LEN],
 	ad[TAG_LEN + 8] = final ? 1 : 0;
 }
 
-static void header_tag(unsigned char tag[TAG_LEN], const unsigned char *header,
-                       const unsigned char content_key[CONTENT_KEY_LEN])
+/* The header tag over the header bytes before it (tag_off of them), under
+   a key derived from the content key: BLAKE2b-128 (versions 1, 2) or
+   HMAC-SHA256 cut to 16 bytes (version 3). */
+static int header_tag(unsigned char tag[TAG_LEN], const unsigned char *header, size_t tag_off,
+                      const unsigned char content_key[CONTENT_KEY_LEN], struct mf_error *err)
 {
-	unsigned char k_hdr[crypto_generichash_KEYBYTES];
+	unsigned char k_hdr[crypto_generichash_KEYBYTES], mac[MF_HMAC_SHA256_BYTES];
+	int ret = 0;
 
 	/* the version byte is in the header: it picks the context */
-	crypto_kdf_derive_from_key(k_hdr, sizeof(k_hdr), KDF_ID_HEADER,
-	                           kdf_context(header[OFF_VERSION]), content_key);
-	crypto_generichash(tag, TAG_LEN, header, OFF_TAG, k_hdr, sizeof(k_hdr));
+	if (header[OFF_VERSION] == MF_MAILCRYPT_VERSION_3) {
+		ret = mf_kbkdf_sha256(k_hdr, sizeof(k_hdr), content_key, CONTENT_KEY_LEN,
+		                      KBKDF_HDR_V3, NULL, 0, err);
+		if (ret == 0)
+			ret = mf_hmac_sha256(mac, k_hdr, sizeof(k_hdr), header, tag_off, NULL, 0,
+			                     err);
+		memcpy(tag, mac, TAG_LEN);
+		sodium_memzero(mac, sizeof(mac));
+	} else {
+		crypto_kdf_derive_from_key(k_hdr, sizeof(k_hdr), KDF_ID_HEADER,
+		                           kdf_context(header[OFF_VERSION]), content_key);
+		crypto_generichash(tag, TAG_LEN, header, tag_off, k_hdr, sizeof(k_hdr));
+	}
 	sodium_memzero(k_hdr, sizeof(k_hdr));
+	return ret;
+}
+
+/* The chunk key of a message from its content key. */
+static int chunk_key(unsigned char out[32], unsigned int version,
+                     const unsigned char content_key[CONTENT_KEY_LEN], struct mf_error *err)
+{
+	if (version == MF_MAILCRYPT_VERSION_3)
+		return mf_kbkdf_sha256(out, 32, content_key, CONTENT_KEY_LEN, KBKDF_CHUNK_V3, NULL,
+		                       0, err);
+	crypto_kdf_derive_from_key(out, 32, KDF_ID_CHUNK, kdf_context(version), content_key);
+	return 0;
+}
+
+/* The server authenticator over the header bytes before it. */
+static int header_mac(unsigned char mac[MF_MAILCRYPT_MAC_SIZE], const unsigned char *header,
+                      size_t mac_off, const unsigned char mac_key[MF_MAILCRYPT_MAC_KEY_SIZE],
+                      struct mf_error *err)
+{
+	return mf_hmac_sha256(mac, mac_key, MF_MAILCRYPT_MAC_KEY_SIZE, header, mac_off, NULL, 0,
+	                      err);
+}
+
+int mf_mailcrypt_check_mac(const void *header, size_t header_len,
+                           const unsigned char mac_key[MF_MAILCRYPT_MAC_KEY_SIZE],
+                           struct mf_error *err)
+{
+	unsigned char mac[MF_MAILCRYPT_MAC_SIZE];
+	struct mf_mailcrypt_info info;
+	size_t off;
+	int ret;
+
+	if (mf_mailcrypt_peek(header, header_len, &info, err) < 0)
+		return -1;
+	if (header_len < info.header_size)
+		return mf_error_set(err, "ciphertext truncated: header needs %zu bytes, got %zu",
+		                    info.header_size, header_len);
+	if ((info.flags & MF_MAILCRYPT_FLAG_MAC) == 0)
+		return mf_error_set(err, "message has no server authenticator");
+	off = mac_offset(info.header_size);
+	if (header_mac(mac, header, off, mac_key, err) < 0)
+		return -1;
+	ret = sodium_memcmp(mac, (const unsigned char *)header + off, sizeof(mac));
+	sodium_memzero(mac, sizeof(mac));
+	if (ret != 0)
+		return mf_error_set(err, "server authenticator does not verify (message not "
+		                         "stored by this site)");
+	return 0;
 }
 
 /* ---- writer ---- */
@@ -302,53 +414,121 @@ void mf_mailcrypt_writer_clear(struct mf_mailcrypt_writer *w)
 	w->active = false;
 }
 
+int mf_mailcrypt_writer_start(struct mf_mailcrypt_writer *w,
+                              const struct mf_mailcrypt_params *params,
+                              unsigned char header_out[MF_MAILCRYPT_HEADER_MAX],
+                              size_t *header_len_r, struct mf_error *err)
+{
+	unsigned char content_key[CONTENT_KEY_LEN];
+	unsigned char *h = header_out;
+	const bool p256 = params->pk_len == MF_P256_PK_BYTES;
+	unsigned int version = params->version, flags;
+	uint32_t chunk_size =
+	    params->chunk_size != 0 ? params->chunk_size : MF_MAILCRYPT_CHUNK_SIZE;
+	size_t hdrlen, tag_off;
+	int ret;
+
+	/* the struct may be uninitialised memory: nothing in it is read */
+	w->active = false;
+	w->buffered = 0;
+	w->gcm = NULL;
+	*header_len_r = 0;
+	if (version == 0)
+		version = p256 ? MF_MAILCRYPT_VERSION_3 : MF_MAILCRYPT_VERSION;
+	if (version < MF_MAILCRYPT_VERSION_1 || version > MF_MAILCRYPT_VERSION_3)
+		return mf_error_set(err,
+		                    "unsupported ciphertext version %u (writers produce %d to %d)",
+		                    version, MF_MAILCRYPT_VERSION_1, MF_MAILCRYPT_VERSION_3);
+	if ((version == MF_MAILCRYPT_VERSION_3) != p256 ||
+	    (!p256 && params->pk_len != crypto_box_PUBLICKEYBYTES))
+		return mf_error_set(err,
+		                    "ciphertext version %u cannot seal to a %zu-byte public key "
+		                    "(version 3: P-256, 65 bytes; 1 and 2: X25519, 32 bytes)",
+		                    version, params->pk_len);
+	if (chunk_size < MF_MAILCRYPT_CHUNK_MIN || chunk_size > MF_MAILCRYPT_CHUNK_MAX)
+		return mf_error_set(err, "invalid chunk size %u (allowed %u..%u)", chunk_size,
+		                    MF_MAILCRYPT_CHUNK_MIN, MF_MAILCRYPT_CHUNK_MAX);
+	flags = params->mac_key != NULL ? MF_MAILCRYPT_FLAG_MAC : 0;
+	hdrlen = header_size_of(version, flags);
+	tag_off = tag_offset(hdrlen);
+	memcpy(h, MF_MAILCRYPT_MAGIC, MF_MAILCRYPT_MAGIC_SIZE);
+	h[OFF_VERSION] = (unsigned char)version;
+	h[OFF_FLAGS] = (unsigned char)flags;
+	put_le16(h + OFF_HDRLEN, (uint16_t)hdrlen);
+	put_le32(h + OFF_CHUNK, chunk_size);
+	if (p256) {
+		/* only the provider's DRBG in version 3 */
+		if (mf_evp_random(content_key, sizeof(content_key), err) < 0 ||
+		    mf_evp_random(h + OFF_PREFIX, 16, err) < 0 ||
+		    mf_p256_key_id(h + OFF_KEYID, params->pk, err) < 0 ||
+		    mf_p256_seal(h + OFF_SEALED, content_key, sizeof(content_key), h, OFF_SEALED,
+		                 params->pk, err) < 0) {
+			sodium_memzero(content_key, sizeof(content_key));
+			sodium_memzero(h, hdrlen);
+			return -1;
+		}
+	} else {
+		randombytes_buf(content_key, sizeof(content_key));
+		randombytes_buf(h + OFF_PREFIX, 16);
+		mf_account_key_id(h + OFF_KEYID, params->pk);
+		if (crypto_box_seal(h + OFF_SEALED, content_key, sizeof(content_key), params->pk) !=
+		    0) {
+			sodium_memzero(content_key, sizeof(content_key));
+			return mf_error_set(err,
+			                    "cannot seal content key: invalid account public key");
+		}
+	}
+	ret = 0;
+	if (params->mac_key != NULL)
+		ret =
+		    header_mac(h + mac_offset(hdrlen), h, mac_offset(hdrlen), params->mac_key, err);
+	if (ret == 0)
+		ret = header_tag(h + tag_off, h, tag_off, content_key, err);
+	if (ret == 0)
+		ret = chunk_key(w->chunk_key, version, content_key, err);
+	sodium_memzero(content_key, sizeof(content_key));
+	if (ret == 0 && version != MF_MAILCRYPT_VERSION_1 &&
+	    (w->gcm = gcm_new(version, w->chunk_key, 1, err)) == NULL)
+		ret = -1;
+	if (ret < 0) {
+		sodium_memzero(w->chunk_key, sizeof(w->chunk_key));
+		sodium_memzero(h, hdrlen);
+		return -1;
+	}
+	memcpy(w->header_tag, h + tag_off, TAG_LEN);
+	memcpy(w->nonce_prefix, h + OFF_PREFIX, 16);
+	w->index = 0;
+	w->version = version;
+	w->chunk_size = chunk_size;
+	w->active = true;
+	*header_len_r = hdrlen;
+	return 0;
+}
+
 int mf_mailcrypt_writer_init_version(struct mf_mailcrypt_writer *w,
                                      const unsigned char pk[crypto_box_PUBLICKEYBYTES],
                                      unsigned int version, uint32_t chunk_size,
                                      unsigned char header_out[MF_MAILCRYPT_HEADER_SIZE],
                                      struct mf_error *err)
 {
-	unsigned char content_key[CONTENT_KEY_LEN];
-	unsigned char *h = header_out;
+	const struct mf_mailcrypt_params params = {
+	    .version = version,
+	    .chunk_size = chunk_size,
+	    .pk = pk,
+	    .pk_len = crypto_box_PUBLICKEYBYTES,
+	};
+	unsigned char header[MF_MAILCRYPT_HEADER_MAX];
+	size_t len;
 
-	/* the struct may be uninitialised memory: nothing in it is read */
-	w->active = false;
-	w->buffered = 0;
-	w->gcm = NULL;
-	if (version != MF_MAILCRYPT_VERSION_1 && version != MF_MAILCRYPT_VERSION_2)
-		return mf_error_set(err,
-		                    "unsupported ciphertext version %u (writers produce %d and %d)",
-		                    version, MF_MAILCRYPT_VERSION_1, MF_MAILCRYPT_VERSION_2);
-	if (chunk_size < MF_MAILCRYPT_CHUNK_MIN || chunk_size > MF_MAILCRYPT_CHUNK_MAX)
-		return mf_error_set(err, "invalid chunk size %u (allowed %u..%u)", chunk_size,
+	if (version == MF_MAILCRYPT_VERSION_3 || version == 0)
+		return mf_error_set(err, "ciphertext version %u needs mf_mailcrypt_writer_start",
+		                    version);
+	if (chunk_size == 0)
+		return mf_error_set(err, "invalid chunk size 0 (allowed %u..%u)",
 		                    MF_MAILCRYPT_CHUNK_MIN, MF_MAILCRYPT_CHUNK_MAX);
-	randombytes_buf(content_key, sizeof(content_key));
-	memcpy(h, MF_MAILCRYPT_MAGIC, MF_MAILCRYPT_MAGIC_SIZE);
-	h[OFF_VERSION] = (unsigned char)version;
-	h[OFF_FLAGS] = 0;
-	put_le16(h + OFF_HDRLEN, MF_MAILCRYPT_HEADER_SIZE);
-	put_le32(h + OFF_CHUNK, chunk_size);
-	randombytes_buf(h + OFF_PREFIX, 16);
-	mf_account_key_id(h + OFF_KEYID, pk);
-	if (crypto_box_seal(h + OFF_SEALED, content_key, sizeof(content_key), pk) != 0) {
-		sodium_memzero(content_key, sizeof(content_key));
-		return mf_error_set(err, "cannot seal content key: invalid account public key");
-	}
-	header_tag(h + OFF_TAG, h, content_key);
-	crypto_kdf_derive_from_key(w->chunk_key, sizeof(w->chunk_key), KDF_ID_CHUNK,
-	                           kdf_context(version), content_key);
-	sodium_memzero(content_key, sizeof(content_key));
-	if (version == MF_MAILCRYPT_VERSION_2 && (w->gcm = gcm_new(w->chunk_key, 1, err)) == NULL) {
-		sodium_memzero(w->chunk_key, sizeof(w->chunk_key));
-		sodium_memzero(h, MF_MAILCRYPT_HEADER_SIZE);
+	if (mf_mailcrypt_writer_start(w, &params, header, &len, err) < 0)
 		return -1;
-	}
-	memcpy(w->header_tag, h + OFF_TAG, TAG_LEN);
-	memcpy(w->nonce_prefix, h + OFF_PREFIX, 16);
-	w->index = 0;
-	w->version = version;
-	w->chunk_size = chunk_size;
-	w->active = true;
+	memcpy(header_out, header, MF_MAILCRYPT_HEADER_SIZE);
 	return 0;
 }
 
@@ -397,13 +577,14 @@ static int writer_seal(struct mf_mailcrypt_writer *w, const unsigned char *in, s
 	char reason[256];
 
 	chunk_ad(ad, w->header_tag, w->index, final);
-	if (w->version == MF_MAILCRYPT_VERSION_2) {
+	if (w->version != MF_MAILCRYPT_VERSION_1) {
 		gcm_nonce(nonce, w->index, final);
 		if (gcm_seal(w->gcm, in, len, nonce, ad, out) < 0) {
 			sodium_memzero(out, len + GCM_TAG_LEN);
 			mf_mailcrypt_writer_clear(w);
-			return mf_error_set(err, "%s encryption of chunk failed: %s", GCM_NAME,
-			                    openssl_reason(reason, sizeof(reason)));
+			return mf_error_set(err, "%s encryption of chunk failed: %s",
+			                    mf_mailcrypt_chunk_alg(w->version),
+			                    mf_openssl_reason(reason, sizeof(reason)));
 		}
 	} else {
 		chunk_nonce(nonce, w->nonce_prefix, w->index, final);
@@ -436,7 +617,7 @@ int mf_mailcrypt_writer_update(struct mf_mailcrypt_writer *w, const void *in, si
 		                    out_size, emit * stride);
 	}
 	if (w->index + emit + 1 >
-	    (w->version == MF_MAILCRYPT_VERSION_2 ? INDEX_LIMIT_V2 : INDEX_LIMIT_V1 - 1)) {
+	    (w->version != MF_MAILCRYPT_VERSION_1 ? INDEX_LIMIT_V2 : INDEX_LIMIT_V1 - 1)) {
 		mf_mailcrypt_writer_clear(w);
 		return mf_error_set(err, "message too large for the ciphertext format");
 	}
@@ -519,15 +700,17 @@ int mf_mailcrypt_reader_copy_sized(struct mf_mailcrypt_reader *dst,
 	return 0;
 }
 
-int mf_mailcrypt_reader_init(struct mf_mailcrypt_reader *r, const void *header, size_t header_len,
-                             uint64_t ct_size, const unsigned char pk[crypto_box_PUBLICKEYBYTES],
-                             const unsigned char sk[crypto_box_SECRETKEYBYTES],
-                             struct mf_error *err)
+int mf_mailcrypt_reader_open(struct mf_mailcrypt_reader *r, const void *header, size_t header_len,
+                             uint64_t ct_size, const unsigned char *pk, size_t pk_len,
+                             const unsigned char sk[32], struct mf_error *err)
 {
 	const unsigned char *h = header;
 	unsigned char content_key[CONTENT_KEY_LEN];
 	unsigned char id[MF_ACCOUNT_KEY_ID_BYTES], tag[TAG_LEN];
 	char want_hex[2 * MF_ACCOUNT_KEY_ID_BYTES + 1], have_hex[2 * MF_ACCOUNT_KEY_ID_BYTES + 1];
+	size_t tag_off;
+	bool p256;
+	int ret;
 
 	memset(r, 0, sizeof(*r));
 	if (mf_mailcrypt_peek(h, header_len, &r->info, err) < 0)
@@ -540,28 +723,47 @@ int mf_mailcrypt_reader_init(struct mf_mailcrypt_reader *r, const void *header, 
 	if (layout(&r->info, ct_size, &r->chunk_count, &r->pt_size, err) < 0)
 		return -1;
 	r->ct_size = ct_size;
-	mf_account_key_id(id, pk);
+	p256 = r->info.version == MF_MAILCRYPT_VERSION_3;
+	if (pk_len != (p256 ? MF_P256_PK_BYTES : crypto_box_PUBLICKEYBYTES))
+		return mf_error_set(err, "a version %u message is not sealed to a %zu-byte key",
+		                    r->info.version, pk_len);
+	if (mf_account_key_id_any(id, pk, pk_len, err) < 0)
+		return -1;
 	if (memcmp(id, h + OFF_KEYID, sizeof(id)) != 0) {
 		sodium_bin2hex(want_hex, sizeof(want_hex), h + OFF_KEYID, sizeof(id));
 		sodium_bin2hex(have_hex, sizeof(have_hex), id, sizeof(id));
 		return mf_error_set(err, "message is sealed to account key %s, not to key %s",
 		                    want_hex, have_hex);
 	}
-	if (crypto_box_seal_open(content_key, h + OFF_SEALED, SEALED_LEN, pk, sk) != 0)
+	if (p256 ? mf_p256_seal_open(content_key, h + OFF_SEALED, SEALED_V3_LEN, h, OFF_SEALED, pk,
+	                             sk, err) < 0
+	         : crypto_box_seal_open(content_key, h + OFF_SEALED, SEALED_LEN, pk, sk) != 0)
 		return mf_error_set(err, "cannot open content key (wrong account secret key or "
 		                         "corrupted header)");
-	header_tag(tag, h, content_key);
-	if (sodium_memcmp(tag, h + OFF_TAG, TAG_LEN) != 0) {
-		sodium_memzero(content_key, sizeof(content_key));
-		return mf_error_set(err, "ciphertext header failed authentication");
-	}
-	crypto_kdf_derive_from_key(r->chunk_key, sizeof(r->chunk_key), KDF_ID_CHUNK,
-	                           kdf_context(r->info.version), content_key);
+	tag_off = tag_offset(r->info.header_size);
+	ret = header_tag(tag, h, tag_off, content_key, err);
+	if (ret == 0 && sodium_memcmp(tag, h + tag_off, TAG_LEN) != 0)
+		ret = mf_error_set(err, "ciphertext header failed authentication");
+	if (ret == 0)
+		ret = chunk_key(r->chunk_key, r->info.version, content_key, err);
 	sodium_memzero(content_key, sizeof(content_key));
+	if (ret < 0) {
+		sodium_memzero(r->chunk_key, sizeof(r->chunk_key));
+		return -1;
+	}
 	memcpy(r->header_tag, tag, TAG_LEN);
 	memcpy(r->nonce_prefix, h + OFF_PREFIX, 16);
 	r->active = true;
 	return 0;
+}
+
+int mf_mailcrypt_reader_init(struct mf_mailcrypt_reader *r, const void *header, size_t header_len,
+                             uint64_t ct_size, const unsigned char pk[crypto_box_PUBLICKEYBYTES],
+                             const unsigned char sk[crypto_box_SECRETKEYBYTES],
+                             struct mf_error *err)
+{
+	return mf_mailcrypt_reader_open(r, header, header_len, ct_size, pk,
+	                                crypto_box_PUBLICKEYBYTES, sk, err);
 }
 
 int mf_mailcrypt_chunk_at(const struct mf_mailcrypt_reader *r, uint64_t index,
@@ -639,7 +841,7 @@ static int chunk_decrypt(const struct mf_mailcrypt_reader *r, uint64_t index, bo
 	unsigned char ad[AD_LEN];
 
 	chunk_ad(ad, r->header_tag, index, final);
-	if (r->info.version == MF_MAILCRYPT_VERSION_2) {
+	if (r->info.version != MF_MAILCRYPT_VERSION_1) {
 		gcm_nonce(nonce, index, final);
 		return gcm_open(r->gcm, ct, ct_len, nonce, ad, out);
 	}
@@ -668,8 +870,8 @@ int mf_mailcrypt_open_chunk(struct mf_mailcrypt_reader *r, uint64_t index, const
 	if (out_size < chunk.pt_len)
 		return mf_error_set(err, "output buffer too small for chunk %llu (%zu < %zu)",
 		                    (unsigned long long)index, out_size, chunk.pt_len);
-	if (r->info.version == MF_MAILCRYPT_VERSION_2 && r->gcm == NULL &&
-	    (r->gcm = gcm_new(r->chunk_key, 0, err)) == NULL)
+	if (r->info.version != MF_MAILCRYPT_VERSION_1 && r->gcm == NULL &&
+	    (r->gcm = gcm_new(r->info.version, r->chunk_key, 0, err)) == NULL)
 		return -1;
 	if (chunk_decrypt(r, index, chunk.final, ct, ct_len, out) == 0) {
 		*out_len_r = chunk.pt_len;
@@ -677,7 +879,7 @@ int mf_mailcrypt_open_chunk(struct mf_mailcrypt_reader *r, uint64_t index, const
 	}
 	/* version 2 wrote unauthenticated plaintext into out: wipe it (version
 	   1 verifies before it decrypts, and wipes out itself) */
-	if (r->info.version == MF_MAILCRYPT_VERSION_2)
+	if (r->info.version != MF_MAILCRYPT_VERSION_1)
 		sodium_memzero(out, chunk.pt_len);
 	/* Failed: say why when we still can (in-place decryption wiped ct). */
 	if ((const unsigned char *)ct != out &&

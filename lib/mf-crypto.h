@@ -179,6 +179,89 @@ int mf_account_escrow_open(unsigned char sk_out[MF_ACCOUNT_SK_BYTES], const unsi
                            const unsigned char recovery_sk[crypto_box_SECRETKEYBYTES],
                            struct mf_error *err) MF_WARN_UNUSED;
 
+/* ---- algorithms per profile ([crypto] profile) ----
+   default: X25519 account keys, sealed boxes, XChaCha20-Poly1305 wraps,
+            Argon2id password wraps, AES-256-GCM stored-mail chunks;
+   kcmvp:   only algorithms on the KCMVP list, through OpenSSL EVP
+            (mf-crypto-evp.h): P-256 account keys, ECDH P-256 + KBKDF
+            sealing, ARIA-256-GCM wraps and chunks, PBKDF2-HMAC-SHA256
+            password wraps, HMAC-SHA256 authenticators.
+   The algorithm of a key follows from its public key's length (32 bytes
+   X25519, 65 bytes P-256), and the wrap of its private key from the key:
+     P-256 server mode:   "MFS2" | nonce[12] | ARIA-256-GCM(master.key, sk,
+                          ad = "MFS2" | pk)                     (64 bytes)
+     P-256 password mode: "MFW2" | u8 alg = 2 (PBKDF2-HMAC-SHA256) |
+                          u32 iterations | u32 0 | salt[16] | nonce[12] |
+                          ARIA-256-GCM(PBKDF2 key, sk, ad = bytes 0..28)
+                                                                (89 bytes)
+   Every function below takes the public key with its length and works for
+   both algorithms; the X25519-only functions above stay for callers that
+   know their keys are X25519. */
+enum mf_profile { MF_PROFILE_DEFAULT, MF_PROFILE_KCMVP };
+enum mf_key_alg { MF_KEY_ALG_X25519 = 1, MF_KEY_ALG_P256 = 2 };
+#define MF_ACCOUNT_PK_MAX                   65
+#define MF_ACCOUNT_WRAP_SERVER_P256_BYTES   (4 + 12 + MF_ACCOUNT_SK_BYTES + 16)
+#define MF_ACCOUNT_WRAP_PASSWORD_P256_BYTES (4 + 1 + 4 + 4 + 16 + 12 + MF_ACCOUNT_SK_BYTES + 16)
+/* PBKDF2-HMAC-SHA256 iterations of new P-256 password wraps, and the range
+   an unwrap accepts (a planted blob must not make a login spin for minutes). */
+#define MF_PBKDF2_ITERATIONS     600000u
+#define MF_PBKDF2_ITERATIONS_MIN 100000u
+#define MF_PBKDF2_ITERATIONS_MAX 10000000u
+
+/* "default" / "kcmvp"; -1 for anything else. */
+int mf_profile_parse(const char *name, enum mf_profile *profile_r) MF_WARN_UNUSED;
+const char *mf_profile_name(enum mf_profile profile);
+/* The key algorithm the profile makes new account keys with. */
+enum mf_key_alg mf_profile_key_alg(enum mf_profile profile);
+/* "x25519" / "p256". */
+const char *mf_key_alg_name(enum mf_key_alg alg);
+/* Algorithm of a public key by its length; 0 when no algorithm has it. */
+enum mf_key_alg mf_key_alg_of(size_t pk_len);
+size_t mf_key_alg_pk_bytes(enum mf_key_alg alg);
+/* Whether the algorithm is on the kcmvp profile's list. */
+bool mf_key_alg_listed(enum mf_key_alg alg);
+
+/* pk: mf_key_alg_pk_bytes(alg) bytes; sk: MF_ACCOUNT_SK_BYTES. */
+int mf_account_keypair_alg(enum mf_key_alg alg, unsigned char *pk,
+                           unsigned char sk[MF_ACCOUNT_SK_BYTES],
+                           struct mf_error *err) MF_WARN_UNUSED;
+int mf_account_key_check_any(const unsigned char *pk, size_t pk_len,
+                             const unsigned char sk[MF_ACCOUNT_SK_BYTES],
+                             struct mf_error *err) MF_WARN_UNUSED;
+/* Key id of either kind of key: BLAKE2b-64 (X25519) or the first 8 bytes
+   of SHA-256 (P-256) of the public key. */
+int mf_account_key_id_any(unsigned char id[MF_ACCOUNT_KEY_ID_BYTES], const unsigned char *pk,
+                          size_t pk_len, struct mf_error *err) MF_WARN_UNUSED;
+/* Server-mode wrap of the key's kind; out: MF_ACCOUNT_WRAP_MAX bytes,
+ *out_len_r its length. */
+int mf_account_wrap_server_any(unsigned char out[MF_ACCOUNT_WRAP_MAX], size_t *out_len_r,
+                               const unsigned char *pk, size_t pk_len,
+                               const unsigned char sk[MF_ACCOUNT_SK_BYTES],
+                               const unsigned char master_key[32],
+                               struct mf_error *err) MF_WARN_UNUSED;
+int mf_account_unwrap_server_any(unsigned char sk_out[MF_ACCOUNT_SK_BYTES],
+                                 const unsigned char *blob, size_t len, const unsigned char *pk,
+                                 size_t pk_len, const unsigned char master_key[32],
+                                 struct mf_error *err) MF_WARN_UNUSED;
+/* Password-mode wrap of the key's kind (X25519: Argon2id with
+   mf_pwhash_interactive; P-256: PBKDF2 with MF_PBKDF2_ITERATIONS). */
+int mf_account_wrap_password_any(unsigned char out[MF_ACCOUNT_WRAP_MAX], size_t *out_len_r,
+                                 const unsigned char *pk, size_t pk_len,
+                                 const unsigned char sk[MF_ACCOUNT_SK_BYTES], const char *password,
+                                 size_t password_len, struct mf_error *err) MF_WARN_UNUSED;
+int mf_account_unwrap_password_any(unsigned char sk_out[MF_ACCOUNT_SK_BYTES],
+                                   const unsigned char *blob, size_t len, const unsigned char *pk,
+                                   size_t pk_len, const char *password, size_t password_len,
+                                   struct mf_error *err) MF_WARN_UNUSED;
+/* PBKDF2 password wrap of a 32-byte secret ("MFW2", layout above) with
+   the given iteration count; out: MF_ACCOUNT_WRAP_PASSWORD_P256_BYTES. */
+int mf_pwwrap_pbkdf2(unsigned char *out, const unsigned char secret[MF_ACCOUNT_SK_BYTES],
+                     const char *password, size_t password_len, uint32_t iterations,
+                     struct mf_error *err) MF_WARN_UNUSED;
+int mf_pwunwrap_pbkdf2(unsigned char secret_out[MF_ACCOUNT_SK_BYTES], const unsigned char *blob,
+                       size_t blob_len, const char *password, size_t password_len,
+                       struct mf_error *err) MF_WARN_UNUSED;
+
 /* ---- stored mail format: see mf-mailcrypt.h ---- */
 
 #endif

@@ -117,14 +117,27 @@
 
 #define MF_MAILCRYPT_MAGIC      "\x89MFC\r\n\x1a\n"
 #define MF_MAILCRYPT_MAGIC_SIZE 8
-/* Versions: 1 = XChaCha20-Poly1305 (read only by default), 2 = AES-256-GCM. */
+/* Versions: 1 = XChaCha20-Poly1305 (read only by default), 2 = AES-256-GCM,
+   3 = ARIA-256-GCM with a P-256 sealed key (the kcmvp profile). */
 #define MF_MAILCRYPT_VERSION_1 1
 #define MF_MAILCRYPT_VERSION_2 2
+#define MF_MAILCRYPT_VERSION_3 3
+/* Header flag: a server authenticator (HMAC-SHA256 under the site's
+   mail-mac.key) sits before the header tag. */
+#define MF_MAILCRYPT_FLAG_MAC     0x01u
+#define MF_MAILCRYPT_MAC_SIZE     32
+#define MF_MAILCRYPT_MAC_KEY_SIZE 32
+/* Header sizes: versions 1 and 2 without / with authenticator, version 3
+   without / with. */
+#define MF_MAILCRYPT_HEADER_V3_SIZE 169
+#define MF_MAILCRYPT_HEADER_MAX     (MF_MAILCRYPT_HEADER_V3_SIZE + MF_MAILCRYPT_MAC_SIZE)
+/* The header tag is always the last 16 bytes of the header. */
+#define MF_MAILCRYPT_HEADER_TAG_SIZE 16
 /* Version the writers produce unless told otherwise. */
 #define MF_MAILCRYPT_VERSION MF_MAILCRYPT_VERSION_2
 /* Bytes a reader must see to learn version, header length and chunk size. */
 #define MF_MAILCRYPT_PREFIX_SIZE 16
-/* Header size of both versions (the only one they read). */
+/* Header size of versions 1 and 2 without an authenticator. */
 #define MF_MAILCRYPT_HEADER_SIZE 136
 #define MF_MAILCRYPT_KEY_ID_SIZE 8
 /* Chunk size written by this version. */
@@ -156,6 +169,7 @@ struct mf_mailcrypt_info {
 	unsigned int version;
 	size_t header_size;  /* bytes before chunk 0 */
 	uint32_t chunk_size; /* plaintext bytes per chunk */
+	unsigned int flags;  /* MF_MAILCRYPT_FLAG_* */
 };
 /* Parse and check magic, version, flags, header length and chunk size.
    len must be >= MF_MAILCRYPT_PREFIX_SIZE. */
@@ -213,6 +227,23 @@ int mf_mailcrypt_writer_init_version(struct mf_mailcrypt_writer *w,
                                      unsigned int version, uint32_t chunk_size,
                                      unsigned char header_out[MF_MAILCRYPT_HEADER_SIZE],
                                      struct mf_error *err) MF_WARN_UNUSED;
+/* What a new message is written with (mf_mailcrypt_writer_start). */
+struct mf_mailcrypt_params {
+	/* 0: version 3 for a P-256 key, MF_MAILCRYPT_VERSION for X25519 */
+	unsigned int version;
+	uint32_t chunk_size;     /* 0: MF_MAILCRYPT_CHUNK_SIZE */
+	const unsigned char *pk; /* account public key: 32 bytes X25519 (versions */
+	size_t pk_len;           /* 1, 2) or 65 bytes P-256 (version 3) */
+	/* MF_MAILCRYPT_MAC_KEY_SIZE bytes: write a server authenticator; NULL:
+	   none */
+	const unsigned char *mac_key;
+};
+/* Start a message as params say: writes the header (*header_len_r bytes,
+   at most MF_MAILCRYPT_HEADER_MAX) to header_out. */
+int mf_mailcrypt_writer_start(struct mf_mailcrypt_writer *w,
+                              const struct mf_mailcrypt_params *params,
+                              unsigned char header_out[MF_MAILCRYPT_HEADER_MAX],
+                              size_t *header_len_r, struct mf_error *err) MF_WARN_UNUSED;
 /* Feed len plaintext bytes (any split).  Complete chunks are written to out
    (out_size >= MF_MAILCRYPT_UPDATE_OUT_MAX(len) always suffices; the exact
    need is whole chunks only); *out_len_r = bytes written (may be 0: one
@@ -255,6 +286,28 @@ int mf_mailcrypt_reader_init(struct mf_mailcrypt_reader *r, const void *header, 
                              uint64_t ct_size, const unsigned char pk[crypto_box_PUBLICKEYBYTES],
                              const unsigned char sk[crypto_box_SECRETKEYBYTES],
                              struct mf_error *err) MF_WARN_UNUSED;
+
+/* The same for a key of either kind: pk_len 32 (X25519, versions 1 and 2)
+   or 65 (P-256, version 3). */
+int mf_mailcrypt_reader_open(struct mf_mailcrypt_reader *r, const void *header, size_t header_len,
+                             uint64_t ct_size, const unsigned char *pk, size_t pk_len,
+                             const unsigned char sk[32], struct mf_error *err) MF_WARN_UNUSED;
+
+/* Check the server authenticator of a header (header_len >= the header
+   size its prefix gives) under mac_key: 0 when present and valid; -1 with
+   "message has no server authenticator" or "server authenticator does not
+   verify (message not stored by this site)".  Needs no account key. */
+int mf_mailcrypt_check_mac(const void *header, size_t header_len,
+                           const unsigned char mac_key[MF_MAILCRYPT_MAC_KEY_SIZE],
+                           struct mf_error *err) MF_WARN_UNUSED;
+
+/* Name of a version's chunk algorithm ("XChaCha20-Poly1305",
+   "AES-256-GCM", "ARIA-256-GCM") and of its content-key sealing
+   ("X25519-sealed-box", "ECDH-P256-KBKDF"); "unknown" otherwise. */
+const char *mf_mailcrypt_chunk_alg(unsigned int version);
+const char *mf_mailcrypt_seal_alg(unsigned int version);
+/* Whether a version uses only algorithms of the kcmvp profile's list. */
+bool mf_mailcrypt_version_listed(unsigned int version);
 
 /* Where chunk `index` lives. */
 struct mf_mailcrypt_chunk {

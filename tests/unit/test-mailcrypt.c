@@ -363,10 +363,14 @@ static void test_keys_and_header(const struct keys *k)
 	   "peek on 10 bytes: %s", err.msg);
 	bad = xmalloc(c.len);
 	memcpy(bad, c.data, c.len);
+	bad[8] = 4;
+	ok(mf_mailcrypt_peek(bad, c.len, &info, &err) < 0 &&
+	       strstr(err.msg, "unsupported ciphertext version 4") != NULL,
+	   "version 4: %s", err.msg);
 	bad[8] = 3;
 	ok(mf_mailcrypt_peek(bad, c.len, &info, &err) < 0 &&
-	       strstr(err.msg, "unsupported ciphertext version 3") != NULL,
-	   "version 3: %s", err.msg);
+	       strstr(err.msg, "header length 136") != NULL,
+	   "version 3 with this header length: %s", err.msg);
 	bad[8] = (unsigned char)(k->version == 1 ? 2 : 1);
 	ok(decrypt_equals(k, bad, c.len, pt, sizeof(pt), &err) < 0 &&
 	       strstr(err.msg, "header failed authentication") != NULL,
@@ -518,7 +522,7 @@ static int v2_open_by_spec(const struct keys *k, const unsigned char *ct, size_t
 	unsigned char key[32], kc[32], nonce[12] = {0}, ad[16 + 8 + 1], tag[16];
 	uint64_t count, pt_size;
 	size_t off, len;
-	struct mf_mailcrypt_info info = {2, 136, chunk};
+	struct mf_mailcrypt_info info = {2, 136, chunk, 0};
 	struct mf_error err;
 	EVP_CIPHER_CTX *ctx;
 	bool final;
@@ -587,7 +591,7 @@ static void test_versions(const struct keys *k)
 {
 	struct mf_mailcrypt_writer *w = xmalloc(sizeof(*w));
 	unsigned char hdr[MF_MAILCRYPT_HEADER_SIZE], out[2 * (1024 + 16)], in[2048] = {0};
-	struct mf_mailcrypt_info info = {2, 136, 1024};
+	struct mf_mailcrypt_info info = {2, 136, 1024, 0};
 	struct mf_error err = {""};
 	uint64_t ptsz, big;
 	size_t n;

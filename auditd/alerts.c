@@ -15,6 +15,9 @@
  *   mass_delete    mass_delete expunges by one account in mass_delete_window
  *   totp_replay    an authentication refused because its code was used before
  *   locked_login   a login attempt on a locked account
+ *   planted_mail   mailfort_crypt refused to serve a stored message that it
+ *                  did not store (plaintext, or a ciphertext without a valid
+ *                  server authenticator): critical
  *
  * A threshold rule stays quiet for one window after it fired for the same
  * account or address.  Each alert is a row in mailfort.alerts (whose
@@ -197,6 +200,22 @@ int auditd_alerts_evaluate(struct auditd *d, int64_t from_seq, int64_t to_seq, i
 		if (count_rule_eval(d, r, from, to, err) < 0)
 			return -1;
 	}
+	if ((d->batch_types & AUDITD_T_CRYPT) != 0 &&
+	    run_rule(d,
+	             "INSERT INTO mailfort.alerts (node, rule, severity, username, ip, summary, "
+	             "  detail, event_node, event_seq) "
+	             "SELECT $1, 'planted_mail', 'critical', e.username, e.ip, "
+	             "  format('stored message %s uid %s of %s refused: %s', "
+	             "    coalesce(j->>'mailbox', '?'), coalesce(j->>'uid', '?'), e.username, "
+	             "    coalesce(j->>'reason', 'not stored by mailfort_crypt')), "
+	             "  jsonb_build_object('service', j->>'service', 'mailbox', j->>'mailbox', "
+	             "    'uid', j->>'uid', 'reason', j->>'reason'), e.node, e.seq "
+	             "FROM mailfort.audit_events e, LATERAL (SELECT e.payload::jsonb) AS p(j) "
+	             "WHERE e.node = $1 AND e.seq BETWEEN $2 AND $3 AND e.type = 'crypt' "
+	             "  AND j->>'result' = 'refused' "
+	             "RETURNING rule, username, host(ip), summary",
+	             3, params, err) < 0)
+		return -1;
 	if ((d->batch_types & AUDITD_T_AUTH) == 0)
 		return 0;
 	if (new_ip_days > 0 &&

@@ -106,6 +106,7 @@ struct auditd {
 #define AUDITD_T_READ    0x2u
 #define AUDITD_T_EXPUNGE 0x4u
 #define AUDITD_T_VERDICT 0x8u
+#define AUDITD_T_CRYPT   0x10u /* mailfort_crypt: refused or forged stored mail */
 
 /* prepare.c */
 unsigned int auditd_type_bit(const char *type);

@@ -292,6 +292,8 @@ unsigned int auditd_type_bit(const char *type)
 		return AUDITD_T_EXPUNGE;
 	if (strcmp(type, "verdict") == 0)
 		return AUDITD_T_VERDICT;
+	if (strcmp(type, "crypt") == 0)
+		return AUDITD_T_CRYPT;
 	return 0;
 }
 

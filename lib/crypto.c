@@ -430,3 +430,26 @@ int mf_account_unwrap_password_any(unsigned char sk_out[MF_ACCOUNT_SK_BYTES],
 	}
 	return 0;
 }
+
+int mf_account_escrow_any(unsigned char out[MF_ACCOUNT_ESCROW_MAX], size_t *out_len_r,
+                          const unsigned char sk[MF_ACCOUNT_SK_BYTES], size_t pk_len,
+                          const char *recovery_path, struct mf_error *err)
+{
+	unsigned char rpk[MF_P256_PK_BYTES];
+	struct mf_error p256_err;
+
+	*out_len_r = 0;
+	if (mf_key_load(recovery_path, MF_KEY_PUBLIC, rpk, MF_P256_PK_BYTES, &p256_err) == 0) {
+		*out_len_r = MF_ACCOUNT_ESCROW_P256_BYTES;
+		return mf_p256_seal(out, sk, MF_ACCOUNT_SK_BYTES, "MFE2", 4, rpk, err);
+	}
+	if (mf_key_load(recovery_path, MF_KEY_PUBLIC, rpk, crypto_box_PUBLICKEYBYTES, err) < 0)
+		return mf_error_prefix(err, "escrow_public_key (X25519, 32 bytes, or P-256, 65)");
+	if (mf_key_alg_of(pk_len) == MF_KEY_ALG_P256)
+		return mf_error_set(err,
+		                    "%s is an X25519 recovery key; P-256 account keys (kcmvp "
+		                    "profile) are escrowed only to a P-256 recovery key (65 bytes)",
+		                    recovery_path);
+	*out_len_r = MF_ACCOUNT_ESCROW_BYTES;
+	return mf_account_escrow(out, sk, rpk, err);
+}

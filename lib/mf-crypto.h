@@ -253,6 +253,17 @@ int mf_account_unwrap_password_any(unsigned char sk_out[MF_ACCOUNT_SK_BYTES],
                                    const unsigned char *blob, size_t len, const unsigned char *pk,
                                    size_t pk_len, const char *password, size_t password_len,
                                    struct mf_error *err) MF_WARN_UNUSED;
+/* Escrow copy of a secret key sealed to the offline recovery public key in
+   the file recovery_path: an X25519 recovery key (32 bytes) gives
+   mf_account_escrow (80 bytes), a P-256 one (65 bytes) mf_p256_seal with
+   ad "MFE2" (113 bytes).  A P-256 account key (pk_len 65) is escrowed only
+   to a P-256 recovery key: sealing it with X25519 would leave the profile's
+   list.  out: MF_ACCOUNT_ESCROW_MAX bytes. */
+#define MF_ACCOUNT_ESCROW_P256_BYTES (MF_ACCOUNT_SK_BYTES + MF_ACCOUNT_PK_MAX + 16)
+#define MF_ACCOUNT_ESCROW_MAX        MF_ACCOUNT_ESCROW_P256_BYTES
+int mf_account_escrow_any(unsigned char out[MF_ACCOUNT_ESCROW_MAX], size_t *out_len_r,
+                          const unsigned char sk[MF_ACCOUNT_SK_BYTES], size_t pk_len,
+                          const char *recovery_path, struct mf_error *err) MF_WARN_UNUSED;
 /* PBKDF2 password wrap of a 32-byte secret ("MFW2", layout above) with
    the given iteration count; out: MF_ACCOUNT_WRAP_PASSWORD_P256_BYTES. */
 int mf_pwwrap_pbkdf2(unsigned char *out, const unsigned char secret[MF_ACCOUNT_SK_BYTES],

@@ -6,10 +6,13 @@
  *   mailfortctl keys status           list each key: mode, owner, size, safety
  *
  * The keys (raw bytes, see mf-crypto.h) live in [keys] dir:
- *   master.key, totp.key, hash.key, spam.key   32 random bytes each, mode 0600
+ *   master.key, totp.key, hash.key, spam.key, mail-mac.key
+ *                                    32 random bytes each, mode 0600
  *   audit-sign.key / audit-sign.pub  Ed25519 key pair, 0600 / 0644
  *
  * init refuses to replace any existing key unless --force is given, and
+ * with --missing creates only the keys that do not exist yet (mail-mac.key
+ * on a site set up before it existed); otherwise it refuses and
  * then names the file; replacing keys makes stored mail, TOTP secrets and
  * app passwords unusable, so --force is for a site that has none yet.
  * Files are written through mf_key_save (temporary file + rename); key
@@ -45,6 +48,8 @@ static const struct {
     {"hash.key", MF_KEY_SECRET, crypto_generichash_KEYBYTES,
      "keyed hash of app passwords and recovery codes"},
     {"spam.key", MF_KEY_SECRET, 32, "keys the spam token ids (mailfort-milter, spam train)"},
+    {"mail-mac.key", MF_KEY_SECRET, 32,
+     "authenticates stored mail (mailfort_crypt, [crypt] require_encrypted)"},
     {"audit-sign.key", MF_KEY_SECRET, crypto_sign_SECRETKEYBYTES,
      "signs audit checkpoints (mailfort-auditd only)"},
     {"audit-sign.pub", MF_KEY_PUBLIC, crypto_sign_PUBLICKEYBYTES, "verifies audit checkpoints"},
@@ -113,26 +118,31 @@ static int cmd_init(struct ctl *ctl, int argc, char **argv)
 	struct mf_error err;
 	struct stat st;
 	const char *dir;
-	bool force = false;
+	bool force = false, missing = false, made_sign = false;
 	size_t i;
 	int ret = 0;
 
 	for (; argc > 0; argc--, argv++) {
 		if (ctl_is_help(argv[0])) {
-			printf("usage: mailfortctl keys init [--force]\n\n"
+			printf("usage: mailfortctl keys init [--force | --missing]\n\n"
 			       "Create the key directory ([keys] dir, mode 0700) and the server "
 			       "keys:\n");
 			for (i = 0; i < MF_N_ELEMENTS(server_keys); i++)
 				printf("  %-15s %2zu bytes  %s\n", server_keys[i].file,
 				       server_keys[i].len, server_keys[i].use);
-			printf("\nExisting keys are never replaced unless --force is given.  "
-			       "Replacing\n"
-			       "keys makes stored mail, TOTP enrolments and app passwords "
-			       "unusable.\n");
+			printf(
+			    "\n--missing creates only the keys that do not exist yet (a key added "
+			    "by a\nnewer version).  "
+			    "Existing keys are never replaced unless --force is given.  "
+			    "Replacing\n"
+			    "keys makes stored mail, TOTP enrolments and app passwords "
+			    "unusable.\n");
 			return 0;
 		}
 		if (strcmp(argv[0], "--force") == 0)
 			force = true;
+		else if (strcmp(argv[0], "--missing") == 0)
+			missing = true;
 		else
 			return ctl_usage("keys init: unexpected argument '%s'", argv[0]);
 	}
@@ -146,7 +156,7 @@ static int cmd_init(struct ctl *ctl, int argc, char **argv)
 	for (i = 0; i < MF_N_ELEMENTS(server_keys); i++) {
 		if (key_path(path, sizeof(path), dir, server_keys[i].file) < 0)
 			return ctl_fail("keys dir '%s': path too long", dir);
-		if (!force && lstat(path, &st) == 0)
+		if (!force && !missing && lstat(path, &st) == 0)
 			return ctl_fail("%s already exists; not replacing keys without --force",
 			                path);
 	}
@@ -155,6 +165,14 @@ static int cmd_init(struct ctl *ctl, int argc, char **argv)
 
 	for (i = 0; i < MF_N_ELEMENTS(server_keys) && ret == 0; i++) {
 		(void)key_path(path, sizeof(path), dir, server_keys[i].file);
+		/* --missing: keep every key there is (the audit pair as a pair:
+		   its public half is written only with a new secret half) */
+		if (missing &&
+		    (strcmp(server_keys[i].file, "audit-sign.pub") == 0 ? !made_sign
+		                                                        : lstat(path, &st) == 0))
+			continue;
+		if (strcmp(server_keys[i].file, "audit-sign.key") == 0)
+			made_sign = true;
 		if (strcmp(server_keys[i].file, "audit-sign.key") == 0) {
 			if (crypto_sign_keypair(pub, key) != 0) {
 				ret = ctl_fail("cannot generate the audit signing key pair");

@@ -38,7 +38,8 @@
 #include <stdlib.h>
 
 struct mf_crypt_keypair {
-	unsigned char pk[crypto_box_PUBLICKEYBYTES];
+	unsigned char pk[MF_ACCOUNT_PK_MAX];
+	size_t pk_len; /* 32 X25519, 65 P-256 */
 	unsigned char id[MF_MAILCRYPT_KEY_ID_SIZE];
 	unsigned char sk[crypto_box_SECRETKEYBYTES];
 	unsigned char *wrapped;
@@ -58,7 +59,8 @@ struct mf_crypt_keypair {
 #define MF_CRYPT_PK_CACHE_MAX  10000
 
 struct mf_crypt_pk_entry {
-	unsigned char pk[crypto_box_PUBLICKEYBYTES];
+	unsigned char pk[MF_ACCOUNT_PK_MAX];
+	size_t pk_len;
 	time_t expires;
 };
 
@@ -73,6 +75,7 @@ struct mf_crypt_keys {
 	const char *account;
 	char *password; /* password mode: the login string, wiped on deinit */
 	enum mf_crypt_mode mode;
+	enum mf_profile profile; /* [crypto] profile: the kind of new key pairs */
 
 	struct mf_db **db; /* the process's connection, shared by its users */
 	bool loaded;
@@ -101,12 +104,6 @@ static const char *const sql_app_wrap =
     "JOIN mailfort.accounts a ON a.id = p.account_id "
     "WHERE a.username = $1 AND p.hash = $2 AND p.revoked_at IS NULL "
     "AND p.wrapped_mail_key IS NOT NULL";
-
-void mf_crypt_key_id(const unsigned char pk[crypto_box_PUBLICKEYBYTES],
-                     unsigned char id_r[MF_MAILCRYPT_KEY_ID_SIZE])
-{
-	crypto_generichash(id_r, MF_MAILCRYPT_KEY_ID_SIZE, pk, crypto_box_PUBLICKEYBYTES, NULL, 0);
-}
 
 struct mf_crypt_pk_cache *mf_crypt_pk_cache_init(void)
 {
@@ -141,7 +138,7 @@ void mf_crypt_pk_cache_deinit(struct mf_crypt_pk_cache **_cache)
 }
 
 static void mf_crypt_pk_cache_put(struct mf_crypt_pk_cache *cache, const char *account,
-                                  const unsigned char pk[crypto_box_PUBLICKEYBYTES])
+                                  const unsigned char *pk, size_t pk_len)
 {
 	struct mf_crypt_pk_entry *entry = hash_table_lookup(cache->table, account);
 
@@ -151,7 +148,8 @@ static void mf_crypt_pk_cache_put(struct mf_crypt_pk_cache *cache, const char *a
 		entry = i_new(struct mf_crypt_pk_entry, 1);
 		hash_table_insert(cache->table, i_strdup(account), entry);
 	}
-	memcpy(entry->pk, pk, sizeof(entry->pk));
+	memcpy(entry->pk, pk, pk_len);
+	entry->pk_len = pk_len;
 	entry->expires = ioloop_time + MF_CRYPT_PK_CACHE_SECS;
 }
 
@@ -170,6 +168,8 @@ struct mf_crypt_keys *mf_crypt_keys_init(const struct mf_config *cfg, struct mf_
 	keys->account = p_strdup(pool, account);
 	keys->mode = mode != NULL && strcmp(mode, "password") == 0 ? MF_CRYPT_MODE_PASSWORD
 	                                                           : MF_CRYPT_MODE_SERVER;
+	if (mf_profile_parse(mf_config_str(cfg, "crypto", "profile"), &keys->profile) < 0)
+		keys->profile = MF_PROFILE_DEFAULT; /* the config parser allows no other */
 	if (password != NULL)
 		keys->password = i_strdup(password);
 	p_array_init(&keys->pairs, pool, 2);
@@ -258,7 +258,8 @@ static int mf_crypt_keys_load(struct mf_crypt_keys *keys, const char **error_r)
 		i_zero(&pair);
 		pk = mf_db_unescape_bytea(PQgetvalue(res, i, 0), &pk_len);
 		pair.wrapped = mf_db_unescape_bytea(PQgetvalue(res, i, 1), &pair.wrapped_len);
-		if (pk == NULL || pk_len != sizeof(pair.pk) || pair.wrapped == NULL) {
+		if (pk == NULL || mf_key_alg_of(pk_len) == 0 || pair.wrapped == NULL ||
+		    mf_account_key_id_any(pair.id, pk, pk_len, &err) < 0) {
 			free(pk);
 			free(pair.wrapped);
 			PQclear(res);
@@ -266,9 +267,9 @@ static int mf_crypt_keys_load(struct mf_crypt_keys *keys, const char **error_r)
 			*error_r = "mailfort.mail_keys holds a malformed key";
 			return -1;
 		}
-		memcpy(pair.pk, pk, sizeof(pair.pk));
+		memcpy(pair.pk, pk, pk_len);
+		pair.pk_len = pk_len;
 		free(pk);
-		mf_crypt_key_id(pair.pk, pair.id);
 		pair.mode = strcmp(PQgetvalue(res, i, 2), "password") == 0 ? MF_CRYPT_MODE_PASSWORD
 		                                                           : MF_CRYPT_MODE_SERVER;
 		pair.current = strcmp(PQgetvalue(res, i, 3), "t") == 0;
@@ -298,28 +299,27 @@ static int mf_crypt_master_key(const struct mf_crypt_keys *keys,
    creator may win the race: the caller reloads and uses whatever is there. */
 static int mf_crypt_keys_create(struct mf_crypt_keys *keys, const char **error_r)
 {
-	unsigned char pk[crypto_box_PUBLICKEYBYTES], sk[crypto_box_SECRETKEYBYTES];
-	unsigned char master[crypto_secretbox_KEYBYTES], wrapped[MF_ACCOUNT_WRAP_SERVER_BYTES];
-	unsigned char escrow_pk[crypto_box_PUBLICKEYBYTES], escrow[MF_ACCOUNT_ESCROW_BYTES];
+	const enum mf_key_alg alg = mf_profile_key_alg(keys->profile);
+	const size_t pk_len = mf_key_alg_pk_bytes(alg);
+	unsigned char pk[MF_ACCOUNT_PK_MAX], sk[crypto_box_SECRETKEYBYTES];
+	unsigned char master[crypto_secretbox_KEYBYTES], wrapped[MF_ACCOUNT_WRAP_MAX];
+	unsigned char escrow[MF_ACCOUNT_ESCROW_MAX];
 	const char *escrow_path = mf_config_str(keys->cfg, "crypt", "escrow_public_key");
 	char *pk_hex = NULL, *wrapped_hex = NULL, *escrow_hex = NULL;
+	size_t wrapped_len = 0, escrow_len = 0;
 	const char *params[4];
 	struct mf_error err;
 	int ret = -1;
 
 	if (mf_crypt_master_key(keys, master, error_r) < 0)
 		return -1;
-	if (escrow_path != NULL &&
-	    mf_key_load(escrow_path, MF_KEY_PUBLIC, escrow_pk, sizeof(escrow_pk), &err) < 0) {
-		sodium_memzero(master, sizeof(master));
-		*error_r = t_strdup(err.msg);
-		return -1;
-	}
-	mf_account_keypair(pk, sk);
-	ret = mf_account_wrap_server(wrapped, pk, sk, master, &err);
+	ret = mf_account_keypair_alg(alg, pk, sk, &err);
+	if (ret == 0)
+		ret =
+		    mf_account_wrap_server_any(wrapped, &wrapped_len, pk, pk_len, sk, master, &err);
 	sodium_memzero(master, sizeof(master));
 	if (ret == 0 && escrow_path != NULL)
-		ret = mf_account_escrow(escrow, sk, escrow_pk, &err);
+		ret = mf_account_escrow_any(escrow, &escrow_len, sk, pk_len, escrow_path, &err);
 	sodium_memzero(sk, sizeof(sk));
 	if (ret < 0) {
 		*error_r = t_strdup(err.msg);
@@ -327,10 +327,10 @@ static int mf_crypt_keys_create(struct mf_crypt_keys *keys, const char **error_r
 	}
 	ret = -1;
 
-	pk_hex = mf_db_escape_bytea(pk, sizeof(pk));
-	wrapped_hex = mf_db_escape_bytea(wrapped, sizeof(wrapped));
+	pk_hex = mf_db_escape_bytea(pk, pk_len);
+	wrapped_hex = mf_db_escape_bytea(wrapped, wrapped_len);
 	if (escrow_path != NULL)
-		escrow_hex = mf_db_escape_bytea(escrow, sizeof(escrow));
+		escrow_hex = mf_db_escape_bytea(escrow, escrow_len);
 	params[0] = keys->account;
 	params[1] = pk_hex;
 	params[2] = wrapped_hex;
@@ -360,8 +360,8 @@ static const struct mf_crypt_keypair *mf_crypt_keys_current(const struct mf_cryp
 	return NULL;
 }
 
-int mf_crypt_keys_get_public(struct mf_crypt_keys *keys,
-                             unsigned char pk_r[crypto_box_PUBLICKEYBYTES], const char **error_r)
+int mf_crypt_keys_get_public(struct mf_crypt_keys *keys, unsigned char pk_r[MF_ACCOUNT_PK_MAX],
+                             size_t *pk_len_r, const char **error_r)
 {
 	const struct mf_crypt_keypair *pair;
 	struct mf_crypt_pk_entry *entry;
@@ -369,8 +369,12 @@ int mf_crypt_keys_get_public(struct mf_crypt_keys *keys,
 	entry = keys->loaded || keys->pk_cache == NULL
 	            ? NULL
 	            : hash_table_lookup(keys->pk_cache->table, keys->account);
-	if (entry != NULL && entry->expires > ioloop_time) {
-		memcpy(pk_r, entry->pk, crypto_box_PUBLICKEYBYTES);
+	/* a cached key of another profile's kind may have been rotated
+	   (crypt migrate --profile): look again */
+	if (entry != NULL && entry->expires > ioloop_time &&
+	    mf_key_alg_of(entry->pk_len) == mf_profile_key_alg(keys->profile)) {
+		memcpy(pk_r, entry->pk, entry->pk_len);
+		*pk_len_r = entry->pk_len;
 		return 1;
 	}
 	if (mf_crypt_keys_load(keys, error_r) < 0)
@@ -398,9 +402,18 @@ int mf_crypt_keys_get_public(struct mf_crypt_keys *keys,
 		}
 		i_info("mailfort_crypt: created a server-mode mail key pair for %s", keys->account);
 	}
-	memcpy(pk_r, pair->pk, crypto_box_PUBLICKEYBYTES);
+	if (mf_key_alg_of(pair->pk_len) != mf_profile_key_alg(keys->profile)) {
+		i_warning("mailfort_crypt: %s's mail key is %s, not the %s profile's %s: new mail "
+		          "is sealed to it until mailfortctl crypt migrate --profile %s",
+		          keys->account, mf_key_alg_name(mf_key_alg_of(pair->pk_len)),
+		          mf_profile_name(keys->profile),
+		          mf_key_alg_name(mf_profile_key_alg(keys->profile)),
+		          mf_profile_name(keys->profile));
+	}
+	memcpy(pk_r, pair->pk, pair->pk_len);
+	*pk_len_r = pair->pk_len;
 	if (keys->pk_cache != NULL)
-		mf_crypt_pk_cache_put(keys->pk_cache, keys->account, pair->pk);
+		mf_crypt_pk_cache_put(keys->pk_cache, keys->account, pair->pk, pair->pk_len);
 	return 1;
 }
 
@@ -494,12 +507,13 @@ static int mf_crypt_unwrap_password(struct mf_crypt_keys *keys, struct mf_crypt_
 	len = strlen(pw);
 	factor = mf_crypt_factor_len(keys, pw, len);
 	if (factor > 0) {
-		ok = mf_account_unwrap_password(pair->sk, pair->wrapped, pair->wrapped_len,
-		                                pair->pk, pw, len - factor, &err) == 0;
+		ok = mf_account_unwrap_password_any(pair->sk, pair->wrapped, pair->wrapped_len,
+		                                    pair->pk, pair->pk_len, pw, len - factor,
+		                                    &err) == 0;
 	}
 	if (!ok)
-		ok = mf_account_unwrap_password(pair->sk, pair->wrapped, pair->wrapped_len,
-		                                pair->pk, pw, len, &err) == 0;
+		ok = mf_account_unwrap_password_any(pair->sk, pair->wrapped, pair->wrapped_len,
+		                                    pair->pk, pair->pk_len, pw, len, &err) == 0;
 	if (!ok) {
 		if (mf_crypt_app_wrap(keys, &blob, &blob_len, error_r) < 0)
 			return -1;
@@ -513,8 +527,9 @@ static int mf_crypt_unwrap_password(struct mf_crypt_keys *keys, struct mf_crypt_
 					*out++ = i_tolower(*in);
 			}
 			*out = '\0';
-			ok = mf_account_unwrap_password(pair->sk, blob, blob_len, pair->pk, norm,
-			                                strlen(norm), &err) == 0;
+			ok = mf_account_unwrap_password_any(pair->sk, blob, blob_len, pair->pk,
+			                                    pair->pk_len, norm, strlen(norm),
+			                                    &err) == 0;
 			sodium_memzero(norm, strlen(norm));
 			i_free(norm);
 			free(blob);
@@ -542,8 +557,8 @@ static int mf_crypt_unwrap(struct mf_crypt_keys *keys, struct mf_crypt_keypair *
 	} else {
 		if (mf_crypt_master_key(keys, master, error_r) < 0)
 			return -1;
-		ret = mf_account_unwrap_server(pair->sk, pair->wrapped, pair->wrapped_len, pair->pk,
-		                               master, &err);
+		ret = mf_account_unwrap_server_any(pair->sk, pair->wrapped, pair->wrapped_len,
+		                                   pair->pk, pair->pk_len, master, &err);
 		sodium_memzero(master, sizeof(master));
 		if (ret < 0) {
 			*error_r = t_strdup_printf("mail key does not unwrap with master.key: %s",
@@ -557,7 +572,7 @@ static int mf_crypt_unwrap(struct mf_crypt_keys *keys, struct mf_crypt_keypair *
 
 int mf_crypt_keys_get_pair(struct mf_crypt_keys *keys,
                            const unsigned char key_id[MF_MAILCRYPT_KEY_ID_SIZE],
-                           const unsigned char **pk_r, const unsigned char **sk_r,
+                           const unsigned char **pk_r, size_t *pk_len_r, const unsigned char **sk_r,
                            const char **error_r)
 {
 	struct mf_crypt_keypair *pair;
@@ -583,6 +598,7 @@ int mf_crypt_keys_get_pair(struct mf_crypt_keys *keys,
 			if (!pair->sk_valid && mf_crypt_unwrap(keys, pair, error_r) < 0)
 				return -1;
 			*pk_r = pair->pk;
+			*pk_len_r = pair->pk_len;
 			*sk_r = pair->sk;
 			return 0;
 		}

@@ -39,7 +39,8 @@ struct mf_encrypt_ostream {
 	bool final_sent;
 	bool saw_nul; /* a NUL byte was among the plaintext */
 	bool have_header;
-	unsigned char header[MF_MAILCRYPT_HEADER_SIZE]; /* as written (not secret) */
+	size_t header_len;
+	unsigned char header[MF_MAILCRYPT_HEADER_MAX]; /* as written (not secret) */
 };
 
 static int mf_encrypt_send_parent(struct mf_encrypt_ostream *estream, const void *data, size_t size)
@@ -164,24 +165,26 @@ int o_stream_mf_encrypt_saw_nul(struct ostream *output)
 }
 
 int o_stream_mf_encrypt_get_header(struct ostream *output,
-                                   unsigned char header_r[MF_MAILCRYPT_HEADER_SIZE])
+                                   unsigned char header_r[MF_MAILCRYPT_HEADER_MAX],
+                                   size_t *header_len_r)
 {
 	struct mf_encrypt_ostream *estream = mf_encrypt_find(output);
 
 	if (estream == NULL || !estream->have_header)
 		return -1;
-	memcpy(header_r, estream->header, MF_MAILCRYPT_HEADER_SIZE);
+	memcpy(header_r, estream->header, estream->header_len);
+	*header_len_r = estream->header_len;
 	return 0;
 }
 
 struct ostream *o_stream_create_mf_encrypt(struct ostream *parent,
-                                           const unsigned char pk[crypto_box_PUBLICKEYBYTES],
-                                           unsigned int version)
+                                           const struct mf_mailcrypt_params *params)
 {
 	struct mf_encrypt_ostream *estream;
-	unsigned char header[MF_MAILCRYPT_HEADER_SIZE];
+	unsigned char header[MF_MAILCRYPT_HEADER_MAX];
 	struct ostream *output;
 	struct mf_error err;
+	size_t header_len;
 
 	estream = i_new(struct mf_encrypt_ostream, 1);
 	estream->writer = i_new(struct mf_mailcrypt_writer, 1);
@@ -193,14 +196,14 @@ struct ostream *o_stream_create_mf_encrypt(struct ostream *parent,
 	estream->ostream.iostream.destroy = o_stream_mf_encrypt_destroy;
 	output = o_stream_create(&estream->ostream, parent, o_stream_get_fd(parent));
 
-	if (mf_mailcrypt_writer_init_version(estream->writer, pk, version, MF_MAILCRYPT_CHUNK_SIZE,
-	                                     header, &err) < 0) {
+	if (mf_mailcrypt_writer_start(estream->writer, params, header, &header_len, &err) < 0) {
 		estream->final_sent = TRUE;
 		(void)mf_encrypt_fail(estream, err.msg);
-	} else if (mf_encrypt_send_parent(estream, header, sizeof(header)) < 0) {
+	} else if (mf_encrypt_send_parent(estream, header, header_len) < 0) {
 		estream->final_sent = TRUE;
 	} else {
-		memcpy(estream->header, header, sizeof(header));
+		memcpy(estream->header, header, header_len);
+		estream->header_len = header_len;
 		estream->have_header = TRUE;
 	}
 	return output;

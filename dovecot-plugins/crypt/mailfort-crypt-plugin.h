@@ -9,6 +9,7 @@
 #ifndef MAILFORT_CRYPT_PLUGIN_H
 #define MAILFORT_CRYPT_PLUGIN_H
 
+#include "mf-crypto.h"
 #include "mf-mailcrypt.h"
 
 struct module;
@@ -27,11 +28,11 @@ struct istream *i_stream_create_mf_decrypt(struct istream *parent,
    is then proven, and truncation found before anything is sent.  -1 with
    stream_errno EINVAL (damaged) or the parent's errno. */
 int i_stream_mf_decrypt_check_final(struct istream *input, const char **error_r);
-/* Encrypting filter in front of parent, sealing to account public key pk
-   in format version (MF_MAILCRYPT_VERSION unless configured otherwise). */
+/* Encrypting filter in front of parent, writing as params say (account
+   public key, format version, server authenticator key); params is not
+   kept. */
 struct ostream *o_stream_create_mf_encrypt(struct ostream *parent,
-                                           const unsigned char pk[crypto_box_PUBLICKEYBYTES],
-                                           unsigned int version);
+                                           const struct mf_mailcrypt_params *params);
 /* Whether the plaintext written so far to the encrypting stream in output
    (output itself or a stream under it) held a NUL byte: 1 yes, 0 no, -1
    when output has no encrypting stream. */
@@ -40,7 +41,8 @@ int o_stream_mf_encrypt_saw_nul(struct ostream *output);
    sealed key, so no two messages share one): 0, or -1 when there is no
    such stream or it failed before writing one. */
 int o_stream_mf_encrypt_get_header(struct ostream *output,
-                                   unsigned char header_r[MF_MAILCRYPT_HEADER_SIZE]);
+                                   unsigned char header_r[MF_MAILCRYPT_HEADER_MAX],
+                                   size_t *header_len_r);
 
 /* ---- keys ---- */
 
@@ -69,20 +71,18 @@ enum mf_crypt_mode mf_crypt_keys_mode(const struct mf_crypt_keys *keys);
    create_keys a missing key pair is made (and stored) now.  Returns 1 and
    the key, 0 when the account has no key and none may be made here
    (*error_r says why: a temporary failure for the sender), -1 on error
-   (database unreachable, ...). */
-int mf_crypt_keys_get_public(struct mf_crypt_keys *keys,
-                             unsigned char pk_r[crypto_box_PUBLICKEYBYTES], const char **error_r);
-/* The key pair whose key id (BLAKE2b-64 of the public key) is key_id, for
-   reading.  The returned pointers stay valid until deinit.  -1 with
-   *error_r when it is not found or cannot be unwrapped. */
+   (database unreachable, ...).  The key is an X25519 (32 bytes) or P-256
+   (65 bytes) public key; [crypto] profile decides which kind a new key
+   pair is. */
+int mf_crypt_keys_get_public(struct mf_crypt_keys *keys, unsigned char pk_r[MF_ACCOUNT_PK_MAX],
+                             size_t *pk_len_r, const char **error_r);
+/* The key pair whose key id (mf_account_key_id_any of the public key) is
+   key_id, for reading.  The returned pointers stay valid until deinit.  -1
+   with *error_r when it is not found or cannot be unwrapped. */
 int mf_crypt_keys_get_pair(struct mf_crypt_keys *keys,
                            const unsigned char key_id[MF_MAILCRYPT_KEY_ID_SIZE],
-                           const unsigned char **pk_r, const unsigned char **sk_r,
+                           const unsigned char **pk_r, size_t *pk_len_r, const unsigned char **sk_r,
                            const char **error_r);
-
-/* Key id of a public key, as stored in message headers. */
-void mf_crypt_key_id(const unsigned char pk[crypto_box_PUBLICKEYBYTES],
-                     unsigned char id_r[MF_MAILCRYPT_KEY_ID_SIZE]);
 
 /* ---- plugin ---- */
 

@@ -432,7 +432,9 @@ static void test_streams(unsigned int version)
 	for (size_t i = 0; i < len; i++)
 		plain[i] = (unsigned char)('a' + (i * 7) % 26);
 	raw = o_stream_create_buffer(ct);
-	enc = o_stream_create_mf_encrypt(raw, pk, version);
+	enc = o_stream_create_mf_encrypt(raw,
+	                                 &(const struct mf_mailcrypt_params){
+	                                     .version = version, .pk = pk, .pk_len = sizeof(pk)});
 	ok(o_stream_send(enc, plain, len) == (ssize_t)len && o_stream_finish(enc) > 0,
 	   "streams v%u: encrypt a 10-chunk message", version);
 	o_stream_unref(&enc);

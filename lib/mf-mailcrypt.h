@@ -73,6 +73,16 @@
  * there with "truncated" / "trailing data"), so a caller that must trust the
  * size before reading the body opens the last chunk (at most 64 KiB).
  *
+ * Version 3 (the kcmvp profile) and the server authenticator (header flag
+ * 0x01, any version) extend this layout: the header tag stays the last 16
+ * bytes of the header, the authenticator (HMAC-SHA256 under the site's
+ * mail-mac.key over every byte before it) sits just before the tag, and
+ * version 3 seals K with ECDH P-256 + KBKDF + ARIA-256-GCM (65-byte
+ * ephemeral key and 48 sealed bytes at offset 40) and encrypts chunks with
+ * ARIA-256-GCM under the version 2 nonce rule.  Byte layouts:
+ * docs/SECURITY.md, 1.5a.  Header sizes: 136 / 168 (versions 1 and 2
+ * without / with authenticator), 169 / 201 (version 3).
+ *
  * Typical use.  Delivery: writer_init(pk) -> write the header; for each
  * piece of the message writer_update -> write what it returns; writer_final
  * -> write the last chunk.  Reading: read MF_MAILCRYPT_PREFIX_SIZE bytes,

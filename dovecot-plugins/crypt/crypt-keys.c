@@ -369,10 +369,11 @@ int mf_crypt_keys_get_public(struct mf_crypt_keys *keys, unsigned char pk_r[MF_A
 	entry = keys->loaded || keys->pk_cache == NULL
 	            ? NULL
 	            : hash_table_lookup(keys->pk_cache->table, keys->account);
-	/* a cached key of another profile's kind may have been rotated
-	   (crypt migrate --profile): look again */
+	/* under kcmvp a cached X25519 key may have been rotated by crypt
+	   migrate --profile kcmvp a moment ago: look again */
 	if (entry != NULL && entry->expires > ioloop_time &&
-	    mf_key_alg_of(entry->pk_len) == mf_profile_key_alg(keys->profile)) {
+	    !(keys->profile == MF_PROFILE_KCMVP &&
+	      mf_key_alg_of(entry->pk_len) != MF_KEY_ALG_P256)) {
 		memcpy(pk_r, entry->pk, entry->pk_len);
 		*pk_len_r = entry->pk_len;
 		return 1;

@@ -38,10 +38,15 @@
  * the content a reader of the index could use.
  *
  * Format: new messages are written in format version 2 (AES-256-GCM
- * chunks, lib/mf-mailcrypt.h); plugin setting mailfort_crypt_save_version
- * = 1 writes version 1 (XChaCha20-Poly1305) instead, for a site whose other
- * readers predate version 2.  Both versions, and plaintext, are read.  Any
- * other value fails the user's login and delivery.
+ * chunks, lib/mf-mailcrypt.h) to an X25519 key, and in version 3
+ * (ARIA-256-GCM, ECDH P-256) to a P-256 key, which accounts get under
+ * [crypto] profile = kcmvp; plugin setting mailfort_crypt_save_version = 1
+ * writes version 1 (XChaCha20-Poly1305) to X25519 keys instead, for a site
+ * whose other readers predate version 2.  Every version, and plaintext, is
+ * read.  Any other value fails the user's login and delivery.  With
+ * mail-mac.key in [keys] dir every new message carries the server
+ * authenticator; [crypt] require_encrypted serves only messages whose
+ * authenticator verifies (mailfort_crypt_refuse).
  *
  * Failures: a message that cannot be decrypted (corrupted, truncated, key
  * not unwrappable) makes mail_get_stream() fail with an error in the log

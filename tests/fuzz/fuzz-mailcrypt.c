@@ -6,12 +6,14 @@
  * (header authentication, content key opening) and every chunk, opened
  * both in order and by plaintext offset, with a fixed key pair so that the
  * seeds in tests/fuzz/corpus/mailcrypt/ (sealed to that pair; format
- * version 1 and, named v2-*, version 2) reach the chunk code of both
- * versions; the final chunk is opened again by a copied reader and in
- * place.  An input starting with 'W' is instead encrypted with the writer
- * (split at points taken from the input, version 1 or 2 by the low bit of
- * the third byte) and must decrypt back to itself.  Any crash, sanitizer
- * report, leak or broken round trip is a bug.
+ * version 1, named v2-* version 2, named v3-* version 3 sealed to a fixed
+ * P-256 pair, some with the server authenticator under a fixed key) reach
+ * the chunk code of every version; the final chunk is opened again by a
+ * copied reader and in place, and the server authenticator is checked.
+ * An input starting with 'W' is instead encrypted with the writer (split
+ * at points taken from the input, version 1, 2 or 3 by the third byte, with
+ * an authenticator when its bit 2 is set) and must decrypt back to itself.
+ * Any crash, sanitizer report, leak or broken round trip is a bug.
  *
  * lib/mailcrypt.c is compiled into this target (the #include below) so that
  * it gets libFuzzer's coverage instrumentation; libmailfort itself is built
@@ -25,6 +27,14 @@
 
 /* Seed of the fixed fuzzing key pair; the corpus is sealed to it. */
 #define FUZZ_KEY_SEED "mailfort fuzz key pair seed 0001"
+/* The fixed P-256 pair of the version 3 seeds, and the authenticator key. */
+#define FUZZ_P256_SK "7c0684ed19d83f91bff589526ee13b374bad4f3e880cd58fae58b4a43b949380"
+#define FUZZ_P256_PK                                                                    \
+	"04e30fd1156ba25972c78fe29ad5863f542e322d0457373db57b5815efa9d82b1dc5229ea8eae" \
+	"59e7e60919feb47e0d187590f1d7181b434b8938a7c4c242eae9e"
+#define FUZZ_MAC_KEY "mailfort fuzz authenticator 0001"
+
+static unsigned char p256_pk[65], p256_sk[32];
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -33,7 +43,11 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	(void)argc;
 	(void)argv;
-	if (sodium_init() < 0)
+	if (sodium_init() < 0 ||
+	    sodium_hex2bin(p256_pk, sizeof(p256_pk), FUZZ_P256_PK, strlen(FUZZ_P256_PK), NULL, NULL,
+	                   NULL) != 0 ||
+	    sodium_hex2bin(p256_sk, sizeof(p256_sk), FUZZ_P256_SK, strlen(FUZZ_P256_SK), NULL, NULL,
+	                   NULL) != 0)
 		abort();
 	return 0;
 }
@@ -58,8 +72,14 @@ static void fuzz_reader(const uint8_t *data, size_t size, const unsigned char *p
 	if (mf_mailcrypt_peek(data, size, &info, &err) == 0)
 		(void)mf_mailcrypt_plaintext_size(&info, size, &pt_size, &err);
 	(void)mf_mailcrypt_plaintext_size(NULL, size, &pt_size, &err);
+	(void)mf_mailcrypt_check_mac(data, size, (const unsigned char *)FUZZ_MAC_KEY, &err);
 
-	if (mf_mailcrypt_reader_init(&r, data, size, size, pk, sk, &err) < 0)
+	if (size > 8 && data[8] == MF_MAILCRYPT_VERSION_3) {
+		pk = p256_pk;
+		sk = p256_sk;
+	}
+	if (mf_mailcrypt_reader_open(&r, data, size, size, pk, pk == p256_pk ? 65 : 32, sk, &err) <
+	    0)
 		return;
 	if (r.pt_size > size || r.chunk_count == 0)
 		abort();
@@ -93,6 +113,8 @@ static void fuzz_reader(const uint8_t *data, size_t size, const unsigned char *p
 	mf_mailcrypt_reader_clear(&copy);
 	free(out);
 
+	if (pk == p256_pk)
+		return;
 	out = malloc(size);
 	if (out == NULL)
 		abort();
@@ -100,22 +122,57 @@ static void fuzz_reader(const uint8_t *data, size_t size, const unsigned char *p
 	free(out);
 }
 
+/* Decrypt a whole ciphertext with a key of either kind into out. */
+static int decrypt_any(const unsigned char *ct, size_t len, const unsigned char *pk, size_t pk_len,
+                       const unsigned char *sk, unsigned char *out, size_t out_size,
+                       size_t *out_len_r)
+{
+	struct mf_mailcrypt_reader r;
+	struct mf_mailcrypt_chunk ch;
+	struct mf_error err;
+	size_t n;
+	int ret = 0;
+
+	if (mf_mailcrypt_reader_open(&r, ct, len, len, pk, pk_len, sk, &err) < 0)
+		return -1;
+	if (r.pt_size > out_size)
+		ret = -1;
+	for (uint64_t i = 0; ret == 0 && i < r.chunk_count; i++) {
+		if (mf_mailcrypt_chunk_at(&r, i, &ch, &err) < 0 ||
+		    mf_mailcrypt_open_chunk(&r, i, ct + ch.ct_offset, ch.ct_len, out + ch.pt_offset,
+		                            out_size - ch.pt_offset, &n, &err) < 0)
+			ret = -1;
+	}
+	*out_len_r = r.pt_size;
+	mf_mailcrypt_reader_clear(&r);
+	return ret;
+}
+
 static void fuzz_writer(const uint8_t *data, size_t size, const unsigned char *pk,
                         const unsigned char *sk)
 {
 	struct mf_mailcrypt_writer *w = malloc(sizeof(*w));
-	size_t cap = MF_MAILCRYPT_HEADER_SIZE + MF_MAILCRYPT_UPDATE_OUT_MAX(size) +
+	size_t cap = MF_MAILCRYPT_HEADER_MAX + MF_MAILCRYPT_UPDATE_OUT_MAX(size) +
 	             MF_MAILCRYPT_FINAL_OUT_MAX;
 	unsigned char *ct = malloc(cap), *pt = malloc(size + 1);
 	uint32_t chunk = MF_MAILCRYPT_CHUNK_MIN + (size > 1 ? data[1] : 0) * 4;
-	unsigned int version = size > 2 && (data[2] & 1) ? 1 : 2;
+	unsigned int version = size > 2 ? 1 + data[2] % 3 : 2;
+	bool mac = size > 2 && (data[2] & 4) != 0;
+	struct mf_mailcrypt_params params = {
+	    .version = version,
+	    .chunk_size = chunk,
+	    .pk = version == 3 ? p256_pk : pk,
+	    .pk_len = version == 3 ? 65 : 32,
+	    .mac_key = mac ? (const unsigned char *)FUZZ_MAC_KEY : NULL,
+	};
 	struct mf_error err;
-	size_t len = MF_MAILCRYPT_HEADER_SIZE, off = 0, piece, n;
+	size_t len, off = 0, piece, n;
 
 	if (w == NULL || ct == NULL || pt == NULL)
 		abort();
-	if (mf_mailcrypt_writer_init_version(w, pk, version, chunk, ct, &err) < 0 ||
-	    ct[8] != version)
+	if (mf_mailcrypt_writer_start(w, &params, ct, &len, &err) < 0 || ct[8] != version ||
+	    (mf_mailcrypt_check_mac(ct, len, (const unsigned char *)FUZZ_MAC_KEY, &err) == 0) !=
+	        mac)
 		abort();
 	while (off < size) {
 		/* Piece sizes come from the data itself. */
@@ -131,8 +188,9 @@ static void fuzz_writer(const uint8_t *data, size_t size, const unsigned char *p
 	if (mf_mailcrypt_writer_final(w, ct + len, cap - len, &n, &err) < 0)
 		abort();
 	len += n;
-	if (mf_mailcrypt_decrypt_buffer(ct, len, pk, sk, pt, size + 1, &n, &err) < 0 || n != size ||
-	    memcmp(pt, data, size) != 0)
+	if (decrypt_any(ct, len, params.pk, params.pk_len, version == 3 ? p256_sk : sk, pt,
+	                size + 1, &n) < 0 ||
+	    n != size || memcmp(pt, data, size) != 0)
 		abort();
 	free(w);
 	free(ct);

@@ -95,8 +95,9 @@ marker = "MFST%08x" % random.getrandbits(32)
 # ---- strict mode ----
 for i in range(2):
     dc.lmtp_deliver("a@example.test", [USER], message(i, marker))
-pk = bytes(site.sql("SELECT public_key FROM mailfort.mail_keys k JOIN mailfort.accounts a "
-                    "ON a.id = k.account_id WHERE a.username = %s", params=[USER])[0][0])
+pk = bytes.fromhex(site.scalar("SELECT encode(public_key, 'hex') FROM mailfort.mail_keys k "
+                               "JOIN mailfort.accounts a ON a.id = k.account_id "
+                               "WHERE a.username = :'u'", params={"u": USER}))
 tap.eq(len(pk), 32, "server mode made an X25519 key on first delivery")
 plant(dc, USER, "1700000000.planted.host:2,", b"From: boss@example.test\r\nSubject: msg 90 urgent\r\n"
       b"\r\nPlease wire EUR 90,000 today.\r\n")

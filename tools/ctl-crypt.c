@@ -729,7 +729,8 @@ static int encrypt_file(struct migrate *m, int src_fd, int dst_fd, bool reencryp
 	int ret = -1;
 
 	if (reencrypt) {
-		if (pread(src_fd, header, sizeof(header), 0) < MF_MAILCRYPT_PREFIX_SIZE)
+		got = pread(src_fd, header, sizeof(header), 0);
+		if (got < MF_MAILCRYPT_PREFIX_SIZE)
 			return mf_error_set(err, "cannot read the header");
 		for (unsigned int j = 0; j < m->key_count && k == NULL; j++) {
 			if (memcmp(m->keys[j].id, header + 32, MF_ACCOUNT_KEY_ID_BYTES) == 0)
@@ -738,7 +739,7 @@ static int encrypt_file(struct migrate *m, int src_fd, int dst_fd, bool reencryp
 		if (k == NULL)
 			return mf_error_set(err, "sealed to a key the account does not have");
 		if (migrate_unwrap(m, k, err) < 0 ||
-		    mf_mailcrypt_reader_open(&m->reader, header, sizeof(header), ct_size, k->pk,
+		    mf_mailcrypt_reader_open(&m->reader, header, (size_t)got, ct_size, k->pk,
 		                             k->pk_len, k->sk, err) < 0)
 			return -1;
 	}

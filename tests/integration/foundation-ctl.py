@@ -190,7 +190,7 @@ for argv in (["db", "status"], ["db", "migrate"]):
            "exit %d: %s" % (r.returncode, r.stderr))
 
 # ------------------------------------------------------------ keys
-SIZES = {"master.key": 32, "totp.key": 32, "hash.key": 32, "spam.key": 32,
+SIZES = {"master.key": 32, "totp.key": 32, "hash.key": 32, "spam.key": 32, "mail-mac.key": 32,
          "audit-sign.key": 64, "audit-sign.pub": 32}
 keydir = os.path.join(site.dir, "etc", "mailfort", "keys")
 site.set("keys", "dir", keydir)
@@ -208,7 +208,8 @@ tap.eq({f: os.path.getsize(os.path.join(keydir, f)) for f in SIZES}, SIZES, "eve
 before = {f: open(os.path.join(keydir, f), "rb").read() for f in SIZES}
 tap.eq(before["audit-sign.key"][32:], before["audit-sign.pub"],
        "audit-sign.pub is the public half of audit-sign.key")
-tap.ok(len({before[f] for f in ("master.key", "totp.key", "hash.key", "spam.key")}) == 4,
+tap.ok(len({before[f] for f in ("master.key", "totp.key", "hash.key", "spam.key",
+                                 "mail-mac.key")}) == 5,
        "the symmetric keys are distinct")
 tap.eq(sorted(os.listdir(keydir)), sorted(SIZES), "nothing else (no temporary file) in the key dir")
 
@@ -232,8 +233,19 @@ after = {f: open(os.path.join(keydir, f), "rb").read() for f in SIZES}
 tap.ok(all(after[f] != before[f] for f in ("totp.key", "hash.key", "audit-sign.key")),
        "--force wrote new keys")
 r = site.ctl("keys", "status")
-tap.ok(r.returncode == 0 and r.stdout.count(" ok") == 7, "keys status: directory and six keys ok",
+tap.ok(r.returncode == 0 and r.stdout.count(" ok") == 8, "keys status: directory and seven keys ok",
        r.stdout + r.stderr)
+# a site made before mail-mac.key existed adds it, and only it
+kept = {f: open(os.path.join(keydir, f), "rb").read() for f in SIZES}
+os.unlink(os.path.join(keydir, "mail-mac.key"))
+r = site.ctl("keys", "init", "--missing")
+now = {f: open(os.path.join(keydir, f), "rb").read() for f in SIZES}
+tap.ok(r.returncode == 0 and now["mail-mac.key"] != kept["mail-mac.key"]
+       and all(now[f] == kept[f] for f in SIZES if f != "mail-mac.key"),
+       "keys init --missing makes the missing mail-mac.key and keeps every other key",
+       r.stdout + r.stderr)
+r = site.ctl("keys", "status")
+tap.ok(r.returncode == 0, "and keys status is content again", r.stdout + r.stderr)
 
 pub = os.path.join(keydir, "audit-sign.pub")
 good_pub = open(pub, "rb").read()

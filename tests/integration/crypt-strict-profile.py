@@ -14,7 +14,10 @@ The kcmvp profile: mail delivered under the default profile is migrated
 with mailfortctl crypt migrate --profile kcmvp: a run killed midway loses
 nothing, and a run under concurrent LMTP delivery ends with every message
 under ARIA-256-GCM / ECDH P-256 (crypt status: 0 under unlisted
-algorithms), all of them read back byte for byte over IMAP.
+algorithms), all of them read back byte for byte over IMAP.  In password
+mode under kcmvp: crypt init wraps a P-256 key with PBKDF2 (MFW2), a login
+reads the mail, and migrate (which needs the password) rotates an X25519
+account and re-encrypts its mail.
 """
 import ctypes
 import os
@@ -211,4 +214,64 @@ log = dc.log_text()
 tap.ok("Panic" not in log and "cannot decrypt" not in log, "no decryption failure in the log",
        "\n".join(ln for ln in log.splitlines() if "Panic" in ln or "cannot decrypt" in ln))
 dc.stop()
+
+# ---- password mode: PBKDF2 wraps, and a migration that needs the password ----
+KIM, LEE = "kim@example.test", "lee@example.test"
+sp = Site("crypt_kcmvp_pw", extra={"crypt": {"mode": "password", "require_encrypted": "yes"}})
+r = sp.ctl("crypt", "init", LEE, "--mode", "password", input="lee long password\n")
+tap.ok(r.returncode == 0 and "x25519" in r.stdout, "default profile: an X25519 password-mode key",
+       r.stdout + r.stderr)
+dp = Dovecot("cpk", site=sp, plugins=["mailfort_crypt"],
+             users={KIM: "kim long password", LEE: "lee long password"},
+             passdb_extra="override_fields = userdb_mailfort_crypt_password=%w")
+dp.own_keys(sp)
+dp.start()
+for i in range(5):
+    dp.lmtp_deliver("a@example.test", [LEE], message(i, marker, 70000 if i == 0 else 900))
+sp.set("crypto", "profile", "kcmvp")
+r = sp.ctl("crypt", "init", KIM, "--mode", "password", input="kim long password\n")
+tap.ok(r.returncode == 0 and "p256" in r.stdout, "kcmvp profile: crypt init makes a P-256 key",
+       r.stdout + r.stderr)
+row = sp.sql("SELECT octet_length(k.public_key), encode(substr(k.wrapped_private, 1, 4), 'escape'), "
+             "octet_length(k.wrapped_private) FROM mailfort.mail_keys k JOIN mailfort.accounts a "
+             "ON a.id = k.account_id WHERE a.username = :'u'", params={"u": KIM})
+tap.eq(row, [["65", "MFW2", "89"]], "its private key is wrapped with PBKDF2 + ARIA-256-GCM (MFW2)")
+for i in range(3):
+    dp.lmtp_deliver("a@example.test", [KIM], message(i, marker, 70000 if i == 0 else 900))
+heads = []
+for root, _d, names in os.walk(os.path.join(dp.home("kim"), "Maildir")):
+    if os.path.basename(root) in ("cur", "new"):
+        heads += [open(os.path.join(root, n), "rb").read(10) for n in names]
+tap.ok(len(heads) == 3 and all(h[8] == 3 and h[9] == 1 for h in heads),
+       "delivery writes version 3 with the server authenticator (needs only the public key)")
+imap = dp.imap_login(KIM, "kim long password")
+got = bodies(imap)
+imap.logout()
+tap.ok(len(got) == 3 and all(marker.encode() in b for b in got.values()),
+       "a password-mode login unwraps the P-256 key and reads its mail")
+lee_dir = os.path.join(dp.home("lee"), "Maildir")
+imap = dp.imap_login(LEE, "lee long password")
+lee_want = bodies(imap)
+imap.logout()
+r = sp.ctl("crypt", "migrate", LEE, lee_dir, "--profile", "kcmvp", input="wrong password\n")
+nkeys = sp.scalar("SELECT count(*) FROM mailfort.mail_keys k JOIN mailfort.accounts a "
+                  "ON a.id = k.account_id WHERE a.username = :'u'", params={"u": LEE})
+tap.ok(r.returncode != 0 and nkeys == "1", "migrate with a wrong password fails and makes no key",
+       r.stdout + r.stderr)
+r = sp.ctl("crypt", "migrate", LEE, lee_dir, "--profile", "kcmvp", input="lee long password\n")
+tap.ok(r.returncode == 0 and "new p256 key pair" in r.stdout and "5 re-encrypted" in r.stdout,
+       "password mode: migrate reads the password, rotates to P-256, re-encrypts 5",
+       r.stdout + r.stderr)
+wrapped = sp.scalar("SELECT encode(substr(k.wrapped_private, 1, 4), 'escape') FROM mailfort.mail_keys k "
+                    "JOIN mailfort.accounts a ON a.id = k.account_id WHERE a.username = :'u' "
+                    "AND k.retired_at IS NULL", params={"u": LEE})
+tap.eq(wrapped, "MFW2", "the new key is wrapped under the same password with PBKDF2")
+r = sp.ctl("crypt", "status", LEE, lee_dir)
+tap.ok("under algorithms not on the kcmvp list: 0" in r.stdout, "0 messages left under unlisted "
+       "algorithms", r.stdout)
+imap = dp.imap_login(LEE, "lee long password")
+lee_got = bodies(imap)
+imap.logout()
+tap.ok(lee_got == lee_want and len(lee_got) == 5, "every message reads the same after the migration")
+dp.stop()
 tap.done()

@@ -366,10 +366,6 @@ static int mailfort_crypt_open_reader(struct mail *mail, struct istream *input,
 	return 0;
 }
 
-/* Log the failure (naming user, mailbox and UID) and set the error the
-   client sees.  Damaged data is MAIL_ERROR_INVALIDDATA, which IMAP answers
-   with NO [PARSE] for the message and keeps the session; a missing key is
-   an internal (temporary) error. */
 /* Strict mode: a stored message that mailfort_crypt did not store
    (plaintext planted in the store, or a ciphertext without a valid server
    authenticator) is never served.  The client gets NO [PARSE] naming the
@@ -382,6 +378,7 @@ static int mailfort_crypt_refuse(struct mail *mail, const char *reason)
 	struct mf_spool_writer *spool;
 	struct mf_event *ev;
 	struct mf_error err;
+	int ret;
 
 	e_error(mail->box->event,
 	        "mailfort_crypt: refused to serve UID %u: %s ([crypt] require_encrypted)",
@@ -397,17 +394,14 @@ static int mailfort_crypt_refuse(struct mail *mail, const char *reason)
 	mf_event_add_str(ev, "result", "refused");
 	mf_event_add_str(ev, "reason", reason);
 	spool = mf_spool_writer_open(mf_config_str(muser->cfg, "spool", "dir"), &err);
+	ret = spool == NULL ? -1 : 0;
 	if (spool != NULL) {
 		mf_spool_writer_set_sync(spool, mf_config_bool(muser->cfg, "spool", "sync"));
-		if (mf_event_append(ev, spool, &err) < 0)
-			spool = NULL;
-		else
-			mf_spool_writer_close(&spool);
-	}
-	if (spool == NULL && err.msg[0] != '\0')
-		e_error(mail->box->event, "mailfort_crypt: cannot record the refusal: %s", err.msg);
-	if (spool != NULL)
+		ret = mf_event_append(ev, spool, &err);
 		mf_spool_writer_close(&spool);
+	}
+	if (ret < 0)
+		e_error(mail->box->event, "mailfort_crypt: cannot record the refusal: %s", err.msg);
 	mf_event_free(&ev);
 	mail_storage_set_error(
 	    mail->box->storage, MAIL_ERROR_INVALIDDATA,
@@ -415,6 +409,10 @@ static int mailfort_crypt_refuse(struct mail *mail, const char *reason)
 	return -1;
 }
 
+/* Log the failure (naming user, mailbox and UID) and set the error the
+   client sees.  Damaged data is MAIL_ERROR_INVALIDDATA, which IMAP answers
+   with NO [PARSE] for the message and keeps the session; a missing key is
+   an internal (temporary) error. */
 static int mailfort_crypt_read_failed(struct mail *mail, bool corrupt, const char *error)
 {
 	mail_set_critical(mail, "mailfort_crypt: cannot decrypt message: %s", error);

@@ -102,6 +102,21 @@ int mf_apppass_hash(unsigned char out[MF_KEYED_HASH_BYTES], const char *s, size_
 /* Same for recovery codes. */
 int mf_recovery_hash(unsigned char out[MF_KEYED_HASH_BYTES], const char *s, size_t len,
                      const unsigned char key[crypto_generichash_KEYBYTES]);
+/* Both kinds of keyed hash of the normal form, for lookups:
+   [MF_CODE_HASH_BLAKE2B] keyed BLAKE2b-256 (what mf_apppass_hash gives; the
+   default profile stores it) and [MF_CODE_HASH_HMAC] HMAC-SHA256 under the
+   same hash.key through OpenSSL (the kcmvp profile stores it).  A lookup
+   matches either, so codes made before a profile switch keep working; new
+   codes are stored with mf_code_hash_for(profile).  -1 when s is not
+   shaped like one.  Should OpenSSL fail to give the HMAC, that slot holds
+   the BLAKE2b hash again: an HMAC-stored code is then not found (closed). */
+enum mf_code_hash { MF_CODE_HASH_BLAKE2B = 0, MF_CODE_HASH_HMAC = 1 };
+#define MF_CODE_HASH_KINDS 2
+enum mf_code_hash mf_code_hash_for(enum mf_profile profile);
+int mf_apppass_hashes(unsigned char out[MF_CODE_HASH_KINDS][MF_KEYED_HASH_BYTES], const char *s,
+                      size_t len, const unsigned char key[crypto_generichash_KEYBYTES]);
+int mf_recovery_hashes(unsigned char out[MF_CODE_HASH_KINDS][MF_KEYED_HASH_BYTES], const char *s,
+                       size_t len, const unsigned char key[crypto_generichash_KEYBYTES]);
 /* Length of a recovery code at the end of s (with or without its two
    dashes), or 0 when s does not end with one. */
 size_t mf_recovery_suffix_len(const char *s, size_t len);

@@ -8,6 +8,7 @@
  * same however the user typed the groups.  Returns 0 / -1 (see mf-totp.h).
  */
 #include <string.h>
+#include "mf-crypto-evp.h"
 #include "mf-totp.h"
 
 static const char apppass_alphabet[] = "abcdefghijkmnpqrstuvwxyz23456789"; /* 32 */
@@ -82,6 +83,42 @@ int mf_recovery_hash(unsigned char out[MF_KEYED_HASH_BYTES], const char *s, size
                      const unsigned char key[crypto_generichash_KEYBYTES])
 {
 	return keyed(out, MF_RECOVERY_CHARS, s, len, recovery_alphabet, key);
+}
+
+enum mf_code_hash mf_code_hash_for(enum mf_profile profile)
+{
+	return profile == MF_PROFILE_KCMVP ? MF_CODE_HASH_HMAC : MF_CODE_HASH_BLAKE2B;
+}
+
+static int keyed_both(unsigned char out[MF_CODE_HASH_KINDS][MF_KEYED_HASH_BYTES], size_t want,
+                      const char *s, size_t len, const char *alphabet,
+                      const unsigned char key[crypto_generichash_KEYBYTES])
+{
+	char norm[MAX_TYPED];
+	int ret = -1;
+
+	if (normalise(norm, want, s, len, alphabet) == 0) {
+		mf_keyed_hash(out[MF_CODE_HASH_BLAKE2B], norm, want, key);
+		if (mf_hmac_sha256(out[MF_CODE_HASH_HMAC], key, crypto_generichash_KEYBYTES, norm,
+		                   want, NULL, 0, NULL) < 0)
+			memcpy(out[MF_CODE_HASH_HMAC], out[MF_CODE_HASH_BLAKE2B],
+			       MF_KEYED_HASH_BYTES);
+		ret = 0;
+	}
+	sodium_memzero(norm, sizeof(norm));
+	return ret;
+}
+
+int mf_apppass_hashes(unsigned char out[MF_CODE_HASH_KINDS][MF_KEYED_HASH_BYTES], const char *s,
+                      size_t len, const unsigned char key[crypto_generichash_KEYBYTES])
+{
+	return keyed_both(out, MF_APPPASS_CHARS, s, len, apppass_alphabet, key);
+}
+
+int mf_recovery_hashes(unsigned char out[MF_CODE_HASH_KINDS][MF_KEYED_HASH_BYTES], const char *s,
+                       size_t len, const unsigned char key[crypto_generichash_KEYBYTES])
+{
+	return keyed_both(out, MF_RECOVERY_CHARS, s, len, recovery_alphabet, key);
 }
 
 static bool is_recovery_char(char c)

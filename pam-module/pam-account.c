@@ -120,22 +120,21 @@ static const char use_recovery_sql[] =
     "WITH a AS (SELECT id FROM mailfort.accounts "
     "           WHERE id = $1 AND NOT coalesce(locked_until > now(), false) FOR SHARE) "
     "UPDATE mailfort.recovery_codes r SET used_at = now() FROM a "
-    "WHERE r.account_id = a.id AND r.hash = $2 AND r.used_at IS NULL";
+    "WHERE r.account_id = a.id AND r.hash IN ($2, $3) AND r.used_at IS NULL";
 
 int pam_mf_use_recovery(struct pam_mf *mf, const struct pam_mf_account *acct,
-                        const unsigned char hash[32], struct mf_error *err)
+                        const unsigned char hashes[MF_CODE_HASH_KINDS][32], struct mf_error *err)
 {
-	char *hash_hex;
-	const char *params[2];
+	char *hex0 = mf_db_escape_bytea(hashes[0], 32), *hex1 = mf_db_escape_bytea(hashes[1], 32);
+	const char *params[3] = {acct->id, hex0, hex1};
 	PGresult *res;
 
-	hash_hex = mf_db_escape_bytea(hash, 32);
-	if (hash_hex == NULL)
-		return mf_error_set(err, "out of memory");
-	params[0] = acct->id;
-	params[1] = hash_hex;
-	res = mf_db_exec(mf->db, use_recovery_sql, 2, params, err);
-	free(hash_hex);
+	res = hex0 == NULL || hex1 == NULL ? NULL
+	                                   : mf_db_exec(mf->db, use_recovery_sql, 3, params, err);
+	if (hex0 == NULL || hex1 == NULL)
+		mf_error_set(err, "out of memory");
+	free(hex0);
+	free(hex1);
 	if (res == NULL)
 		return -1;
 	return affected(res);
@@ -193,26 +192,32 @@ static const char apppass_sql[] =
     "SELECT ap.id, a.username = $2, coalesce(a.locked_until > now(), false), "
     "ap.revoked_at IS NOT NULL, $3 = ANY (ap.protocols) "
     "FROM mailfort.app_passwords ap JOIN mailfort.accounts a ON a.id = ap.account_id "
-    "WHERE ap.hash = $1";
+    "WHERE ap.hash IN ($1, $4)";
 
-int pam_mf_apppass_check(struct pam_mf *mf, const unsigned char hash[32],
+int pam_mf_apppass_check(struct pam_mf *mf, const unsigned char hashes[MF_CODE_HASH_KINDS][32],
                          enum pam_mf_apppass_status *status_r, struct mf_error *err)
 {
-	const char *params[3];
-	char *hash_hex;
+	const char *params[4];
+	char *hex0, *hex1;
 	unsigned char addr[16];
 	const char *ip = NULL;
 	PGresult *res;
 
 	*status_r = PAM_MF_APPPASS_NONE;
-	hash_hex = mf_db_escape_bytea(hash, 32);
-	if (hash_hex == NULL)
+	hex0 = mf_db_escape_bytea(hashes[0], 32);
+	hex1 = mf_db_escape_bytea(hashes[1], 32);
+	if (hex0 == NULL || hex1 == NULL) {
+		free(hex0);
+		free(hex1);
 		return mf_error_set(err, "out of memory");
-	params[0] = hash_hex;
+	}
+	params[0] = hex0;
 	params[1] = mf->user;
 	params[2] = mf->protocol;
-	res = mf_db_exec(mf->db, apppass_sql, 3, params, err);
-	free(hash_hex);
+	params[3] = hex1;
+	res = mf_db_exec(mf->db, apppass_sql, 4, params, err);
+	free(hex0);
+	free(hex1);
 	if (res == NULL)
 		return -1;
 	if (PQntuples(res) != 1 || strcmp(PQgetvalue(res, 0, 1), "t") != 0) {

@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <security/pam_modules.h>
 #include "mf-common.h"
+#include "mf-totp.h"
 
 struct mf_config;
 struct mf_db;
@@ -81,10 +82,12 @@ int pam_mf_name_case_variant(struct pam_mf *mf, struct mf_error *err) MF_WARN_UN
    account is locked now, -1 db error. */
 int pam_mf_accept_step(struct pam_mf *mf, const struct pam_mf_account *acct, uint64_t step,
                        struct mf_error *err) MF_WARN_UNUSED;
-/* Use a recovery code: 1 used now, 0 unknown, already used, or the account
-   is locked now, -1 db error. */
+/* Use a recovery code, given both kinds of its hash (mf_recovery_hashes:
+   codes stored under either profile match): 1 used now, 0 unknown, already
+   used, or the account is locked now, -1 db error. */
 int pam_mf_use_recovery(struct pam_mf *mf, const struct pam_mf_account *acct,
-                        const unsigned char hash[32], struct mf_error *err) MF_WARN_UNUSED;
+                        const unsigned char hashes[MF_CODE_HASH_KINDS][32],
+                        struct mf_error *err) MF_WARN_UNUSED;
 /* Count one failure for the user; locks the account when it reaches
    max_failures (sets mf->locked_now).  0, or -1 on a db error. */
 int pam_mf_record_failure(struct pam_mf *mf, struct mf_error *err) MF_WARN_UNUSED;
@@ -98,8 +101,9 @@ enum pam_mf_apppass_status {
 	PAM_MF_APPPASS_REVOKED,  /* revoked */
 	PAM_MF_APPPASS_PROTOCOL, /* not allowed for this protocol */
 };
-/* One indexed lookup by keyed hash. -1 on a db error. */
-int pam_mf_apppass_check(struct pam_mf *mf, const unsigned char hash[32],
+/* One indexed lookup by keyed hash, either kind (mf_apppass_hashes). -1
+   on a db error. */
+int pam_mf_apppass_check(struct pam_mf *mf, const unsigned char hashes[MF_CODE_HASH_KINDS][32],
                          enum pam_mf_apppass_status *status_r, struct mf_error *err) MF_WARN_UNUSED;
 
 #endif

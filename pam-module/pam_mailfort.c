@@ -369,7 +369,7 @@ static int check_code(struct pam_mf *mf, const struct pam_mf_account *acct, cons
 {
 	unsigned char key[crypto_secretbox_KEYBYTES];
 	unsigned char secret[MF_TOTP_SECRET_BYTES];
-	unsigned char hash[MF_KEYED_HASH_BYTES];
+	unsigned char hashes[MF_CODE_HASH_KINDS][MF_KEYED_HASH_BYTES];
 	const char *key_dir = mf_config_str(mf->cfg, "keys", "dir");
 	struct mf_error err;
 	uint64_t step;
@@ -407,14 +407,14 @@ static int check_code(struct pam_mf *mf, const struct pam_mf_account *acct, cons
 	mf->factor = "recovery";
 	if (mf_totp_load_key(key_dir, "hash.key", key, &err) < 0)
 		return unavailable(mf, "key_unavailable", &err);
-	r = mf_recovery_hash(hash, code, code_len, key);
+	r = mf_recovery_hashes(hashes, code, code_len, key);
 	sodium_memzero(key, sizeof(key));
 	if (r < 0) {
 		mf->factor = NULL;
 		return fail(mf, code_len == 0 ? "no_code" : "bad_code");
 	}
-	r = pam_mf_use_recovery(mf, acct, hash, &err);
-	sodium_memzero(hash, sizeof(hash));
+	r = pam_mf_use_recovery(mf, acct, hashes, &err);
+	sodium_memzero(hashes, sizeof(hashes));
 	if (r < 0)
 		return unavailable(mf, "db_unavailable", &err);
 	if (r == 0)
@@ -551,7 +551,7 @@ static int do_preauth(struct pam_mf *mf)
 static int do_apppass(struct pam_mf *mf)
 {
 	unsigned char key[crypto_generichash_KEYBYTES];
-	unsigned char hash[MF_KEYED_HASH_BYTES];
+	unsigned char hashes[MF_CODE_HASH_KINDS][MF_KEYED_HASH_BYTES];
 	enum pam_mf_apppass_status status;
 	struct mf_error err;
 	const char *tok = NULL;
@@ -562,16 +562,16 @@ static int do_apppass(struct pam_mf *mf)
 		return r == PAM_CONV_AGAIN ? PAM_INCOMPLETE : PAM_IGNORE;
 	if (mf_totp_load_key(mf_config_str(mf->cfg, "keys", "dir"), "hash.key", key, &err) < 0)
 		return unavailable(mf, "key_unavailable", &err);
-	r = mf_apppass_hash(hash, tok, strnlen(tok, TOKEN_MAX + 1), key);
+	r = mf_apppass_hashes(hashes, tok, strnlen(tok, TOKEN_MAX + 1), key);
 	sodium_memzero(key, sizeof(key));
 	if (r < 0)
 		return PAM_IGNORE; /* not shaped like an app password */
 	if ((r = open_db(mf)) != PAM_SUCCESS) {
-		sodium_memzero(hash, sizeof(hash));
+		sodium_memzero(hashes, sizeof(hashes));
 		return r;
 	}
-	r = pam_mf_apppass_check(mf, hash, &status, &err);
-	sodium_memzero(hash, sizeof(hash));
+	r = pam_mf_apppass_check(mf, hashes, &status, &err);
+	sodium_memzero(hashes, sizeof(hashes));
 	if (r < 0)
 		return unavailable(mf, "db_unavailable", &err);
 	mf->factor = "apppass";

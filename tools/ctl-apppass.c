@@ -41,8 +41,9 @@ static void usage(FILE *out)
 static int add(struct ctl *ctl, const char *user, const char *label, const char *protocols)
 {
 	const struct mf_config *cfg = ctl_config(ctl);
-	unsigned char key[32], hash[MF_KEYED_HASH_BYTES];
+	unsigned char key[32], hashes[MF_CODE_HASH_KINDS][MF_KEYED_HASH_BYTES];
 	char pass[MF_APPPASS_DISPLAY], id[24], array[512], *hex;
+	enum mf_profile profile;
 	const char *params[4];
 	struct mf_error err;
 	PGresult *res;
@@ -61,14 +62,17 @@ static int add(struct ctl *ctl, const char *user, const char *label, const char 
 		return 1;
 	if (ctl_server_key(ctl, "hash.key", key) != 0)
 		return 1;
+	if (mf_profile_parse(mf_config_str(cfg, "crypto", "profile"), &profile) < 0)
+		profile = MF_PROFILE_DEFAULT; /* the config parser allows no other */
 	mf_apppass_new(pass);
-	if (mf_apppass_hash(hash, pass, strlen(pass), key) < 0) {
+	if (mf_apppass_hashes(hashes, pass, strlen(pass), key) < 0) {
 		sodium_memzero(key, sizeof(key));
 		sodium_memzero(pass, sizeof(pass));
 		return ctl_fail("internal error: generated password not accepted");
 	}
 	sodium_memzero(key, sizeof(key));
-	hex = mf_db_escape_bytea(hash, sizeof(hash));
+	/* stored with the profile's hash; lookups match either kind */
+	hex = mf_db_escape_bytea(hashes[mf_code_hash_for(profile)], MF_KEYED_HASH_BYTES);
 	if (hex == NULL) {
 		sodium_memzero(pass, sizeof(pass));
 		return ctl_fail("out of memory");

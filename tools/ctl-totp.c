@@ -338,13 +338,20 @@ static int reset(struct ctl *ctl, const char *user)
 
 static int recovery(struct ctl *ctl, const char *user)
 {
+	const struct mf_config *cfg = ctl_config(ctl);
 	char codes[MF_RECOVERY_COUNT][MF_RECOVERY_DISPLAY];
-	unsigned char key[32], hash[MF_KEYED_HASH_BYTES];
+	unsigned char key[32], hashes[MF_CODE_HASH_KINDS][MF_KEYED_HASH_BYTES];
 	char id[24], *hex;
 	const char *params[2];
+	enum mf_profile profile;
 	struct mf_db *db;
 	struct mf_error err;
 	int i, ret = 0;
+
+	if (cfg == NULL)
+		return 1;
+	if (mf_profile_parse(mf_config_str(cfg, "crypto", "profile"), &profile) < 0)
+		profile = MF_PROFILE_DEFAULT; /* the config parser allows no other */
 
 	if (ctl_account_id(ctl, user, false, id) != 0)
 		return 1;
@@ -358,11 +365,12 @@ static int recovery(struct ctl *ctl, const char *user)
 		ret = -1;
 	for (i = 0; ret == 0 && i < MF_RECOVERY_COUNT; i++) {
 		mf_recovery_new(codes[i]);
-		if (mf_recovery_hash(hash, codes[i], strlen(codes[i]), key) < 0) {
+		if (mf_recovery_hashes(hashes, codes[i], strlen(codes[i]), key) < 0) {
 			ret = mf_error_set(&err, "internal error: generated code not accepted");
 			break;
 		}
-		hex = mf_db_escape_bytea(hash, sizeof(hash));
+		/* stored with the profile's hash; lookups match either kind */
+		hex = mf_db_escape_bytea(hashes[mf_code_hash_for(profile)], MF_KEYED_HASH_BYTES);
 		params[1] = hex;
 		ret = hex == NULL ? mf_error_set(&err, "out of memory")
 		                  : mf_db_command(db,

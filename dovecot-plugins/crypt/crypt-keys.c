@@ -102,7 +102,7 @@ static const char *const sql_add_key =
 static const char *const sql_app_wrap =
     "SELECT p.wrapped_mail_key FROM mailfort.app_passwords p "
     "JOIN mailfort.accounts a ON a.id = p.account_id "
-    "WHERE a.username = $1 AND p.hash = $2 AND p.revoked_at IS NULL "
+    "WHERE a.username = $1 AND p.hash IN ($2, $3) AND p.revoked_at IS NULL "
     "AND p.wrapped_mail_key IS NOT NULL";
 
 struct mf_crypt_pk_cache *mf_crypt_pk_cache_init(void)
@@ -423,12 +423,13 @@ static int mf_crypt_app_wrap(struct mf_crypt_keys *keys, unsigned char **blob_r,
                              const char **error_r)
 {
 	int ret;
-	unsigned char hash_key[crypto_generichash_KEYBYTES], hash[MF_KEYED_HASH_BYTES];
+	unsigned char hash_key[crypto_generichash_KEYBYTES];
+	unsigned char hashes[MF_CODE_HASH_KINDS][MF_KEYED_HASH_BYTES];
 	const char *dir = mf_config_str(keys->cfg, "keys", "dir");
-	const char *params[2];
+	const char *params[3];
 	struct mf_error err;
 	PGresult *res;
-	char *hex;
+	char *hex, *hex1;
 
 	*blob_r = NULL;
 	if (mf_key_load(t_strconcat(dir, "/hash.key", NULL), MF_KEY_SECRET, hash_key,
@@ -436,21 +437,28 @@ static int mf_crypt_app_wrap(struct mf_crypt_keys *keys, unsigned char **blob_r,
 		/* no hash key here: app passwords cannot carry a wrap */
 		return 0;
 	}
-	ret = mf_apppass_hash(hash, keys->password, strlen(keys->password), hash_key);
+	/* either kind of hash: app passwords made under either profile */
+	ret = mf_apppass_hashes(hashes, keys->password, strlen(keys->password), hash_key);
 	sodium_memzero(hash_key, sizeof(hash_key));
 	if (ret < 0) {
 		/* not shaped like an app password */
 		return 0;
 	}
-	hex = mf_db_escape_bytea(hash, sizeof(hash));
+	hex = mf_db_escape_bytea(hashes[0], MF_KEYED_HASH_BYTES);
+	hex1 = mf_db_escape_bytea(hashes[1], MF_KEYED_HASH_BYTES);
 	params[0] = keys->account;
 	params[1] = hex;
-	res = hex == NULL ? NULL : mf_db_exec(*keys->db, sql_app_wrap, 2, params, &err);
-	free(hex);
+	params[2] = hex1;
+	res = hex == NULL || hex1 == NULL ? NULL
+	                                  : mf_db_exec(*keys->db, sql_app_wrap, 3, params, &err);
 	if (res == NULL) {
-		*error_r = hex == NULL ? "out of memory" : t_strdup(err.msg);
+		*error_r = hex == NULL || hex1 == NULL ? "out of memory" : t_strdup(err.msg);
+		free(hex);
+		free(hex1);
 		return -1;
 	}
+	free(hex);
+	free(hex1);
 	if (PQntuples(res) > 0)
 		*blob_r = mf_db_unescape_bytea(PQgetvalue(res, 0, 0), len_r);
 	PQclear(res);

@@ -249,6 +249,20 @@ got = bodies(imap)
 imap.logout()
 tap.ok(len(got) == 3 and all(marker.encode() in b for b in got.values()),
        "a password-mode login unwraps the P-256 key and reads its mail")
+# an app password made under kcmvp (HMAC-SHA256 hash) with its own wrap
+r = sp.ctl("apppass", "add", KIM, "--label", "phone")
+m = re.search(r"\b([a-z2-9]{4}(?:-[a-z2-9]{4}){4})\b", r.stdout)
+app = m.group(1) if m else "none"
+r = sp.ctl("crypt", "app-wrap", KIM, "phone", input="kim long password\n%s\n" % app)
+tap.ok(r.returncode == 0, "crypt app-wrap wraps the P-256 key under the app password",
+       r.stdout + r.stderr)
+dp.users[KIM] = app
+dp.restart()
+imap = dp.imap_login(KIM, app)
+got = bodies(imap)
+imap.logout()
+tap.ok(len(got) == 3 and all(marker.encode() in b for b in got.values()),
+       "a login with that app password finds its wrap (by HMAC hash) and reads the mail")
 lee_dir = os.path.join(dp.home("lee"), "Maildir")
 imap = dp.imap_login(LEE, "lee long password")
 lee_want = bodies(imap)

@@ -15,6 +15,7 @@
 #include "mf-crypto-evp.h"
 #include "mf-crypto.h"
 #include "mf-mailcrypt.h"
+#include "mf-totp.h"
 #include "tap.h"
 
 static int from_hex(unsigned char *out, size_t len, const char *hex)
@@ -319,6 +320,36 @@ static void test_version3(void)
 	sodium_memzero(xsk, sizeof(xsk));
 }
 
+/* App-password and recovery-code hashes of both kinds, against hashlib. */
+static void test_code_hashes(void)
+{
+	unsigned char key[32], h[MF_CODE_HASH_KINDS][MF_KEYED_HASH_BYTES], want[32], old[32];
+
+	for (int i = 0; i < 32; i++)
+		key[i] = (unsigned char)i;
+	ok(mf_apppass_hashes(h, "ABCD-efgh-ijkm-npqr-stuv", 24, key) == 0 &&
+	       from_hex(want, 32,
+	                "b6b84db466a85da6da619f1e0e0a26945490aadccd0e2ee7225205a38ace437f") == 0 &&
+	       memcmp(h[MF_CODE_HASH_HMAC], want, 32) == 0,
+	   "app password: the kcmvp hash is HMAC-SHA256(hash.key, normal form)");
+	ok(from_hex(want, 32, "ecf97a0cbce674bc7d3edf9fd5435cae7f8db0a34e644e3844c53c1399dde523") ==
+	           0 &&
+	       memcmp(h[MF_CODE_HASH_BLAKE2B], want, 32) == 0 &&
+	       mf_apppass_hash(old, "abcdefghijkmnpqrstuv", 20, key) == 0 &&
+	       memcmp(old, want, 32) == 0,
+	   "and the default hash is the keyed BLAKE2b mf_apppass_hash gives");
+	ok(mf_recovery_hashes(h, "abcd-efgh-jkmn", 14, key) == 0 &&
+	       from_hex(want, 32,
+	                "019e2b0c3830d659f3abdc44bd00ce3cfefc658cf0a1e364f54c4f7b47211675") == 0 &&
+	       memcmp(h[MF_CODE_HASH_HMAC], want, 32) == 0,
+	   "recovery code: HMAC-SHA256 of the normal form");
+	ok(mf_apppass_hashes(h, "not an app password", 19, key) < 0,
+	   "a string not shaped like an app password gives no hash");
+	ok(mf_code_hash_for(MF_PROFILE_KCMVP) == MF_CODE_HASH_HMAC &&
+	       mf_code_hash_for(MF_PROFILE_DEFAULT) == MF_CODE_HASH_BLAKE2B,
+	   "the profile picks the stored kind");
+}
+
 int main(void)
 {
 	struct mf_error err;
@@ -331,5 +362,6 @@ int main(void)
 	test_aria_gcm();
 	test_p256();
 	test_version3();
+	test_code_hashes();
 	return tap_done();
 }

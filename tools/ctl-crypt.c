@@ -179,21 +179,18 @@ static int current_key(struct ctl *ctl, const char *account_id, struct keyrow *k
 	return 1;
 }
 
-/* Count the messages of every folder of a maildir per stored format. */
-struct census {
-	unsigned long plain, damaged, by_version[4], without_mac, total;
-};
+/* ---- walking a maildir ---- */
 
-static void census_folder(struct census *c, const char *dir)
+/* fn for every message file of one folder (in cur/ and new/); -1 when any
+   call returned -1. */
+typedef int maildir_file_fn(void *ctx, const char *dir, const char *sub, const char *name);
+
+static int folder_each_file(const char *dir, maildir_file_fn *fn, void *ctx)
 {
 	static const char *const subs[] = {"cur", "new"};
-	unsigned char head[MF_MAILCRYPT_PREFIX_SIZE];
-	struct mf_mailcrypt_info info;
 	char path[4096];
 	struct dirent *de;
-	struct mf_error err;
-	ssize_t n;
-	int fd;
+	int ret = 0;
 	DIR *d;
 
 	for (size_t i = 0; i < MF_N_ELEMENTS(subs); i++) {
@@ -201,51 +198,87 @@ static void census_folder(struct census *c, const char *dir)
 		if ((d = opendir(path)) == NULL)
 			continue;
 		while ((de = readdir(d)) != NULL) {
-			if (de->d_name[0] == '.')
-				continue;
-			snprintf(path, sizeof(path), "%s/%s/%s", dir, subs[i], de->d_name);
-			if ((fd = open(path, O_RDONLY | O_NOFOLLOW)) < 0)
-				continue;
-			n = pread(fd, head, sizeof(head), 0);
-			close(fd);
-			c->total++;
-			if (n < 0 || !mf_mailcrypt_is_ciphertext(head, (size_t)n))
-				c->plain++;
-			else if (mf_mailcrypt_peek(head, (size_t)n, &info, &err) < 0)
-				c->damaged++;
-			else {
-				c->by_version[info.version]++;
-				if ((info.flags & MF_MAILCRYPT_FLAG_MAC) == 0)
-					c->without_mac++;
-			}
+			if (de->d_name[0] != '.' && fn(ctx, dir, subs[i], de->d_name) < 0)
+				ret = -1;
 		}
 		closedir(d);
 	}
+	return ret;
+}
+
+/* fn for every folder of a maildir: the top and each ".Name" subfolder
+   that has cur/; -1 when any call returned -1. */
+static int maildir_each_folder(const char *maildir, int (*fn)(void *ctx, const char *dir),
+                               void *ctx)
+{
+	char path[4096];
+	struct dirent *de;
+	struct stat st;
+	int ret;
+	DIR *d;
+
+	ret = fn(ctx, maildir);
+	if ((d = opendir(maildir)) == NULL)
+		return ret;
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] != '.' || strcmp(de->d_name, ".") == 0 ||
+		    strcmp(de->d_name, "..") == 0)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s/cur", maildir, de->d_name);
+		if (stat(path, &st) < 0)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", maildir, de->d_name);
+		if (fn(ctx, path) < 0)
+			ret = -1;
+	}
+	closedir(d);
+	return ret;
+}
+
+/* Count the messages of every folder of a maildir per stored format. */
+struct census {
+	unsigned long plain, damaged, by_version[4], without_mac, total;
+};
+
+static int census_file(void *ctx, const char *dir, const char *sub, const char *name)
+{
+	struct census *c = ctx;
+	unsigned char head[MF_MAILCRYPT_PREFIX_SIZE];
+	struct mf_mailcrypt_info info;
+	struct mf_error err;
+	char path[4096];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s/%s", dir, sub, name);
+	if ((fd = open(path, O_RDONLY | O_NOFOLLOW)) < 0)
+		return 0;
+	n = pread(fd, head, sizeof(head), 0);
+	close(fd);
+	c->total++;
+	if (n < 0 || !mf_mailcrypt_is_ciphertext(head, (size_t)n))
+		c->plain++;
+	else if (mf_mailcrypt_peek(head, (size_t)n, &info, &err) < 0)
+		c->damaged++;
+	else {
+		c->by_version[info.version]++;
+		if ((info.flags & MF_MAILCRYPT_FLAG_MAC) == 0)
+			c->without_mac++;
+	}
+	return 0;
+}
+
+static int census_folder(void *ctx, const char *dir)
+{
+	return folder_each_file(dir, census_file, ctx);
 }
 
 static void census_print(const char *maildir)
 {
 	struct census c;
-	char path[4096];
-	struct dirent *de;
-	struct stat st;
-	DIR *d;
 
 	memset(&c, 0, sizeof(c));
-	census_folder(&c, maildir);
-	if ((d = opendir(maildir)) != NULL) {
-		while ((de = readdir(d)) != NULL) {
-			if (de->d_name[0] != '.' || strcmp(de->d_name, ".") == 0 ||
-			    strcmp(de->d_name, "..") == 0)
-				continue;
-			snprintf(path, sizeof(path), "%s/%s/cur", maildir, de->d_name);
-			if (stat(path, &st) < 0)
-				continue;
-			snprintf(path, sizeof(path), "%s/%s", maildir, de->d_name);
-			census_folder(&c, path);
-		}
-		closedir(d);
-	}
+	(void)maildir_each_folder(maildir, census_folder, &c);
 	printf("messages: %lu in %s\n", c.total, maildir);
 	printf("  plaintext:                                 %lu\n", c.plain);
 	for (unsigned int v = MF_MAILCRYPT_VERSION_1; v <= MF_MAILCRYPT_VERSION_3; v++)
@@ -915,59 +948,23 @@ static void migrate_cleanup(const char *dir)
 	closedir(d);
 }
 
-static int migrate_folder(struct migrate *m, const char *dir)
+static int migrate_file_cb(void *ctx, const char *dir, const char *sub, const char *name)
 {
-	static const char *const subs[] = {"cur", "new"};
+	return migrate_file(ctx, dir, sub, name);
+}
+
+static int migrate_folder(void *ctx, const char *dir)
+{
 	char path[4096];
-	struct dirent *de;
-	int ret = 0;
-	DIR *d;
+	int ret;
 
 	migrate_cleanup(dir);
-	for (size_t i = 0; i < MF_N_ELEMENTS(subs); i++) {
-		snprintf(path, sizeof(path), "%s/%s", dir, subs[i]);
-		if ((d = opendir(path)) == NULL)
-			continue;
-		while ((de = readdir(d)) != NULL) {
-			if (de->d_name[0] == '.')
-				continue;
-			if (migrate_file(m, dir, subs[i], de->d_name) < 0)
-				ret = -1;
-		}
-		closedir(d);
-	}
+	ret = folder_each_file(dir, migrate_file_cb, ctx);
 	snprintf(path, sizeof(path), "%s/dovecot.index.cache", dir);
 	if (unlink(path) < 0 && errno != ENOENT) {
 		fprintf(stderr, "mailfortctl: unlink(%s): %s\n", path, strerror(errno));
 		ret = -1;
 	}
-	return ret;
-}
-
-/* Every folder of a maildir (the top and the ".Name" subfolders). */
-static int migrate_maildir(struct migrate *m, const char *maildir)
-{
-	char path[4096];
-	struct dirent *de;
-	struct stat st;
-	int ret;
-	DIR *d;
-
-	ret = migrate_folder(m, maildir);
-	if ((d = opendir(maildir)) == NULL)
-		return ret;
-	while ((de = readdir(d)) != NULL) {
-		if (de->d_name[0] != '.' || strcmp(de->d_name, ".") == 0 ||
-		    strcmp(de->d_name, "..") == 0)
-			continue;
-		snprintf(path, sizeof(path), "%s/%s/cur", maildir, de->d_name);
-		if (stat(path, &st) < 0)
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", maildir, de->d_name);
-		if (migrate_folder(m, path) < 0)
-			ret = -1;
-	}
-	closedir(d);
 	return ret;
 }
 
@@ -1143,7 +1140,7 @@ static int cmd_migrate(struct ctl *ctl, const char *user, const char *maildir, l
 	   old key just before the rotation may land behind the first pass. */
 	for (pass = 0; ret == 0 && pass < 5; pass++) {
 		before = m->done + m->reencrypted;
-		if (migrate_maildir(m, maildir) < 0)
+		if (maildir_each_folder(maildir, migrate_folder, m) < 0)
 			ret = 1;
 		if (m->limit >= 0 || m->done + m->reencrypted == before)
 			break;

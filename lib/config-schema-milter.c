@@ -13,6 +13,7 @@ static const char *const milter_default_actions[] = {"tempfail", "accept", "reje
 static const char *const milter_attach_actions[] = {"reject", "strip", "hold", NULL};
 static const char *const milter_encrypted_actions[] = {"accept", "reject", "strip", "hold", NULL};
 static const char *const milter_limit_actions[] = {"reject", "hold", "tempfail", "accept", NULL};
+static const char *const milter_ambiguous_actions[] = {"reject", "hold", NULL};
 
 static const struct mf_config_key milter_keys[] = {
     /* daemon */
@@ -204,6 +205,11 @@ static const struct mf_config_key milter_keys[] = {
      .default_value = "reject",
      .choices = milter_limit_actions,
      .help = "what to do with a message over a structure limit (reject, hold, tempfail, accept)"},
+    {.name = "ambiguous_mime_action",
+     .type = MF_CONFIG_ENUM,
+     .default_value = "reject",
+     .choices = milter_ambiguous_actions,
+     .help = "what to do with MIME that mail readers read differently (reject, hold)"},
     {.name = "max_scan_text",
      .type = MF_CONFIG_SIZE,
      .default_value = "512k",

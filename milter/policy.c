@@ -251,6 +251,7 @@ struct mf_policy *mf_policy_new(const struct mf_config *cfg, struct mf_error *er
 	p->max_mime_parts = (int)mf_config_int(cfg, S, "max_mime_parts");
 	p->max_header_size = (uint64_t)mf_config_int(cfg, S, "max_header_size");
 	p->limits_action = action_from(mf_config_str(cfg, S, "limits_action"));
+	p->ambiguous_action = action_from(mf_config_str(cfg, S, "ambiguous_mime_action"));
 	p->max_scan_text = (uint64_t)mf_config_int(cfg, S, "max_scan_text");
 	for (q = p->user; *q; q++) {
 		if (!isalnum((unsigned char)*q) && *q != '_' && *q != '-' && *q != '.') {

@@ -19,8 +19,9 @@ static const struct mf_config_key milter_keys[] = {
     /* daemon */
     {.name = "socket",
      .type = MF_CONFIG_STRING,
-     .default_value = "inet:8895@127.0.0.1",
-     .help = "where Postfix connects: unix:/path or inet:port@address"},
+     .default_value = "unix:/run/mailfort-milter/milter.sock",
+     .help = "where Postfix connects: unix:/path (private, the default) or inet:port@address "
+             "(any local user can connect)"},
     {.name = "user",
      .type = MF_CONFIG_STRING,
      .default_value = "mailfort-milter",
@@ -29,6 +30,10 @@ static const struct mf_config_key milter_keys[] = {
      .type = MF_CONFIG_STRING,
      .default_value = "0660",
      .help = "permissions of a unix socket (octal), so Postfix's group can connect"},
+    {.name = "socket_group",
+     .type = MF_CONFIG_STRING,
+     .default_value = "postfix",
+     .help = "group of a unix socket: Postfix's (empty: the milter user's group)"},
     {.name = "pid_file",
      .type = MF_CONFIG_STRING,
      .default_value = "",

@@ -142,7 +142,7 @@ const char *mf_action_name(enum mf_action a);
 struct mf_policy {
 	int refcount; /* atomic */
 	/* daemon */
-	char *socket, *user, *pid_file, *tmp_dir;
+	char *socket, *socket_group, *user, *pid_file, *tmp_dir;
 	unsigned socket_mode;
 	int timeout;
 	enum mf_action default_action;

@@ -158,6 +158,9 @@ static const char *const field_lower[F_COUNT] = {"content-type", "content-transf
 
 struct header {
 	const unsigned char *val[F_COUNT], *val_end[F_COUNT];
+	bool blank;     /* ended by a blank line */
+	bool first_odd; /* its first line is not a field */
+	bool odd;       /* some line is not a field */
 };
 
 /* The header in [p, end): the three fields' raw values.  Returns the start
@@ -177,8 +180,10 @@ static const unsigned char *read_header(struct shape_ctx *c, const unsigned char
 		int k;
 
 		e = line_end(p, end, &next);
-		if (e == p)
+		if (e == p) {
+			h->blank = true;
 			return next; /* the blank line */
+		}
 		if (memchr(p, '\0', (size_t)(e - p)) != NULL) {
 			doubt(c, "a NUL byte in a header field");
 			return NULL;
@@ -194,6 +199,8 @@ static const unsigned char *read_header(struct shape_ctx *c, const unsigned char
 			p = next;
 			continue;
 		}
+		if (first)
+			h->first_odd = true; /* until the field below is found good */
 		first = false;
 		colon = memchr(p, ':', (size_t)(e - p));
 		for (q = p; colon != NULL && q < colon; q++)
@@ -213,6 +220,7 @@ static const unsigned char *read_header(struct shape_ctx *c, const unsigned char
 				g_free(t);
 				return NULL;
 			}
+			h->odd = true;
 			if (odd == NULL) {
 				odd = p;
 				odd_len = (size_t)(e - p);
@@ -222,6 +230,8 @@ static const unsigned char *read_header(struct shape_ctx *c, const unsigned char
 			continue;
 		}
 		cur = -2;
+		if (odd == NULL)
+			h->first_odd = false;
 		if (prefix_nocase(p, nlen, "content-")) {
 			if (odd != NULL) {
 				char *t = sample(odd, odd_len);
@@ -341,12 +351,15 @@ static bool parse_params(struct shape_ctx *c, const char *v, bool with_type, con
                          struct params *ps)
 {
 	const char *s = skip_cfws(c, v, field), *t;
+	bool junk = false;
 	size_t i;
 
 	ps->n = 0;
 	ps->type[0] = '\0';
 	if (s == NULL)
 		return false;
+	if (*s == '\0' && with_type)
+		return doubt(c, "an empty Content-Type (some readers take text, some binary)");
 	if (*s == '\0')
 		return true;
 	/* the type (and subtype) */
@@ -365,18 +378,22 @@ static bool parse_params(struct shape_ctx *c, const char *v, bool with_type, con
 			g_free(x);
 			return false;
 		}
-		if ((size_t)(sub - s) < sizeof(ps->type)) {
-			for (i = 0; i < (size_t)(sub - s); i++)
-				ps->type[i] = (char)lower((unsigned char)s[i]);
-			ps->type[i] = '\0';
-		} else {
-			snprintf(ps->type, sizeof(ps->type), "x-long/x-long");
-		}
+		/* (a longer type is kept as its first bytes, as struct mf_mime_node) */
+		for (i = 0; i < (size_t)(sub - s) && i < sizeof(ps->type) - 1; i++)
+			ps->type[i] = (char)lower((unsigned char)s[i]);
+		ps->type[i] = '\0';
 		t = sub;
 	}
 	s = skip_cfws(c, t, field);
 	if (s == NULL)
 		return false;
+	if (*s != '\0' && *s != ';') {
+		char *x = sample((const unsigned char *)v, strlen(v));
+
+		doubt(c, "text after the type in %s (\"%s\")", field, x);
+		g_free(x);
+		return false;
+	}
 	while (*s != '\0') {
 		struct param *p;
 		const char *name, *star;
@@ -400,6 +417,7 @@ static bool parse_params(struct shape_ctx *c, const char *v, bool with_type, con
 			if (semi == NULL)
 				break;
 			s = semi;
+			junk = true;
 		}
 		s = skip_cfws(c, s + 1, field);
 		if (s == NULL)
@@ -417,7 +435,7 @@ static bool parse_params(struct shape_ctx *c, const char *v, bool with_type, con
 			/* an attribute without a value (or junk) */
 			char *x = sample((const unsigned char *)name, strcspn(name, ";"));
 
-			if (memchr(name, '=', strcspn(name, ";")) != NULL ||
+			if (strcspn(name, ";=\"\\") < strcspn(name, ";") ||
 			    strncasecmp(name, "boundary", 8) == 0 ||
 			    strncasecmp(name, "name", 4) == 0 ||
 			    strncasecmp(name, "filename", 8) == 0) {
@@ -429,7 +447,17 @@ static bool parse_params(struct shape_ctx *c, const char *v, bool with_type, con
 			}
 			g_free(x);
 			s = name + strcspn(name, ";");
+			junk = true;
 			continue;
+		}
+		if (junk) {
+			/* GMime stops at the junk; others read on */
+			char *x = sample((const unsigned char *)v, strlen(v));
+
+			doubt(c, "a parameter after text that is not a parameter in %s (\"%s\")",
+			      field, x);
+			g_free(x);
+			return false;
 		}
 		if (ps->n == MAX_PARAMS) {
 			doubt(c, "more than %d parameters in %s", MAX_PARAMS, field);
@@ -491,9 +519,20 @@ static bool parse_params(struct shape_ctx *c, const char *v, bool with_type, con
 			}
 			s++;
 		} else {
+			bool clean = true;
+
 			while (*s != '\0' && *s != ';' && *s != ' ' && *s != '\t' && *s != '(' &&
-			       *s != '"')
+			       *s != '"') {
+				if (!is_tchar((unsigned char)*s) && (unsigned char)*s < 0x80)
+					clean = false;
 				g_string_append_c(val, *s++);
+			}
+			if (!clean && significant(p->name)) {
+				g_string_free(val, TRUE);
+				doubt(c, "a %s parameter in %s with characters that need quotes",
+				      p->name, field);
+				return false;
+			}
 		}
 		p->value = g_string_free(val, FALSE);
 		ps->n++;
@@ -614,6 +653,15 @@ static char *param_value(struct shape_ctx *c, const struct params *ps, const cha
 					g_string_append_c(raw,
 					                  (char)(hexval(s[1]) * 16 + hexval(s[2])));
 					s += 2;
+				} else if (p->ext && *s == '%') {
+					g_string_free(raw, TRUE);
+					g_free(plain_v);
+					doubt(
+					    c,
+					    "a broken %%-escape in the RFC 2231 %s parameter in %s",
+					    name, field);
+					*bad_r = true;
+					return NULL;
 				} else {
 					g_string_append_c(raw, *s);
 				}
@@ -626,12 +674,21 @@ static char *param_value(struct shape_ctx *c, const struct params *ps, const cha
 			cs[clen] = '\0';
 			if (g_ascii_strcasecmp(cs, "utf-8") != 0 &&
 			    g_ascii_strcasecmp(cs, "us-ascii") != 0) {
-				iconv_t cd = g_mime_iconv_open("UTF-8", cs);
+				iconv_t cd =
+				    g_mime_iconv_open("UTF-8", g_mime_charset_canon_name(cs));
 
-				if (cd != (iconv_t)-1) {
-					ext_v = g_mime_iconv_strndup(cd, raw->str, raw->len);
-					g_mime_iconv_close(cd);
+				if (cd == (iconv_t)-1) {
+					g_string_free(raw, TRUE);
+					g_free(plain_v);
+					doubt(
+					    c,
+					    "an RFC 2231 %s parameter in %s in an unknown charset",
+					    name, field);
+					*bad_r = true;
+					return NULL;
 				}
+				ext_v = g_mime_iconv_strndup(cd, raw->str, raw->len);
+				g_mime_iconv_close(cd);
 			}
 		}
 		if (ext_v == NULL && g_utf8_validate(raw->str, (gssize)raw->len, NULL))
@@ -661,6 +718,10 @@ static char *param_value(struct shape_ctx *c, const struct params *ps, const cha
 	result = ext_v != NULL ? ext_v : plain_v;
 	if (result != plain_v)
 		g_free(plain_v);
+	if (result != NULL && *result == '\0') {
+		g_free(result); /* an empty name is no name */
+		result = NULL;
+	}
 	return result;
 two:
 	doubt(c, "two different %s parameters in %s", name, field);
@@ -696,7 +757,7 @@ static bool check_duplicates(struct shape_ctx *c, const struct params *ps, const
 /* ------------------------------------------------------------ entities */
 
 static bool read_entity(struct shape_ctx *c, const unsigned char *p, const unsigned char *end,
-                        int depth, bool in_digest);
+                        const unsigned char *raw_end, bool is_part, int depth, bool in_digest);
 
 static bool add_node(struct shape_ctx *c, char kind, int depth, const char *type, char *filename)
 {
@@ -782,7 +843,7 @@ static bool read_multipart(struct shape_ctx *c, const unsigned char *p, const un
 				pe--;
 			if (pe > part && pe[-1] == '\r')
 				pe--;
-			if (!read_entity(c, part, pe, depth + 1, digest))
+			if (!read_entity(c, part, pe, line_start, true, depth + 1, digest))
 				return false;
 		}
 		found = true;
@@ -820,9 +881,11 @@ static bool plain_encoding(const char *cte)
 	       g_ascii_strcasecmp(cte, "8bit") == 0 || g_ascii_strcasecmp(cte, "binary") == 0;
 }
 
-/* One entity (header and body) in [p, end). */
+/* One entity (header and body) in [p, end); for a part of a multipart,
+   raw_end is where its boundary line starts (end leaves out the line break
+   before it), else end. */
 static bool read_entity(struct shape_ctx *c, const unsigned char *p, const unsigned char *end,
-                        int depth, bool in_digest)
+                        const unsigned char *raw_end, bool is_part, int depth, bool in_digest)
 {
 	struct header h;
 	struct params ct, cd;
@@ -833,9 +896,14 @@ static bool read_entity(struct shape_ctx *c, const unsigned char *p, const unsig
 
 	if (depth > c->max_depth || (c->want_nodes && c->out->n >= c->max_nodes))
 		return false; /* stop, not ambiguous: mime-walk.c reports the limit */
-	body = read_header(c, p, end, &h);
+	body = read_header(c, p, raw_end, &h);
 	if (body == NULL)
 		return false;
+	if (body > end)
+		body = end;
+	/* GMime drops such a part; other readers show it */
+	if (is_part && !h.blank && (p == raw_end || h.first_odd))
+		return doubt(c, "a MIME part with neither a header field nor a blank line");
 	ct.n = cd.n = 0;
 	ct.type[0] = '\0';
 	if (h.val[F_CTE] != NULL) {
@@ -923,7 +991,20 @@ static bool read_entity(struct shape_ctx *c, const unsigned char *p, const unsig
 		}
 		if (!add_node(c, 'r', depth, type, NULL))
 			goto out;
-		ok = read_entity(c, body, end, depth + 1, false);
+		/* an empty one holds no message part for GMime; a header not ended
+		   by a blank line, with a line in it that is not a field, ends where
+		   each reader likes */
+		if (body != end) {
+			struct header ih;
+
+			if (read_header(c, body, end, &ih) == NULL)
+				goto out;
+			if (!ih.blank && ih.odd) {
+				doubt(c, "an embedded message whose header has no end");
+				goto out;
+			}
+		}
+		ok = body == end || read_entity(c, body, end, end, false, depth + 1, false);
 	} else {
 		ok = add_node(c, 'l', depth, type,
 		              filename != NULL ? g_strdup(filename) : g_strdup(name));
@@ -945,7 +1026,7 @@ int mf_mime_shape_read(const unsigned char *data, size_t len, int max_depth, boo
 
 	memset(out, 0, sizeof(*out));
 	c.max_nodes = 100000;
-	(void)read_entity(&c, data, data + len, 1, false);
+	(void)read_entity(&c, data, data + len, data + len, false, 1, false);
 	if (c.oom) {
 		mf_mime_shape_free(out);
 		return -1;

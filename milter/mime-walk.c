@@ -141,6 +141,26 @@ static void prescan_chunk(struct prescan_state *ps, const char *buf, size_t len,
 	ps->pos += len - keep;
 }
 
+/* The bytes of a memory stream, in place: 1; 0 for another kind of
+   stream; -1 (err) when its bounds are broken. */
+static int mem_bytes(GMimeStream *s, const unsigned char **data_r, size_t *len_r,
+                     struct mf_error *err)
+{
+	GByteArray *arr;
+	gint64 start = s->bound_start, end = s->bound_end;
+
+	if (!GMIME_IS_STREAM_MEM(s))
+		return 0;
+	arr = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(s));
+	if (arr == NULL || start < 0 || (guint64)start > arr->len)
+		return mf_error_set(err, "cannot read the message");
+	if (end < 0 || (guint64)end > arr->len)
+		end = arr->len;
+	*data_r = arr->data != NULL ? arr->data + start : (const unsigned char *)"";
+	*len_r = end > start ? (size_t)(end - start) : 0;
+	return 1;
+}
+
 /* Case-insensitive counts of the needles in the stream, and the header
    size.  A memory stream (the usual case) is scanned in place. */
 static int prescan(GMimeStream *s, const struct mf_policy *pol, struct mf_verdict *v,
@@ -148,18 +168,15 @@ static int prescan(GMimeStream *s, const struct mf_policy *pol, struct mf_verdic
 {
 	struct prescan_state ps = {.in_header = true};
 	ssize_t n = 0;
+	const unsigned char *bytes;
+	size_t nbytes;
+	int mem = mem_bytes(s, &bytes, &nbytes, err);
 
-	if (GMIME_IS_STREAM_MEM(s)) {
-		GByteArray *arr = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(s));
-		gint64 start = s->bound_start, end = s->bound_end;
-
-		if (arr == NULL || start < 0 || (guint64)start > arr->len)
-			return mf_error_set(err, "cannot read the message");
-		if (end < 0 || (guint64)end > arr->len)
-			end = arr->len;
-		if (end > start)
-			prescan_chunk(&ps, (const char *)arr->data + start, (size_t)(end - start),
-			              0);
+	if (mem < 0)
+		return -1;
+	if (mem > 0) {
+		if (nbytes > 0)
+			prescan_chunk(&ps, (const char *)bytes, nbytes, 0);
 	} else {
 		char buf[65536];
 		size_t keep = 0;
@@ -589,17 +606,10 @@ static int check_shape(const struct mf_policy *pol, GMimeStream *s, struct mf_ve
 	size_t len = 0;
 	int r;
 
-	if (GMIME_IS_STREAM_MEM(s)) {
-		GByteArray *arr = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(s));
-		gint64 start = s->bound_start, end = s->bound_end;
-
-		if (arr == NULL || start < 0 || (guint64)start > arr->len)
-			return mf_error_set(err, "cannot read the message");
-		if (end < 0 || (guint64)end > arr->len)
-			end = arr->len;
-		data = arr->data != NULL ? arr->data + start : (const unsigned char *)"";
-		len = end > start ? (size_t)(end - start) : 0;
-	} else {
+	r = mem_bytes(s, &data, &len, err);
+	if (r < 0)
+		return -1;
+	if (r == 0) {
 		gint64 size = g_mime_stream_length(s);
 		ssize_t got = 0, n;
 

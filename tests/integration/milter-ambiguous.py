@@ -12,7 +12,9 @@ parameters that disagree, a multipart without its closing boundary, a part
 after the closing boundary) the sender is refused with 554 5.6.0 and a
 sentence naming what was ambiguous; nothing reaches the mailbox (checked
 over IMAP); each refusal leaves a verdict event naming the ambiguity.
-Ordinary MIME with an attachment is delivered.  With
+Ordinary MIME with an attachment is delivered; a header cut short by a
+line that is not a field is ended there by Postfix, so Dovecot shows the
+one text part the milter read.  With
 ambiguous_mime_action = hold (after a reload) the message is accepted into
 Postfix's hold queue, not the mailbox, and the verdict says why.
 """
@@ -145,6 +147,25 @@ while time.time() < end and "ordinary invoice" not in imap_subjects(dc):
 tap.ok(code == 250 and "ordinary invoice" in imap_subjects(dc),
        "ordinary MIME reaches the mailbox through chrooted smtpd and the unix socket",
        (code, reply, pf.maillog_text()[-1500:]))
+
+# A top-level header ended by a line that is not a field: Postfix ends the
+# header there and adds the blank line itself, so the Content-Type after it
+# is body text for the milter and for Dovecot alike.
+code, reply = send(pf, message("header cut short", "this line is not a header\r\n" + MIXED,
+                               TEXT + "--B\r\nContent-Type: application/octet-stream; "
+                               "name=\"invoice.exe\"\r\nContent-Transfer-Encoding: base64\r\n\r\n" +
+                               EXE + "\r\n--B--\r\n"))
+end = time.time() + 30
+while time.time() < end and "header cut short" not in imap_subjects(dc):
+    time.sleep(0.3)
+imap = dc.imap_login("bob", "secret")
+imap.select("INBOX")
+typ, data = imap.search(None, "SUBJECT", "\"header cut short\"")
+bs = imap.fetch(data[0].split()[-1], "(BODYSTRUCTURE)")[1][0] if data and data[0] else b""
+imap.logout()
+tap.ok(code == 250 and b'("text" "plain"' in bs and b"application" not in bs,
+       "a header cut short by a line that is not a field: Dovecot shows one text part, "
+       "as the milter read it", (code, reply, bs))
 
 for subject, what, msg in CASES:
     code, reply = send(pf, msg)

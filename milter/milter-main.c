@@ -67,9 +67,48 @@ static const char *unix_path(const char *sock)
 	return NULL;
 }
 
+/* The group of a unix socket, or -1 (none, or unknown: socket_access
+   reports it). */
+static gid_t socket_gid(const struct mf_policy *pol)
+{
+	struct group *gr;
+
+	if (unix_path(pol->socket) == NULL || pol->socket_group[0] == '\0')
+		return (gid_t)-1;
+	gr = getgrnam(pol->socket_group);
+	return gr != NULL ? gr->gr_gid : (gid_t)-1;
+}
+
+/* A unix socket gets its mode and group (Postfix's) before anybody can
+   connect through a wrong one: any local user who can connect could send
+   mail past the policy and write verdict records. */
+static int socket_access(const struct mf_policy *pol, struct mf_error *err)
+{
+	const char *path = unix_path(pol->socket);
+	struct group *gr;
+
+	if (path == NULL)
+		return 0;
+	if (chmod(path, pol->socket_mode) < 0)
+		return mf_error_set(err, "cannot chmod %s: %s", path, strerror(errno));
+	if (pol->socket_group[0] == '\0')
+		return 0;
+	gr = getgrnam(pol->socket_group);
+	if (gr == NULL)
+		return mf_error_set(err, "[milter] socket_group: no such group '%s'",
+		                    pol->socket_group);
+	if (chown(path, (uid_t)-1, gr->gr_gid) < 0)
+		return mf_error_set(err,
+		                    "cannot give %s to group %s: %s (start as root, or as a member "
+		                    "of that group)",
+		                    path, pol->socket_group, strerror(errno));
+	return 0;
+}
+
 /* The socket goes to the milter's user first: Postfix connects to it and
    the milter removes it when it ends. */
-static int drop_privileges(const char *user, const char *sock, struct mf_error *err)
+static int drop_privileges(const char *user, const char *sock, bool keep_group,
+                           struct mf_error *err)
 {
 	struct passwd *pw;
 	const char *path = unix_path(sock);
@@ -79,7 +118,7 @@ static int drop_privileges(const char *user, const char *sock, struct mf_error *
 	pw = getpwnam(user);
 	if (pw == NULL)
 		return mf_error_set(err, "[milter] user: no such user '%s'", user);
-	if (path != NULL && chown(path, pw->pw_uid, pw->pw_gid) < 0)
+	if (path != NULL && chown(path, pw->pw_uid, keep_group ? (gid_t)-1 : pw->pw_gid) < 0)
 		return mf_error_set(err, "cannot chown %s: %s", path, strerror(errno));
 	return mf_become_user("milter", user, err);
 }
@@ -89,10 +128,10 @@ static int child_main(const char *config_path)
 {
 	struct milter_state st;
 	struct mf_error err;
-	const char *path;
 	sigset_t stop;
 	mode_t old;
 	int ret = 1, fd = -1, rc;
+	gid_t sock_gid, saved_gid;
 
 	signal(SIGHUP, SIG_DFL);
 	signal(SIGTERM, SIG_DFL);
@@ -109,17 +148,26 @@ static int child_main(const char *config_path)
 		return 1;
 	}
 	milter_callbacks_bind(&st);
+	/* made with its group and mode, not changed to them after a moment in
+	   which another user could connect */
+	sock_gid = socket_gid(st.policy);
+	saved_gid = getegid();
+	if (sock_gid != (gid_t)-1 && setegid(sock_gid) < 0)
+		sock_gid = (gid_t)-1; /* not allowed: socket_access changes it */
 	old = umask(0777 & ~st.policy->socket_mode);
 	fd = milter_proto_listen(st.policy->socket, &err);
 	umask(old);
+	if (sock_gid != (gid_t)-1 && setegid(saved_gid) < 0) {
+		mf_log_error("cannot return to group %u: %s", (unsigned)saved_gid, strerror(errno));
+		goto out;
+	}
 	if (fd < 0) {
 		mf_log_error("%s (is the directory there, is another milter running?)", err.msg);
 		goto out;
 	}
-	path = unix_path(st.policy->socket);
-	if (path != NULL)
-		(void)chmod(path, st.policy->socket_mode);
-	if (drop_privileges(st.policy->user, st.policy->socket, &err) < 0 ||
+	if (socket_access(st.policy, &err) < 0 ||
+	    drop_privileges(st.policy->user, st.policy->socket, st.policy->socket_group[0] != '\0',
+	                    &err) < 0 ||
 	    milter_state_open_spool(&st, &err) < 0) {
 		mf_log_error("%s", err.msg);
 		goto out;

@@ -27,6 +27,13 @@
  * other header goes to GMime whole, as before; a unit test checks that both
  * ways give the same tokens, rules and verdict fields.
  *
+ * Before any of that, mime-shape.c reads the structure from the bytes: a
+ * message that two MIME readers would read differently (two Content-Type
+ * fields, a boundary that only begins a line, ...) gets v->ambiguous, which
+ * names what was ambiguous; it is still walked, so that a structure limit
+ * (a MIME bomb is often ambiguous too) is reported as such, and scan.c
+ * decides.
+ *
  * Charset converters come from the policy's pool (mf_iconv_pool_new) and
  * go back to it: opened per part, each would load and unload its iconv
  * module every time.
@@ -134,6 +141,26 @@ static void prescan_chunk(struct prescan_state *ps, const char *buf, size_t len,
 	ps->pos += len - keep;
 }
 
+/* The bytes of a memory stream, in place: 1; 0 for another kind of
+   stream; -1 (err) when its bounds are broken. */
+static int mem_bytes(GMimeStream *s, const unsigned char **data_r, size_t *len_r,
+                     struct mf_error *err)
+{
+	GByteArray *arr;
+	gint64 start = s->bound_start, end = s->bound_end;
+
+	if (!GMIME_IS_STREAM_MEM(s))
+		return 0;
+	arr = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(s));
+	if (arr == NULL || start < 0 || (guint64)start > arr->len)
+		return mf_error_set(err, "cannot read the message");
+	if (end < 0 || (guint64)end > arr->len)
+		end = arr->len;
+	*data_r = arr->data != NULL ? arr->data + start : (const unsigned char *)"";
+	*len_r = end > start ? (size_t)(end - start) : 0;
+	return 1;
+}
+
 /* Case-insensitive counts of the needles in the stream, and the header
    size.  A memory stream (the usual case) is scanned in place. */
 static int prescan(GMimeStream *s, const struct mf_policy *pol, struct mf_verdict *v,
@@ -141,18 +168,15 @@ static int prescan(GMimeStream *s, const struct mf_policy *pol, struct mf_verdic
 {
 	struct prescan_state ps = {.in_header = true};
 	ssize_t n = 0;
+	const unsigned char *bytes;
+	size_t nbytes;
+	int mem = mem_bytes(s, &bytes, &nbytes, err);
 
-	if (GMIME_IS_STREAM_MEM(s)) {
-		GByteArray *arr = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(s));
-		gint64 start = s->bound_start, end = s->bound_end;
-
-		if (arr == NULL || start < 0 || (guint64)start > arr->len)
-			return mf_error_set(err, "cannot read the message");
-		if (end < 0 || (guint64)end > arr->len)
-			end = arr->len;
-		if (end > start)
-			prescan_chunk(&ps, (const char *)arr->data + start, (size_t)(end - start),
-			              0);
+	if (mem < 0)
+		return -1;
+	if (mem > 0) {
+		if (nbytes > 0)
+			prescan_chunk(&ps, (const char *)bytes, nbytes, 0);
 	} else {
 		char buf[65536];
 		size_t keep = 0;
@@ -567,6 +591,70 @@ done:
 	return ret;
 }
 
+/* ------------------------------------------------------------ ambiguity */
+
+/* Read the structure from the message's bytes (mime-shape.c): in place for
+   a memory stream, mapped for a file, else copied.  Sets v->ambiguous when
+   readers could read it differently. */
+static int check_shape(const struct mf_policy *pol, GMimeStream *s, struct mf_verdict *v,
+                       struct mf_error *err)
+{
+	struct mf_mime_shape shape;
+	const unsigned char *data = NULL;
+	void *map = NULL;
+	char *copy = NULL;
+	size_t len = 0;
+	int r;
+
+	r = mem_bytes(s, &data, &len, err);
+	if (r < 0)
+		return -1;
+	if (r == 0) {
+		gint64 size = g_mime_stream_length(s);
+		ssize_t got = 0, n;
+
+		if (size < 0)
+			return mf_error_set(err, "cannot size the message");
+		len = (size_t)size;
+		if (GMIME_IS_STREAM_FS(s) && len > 0 && s->bound_start == 0) {
+			map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, GMIME_STREAM_FS(s)->fd, 0);
+			if (map == MAP_FAILED)
+				map = NULL;
+			data = map;
+		}
+		if (data == NULL && len > 0) {
+			copy = malloc(len);
+			if (copy == NULL)
+				return mf_error_set(err, "out of memory");
+			if (g_mime_stream_reset(s) < 0) {
+				free(copy);
+				return mf_error_set(err, "cannot rewind the message");
+			}
+			while ((size_t)got < len &&
+			       (n = g_mime_stream_read(s, copy + got, len - (size_t)got)) > 0)
+				got += n;
+			len = (size_t)got;
+			data = (const unsigned char *)copy;
+			if (g_mime_stream_reset(s) < 0) {
+				free(copy);
+				return mf_error_set(err, "cannot rewind the message");
+			}
+		}
+		if (data == NULL)
+			data = (const unsigned char *)"";
+	}
+	r = mf_mime_shape_read(data, len, pol->max_mime_depth, false, &shape);
+	if (map != NULL)
+		munmap(map, len);
+	free(copy);
+	if (r < 0)
+		return mf_error_set(err, "out of memory");
+	v->ambiguous = shape.doubt;
+	shape.doubt = NULL;
+	mf_mime_shape_free(&shape);
+	return 0;
+}
+
 /* ------------------------------------------------------------ decoding */
 
 struct decoded {
@@ -976,6 +1064,8 @@ int mf_mime_walk(const struct mf_policy *pol, GMimeStream *stream, struct mf_tok
 		return -1;
 	if (v->limit_exceeded)
 		return 0;
+	if (check_shape(pol, stream, v, err) < 0)
+		return -1;
 	w.opts = g_mime_parser_options_new();
 	g_mime_parser_options_set_fallback_charsets(w.opts, (const char **)fallback_charsets);
 	w.text_left = pol->max_scan_text;

@@ -137,6 +137,7 @@ static char *dup_str(const struct mf_config *cfg, const char *key)
 static void policy_free(struct mf_policy *p)
 {
 	free(p->socket);
+	free(p->socket_group);
 	free(p->user);
 	free(p->pid_file);
 	free(p->tmp_dir);
@@ -164,15 +165,16 @@ struct mf_policy *mf_policy_new(const struct mf_config *cfg, struct mf_error *er
 	p->iconv_pool = mf_iconv_pool_new();
 	p->refcount = 1;
 	p->socket = dup_str(cfg, "socket");
+	p->socket_group = dup_str(cfg, "socket_group");
 	p->user = dup_str(cfg, "user");
 	p->pid_file = dup_str(cfg, "pid_file");
 	p->tmp_dir = dup_str(cfg, "tmp_dir");
 	p->trusted_authserv_id = dup_str(cfg, "trusted_authserv_id");
 	p->disabled_rules = split_list(mf_config_str(cfg, S, "disabled_rules"), false);
 	p->blocked_extensions = split_list(mf_config_str(cfg, S, "blocked_extensions"), true);
-	if (p->socket == NULL || p->user == NULL || p->pid_file == NULL || p->tmp_dir == NULL ||
-	    p->trusted_authserv_id == NULL || p->disabled_rules == NULL ||
-	    p->blocked_extensions == NULL) {
+	if (p->socket == NULL || p->socket_group == NULL || p->user == NULL ||
+	    p->pid_file == NULL || p->tmp_dir == NULL || p->trusted_authserv_id == NULL ||
+	    p->disabled_rules == NULL || p->blocked_extensions == NULL) {
 		mf_error_set(err, "out of memory");
 		goto fail;
 	}
@@ -251,6 +253,7 @@ struct mf_policy *mf_policy_new(const struct mf_config *cfg, struct mf_error *er
 	p->max_mime_parts = (int)mf_config_int(cfg, S, "max_mime_parts");
 	p->max_header_size = (uint64_t)mf_config_int(cfg, S, "max_header_size");
 	p->limits_action = action_from(mf_config_str(cfg, S, "limits_action"));
+	p->ambiguous_action = action_from(mf_config_str(cfg, S, "ambiguous_mime_action"));
 	p->max_scan_text = (uint64_t)mf_config_int(cfg, S, "max_scan_text");
 	for (q = p->user; *q; q++) {
 		if (!isalnum((unsigned char)*q) && *q != '_' && *q != '-' && *q != '.') {

@@ -9,7 +9,8 @@
  *
  *   552 5.3.4  an attachment over a size limit, or refused by type
  *   550 5.7.1  spam above reject_threshold
- *   554 5.6.0  a message over a structure limit (MIME or archive bomb)
+ *   554 5.6.0  a message over a structure limit (MIME or archive bomb), or
+ *              MIME that mail readers read differently (ambiguous_mime_action)
  *   451 4.6.0  the same, when limits_action is tempfail
  *
  * mf_scan returns -1 only for internal errors; the milter then applies the
@@ -48,6 +49,7 @@ void mf_verdict_free(struct mf_verdict *v)
 	free(v->reason);
 	free(v->message_id);
 	free(v->subject);
+	g_free(v->ambiguous);
 	if (v->top != NULL)
 		g_object_unref(v->top);
 	if (v->message != NULL)
@@ -114,6 +116,26 @@ static void limits_verdict(const struct mf_policy *pol, struct mf_verdict *v)
 		break;
 	}
 	free(text);
+}
+
+/* MIME that readers read differently: not guessed at (mime-shape.c). */
+static void ambiguous_verdict(const struct mf_policy *pol, struct mf_verdict *v)
+{
+	char *text = g_strdup_printf(
+	    "message refused: its MIME structure can be read in more than one way (%s), so "
+	    "mail programs could show different attachments than were checked; please send it "
+	    "again from an ordinary mail program",
+	    v->ambiguous);
+
+	if (pol->ambiguous_action == MF_ACT_HOLD) {
+		char *why = g_strdup_printf("ambiguous MIME: %s", v->ambiguous);
+
+		decide(v, MF_ACT_HOLD, NULL, NULL, why);
+		g_free(why);
+	} else {
+		decide(v, MF_ACT_REJECT, "554", "5.6.0", text);
+	}
+	g_free(text);
 }
 
 static void attachment_verdicts(const struct mf_policy *pol, struct mf_verdict *v)
@@ -236,6 +258,11 @@ int mf_scan(const struct mf_policy *pol, const struct mf_model *model, GMimeStre
 	}
 	if (v->limit_exceeded) {
 		limits_verdict(pol, v);
+		mf_tokens_free(&toks);
+		return 0;
+	}
+	if (v->ambiguous != NULL) {
+		ambiguous_verdict(pol, v);
 		mf_tokens_free(&toks);
 		return 0;
 	}

@@ -10,6 +10,7 @@
  *   msgbuf.c        a message held in memory, spilled to a temp file when large
  *   filetype.c      what a file is, from its first bytes (not its name)
  *   zip-inspect.c   the entries of a ZIP archive, without trusting its sizes
+ *   mime-shape.c    the MIME structure from the bytes, and what readers read differently
  *   mime-walk.c     GMime parse and walk: text for the classifier, attachments
  *   attach-policy.c size limits, blocked names and contents, archives
  *   tokenize.c      words, header tokens and URL hosts, UTF-8, HTML to text
@@ -141,7 +142,7 @@ const char *mf_action_name(enum mf_action a);
 struct mf_policy {
 	int refcount; /* atomic */
 	/* daemon */
-	char *socket, *user, *pid_file, *tmp_dir;
+	char *socket, *socket_group, *user, *pid_file, *tmp_dir;
 	unsigned socket_mode;
 	int timeout;
 	enum mf_action default_action;
@@ -167,6 +168,7 @@ struct mf_policy {
 	int max_mime_depth, max_mime_parts;
 	uint64_t max_header_size, max_scan_text;
 	enum mf_action limits_action;
+	enum mf_action ambiguous_action; /* MIME that readers read differently */
 	/* charset converters kept open between messages (mime-walk.c) */
 	struct mf_iconv_pool *iconv_pool;
 };
@@ -316,6 +318,28 @@ struct mf_model *mf_model_train_db(struct mf_db *db, const struct mf_trainset *t
                                    const struct mf_token_key *key,
                                    struct mf_error *err) MF_WARN_UNUSED;
 
+/* ------------------------------------------------------------ mime-shape.c */
+/* One part as the structure reader sees it, in document order. */
+struct mf_mime_node {
+	char kind; /* 'm' multipart, 'r' embedded message, 'l' leaf */
+	int depth; /* 1: the message's own body */
+	char type[48];  /* "text/plain", lower case */
+	char *filename; /* a leaf's file name (UTF-8, g_free), or NULL */
+};
+
+struct mf_mime_shape {
+	struct mf_mime_node *nodes; /* when asked for */
+	size_t n, cap;
+	char *doubt; /* what two MIME readers read differently (g_free), or NULL */
+};
+
+/* Read the structure of a whole message (header and body); nodes only
+   when want_nodes.  Parts deeper than max_depth are not read.  -1 only
+   when out of memory. */
+int mf_mime_shape_read(const unsigned char *data, size_t len, int max_depth, bool want_nodes,
+                       struct mf_mime_shape *out) MF_WARN_UNUSED;
+void mf_mime_shape_free(struct mf_mime_shape *s);
+
 /* ------------------------------------------------------------ mime-walk.c / scan.c */
 struct mf_attachment {
 	char *filename;     /* UTF-8, or NULL */
@@ -377,6 +401,7 @@ struct mf_verdict {
 	uint64_t size;
 	unsigned parts;
 	bool limit_exceeded;
+	char *ambiguous; /* what two MIME readers read differently (g_free), or NULL */
 };
 
 void mf_verdict_init(struct mf_verdict *v);

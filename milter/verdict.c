@@ -158,6 +158,8 @@ void mf_verdict_event(const struct mf_verdict *v, struct mf_event *ev)
 	                 v->action == MF_ACT_ACCEPT && v->body_changed ? "strip"
 	                                                               : mf_action_name(v->action));
 	mf_event_add_str(ev, "reason", v->reason);
+	if (v->ambiguous != NULL)
+		mf_event_add_str(ev, "ambiguous", v->ambiguous);
 	if (v->reply_code[0] != '\0') {
 		char reply[16];
 

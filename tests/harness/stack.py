@@ -318,10 +318,13 @@ class Postfix:
     submission_port (SASL through Dovecot's auth listener when dovecot is given),
     delivery of the virtual domain to Dovecot over LMTP, or to relay_port
     (e.g. an smtp-sink) when given.  milter: "inet:127.0.0.1:PORT" for smtpd_milters.
+    chroot: smtpd and cleanup run chrooted in the queue directory, as in Debian's
+    stock master.cf.
     """
 
     def __init__(self, name, domain="example.test", dovecot=None, milter=None,
-                 relay_port=None, milter_default_action="tempfail", extra_main=None):
+                 relay_port=None, milter_default_action="tempfail", extra_main=None,
+                 chroot=False):
         self.name = name
         self.domain = domain
         self.dir = os.path.join(TMP, "postfix-" + name)
@@ -335,8 +338,12 @@ class Postfix:
         self.relay_port = relay_port
         self.milter_default_action = milter_default_action
         self.extra_main = dict(extra_main or {})
+        self.chroot = "y" if chroot else "n"
         self.maillog = os.path.join(self.dir, "maillog")
         self.started = False
+
+    def queue_dir(self):
+        return os.path.join(self.dir, "queue")
 
     def main_cf(self):
         q = os.path.join(self.dir, "queue")
@@ -398,9 +405,9 @@ class Postfix:
                    "  -o smtpd_recipient_restrictions=permit_sasl_authenticated,reject\n"
                    % self.submission_port)
         services = [
-            "127.0.0.1:%d inet n - n - - smtpd" % self.smtp_port,
+            "127.0.0.1:%d inet n - %s - - smtpd" % (self.smtp_port, self.chroot),
             "pickup unix n - n 60 1 pickup",
-            "cleanup unix n - n - 0 cleanup",
+            "cleanup unix n - %s - 0 cleanup" % self.chroot,
             "qmgr unix n - n 300 1 qmgr",
             "tlsmgr unix - - n 1000? 1 tlsmgr",
             "rewrite unix - - n - - trivial-rewrite",

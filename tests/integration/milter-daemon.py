@@ -8,6 +8,8 @@ answers a milter option negotiation on it, and SIGTERM to the pid in the
 pid file stops it all.
 """
 import atexit
+import errno
+import grp
 import os
 import signal
 import socket
@@ -91,6 +93,32 @@ tap.ok(len(kids) == 1 and real_uid(kids[0]) == uid,
 st = os.stat(sock) if os.path.exists(sock) else None
 tap.ok(st is not None and st.st_uid == uid, "its socket belongs to that user",
        st.st_uid if st else None)
+postfix_gid = grp.getgrnam("postfix").gr_gid
+tap.ok(st is not None and st.st_gid == postfix_gid and st.st_mode & 0o777 == 0o660,
+       "and to group postfix, mode 0660 ([milter] socket_group, socket_mode)",
+       (st.st_gid, oct(st.st_mode)) if st else None)
+
+
+def connect_as_nobody():
+    """errno of a connect to the socket by a local user outside group postfix (0: it worked)."""
+    pid = os.fork()
+    if pid == 0:
+        code = 0
+        try:
+            os.setgroups([])
+            os.setgid(65534)
+            os.setuid(65534)
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                s.connect(sock)
+        except OSError as e:
+            code = e.errno or 255
+        os._exit(code)
+    _p, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
+
+
+tap.eq(connect_as_nobody(), errno.EACCES,
+       "a local user outside group postfix cannot connect to the socket (EACCES)")
 
 reply = b""
 try:

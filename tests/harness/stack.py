@@ -422,7 +422,8 @@ class Postfix:
                          "smtpd_tls_protocols": ">=TLSv1.2",
                          "smtpd_tls_mandatory_protocols": ">=TLSv1.2",
                          "smtpd_tls_received_header": "yes",
-                         "smtpd_tls_loglevel": "1"})
+                         "smtpd_tls_loglevel": "1",
+                         "smtp_tls_security_level": "may"})
         if self.dovecot is not None:
             main.update({"smtpd_sasl_type": "dovecot",
                          "smtpd_sasl_path": "inet:127.0.0.1:%d" % self.dovecot.auth_port})

@@ -6,7 +6,8 @@ mailfort-auditd, mailfort-milter (trained on a small generated corpus),
 Dovecot (imap, pop3, lmtp; mailfort_crypt and mailfort_audit; passdb pam
 through pam_mailfort) and Postfix (the milter on port 25 traffic, SMTP
 submission authenticated through Dovecot), all with TLS as the examples ship
-it, under a throwaway CA made in the scratch directory (stack.ca).  Two officials, alice and bob,
+it, under a throwaway CA made in the scratch directory (stack.ca), and every
+database connection through a PgBouncer run from examples/pgbouncer.  Two officials, alice and bob,
 get passwords and an enrolled authenticator.
 
 Story(stack, say) walks through what an institution cares about and returns
@@ -33,6 +34,7 @@ from mfpam import PamSetup, totp_code, wait_fresh_step
 from milterlib import Milter, train_corpus
 from auditlib import Auditd
 from tlslib import TestCA
+from bouncer import Bouncer
 
 DOMAIN = "example.test"
 USERS = {"alice": "Correct-Horse-7", "bob": "Battery-Staple-9"}
@@ -70,12 +72,22 @@ class Stack:
     def start(self):
         site = self.site
         uid, gid = mail_user()
-        # The mail processes (crypt plugin) read master.key as the mail user.
-        os.chown(site.keys, uid, gid)
+        # The mail processes (crypt plugin) read master.key as the mail user;
+        # the directory stays root's, searchable (as examples/mailfort.conf
+        # [keys] says, and "mailfortctl check" wants).
+        os.chmod(site.keys, 0o711)
         os.chown(os.path.join(site.keys, "master.key"), uid, gid)
 
         self.say("Making a throwaway certificate authority and a server certificate (openssl)")
         self.ca = TestCA(os.path.join(site.dir, "ca"))
+
+        self.say("Starting PgBouncer (examples/pgbouncer): logins reuse warm database "
+                 "connections")
+        # Every part of this stack connects as the postgres role whatever
+        # its system user, so the shipped peer check gives way to trust here.
+        self.bouncer = Bouncer(site, os.path.join(site.dir, "pgbouncer"), allow_trust=True).start()
+        site.set("database", "conninfo", self.bouncer.conninfo(user=site.pg.user))
+        site.set("crypt", "conninfo", self.bouncer.conninfo("mailfort_crypt", user=site.pg.user))
 
         self.say("Training the spam filter on a small generated corpus")
         spam_dir, ham_mbox = train_corpus(os.path.join(site.dir, "corpus"), n=60)
@@ -85,6 +97,9 @@ class Stack:
         # them before either daemon starts reading it.
         self.auditd = Auditd(site)
         self.milter = Milter(site)
+        # Every producer here is root or the mail user, whose group owns the
+        # spool: no access for others (mailfort-spool(5)).
+        os.chmod(site.spool, 0o2770)
         self.say("Starting mailfort-auditd (spool -> PostgreSQL, hash chain, alerts)")
         self.auditd.start()
         self.say("Starting mailfort-milter")

@@ -99,6 +99,12 @@ def main():
         for line in r["verify"][1].splitlines():
             say("  " + line)
 
+        step(6, "mailfortctl check: the posture of this stack, as an auditor would run it")
+        r = stack.site.ctl("check", "--dovecot-config", stack.dovecot.conf,
+                           "--postfix-config", stack.postfix.dir, "--pam-dir", stack.pam.services)
+        for line in r.stdout.splitlines():
+            say(line)
+
         if not wait:
             return 0
         dc, pf = stack.dovecot, stack.postfix

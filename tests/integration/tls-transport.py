@@ -11,7 +11,8 @@ secured):
     AUTHENTICATE PLAIN; after STARTTLS the same login works;
   - SMTP AUTH is not offered before STARTTLS on submission, and mail is
     refused there without TLS;
-  - the login event says the session was under TLS; the milter's verdict
+  - the login event says the session was under TLS, and Dovecot's login
+    line with the same session id names protocol and cipher; the milter's verdict
     names the TLS protocol and cipher the client negotiated for a STARTTLS
     session, and "none" for a plain one.
 """
@@ -151,4 +152,12 @@ tap.ok(len(logins) == 1 and logins[0].get("tls") is True and logins[0].get("ip")
        "the login event records the session as TLS-protected", logins)
 rows = site.sql("SELECT tls::text FROM audit.logins WHERE type = 'login'")
 tap.eq([tuple(r) for r in rows], [("true",)], "audit.logins shows tls for it")
+# The protocol and cipher: Dovecot's login line of the same session (%k in
+# the shipped login_log_format_elements), joined on the event's session id.
+session = logins[0].get("session") if logins else None
+line = [ln for ln in dc.log_text().splitlines()
+        if "Login: user=<alice>" in ln and session and "session=<%s>" % session in ln]
+tap.ok(len(line) == 1 and ("%s with cipher %s" % (version, cipher)) in line[0],
+       "Dovecot's login line with the event's session id names the TLS protocol and cipher "
+       "the client negotiated", (session, version, cipher, line or dc.log_text()[-1500:]))
 tap.done()

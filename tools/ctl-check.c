@@ -335,13 +335,22 @@ static int dovecot_pam_services(struct check *ck, const char *config,
 		return -1;
 	}
 	for (line = strtok_r(out, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save)) {
+		size_t len;
+		bool opens;
+
 		for (p = line; *p == ' '; p++)
 			;
-		if (depth == 0 && strncmp(p, "passdb", 6) == 0 && strchr(p, '{') != NULL) {
+		/* a section opens on a line ending in "{" (a value such as
+		   login_log_format_elements may hold braces: %{session}) */
+		len = strlen(p);
+		while (len > 0 && p[len - 1] == ' ')
+			len--;
+		opens = len > 0 && p[len - 1] == '{';
+		if (depth == 0 && opens && strncmp(p, "passdb", 6) == 0) {
 			in_passdb = true;
 			driver[0] = args[0] = '\0';
 		}
-		if (strchr(p, '{') != NULL) {
+		if (opens) {
 			depth++;
 			continue;
 		}

@@ -912,6 +912,21 @@ static void check_database(struct check *ck, int64_t max_age)
 		PQclear(res);
 	}
 
+	/* Every statement has a time limit, from mailfort.conf or the database. */
+	res = mf_db_exec(db, "SELECT current_setting('statement_timeout')", 0, NULL, &err);
+	if (res != NULL) {
+		const char *v = PQgetvalue(res, 0, 0);
+		bool limited = strcmp(v, "0") != 0;
+
+		report(
+		    ck, "db-statement-timeout", limited,
+		    "ALTER DATABASE mailfort SET statement_timeout = '10s' (docs/INSTALL.md), or "
+		    "set [database] statement_timeout",
+		    "statement_timeout = %s%s", v,
+		    limited ? "" : ": a stuck statement holds a login or a pooled backend forever");
+		PQclear(res);
+	}
+
 	/* Events shipped but not covered by a signed checkpoint, per node. */
 	res = mf_db_exec(db,
 	                 "SELECT h.node, h.last_seq - coalesce(c.seq, 0), "

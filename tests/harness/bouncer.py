@@ -8,7 +8,7 @@ The configuration is examples/pgbouncer/pgbouncer.ini with only what must
 differ on a test machine changed: the socket directory and port, the log and
 pid files, the paths of pg_hba.conf and userlist.txt (copied from the
 examples too), and the target database (the site's, on the test
-PostgreSQL).  Pool modes, pool sizes, server_reset_query, connect_query and
+PostgreSQL).  Pool modes, pool sizes, server_reset_query and
 the authentication method (peer over the Unix socket) stay as shipped, so
 what is measured or tested is what a site installs.  allow_trust=True
 replaces peer with trust for a stack whose clients are not connecting as

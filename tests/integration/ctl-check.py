@@ -12,8 +12,8 @@ Then a copy of the configuration gets one fault per rule:
   PAM service that authenticates mail without pam_mailfort, TLS off (in
   Dovecot and in Postfix), a secret key others can read, a world-readable
   spool, retention below 12 months, an audit-trail role that can delete
-  rows, shipped events without a recent checkpoint, and mailfort-auditd
-  stopped;
+  rows, statements without a time limit, shipped events without a recent
+  checkpoint, and mailfort-auditd stopped;
 each is reported as FAIL with a fix, and the exit status is 1.  The text
 output and --json say the same.
 """
@@ -60,7 +60,7 @@ rules = {c["rule"] for c in doc.get("checks", [])}
 want = {"plugins-imap", "plugins-pop3", "plugins-lmtp", "plaintext-auth-imap", "tls-imap",
         "pam-other", "pam-imap", "pam-smtp", "postfix-tls-auth-only", "postfix-tls-outbound",
         "key-master", "key-totp", "spool", "auditd-running", "audit-retention",
-        "audit-checkpoint", "db-mailfort_admin", "db-public"}
+        "audit-checkpoint", "db-mailfort_admin", "db-public", "db-statement-timeout"}
 tap.ok(want <= rules, "the check covers plugins, plaintext, PAM, TLS, keys, spool, auditd, "
        "retention, checkpoints and roles", sorted(want - rules))
 r = site.ctl("check", "--dovecot-config", stack.dovecot.conf, "--postfix-config",
@@ -104,6 +104,8 @@ sections = {k: dict(v) for k, v in site.sections.items()}
 sections["keys"]["dir"] = keys
 sections["spool"]["dir"] = spool
 sections["auditd"]["retention_months"] = 6
+# statements without a time limit (none in mailfort.conf, none in the database)
+sections["database"]["statement_timeout"] = 0
 bconf = os.path.join(bad, "mailfort.conf")
 write_config(bconf, sections)
 os.chmod(bconf, 0o644)
@@ -132,6 +134,7 @@ for rule, what in [("plugins-pop3", "a protocol without mailfort_crypt"),
                    ("spool", "a world-readable spool"),
                    ("audit-retention", "retention below 12 months"),
                    ("db-mailfort_admin", "a role that can delete audit rows"),
+                   ("db-statement-timeout", "statements without a time limit"),
                    ("audit-checkpoint", "shipped events without a recent signed checkpoint")]:
     c = f.get(rule)
     tap.ok(c is not None and c.get("fix"), "FAIL %s with a fix: %s" % (rule, what),

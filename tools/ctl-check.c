@@ -944,7 +944,11 @@ static void check_database(struct check *ck, int64_t max_age)
 	}
 	{
 		bool ok = true;
-		char worst[256] = "";
+		char worst[256] = "", ok_text[160];
+
+		snprintf(ok_text, sizeof(ok_text),
+		         "no shipped event has waited more than %llds for a signed checkpoint",
+		         (long long)max_age);
 
 		for (i = 0; i < PQntuples(res); i++) {
 			long long waiting = atoll(PQgetvalue(res, i, 2));
@@ -962,8 +966,7 @@ static void check_database(struct check *ck, int64_t max_age)
 		report(ck, "audit-checkpoint", ok,
 		       "start mailfort-auditd and check its log: it signs a checkpoint "
 		       "checkpoint_interval after new events",
-		       "%s",
-		       ok ? "every shipped event is covered by a recent signed checkpoint" : worst);
+		       "%s", ok ? ok_text : worst);
 	}
 	PQclear(res);
 }

@@ -61,6 +61,9 @@ struct msg {
 struct conn {
 	char ip[INET6_ADDRSTRLEN + 8];
 	char *helo;
+	/* Postfix's {tls_version} and {cipher} from the last EHLO: NULL when
+	   the session is not (yet) under TLS */
+	char *tls_version, *tls_cipher;
 	struct msg *msg;
 	struct mf_msgbuf *spare; /* the last message's buffer, emptied, for the next */
 };
@@ -191,6 +194,10 @@ static void emit_verdict(struct conn *c, struct msg *m, const struct mf_verdict 
 	g_string_free(r, TRUE);
 	mf_event_add_str(ev, "ip", c->ip[0] ? c->ip : NULL);
 	mf_event_add_str(ev, "helo", c->helo);
+	/* "none": the message did not arrive over TLS (or the MTA did not
+	   say; Postfix always sends the macros under TLS when asked) */
+	mf_event_add_str(ev, "tls", c->tls_version != NULL ? c->tls_version : "none");
+	mf_event_add_str(ev, "tls_cipher", c->tls_cipher);
 	if (v != NULL)
 		mf_verdict_event(v, ev);
 	if (action_override != NULL) {
@@ -226,10 +233,14 @@ static sfsistat cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, u
 		            "changes, quarantine): some verdicts cannot be applied");
 	*pf0 = f0 & ACTIONS;
 	if ((f0 & SMFIF_SETSYMLIST) != 0) {
-		/* The queue id is the only macro read here: asking for it
-		   alone spares the MTA looking up and sending the others. */
+		/* Only the macros read here: the queue id, and at EHLO the
+		   TLS protocol and cipher of the session (Postfix sends them
+		   again after STARTTLS, with the client's second EHLO).
+		   Asking for these alone spares the MTA looking up and
+		   sending the others. */
 		for (i = SMFIM_FIRST; i <= SMFIM_LAST; i++)
-			(void)milter_ctx_setsymlist(ctx, i, "i");
+			(void)milter_ctx_setsymlist(
+			    ctx, i, i == SMFIM_HELO ? "i {tls_version} {cipher}" : "i");
 		*pf0 |= SMFIF_SETSYMLIST;
 	}
 	*pf1 = (f1 & NR_WANTED) | (f1 & (SMFIP_NOUNKNOWN | SMFIP_NODATA));
@@ -267,6 +278,15 @@ static sfsistat cb_helo(SMFICTX *ctx, char *helo)
 	if (c != NULL && helo != NULL) {
 		free(c->helo);
 		c->helo = strndup(helo, 255);
+	}
+	if (c != NULL) {
+		const char *version = milter_ctx_getsymval(ctx, "{tls_version}");
+		const char *cipher = milter_ctx_getsymval(ctx, "{cipher}");
+
+		free(c->tls_version);
+		free(c->tls_cipher);
+		c->tls_version = version != NULL && *version != '\0' ? strndup(version, 64) : NULL;
+		c->tls_cipher = cipher != NULL && *cipher != '\0' ? strndup(cipher, 128) : NULL;
 	}
 	return answer(ctx, SMFIP_NR_HELO, SMFIS_CONTINUE);
 }
@@ -628,6 +648,8 @@ static sfsistat cb_close(SMFICTX *ctx)
 		msg_free(&c->msg);
 		mf_msgbuf_free(&c->spare);
 		free(c->helo);
+		free(c->tls_version);
+		free(c->tls_cipher);
 		free(c);
 		milter_ctx_setpriv(ctx, NULL);
 	}

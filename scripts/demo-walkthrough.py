@@ -52,7 +52,7 @@ def main():
         say("login with password + current 6-digit code: accepted")
         say("message %s %s" % (r["message_id"], "delivered to bob" if r["delivered"] else "NOT delivered"))
 
-        step(2, "mail from outside: a spam, and an attachment over the size limit")
+        step(2, "mail from outside: a spam (over STARTTLS), and an attachment over the size limit")
         r = story.outside_mail()
         say("spam:      %s %s" % (r["spam"][0], r["spam"][1]))
         if r["held"]:
@@ -83,13 +83,13 @@ def main():
         say("audit.auth_events (every attempt, through PAM):")
         for row in r["auth"]:
             say("  " + " | ".join(row))
-        say("audit.logins:")
+        say("audit.logins (user | service | address | client | TLS):")
         for row in r["logins"]:
             say("  " + " | ".join(row))
         say("audit.message_access (reads):")
         for row in r["reads"]:
             say("  " + " | ".join(row))
-        say("audit.mail_verdicts:")
+        say("audit.mail_verdicts (action | score | sender | TLS of the SMTP session):")
         for row in r["verdicts"]:
             say("  " + " | ".join(row))
         say("audit.alerts (after six logins with a wrong code):")
@@ -99,13 +99,29 @@ def main():
         for line in r["verify"][1].splitlines():
             say("  " + line)
 
+        step(6, "mailfortctl check: the posture of this stack, as an auditor would run it")
+        r = stack.site.ctl("check", "--dovecot-config", stack.dovecot.conf,
+                           "--postfix-config", stack.postfix.dir, "--pam-dir", stack.pam.services)
+        for line in r.stdout.splitlines():
+            say(line)
+
         if not wait:
             return 0
         dc, pf = stack.dovecot, stack.postfix
         print("\n" + "-" * WIDTH)
-        print("The stack keeps running. Connect a mail client (no TLS, loopback only):")
-        print("  IMAP       127.0.0.1:%d    SMTP submission 127.0.0.1:%d (AUTH PLAIN)"
-              % (dc.imap_port, pf.submission_port))
+        ca = stack.ca.cert
+        print("The stack keeps running. Connect a mail client (loopback only, TLS required):")
+        print("  IMAP       127.0.0.1:%d  STARTTLS    SMTP submission 127.0.0.1:%d  STARTTLS,"
+              " normal password" % (dc.imap_port, pf.submission_port))
+        print("  The servers' certificate (for localhost, mx.example.test, 127.0.0.1) is issued by")
+        print("  a throwaway CA made for this demo: %s" % ca)
+        print("  Check it:    openssl s_client -starttls imap -connect 127.0.0.1:%d -CAfile %s"
+              % (dc.imap_port, ca))
+        print("               (look for 'Verify return code: 0 (ok)')")
+        print("  Thunderbird: Settings > Privacy & Security > Certificates > Manage Certificates >")
+        print("               Authorities > Import %s, tick 'identify websites'" % ca)
+        print("               (or accept the exception Thunderbird offers on first connect)")
+        print("  mutt:        set ssl_ca_certificates_file=%s" % ca)
         for user, pw in USERS.items():
             print("  user %-6s password %s followed by the current code" % (user, pw))
             print("             code now: oathtool --totp -b %s" % stack.secrets[user])

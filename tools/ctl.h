@@ -65,5 +65,6 @@ ctl_group_fn ctl_user_cmd;    /* ctl-user.c:    user status | unlock */
 ctl_group_fn ctl_crypt_cmd;   /* ctl-crypt.c:   crypt status | rewrap | migrate */
 ctl_group_fn ctl_audit_cmd;   /* ctl-audit.c:   audit search | verify */
 ctl_group_fn ctl_spam_cmd;    /* ctl-spam.c:    spam train | stats */
+ctl_group_fn ctl_check_cmd;   /* ctl-check.c:   check (posture, PASS/FAIL per rule) */
 
 #endif

@@ -30,6 +30,7 @@ static const struct {
     {"crypt", ctl_crypt_cmd, "mail encryption keys and migration"},
     {"audit", ctl_audit_cmd, "search and verify the audit trail"},
     {"spam", ctl_spam_cmd, "train the spam classifier, statistics"},
+    {"check", ctl_check_cmd, "check this node's security posture (PASS/FAIL per rule)"},
 };
 
 static void usage(FILE *out)

@@ -5,7 +5,9 @@ Stack(root) starts, in a scratch directory and on free ports: PostgreSQL
 mailfort-auditd, mailfort-milter (trained on a small generated corpus),
 Dovecot (imap, pop3, lmtp; mailfort_crypt and mailfort_audit; passdb pam
 through pam_mailfort) and Postfix (the milter on port 25 traffic, SMTP
-submission authenticated through Dovecot).  Two officials, alice and bob,
+submission authenticated through Dovecot), all with TLS as the examples ship
+it, under a throwaway CA made in the scratch directory (stack.ca), and every
+database connection through a PgBouncer run from examples/pgbouncer.  Two officials, alice and bob,
 get passwords and an enrolled authenticator.
 
 Story(stack, say) walks through what an institution cares about and returns
@@ -31,6 +33,8 @@ from stack import Dovecot, Postfix, mail_user
 from mfpam import PamSetup, totp_code, wait_fresh_step
 from milterlib import Milter, train_corpus
 from auditlib import Auditd
+from tlslib import TestCA
+from bouncer import Bouncer
 
 DOMAIN = "example.test"
 USERS = {"alice": "Correct-Horse-7", "bob": "Battery-Staple-9"}
@@ -61,15 +65,29 @@ class Stack:
         self.milter = None
         self.dovecot = None
         self.postfix = None
+        self.ca = None
         self.secrets = {}
 
     # ------------------------------------------------------------ start
     def start(self):
         site = self.site
         uid, gid = mail_user()
-        # The mail processes (crypt plugin) read master.key as the mail user.
-        os.chown(site.keys, uid, gid)
+        # The mail processes (crypt plugin) read master.key as the mail user;
+        # the directory stays root's, searchable (as examples/mailfort.conf
+        # [keys] says, and "mailfortctl check" wants).
+        os.chmod(site.keys, 0o711)
         os.chown(os.path.join(site.keys, "master.key"), uid, gid)
+
+        self.say("Making a throwaway certificate authority and a server certificate (openssl)")
+        self.ca = TestCA(os.path.join(site.dir, "ca"))
+
+        self.say("Starting PgBouncer (examples/pgbouncer): logins reuse warm database "
+                 "connections")
+        # Every part of this stack connects as the postgres role whatever
+        # its system user, so the shipped peer check gives way to trust here.
+        self.bouncer = Bouncer(site, os.path.join(site.dir, "pgbouncer"), allow_trust=True).start()
+        site.set("database", "conninfo", self.bouncer.conninfo(user=site.pg.user))
+        site.set("crypt", "conninfo", self.bouncer.conninfo("mailfort_crypt", user=site.pg.user))
 
         self.say("Training the spam filter on a small generated corpus")
         spam_dir, ham_mbox = train_corpus(os.path.join(site.dir, "corpus"), n=60)
@@ -79,6 +97,9 @@ class Stack:
         # them before either daemon starts reading it.
         self.auditd = Auditd(site)
         self.milter = Milter(site)
+        # Every producer here is root or the mail user, whose group owns the
+        # spool: no access for others (mailfort-spool(5)).
+        os.chmod(site.spool, 0o2770)
         self.say("Starting mailfort-auditd (spool -> PostgreSQL, hash chain, alerts)")
         self.auditd.start()
         self.say("Starting mailfort-milter")
@@ -89,7 +110,7 @@ class Stack:
         for service in ("imap", "pop3", "smtp"):
             self.pam.mail_stack(service)
 
-        self.say("Starting Dovecot with mailfort_crypt and mailfort_audit, passdb pam")
+        self.say("Starting Dovecot with mailfort_crypt and mailfort_audit, passdb pam, TLS required")
         self.dovecot = Dovecot(
             self.name, site=site,
             plugins=["notify", "mailfort_audit", "mailfort_crypt"],
@@ -97,12 +118,13 @@ class Stack:
             pam_service="%s", pam_dir=self.pam.services,
             extra="imap_id_retain = yes\nauth_failure_delay = 0\n"
                   "auth_username_format = %n\n",
-            userdb_extra="mailfort_audit_client_id=%{client_id}")
+            userdb_extra="mailfort_audit_client_id=%{client_id}", tls=self.ca)
         self.dovecot.start()
 
-        self.say("Starting Postfix: port 25 through the milter, submission with SASL")
+        self.say("Starting Postfix: port 25 through the milter (STARTTLS offered), "
+                 "submission with SASL (TLS required)")
         self.postfix = Postfix(self.name, dovecot=self.dovecot,
-                               milter="inet:127.0.0.1:%d" % self.milter.port)
+                               milter="inet:127.0.0.1:%d" % self.milter.port, tls=self.ca)
         self.postfix.start()
 
         for user in USERS:
@@ -164,13 +186,14 @@ class Story:
                 "delivered": delivered >= 1, "message_id": self.message_id}
 
     def outside_mail(self):
-        """2. spam and an oversized attachment arrive from outside on port 25."""
+        """2. spam and an oversized attachment arrive from outside on port 25,
+        the first over STARTTLS, the second in plain (the verdicts say which)."""
         s = self.s
         rnd = random.Random(3)
         from milterlib import spam_message
         spam = spam_message(999, rnd).replace("victim@", "bob@").encode()
         out = {}
-        smtp = s.postfix.smtp()
+        smtp = s.postfix.smtp(starttls=True)
         try:
             smtp.sendmail("promo@deals.example", ["bob@%s" % DOMAIN], spam)
             out["spam"] = (250, "accepted")
@@ -279,11 +302,11 @@ class Story:
             "auth": site.sql("SELECT to_char(event_time, 'HH24:MI:SS'), username, service, "
                              "result, reason FROM audit.auth_events "
                              "WHERE mode IS DISTINCT FROM 'authsucc' ORDER BY event_time, seq"),
-            "logins": site.sql("SELECT username, service, ip, client FROM audit.logins "
+            "logins": site.sql("SELECT username, service, ip, client, tls FROM audit.logins "
                                "WHERE type = 'login' ORDER BY event_time"),
             "reads": site.sql("SELECT username, mailbox, message_id FROM audit.message_access "
                               "WHERE action = 'read' ORDER BY event_time"),
-            "verdicts": site.sql("SELECT action, score, sender FROM audit.mail_verdicts "
+            "verdicts": site.sql("SELECT action, score, sender, tls FROM audit.mail_verdicts "
                                  "ORDER BY verdict_time"),
             "alerts": alerts,
         }

@@ -72,6 +72,12 @@ tap.ok(any(row[0] == "bob" and row[2] == story.message_id for row in r["reads"])
        "audit.message_access records bob reading the report by Message-ID", r["reads"])
 tap.ok(len(r["verdicts"]) >= 2, "audit.mail_verdicts has a verdict for the mail from outside",
        r["verdicts"])
+tap.ok(any(row[3].startswith("TLSv1.") for row in r["verdicts"])
+       and any(row[3] == "none" for row in r["verdicts"]),
+       "the verdicts say which mail from outside came over STARTTLS and which in plain",
+       r["verdicts"])
+tap.ok(all(row[4] in ("t", "true", True) for row in r["logins"]) and r["logins"],
+       "every IMAP login of the story was under TLS", r["logins"])
 tap.ok(any("fail" in row[0] for row in r["alerts"]), "a burst of failed logins raises an alert",
        r["alerts"])
 tap.eq(r["verify"][0], 0, "mailfortctl audit verify succeeds on the untouched trail")

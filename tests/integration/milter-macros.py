@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
-"""mailfort-milter asks Postfix for the queue id macro only.
+"""mailfort-milter asks Postfix only for the macros it reads.
 
 In the option negotiation the milter sends a macro list for every stage
-naming just "i", the one macro it reads, so that Postfix neither looks up
-nor sends the others (by default it sends a dozen: daemon name, client
+naming just "i", the queue id, and at HELO also {tls_version} and {cipher}
+(recorded in the verdict), so that Postfix neither looks up nor sends the
+others (by default it sends a dozen: daemon name, client
 names, auth and address macros).  Checked against a real Postfix with
 verbose logging for the test client (debug_peer_list): smtpd logs each list
 it takes over and the macros it sends with each event.  The verdict event
@@ -44,8 +45,10 @@ while time.time() < end and "status=sent" not in pf.maillog_text():
     time.sleep(0.2)
 log = pf.maillog_text()
 overrides = dict(re.findall(r'override SMFIM_(\w+) macro list with "([^"]*)"', log))
-tap.eq(sorted(overrides.items()), sorted((st, "i") for st in STAGES),
-       "Postfix takes a list naming only \"i\" for each of the 7 stages")
+tap.eq(sorted(overrides.items()),
+       sorted((st, "i {tls_version} {cipher}" if st == "HELO" else "i") for st in STAGES),
+       "Postfix takes a list naming only \"i\" for each of the 7 stages, and the TLS "
+       "macros at HELO")
 
 events = re.findall(r"event: SMFIC_(\w+); macros:(.*)", log)
 seen = dict(events)
@@ -57,7 +60,7 @@ tap.ok(all(st in seen for st in ("CONNECT", "HELO", "MAIL", "RCPT")) and
        all(v in (" (none)", " i=" + qid) for _st, v in events),
        "connect, HELO, MAIL and RCPT come with nothing else (the queue id comes later)", events)
 tap.ok(not any("{" in v or "=" in v.replace(" i=", "") for _st, v in events),
-       "none of Postfix's default macros is sent", events)
+       "none of Postfix's default macros is sent (nor the TLS ones: no TLS here)", events)
 
 ev = [e for e in spool_events(site.spool, "verdict")]
 tap.ok(len(ev) == 1 and qid and ev[0].get("queue_id") == qid,

@@ -1,0 +1,152 @@
+#!/usr/bin/env python3
+"""mailfortctl check: the posture check passes on the demo stack and finds
+each planted fault.
+
+The stack is the one scripts/demo runs (tests/harness/story.py: Dovecot and
+Postfix with TLS as the examples ship it, PAM through pam_mailfort,
+PgBouncer, mailfort-auditd).  "mailfortctl check" reads its Dovecot
+configuration (doveconf), Postfix directory (postconf), PAM directory,
+mailfort.conf, keys, spool and database: every rule passes and it exits 0.
+Then a copy of the configuration gets one fault per rule:
+  a protocol without mailfort_crypt, plaintext authentication allowed, a
+  PAM service that authenticates mail without pam_mailfort, TLS off (in
+  Dovecot and in Postfix), a secret key others can read, a world-readable
+  spool, retention below 12 months, an audit-trail role that can delete
+  rows, statements without a time limit, shipped events without a recent
+  checkpoint, and mailfort-auditd stopped;
+each is reported as FAIL with a fix, and the exit status is 1.  The text
+output and --json say the same.
+"""
+import json
+import os
+import shutil
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.environ["MF_SRC"], "tests", "harness"))
+from mailfort import TMP, run, tap, write_config  # noqa: E402
+from story import USERS, Stack  # noqa: E402
+
+
+def check(site, conf=None, dovecot=None, postfix=None, pam=None, extra=()):
+    argv = ["check", "--json", "--dovecot-config", dovecot or stack.dovecot.conf,
+            "--postfix-config", postfix or stack.postfix.dir,
+            "--pam-dir", pam or stack.pam.services] + list(extra)
+    r = run([os.path.join(os.environ["MF_BUILD"], "tools", "mailfortctl"),
+             "--config", conf or site.conf] + argv)
+    try:
+        doc = json.loads(r.stdout)
+    except ValueError:
+        doc = {"checks": [], "ok": None, "raw": r.stdout + r.stderr}
+    return r.returncode, doc
+
+
+def failed(doc):
+    return {c["rule"]: c for c in doc.get("checks", []) if c["status"] == "FAIL"}
+
+
+stack = Stack("ctlcheck", say=tap.diag).start()
+site = stack.site
+# some events to ship: one login
+m = stack.dovecot.imap()
+m.login("bob", USERS["bob"] + stack.code("bob", fresh=True))
+m.logout()
+stack.auditd.wait_seq(1)
+
+code, doc = check(site)
+tap.ok(code == 0 and doc.get("ok") is True and not failed(doc),
+       "every rule passes on the demo stack, exit 0", json.dumps(failed(doc) or doc, indent=1))
+rules = {c["rule"] for c in doc.get("checks", [])}
+want = {"plugins-imap", "plugins-pop3", "plugins-lmtp", "plaintext-auth-imap", "tls-imap",
+        "pam-other", "pam-imap", "pam-smtp", "postfix-tls-auth-only", "postfix-tls-outbound",
+        "key-master", "key-totp", "spool", "auditd-running", "audit-retention",
+        "audit-checkpoint", "db-mailfort_admin", "db-public", "db-statement-timeout"}
+tap.ok(want <= rules, "the check covers plugins, plaintext, PAM, TLS, keys, spool, auditd, "
+       "retention, checkpoints and roles", sorted(want - rules))
+r = site.ctl("check", "--dovecot-config", stack.dovecot.conf, "--postfix-config",
+             stack.postfix.dir, "--pam-dir", stack.pam.services)
+lines = r.stdout.splitlines()
+tap.ok(r.returncode == 0 and len([ln for ln in lines if ln.startswith("PASS ")]) == len(rules)
+       and lines[-1] == "%d passed, 0 failed" % len(rules),
+       "the text output has one PASS line per rule and a summary", r.stdout[-2000:])
+
+# ---------------------------------------------------------------- faults
+bad = os.path.join(TMP, "bad")
+shutil.rmtree(bad, ignore_errors=True)
+os.makedirs(bad)
+# Dovecot: pop3 without mailfort_crypt, plaintext allowed, TLS off
+dconf = os.path.join(bad, "dovecot.conf")
+with open(stack.dovecot.conf) as f:
+    text = f.read()
+with open(dconf, "w") as f:
+    f.write(text + "\nprotocol pop3 {\n  mail_plugins = notify mailfort_audit\n}\n"
+            "disable_plaintext_auth = no\nssl = yes\n")
+# Postfix: AUTH without TLS, no outbound TLS
+pdir = os.path.join(bad, "postfix")
+shutil.copytree(stack.postfix.dir, pdir, ignore=shutil.ignore_patterns("queue", "data", "maillog"))
+run(["postconf", "-c", pdir, "-e", "smtpd_tls_auth_only = no", "smtp_tls_security_level = none"],
+    check=True)
+# PAM: a service that authenticates mail with the password alone
+pam = os.path.join(bad, "pam.d")
+shutil.copytree(stack.pam.services, pam)
+with open(os.path.join(pam, "pop3"), "w") as f:
+    f.write("auth required /lib/x86_64-linux-gnu/security/pam_unix.so\n")
+# keys: hash.key readable by others; spool: world-readable
+keys = os.path.join(bad, "keys")
+shutil.copytree(site.keys, keys)
+os.chmod(keys, 0o711)
+os.chmod(os.path.join(keys, "hash.key"), 0o644)
+spool = os.path.join(bad, "spool")
+os.makedirs(spool)
+os.chmod(spool, 0o2775)
+# retention below the legal minimum
+sections = {k: dict(v) for k, v in site.sections.items()}
+sections["keys"]["dir"] = keys
+sections["spool"]["dir"] = spool
+sections["auditd"]["retention_months"] = 6
+# statements without a time limit (none in mailfort.conf, none in the database)
+sections["database"]["statement_timeout"] = 0
+bconf = os.path.join(bad, "mailfort.conf")
+write_config(bconf, sections)
+os.chmod(bconf, 0o644)
+# an audit-trail role that can delete rows
+site.sql("GRANT DELETE ON mailfort.audit_events TO mailfort_admin")
+
+# events newer than the last checkpoint, with a limit of 1 s
+m = stack.dovecot.imap()
+m.login("alice", USERS["alice"] + stack.code("alice", fresh=True))
+m.logout()
+head = int(site.scalar("SELECT coalesce(max(last_seq), 0) FROM mailfort.audit_heads"))
+stack.auditd.wait_seq(head + 1)
+time.sleep(2.5)
+
+code, doc = check(site, conf=bconf, dovecot=dconf, postfix=pdir, pam=pam,
+                  extra=["--max-checkpoint-age", "1s"])
+f = failed(doc)
+tap.eq(code, 1, "with planted faults the check exits 1")
+for rule, what in [("plugins-pop3", "a protocol without mailfort_crypt"),
+                   ("plaintext-auth-imap", "plaintext authentication allowed"),
+                   ("pam-pop3", "a PAM service without pam_mailfort"),
+                   ("tls-imap", "TLS not required by Dovecot"),
+                   ("postfix-tls-auth-only", "SMTP AUTH without TLS"),
+                   ("postfix-tls-outbound", "outbound TLS off"),
+                   ("key-hash", "a secret key others can read"),
+                   ("spool", "a world-readable spool"),
+                   ("audit-retention", "retention below 12 months"),
+                   ("db-mailfort_admin", "a role that can delete audit rows"),
+                   ("db-statement-timeout", "statements without a time limit"),
+                   ("audit-checkpoint", "shipped events without a recent signed checkpoint")]:
+    c = f.get(rule)
+    tap.ok(c is not None and c.get("fix"), "FAIL %s with a fix: %s" % (rule, what),
+           json.dumps(c or sorted(f), indent=1))
+tap.ok("pam-imap" not in f and "plugins-imap" not in f and "key-master" not in f,
+       "rules that still hold keep passing", sorted(f))
+site.sql("REVOKE DELETE ON mailfort.audit_events FROM mailfort_admin")
+
+stack.auditd.stop()
+code, doc = check(site)
+f = failed(doc)
+tap.ok(code == 1 and set(f) == {"auditd-running"},
+       "with mailfort-auditd stopped, that (and only that) is reported", sorted(f))
+stack.stop()
+tap.done()

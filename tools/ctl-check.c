@@ -1,0 +1,1089 @@
+/*
+ * ctl-check.c - mailfortctl check: the security posture of this node.
+ *
+ * SYNOPSIS
+ *   mailfortctl [--config FILE] check [--json] [--dovecot-config FILE]
+ *       [--postfix-config DIR] [--pam-dir DIR] [--no-dovecot] [--no-postfix]
+ *       [--no-database] [--min-retention-months N] [--max-checkpoint-age AGE]
+ *
+ * Reads what the running services would read: Dovecot's configuration
+ * through doveconf (per protocol, doveconf -f protocol=NAME), Postfix's
+ * through postconf (main.cf and master.cf), the PAM service files, this
+ * configuration file, the key and spool directories, and the PostgreSQL
+ * roles and grants.  Prints one line per rule, PASS or FAIL, each FAIL
+ * followed by the fix; --json prints one JSON object instead, for
+ * monitoring.  Nothing is changed.
+ *
+ * Exit status: 0 when every rule passes, 1 when one fails (or a source
+ * could not be read: that is a FAIL too), 2 on a usage error.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <libpq-fe.h>
+#include "ctl.h"
+#include "mf-config.h"
+#include "mf-db.h"
+#include "mf-event.h"
+
+#define CHECK_OUT_MAX (4 * 1024 * 1024)
+#define MAX_NAMES     32
+#define PAM_DEPTH     8
+
+struct check {
+	struct ctl *ctl;
+	bool json;
+	int failed, count;
+	FILE *json_out; /* the "checks" array, assembled in memory */
+	char *json_buf;
+	size_t json_len;
+};
+
+/* ------------------------------------------------------------ report */
+
+static void MF_PRINTF(5, 6)
+    report(struct check *ck, const char *rule, bool ok, const char *fix, const char *fmt, ...)
+{
+	char detail[1024];
+	va_list args;
+
+	va_start(args, fmt);
+	vsnprintf(detail, sizeof(detail), fmt, args);
+	va_end(args);
+	ck->count++;
+	if (!ok)
+		ck->failed++;
+	if (ck->json) {
+		char *r = mf_json_quote(rule, strlen(rule));
+		char *d = mf_json_quote(detail, strlen(detail));
+		char *f = ok ? NULL : mf_json_quote(fix, strlen(fix));
+
+		fprintf(ck->json_out, "%s{\"rule\":%s,\"status\":\"%s\",\"detail\":%s,\"fix\":%s}",
+		        ck->count > 1 ? "," : "", r != NULL ? r : "\"\"", ok ? "PASS" : "FAIL",
+		        d != NULL ? d : "\"\"", f != NULL ? f : "null");
+		free(r);
+		free(d);
+		free(f);
+		return;
+	}
+	printf("%s  %-26s %s\n", ok ? "PASS" : "FAIL", rule, detail);
+	if (!ok)
+		printf("      fix: %s\n", fix);
+}
+
+/* ------------------------------------------------------------ helpers */
+
+/* Run argv (no shell) and capture its standard output; stderr is dropped.
+   Returns the output (malloc'd, NUL-terminated) with the exit status in
+   *status_r (-1 when it could not run), or NULL. */
+static char *capture(char *const argv[], int *status_r)
+{
+	int fds[2], st;
+	pid_t pid;
+	char *buf;
+	size_t len = 0, cap = 8192;
+	ssize_t n;
+
+	*status_r = -1;
+	if (pipe(fds) < 0)
+		return NULL;
+	pid = fork();
+	if (pid < 0) {
+		close(fds[0]);
+		close(fds[1]);
+		return NULL;
+	}
+	if (pid == 0) {
+		int null = open("/dev/null", O_RDWR);
+
+		dup2(fds[1], 1);
+		if (null >= 0) {
+			dup2(null, 0);
+			dup2(null, 2);
+		}
+		close(fds[0]);
+		close(fds[1]);
+		execvp(argv[0], argv);
+		_exit(127);
+	}
+	close(fds[1]);
+	buf = malloc(cap);
+	while (buf != NULL && (n = read(fds[0], buf + len, cap - len - 1)) != 0) {
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		len += (size_t)n;
+		if (len + 1 == cap) {
+			char *nb = cap < CHECK_OUT_MAX ? realloc(buf, cap * 2) : NULL;
+
+			if (nb == NULL) {
+				free(buf);
+				buf = NULL;
+				break;
+			}
+			buf = nb;
+			cap *= 2;
+		}
+	}
+	close(fds[0]);
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	if (buf == NULL)
+		return NULL;
+	buf[len] = '\0';
+	*status_r = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+	return buf;
+}
+
+/* The value of "key = value" in doveconf/postconf output, copied into
+   out; false when absent. */
+static bool conf_value(const char *text, const char *key, char *out, size_t outsz)
+{
+	size_t kl = strlen(key);
+	const char *p = text;
+
+	while (p != NULL && *p != '\0') {
+		const char *eol = strchr(p, '\n');
+		size_t ll = eol != NULL ? (size_t)(eol - p) : strlen(p);
+
+		if (ll > kl + 2 && strncmp(p, key, kl) == 0 && strncmp(p + kl, " =", 2) == 0) {
+			const char *v = p + kl + 2;
+			size_t vl = ll - kl - 2;
+
+			while (vl > 0 && *v == ' ') {
+				v++;
+				vl--;
+			}
+			snprintf(out, outsz, "%.*s", (int)vl, v);
+			return true;
+		}
+		if (ll == kl + 2 && strncmp(p, key, kl) == 0 && strncmp(p + kl, " =", 2) == 0) {
+			out[0] = '\0';
+			return true;
+		}
+		p = eol != NULL ? eol + 1 : NULL;
+	}
+	return false;
+}
+
+/* True when word is one of the space/comma separated words of list. */
+static bool has_word(const char *list, const char *word)
+{
+	size_t wl = strlen(word);
+	const char *p = list;
+
+	while (*p != '\0') {
+		size_t n;
+
+		while (*p == ' ' || *p == ',' || *p == '\t')
+			p++;
+		n = strcspn(p, " ,\t");
+		if (n == wl && strncmp(p, word, wl) == 0)
+			return true;
+		p += n;
+	}
+	return false;
+}
+
+static int split_words(char *list, char *words[], int max)
+{
+	int n = 0;
+	char *save = NULL, *w;
+
+	for (w = strtok_r(list, " ,\t\n", &save); w != NULL && n < max;
+	     w = strtok_r(NULL, " ,\t\n", &save))
+		words[n++] = w;
+	return n;
+}
+
+/* ------------------------------------------------------------ Dovecot */
+
+struct dovecot_facts {
+	char protocols[256];
+	bool sasl_for_postfix; /* Postfix authenticates through Dovecot */
+};
+
+static char *doveconf(const char *config, const char *protocol, const char *const *keys,
+                      int *status_r)
+{
+	char *argv[24], filter[128];
+	int n = 0;
+
+	argv[n++] = (char *)"doveconf";
+	argv[n++] = (char *)"-c";
+	argv[n++] = (char *)config;
+	if (protocol != NULL) {
+		snprintf(filter, sizeof(filter), "protocol=%s", protocol);
+		argv[n++] = (char *)"-f";
+		argv[n++] = filter;
+	}
+	while (keys != NULL && *keys != NULL && n < 22)
+		argv[n++] = (char *)*keys++;
+	argv[n] = NULL;
+	return capture(argv, status_r);
+}
+
+static bool protocol_authenticates(const char *p)
+{
+	return strcmp(p, "lmtp") != 0 && strcmp(p, "lda") != 0;
+}
+
+static void check_dovecot_protocols(struct check *ck, const char *config,
+                                    struct dovecot_facts *facts)
+{
+	static const char *const proto_key[] = {"protocols", NULL};
+	static const char *const keys[] = {"mail_plugins", "ssl", "disable_plaintext_auth",
+	                                   "ssl_min_protocol", NULL};
+	char *out, *words[MAX_NAMES], protos[256];
+	int st, n, i;
+
+	out = doveconf(config, NULL, proto_key, &st);
+	if (out == NULL || st != 0 ||
+	    !conf_value(out, "protocols", facts->protocols, sizeof(facts->protocols))) {
+		report(ck, "dovecot-config", false,
+		       "check that doveconf is installed and the file is Dovecot's configuration, "
+		       "or use --no-dovecot on a node without Dovecot",
+		       "cannot read %s with doveconf (exit %d)", config, st);
+		free(out);
+		facts->protocols[0] = '\0';
+		return;
+	}
+	free(out);
+	snprintf(protos, sizeof(protos), "%s", facts->protocols);
+	n = split_words(protos, words, MAX_NAMES);
+	for (i = 0; i < n; i++) {
+		const char *p = words[i];
+		char plugins[1024] = "", ssl[64] = "", plain[16] = "", minp[32] = "", rule[64];
+		bool crypt, audit;
+
+		out = doveconf(config, p, keys, &st);
+		if (out == NULL || st != 0) {
+			snprintf(rule, sizeof(rule), "dovecot-%s", p);
+			report(ck, rule, false, "fix the configuration until doveconf reads it",
+			       "doveconf -f protocol=%s failed (exit %d)", p, st);
+			free(out);
+			continue;
+		}
+		conf_value(out, "mail_plugins", plugins, sizeof(plugins));
+		conf_value(out, "ssl", ssl, sizeof(ssl));
+		conf_value(out, "disable_plaintext_auth", plain, sizeof(plain));
+		conf_value(out, "ssl_min_protocol", minp, sizeof(minp));
+		free(out);
+
+		crypt = has_word(plugins, "mailfort_crypt");
+		audit = has_word(plugins, "mailfort_audit");
+		snprintf(rule, sizeof(rule), "plugins-%s", p);
+		report(ck, rule, crypt && audit,
+		       "load both plugins for every protocol: install examples/dovecot/conf.d and "
+		       "check with doveconf -f protocol=NAME mail_plugins",
+		       "%s: %s (mail_plugins = %s)", p,
+		       crypt && audit ? "mailfort_crypt and mailfort_audit loaded"
+		       : crypt        ? "mailfort_audit missing: accesses are not recorded"
+		       : audit        ? "mailfort_crypt missing: mail is stored in the clear"
+		                      : "neither mailfort_crypt nor mailfort_audit loaded",
+		       plugins[0] != '\0' ? plugins : "(empty)");
+		if (!protocol_authenticates(p))
+			continue;
+		snprintf(rule, sizeof(rule), "plaintext-auth-%s", p);
+		report(ck, rule, strcmp(plain, "yes") == 0,
+		       "set disable_plaintext_auth = yes (examples/dovecot/conf.d/"
+		       "11-mailfort-ssl.conf)",
+		       "%s: disable_plaintext_auth = %s%s", p, plain,
+		       strcmp(plain, "yes") == 0 ? " (no password without TLS)"
+		                                 : ": passwords and codes may cross the network "
+		                                   "in the clear");
+		snprintf(rule, sizeof(rule), "tls-%s", p);
+		{
+			bool tls_ok =
+			    strcmp(ssl, "required") == 0 &&
+			    (strcmp(minp, "TLSv1.2") == 0 || strcmp(minp, "TLSv1.3") == 0);
+
+			report(ck, rule, tls_ok,
+			       "set ssl = required and ssl_min_protocol = TLSv1.2 "
+			       "(examples/dovecot/conf.d/11-mailfort-ssl.conf)",
+			       "%s: ssl = %s, ssl_min_protocol = %s", p, ssl, minp);
+		}
+	}
+}
+
+/* The PAM service names Dovecot's passdbs use, from "doveconf -n";
+   passdbs of other drivers are reported here (they bypass pam_mailfort). */
+static int dovecot_pam_services(struct check *ck, const char *config,
+                                const struct dovecot_facts *facts, char names[][64], int max)
+{
+	char *out, *p, *save = NULL, *line;
+	int st, n = 0, depth = 0;
+	bool in_passdb = false, pam = false;
+	char driver[64] = "", args[512] = "";
+
+	out = doveconf(config, NULL, (const char *const[]){"-n", NULL}, &st);
+	if (out == NULL || st != 0) {
+		free(out);
+		return -1;
+	}
+	for (line = strtok_r(out, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save)) {
+		size_t len;
+		bool opens;
+
+		for (p = line; *p == ' '; p++)
+			;
+		/* a section opens on a line ending in "{" (a value such as
+		   login_log_format_elements may hold braces: %{session}) */
+		len = strlen(p);
+		while (len > 0 && p[len - 1] == ' ')
+			len--;
+		opens = len > 0 && p[len - 1] == '{';
+		if (depth == 0 && opens && strncmp(p, "passdb", 6) == 0) {
+			in_passdb = true;
+			driver[0] = args[0] = '\0';
+		}
+		if (opens) {
+			depth++;
+			continue;
+		}
+		if (*p == '}') {
+			if (--depth == 0 && in_passdb) {
+				in_passdb = false;
+				pam = strcmp(driver, "pam") == 0;
+				if (!pam) {
+					report(
+					    ck, "dovecot-passdb", false,
+					    "authenticate mail logins only through passdb pam with "
+					    "pam_mailfort (examples/dovecot/conf.d); remove this "
+					    "passdb",
+					    "a passdb with driver %s checks passwords without "
+					    "pam_mailfort",
+					    driver[0] != '\0' ? driver : "(none)");
+				} else {
+					char copy[512], *w[MAX_NAMES], *svc = NULL;
+					int k, nw;
+
+					snprintf(copy, sizeof(copy), "%s", args);
+					nw = split_words(copy, w, MAX_NAMES);
+					for (k = 0; k < nw; k++)
+						if (strchr(w[k], '=') == NULL)
+							svc = w[k];
+					if (svc == NULL)
+						svc = (char *)"dovecot";
+					if (strcmp(svc, "%s") == 0 ||
+					    strcmp(svc, "%{service}") == 0 ||
+					    strcmp(svc, "%{protocol}") == 0) {
+						char pr[256], *pw[MAX_NAMES];
+						int np;
+
+						snprintf(pr, sizeof(pr), "%s", facts->protocols);
+						np = split_words(pr, pw, MAX_NAMES);
+						for (k = 0; k < np && n < max; k++)
+							if (protocol_authenticates(pw[k]))
+								snprintf(names[n++], 64, "%s",
+								         pw[k]);
+						if (facts->sasl_for_postfix && n < max)
+							snprintf(names[n++], 64, "smtp");
+						if (n < max)
+							snprintf(names[n++], 64, "doveadm");
+					} else if (strchr(svc, '%') != NULL) {
+						report(ck, "dovecot-passdb", false,
+						       "use a fixed PAM service name or %%s in "
+						       "passdb args",
+						       "cannot tell which PAM service passdb args "
+						       "\"%s\" "
+						       "names",
+						       args);
+					} else if (n < max) {
+						snprintf(names[n++], 64, "%s", svc);
+					}
+				}
+			}
+			continue;
+		}
+		if (in_passdb && depth == 1) {
+			if (strncmp(p, "driver = ", 9) == 0)
+				snprintf(driver, sizeof(driver), "%s", p + 9);
+			else if (strncmp(p, "args = ", 7) == 0)
+				snprintf(args, sizeof(args), "%s", p + 7);
+		}
+	}
+	free(out);
+	return n;
+}
+
+/* ------------------------------------------------------------ PAM */
+
+struct pam_scan {
+	bool mailfort; /* pam_mailfort.so in a required-ish auth position */
+	bool denies;   /* the first auth module is pam_deny.so, required/requisite */
+	bool any_auth;
+	char modules[256];
+};
+
+static void pam_scan_file(const char *dir, const char *service, struct pam_scan *sc, int depth)
+{
+	char path[PATH_MAX], line[1024];
+	FILE *f;
+
+	if (depth > PAM_DEPTH)
+		return;
+	snprintf(path, sizeof(path), "%s/%s", dir, service);
+	f = fopen(path, "r");
+	if (f == NULL)
+		return;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		char *w[8], *p = line, *hash = strchr(line, '#');
+		char *control, *module;
+		int n;
+
+		if (hash != NULL)
+			*hash = '\0';
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (strncmp(p, "@include", 8) == 0) {
+			char copy[1024];
+
+			snprintf(copy, sizeof(copy), "%s", p + 8);
+			if (split_words(copy, w, 1) == 1)
+				pam_scan_file(dir, w[0], sc, depth + 1);
+			continue;
+		}
+		/* a bracketed control may hold spaces: take it whole */
+		if (strncmp(p, "auth", 4) != 0 && strncmp(p, "-auth", 5) != 0)
+			continue;
+		p += p[0] == '-' ? 5 : 4;
+		while (*p == ' ' || *p == '\t')
+			p++;
+		control = p;
+		if (*p == '[') {
+			p = strchr(p, ']');
+			if (p == NULL)
+				continue;
+			p++;
+		} else {
+			p += strcspn(p, " \t");
+		}
+		if (*p == '\0')
+			continue;
+		*p++ = '\0';
+		n = split_words(p, w, 8);
+		if (n < 1)
+			continue;
+		module = w[0];
+		if (strcmp(control, "include") == 0 || strcmp(control, "substack") == 0) {
+			pam_scan_file(dir, module, sc, depth + 1);
+			continue;
+		}
+		{
+			const char *base =
+			    strrchr(module, '/') != NULL ? strrchr(module, '/') + 1 : module;
+			size_t ml = strlen(sc->modules);
+
+			if (!sc->any_auth && strcmp(base, "pam_deny.so") == 0 &&
+			    (strcmp(control, "required") == 0 || strcmp(control, "requisite") == 0))
+				sc->denies = true;
+			sc->any_auth = true;
+			if (strcmp(base, "pam_mailfort.so") == 0 &&
+			    strcmp(control, "optional") != 0)
+				sc->mailfort = true;
+			if (ml + strlen(base) + 2 < sizeof(sc->modules) &&
+			    strstr(sc->modules, base) == NULL)
+				snprintf(sc->modules + ml, sizeof(sc->modules) - ml, "%s%s",
+				         ml > 0 ? " " : "", base);
+		}
+	}
+	fclose(f);
+}
+
+static void check_pam(struct check *ck, const char *pam_dir, char names[][64], int n)
+{
+	struct pam_scan other = {0};
+	char path[PATH_MAX], rule[96];
+	struct stat st;
+	int i;
+
+	pam_scan_file(pam_dir, "other", &other, 0);
+	report(ck, "pam-other", other.denies,
+	       "make /etc/pam.d/other deny everything (auth/account/password/session required "
+	       "pam_deny.so): a service without its own file then cannot log in",
+	       "%s/other: %s", pam_dir,
+	       other.denies ? "denies (services without a file of their own cannot log in)"
+	                    : (other.any_auth ? "lets a service without its own file authenticate"
+	                                      : "missing or without auth lines"));
+	for (i = 0; i < n; i++) {
+		struct pam_scan sc = {0};
+
+		snprintf(path, sizeof(path), "%s/%s", pam_dir, names[i]);
+		snprintf(rule, sizeof(rule), "pam-%.60s", names[i]);
+		if (stat(path, &st) < 0) {
+			report(ck, rule, other.denies,
+			       "give the service a file that includes the mailfort stack "
+			       "(examples/pam.d), or make /etc/pam.d/other deny everything",
+			       "%s: no file, PAM uses \"other\", which %s", names[i],
+			       other.denies ? "denies" : "does not deny");
+			continue;
+		}
+		pam_scan_file(pam_dir, names[i], &sc, 0);
+		report(ck, rule, sc.mailfort || sc.denies,
+		       "authenticate this service through pam_mailfort (include the stack of "
+		       "examples/pam.d) or deny it",
+		       "%s: %s (auth: %s)", names[i],
+		       sc.mailfort
+		           ? "goes through pam_mailfort"
+		           : (sc.denies ? "denies" : "authenticates mail without pam_mailfort"),
+		       sc.modules[0] != '\0' ? sc.modules : "none");
+	}
+}
+
+/* ------------------------------------------------------------ Postfix */
+
+static char *postconf(const char *dir, const char *const *args, int *status_r)
+{
+	char *argv[24];
+	int n = 0;
+
+	argv[n++] = (char *)"postconf";
+	argv[n++] = (char *)"-c";
+	argv[n++] = (char *)dir;
+	while (args != NULL && *args != NULL && n < 22)
+		argv[n++] = (char *)*args++;
+	argv[n] = NULL;
+	return capture(argv, status_r);
+}
+
+static void check_postfix(struct check *ck, const char *dir, struct dovecot_facts *facts)
+{
+	static const char *const main_keys[] = {"smtpd_tls_auth_only",
+	                                        "smtpd_tls_security_level",
+	                                        "smtpd_sasl_auth_enable",
+	                                        "smtpd_sasl_type",
+	                                        "smtp_tls_security_level",
+	                                        "smtpd_tls_cert_file",
+	                                        NULL};
+	static const char *const master_args[] = {"-P", NULL};
+	char auth_only[16] = "", inlevel[32] = "", sasl[16] = "", sasl_type[32] = "",
+	     outlevel[32] = "", cert[256] = "";
+	char *out, *master, *save = NULL, *line;
+	int st, subs = 0;
+
+	out = postconf(dir, main_keys, &st);
+	if (out == NULL || st != 0) {
+		report(
+		    ck, "postfix-config", false,
+		    "check that postconf is installed and DIR holds main.cf, or use --no-postfix "
+		    "on a node without Postfix",
+		    "cannot read %s with postconf (exit %d)", dir, st);
+		free(out);
+		return;
+	}
+	conf_value(out, "smtpd_tls_auth_only", auth_only, sizeof(auth_only));
+	conf_value(out, "smtpd_tls_security_level", inlevel, sizeof(inlevel));
+	conf_value(out, "smtpd_sasl_auth_enable", sasl, sizeof(sasl));
+	conf_value(out, "smtpd_sasl_type", sasl_type, sizeof(sasl_type));
+	conf_value(out, "smtp_tls_security_level", outlevel, sizeof(outlevel));
+	conf_value(out, "smtpd_tls_cert_file", cert, sizeof(cert));
+	free(out);
+	master = postconf(dir, master_args, &st);
+	if (master == NULL)
+		master = strdup("");
+	if (strcmp(sasl_type, "dovecot") == 0 ||
+	    strstr(master, "smtpd_sasl_type = dovecot") != NULL)
+		facts->sasl_for_postfix = true;
+
+	report(ck, "postfix-tls-auth-only", strcmp(auth_only, "yes") == 0,
+	       "set smtpd_tls_auth_only = yes in main.cf (examples/postfix/main.cf)",
+	       "smtpd_tls_auth_only = %s%s", auth_only,
+	       strcmp(auth_only, "yes") == 0 ? " (SMTP AUTH only after STARTTLS)"
+	                                     : ": SMTP AUTH may send passwords in the clear");
+	report(ck, "postfix-tls-inbound",
+	       (strcmp(inlevel, "may") == 0 || strcmp(inlevel, "encrypt") == 0) && cert[0] != '\0',
+	       "set smtpd_tls_security_level = may and smtpd_tls_cert_file/smtpd_tls_key_file "
+	       "(examples/postfix/main.cf)",
+	       "smtpd_tls_security_level = %s, certificate %s", inlevel[0] ? inlevel : "(none)",
+	       cert[0] ? cert : "(none)");
+	report(ck, "postfix-tls-outbound",
+	       strcmp(outlevel, "may") == 0 || strcmp(outlevel, "dane") == 0 ||
+	           strcmp(outlevel, "dane-only") == 0 || strcmp(outlevel, "encrypt") == 0 ||
+	           strcmp(outlevel, "verify") == 0 || strcmp(outlevel, "secure") == 0,
+	       "set smtp_tls_security_level = dane and smtp_dns_support_level = dnssec "
+	       "(examples/postfix/main.cf)",
+	       "smtp_tls_security_level = %s",
+	       outlevel[0] ? outlevel
+	                   : "(none): outbound mail "
+	                     "never uses TLS");
+
+	/* Every smtpd that offers AUTH must speak TLS before it. */
+	for (line = strtok_r(master, "\n", &save); line != NULL;
+	     line = strtok_r(NULL, "\n", &save)) {
+		char svc[128], rule[160];
+		const char *slash;
+		bool encrypt, wrapper;
+
+		if (strstr(line, "/smtpd_sasl_auth_enable = yes") == NULL)
+			continue;
+		slash = strchr(line, '/');
+		if (slash == NULL || slash - line >= (long)sizeof(svc))
+			continue;
+		snprintf(svc, sizeof(svc), "%.*s", (int)(slash - line), line);
+		{
+			char k1[200], k2[200];
+
+			snprintf(k1, sizeof(k1), "%s/inet/smtpd_tls_security_level", svc);
+			snprintf(k2, sizeof(k2), "%s/inet/smtpd_tls_wrappermode", svc);
+			{
+				const char *args[] = {"-P", k1, k2, NULL};
+				char *o = postconf(dir, args, &st);
+				char v1[32] = "", v2[16] = "";
+
+				if (o != NULL) {
+					conf_value(o, k1, v1, sizeof(v1));
+					conf_value(o, k2, v2, sizeof(v2));
+				}
+				free(o);
+				encrypt = strcmp(v1, "encrypt") == 0;
+				wrapper = strcmp(v2, "yes") == 0;
+			}
+		}
+		subs++;
+		snprintf(rule, sizeof(rule), "postfix-%s-tls", svc);
+		report(ck, rule, encrypt || wrapper,
+		       "add -o smtpd_tls_security_level=encrypt (port 587) or -o "
+		       "smtpd_tls_wrappermode=yes (port 465) to the service in master.cf "
+		       "(examples/postfix/master.cf)",
+		       "master.cf %s offers AUTH %s", svc,
+		       encrypt ? "after mandatory STARTTLS"
+		               : (wrapper ? "under implicit TLS" : "without requiring TLS"));
+	}
+	if (subs == 0 && strcmp(sasl, "yes") != 0)
+		report(ck, "postfix-submission", true, "", "no smtpd offers AUTH");
+	free(master);
+}
+
+/* ------------------------------------------------------------ files */
+
+static const char *owner_name(uid_t uid, char *buf, size_t len)
+{
+	struct passwd *pw = getpwuid(uid);
+
+	if (pw != NULL)
+		snprintf(buf, len, "%s", pw->pw_name);
+	else
+		snprintf(buf, len, "%u", (unsigned)uid);
+	return buf;
+}
+
+static void check_keys(struct check *ck, const struct mf_config *cfg)
+{
+	const char *dir = mf_config_str(cfg, "keys", "dir");
+	char path[PATH_MAX], rule[PATH_MAX + 8], owner[64], group[64];
+	struct dirent *de;
+	struct stat st;
+	DIR *d;
+	int seen = 0;
+
+	if (dir == NULL || stat(dir, &st) < 0) {
+		report(ck, "keys-dir", false, "run mailfortctl keys init (see docs/INSTALL.md)",
+		       "[keys] dir %s: %s", dir != NULL ? dir : "(unset)", strerror(errno));
+		return;
+	}
+	report(ck, "keys-dir", (st.st_mode & 022) == 0 && st.st_uid == 0,
+	       "chown root DIR && chmod 0711 DIR (only root may add or replace keys)",
+	       "%s mode %04o owner %s", dir, (unsigned)(st.st_mode & 07777),
+	       owner_name(st.st_uid, owner, sizeof(owner)));
+	d = opendir(dir);
+	if (d == NULL)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		size_t nl = strlen(de->d_name);
+		struct group *gr;
+
+		if (de->d_name[0] == '.' || nl < 4 || strcmp(de->d_name + nl - 4, ".key") != 0)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		if (lstat(path, &st) < 0)
+			continue;
+		seen++;
+		gr = getgrgid(st.st_gid);
+		snprintf(group, sizeof(group), "%s", gr != NULL ? gr->gr_name : "?");
+		snprintf(rule, sizeof(rule), "key-%.*s", (int)(nl - 4), de->d_name);
+		report(ck, rule, S_ISREG(st.st_mode) && (st.st_mode & 077) == 0,
+		       "chmod 0600 the file, owned by the one user that reads it "
+		       "(examples/mailfort.conf [keys]); consider the key exposed and rotate it",
+		       "%s mode %04o %s:%s%s", path, (unsigned)(st.st_mode & 07777),
+		       owner_name(st.st_uid, owner, sizeof(owner)), group,
+		       (st.st_mode & 077) != 0 ? ": group or others can read or change it" : "");
+	}
+	closedir(d);
+	if (seen == 0)
+		report(ck, "keys", false, "run mailfortctl keys init", "no secret key in %s", dir);
+}
+
+static void check_spool(struct check *ck, const struct mf_config *cfg)
+{
+	const char *dir = mf_config_str(cfg, "spool", "dir");
+	char owner[64];
+	struct stat st;
+
+	if (dir == NULL || stat(dir, &st) < 0) {
+		report(ck, "spool", false, "install -d -o root -g mailfort -m 2770 DIR",
+		       "[spool] dir %s: %s", dir != NULL ? dir : "(unset)", strerror(errno));
+		return;
+	}
+	report(ck, "spool",
+	       S_ISDIR(st.st_mode) && (st.st_mode & 007) == 0 && (st.st_mode & S_ISGID) != 0 &&
+	           (st.st_mode & S_ISVTX) == 0,
+	       "chown root:mailfort DIR && chmod 2770 DIR (mailfort-spool(5))",
+	       "%s mode %04o owner %s%s", dir, (unsigned)(st.st_mode & 07777),
+	       owner_name(st.st_uid, owner, sizeof(owner)),
+	       (st.st_mode & 007) != 0 ? ": others can read or append events" : "");
+}
+
+/* ------------------------------------------------------------ auditd */
+
+/* Is a mailfort-auditd running with this configuration file? */
+static bool auditd_running(const char *config, pid_t *pid_r)
+{
+	char want[PATH_MAX], path[300], comm[32], args[4096], have[PATH_MAX];
+	struct dirent *de;
+	DIR *d;
+	bool found = false;
+
+	if (realpath(config, want) == NULL)
+		snprintf(want, sizeof(want), "%s", config);
+	d = opendir("/proc");
+	if (d == NULL)
+		return false;
+	while (!found && (de = readdir(d)) != NULL) {
+		const char *cfgarg = MF_CONFIG_DEFAULT_PATH, *p;
+		ssize_t n;
+		FILE *f;
+		int fd;
+
+		if (de->d_name[0] < '0' || de->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/comm", de->d_name);
+		f = fopen(path, "r");
+		if (f == NULL)
+			continue;
+		if (fgets(comm, sizeof(comm), f) == NULL)
+			comm[0] = '\0';
+		fclose(f);
+		if (strncmp(comm, "mailfort-auditd", 15) != 0)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/cmdline", de->d_name);
+		fd = open(path, O_RDONLY);
+		if (fd < 0)
+			continue;
+		n = read(fd, args, sizeof(args) - 1);
+		close(fd);
+		if (n <= 0)
+			continue;
+		args[n] = '\0';
+		for (p = args; p < args + n; p += strlen(p) + 1) {
+			if ((strcmp(p, "-c") == 0 || strcmp(p, "--config") == 0) &&
+			    p + strlen(p) + 1 < args + n)
+				cfgarg = p + strlen(p) + 1;
+			else if (strncmp(p, "--config=", 9) == 0)
+				cfgarg = p + 9;
+		}
+		if (realpath(cfgarg, have) == NULL)
+			snprintf(have, sizeof(have), "%s", cfgarg);
+		if (strcmp(have, want) == 0) {
+			found = true;
+			*pid_r = (pid_t)atol(de->d_name);
+		}
+	}
+	closedir(d);
+	return found;
+}
+
+static void check_auditd(struct check *ck, const char *config)
+{
+	pid_t pid = 0;
+	bool running = auditd_running(config, &pid);
+	char pidtext[32] = "";
+
+	if (running)
+		snprintf(pidtext, sizeof(pidtext), " (pid %ld)", (long)pid);
+
+	report(ck, "auditd-running", running,
+	       "start mailfort-auditd (systemctl enable --now mailfort-auditd): without it "
+	       "events pile up in the spool and no alert is raised",
+	       "%s mailfort-auditd runs with %s%s", running ? "a" : "no", config, pidtext);
+}
+
+static void check_retention(struct check *ck, const struct mf_config *cfg, int64_t min_months)
+{
+	int64_t months = mf_config_int(cfg, "auditd", "retention_months");
+
+	report(ck, "audit-retention", months == 0 || months >= min_months,
+	       "set [auditd] retention_months to 0 (keep everything) or at least the legal "
+	       "minimum; access records of personal-information systems must be kept at least "
+	       "one year (two for large or sensitive ones)",
+	       months == 0
+	           ? "[auditd] retention_months = 0: audit partitions are kept without limit"
+	           : "[auditd] retention_months = %lld (minimum %lld)",
+	       (long long)months, (long long)min_months);
+}
+
+/* ------------------------------------------------------------ database */
+
+static void check_database(struct check *ck, int64_t max_age)
+{
+	struct mf_error err;
+	struct mf_db *db = ctl_db(ck->ctl);
+	PGresult *res;
+	int i;
+
+	if (db == NULL) {
+		report(ck, "database", false,
+		       "make [database] conninfo reach PostgreSQL (see the line above)",
+		       "cannot connect to the database");
+		return;
+	}
+	/* The audit trail is append-only for every service role. */
+	res = mf_db_exec(db,
+	                 "SELECT r.rolname, "
+	                 "  has_table_privilege(r.oid, 'mailfort.audit_events', 'UPDATE') "
+	                 "  OR has_table_privilege(r.oid, 'mailfort.audit_events', 'DELETE') "
+	                 "  OR has_table_privilege(r.oid, 'mailfort.audit_events', 'TRUNCATE') "
+	                 "  OR has_table_privilege(r.oid, 'mailfort.audit_checkpoints', 'UPDATE') "
+	                 "  OR has_table_privilege(r.oid, 'mailfort.audit_checkpoints', 'DELETE') "
+	                 "FROM pg_roles r WHERE r.rolname IN ('mailfort_pam', 'mailfort_crypt', "
+	                 "  'mailfort_milter', 'mailfort_auditd', 'mailfort_admin', "
+	                 "  'mailfort_auditor') ORDER BY 1",
+	                 0, NULL, &err);
+	if (res == NULL) {
+		report(ck, "db-roles", false, "run mailfortctl db migrate", "%s", err.msg);
+		return;
+	}
+	if (PQntuples(res) < 6)
+		report(ck, "db-roles", false, "run mailfortctl db migrate",
+		       "only %d of the 6 mailfort roles exist", PQntuples(res));
+	for (i = 0; i < PQntuples(res); i++) {
+		char rule[96];
+		bool can = strcmp(PQgetvalue(res, i, 1), "t") == 0;
+
+		snprintf(rule, sizeof(rule), "db-%s", PQgetvalue(res, i, 0));
+		report(ck, rule, !can,
+		       "REVOKE UPDATE, DELETE, TRUNCATE ON mailfort.audit_events, "
+		       "mailfort.audit_checkpoints FROM the role",
+		       "%s %s", PQgetvalue(res, i, 0),
+		       can ? "can change or remove audit rows" : "cannot change the audit trail");
+	}
+	PQclear(res);
+	res = mf_db_exec(db,
+	                 "SELECT count(*) FROM information_schema.role_table_grants "
+	                 "WHERE grantee = 'PUBLIC' AND table_schema IN ('mailfort', 'audit')",
+	                 0, NULL, &err);
+	if (res != NULL) {
+		bool none = strcmp(PQgetvalue(res, 0, 0), "0") == 0;
+
+		report(ck, "db-public", none,
+		       "REVOKE ALL ON ALL TABLES IN SCHEMA mailfort, audit FROM PUBLIC",
+		       "PUBLIC holds %s privileges on mailfort's tables and views",
+		       PQgetvalue(res, 0, 0));
+		PQclear(res);
+	}
+	res = mf_db_exec(
+	    db,
+	    "SELECT string_agg(m.rolname, ', ' ORDER BY m.rolname) FROM pg_auth_members a "
+	    "JOIN pg_roles g ON g.oid = a.roleid JOIN pg_roles m ON m.oid = a.member "
+	    "WHERE g.rolname = 'mailfort_owner' AND m.rolcanlogin AND NOT m.rolsuper",
+	    0, NULL, &err);
+	if (res != NULL) {
+		bool none = PQgetisnull(res, 0, 0);
+
+		report(ck, "db-owner", none,
+		       "REVOKE mailfort_owner FROM these login roles: the schema owner can drop "
+		       "the append-only triggers",
+		       none ? "no login role other than superusers is in mailfort_owner"
+		            : "login roles in mailfort_owner: %s",
+		       none ? "" : PQgetvalue(res, 0, 0));
+		PQclear(res);
+	}
+
+	/* Every statement has a time limit, from mailfort.conf or the database. */
+	res = mf_db_exec(db, "SELECT current_setting('statement_timeout')", 0, NULL, &err);
+	if (res != NULL) {
+		const char *v = PQgetvalue(res, 0, 0);
+		bool limited = strcmp(v, "0") != 0;
+
+		report(
+		    ck, "db-statement-timeout", limited,
+		    "ALTER DATABASE mailfort SET statement_timeout = '10s' (docs/INSTALL.md), or "
+		    "set [database] statement_timeout",
+		    "statement_timeout = %s%s", v,
+		    limited ? "" : ": a stuck statement holds a login or a pooled backend forever");
+		PQclear(res);
+	}
+
+	/* Events shipped but not covered by a signed checkpoint, per node. */
+	res = mf_db_exec(db,
+	                 "SELECT h.node, h.last_seq - coalesce(c.seq, 0), "
+	                 "  extract(epoch FROM now() - (SELECT min(e.received_at) "
+	                 "    FROM mailfort.audit_events e WHERE e.node = h.node "
+	                 "    AND e.seq > coalesce(c.seq, 0)))::bigint "
+	                 "FROM mailfort.audit_heads h LEFT JOIN LATERAL "
+	                 "  (SELECT max(seq) AS seq FROM mailfort.audit_checkpoints k "
+	                 "   WHERE k.node = h.node) c ON true "
+	                 "WHERE h.last_seq > coalesce(c.seq, 0) ORDER BY 1",
+	                 0, NULL, &err);
+	if (res == NULL) {
+		report(ck, "audit-checkpoint", false, "run mailfortctl db migrate", "%s", err.msg);
+		return;
+	}
+	{
+		bool ok = true;
+		char worst[256] = "", ok_text[160];
+
+		snprintf(ok_text, sizeof(ok_text),
+		         "no shipped event has waited more than %llds for a signed checkpoint",
+		         (long long)max_age);
+
+		for (i = 0; i < PQntuples(res); i++) {
+			long long waiting = atoll(PQgetvalue(res, i, 2));
+
+			if (waiting > max_age && ok) {
+				ok = false;
+				snprintf(
+				    worst, sizeof(worst),
+				    "node %s: %s events shipped up to %llds ago without a signed "
+				    "checkpoint (limit %llds)",
+				    PQgetvalue(res, i, 0), PQgetvalue(res, i, 1), waiting,
+				    (long long)max_age);
+			}
+		}
+		report(ck, "audit-checkpoint", ok,
+		       "start mailfort-auditd and check its log: it signs a checkpoint "
+		       "checkpoint_interval after new events",
+		       "%s", ok ? ok_text : worst);
+	}
+	PQclear(res);
+}
+
+/* ------------------------------------------------------------ command */
+
+static void check_usage(FILE *out)
+{
+	fprintf(out,
+	        "usage: mailfortctl check [OPTIONS]\n"
+	        "  Check this node's security posture: one PASS/FAIL line per rule, each\n"
+	        "  FAIL with its fix.  Exit status 1 when a rule fails.\n"
+	        "  --json                   one JSON object, for monitoring\n"
+	        "  --dovecot-config FILE    Dovecot's configuration (/etc/dovecot/dovecot.conf)\n"
+	        "  --postfix-config DIR     Postfix's configuration directory (/etc/postfix)\n"
+	        "  --pam-dir DIR            PAM service files (/etc/pam.d)\n"
+	        "  --no-dovecot, --no-postfix, --no-database\n"
+	        "                           skip what this node does not run\n"
+	        "  --min-retention-months N legal minimum for audit records (12)\n"
+	        "  --max-checkpoint-age AGE shipped events without a signed checkpoint\n"
+	        "                           (default twice [auditd] checkpoint_interval)\n");
+}
+
+int ctl_check_cmd(struct ctl *ctl, int argc, char **argv)
+{
+	const char *dovecot = "/etc/dovecot/dovecot.conf", *postfix = "/etc/postfix",
+	           *pam_dir = "/etc/pam.d";
+	bool no_dovecot = false, no_postfix = false, no_db = false;
+	int64_t min_months = 12, max_age = -1;
+	struct check ck = {.ctl = ctl};
+	struct dovecot_facts facts = {0};
+	const struct mf_config *cfg;
+	char names[MAX_NAMES][64];
+	int i, n;
+
+	for (i = 0; i < argc; i++) {
+		const char *a = argv[i];
+		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+
+		if (ctl_is_help(a)) {
+			check_usage(stdout);
+			return 0;
+		} else if (strcmp(a, "--json") == 0) {
+			ck.json = true;
+		} else if (strcmp(a, "--no-dovecot") == 0) {
+			no_dovecot = true;
+		} else if (strcmp(a, "--no-postfix") == 0) {
+			no_postfix = true;
+		} else if (strcmp(a, "--no-database") == 0) {
+			no_db = true;
+		} else if (v == NULL && a[0] == '-') {
+			return ctl_usage("check: %s needs a value", a);
+		} else if (strcmp(a, "--dovecot-config") == 0) {
+			dovecot = v;
+			i++;
+		} else if (strcmp(a, "--postfix-config") == 0) {
+			postfix = v;
+			i++;
+		} else if (strcmp(a, "--pam-dir") == 0) {
+			pam_dir = v;
+			i++;
+		} else if (strcmp(a, "--min-retention-months") == 0) {
+			char *end;
+
+			min_months = strtoll(v, &end, 10);
+			if (*end != '\0' || min_months < 1 || min_months > 1200)
+				return ctl_usage("check: --min-retention-months takes 1..1200");
+			i++;
+		} else if (strcmp(a, "--max-checkpoint-age") == 0) {
+			if (ctl_age(v, &max_age) < 0)
+				return ctl_usage(
+				    "check: --max-checkpoint-age takes an age such as 15m");
+			i++;
+		} else {
+			return ctl_usage("check: unknown option '%s'", a);
+		}
+	}
+	cfg = ctl_config(ctl);
+	if (cfg == NULL)
+		return 1;
+	if (max_age < 0)
+		max_age = 2 * mf_config_int(cfg, "auditd", "checkpoint_interval");
+	if (ck.json) {
+		ck.json_out = open_memstream(&ck.json_buf, &ck.json_len);
+		if (ck.json_out == NULL)
+			return ctl_fail("out of memory");
+	}
+
+	if (!no_postfix)
+		check_postfix(&ck, postfix, &facts);
+	if (!no_dovecot) {
+		check_dovecot_protocols(&ck, dovecot, &facts);
+		if (facts.protocols[0] != '\0') {
+			n = dovecot_pam_services(&ck, dovecot, &facts, names, MAX_NAMES);
+			if (n < 0)
+				report(&ck, "dovecot-passdb", false,
+				       "fix the configuration until doveconf -n reads it",
+				       "doveconf -n failed");
+			else
+				check_pam(&ck, pam_dir, names, n);
+		}
+	}
+	check_keys(&ck, cfg);
+	check_spool(&ck, cfg);
+	check_auditd(&ck, ctl->config_path);
+	check_retention(&ck, cfg, min_months);
+	if (!no_db)
+		check_database(&ck, max_age);
+
+	if (ck.json) {
+		fclose(ck.json_out);
+		printf("{\"ok\":%s,\"passed\":%d,\"failed\":%d,\"checks\":[%s]}\n",
+		       ck.failed == 0 ? "true" : "false", ck.count - ck.failed, ck.failed,
+		       ck.json_buf != NULL ? ck.json_buf : "");
+		free(ck.json_buf);
+	} else {
+		printf("%d passed, %d failed\n", ck.count - ck.failed, ck.failed);
+	}
+	return ck.failed == 0 ? 0 : 1;
+}

@@ -5,7 +5,7 @@
  * prepare.c  a thread that reads the spool and builds the next batch (checks,
  *            columns, hash chain, binary COPY rows) while one is stored
  * ship.c     batches -> PostgreSQL: COPY, positions, checkpoints, partitions
- *            and retention
+ *            ahead, quarantine of records the database refuses
  * alerts.c   alert rules evaluated on each batch inside its transaction, and
  *            mailing alerts to the security address after it commits
  *
@@ -84,7 +84,7 @@ struct auditd {
 	   known (after a start): a volume rule runs only when its kind is there */
 	unsigned int mass_types;
 	time_t mass_time;  /* when they last ran */
-	time_t maint_time; /* last partition / retention run */
+	time_t maint_time; /* last partition run */
 
 	unsigned char *sign_sk; /* sodium_malloc'd Ed25519 secret key */
 	unsigned char sign_pk[MF_AUDIT_PK_BYTES];
@@ -128,7 +128,7 @@ void auditd_reset(struct auditd *d);
 int auditd_ship_batch(struct auditd *d, int64_t *n_r, struct mf_error *err);
 /* Write a checkpoint when one is due (force: whenever events are unsigned). */
 int auditd_checkpoint_if_due(struct auditd *d, bool force, struct mf_error *err);
-/* Partitions ahead and retention, at most hourly unless force. */
+/* Partitions ahead, at most hourly unless force. */
 int auditd_maintenance(struct auditd *d, bool force, struct mf_error *err);
 
 /* alerts.c */

@@ -443,7 +443,6 @@ int auditd_ship_batch(struct auditd *d, int64_t *n_r, struct mf_error *err)
 int auditd_maintenance(struct auditd *d, bool force, struct mf_error *err)
 {
 	time_t now = time(NULL);
-	int64_t months;
 	char a[32];
 	PGresult *res;
 
@@ -459,18 +458,12 @@ int auditd_maintenance(struct auditd *d, bool force, struct mf_error *err)
 			return -1;
 		PQclear(res);
 	}
-	months = mf_config_int(d->cfg, "auditd", "retention_months");
-	if (months > 0) {
-		const char *params[1] = {int_str(a, months)};
-
-		res = mf_db_exec(d->db, "SELECT mailfort.audit_retire_partitions($1::integer)", 1,
-		                 params, err);
-		if (res == NULL)
-			return -1;
-		for (int i = 0; i < PQntuples(res); i++)
-			mf_log_info("retention: detached partition %s", PQgetvalue(res, i, 0));
-		PQclear(res);
-	}
+	/* Retirement is not the shipper's: it needs the schema owner's rights
+	   (mailfortctl audit retire), which this role does not have. */
+	if (mf_config_int(d->cfg, "auditd", "retention_months") > 0 && d->maint_time == 0)
+		mf_log_warn("[auditd] retention_months is ignored: old events are retired, signed, "
+		            "by the schema owner with \"mailfortctl audit retire\" "
+		            "([audit] retention_min)");
 	d->maint_time = now;
 	return 0;
 }

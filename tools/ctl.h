@@ -66,4 +66,7 @@ ctl_group_fn ctl_crypt_cmd;   /* ctl-crypt.c:   crypt status | rewrap | migrate 
 ctl_group_fn ctl_audit_cmd;   /* ctl-audit.c:   audit search | verify */
 ctl_group_fn ctl_spam_cmd;    /* ctl-spam.c:    spam train | stats */
 
+/* ctl-audit-retire.c: audit retire (argv from "retire" on). */
+int ctl_audit_retire(struct ctl *ctl, int argc, char **argv);
+
 #endif

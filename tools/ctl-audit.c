@@ -22,6 +22,9 @@
  *   missing   a seq number is absent (rows deleted)
  *   inserted  a seq number appears twice, or a row does not link to the
  *             previous one
+ * A record in audit.quarantine must match the BLAKE2b-256 digest its
+ * "quarantined" event carries in the chain, and each such event must have
+ * its record.
  * A gap is accepted only where signed retirements (audit.retired, each
  * signed with the audit key) cover the node's oldest events from seq 1
  * without a hole, and the first row after them links to the last hash they
@@ -320,6 +323,7 @@ struct node_check {
 	struct retired *retired;
 	int nretired;
 	int64_t retired_upto; /* signed retirements cover seq 1 to this */
+	int quarantined;      /* records in audit.quarantine, each checked */
 	int64_t head_seq;     /* audit_heads.last_seq, -1 if none */
 	int64_t rows, verified_ckpts, last_seq, retired_rows;
 	char failure[1024];
@@ -595,6 +599,72 @@ static int check_row(struct node_check *nc, PGresult *res, int i, int64_t seq,
 	return 0;
 }
 
+/*
+ * Every quarantined record must be the one its "quarantined" event names
+ * (BLAKE2b-256 "digest"), and every such event must have its record.
+ * Returns 0, 1 with nc->failure set, -1 with err.
+ */
+static int verify_quarantine(struct mf_db *db, struct node_check *nc, struct mf_error *err)
+{
+	char upto[32];
+	const char *params[2] = {nc->node, upto};
+	PGresult *res;
+	int ret = 0;
+
+	snprintf(upto, sizeof(upto), "%" PRId64, nc->retired_upto);
+	res = mf_db_exec(db,
+	                 "SELECT coalesce(q.seq, e.seq), q.seq IS NOT NULL, q.record, "
+	                 "  e.seq IS NOT NULL, e.payload::jsonb->>'digest' "
+	                 "FROM (SELECT seq, record FROM audit.quarantine WHERE node = $1) q "
+	                 "FULL JOIN (SELECT seq, payload FROM audit.events "
+	                 "  WHERE node = $1 AND type = 'quarantined') e ON e.seq = q.seq "
+	                 "WHERE coalesce(q.seq, e.seq) > $2::bigint ORDER BY 1",
+	                 2, params, err);
+	if (res == NULL)
+		return -1;
+	nc->quarantined = PQntuples(res);
+	for (int i = 0; i < PQntuples(res) && ret == 0; i++) {
+		const char *seq = PQgetvalue(res, i, 0);
+		unsigned char digest[MF_AUDIT_HASH_BYTES];
+		char hex[MF_AUDIT_HASH_BYTES * 2 + 1];
+		unsigned char *rec;
+		size_t rlen;
+
+		if (strcmp(PQgetvalue(res, i, 1), "t") != 0) {
+			snprintf(
+			    nc->failure, sizeof(nc->failure),
+			    "seq %s: missing: the quarantined record is not in audit.quarantine",
+			    seq);
+			ret = 1;
+		} else if (strcmp(PQgetvalue(res, i, 3), "t") != 0) {
+			snprintf(
+			    nc->failure, sizeof(nc->failure),
+			    "seq %s: inserted: a quarantined record no \"quarantined\" event in "
+			    "the chain stands for",
+			    seq);
+			ret = 1;
+		} else if ((rec = mf_db_unescape_bytea(PQgetvalue(res, i, 2), &rlen)) == NULL) {
+			snprintf(nc->failure, sizeof(nc->failure),
+			         "seq %s: changed: the quarantined record is malformed", seq);
+			ret = 1;
+		} else {
+			crypto_generichash(digest, sizeof(digest), rec, rlen, NULL, 0);
+			free(rec);
+			sodium_bin2hex(hex, sizeof(hex), digest, sizeof(digest));
+			if (strcmp(hex, PQgetvalue(res, i, 4)) != 0) {
+				snprintf(
+				    nc->failure, sizeof(nc->failure),
+				    "seq %s: changed: the quarantined record does not match the "
+				    "digest in the chain",
+				    seq);
+				ret = 1;
+			}
+		}
+	}
+	PQclear(res);
+	return ret;
+}
+
 static int verify_node(struct mf_db *db, struct node_check *nc, const char *since,
                        struct mf_error *err)
 {
@@ -808,6 +878,12 @@ static int verify_node(struct mf_db *db, struct node_check *nc, const char *sinc
 		note_detached(db, nc->failure, sizeof(nc->failure));
 		return 1;
 	}
+	{
+		int q = verify_quarantine(db, nc, err);
+
+		if (q != 0)
+			return q;
+	}
 	if (nc->head_seq > last) {
 		snprintf(nc->failure, sizeof(nc->failure),
 		         "seq %" PRId64 " to %" PRId64
@@ -909,6 +985,9 @@ static int audit_verify(struct ctl *ctl, int argc, char **argv)
 				printf("; %" PRId64 " older events retired (signed retirements "
 				       "up to seq %" PRId64 ")",
 				       nc.retired_rows, nc.retired_upto);
+			if (nc.quarantined > 0)
+				printf("; %d quarantined records match their digests",
+				       nc.quarantined);
 			if (unsigned_rows > 0)
 				printf("; %" PRId64
 				       " newest events not yet covered by a checkpoint",

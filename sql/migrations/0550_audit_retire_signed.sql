@@ -253,7 +253,8 @@ BEGIN
 			EXECUTE FUNCTION mailfort.audit_guard_drop();
 		SET LOCAL ROLE mailfort_owner;
 	ELSE
-		RAISE WARNING 'mailfort: not a superuser: the event triggers that stop mailfort_owner from detaching or dropping audit partitions were not installed (run this migration again as a superuser)';
+		RAISE WARNING 'mailfort: not a superuser: the event triggers that stop mailfort_owner from detaching or dropping audit partitions were not installed'
+			USING HINT = 'as a superuser: CREATE EVENT TRIGGER mailfort_audit_guard_detach ON ddl_command_end WHEN TAG IN (''ALTER TABLE'') EXECUTE FUNCTION mailfort.audit_guard_detach(); CREATE EVENT TRIGGER mailfort_audit_guard_drop ON sql_drop EXECUTE FUNCTION mailfort.audit_guard_drop();';
 	END IF;
 END
 $guards$;

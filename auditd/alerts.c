@@ -266,6 +266,27 @@ int auditd_alerts_evaluate(struct auditd *d, int64_t from_seq, int64_t to_seq, i
 	return 0;
 }
 
+int auditd_alert_quarantine(struct auditd *d, const struct auditd_quarantine *q,
+                            struct mf_error *err)
+{
+	char seq[32], len[32];
+	const char *params[5] = {d->node, seq, q->reason, len,
+	                         q->sqlstate[0] != '\0' ? q->sqlstate : NULL};
+
+	snprintf(seq, sizeof(seq), "%" PRId64, q->seq);
+	snprintf(len, sizeof(len), "%zu", q->len);
+	return run_rule(d,
+	                "INSERT INTO mailfort.alerts (node, rule, severity, summary, detail, "
+	                "  event_node, event_seq) "
+	                "SELECT $1::text, 'quarantine', 'critical', "
+	                "  format('a spooled record (%s bytes) was refused and quarantined at seq "
+	                "%s: %s', $4::bigint, $2::bigint, left($3::text, 300)), "
+	                "  jsonb_build_object('reason', $3::text, 'sqlstate', $5::text, 'length', "
+	                "$4::bigint), $1::text, $2::bigint "
+	                "RETURNING rule, username, host(ip), summary",
+	                5, params, err);
+}
+
 int auditd_alerts_catch_up(struct auditd *d, struct mf_error *err)
 {
 	char a[32];

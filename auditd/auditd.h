@@ -5,7 +5,7 @@
  * prepare.c  a thread that reads the spool and builds the next batch (checks,
  *            columns, hash chain, binary COPY rows) while one is stored
  * ship.c     batches -> PostgreSQL: COPY, positions, checkpoints, partitions
- *            and retention
+ *            ahead, quarantine of records the database refuses
  * alerts.c   alert rules evaluated on each batch inside its transaction, and
  *            mailing alerts to the security address after it commits
  *
@@ -43,6 +43,26 @@ struct auditd_alert {
 	struct auditd_alert *next;
 };
 
+/* Longest type, user and session (bytes) auditd stores as they are; a
+   record with a longer one is quarantined.  The producers cut these
+   fields far shorter (mf-event.h): only a broken or hostile writer gets
+   here. */
+#define AUDITD_MAX_TYPE    64
+#define AUDITD_MAX_USER    512
+#define AUDITD_MAX_SESSION 512
+
+/* A record kept out of the events table: a "quarantined" event stands at
+   seq in the chain, the record goes into mailfort.audit_quarantine. */
+struct auditd_quarantine {
+	int64_t seq;
+	char *reason;
+	char sqlstate[6]; /* "" when auditd itself refused it */
+	unsigned char digest[MF_AUDIT_HASH_BYTES];
+	char *record;
+	size_t len;
+	struct auditd_quarantine *next;
+};
+
 /* A batch prepared from the spool: binary COPY rows for events
    first_seq..last_seq, and where the chain and the spool stand after them.
    Nothing in it is committed. */
@@ -58,6 +78,7 @@ struct auditd_batch {
 	enum mf_spool_status end;
 	struct mf_spool_pos end_pos;
 	bool ahead; /* read ahead, before the shipping thread asked for it */
+	struct auditd_quarantine *quarantine; /* records quarantined in it */
 	char error[MF_ERROR_MAX];
 };
 
@@ -84,7 +105,7 @@ struct auditd {
 	   known (after a start): a volume rule runs only when its kind is there */
 	unsigned int mass_types;
 	time_t mass_time;  /* when they last ran */
-	time_t maint_time; /* last partition / retention run */
+	time_t maint_time; /* last partition run */
 
 	unsigned char *sign_sk; /* sodium_malloc'd Ed25519 secret key */
 	unsigned char sign_pk[MF_AUDIT_PK_BYTES];
@@ -97,6 +118,15 @@ struct auditd {
 	struct mf_spool_pos torn_pos;
 
 	struct auditd_alert *alerts; /* raised by the batch being shipped */
+
+	/* After the database refused a batch for its data (not an outage):
+	   events up to careful_until are shipped one per batch, and the one
+	   it refuses alone (quarantine_seq) is quarantined with the reason. */
+	int64_t careful_until;
+	int64_t quarantine_seq;
+	char quarantine_reason[MF_ERROR_MAX];
+	char quarantine_state[6];
+	char refused_state[6]; /* SQLSTATE of the last refused batch */
 	uint64_t shipped_total;
 	bool verbose;
 };
@@ -129,7 +159,7 @@ void auditd_reset(struct auditd *d);
 int auditd_ship_batch(struct auditd *d, int64_t *n_r, struct mf_error *err);
 /* Write a checkpoint when one is due (force: whenever events are unsigned). */
 int auditd_checkpoint_if_due(struct auditd *d, bool force, struct mf_error *err);
-/* Partitions ahead and retention, at most hourly unless force. */
+/* Partitions ahead, at most hourly unless force. */
 int auditd_maintenance(struct auditd *d, bool force, struct mf_error *err);
 
 /* alerts.c */
@@ -141,6 +171,10 @@ int auditd_alerts_evaluate(struct auditd *d, int64_t from_seq, int64_t to_seq, i
                            unsigned int mass_types, struct mf_error *err);
 /* Run the volume rules over what they have not seen yet (idle spool). */
 int auditd_alerts_catch_up(struct auditd *d, struct mf_error *err);
+/* Raise the critical "quarantine" alert for a quarantined record (inside
+   the batch's transaction). */
+int auditd_alert_quarantine(struct auditd *d, const struct auditd_quarantine *q,
+                            struct mf_error *err);
 /* Mail queued alerts (after commit) and free the queue. */
 void auditd_alerts_flush(struct auditd *d, bool send);
 

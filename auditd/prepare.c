@@ -17,6 +17,13 @@
  * from the committed position, seq and head (auditd_reset, auditd_connect):
  * the same records give the same rows, so nothing is skipped or repeated.
  *
+ * A record whose type, user or session is longer than auditd stores
+ * (AUDITD_MAX_*), or the one record the database refused on its own
+ * (quarantine_seq, found by shipping one event per batch up to
+ * careful_until, see ship.c), is quarantined: a "quarantined" event takes
+ * its seq in the chain, and the record, unchanged, rides on the batch to
+ * mailfort.audit_quarantine.
+ *
  * The preparing thread owns the spool reader while it runs and never
  * touches the database, the configuration or the spool's files (sealing
  * and removal are done by the shipping thread).  Out of memory aborts, as
@@ -24,6 +31,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stddef.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
@@ -32,6 +40,8 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
+
+#include <sodium.h>
 
 #include "auditd.h"
 #include "mf-event.h"
@@ -57,6 +67,10 @@ struct auditd_prep {
 	int64_t batch_size;
 	int64_t seq;                             /* seq of the last prepared event */
 	unsigned char head[MF_AUDIT_HASH_BYTES]; /* its hash */
+	int64_t careful_until;                   /* one event per batch up to here */
+	int64_t quarantine_seq;                  /* quarantine this one (0: none) */
+	char quarantine_reason[MF_ERROR_MAX];
+	char quarantine_state[6];
 };
 
 /* ------------------------------------------------------------ buffer */
@@ -345,6 +359,83 @@ static int64_t now_us(void)
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+/* Why a record's columns are too long to store, or NULL. */
+static const char *too_long(const struct mf_audit_cols *cols, char *buf, size_t size)
+{
+	static const struct {
+		const char *name;
+		size_t off, max;
+	} fields[] = {
+	    {"type", offsetof(struct mf_audit_cols, type), AUDITD_MAX_TYPE},
+	    {"user", offsetof(struct mf_audit_cols, username), AUDITD_MAX_USER},
+	    {"session", offsetof(struct mf_audit_cols, session), AUDITD_MAX_SESSION},
+	};
+
+	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+		const char *v = *(char *const *)((const char *)cols + fields[i].off);
+		size_t len = v != NULL ? strlen(v) : 0;
+
+		if (len > fields[i].max) {
+			snprintf(buf, size,
+			         "field \"%s\" is %zu bytes (mailfort-auditd stores at most %zu)",
+			         fields[i].name, len, fields[i].max);
+			return buf;
+		}
+	}
+	return NULL;
+}
+
+/* The "quarantined" event that stands in the chain for a refused record,
+   and the record itself queued on the batch for mailfort.audit_quarantine. */
+static char *quarantine(struct auditd_prep *p, struct auditd_batch *b, int64_t seq,
+                        const char *record, size_t len, const struct mf_audit_cols *cols,
+                        const char *why, const char *sqlstate)
+{
+	struct auditd_quarantine *q = calloc(1, sizeof(*q));
+	struct mf_event *ev = mf_event_new("quarantined", p->node);
+	char hex[MF_AUDIT_HASH_BYTES * 2 + 1];
+	const char *json;
+	char *out;
+	size_t jlen;
+
+	if (q == NULL || (q->record = malloc(len + 1)) == NULL ||
+	    (q->reason = strdup(why)) == NULL) {
+		mf_log_error("out of memory quarantining a record");
+		abort();
+	}
+	q->seq = seq;
+	memcpy(q->record, record, len);
+	q->record[len] = '\0';
+	q->len = len;
+	snprintf(q->sqlstate, sizeof(q->sqlstate), "%s", sqlstate != NULL ? sqlstate : "");
+	crypto_generichash(q->digest, sizeof(q->digest), (const unsigned char *)record, len, NULL,
+	                   0);
+	sodium_bin2hex(hex, sizeof(hex), q->digest, sizeof(q->digest));
+	q->next = b->quarantine;
+	b->quarantine = q;
+
+	/* the event's own fields are cut to size by mf_event (mf-event.h) */
+	mf_event_add_str(ev, "reason", why);
+	if (sqlstate != NULL && *sqlstate != '\0')
+		mf_event_add_str(ev, "sqlstate", sqlstate);
+	mf_event_add_int(ev, "length", (int64_t)len);
+	mf_event_add_str(ev, "digest", hex);
+	if (cols != NULL && cols->type != NULL)
+		mf_event_add_str(ev, "original_type", cols->type);
+	if (cols != NULL && cols->username != NULL)
+		mf_event_add_str(ev, "user", cols->username);
+	json = mf_event_json(ev, &jlen);
+	out = json != NULL ? strndup(json, jlen) : NULL;
+	mf_event_free(&ev);
+	if (out == NULL) {
+		mf_log_error("out of memory quarantining a record");
+		abort();
+	}
+	mf_log_error("node %s seq %" PRId64 ": record of %zu bytes quarantined: %s", p->node, seq,
+	             len, why);
+	return out;
+}
+
 /* Add one record to the batch as the event after p->seq, advancing the chain. */
 static void add_record(struct auditd_prep *p, struct auditd_batch *b, const char *payload,
                        size_t len)
@@ -355,6 +446,8 @@ static void add_record(struct auditd_prep *p, struct auditd_batch *b, const char
 	unsigned char hash[MF_AUDIT_HASH_BYTES];
 	char *wrapped = NULL;
 	const char *why = NULL;
+	const char *record = payload; /* as spooled, for a quarantine */
+	size_t record_len = len;
 	int64_t seq = p->seq + 1;
 
 	/* the reasons, and their order, are those of the checks one by one:
@@ -386,6 +479,30 @@ static void add_record(struct auditd_prep *p, struct auditd_batch *b, const char
 		if (mf_audit_derive(payload, len, &cols, &err) < 0) {
 			mf_log_error("cannot wrap an invalid record: %s", err.msg);
 			abort();
+		}
+	}
+	{
+		char buf[256];
+		const char *qwhy = NULL, *qstate = NULL;
+
+		if (seq == p->quarantine_seq) {
+			qwhy = p->quarantine_reason;
+			qstate = p->quarantine_state;
+		} else {
+			qwhy = too_long(&cols, buf, sizeof(buf));
+		}
+		if (qwhy != NULL) {
+			char *q = quarantine(p, b, seq, record, record_len, &cols, qwhy, qstate);
+
+			free(wrapped);
+			wrapped = q;
+			payload = wrapped;
+			len = strlen(wrapped);
+			mf_audit_cols_free(&cols);
+			if (mf_audit_derive(payload, len, &cols, &err) < 0) {
+				mf_log_error("cannot quarantine a record: %s", err.msg);
+				abort();
+			}
 		}
 	}
 	b->types |= auditd_type_bit(cols.type);
@@ -449,6 +566,10 @@ static void prepare(struct auditd_prep *p, struct auditd_batch *b)
 	while (b->n < p->batch_size) {
 		enum mf_spool_status st;
 
+		/* finding a record the database refuses: one event per batch */
+		if (b->n > 0 && p->seq < p->careful_until)
+			break;
+
 		/* a stop (reset, shutdown) does not wait for a whole batch: the
 		   batch is thrown away anyway */
 		if ((b->n & 255) == 255 && __atomic_load_n(&p->stop, __ATOMIC_RELAXED))
@@ -481,6 +602,8 @@ static void prepare(struct auditd_prep *p, struct auditd_batch *b)
 
 /* ------------------------------------------------------------ thread */
 
+static void batch_free_quarantine(struct auditd_batch *b);
+
 static void *prep_main(void *arg)
 {
 	struct auditd_prep *p = arg;
@@ -510,6 +633,7 @@ static void *prep_main(void *arg)
 		b->types = 0;
 		b->error[0] = '\0';
 		b->pos = (struct mf_spool_pos){0, 0};
+		batch_free_quarantine(b);
 		prepare(p, b);
 		if (b->n == 0)
 			b->pos = b->end_pos;
@@ -523,9 +647,22 @@ static void *prep_main(void *arg)
 	return NULL;
 }
 
+static void batch_free_quarantine(struct auditd_batch *b)
+{
+	while (b->quarantine != NULL) {
+		struct auditd_quarantine *q = b->quarantine;
+
+		b->quarantine = q->next;
+		free(q->record);
+		free(q->reason);
+		free(q);
+	}
+}
+
 void auditd_batch_free(struct auditd_batch *b)
 {
 	if (b != NULL) {
+		batch_free_quarantine(b);
 		free(b->data);
 		free(b);
 	}
@@ -547,6 +684,10 @@ int auditd_prep_start(struct auditd *d, int64_t batch_size, struct mf_error *err
 	p->batch_size = batch_size > 0 ? batch_size : 1;
 	p->seq = d->seq;
 	memcpy(p->head, d->head, MF_AUDIT_HASH_BYTES);
+	p->careful_until = d->careful_until;
+	p->quarantine_seq = d->quarantine_seq;
+	memcpy(p->quarantine_reason, d->quarantine_reason, sizeof(p->quarantine_reason));
+	memcpy(p->quarantine_state, d->quarantine_state, sizeof(p->quarantine_state));
 	/* signals are for the main thread (they end its naps) */
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old);

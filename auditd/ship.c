@@ -24,6 +24,14 @@
  * would refuse, invalid UTF-8, no "type") is not dropped: it is stored as an
  * event of type "invalid" that carries the original text as a JSON string,
  * so the auditor sees it.
+ *
+ * A batch the database refuses for its data (an index row too large, a
+ * value it cannot convert) is not retried as it is: auditd ships the same
+ * events again one per transaction, and the one refused on its own is
+ * quarantined (prepare.c): a "quarantined" event in its place in the
+ * chain, the record byte for byte in mailfort.audit_quarantine, a critical
+ * alert, all in the same transaction; then shipping goes on.  Nothing is
+ * skipped and nothing is stored twice.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -216,8 +224,13 @@ static int copy_end(struct auditd *d, const char *error, struct mf_error *err)
 	if (PQputCopyEnd(conn, error) != 1)
 		ok = 0;
 	res = PQgetResult(conn);
-	if (PQresultStatus(res) != PGRES_COMMAND_OK)
+	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+
 		ok = 0;
+		snprintf(d->refused_state, sizeof(d->refused_state), "%s",
+		         state != NULL ? state : "");
+	}
 	if (!ok && error == NULL)
 		mf_error_set(err, "database: COPY failed: %s", PQerrorMessage(conn));
 	PQclear(res);
@@ -282,6 +295,62 @@ static int insert_checkpoint(struct auditd *d, int64_t seq,
 	free(ss);
 	free(pp);
 	return ret;
+}
+
+/* The records of batch b that are quarantined: each row, and its alert. */
+static int store_quarantine(struct auditd *d, const struct auditd_batch *b, struct mf_error *err)
+{
+	for (const struct auditd_quarantine *q = b->quarantine; q != NULL; q = q->next) {
+		char seq[32], *dg = mf_db_escape_bytea(q->digest, sizeof(q->digest));
+		char *rec = mf_db_escape_bytea((const unsigned char *)q->record, q->len);
+		const char *params[6] = {d->node,   int_str(seq, q->seq),
+		                         q->reason, q->sqlstate[0] != '\0' ? q->sqlstate : NULL,
+		                         dg,        rec};
+		int ret = mf_db_command(d->db,
+		                        "INSERT INTO mailfort.audit_quarantine "
+		                        "(node, seq, reason, sqlstate, digest, record) "
+		                        "VALUES ($1, $2, $3, $4, $5, $6)",
+		                        6, params, err);
+
+		free(dg);
+		free(rec);
+		if (ret < 0 || auditd_alert_quarantine(d, q, err) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* A batch the database refused for what it holds, not for an outage or a
+   conflict: data exceptions (22), values too large for a row or an index
+   (54), CHECK and NOT NULL violations. */
+static bool refused_for_data(const char *state)
+{
+	return strncmp(state, "22", 2) == 0 || strncmp(state, "54", 2) == 0 ||
+	       strcmp(state, "23514") == 0 || strcmp(state, "23502") == 0;
+}
+
+/* After batch b failed: when the database refused its data, find the
+   record (one event per batch) and quarantine it, instead of retrying the
+   same batch for ever. */
+static void note_refusal(struct auditd *d, const struct auditd_batch *b, const char *why)
+{
+	if (!refused_for_data(d->refused_state))
+		return;
+	if (b->n > 1) {
+		d->careful_until = b->last_seq;
+		mf_log_warn("the database refused the batch of seq %" PRId64 " to %" PRId64
+		            " (SQLSTATE %s); shipping it one event at a time to find the record",
+		            b->first_seq, b->last_seq, d->refused_state);
+	} else if (d->quarantine_seq != b->first_seq) {
+		d->quarantine_seq = b->first_seq;
+		snprintf(d->quarantine_reason, sizeof(d->quarantine_reason), "%s", why);
+		memcpy(d->quarantine_state, d->refused_state, sizeof(d->quarantine_state));
+		if (d->careful_until < b->first_seq)
+			d->careful_until = b->first_seq;
+	} else {
+		mf_log_error("seq %" PRId64 ": even the quarantine event was refused: %s",
+		             b->first_seq, why);
+	}
 }
 
 static bool checkpoint_due(struct auditd *d, int64_t seq, bool force)
@@ -354,6 +423,8 @@ static int ship(struct auditd *d, const struct auditd_batch *b, struct mf_error 
 	copying = false;
 	if (copy_end(d, NULL, err) < 0)
 		goto fail;
+	if (b->quarantine != NULL && store_quarantine(d, b, err) < 0)
+		goto fail;
 	d->batch_types = b->types;
 	if (!alerts)
 		mass_seq = seq;
@@ -374,6 +445,10 @@ static int ship(struct auditd *d, const struct auditd_batch *b, struct mf_error 
 		return -1;
 
 	d->seq = seq;
+	if (d->quarantine_seq != 0 && seq >= d->quarantine_seq)
+		d->quarantine_seq = 0;
+	if (d->careful_until != 0 && seq >= d->careful_until)
+		d->careful_until = 0;
 	d->pos = b->pos;
 	memcpy(d->head, b->head, sizeof(d->head));
 	if (mass_from > 0)
@@ -391,6 +466,8 @@ fail:
 		struct mf_error ignored;
 
 		(void)copy_end(d, "batch abandoned", &ignored);
+	} else if (d->refused_state[0] == '\0') {
+		snprintf(d->refused_state, sizeof(d->refused_state), "%s", mf_db_sqlstate(d->db));
 	}
 	mf_db_rollback(d->db);
 	return -1;
@@ -426,7 +503,9 @@ int auditd_ship_batch(struct auditd *d, int64_t *n_r, struct mf_error *err)
 		auditd_prep_release(d, b);
 		return -1;
 	}
+	d->refused_state[0] = '\0';
 	if (ship(d, b, err) < 0) {
+		note_refusal(d, b, err->msg);
 		auditd_prep_release(d, b);
 		return -1;
 	}
@@ -443,7 +522,6 @@ int auditd_ship_batch(struct auditd *d, int64_t *n_r, struct mf_error *err)
 int auditd_maintenance(struct auditd *d, bool force, struct mf_error *err)
 {
 	time_t now = time(NULL);
-	int64_t months;
 	char a[32];
 	PGresult *res;
 
@@ -459,18 +537,12 @@ int auditd_maintenance(struct auditd *d, bool force, struct mf_error *err)
 			return -1;
 		PQclear(res);
 	}
-	months = mf_config_int(d->cfg, "auditd", "retention_months");
-	if (months > 0) {
-		const char *params[1] = {int_str(a, months)};
-
-		res = mf_db_exec(d->db, "SELECT mailfort.audit_retire_partitions($1::integer)", 1,
-		                 params, err);
-		if (res == NULL)
-			return -1;
-		for (int i = 0; i < PQntuples(res); i++)
-			mf_log_info("retention: detached partition %s", PQgetvalue(res, i, 0));
-		PQclear(res);
-	}
+	/* Retirement is not the shipper's: it needs the schema owner's rights
+	   (mailfortctl audit retire), which this role does not have. */
+	if (mf_config_int(d->cfg, "auditd", "retention_months") > 0 && d->maint_time == 0)
+		mf_log_warn("[auditd] retention_months is ignored: old events are retired, signed, "
+		            "by the schema owner with \"mailfortctl audit retire\" "
+		            "([audit] retention_min)");
 	d->maint_time = now;
 	return 0;
 }

@@ -21,6 +21,7 @@
 
 static const char hash_domain[] = "mailfort-audit-v1";
 static const char checkpoint_domain[] = "mailfort-audit-checkpoint-v1";
+static const char retirement_domain[] = "mailfort-audit-retirement-v1";
 
 static void put_u64be(unsigned char b[8], uint64_t v)
 {
@@ -107,6 +108,59 @@ int mf_audit_checkpoint_verify(const unsigned char sig[MF_AUDIT_SIG_BYTES], cons
 		abort();
 	len = checkpoint_message(buf, node, seq, count, head);
 	ret = crypto_sign_verify_detached(sig, buf, len, pk);
+	free(buf);
+	return ret == 0 ? 0 : -1;
+}
+
+/* The signed retirement statement; returns its length in a malloc'd *buf_r. */
+static size_t retirement_message(unsigned char **buf_r, const struct mf_audit_retirement *r)
+{
+	size_t nlen = strlen(r->node), plen = strlen(r->partition), n = 0;
+	unsigned char *buf =
+	    malloc(sizeof(retirement_domain) + 8 + nlen + plen + 24 + MF_AUDIT_HASH_BYTES);
+
+	if (buf == NULL)
+		abort();
+	memcpy(buf, retirement_domain, sizeof(retirement_domain) - 1);
+	n += sizeof(retirement_domain) - 1;
+	put_u32be(buf + n, (uint32_t)nlen);
+	n += 4;
+	memcpy(buf + n, r->node, nlen);
+	n += nlen;
+	put_u32be(buf + n, (uint32_t)plen);
+	n += 4;
+	memcpy(buf + n, r->partition, plen);
+	n += plen;
+	put_u64be(buf + n, (uint64_t)r->first_seq);
+	n += 8;
+	put_u64be(buf + n, (uint64_t)r->last_seq);
+	n += 8;
+	put_u64be(buf + n, (uint64_t)r->count);
+	n += 8;
+	memcpy(buf + n, r->last_hash, MF_AUDIT_HASH_BYTES);
+	*buf_r = buf;
+	return n + MF_AUDIT_HASH_BYTES;
+}
+
+void mf_audit_retirement_sign(unsigned char sig[MF_AUDIT_SIG_BYTES],
+                              const struct mf_audit_retirement *r,
+                              const unsigned char sk[MF_AUDIT_SK_BYTES])
+{
+	unsigned char *buf;
+	size_t len = retirement_message(&buf, r);
+
+	crypto_sign_detached(sig, NULL, buf, len, sk);
+	free(buf);
+}
+
+int mf_audit_retirement_verify(const unsigned char sig[MF_AUDIT_SIG_BYTES],
+                               const struct mf_audit_retirement *r,
+                               const unsigned char pk[MF_AUDIT_PK_BYTES])
+{
+	unsigned char *buf;
+	size_t len = retirement_message(&buf, r);
+	int ret = crypto_sign_verify_detached(sig, buf, len, pk);
+
 	free(buf);
 	return ret == 0 ? 0 : -1;
 }

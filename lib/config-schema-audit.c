@@ -2,7 +2,8 @@
  * config-schema-audit.c - the [audit] section of mailfort.conf.
  *
  * Read by the mailfort_audit Dovecot plugin (and its imap part): what is
- * recorded and the session policy.  The spool it writes to and the node
+ * recorded and the session policy; retention_min by mailfortctl audit
+ * retire.  The spool it writes to and the node
  * name come from [spool].
  */
 #include "mf-config.h"
@@ -32,6 +33,15 @@ static const struct mf_config_key audit_keys[] = {
      .min = 0,
      .max = 30 * 86400,
      .help = "log out an IMAP session this long after login (0 = never)"},
+    {.name = "retention_min",
+     .type = MF_CONFIG_INT,
+     .default_value = "24",
+     .min = 12,
+     .max = 1200,
+     .help = "months: mailfortctl audit retire never takes audit events younger than this",
+     .range_note = "the legal minimum is 12 months (Korea's personal information safety "
+                   "standard: access records are kept at least 1 year, 2 years for large "
+                   "systems)"},
     {.name = NULL},
 };
 

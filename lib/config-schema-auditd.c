@@ -1,7 +1,7 @@
 /*
  * config-schema-auditd.c - the [auditd] section of mailfort.conf.
  *
- * Read by mailfort-auditd: batching, checkpoints, partitions and retention,
+ * Read by mailfort-auditd: batching, checkpoints, partitions ahead,
  * alert thresholds and where alerts are mailed.
  */
 #include "mf-config.h"
@@ -62,8 +62,8 @@ static const struct mf_config_key auditd_keys[] = {
      .default_value = "0",
      .min = 0,
      .max = 1200,
-     .help =
-         "detach partitions older than this many months once a checkpoint covers them (0 = keep)"},
+     .help = "no longer used (a value other than 0 is logged and ignored): old events are "
+             "retired, signed, with mailfortctl audit retire by the schema owner"},
     {.name = "alerts",
      .type = MF_CONFIG_BOOL,
      .default_value = "yes",

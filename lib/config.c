@@ -276,8 +276,10 @@ static int parse_value(const struct mf_config_key *key, const char *value,
 		}
 		n = neg ? (int64_t)(0 - u) : (int64_t)u;
 		if (!in_range(key, n)) {
-			snprintf(why, why_size, "'%s' is out of range (%" PRId64 "..%" PRId64 ")",
-			         q, key->min, key->max);
+			snprintf(why, why_size,
+			         "'%s' is out of range (%" PRId64 "..%" PRId64 ")%s%s", q, key->min,
+			         key->max, key->range_note != NULL ? ": " : "",
+			         key->range_note != NULL ? key->range_note : "");
 			return -1;
 		}
 		break;

@@ -356,14 +356,46 @@ void mf_event_free(struct mf_event **evp)
 	free(ev);
 }
 
+/* The fields that are indexed, searched or shown in one line have their
+   own, shorter limits (mf-event.h). */
+static const struct {
+	const char *name;
+	size_t max;
+} field_limits[] = {
+    {"user", MF_EVENT_MAX_USER},      {"session", MF_EVENT_MAX_SESSION},
+    {"service", MF_EVENT_MAX_SHORT},  {"ip", MF_EVENT_MAX_SHORT},
+    {"local_ip", MF_EVENT_MAX_SHORT}, {"client", MF_EVENT_MAX_USER},
+    {"mailbox", MF_EVENT_MAX_NAME},   {"from_mailbox", MF_EVENT_MAX_NAME},
+    {"new_name", MF_EVENT_MAX_NAME},  {"message_id", MF_EVENT_MAX_MESSAGE_ID},
+    {"reason", MF_EVENT_MAX_NAME},    {"original_type", MF_EVENT_MAX_SHORT},
+};
+
+static size_t field_limit(const char *name)
+{
+	if (name != NULL) {
+		for (size_t i = 0; i < MF_N_ELEMENTS(field_limits); i++) {
+			if (strcmp(name, field_limits[i].name) == 0)
+				return field_limits[i].max;
+		}
+	}
+	return MF_EVENT_MAX_STR;
+}
+
 void mf_event_add_strn(struct mf_event *ev, const char *name, const char *value, size_t len)
 {
 	struct jbuf b;
+	size_t max = field_limit(name);
 
 	if (!event_field(ev, &b, name))
 		return;
-	json_escape(&b, value, len, MF_EVENT_MAX_STR);
+	json_escape(&b, value, len, max);
 	event_from_jbuf(ev, &b);
+	if (value != NULL && len > max && name != NULL && strlen(name) < 64) {
+		char flag[80];
+
+		snprintf(flag, sizeof(flag), "%s_truncated", name);
+		mf_event_add_bool(ev, flag, true);
+	}
 }
 
 void mf_event_add_str(struct mf_event *ev, const char *name, const char *value)

@@ -24,6 +24,15 @@
  *
  * stating that the node's chain had count events up to seq, ending in
  * head_hash.
+ *
+ * A retirement (mailfortctl audit retire) signs, with the same key,
+ *
+ *   "mailfort-audit-retirement-v1" | u32be(len(node)) | node |
+ *   u32be(len(partition)) | partition | u64be(first_seq) | u64be(last_seq) |
+ *   u64be(count) | last_hash[32]
+ *
+ * stating that the node's events first_seq..last_seq (count of them), whose
+ * last hash is last_hash, left the database with that partition.
  */
 #ifndef MF_AUDIT_CHAIN_H
 #define MF_AUDIT_CHAIN_H
@@ -49,6 +58,21 @@ void mf_audit_checkpoint_sign(unsigned char sig[MF_AUDIT_SIG_BYTES], const char 
 int mf_audit_checkpoint_verify(const unsigned char sig[MF_AUDIT_SIG_BYTES], const char *node,
                                int64_t seq, int64_t count,
                                const unsigned char head[MF_AUDIT_HASH_BYTES],
+                               const unsigned char pk[MF_AUDIT_PK_BYTES]) MF_WARN_UNUSED;
+
+/* A retirement statement (see above). */
+struct mf_audit_retirement {
+	const char *node, *partition;
+	int64_t first_seq, last_seq, count;
+	unsigned char last_hash[MF_AUDIT_HASH_BYTES];
+};
+
+void mf_audit_retirement_sign(unsigned char sig[MF_AUDIT_SIG_BYTES],
+                              const struct mf_audit_retirement *r,
+                              const unsigned char sk[MF_AUDIT_SK_BYTES]);
+/* 0, or -1 when sig is not r signed by pk. */
+int mf_audit_retirement_verify(const unsigned char sig[MF_AUDIT_SIG_BYTES],
+                               const struct mf_audit_retirement *r,
                                const unsigned char pk[MF_AUDIT_PK_BYTES]) MF_WARN_UNUSED;
 
 /* The indexed columns of an event, derived from its JSON. */

@@ -46,6 +46,7 @@ struct mf_config_key {
 	int64_t min, max;           /* INT, DURATION, SIZE; both 0 = no limit */
 	const char *const *choices; /* ENUM: NULL-terminated */
 	const char *help;           /* one line, for the annotated example and docs */
+	const char *range_note;     /* said after an out-of-range error (why the limits) */
 };
 
 struct mf_config_section {

@@ -14,10 +14,16 @@
  * fixed ASCII identifiers, values are escaped here (control characters,
  * quotes, backslash, DEL and U+2028/U+2029 as \uXXXX escapes; invalid UTF-8
  * replaced by U+FFFD), so a hostile Subject or user name cannot break the
- * record.  A string value longer than MF_EVENT_MAX_STR bytes is cut at a
- * character boundary and ends in " [truncated]", so that no producer can
- * make an event too large for the spool.  Common field names, used the same
- * way by every producer so that auditd and the SQL views can rely on them:
+ * record.  A string value longer than its limit is cut at a character
+ * boundary, ends in " [truncated]", and the event gets a flag
+ * "<name>_truncated": true after it, so that no producer can make an event
+ * too large for the spool or a column too large for its index.  Limits
+ * (bytes of input): user and client 256, session 128, service, ip,
+ * local_ip and original_type 64, mailbox, from_mailbox, new_name and
+ * reason 1024, message_id 998 (the longest line RFC 5322 allows), any
+ * other string MF_EVENT_MAX_STR.  mailfort-auditd checks type, user and
+ * session again and quarantines a record that exceeds its own limits.  Common field names, used the
+ * same way by every producer so that auditd and the SQL views can rely on them:
  *
  *   user, service, session, ip (remote), port, local_ip, local_port,
  *   result ("ok"/"fail"/...), reason, mailbox, uid, message_id, client
@@ -45,8 +51,14 @@
 #include <stdint.h>
 #include "mf-common.h"
 
-/* Longest string value kept whole (bytes of input). */
-#define MF_EVENT_MAX_STR (64 * 1024)
+/* Longest string value kept whole (bytes of input), and the limits of the
+   named fields above. */
+#define MF_EVENT_MAX_STR        (64 * 1024)
+#define MF_EVENT_MAX_USER       256
+#define MF_EVENT_MAX_SESSION    128
+#define MF_EVENT_MAX_SHORT      64
+#define MF_EVENT_MAX_NAME       1024
+#define MF_EVENT_MAX_MESSAGE_ID 998
 
 struct mf_spool_writer;
 struct mf_event;

@@ -6,6 +6,7 @@
  *                            [--message-id ID] [--ip ADDR] [--node N] [--limit N]
  *                            [--format table|csv|json]
  *   mailfortctl audit verify [--since T] [--node N] [--key PUBKEY]
+ *   mailfortctl audit retire [--dry-run] [--key SECRETKEY]   (ctl-audit-retire.c)
  *
  * T is an absolute time PostgreSQL understands ("2026-11-27", "2026-11-27
  * 08:00+01") or an age: "90s", "15m", "12h", "7d".
@@ -21,6 +22,13 @@
  *   missing   a seq number is absent (rows deleted)
  *   inserted  a seq number appears twice, or a row does not link to the
  *             previous one
+ * A record in audit.quarantine must match the BLAKE2b-256 digest its
+ * "quarantined" event carries in the chain, and each such event must have
+ * its record.
+ * A gap is accepted only where signed retirements (audit.retired, each
+ * signed with the audit key) cover the node's oldest events from seq 1
+ * without a hole, and the first row after them links to the last hash they
+ * signed; an unsigned, forged or out-of-order retirement fails verify.
  * With --since, verification starts at the last checkpoint before T, whose
  * signature anchors the chain.  Rows after the newest checkpoint are
  * verified as a chain and reported as not yet signed.
@@ -50,6 +58,7 @@ static void audit_help(FILE *f)
 	      "ADDR]\n"
 	      "                                [--node N] [--limit N] [--format table|csv|json]\n"
 	      "       mailfortctl audit verify [--since T] [--node N] [--key PUBKEY]\n"
+	      "       mailfortctl audit retire [--dry-run] [--key SECRETKEY]\n"
 	      "T: a time (2026-11-27, '2026-11-27 08:00+01') or an age (90s, 15m, 12h, 7d)\n",
 	      f);
 }
@@ -303,6 +312,7 @@ struct checkpoint {
 
 struct retired {
 	int64_t first, last;
+	unsigned char last_hash[MF_AUDIT_HASH_BYTES];
 };
 
 struct node_check {
@@ -312,7 +322,9 @@ struct node_check {
 	int nckpts;
 	struct retired *retired;
 	int nretired;
-	int64_t head_seq; /* audit_heads.last_seq, -1 if none */
+	int64_t retired_upto; /* signed retirements cover seq 1 to this */
+	int quarantined;      /* records in audit.quarantine, each checked */
+	int64_t head_seq;     /* audit_heads.last_seq, -1 if none */
 	int64_t rows, verified_ckpts, last_seq, retired_rows;
 	char failure[1024];
 };
@@ -327,6 +339,97 @@ static bool bytea_get(PGresult *res, int row, int col, unsigned char *out, size_
 		memcpy(out, b, len);
 	free(b);
 	return ok;
+}
+
+/*
+ * The node's retirements, oldest first.  Each must carry a signature by
+ * audit-sign.pub over its figures, and together they must cover seq 1 to
+ * some seq without a hole: retirement only ever takes the oldest events.
+ * Returns 0, -1 with err on a database error, 1 with nc->failure set.
+ */
+static int load_retired(struct mf_db *db, struct node_check *nc, struct mf_error *err)
+{
+	const char *params[1] = {nc->node};
+	PGresult *res;
+
+	res = mf_db_exec(db,
+	                 "SELECT partition, first_seq, last_seq, count, last_hash, signature, "
+	                 "signer_key FROM audit.retired WHERE node = $1 ORDER BY first_seq, "
+	                 "last_seq",
+	                 1, params, err);
+	if (res == NULL)
+		return -1;
+	nc->nretired = PQntuples(res);
+	nc->retired = calloc((size_t)nc->nretired + 1, sizeof(*nc->retired));
+	nc->retired_upto = 0;
+	for (int i = 0; i < nc->nretired; i++) {
+		struct retired *r = &nc->retired[i];
+		struct mf_audit_retirement st;
+		unsigned char sig[MF_AUDIT_SIG_BYTES], signer[MF_AUDIT_PK_BYTES];
+		const char *part = PQgetvalue(res, i, 0);
+
+		r->first = strtoll(PQgetvalue(res, i, 1), NULL, 10);
+		r->last = strtoll(PQgetvalue(res, i, 2), NULL, 10);
+		memset(&st, 0, sizeof(st));
+		st.node = nc->node;
+		st.partition = part;
+		st.first_seq = r->first;
+		st.last_seq = r->last;
+		st.count = strtoll(PQgetvalue(res, i, 3), NULL, 10);
+		if (!bytea_get(res, i, 4, r->last_hash, sizeof(r->last_hash)) ||
+		    PQgetisnull(res, i, 5) || !bytea_get(res, i, 5, sig, sizeof(sig)) ||
+		    !bytea_get(res, i, 6, signer, sizeof(signer))) {
+			snprintf(nc->failure, sizeof(nc->failure),
+			         "seq %" PRId64 " to %" PRId64
+			         ": missing: retirement (partition %s) is not signed",
+			         r->first, r->last, part);
+			break;
+		}
+		memcpy(st.last_hash, r->last_hash, MF_AUDIT_HASH_BYTES);
+		if (sodium_memcmp(signer, nc->pk, MF_AUDIT_PK_BYTES) != 0 ||
+		    mf_audit_retirement_verify(sig, &st, nc->pk) < 0) {
+			snprintf(nc->failure, sizeof(nc->failure),
+			         "seq %" PRId64 " to %" PRId64
+			         ": missing: retirement (partition %s) does not verify with "
+			         "audit-sign.pub (forged or changed)",
+			         r->first, r->last, part);
+			break;
+		}
+		if (r->first != nc->retired_upto + 1 || st.count != r->last - r->first + 1) {
+			snprintf(nc->failure, sizeof(nc->failure),
+			         "seq %" PRId64 " to %" PRId64
+			         ": missing: retirement (partition %s) is not of the oldest events "
+			         "(signed retirements cover seq 1 to %" PRId64 " only)",
+			         r->first, r->last, part, nc->retired_upto);
+			break;
+		}
+		nc->retired_upto = r->last;
+	}
+	PQclear(res);
+	return nc->failure[0] != '\0' ? 1 : 0;
+}
+
+/* " (detached partitions no retirement records: ...)" or "". */
+static void note_detached(struct mf_db *db, char *buf, size_t size)
+{
+	struct mf_error err;
+	PGresult *res = mf_db_exec(
+	    db,
+	    "SELECT string_agg(c.relname, ', ' ORDER BY c.relname) FROM pg_class c "
+	    "WHERE c.relnamespace = 'mailfort'::regnamespace AND c.relkind = 'r' "
+	    "AND c.relname ~ '^audit_events_[0-9]{4}_[0-9]{2}$' "
+	    "AND NOT EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = c.oid) "
+	    "AND NOT EXISTS (SELECT 1 FROM audit.retired r WHERE r.partition = c.relname)",
+	    0, NULL, &err);
+	size_t len = strlen(buf);
+
+	if (res != NULL && !PQgetisnull(res, 0, 0) && len < size)
+		snprintf(buf + len, size - len,
+		         "; partitions detached from mailfort.audit_events without a signed "
+		         "retirement: %s",
+		         PQgetvalue(res, 0, 0));
+	if (res != NULL)
+		PQclear(res);
 }
 
 static int load_node_meta(struct mf_db *db, struct node_check *nc, struct mf_error *err)
@@ -354,17 +457,8 @@ static int load_node_meta(struct mf_db *db, struct node_check *nc, struct mf_err
 	}
 	PQclear(res);
 
-	res = mf_db_exec(db, "SELECT first_seq, last_seq FROM audit.retired WHERE node = $1", 1,
-	                 params, err);
-	if (res == NULL)
-		return -1;
-	nc->nretired = PQntuples(res);
-	nc->retired = calloc((size_t)nc->nretired + 1, sizeof(*nc->retired));
-	for (int i = 0; i < nc->nretired; i++) {
-		nc->retired[i].first = strtoll(PQgetvalue(res, i, 0), NULL, 10);
-		nc->retired[i].last = strtoll(PQgetvalue(res, i, 1), NULL, 10);
-	}
-	PQclear(res);
+	if (load_retired(db, nc, err) != 0)
+		return nc->failure[0] != '\0' ? 1 : -1;
 
 	res = mf_db_exec(db, "SELECT last_seq FROM audit.heads WHERE node = $1", 1, params, err);
 	if (res == NULL)
@@ -374,13 +468,16 @@ static int load_node_meta(struct mf_db *db, struct node_check *nc, struct mf_err
 	return 0;
 }
 
-static bool is_retired(const struct node_check *nc, int64_t seq)
+/* The signed retirement that ends at seq, or NULL. */
+static const struct retired *retired_ending_at(const struct node_check *nc, int64_t seq)
 {
+	if (seq > nc->retired_upto)
+		return NULL;
 	for (int i = 0; i < nc->nretired; i++) {
-		if (seq >= nc->retired[i].first && seq <= nc->retired[i].last)
-			return true;
+		if (nc->retired[i].last == seq)
+			return &nc->retired[i];
 	}
-	return false;
+	return NULL;
 }
 
 /* Check a checkpoint signature; 0 ok, -1 with nc->failure set. */
@@ -502,6 +599,72 @@ static int check_row(struct node_check *nc, PGresult *res, int i, int64_t seq,
 	return 0;
 }
 
+/*
+ * Every quarantined record must be the one its "quarantined" event names
+ * (BLAKE2b-256 "digest"), and every such event must have its record.
+ * Returns 0, 1 with nc->failure set, -1 with err.
+ */
+static int verify_quarantine(struct mf_db *db, struct node_check *nc, struct mf_error *err)
+{
+	char upto[32];
+	const char *params[2] = {nc->node, upto};
+	PGresult *res;
+	int ret = 0;
+
+	snprintf(upto, sizeof(upto), "%" PRId64, nc->retired_upto);
+	res = mf_db_exec(db,
+	                 "SELECT coalesce(q.seq, e.seq), q.seq IS NOT NULL, q.record, "
+	                 "  e.seq IS NOT NULL, e.payload::jsonb->>'digest' "
+	                 "FROM (SELECT seq, record FROM audit.quarantine WHERE node = $1) q "
+	                 "FULL JOIN (SELECT seq, payload FROM audit.events "
+	                 "  WHERE node = $1 AND type = 'quarantined') e ON e.seq = q.seq "
+	                 "WHERE coalesce(q.seq, e.seq) > $2::bigint ORDER BY 1",
+	                 2, params, err);
+	if (res == NULL)
+		return -1;
+	nc->quarantined = PQntuples(res);
+	for (int i = 0; i < PQntuples(res) && ret == 0; i++) {
+		const char *seq = PQgetvalue(res, i, 0);
+		unsigned char digest[MF_AUDIT_HASH_BYTES];
+		char hex[MF_AUDIT_HASH_BYTES * 2 + 1];
+		unsigned char *rec;
+		size_t rlen;
+
+		if (strcmp(PQgetvalue(res, i, 1), "t") != 0) {
+			snprintf(
+			    nc->failure, sizeof(nc->failure),
+			    "seq %s: missing: the quarantined record is not in audit.quarantine",
+			    seq);
+			ret = 1;
+		} else if (strcmp(PQgetvalue(res, i, 3), "t") != 0) {
+			snprintf(
+			    nc->failure, sizeof(nc->failure),
+			    "seq %s: inserted: a quarantined record no \"quarantined\" event in "
+			    "the chain stands for",
+			    seq);
+			ret = 1;
+		} else if ((rec = mf_db_unescape_bytea(PQgetvalue(res, i, 2), &rlen)) == NULL) {
+			snprintf(nc->failure, sizeof(nc->failure),
+			         "seq %s: changed: the quarantined record is malformed", seq);
+			ret = 1;
+		} else {
+			crypto_generichash(digest, sizeof(digest), rec, rlen, NULL, 0);
+			free(rec);
+			sodium_bin2hex(hex, sizeof(hex), digest, sizeof(digest));
+			if (strcmp(hex, PQgetvalue(res, i, 4)) != 0) {
+				snprintf(
+				    nc->failure, sizeof(nc->failure),
+				    "seq %s: changed: the quarantined record does not match the "
+				    "digest in the chain",
+				    seq);
+				ret = 1;
+			}
+		}
+	}
+	PQclear(res);
+	return ret;
+}
+
 static int verify_node(struct mf_db *db, struct node_check *nc, const char *since,
                        struct mf_error *err)
 {
@@ -512,8 +675,12 @@ static int verify_node(struct mf_db *db, struct node_check *nc, const char *sinc
 	char from[32];
 	PGresult *res;
 
-	if (load_node_meta(db, nc, err) < 0)
-		return -1;
+	{
+		int r = load_node_meta(db, nc, err);
+
+		if (r != 0)
+			return r;
+	}
 	for (int k = 0; k < nc->nckpts; k++) {
 		if (check_signature(nc, &nc->ckpts[k]) < 0)
 			return 1;
@@ -607,32 +774,41 @@ static int verify_node(struct mf_db *db, struct node_check *nc, const char *sinc
 				break;
 			}
 			if (seq > expect) {
-				bool retired = true;
+				/* a gap is retired only when signed retirements of
+				   the oldest events end right before this row, with
+				   the hash it links to */
+				const struct retired *r = retired_ending_at(nc, seq - 1);
 
-				for (int64_t s = expect; s < seq && retired; s++)
-					retired = is_retired(nc, s);
-				if (!retired) {
+				if (r == NULL) {
+					/* name only what no retirement covers */
+					if (expect <= nc->retired_upto &&
+					    nc->retired_upto < seq - 1)
+						expect = nc->retired_upto + 1;
 					if (seq - 1 > expect)
-						snprintf(
-						    nc->failure, sizeof(nc->failure),
-						    "seq %" PRId64 " to %" PRId64
-						    ": missing: these rows are not in the table",
-						    expect, seq - 1);
+						snprintf(nc->failure, sizeof(nc->failure),
+						         "seq %" PRId64 " to %" PRId64
+						         ": missing: these rows are not in the "
+						         "table and no signed retirement covers "
+						         "them",
+						         expect, seq - 1);
 					else
-						snprintf(
-						    nc->failure, sizeof(nc->failure),
-						    "seq %" PRId64 ": missing: this row is not in "
-						    "the table (next present row is seq %" PRId64
-						    ")",
-						    expect, seq);
+						snprintf(nc->failure, sizeof(nc->failure),
+						         "seq %" PRId64
+						         ": missing: this row is not in the table "
+						         "(next present row is seq %" PRId64
+						         ") and no signed retirement covers it",
+						         expect, seq);
 					fail = true;
 					break;
 				}
-				/* the link across retired rows cannot be recomputed */
-				if (!bytea_get(res, i, 2, prev, sizeof(prev))) {
+				if (!bytea_get(res, i, 2, prev, sizeof(prev)) ||
+				    sodium_memcmp(prev, r->last_hash, MF_AUDIT_HASH_BYTES) != 0) {
 					snprintf(nc->failure, sizeof(nc->failure),
-					         "seq %" PRId64 ": changed: malformed prev_hash",
-					         seq);
+					         "seq %" PRId64
+					         ": changed: its prev_hash is not the last hash "
+					         "of the signed retirement of seq %" PRId64
+					         " to %" PRId64,
+					         seq, r->first, r->last);
 					fail = true;
 					break;
 				}
@@ -683,21 +859,37 @@ static int verify_node(struct mf_db *db, struct node_check *nc, const char *sinc
 			break;
 	}
 	mf_db_rollback(db); /* read-only: just closes the cursor */
-	if (fail)
+	if (fail) {
+		if (strstr(nc->failure, ": missing: ") != NULL)
+			note_detached(db, nc->failure, sizeof(nc->failure));
 		return 1;
+	}
+	if (!have_last && nc->retired_upto >= expect) {
+		/* every event of the node is retired */
+		nc->retired_rows += nc->retired_upto - expect + 1;
+		last = nc->retired_upto;
+	}
 	nc->last_seq = last;
 	if (next_ckpt < nc->nckpts) {
 		snprintf(nc->failure, sizeof(nc->failure),
 		         "seq %" PRId64 " to %" PRId64
 		         ": missing: a signed checkpoint covers rows that are not in the table",
 		         last + 1, nc->ckpts[nc->nckpts - 1].seq);
+		note_detached(db, nc->failure, sizeof(nc->failure));
 		return 1;
+	}
+	{
+		int q = verify_quarantine(db, nc, err);
+
+		if (q != 0)
+			return q;
 	}
 	if (nc->head_seq > last) {
 		snprintf(nc->failure, sizeof(nc->failure),
 		         "seq %" PRId64 " to %" PRId64
 		         ": missing: the chain head says these rows were stored",
 		         last + 1, nc->head_seq);
+		note_detached(db, nc->failure, sizeof(nc->failure));
 		return 1;
 	}
 	return 0;
@@ -790,8 +982,12 @@ static int audit_verify(struct ctl *ctl, int argc, char **argv)
 			       ", %" PRId64 " checkpoints match",
 			       nc.node, nc.rows, nc.last_seq, nc.verified_ckpts);
 			if (nc.retired_rows > 0)
-				printf("; %" PRId64 " older events retired (partitions detached)",
-				       nc.retired_rows);
+				printf("; %" PRId64 " older events retired (signed retirements "
+				       "up to seq %" PRId64 ")",
+				       nc.retired_rows, nc.retired_upto);
+			if (nc.quarantined > 0)
+				printf("; %d quarantined records match their digests",
+				       nc.quarantined);
 			if (unsigned_rows > 0)
 				printf("; %" PRId64
 				       " newest events not yet covered by a checkpoint",
@@ -819,5 +1015,7 @@ int ctl_audit_cmd(struct ctl *ctl, int argc, char **argv)
 		return audit_search(ctl, argc, argv);
 	if (strcmp(argv[0], "verify") == 0)
 		return audit_verify(ctl, argc, argv);
+	if (strcmp(argv[0], "retire") == 0)
+		return ctl_audit_retire(ctl, argc, argv);
 	return ctl_usage("audit: unknown command '%s'", argv[0]);
 }

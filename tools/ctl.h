@@ -63,8 +63,11 @@ ctl_group_fn ctl_totp_cmd;    /* ctl-totp.c:    totp enroll | status | reset | r
 ctl_group_fn ctl_apppass_cmd; /* ctl-apppass.c: apppass add | list | revoke */
 ctl_group_fn ctl_user_cmd;    /* ctl-user.c:    user status | unlock */
 ctl_group_fn ctl_crypt_cmd;   /* ctl-crypt.c:   crypt status | rewrap | migrate */
-ctl_group_fn ctl_audit_cmd;   /* ctl-audit.c:   audit search | verify */
+ctl_group_fn ctl_audit_cmd;   /* ctl-audit.c:   audit search | verify | retire */
 ctl_group_fn ctl_spam_cmd;    /* ctl-spam.c:    spam train | stats */
 ctl_group_fn ctl_check_cmd;   /* ctl-check.c:   check (posture, PASS/FAIL per rule) */
+
+/* ctl-audit-retire.c: audit retire (argv from "retire" on). */
+int ctl_audit_retire(struct ctl *ctl, int argc, char **argv);
 
 #endif

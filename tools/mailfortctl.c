@@ -28,7 +28,7 @@ static const struct {
     {"apppass", ctl_apppass_cmd, "per-device app passwords"},
     {"user", ctl_user_cmd, "account status and unlock"},
     {"crypt", ctl_crypt_cmd, "mail encryption keys and migration"},
-    {"audit", ctl_audit_cmd, "search and verify the audit trail"},
+    {"audit", ctl_audit_cmd, "search, verify and retire the audit trail"},
     {"spam", ctl_spam_cmd, "train the spam classifier, statistics"},
     {"check", ctl_check_cmd, "check this node's security posture (PASS/FAIL per rule)"},
 };

@@ -4,7 +4,10 @@
  * Loaded into imap, pop3 and lmtp (mail_plugins = ... notify mailfort_audit).
  * For every session it appends a "login" event when the mail user is set up
  * and a "logout" event when it goes away; in between it records message
- * reads (the first body fetch or RETR of each message in a session), saves
+ * reads (the first time a session is sent a message's content: FETCH of
+ * BODY[...], BINARY[...], RFC822, RFC822.TEXT, PREVIEW or SNIPPET, POP3
+ * RETR or TOP), content searches (SEARCH, SORT, THREAD with BODY or TEXT:
+ * one "search" event with the criteria kinds and the hit count), saves
  * (APPEND, LMTP delivery), copies, moves, expunges, flag changes and mailbox
  * create / delete / rename.  Events are flat JSON records (lib/mf-event.h)
  * appended to the local spool (lib/mf-spool.h); the plugin never talks to
@@ -36,6 +39,7 @@
 #include "imap-util.h"
 #include "mail-user.h"
 #include "mail-storage-private.h"
+#include "mail-search.h"
 #include "mail-storage-hooks.h"
 #include "module-context.h"
 #include "notify-plugin.h"
@@ -46,8 +50,10 @@
 
 #include "audit-plugin.h"
 
-#define AUDIT_USER_CONTEXT(obj) MODULE_CONTEXT(obj, audit_user_module)
-#define AUDIT_MAIL_CONTEXT(obj) MODULE_CONTEXT(obj, audit_mail_module)
+#define AUDIT_USER_CONTEXT(obj)   MODULE_CONTEXT(obj, audit_user_module)
+#define AUDIT_MAIL_CONTEXT(obj)   MODULE_CONTEXT(obj, audit_mail_module)
+#define AUDIT_BOX_CONTEXT(obj)    MODULE_CONTEXT_REQUIRE(obj, audit_storage_module)
+#define AUDIT_SEARCH_CONTEXT(obj) MODULE_CONTEXT(obj, audit_storage_module)
 
 struct audit_user {
 	union mail_user_module_context module_ctx;
@@ -90,6 +96,7 @@ struct audit_txn {
 
 static MODULE_CONTEXT_DEFINE_INIT(audit_user_module, &mail_user_module_register);
 static MODULE_CONTEXT_DEFINE_INIT(audit_mail_module, &mail_module_register);
+static MODULE_CONTEXT_DEFINE_INIT(audit_storage_module, &mail_storage_module_register);
 
 /* The notify registration: process-wide by Dovecot's design (one per
    loaded plugin), set in init and cleared in deinit. */
@@ -442,6 +449,30 @@ static int audit_mail_get_stream(struct mail *_mail, bool get_body, struct messa
 	return ret;
 }
 
+/* FETCH PREVIEW and SNIPPET hand out the start of the message text, often
+   from the cache without opening the message: a read.  Recorded once the
+   text was obtained (PREVIEW (LAZY) may get nothing). */
+static int audit_mail_get_special(struct mail *_mail, enum mail_fetch_field field,
+                                  const char **value_r)
+{
+	struct mail_private *mail = (struct mail_private *)_mail;
+	union mail_module_context *amail = AUDIT_MAIL_CONTEXT(mail);
+	struct audit_user *auser;
+	int ret = amail->super.get_special(_mail, field, value_r);
+
+	if (ret == 0 && field == MAIL_FETCH_BODY_SNIPPET &&
+	    (auser = audit_user_get(_mail->box->storage->user)) != NULL && auser->log_reads) {
+		/* the value lives in the mail's pool: the Message-ID lookup
+		   cannot move it */
+		T_BEGIN
+		{
+			audit_record_read(_mail, auser, "preview");
+		}
+		T_END;
+	}
+	return ret;
+}
+
 static int audit_mail_get_binary_stream(struct mail *_mail, const struct message_part *part,
                                         bool include_hdr, uoff_t *size_r, unsigned int *lines_r,
                                         bool *binary_r, struct istream **stream_r)
@@ -474,7 +505,134 @@ static void audit_mail_allocated(struct mail *_mail)
 	mail->vlast = &amail->super;
 	v->get_stream = audit_mail_get_stream;
 	v->get_binary_stream = audit_mail_get_binary_stream;
+	v->get_special = audit_mail_get_special;
 	MODULE_CONTEXT_SET_SELF(mail, audit_mail_module, amail);
+}
+
+/* ------------------------------------------------------------ searches */
+
+/*
+ * SEARCH, SORT and THREAD with BODY or TEXT criteria test message content:
+ * each such search (one per command) is recorded as one "search" event
+ * with the mailbox, the kinds of content criteria ("body", "text",
+ * "mimepart") and how many messages matched.  The search words are never
+ * recorded.  Searches on flags, dates, sizes or headers only are not
+ * content tests and are not recorded.
+ */
+struct audit_search {
+	union mail_search_module_context module_ctx;
+	char *criteria;
+	unsigned int hits;
+};
+
+static void audit_search_kinds(const struct mail_search_arg *arg, bool kinds[3])
+{
+	for (; arg != NULL; arg = arg->next) {
+		switch (arg->type) {
+		case SEARCH_BODY:
+			kinds[0] = TRUE;
+			break;
+		case SEARCH_TEXT:
+			kinds[1] = TRUE;
+			break;
+		case SEARCH_MIMEPART:
+			kinds[2] = TRUE;
+			break;
+		case SEARCH_OR:
+		case SEARCH_SUB:
+		case SEARCH_INTHREAD:
+			audit_search_kinds(arg->value.subargs, kinds);
+			break;
+		default:
+			break;
+		}
+	}
+}
+
+static struct mail_search_context *
+audit_search_init(struct mailbox_transaction_context *t, struct mail_search_args *args,
+                  const enum mail_sort_type *sort_program, enum mail_fetch_field wanted_fields,
+                  struct mailbox_header_lookup_ctx *wanted_headers)
+{
+	union mailbox_module_context *abox = AUDIT_BOX_CONTEXT(t->box);
+	struct mail_search_context *ctx;
+	struct audit_search *actx;
+	bool kinds[3] = {FALSE, FALSE, FALSE};
+	string_t *str;
+
+	ctx = abox->super.search_init(t, args, sort_program, wanted_fields, wanted_headers);
+	audit_search_kinds(args->args, kinds);
+	if (!kinds[0] && !kinds[1] && !kinds[2])
+		return ctx;
+	str = t_str_new(32);
+	if (kinds[0])
+		str_append(str, "body,");
+	if (kinds[1])
+		str_append(str, "text,");
+	if (kinds[2])
+		str_append(str, "mimepart,");
+	str_truncate(str, str_len(str) - 1);
+	actx = i_new(struct audit_search, 1);
+	actx->criteria = i_strdup(str_c(str));
+	MODULE_CONTEXT_SET(ctx, audit_storage_module, actx);
+	return ctx;
+}
+
+static bool audit_search_next_nonblock(struct mail_search_context *ctx, struct mail **mail_r,
+                                       bool *tryagain_r)
+{
+	union mailbox_module_context *abox = AUDIT_BOX_CONTEXT(ctx->transaction->box);
+	struct audit_search *actx = AUDIT_SEARCH_CONTEXT(ctx);
+
+	if (!abox->super.search_next_nonblock(ctx, mail_r, tryagain_r))
+		return FALSE;
+	if (actx != NULL)
+		actx->hits++;
+	return TRUE;
+}
+
+static int audit_search_deinit(struct mail_search_context *ctx)
+{
+	struct mailbox *box = ctx->transaction->box;
+	union mailbox_module_context *abox = AUDIT_BOX_CONTEXT(box);
+	struct audit_search *actx = AUDIT_SEARCH_CONTEXT(ctx);
+	struct audit_user *auser;
+
+	if (actx != NULL && (auser = audit_user_get(box->storage->user)) != NULL &&
+	    auser->log_reads) {
+		T_BEGIN
+		{
+			struct mf_event *ev = audit_event_new(
+			    audit_session_user(box->storage->user), auser, "search");
+
+			audit_event_add_box(ev, "mailbox", box);
+			mf_event_add_str(ev, "criteria", actx->criteria);
+			mf_event_add_int(ev, "hits", actx->hits);
+			audit_event_append(auser, &ev, "search");
+		}
+		T_END;
+	}
+	if (actx != NULL) {
+		i_free(actx->criteria);
+		i_free(actx);
+	}
+	return abox->super.search_deinit(ctx);
+}
+
+static void audit_mailbox_allocated(struct mailbox *box)
+{
+	struct mailbox_vfuncs *v = box->vlast;
+	union mailbox_module_context *abox;
+
+	if (audit_user_get(box->storage->user) == NULL)
+		return;
+	abox = p_new(box->pool, union mailbox_module_context, 1);
+	abox->super = *v;
+	box->vlast = &abox->super;
+	v->search_init = audit_search_init;
+	v->search_next_nonblock = audit_search_next_nonblock;
+	v->search_deinit = audit_search_deinit;
+	MODULE_CONTEXT_SET_SELF(box, audit_storage_module, abox);
 }
 
 /* ------------------------------------------------------------ notify */
@@ -737,6 +895,7 @@ static const struct notify_vfuncs audit_notify_vfuncs = {
 static struct mail_storage_hooks audit_mail_storage_hooks = {
     .mail_user_created = audit_mail_user_created,
     .mail_allocated = audit_mail_allocated,
+    .mailbox_allocated = audit_mailbox_allocated,
 };
 
 void mailfort_audit_plugin_init(struct module *module)

@@ -65,6 +65,40 @@ int main(void)
 	ok(mf_audit_checkpoint_verify(sig, "n1", 10, 10, h1, pk2) < 0, "... not with another key");
 	sig[5] ^= 1;
 	ok(mf_audit_checkpoint_verify(sig, "n1", 10, 10, h1, pk) < 0, "... not when altered");
+
+	/* retirement statements: every figure is covered by the signature */
+	{
+		struct mf_audit_retirement r = {.node = "n1",
+		                                .partition = "audit_events_2025_01",
+		                                .first_seq = 1,
+		                                .last_seq = 5,
+		                                .count = 5};
+		struct mf_audit_retirement t;
+
+		memcpy(r.last_hash, h1, sizeof(r.last_hash));
+		mf_audit_retirement_sign(sig, &r, sk);
+		ok(mf_audit_retirement_verify(sig, &r, pk) == 0, "a retirement verifies");
+		ok(mf_audit_retirement_verify(sig, &r, pk2) < 0, "... not with another key");
+		t = r;
+		t.first_seq = 6;
+		t.last_seq = 10;
+		ok(mf_audit_retirement_verify(sig, &t, pk) < 0, "... not for another range");
+		t = r;
+		t.count = 4;
+		ok(mf_audit_retirement_verify(sig, &t, pk) < 0, "... not with another count");
+		t = r;
+		t.partition = "audit_events_2025_02";
+		ok(mf_audit_retirement_verify(sig, &t, pk) < 0, "... not for another partition");
+		t = r;
+		t.node = "n2";
+		ok(mf_audit_retirement_verify(sig, &t, pk) < 0, "... not for another node");
+		t = r;
+		memcpy(t.last_hash, h3, sizeof(t.last_hash));
+		ok(mf_audit_retirement_verify(sig, &t, pk) < 0, "... not with another last hash");
+		mf_audit_checkpoint_sign(sig, "n1", 5, 5, h1, sk);
+		ok(mf_audit_retirement_verify(sig, &r, pk) < 0,
+		   "a checkpoint's signature is not a retirement's (separate domains)");
+	}
 	sodium_memzero(sk, sizeof(sk));
 	sodium_memzero(sk2, sizeof(sk2));
 

@@ -270,6 +270,36 @@ static void test_adders(void)
 	json_object_put(o);
 	mf_event_free(&ev);
 	free(big);
+
+	/* Named fields have shorter limits, and a flag says a value was cut. */
+	big = malloc(3000);
+	memset(big, 'u', 3000);
+	ev = mf_event_new("login", "mx1");
+	mf_event_add_strn(ev, "user", big, 3000);
+	mf_event_add_strn(ev, "session", big, MF_EVENT_MAX_SESSION);
+	mf_event_add_strn(ev, "message_id", big, 3000);
+	json = mf_event_json(ev, &len);
+	o = parse(json, len);
+	s = o != NULL ? get_str(o, "user", &slen) : NULL;
+	ok(s != NULL && slen == MF_EVENT_MAX_USER + strlen(" [truncated]") &&
+	       strncmp(s, big, MF_EVENT_MAX_USER) == 0 && strstr(s, " [truncated]") != NULL,
+	   "a 3,000-byte user is cut to %d bytes and marked (%zu)", MF_EVENT_MAX_USER, slen);
+	{
+		struct json_object *flag;
+
+		ok(o != NULL && json_object_object_get_ex(o, "user_truncated", &flag) &&
+		       json_object_get_boolean(flag),
+		   "... and \"user_truncated\": true is added");
+		ok(o != NULL && !json_object_object_get_ex(o, "session_truncated", NULL),
+		   "a value exactly at its limit is kept whole, without a flag");
+		s = o != NULL ? get_str(o, "message_id", &slen) : NULL;
+		ok(s != NULL && slen == MF_EVENT_MAX_MESSAGE_ID + strlen(" [truncated]") &&
+		       json_object_object_get_ex(o, "message_id_truncated", &flag),
+		   "message_id is cut at %d bytes, flagged", MF_EVENT_MAX_MESSAGE_ID);
+	}
+	json_object_put(o);
+	mf_event_free(&ev);
+	free(big);
 }
 
 /* Random bytes never break the JSON. */

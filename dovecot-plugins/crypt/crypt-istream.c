@@ -171,7 +171,7 @@ static ssize_t i_stream_mf_decrypt_read(struct istream_private *stream)
 	const struct mf_decrypt_slot *slot;
 	struct mf_mailcrypt_chunk chunk;
 	struct mf_error err;
-	size_t within, avail, n;
+	size_t within, avail, max, n;
 
 	if (next >= dstream->reader.pt_size) {
 		stream->istream.eof = TRUE;
@@ -180,9 +180,12 @@ static ssize_t i_stream_mf_decrypt_read(struct istream_private *stream)
 	if (mf_mailcrypt_chunk_for_offset(&dstream->reader, next, &chunk, &err) < 0)
 		return mf_decrypt_fail(dstream, EINVAL, err.msg);
 	within = next - chunk.pt_offset;
-	/* room up to max_buffer_size, no more: -2 when the buffer is full */
-	if (!i_stream_try_alloc(stream, 1, &avail))
+	/* room up to max_buffer_size, no more: -2 when the buffer is full
+	   (the buffer may be larger when a consumer lowered the limit) */
+	max = i_stream_get_max_buffer_size(&stream->istream);
+	if (stream->pos - stream->skip >= max || !i_stream_try_alloc(stream, 1, &avail))
 		return -2;
+	avail = I_MIN(avail, max - (stream->pos - stream->skip));
 
 	if (within == 0 && avail >= chunk.pt_len &&
 	    !mf_decrypt_slot_holds(&dstream->any, chunk.index) &&

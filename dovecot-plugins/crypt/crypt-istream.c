@@ -10,11 +10,24 @@
  * The plaintext size is known from the ciphertext size, so the stream is
  * seekable and knows its size without decrypting; a read at plaintext
  * offset N opens only the chunk that holds N (and the following ones as the
- * reader goes on).  A sequential reader gets each chunk opened straight into
- * the stream's buffer, the final one included; a chunk read out of order is
- * kept, and so is the final chunk when it was opened early to check the
- * size, so readers that seek back a little or consume less than a chunk at
- * a time rarely open a chunk twice.
+ * reader goes on).
+ *
+ * Buffering is that of any Dovecot istream: the stream's max_buffer_size
+ * is the parent's (IO_BLOCK_SIZE for a mail file) and is never exceeded;
+ * read() returns -2 when that much is buffered and unread.  Consumers size
+ * their own buffers from the stream they read (i_stream_get_max_buffer_size
+ * looks at every stream below), and some of Dovecot's rely on it: the
+ * BINARY fetch code (index-mail-binary.c) merges several filter streams of
+ * the same message into one stream of IO_BLOCK_SIZE and counts each part's
+ * lines as it goes, which goes wrong (an assertion) as soon as one part
+ * hands it more than that in one read.  A chunk is opened whole (its tag
+ * covers all of it) into a slot kept by the stream and handed out from
+ * there as the buffer has room; when the buffer has room for the whole
+ * chunk (small messages, or a consumer that raised the maximum) it is
+ * opened straight into the buffer instead.  Two slots are kept: the chunk
+ * read last and the final chunk (opened early by whoever checks the size,
+ * read again at the end), so sequential readers and readers that seek back
+ * a little never open a chunk twice.
  *
  * A chunk that fails authentication, a short ciphertext or a read error of
  * the parent makes read() return -1 with stream_errno = EINVAL (or the
@@ -40,8 +53,9 @@ struct mf_decrypt_istream {
 	struct istream *ct_input; /* the ciphertext, read by absolute offsets */
 	struct mf_mailcrypt_reader reader;
 
-	/* the last chunk read out of order, and the final chunk (opened
-	   early by whoever checks the size, read again at the end) */
+	/* the last chunk opened (other than the final one), and the final
+	   chunk (opened early by whoever checks the size, read again at the
+	   end) */
 	struct mf_decrypt_slot any, final;
 };
 
@@ -121,12 +135,17 @@ static int mf_decrypt_chunk(struct mf_decrypt_istream *dstream,
 	return 0;
 }
 
+static bool mf_decrypt_slot_holds(const struct mf_decrypt_slot *slot, uint64_t idx)
+{
+	return slot->valid && slot->idx == idx;
+}
+
 static const struct mf_decrypt_slot *mf_decrypt_slot_load(struct mf_decrypt_istream *dstream,
                                                           const struct mf_mailcrypt_chunk *chunk)
 {
 	struct mf_decrypt_slot *slot = chunk->final ? &dstream->final : &dstream->any;
 
-	if (slot->valid && slot->idx == chunk->index)
+	if (mf_decrypt_slot_holds(slot, chunk->index))
 		return slot;
 	slot->valid = FALSE;
 	if (slot->size < chunk->pt_len) {
@@ -152,7 +171,7 @@ static ssize_t i_stream_mf_decrypt_read(struct istream_private *stream)
 	const struct mf_decrypt_slot *slot;
 	struct mf_mailcrypt_chunk chunk;
 	struct mf_error err;
-	size_t within, avail, n;
+	size_t within, avail, max, n;
 
 	if (next >= dstream->reader.pt_size) {
 		stream->istream.eof = TRUE;
@@ -161,15 +180,18 @@ static ssize_t i_stream_mf_decrypt_read(struct istream_private *stream)
 	if (mf_mailcrypt_chunk_for_offset(&dstream->reader, next, &chunk, &err) < 0)
 		return mf_decrypt_fail(dstream, EINVAL, err.msg);
 	within = next - chunk.pt_offset;
-	if (!i_stream_try_alloc(stream, 1, &avail))
+	/* room up to max_buffer_size, no more: -2 when the buffer is full
+	   (the buffer may be larger when a consumer lowered the limit) */
+	max = i_stream_get_max_buffer_size(&stream->istream);
+	if (stream->pos - stream->skip >= max || !i_stream_try_alloc(stream, 1, &avail))
 		return -2;
+	avail = I_MIN(avail, max - (stream->pos - stream->skip));
 
 	if (within == 0 && avail >= chunk.pt_len &&
-	    !(dstream->any.valid && dstream->any.idx == chunk.index) &&
-	    !(dstream->final.valid && dstream->final.idx == chunk.index)) {
-		/* a sequential reader: open the chunk straight into the
-		   stream's buffer, no copy (a single-chunk message: its
-		   only chunk, the final one, see check_final) */
+	    !mf_decrypt_slot_holds(&dstream->any, chunk.index) &&
+	    !mf_decrypt_slot_holds(&dstream->final, chunk.index)) {
+		/* the whole chunk fits: open it straight into the buffer
+		   (no copy) */
 		if (mf_decrypt_chunk(dstream, &chunk, stream->w_buffer + stream->pos) < 0)
 			return -1;
 		stream->pos += chunk.pt_len;
@@ -194,8 +216,9 @@ int i_stream_mf_decrypt_check_final(struct istream *input, const char **error_r)
 	if (dstream->reader.chunk_count == 1 && dstream->reader.pt_size > 0 &&
 	    input->v_offset == 0 && stream->pos == stream->skip) {
 		/* most mail: the final chunk is the first, and the first
-		   read opens it straight into the stream's buffer, where
-		   the reader will find it (no side buffer, no copy) */
+		   read opens it (straight into the stream's buffer when it
+		   fits, else into the final chunk's slot), where the reader
+		   will find it */
 		ssize_t ret = i_stream_read(input);
 
 		/* a chunk's bytes are released only after its tag was checked */
@@ -220,6 +243,24 @@ int i_stream_mf_decrypt_check_final(struct istream *input, const char **error_r)
 		return -1;
 	}
 	return 0;
+}
+
+int i_stream_mf_decrypt_find_nul(struct istream *input)
+{
+	struct mf_decrypt_istream *dstream =
+	    container_of(input->real_stream, struct mf_decrypt_istream, istream);
+	const struct mf_decrypt_slot *final = &dstream->final;
+	const unsigned char *data;
+	size_t size;
+
+	if (dstream->reader.chunk_count != 1)
+		return -1;
+	if (mf_decrypt_slot_holds(final, 0))
+		return memchr(final->data, '\0', final->len) != NULL ? 1 : 0;
+	data = i_stream_get_data(input, &size);
+	if (input->v_offset == 0 && size == dstream->reader.pt_size)
+		return memchr(data, '\0', size) != NULL ? 1 : 0;
+	return -1;
 }
 
 static int i_stream_mf_decrypt_stat(struct istream_private *stream, bool exact)
@@ -252,6 +293,7 @@ struct istream *i_stream_create_mf_decrypt(struct istream *parent,
 {
 	struct mf_decrypt_istream *dstream;
 	struct istream *input;
+	size_t max_buffer_size = parent->real_stream->max_buffer_size;
 
 	dstream = i_new(struct mf_decrypt_istream, 1);
 	mf_mailcrypt_reader_copy(&dstream->reader, reader);
@@ -260,27 +302,32 @@ struct istream *i_stream_create_mf_decrypt(struct istream *parent,
 	dstream->istream.read = i_stream_mf_decrypt_read;
 	dstream->istream.stat = i_stream_mf_decrypt_stat;
 	dstream->istream.get_size = i_stream_mf_decrypt_get_size;
-	/* room for a whole chunk, so sequential reads decrypt in place */
-	dstream->istream.max_buffer_size =
-	    I_MAX(parent->real_stream->max_buffer_size, MF_MAILCRYPT_CHUNK_MAX + IO_BLOCK_SIZE);
+	/* the parent's limit, as a filter stream would have it (see the
+	   top of the file for why it must not be raised) */
+	dstream->istream.max_buffer_size = max_buffer_size;
 	dstream->istream.istream.readable_fd = FALSE;
 	dstream->istream.istream.blocking = TRUE;
 	dstream->istream.istream.seekable = TRUE;
 
 	/* Not a filter stream in Dovecot's sense: the parent is read by
 	   absolute offsets, so it is kept out of istream.parent (which
-	   i_stream_read() would seek back before every read). */
+	   i_stream_read() would seek back before every read).  Nobody else
+	   reads it, so its buffer may hold a whole ciphertext chunk, which
+	   is opened in place. */
 	i_stream_ref(parent);
 	dstream->ct_input = parent;
 	if (i_stream_get_max_buffer_size(parent) < MF_MAILCRYPT_CHUNK_CT_MAX + IO_BLOCK_SIZE)
 		i_stream_set_max_buffer_size(parent, MF_MAILCRYPT_CHUNK_CT_MAX + IO_BLOCK_SIZE);
 	/* Both buffers start at the size they will need (a small message:
-	   its own size; a large one: a whole chunk), instead of growing by
-	   doubling, each step a new zeroed buffer and a copy. */
+	   its own size; a large one: a whole chunk, or the plaintext limit),
+	   instead of growing by doubling, each step a new zeroed buffer and
+	   a copy. */
 	i_stream_set_init_buffer_size(
 	    parent, (size_t)I_MIN(reader->ct_size, MF_MAILCRYPT_CHUNK_CT_MAX + IO_BLOCK_SIZE));
 	input = i_stream_create(&dstream->istream, NULL, -1, 0);
 	i_stream_set_init_buffer_size(
-	    input, I_MAX((size_t)I_MIN(reader->pt_size, reader->info.chunk_size), 1));
+	    input,
+	    I_MAX((size_t)I_MIN(I_MIN(reader->pt_size, reader->info.chunk_size), max_buffer_size),
+	          1));
 	return input;
 }

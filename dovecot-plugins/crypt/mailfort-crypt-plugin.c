@@ -447,13 +447,11 @@ static void mailfort_crypt_set_nuls(struct mail *mail, uint8_t state)
 
 /* Tell IMAP that a message has no NULs when the index says so, or, for a
    message of one chunk (most mail), when the plaintext that verify_ends
-   left in the stream's buffer has none.  Otherwise IMAP copies every byte
-   through a NUL-replacing stream (imap-msgpart). */
+   opened has none.  Otherwise IMAP copies every byte through a
+   NUL-replacing stream (imap-msgpart). */
 static void mailfort_crypt_learn_nuls(struct mail *mail, struct istream *plain)
 {
-	const unsigned char *data;
-	size_t size;
-	uoff_t pt_size;
+	int nul;
 
 	if (mail->has_nuls || mail->has_no_nuls)
 		return;
@@ -467,11 +465,9 @@ static void mailfort_crypt_learn_nuls(struct mail *mail, struct istream *plain)
 	default:
 		break;
 	}
-	data = i_stream_get_data(plain, &size);
-	if (plain->v_offset == 0 && i_stream_get_size(plain, TRUE, &pt_size) > 0 &&
-	    size == pt_size) {
-		mail->has_no_nuls = memchr(data, '\0', size) == NULL;
-		mail->has_nuls = !mail->has_no_nuls;
+	if ((nul = i_stream_mf_decrypt_find_nul(plain)) >= 0) {
+		mail->has_nuls = nul > 0;
+		mail->has_no_nuls = nul == 0;
 	}
 }
 

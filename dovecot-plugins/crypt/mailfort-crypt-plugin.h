@@ -28,6 +28,10 @@ struct istream *i_stream_create_mf_decrypt(struct istream *parent,
    is then proven, and truncation found before anything is sent.  -1 with
    stream_errno EINVAL (damaged) or the parent's errno. */
 int i_stream_mf_decrypt_check_final(struct istream *input, const char **error_r);
+/* For a message of one chunk that has been opened (check_final): 1 when
+   its plaintext holds a NUL byte, 0 when not; -1 when that is not known
+   without decrypting (more chunks, or none opened yet). */
+int i_stream_mf_decrypt_find_nul(struct istream *input);
 /* Encrypting filter in front of parent, writing as params say (account
    public key, format version, server authenticator key); params is not
    kept. */

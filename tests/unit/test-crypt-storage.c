@@ -15,6 +15,9 @@
  * and plaintext messages reads every one; the streams are checked for both
  * versions.  Whether a message has NUL bytes is known when it is opened
  * (IMAP then skips its NUL-replacing copy only for messages without).
+ * BINARY sizes and decoded streams (what FETCH BINARY, BINARY.SIZE use) of
+ * multipart messages of one to three chunks are those of the same message
+ * stored as plaintext.
  *
  * Needs MF_TEST_PGHOST/PORT/USER and MF_BUILD (for mailfortctl db migrate),
  * as scripts/test provides; without them it skips.
@@ -32,6 +35,7 @@
 #include "mail-storage-private.h"
 #include "mail-storage-service.h"
 #include "mail-user.h"
+#include "message-parser.h"
 #include "test-mail-storage-common.h"
 
 #include "mf-common.h"
@@ -596,6 +600,138 @@ static void test_mixed_versions(struct fixture *fx)
 	user_deinit(&dave, &svc);
 }
 
+/* BINARY.SIZE of every part of uid (whole message with header, depth
+   first), as text "size/lines;...", then "|size|" and the binary stream
+   of the whole message (mail_get_binary_size, mail_get_binary_stream).
+   -1 when any of them fails. */
+static int binary_summary(struct mail_user *user, uint32_t uid, string_t *out)
+{
+	struct mail_namespace *ns = mail_namespace_find_inbox(user->namespaces);
+	struct mailbox *box = mailbox_alloc(ns->list, "INBOX", 0);
+	struct mailbox_transaction_context *trans;
+	struct message_part *parts, *part;
+	struct istream *input;
+	struct mail *mail;
+	const unsigned char *data;
+	unsigned int lines;
+	uoff_t size;
+	size_t dsize;
+	bool binary;
+	int ret = -1;
+
+	if (mailbox_open(box) < 0 || mailbox_sync(box, 0) < 0) {
+		mailbox_free(&box);
+		return -1;
+	}
+	trans = mailbox_transaction_begin(box, 0, __func__);
+	mail = mail_alloc(trans, 0, NULL);
+	if (mail_set_uid(mail, uid) && mail_get_parts(mail, &parts) == 0) {
+		ret = 0;
+		/* depth-first, as message_part lists them */
+		for (part = parts; part != NULL && ret == 0;) {
+			if (mail_get_binary_size(mail, part, TRUE, &size, &lines) < 0) {
+				ret = -1;
+				break;
+			}
+			str_printfa(out, "%llu/%u;", (unsigned long long)size, lines);
+			if (part->children != NULL)
+				part = part->children;
+			else {
+				while (part != NULL && part->next == NULL)
+					part = part->parent;
+				if (part != NULL)
+					part = part->next;
+			}
+		}
+		if (ret < 0 ||
+		    mail_get_binary_stream(mail, parts, TRUE, &size, &binary, &input) < 0) {
+			ret = -1;
+		} else {
+			str_printfa(out, "|%llu|", (unsigned long long)size);
+			while (i_stream_read_more(input, &data, &dsize) > 0) {
+				str_append_data(out, data, dsize);
+				i_stream_skip(input, dsize);
+			}
+			if (input->stream_errno != 0)
+				ret = -1;
+			i_stream_unref(&input);
+		}
+	}
+	mail_free(&mail);
+	(void)mailbox_transaction_commit(&trans);
+	mailbox_free(&box);
+	return ret;
+}
+
+/* A newsletter-like message: multipart/alternative of a 7bit text part
+   and a quoted-printable HTML part, then a base64 attachment, body_kb KiB
+   in all. */
+static string_t *make_multipart(size_t body_kb)
+{
+	string_t *msg = t_str_new(body_kb * 1024 + 1024);
+	size_t i;
+
+	str_append(msg, "From: list@example.test\nTo: b@example.test\nSubject: news\n"
+	                "MIME-Version: 1.0\n"
+	                "Content-Type: multipart/mixed; boundary=\"outer\"\n\n"
+	                "--outer\nContent-Type: multipart/alternative; boundary=\"alt\"\n\n"
+	                "--alt\nContent-Type: text/plain\nContent-Transfer-Encoding: 7bit\n\n");
+	for (i = 0; i < body_kb * 4; i++)
+		str_printfa(msg, "plain line %zu of the newsletter text\n", i);
+	str_append(msg, "--alt\nContent-Type: text/html\n"
+	                "Content-Transfer-Encoding: quoted-printable\n\n");
+	for (i = 0; i < body_kb * 8; i++)
+		str_printfa(msg,
+		            "<p style=3D\"margin:0\">line %zu of the html part, soft=\n"
+		            " break</p>\n",
+		            i);
+	str_append(msg, "--alt--\n--outer\nContent-Type: application/octet-stream\n"
+	                "Content-Transfer-Encoding: base64\n\n");
+	for (i = 0; i < body_kb * 4; i++)
+		str_append(
+		    msg, "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWZnaGlqa2xtbm9wcXJzdHV2d3h5\n");
+	str_append(msg, "--outer--\n");
+	return msg;
+}
+
+/* BINARY (RFC 3516) reads every part of a message through filter streams
+   stacked on the message's stream, merged into one stream of IO_BLOCK_SIZE,
+   and Dovecot asserts that each part's bytes arrive before the next's: an
+   istream that buffers more than its max_buffer_size breaks that
+   (index-mail-binary.c, blocks_count_lines).  Binary sizes, line counts
+   and the decoded stream of every part must be those of the same message
+   stored as plaintext. */
+static void test_binary(struct fixture *fx)
+{
+	static const char user[] = "erin@example.test";
+	static const size_t sizes_kb[] = {5, 20, 60, 150};
+	struct mail_storage_service_user *svc;
+	struct mail_user *erin;
+	enum mail_error merr;
+	uint32_t uid = 1;
+
+	erin = user_init(fx, user, &svc);
+	for (unsigned int i = 0; i < N_ELEMENTS(sizes_kb); i++) {
+		string_t *msg = make_multipart(sizes_kb[i]);
+		string_t *enc = t_str_new(str_len(msg)), *plain = t_str_new(str_len(msg));
+		const char *path = t_strdup_printf("%s%s/Maildir/cur/%u.M1P1.plain%u:2,",
+		                                   fx->ctx->home_root, user, i + 1, i);
+
+		ok(save_msg(erin, str_data(msg), str_len(msg), &merr) == 0,
+		   "binary: save a %zu KiB multipart message", sizes_kb[i]);
+		write_file(path, str_data(msg), str_len(msg), 0600);
+		/* the base64 attachment decodes to 3/4 of its size */
+		ok(binary_summary(erin, uid, enc) == 0 &&
+		       binary_summary(erin, uid + 1, plain) == 0 &&
+		       str_len(enc) > str_len(msg) * 3 / 4 && str_equals(enc, plain),
+		   "binary: BINARY.SIZE and BINARY[] of every part of the %zu KiB message are "
+		   "those of its plaintext copy",
+		   sizes_kb[i]);
+		uid += 2;
+	}
+	user_deinit(&erin, &svc);
+}
+
 static void run_tests(struct fixture *fx)
 {
 	struct mail_storage_service_user *asvc, *bsvc, *csvc;
@@ -692,6 +828,7 @@ static void run_tests(struct fixture *fx)
 	}
 
 	test_mixed_versions(fx);
+	test_binary(fx);
 
 	/* password mode, no key: temporary failure, nothing stored */
 	write_config(fx, "password");

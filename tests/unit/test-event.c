@@ -59,15 +59,20 @@ static bool time_matches_clock(void)
 	struct mf_event *ev;
 	struct json_object *o;
 	const char *json, *t;
+	struct timespec ts;
 	time_t now;
 	struct tm tm;
 	bool ok = true;
 	size_t len;
 
-	now = time(NULL);
+	/* The clock the events read: time() is the coarse clock, which may
+	   still show the previous second when CLOCK_REALTIME has passed it. */
+	clock_gettime(CLOCK_REALTIME, &ts);
+	now = ts.tv_sec;
 	strftime(before, sizeof(before), "%Y-%m-%dT%H:%M:%S", gmtime_r(&now, &tm));
 	ev = mf_event_new("auth", "mx1");
-	now = time(NULL);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	now = ts.tv_sec;
 	strftime(after, sizeof(after), "%Y-%m-%dT%H:%M:%S", gmtime_r(&now, &tm));
 	json = mf_event_json(ev, &len);
 	o = json != NULL ? parse(json, len) : NULL;

@@ -66,4 +66,9 @@ ctl_group_fn ctl_crypt_cmd;   /* ctl-crypt.c:   crypt status | rewrap | migrate 
 ctl_group_fn ctl_audit_cmd;   /* ctl-audit.c:   audit search | verify */
 ctl_group_fn ctl_spam_cmd;    /* ctl-spam.c:    spam train | stats */
 
+/* ctl-anchor.c: audit anchor export, and verify --anchor FILE */
+ctl_group_fn ctl_audit_anchor_cmd;
+int ctl_anchor_verify(struct mf_db *db, const char *file, const unsigned char *pk, const char *only,
+                      struct mf_error *err);
+
 #endif

@@ -7,8 +7,9 @@
  * reads (the first body fetch or RETR of each message in a session), saves
  * (APPEND, LMTP delivery), copies, moves, expunges, flag changes and mailbox
  * create / delete / rename.  Events are flat JSON records (lib/mf-event.h)
- * appended to the local spool (lib/mf-spool.h); the plugin never talks to
- * the database.  mailfort-auditd ships the spool to PostgreSQL.
+ * handed to mailfort-spoold, which appends it to the local spool
+ * (lib/mf-submit.h, lib/mf-spool.h); the plugin never talks to the database
+ * and cannot touch the spool itself.  mailfort-auditd ships the spool to PostgreSQL.
  *
  * Mail events of a transaction are kept until the transaction commits (a
  * rolled back transaction changed nothing), so saved and copied messages are
@@ -42,7 +43,7 @@
 
 #include "mf-config.h"
 #include "mf-event.h"
-#include "mf-spool.h"
+#include "mf-submit.h"
 
 #include "audit-plugin.h"
 
@@ -53,8 +54,8 @@ struct audit_user {
 	union mail_user_module_context module_ctx;
 
 	struct mf_config *cfg;
-	struct mf_spool_writer *spool;
-	const char *node; /* [spool] node, or the host name */
+	struct mf_submit *spool; /* the connection to mailfort-spoold */
+	const char *node;        /* [spool] node, or the host name */
 	bool enabled, log_reads, log_flags;
 	/* a login/logout pair is recorded for this user (not for lmtp) */
 	bool session;
@@ -303,7 +304,7 @@ static void audit_user_deinit(struct mail_user *user)
 		audit_logout(user, auser);
 	hash_table_destroy(&auser->reads);
 	i_free(auser->move_src_box);
-	mf_spool_writer_close(&auser->spool);
+	mf_submit_close(&auser->spool);
 	mf_config_free(&auser->cfg);
 	auser->module_ctx.super.deinit(user);
 }
@@ -318,7 +319,7 @@ static void audit_mail_user_created(struct mail_user *user)
 	struct mail_user_vfuncs *v = user->vlast;
 	struct audit_user *auser;
 	struct mf_error err;
-	const char *path, *dir;
+	const char *path;
 
 	if (user->creator != NULL)
 		return; /* owner of a shared mailbox: events go to the creator */
@@ -355,15 +356,12 @@ static void audit_mail_user_created(struct mail_user *user)
 			auser->node = NULL;
 		}
 	}
-	dir = mf_config_str(auser->cfg, "spool", "dir");
-	auser->spool = mf_spool_writer_open(dir, &err);
+	auser->spool = mf_submit_open_config(auser->cfg, &err);
 	if (auser->spool == NULL) {
 		auser->enabled = FALSE;
-		user->error =
-		    p_strdup_printf(user->pool, "mailfort_audit: spool %s: %s", dir, err.msg);
+		user->error = p_strdup_printf(user->pool, "mailfort_audit: %s", err.msg);
 		return;
 	}
-	mf_spool_writer_set_sync(auser->spool, mf_config_bool(auser->cfg, "spool", "sync"));
 	auser->session = audit_service_has_session(user->service);
 	auser->login_time = ioloop_timeval;
 	if (user->session_restored) {

@@ -79,6 +79,8 @@ class Stack:
         # them before either daemon starts reading it.
         self.auditd = Auditd(site)
         self.milter = Milter(site)
+        self.say("mailfort-spoold is receiving events on %s (the only writer of the spool)"
+                 % site.socket)
         self.say("Starting mailfort-auditd (spool -> PostgreSQL, hash chain, alerts)")
         self.auditd.start()
         self.say("Starting mailfort-milter")

@@ -470,3 +470,19 @@ int mf_event_append(struct mf_event *ev, struct mf_submit *s, struct mf_error *e
 		return mf_error_prefix(err, "cannot record audit event");
 	return 0;
 }
+
+int mf_event_append_nowait(struct mf_event *ev, struct mf_submit *s, struct mf_error *err)
+{
+	const char *json;
+	size_t len;
+
+	json = mf_event_json(ev, &len);
+	if (json == NULL)
+		return mf_error_set(err, "audit event could not be built: out of memory");
+	if (s == NULL)
+		return mf_error_set(err,
+		                    "cannot record audit event: no connection to the receiver");
+	if (mf_submit_send_nowait(s, json, len, err) < 0)
+		return mf_error_prefix(err, "cannot record audit event");
+	return 0;
+}

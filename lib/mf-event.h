@@ -79,6 +79,11 @@ const char *mf_event_json(struct mf_event *ev, size_t *len_r);
    spooled.  0 on success; -1 with err if the event could not be built,
    s is NULL, or the receiver could not be reached or refused it. */
 int mf_event_append(struct mf_event *ev, struct mf_submit *s, struct mf_error *err) MF_WARN_UNUSED;
+/* The same without waiting for the answer (mf_submit_send_nowait): an
+   error in the previous event's answer is returned here, or by
+   mf_submit_flush. */
+int mf_event_append_nowait(struct mf_event *ev, struct mf_submit *s,
+                           struct mf_error *err) MF_WARN_UNUSED;
 
 /* The current time as events write it: "YYYY-MM-DDTHH:MM:SS.uuuuuuZ" (UTC,
    27 characters and a NUL). */

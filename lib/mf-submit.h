@@ -11,7 +11,7 @@
  * when [spool] sync is on): a crash of the producer right afterwards loses
  * nothing, exactly as with a direct append.
  *
- * One request is outstanding per connection at a time (a mutex serialises
+ * One event is outstanding per connection at a time (a mutex serialises
  * threads).  An answer not received within the timeout ([spool]
  * submit_timeout_ms) is an error, and the connection is closed so that a
  * late answer cannot be taken for the next event's.  A connection broken
@@ -51,5 +51,21 @@ void mf_submit_close(struct mf_submit **s);
 /* Send one event and wait until the receiver has spooled it. */
 int mf_submit_send(struct mf_submit *s, const void *payload, size_t len,
                    struct mf_error *err) MF_WARN_UNUSED;
+/*
+ * Send one event and return at once; its answer is collected by the next
+ * send or by mf_submit_flush (an error in it is reported then, prefixed
+ * "an earlier event").  Once send(2) returned, the event is in the
+ * receiver's socket queue: a crash of the producer loses nothing.  A copy
+ * is kept until the answer is in, and sent again, marked "resent": true,
+ * when the connection breaks first (the receiver restarted), so a crash of
+ * the receiver loses nothing either; at worst the event is spooled twice.
+ * For events whose operation is acknowledged to a client anyway before the
+ * next one (a mail session's reads): the wait for the answer then overlaps
+ * with the client's round trip instead of adding to it.
+ */
+int mf_submit_send_nowait(struct mf_submit *s, const void *payload, size_t len,
+                          struct mf_error *err) MF_WARN_UNUSED;
+/* Wait for the answer to the event sent last with mf_submit_send_nowait. */
+int mf_submit_flush(struct mf_submit *s, struct mf_error *err) MF_WARN_UNUSED;
 
 #endif

@@ -136,7 +136,11 @@ static void audit_event_append(struct audit_user *auser, struct mf_event **_ev, 
 {
 	struct mf_error err;
 
-	if (mf_event_append(*_ev, auser->spool, &err) < 0) {
+	/* The answer is collected with the next event (or at the end of the
+	   session): by the time the client has the command's reply and sends
+	   the next one, it is there.  Once sent, the event is in the
+	   receiver's queue; it is sent again if the receiver restarts first. */
+	if (mf_event_append_nowait(*_ev, auser->spool, &err) < 0) {
 		auser->append_failures++;
 		i_error("mailfort_audit: %s event could not be recorded: %s", type, err.msg);
 	}
@@ -298,12 +302,17 @@ int mailfort_audit_session_policy(struct mail_user *user, unsigned int *idle_r,
 static void audit_user_deinit(struct mail_user *user)
 {
 	struct audit_user *auser = AUDIT_USER_CONTEXT(user);
+	struct mf_error err;
 
 	i_assert(auser != NULL);
 	if (auser->enabled && auser->session && !auser->suspended)
 		audit_logout(user, auser);
 	hash_table_destroy(&auser->reads);
 	i_free(auser->move_src_box);
+	if (auser->spool != NULL && mf_submit_flush(auser->spool, &err) < 0) {
+		auser->append_failures++;
+		i_error("mailfort_audit: the last event could not be recorded: %s", err.msg);
+	}
 	mf_submit_close(&auser->spool);
 	mf_config_free(&auser->cfg);
 	auser->module_ctx.super.deinit(user);

@@ -304,9 +304,10 @@ static void test_random(void)
 	ok(bad == 0, "20000 random byte strings all quote to valid JSON strings in UTF-8");
 }
 
-/* A stand-in for mailfort-spoold: answers each message with the next
-   answer of its script ('K', 'E'+reason, or 0 for none) and keeps the last
-   message. */
+/* A stand-in for mailfort-spoold: for each message, the next letter of its
+   script says what to do: 'K' answer OK, 'E' answer with a refusal, 'N'
+   not answer, 'C' close the connection without answering and accept the
+   next one.  It keeps the last message. */
 struct fake_receiver {
 	int listen_fd;
 	const char *script;
@@ -329,6 +330,10 @@ static void *fake_receiver_main(void *arg)
 			break;
 		if (*s == 'E' && send(fd, "Eno such kind", 13, 0) != 13)
 			break;
+		if (*s == 'C') {
+			close(fd);
+			fd = accept(f->listen_fd, NULL, NULL);
+		}
 	}
 	if (fd >= 0) {
 		usleep(1000 * 1000);
@@ -337,12 +342,65 @@ static void *fake_receiver_main(void *arg)
 	return NULL;
 }
 
+static int fake_receiver_start(struct fake_receiver *f, pthread_t *th, const char *path,
+                               const char *script)
+{
+	struct sockaddr_un sun;
+
+	memset(f, 0, sizeof(*f));
+	f->script = script;
+	f->listen_fd = socket(AF_UNIX, SOCK_SEQPACKET, 0);
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof(sun.sun_path))
+		return -1;
+	memcpy(sun.sun_path, path, strlen(path) + 1);
+	(void)unlink(path);
+	if (bind(f->listen_fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 ||
+	    listen(f->listen_fd, 4) < 0 || pthread_create(th, NULL, fake_receiver_main, f) != 0)
+		return -1;
+	return 0;
+}
+
+/* Events sent without waiting: answers are collected later, and an event
+   whose answer never came is sent again after the receiver went away. */
+static void test_append_nowait(const char *path)
+{
+	struct fake_receiver f;
+	struct mf_submit *s;
+	struct mf_event *ev;
+	struct mf_error err;
+	pthread_t th;
+
+	if (fake_receiver_start(&f, &th, path, "KECK") < 0) {
+		ok(0, "fake receiver: %s", strerror(errno));
+		return;
+	}
+	s = mf_submit_open(path, 500, &err);
+	ev = mf_event_new("read", "mx1");
+	ok(s != NULL && mf_event_append_nowait(ev, s, &err) == 0, "a read event is sent");
+	ok(mf_event_append_nowait(ev, s, &err) == 0, "the next one collects the first's answer");
+	ok(mf_event_append_nowait(ev, s, &err) < 0 &&
+	       strstr(err.msg, "an earlier event: event socket") != NULL &&
+	       strstr(err.msg, "no such kind") != NULL,
+	   "a refusal is reported with the next event, as the earlier one's: %s", err.msg);
+	/* the receiver closed the connection without answering the third */
+	ok(mf_submit_flush(s, &err) == 0, "an event whose answer was lost is sent again: %s",
+	   err.msg);
+	ok(f.last_len > 20 && memmem(f.last, f.last_len, ",\"resent\":true}", 15) != NULL,
+	   "marked resent, on a new connection");
+	ok(mf_submit_flush(s, &err) == 0, "nothing left to wait for");
+	mf_event_free(&ev);
+	mf_submit_close(&s);
+	pthread_join(th, NULL);
+	close(f.listen_fd);
+}
+
 static void test_append(void)
 {
 	char dir[512], path[600], cmd[700];
 	const char *tmp = getenv("MF_TEST_TMP");
 	struct fake_receiver f;
-	struct sockaddr_un sun;
 	struct mf_submit *s;
 	struct mf_event *ev;
 	struct mf_error err;
@@ -363,18 +421,7 @@ static void test_append(void)
 	ok(s == NULL && strstr(err.msg, "cannot connect") != NULL && strstr(err.msg, path) != NULL,
 	   "no receiver: a clear error naming the socket: %s", err.msg);
 
-	memset(&f, 0, sizeof(f));
-	f.script = "KEN";
-	f.listen_fd = socket(AF_UNIX, SOCK_SEQPACKET, 0);
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	if (strlen(path) >= sizeof(sun.sun_path)) {
-		ok(0, "socket path too long: %s", path);
-		return;
-	}
-	memcpy(sun.sun_path, path, strlen(path) + 1);
-	if (bind(f.listen_fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 ||
-	    listen(f.listen_fd, 4) < 0 || pthread_create(&th, NULL, fake_receiver_main, &f) != 0) {
+	if (fake_receiver_start(&f, &th, path, "KEN") < 0) {
 		ok(0, "fake receiver: %s", strerror(errno));
 		return;
 	}
@@ -409,6 +456,7 @@ static void test_append(void)
 	mf_submit_close(&s);
 	pthread_join(th, NULL);
 	close(f.listen_fd);
+	test_append_nowait(path);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	if (system(cmd) != 0)
 		diag("cleanup failed");

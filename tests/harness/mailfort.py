@@ -254,9 +254,10 @@ class Site:
 
     site = Site("pam")   -> site.conf (path), site.db (name), site.keys, site.spool
     Extra sections/keys: Site("x", extra={"pam": {"max_failures": 3}}).
+    The event receiver (mailfort-spoold) is started unless spoold=False.
     """
 
-    def __init__(self, name, extra=None, migrate=True, keys=True):
+    def __init__(self, name, extra=None, migrate=True, keys=True, spoold=True):
         self.pg = Postgres()
         self.name = name
         self.dir = os.path.join(TMP, "site-" + name)
@@ -276,9 +277,11 @@ class Site:
         self.sections = {
             "database": {"conninfo": self.pg.conninfo(self.db), "connect_timeout": 3},
             "keys": {"dir": self.keys},
-            "spool": {"dir": self.spool, "socket": self.socket},
-            "spoold": {"user": "root", "group": _mail_group()},
+            "spool": {"dir": self.spool},
         }
+        if spoold:
+            self.sections["spool"]["socket"] = self.socket
+            self.sections["spoold"] = {"user": "root", "group": _mail_group()}
         for sec, kv in (extra or {}).items():
             self.sections.setdefault(sec, {}).update(kv)
         self.conf = os.path.join(self.dir, "mailfort.conf")
@@ -287,7 +290,8 @@ class Site:
             self.ctl("db", "migrate", check=True)
         if keys:
             self.ctl("keys", "init", check=True)
-        self.start_spoold()
+        if spoold:  # only benchmarks that fill the spool themselves go without
+            self.start_spoold()
 
     def start_spoold(self):
         """Start the event receiver (mailfort-spoold) and wait for its socket."""

@@ -273,7 +273,36 @@ r = site.ctl("audit", "verify", "--anchor", anchors)
 tap.ok(r.returncode == 0 and "every one reached" in r.stdout, "verify --anchor: OK",
        r.stdout + r.stderr)
 
-cut = ckpts[-2] - 3
+exported_head = head
+
+# a sink that fails: shipping goes on, and publication resumes later from
+# the first checkpoint not published
+site.set("audit", "anchor_sink", "file:%s command:/bin/false" % anchors)
+for i in range(12):
+    submit(site.socket, json.dumps({"v": 1, "type": "auth", "time": now(), "node": "n1",
+                                    "pid": 1, "user": "late%02d" % i, "service": "imap",
+                                    "ip": "192.0.2.200", "mode": "auth", "result": "ok",
+                                    "reason": "ok"}))
+r = auditd.once()
+head2 = int(site.scalar("SELECT last_seq FROM mailfort.audit_heads WHERE node = 'n1'"))
+anchored = int(site.scalar("SELECT seq FROM mailfort.audit_anchored WHERE node = 'n1'"))
+tap.ok(head2 == head + 12 and anchored == head and "not published (will retry)" in r.stderr
+       and "/bin/false: exited with status 1" in r.stderr,
+       "a failing sink is logged; the events are shipped, the new checkpoints wait",
+       (head2, anchored, r.stderr[-600:]))
+site.set("audit", "anchor_sink", "file:%s command:%s" % (anchors, copier))
+auditd.once()
+ckpts = [int(r[0]) for r in site.sql("SELECT seq FROM mailfort.audit_checkpoints "
+                                     "WHERE node = 'n1' ORDER BY seq")]
+with open(copied) as f:
+    copied_seqs = [int(re.search(r" seq=(\d+) ", l).group(1)) for l in f]
+anchored = int(site.scalar("SELECT seq FROM mailfort.audit_anchored WHERE node = 'n1'"))
+tap.ok(anchored == ckpts[-1] == head2 and copied_seqs == ckpts,
+       "once the sink works again every checkpoint is published, none skipped",
+       (anchored, ckpts, copied_seqs))
+head = head2
+
+cut = exported_head - 3
 TRIGGERS_OFF = ("ALTER TABLE mailfort.audit_events DISABLE TRIGGER ALL; "
                 "ALTER TABLE mailfort.audit_heads DISABLE TRIGGER ALL; "
                 "ALTER TABLE mailfort.audit_checkpoints DISABLE TRIGGER ALL; ")
@@ -286,8 +315,9 @@ site.sql(TRIGGERS_OFF +
 r = site.ctl("audit", "verify")
 tap.ok(r.returncode == 0, "after the superuser cut the tail, plain verify sees nothing "
        "(there is nothing in the database to compare with)", r.stdout + r.stderr)
-want = "events %d..%d missing" % (cut + 1, head)
-for name, path in (("the published anchors", anchors), ("the exported anchors", exported)):
+for name, path, last in (("the published anchors", anchors, head),
+                         ("the anchors exported earlier", exported, exported_head)):
+    want = "events %d..%d missing" % (cut + 1, last)
     r = site.ctl("audit", "verify", "--anchor", path)
     tap.ok(r.returncode == 1 and want in r.stdout and "truncated" in r.stdout,
            "verify --anchor with %s fails naming the range (%s)" % (name, want),

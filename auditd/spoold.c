@@ -339,7 +339,7 @@ static int spoold_wrap(struct spoold *d, const char *why, const char *peer, cons
 
 /* Handle one message: its answer goes to err (empty when spooled). */
 static int spoold_event(struct spoold *d, struct client *c, const struct ucred *cred, size_t len,
-                        bool truncated, struct mf_error *err)
+                        const char *refuse, struct mf_error *err)
 {
 	char peer[768], now[28];
 	struct top_scan top = {0, NULL};
@@ -356,8 +356,8 @@ static int spoold_event(struct spoold *d, struct client *c, const struct ucred *
 	if (plen == 0)
 		return mf_error_set(err, "cannot describe the sender");
 	peer[plen] = '\0';
-	if (truncated)
-		return spoold_wrap(d, "event larger than the socket carries", peer, p, len, err);
+	if (refuse != NULL)
+		return spoold_wrap(d, refuse, peer, p, len, err);
 	memset(&scan, 0, sizeof(scan));
 	scan.member = note_member;
 	scan.context = &top;
@@ -373,11 +373,23 @@ static int spoold_event(struct spoold *d, struct client *c, const struct ucred *
 	return spoold_write(d, d->rec, len - 1 + (size_t)n, err);
 }
 
+/* Why a message is kept as refused whatever it holds: cut short, or with
+   ancillary data that did not fit beside the credentials (descriptors
+   sent along: the credentials may be missing).  NULL: neither. */
+static const char *msg_refusal(int flags)
+{
+	if ((flags & MSG_TRUNC) != 0)
+		return "event larger than the socket carries";
+	if ((flags & MSG_CTRUNC) != 0)
+		return "ancillary data beyond the sender's credentials";
+	return NULL;
+}
+
 /* Read what a client sent (at most a burst); false when it is gone. */
 static bool spoold_serve(struct spoold *d, struct client *c)
 {
 	union {
-		char buf[CMSG_SPACE(sizeof(struct ucred))];
+		char buf[CMSG_SPACE(sizeof(struct ucred)) + CMSG_SPACE(16 * sizeof(int))];
 		struct cmsghdr align;
 	} ctl;
 	struct mf_error err;
@@ -420,7 +432,7 @@ static bool spoold_serve(struct spoold *d, struct client *c)
 		}
 		if (spoold_event(d, c, &cred,
 		                 (size_t)n > MF_SUBMIT_MAX_EVENT ? MF_SUBMIT_MAX_EVENT : (size_t)n,
-		                 (mh.msg_flags & MSG_TRUNC) != 0, &err) == 0) {
+		                 msg_refusal(mh.msg_flags), &err) == 0) {
 			ans[0] = MF_SUBMIT_OK;
 			alen = 1;
 		} else {

@@ -26,6 +26,7 @@ import fcntl
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -112,17 +113,34 @@ forged_peer = json.dumps({"v": 1, "type": "login", "time": now(), "node": "n1", 
                           "peer": {"uid": 0, "gid": 0, "pid": 1, "exe": "/usr/sbin/sshd"}})
 
 
+with_fds = json.dumps({"v": 1, "type": "login", "time": now(), "node": "n1", "pid": 1,
+                       "user": "alice", "session": "with-fds"})
+
+
+def send_with_fds():
+    # descriptors along with the event crowd the credentials out of the
+    # ancillary data, if the receiver reads no more than it expects
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    s.settimeout(5)
+    s.connect(site.socket)
+    socket.send_fds(s, [with_fds.encode()], [0] * 40)
+    ans = s.recv(4096)
+    s.close()
+    return ans[:1] == b"K", ans[1:].decode()
+
+
 def attack_socket():
     return [submit(site.socket, t) for t in
-            (forged_auth, forged_verdict, backdated, fresh, forged_peer, "not an event")]
+            (forged_auth, forged_verdict, backdated, fresh, forged_peer, "not an event")] \
+        + [send_with_fds()]
 
 
 answers = as_user(uid, gid, attack_socket)
-tap.eq([a[0] for a in answers], [True, True, True, True, False, False],
+tap.eq([a[0] for a in answers], [True, True, True, True, False, False, False],
        "the receiver takes well-formed events (auditd judges them) and refuses a forged "
-       "\"peer\" and a malformed record at once")
-tap.ok("peer" in answers[4][1] and "JSON object" in answers[5][1],
-       "the refusals say why", answers)
+       "\"peer\", a malformed record and an event sent with descriptors at once")
+tap.ok("peer" in answers[4][1] and "JSON object" in answers[5][1]
+       and "ancillary data" in answers[6][1], "the refusals say why", answers)
 tap.ok(submit(site.socket, forged_auth.replace("203.0.113.9", "203.0.113.10"))[0],
        "the same auth event from root (the auth worker's uid) is taken")
 
@@ -157,7 +175,7 @@ tap.ok(any(e["type"] == "login" and e.get("session") == "mailuser-own" for e in 
 tap.ok(any(e["type"] == "refused" and e.get("raw") == "not an event" and e["peer"]["uid"] == uid
            for e in evs), "the malformed record is kept as \"refused\", whole, with its sender")
 alerts = site.sql("SELECT summary FROM mailfort.alerts WHERE rule = 'producer_refused'")
-tap.ok(len(alerts) == 5 and all(("uid %d" % uid) in a[0] for a in alerts),
+tap.ok(len(alerts) == 6 and all(("uid %d" % uid) in a[0] for a in alerts),
        "one producer_refused alert per refused event, naming the uid", alerts)
 r = site.ctl("audit", "verify")
 tap.ok(r.returncode == 0, "the trail with its refusals verifies", r.stdout + r.stderr)

@@ -455,10 +455,11 @@ const char *mf_event_json(struct mf_event *ev, size_t *len_r)
 	return ev->buf;
 }
 
-int mf_event_append(struct mf_event *ev, struct mf_submit *s, struct mf_error *err)
+static int event_submit(struct mf_event *ev, struct mf_submit *s, bool wait, struct mf_error *err)
 {
 	const char *json;
 	size_t len;
+	int rc;
 
 	json = mf_event_json(ev, &len);
 	if (json == NULL)
@@ -466,23 +467,16 @@ int mf_event_append(struct mf_event *ev, struct mf_submit *s, struct mf_error *e
 	if (s == NULL)
 		return mf_error_set(err,
 		                    "cannot record audit event: no connection to the receiver");
-	if (mf_submit_send(s, json, len, err) < 0)
-		return mf_error_prefix(err, "cannot record audit event");
-	return 0;
+	rc = wait ? mf_submit_send(s, json, len, err) : mf_submit_send_nowait(s, json, len, err);
+	return rc < 0 ? mf_error_prefix(err, "cannot record audit event") : 0;
+}
+
+int mf_event_append(struct mf_event *ev, struct mf_submit *s, struct mf_error *err)
+{
+	return event_submit(ev, s, true, err);
 }
 
 int mf_event_append_nowait(struct mf_event *ev, struct mf_submit *s, struct mf_error *err)
 {
-	const char *json;
-	size_t len;
-
-	json = mf_event_json(ev, &len);
-	if (json == NULL)
-		return mf_error_set(err, "audit event could not be built: out of memory");
-	if (s == NULL)
-		return mf_error_set(err,
-		                    "cannot record audit event: no connection to the receiver");
-	if (mf_submit_send_nowait(s, json, len, err) < 0)
-		return mf_error_prefix(err, "cannot record audit event");
-	return 0;
+	return event_submit(ev, s, false, err);
 }

@@ -18,6 +18,9 @@
  *   planted_mail   mailfort_crypt refused to serve a stored message that it
  *                  did not store (plaintext, or a ciphertext without a valid
  *                  server authenticator): critical
+ *   producer_refused  an event stored as "refused": its sender's uid may
+ *                  not write its type ([audit] producers), its time is far
+ *                  from its receipt, or it forged the sender's identity
  *
  * A threshold rule stays quiet for one window after it fired for the same
  * account or address.  Each alert is a row in mailfort.alerts (whose
@@ -215,6 +218,21 @@ int auditd_alerts_evaluate(struct auditd *d, int64_t from_seq, int64_t to_seq, i
 	             "  AND j->>'result' = 'refused' "
 	             "RETURNING rule, username, host(ip), summary",
 	             3, params, err) < 0)
+		return -1;
+	if ((d->batch_types & AUDITD_T_REFUSED) != 0 &&
+	    run_rule(
+	        d,
+	        "INSERT INTO mailfort.alerts (node, rule, severity, username, ip, summary, "
+	        "  detail, event_node, event_seq) "
+	        "SELECT $1, 'producer_refused', 'critical', NULL, NULL, "
+	        "  format('refused an event from uid %s (%s, pid %s): %s', "
+	        "  coalesce(j->'peer'->>'uid', 'unknown'), coalesce(j->'peer'->>'exe', '?'), "
+	        "  coalesce(j->'peer'->>'pid', '?'), j->>'reason'), "
+	        "  jsonb_build_object('peer', j->'peer', 'reason', j->>'reason'), e.node, e.seq "
+	        "FROM mailfort.audit_events e, LATERAL (SELECT e.payload::jsonb) AS p(j) "
+	        "WHERE e.node = $1 AND e.seq BETWEEN $2 AND $3 AND e.type = 'refused' "
+	        "RETURNING rule, username, host(ip), summary",
+	        3, params, err) < 0)
 		return -1;
 	if ((d->batch_types & AUDITD_T_AUTH) == 0)
 		return 0;

@@ -8,6 +8,8 @@
  *            ahead, quarantine of records the database refuses
  * alerts.c   alert rules evaluated on each batch inside its transaction, and
  *            mailing alerts to the security address after it commits
+ * producers.c which producer uid may write which event types
+ * anchor.c   publishing signed checkpoints outside the database
  *
  * Every function returns 0 on success and -1 with err set; a -1 from the
  * shipping path means "the database went away or refused the batch": the
@@ -83,6 +85,7 @@ struct auditd_batch {
 };
 
 struct auditd_prep;
+struct auditd_producers;
 
 struct auditd {
 	const char *config_path;
@@ -106,6 +109,10 @@ struct auditd {
 	unsigned int mass_types;
 	time_t mass_time;  /* when they last ran */
 	time_t maint_time; /* last partition run */
+
+	struct auditd_producers *producers; /* [audit] producers, max_clock_skew */
+	int64_t anchored_seq; /* newest checkpoint published (-1: not loaded) */
+	time_t anchor_retry;  /* publication failed: not before then */
 
 	unsigned char *sign_sk; /* sodium_malloc'd Ed25519 secret key */
 	unsigned char sign_pk[MF_AUDIT_PK_BYTES];
@@ -137,6 +144,22 @@ struct auditd {
 #define AUDITD_T_EXPUNGE 0x4u
 #define AUDITD_T_VERDICT 0x8u
 #define AUDITD_T_CRYPT   0x10u /* mailfort_crypt: refused or forged stored mail */
+#define AUDITD_T_REFUSED 0x20u
+
+/* producers.c */
+int auditd_producers_load(const struct mf_config *cfg, struct auditd_producers **pp_r,
+                          struct mf_error *err);
+void auditd_producers_free(struct auditd_producers **pp);
+/* NULL when the record may be stored as it is; otherwise why it is
+   refused (written into why).  peer is the "peer" member's JSON text, NULL
+   when the record has none. */
+const char *auditd_producers_check(const struct auditd_producers *pp, const char *type,
+                                   const char *peer, size_t peer_len, bool time_ok,
+                                   int64_t time_us, char *why, size_t why_size);
+
+/* anchor.c */
+/* Publish the committed checkpoints not published yet ([audit] anchor_sink). */
+int auditd_anchor_publish(struct auditd *d, struct mf_error *err);
 
 /* prepare.c */
 unsigned int auditd_type_bit(const char *type);

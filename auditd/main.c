@@ -85,19 +85,6 @@ static int load_key(struct auditd *d, struct mf_error *err)
 	return 0;
 }
 
-static char *node_name(const struct mf_config *cfg)
-{
-	const char *node = mf_config_str(cfg, "spool", "node");
-	char host[256];
-
-	if (node != NULL && *node != '\0')
-		return strdup(node);
-	if (gethostname(host, sizeof(host)) < 0)
-		return strdup("localhost");
-	host[sizeof(host) - 1] = '\0';
-	return strdup(host);
-}
-
 static void reload(struct auditd *d)
 {
 	struct mf_error err;
@@ -107,9 +94,18 @@ static void reload(struct auditd *d)
 		mf_log_error("reload failed, keeping the running configuration: %s", err.msg);
 		return;
 	}
+	struct auditd_producers *pp;
+
+	if (auditd_producers_load(cfg, &pp, &err) < 0) {
+		mf_log_error("reload failed, keeping the running configuration: %s", err.msg);
+		mf_config_free(&cfg);
+		return;
+	}
 	auditd_reset(d);
 	mf_db_close(&d->db);
 	mf_config_free(&d->cfg);
+	auditd_producers_free(&d->producers);
+	d->producers = pp;
 	d->cfg = cfg;
 	free(d->spool_dir);
 	d->spool_dir = strdup(mf_config_str(cfg, "spool", "dir"));
@@ -134,6 +130,8 @@ static int ship_all(struct auditd *d, bool *idle_r)
 		auditd_reset(d);
 		return -1;
 	}
+	if (auditd_anchor_publish(d, &err) < 0)
+		mf_log_error("%s", err.msg); /* retried; shipping goes on */
 	if (n > 0) {
 		if (d->verbose)
 			mf_log_info("shipped %" PRId64 " events, seq now %" PRId64, n, d->seq);
@@ -164,6 +162,7 @@ int main(int argc, char **argv)
 	int64_t poll_ms, retry_ms;
 
 	memset(&d, 0, sizeof(d));
+	d.anchored_seq = -1;
 	d.config_path = MF_CONFIG_DEFAULT_PATH;
 	while ((c = getopt_long(argc, argv, "c:fvh", longopts, NULL)) != -1) {
 		switch (c) {
@@ -205,12 +204,13 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (mf_crypto_init(&err) < 0 || load_key(&d, &err) < 0 ||
+	    auditd_producers_load(d.cfg, &d.producers, &err) < 0 ||
 	    mf_become_user("auditd", mf_config_str(d.cfg, "auditd", "user"), &err) < 0) {
 		fprintf(stderr, "mailfort-auditd: %s\n", err.msg);
 		mf_log_error("%s", err.msg);
 		return 1;
 	}
-	d.node = node_name(d.cfg);
+	d.node = mf_config_node(d.cfg);
 	d.spool_dir = strdup(mf_config_str(d.cfg, "spool", "dir"));
 	if (!foreground &&
 	    (mf_daemonize(&err) < 0 ||
@@ -262,12 +262,16 @@ int main(int argc, char **argv)
 	}
 	if (d.state_loaded && auditd_checkpoint_if_due(&d, true, &err) < 0)
 		mf_log_error("final checkpoint: %s", err.msg);
+	d.anchor_retry = 0;
+	if (d.state_loaded && auditd_anchor_publish(&d, &err) < 0)
+		mf_log_error("final checkpoint: %s", err.msg);
 	mf_log_info("stopped: %" PRIu64 " events shipped, node %s at seq %" PRId64, d.shipped_total,
 	            d.node, d.seq);
 
 	auditd_reset(&d);
 	mf_db_close(&d.db);
 	mf_config_free(&d.cfg);
+	auditd_producers_free(&d.producers);
 	if (d.sign_sk != NULL)
 		sodium_free(d.sign_sk); /* zeroes the key */
 	free(d.node);

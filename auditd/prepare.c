@@ -64,6 +64,7 @@ struct auditd_prep {
 	struct mf_spool_reader *reader;
 	const char *node;
 	size_t node_len;
+	const struct auditd_producers *producers;
 	int64_t batch_size;
 	int64_t seq;                             /* seq of the last prepared event */
 	unsigned char head[MF_AUDIT_HASH_BYTES]; /* its hash */
@@ -213,6 +214,9 @@ struct jscan {
 	bool simple;
 	const char *val[F_COUNT]; /* a field's string value, quotes excluded */
 	size_t vlen[F_COUNT];
+	const char *peer; /* the receiver's "peer" member (JSON text), or NULL */
+	size_t peer_len;
+	int npeer; /* how many "peer" members: more than one is refused */
 };
 
 /* A member of the top-level object: note it if it is one of the fields. */
@@ -222,6 +226,12 @@ static void note_field(void *context, const struct mf_json_member *m)
 
 	if (m->key_escaped) {
 		j->simple = false; /* the name might be one of them, escaped */
+		return;
+	}
+	if (m->key_len == 4 && memcmp(m->key, "peer", 4) == 0) {
+		j->peer = m->value;
+		j->peer_len = m->value_len;
+		j->npeer++;
 		return;
 	}
 	for (int f = 0; f < F_COUNT; f++) {
@@ -308,16 +318,20 @@ unsigned int auditd_type_bit(const char *type)
 		return AUDITD_T_VERDICT;
 	if (strcmp(type, "crypt") == 0)
 		return AUDITD_T_CRYPT;
+	if (strcmp(type, "refused") == 0)
+		return AUDITD_T_REFUSED;
 	return 0;
 }
 
-/* Wrap a record that is not a valid event so that it is stored, not lost.
-   Its text is kept as a string, invalid UTF-8 as U+FFFD (json_escape), and
-   so are NUL bytes: their \u0000 escape would make jsonb refuse the
-   wrapper, and with it every batch that holds it. */
-static char *wrap_invalid(const char *node, const char *payload, size_t len, const char *why)
+/* Wrap a record that is not a valid event ("invalid"), or one refused by
+   [audit] producers ("refused", with the sender's identity peer), so that
+   it is stored, not lost.  Its text is kept as a string, invalid UTF-8 as
+   U+FFFD (json_escape), and so are NUL bytes: their \u0000 escape would
+   make jsonb refuse the wrapper, and with it every batch that holds it. */
+static char *wrap_record(const char *type, const char *node, const char *payload, size_t len,
+                         const char *why, const char *peer, size_t peer_len)
 {
-	struct mf_event *ev = mf_event_new("invalid", node);
+	struct mf_event *ev = mf_event_new(type, node);
 	const char *json;
 	char *raw, *out;
 	size_t jlen, rlen = 0;
@@ -340,6 +354,14 @@ static char *wrap_invalid(const char *node, const char *payload, size_t len, con
 		free(raw);
 	} else {
 		mf_event_add_strn(ev, "raw", payload, len);
+	}
+	if (peer != NULL) {
+		char *pj = strndup(peer, peer_len);
+
+		if (pj == NULL)
+			abort();
+		mf_event_add_json(ev, "peer", pj);
+		free(pj);
 	}
 	json = mf_event_json(ev, &jlen);
 	out = json != NULL ? strndup(json, jlen) : NULL;
@@ -444,8 +466,8 @@ static void add_record(struct auditd_prep *p, struct auditd_batch *b, const char
 	struct mf_error err;
 	struct jscan scan;
 	unsigned char hash[MF_AUDIT_HASH_BYTES];
-	char *wrapped = NULL;
-	const char *why = NULL;
+	char *wrapped = NULL, refusal[256];
+	const char *why = NULL, *wrap_type = "invalid";
 	const char *record = payload; /* as spooled, for a quarantine */
 	size_t record_len = len;
 	int64_t seq = p->seq + 1;
@@ -470,10 +492,23 @@ static void add_record(struct auditd_prep *p, struct auditd_batch *b, const char
 		if (mf_audit_derive(payload, len, &cols, &err) < 0)
 			why = err.msg;
 	}
+	if (why == NULL && scan.npeer > 1) {
+		mf_audit_cols_free(&cols);
+		why = "the event carries more than one \"peer\"";
+		wrap_type = "refused";
+	} else if (why == NULL &&
+	           (why = auditd_producers_check(p->producers, cols.type, scan.peer, scan.peer_len,
+	                                         cols.time_ok, cols.time_us, refusal,
+	                                         sizeof(refusal))) != NULL) {
+		mf_audit_cols_free(&cols);
+		wrap_type = "refused";
+	}
 	if (why != NULL) {
-		mf_log_warn("node %s seq %" PRId64 ": %s; stored as type \"invalid\"", p->node, seq,
-		            why);
-		wrapped = wrap_invalid(p->node, payload, len, why);
+		mf_log_warn("node %s seq %" PRId64 ": %s; stored as type \"%s\"", p->node, seq, why,
+		            wrap_type);
+		wrapped = wrap_record(wrap_type, p->node, payload, len, why,
+		                      strcmp(wrap_type, "refused") == 0 ? scan.peer : NULL,
+		                      scan.peer_len);
 		payload = wrapped;
 		len = strlen(wrapped);
 		if (mf_audit_derive(payload, len, &cols, &err) < 0) {
@@ -681,6 +716,7 @@ int auditd_prep_start(struct auditd *d, int64_t batch_size, struct mf_error *err
 	p->reader = d->reader;
 	p->node = d->node;
 	p->node_len = strlen(d->node);
+	p->producers = d->producers;
 	p->batch_size = batch_size > 0 ? batch_size : 1;
 	p->seq = d->seq;
 	memcpy(p->head, d->head, MF_AUDIT_HASH_BYTES);

@@ -61,6 +61,7 @@ void auditd_reset(struct auditd *d)
 	auditd_prep_stop(d);
 	mf_spool_reader_close(&d->reader);
 	d->state_loaded = false;
+	d->anchored_seq = -1;
 	auditd_alerts_flush(d, false);
 }
 

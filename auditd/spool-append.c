@@ -4,7 +4,9 @@
  *
  *   audit-spool-append SPOOLDIR              one JSON event per stdin line
  *   audit-spool-append SPOOLDIR --generate N [--node NODE]
- *                                            N synthetic "read" events
+ *                                            N synthetic "read" events, as
+ *                                            mailfort-spoold spools them for
+ *                                            a mail process (uid 5000)
  *
  * Lines are appended exactly as given (no validation: tests use this to
  * spool malformed records too).  Exit 0 when every record was appended, 1
@@ -24,6 +26,8 @@ int main(int argc, char **argv)
 	char *line = NULL;
 	size_t cap = 0;
 	ssize_t len;
+	const char *json;
+	size_t jlen;
 	long long n = -1;
 	const char *node = "bench";
 
@@ -44,7 +48,7 @@ int main(int argc, char **argv)
 	if (n >= 0) {
 		for (long long i = 0; i < n; i++) {
 			struct mf_event *ev = mf_event_new("read", node);
-			char user[64], msgid[96];
+			char user[64], msgid[96], now[28], peer[160];
 
 			snprintf(user, sizeof(user), "user%03lld@example.test", i % 500);
 			snprintf(msgid, sizeof(msgid), "<msg%lld.bench@example.test>", i);
@@ -55,7 +59,15 @@ int main(int argc, char **argv)
 			mf_event_add_str(ev, "mailbox", "INBOX");
 			mf_event_add_int(ev, "uid", i + 1);
 			mf_event_add_str(ev, "message_id", msgid);
-			if (mf_event_append(ev, w, &err) < 0) {
+			/* as mailfort-spoold adds it for a mail process */
+			mf_event_time_now(now);
+			snprintf(peer, sizeof(peer),
+			         "{\"uid\":5000,\"gid\":5000,\"pid\":4242,"
+			         "\"exe\":\"/usr/lib/dovecot/imap\",\"time\":\"%s\"}",
+			         now);
+			mf_event_add_json(ev, "peer", peer);
+			json = mf_event_json(ev, &jlen);
+			if (json == NULL || mf_spool_append(w, json, jlen, false, &err) < 0) {
 				fprintf(stderr, "audit-spool-append: %s\n", err.msg);
 				return 1;
 			}

@@ -4,6 +4,12 @@
  * without fsync), and reading it back as mailfort-auditd does.
  *
  *   spool-bench [DIR]      (default: a fresh directory under /tmp)
+ *   spool-bench DIR --submit SOCKET
+ *                          also hand 100,000 events to a running
+ *                          mailfort-spoold on SOCKET, waiting for each
+ *                          answer and without waiting (as a mail session
+ *                          does): the producer's wall and CPU time per
+ *                          event, against appending to DIR directly
  *
  * Prints one line per measurement; exits non-zero if anything failed or a
  * record was lost.  Not run by scripts/test.
@@ -18,6 +24,7 @@
 #include <unistd.h>
 #include "mf-event.h"
 #include "mf-spool.h"
+#include "mf-submit.h"
 
 static double now(void)
 {
@@ -81,6 +88,43 @@ static int append_many(const char *dir, unsigned count, bool sync)
 	return 0;
 }
 
+/* Hand count events to mailfort-spoold; the producer's time per event. */
+static int submit_many(const char *sock, unsigned count, bool wait)
+{
+	struct mf_submit *s;
+	struct mf_event *ev;
+	struct mf_error err;
+	const char *json;
+	double t0, t, c0, c;
+	size_t len;
+	int ret = 0;
+
+	s = mf_submit_open(sock, 5000, &err);
+	if (s == NULL) {
+		fprintf(stderr, "%s\n", err.msg);
+		return -1;
+	}
+	ev = typical_event(0);
+	json = mf_event_json(ev, &len);
+	c0 = cpu(RUSAGE_SELF);
+	t0 = now();
+	for (unsigned i = 0; i < count && ret == 0; i++)
+		ret = wait ? mf_submit_send(s, json, len, &err)
+		           : mf_submit_send_nowait(s, json, len, &err);
+	if (ret == 0)
+		ret = mf_submit_flush(s, &err);
+	t = now() - t0;
+	c = cpu(RUSAGE_SELF) - c0;
+	if (ret < 0)
+		fprintf(stderr, "%s\n", err.msg);
+	printf("submit to spoold, %s x %u         %10.2f %10.2f %12.0f\n",
+	       wait ? "each answer  " : "answer later ", count, t / count * 1e6, c / count * 1e6,
+	       count / t);
+	mf_event_free(&ev);
+	mf_submit_close(&s);
+	return ret;
+}
+
 static long read_all(const char *dir, struct mf_spool_pos *pos)
 {
 	struct mf_spool_reader *r;
@@ -113,7 +157,21 @@ int main(int argc, char **argv)
 
 	if (argc > 1)
 		snprintf(dir, sizeof(dir), "%s", argv[1]);
-	else {
+	if (argc > 3 && strcmp(argv[2], "--submit") == 0) {
+		/* direct append (the producers' old path), then the socket */
+		c0 = cpu(RUSAGE_SELF);
+		t0 = now();
+		if (append_many(dir, per_proc, false) < 0)
+			return 1;
+		t = now() - t0;
+		c = cpu(RUSAGE_SELF) - c0;
+		printf("append directly, 1 process x %u           %10.2f %10.2f %12.0f\n", per_proc,
+		       t / per_proc * 1e6, c / per_proc * 1e6, per_proc / t);
+		if (submit_many(argv[3], per_proc, true) < 0 ||
+		    submit_many(argv[3], per_proc, false) < 0)
+			return 1;
+		return 0;
+	} else {
 		snprintf(dir, sizeof(dir), "/tmp/spool-bench.XXXXXX");
 		if (mkdtemp(dir) == NULL)
 			return 1;

@@ -3,8 +3,10 @@
  *
  * Read by the mailfort_audit Dovecot plugin (and its imap part): what is
  * recorded and the session policy; retention_min by mailfortctl audit
- * retire.  The spool it writes to and the node
- * name come from [spool].
+ * retire.  The spool it writes to and the node name come from [spool].
+ * mailfort-auditd reads producers (who may write what), max_clock_skew and
+ * anchor_sink (where signed checkpoints are published outside the
+ * database).
  */
 #include "mf-config.h"
 
@@ -42,6 +44,22 @@ static const struct mf_config_key audit_keys[] = {
      .range_note = "the legal minimum is 12 months (Korea's personal information safety "
                    "standard: access records are kept at least 1 year, 2 years for large "
                    "systems)"},
+    {.name = "producers",
+     .type = MF_CONFIG_STRING,
+     .default_value = NULL,
+     .help = "which event types each producer uid may write: USER:KIND,... entries "
+             "(unset: root and the [auditd] user all, the [milter] user verdict, * mail)"},
+    {.name = "max_clock_skew",
+     .type = MF_CONFIG_DURATION,
+     .default_value = "5m",
+     .min = 1,
+     .max = 86400,
+     .help = "refuse (and alert on) an event whose time differs more from its receipt"},
+    {.name = "anchor_sink",
+     .type = MF_CONFIG_STRING,
+     .default_value = NULL,
+     .help = "publish every signed checkpoint outside PostgreSQL: file:PATH, syslog, "
+             "command:PATH, mail:ADDRESS (several separated by blanks)"},
     {.name = NULL},
 };
 

@@ -67,6 +67,38 @@ static const struct mf_config_key spool_keys[] = {
      .type = MF_CONFIG_BOOL,
      .default_value = "no",
      .help = "fsync every event (slower; survives power loss, not only crashes)"},
+    {.name = "socket",
+     .type = MF_CONFIG_PATH,
+     .default_value = "/run/mailfort/spool.sock",
+     .help = "where producers hand events to mailfort-spoold, which alone writes the spool"},
+    {.name = "submit_timeout_ms",
+     .type = MF_CONFIG_INT,
+     .default_value = "2000",
+     .min = 10,
+     .max = 60000,
+     .help = "a producer gives up (a login fails closed) when an event is not spooled this fast"},
+    {.name = NULL},
+};
+
+static const struct mf_config_key spoold_keys[] = {
+    {.name = "user",
+     .type = MF_CONFIG_STRING,
+     .default_value = "mailfort-auditd",
+     .help = "system user that owns the spool; mailfort-spoold runs as it (as mailfort-auditd)"},
+    {.name = "group",
+     .type = MF_CONFIG_STRING,
+     .default_value = "mailfort",
+     .help = "group allowed to connect to the event socket (producers' users are members)"},
+    {.name = "pidfile",
+     .type = MF_CONFIG_PATH,
+     .default_value = "/run/mailfort/spoold.pid",
+     .help = "pid file written in daemon mode"},
+    {.name = "max_clients_per_uid",
+     .type = MF_CONFIG_INT,
+     .default_value = "512",
+     .min = 1,
+     .max = 100000,
+     .help = "connections one non-root uid may hold open at once"},
     {.name = NULL},
 };
 
@@ -74,11 +106,13 @@ static const struct mf_config_section database_section = {"database", database_k
 static const struct mf_config_section keys_section = {"keys", keys_keys};
 static const struct mf_config_section spool_section = {"spool", spool_keys};
 static const struct mf_config_section crypto_section = {"crypto", crypto_keys};
+static const struct mf_config_section spoold_section = {"spoold", spoold_keys};
 
 const struct mf_config_section *const mf_config_schema[] = {
     &database_section,         &keys_section,
     &crypto_section,           &spool_section,
-    &mf_config_section_pam,    &mf_config_section_crypt,
-    &mf_config_section_audit,  &mf_config_section_auditd,
-    &mf_config_section_milter, NULL,
+    &spoold_section,           &mf_config_section_pam,
+    &mf_config_section_crypt,  &mf_config_section_audit,
+    &mf_config_section_auditd, &mf_config_section_milter,
+    NULL,
 };

@@ -851,3 +851,16 @@ bool mf_config_is_set(const struct mf_config *cfg, const char *section, const ch
 
 	return v != NULL && v->set;
 }
+
+char *mf_config_node(const struct mf_config *cfg)
+{
+	const char *node = mf_config_str(cfg, "spool", "node");
+	char host[256];
+
+	if (node != NULL && *node != '\0')
+		return strdup(node);
+	if (gethostname(host, sizeof(host)) < 0)
+		return strdup("localhost");
+	host[sizeof(host) - 1] = '\0';
+	return strdup(host);
+}

@@ -1,6 +1,6 @@
 /*
  * event.c - build one audit event as a flat JSON object (mf-event.h) and
- * append it to the spool.
+ * hand it to the spool receiver.
  *
  * The object grows in one heap buffer.  An allocation failure marks the
  * event failed instead of crashing; mf_event_json then returns NULL and
@@ -19,7 +19,7 @@
 #include "mf-event.h"
 #include "mf-json.h"
 #include "mf-log.h"
-#include "mf-spool.h"
+#include "mf-submit.h"
 
 #define EVENT_VERSION  "1"
 #define TRUNCATED_MARK " [truncated]"
@@ -272,7 +272,7 @@ static void fmt_digits(char *out, unsigned v, int width)
    date is computed here (days to year/month/day, proleptic Gregorian), not
    with gmtime_r and strftime: no time zone lock, no format parsing, for
    an event written per message. */
-static void event_format_time(char out[28])
+void mf_event_time_now(char out[28])
 {
 	struct timespec ts;
 	int64_t days, secs, z, era, doe, yoe, y, doy, mp, d, m;
@@ -327,7 +327,7 @@ struct mf_event *mf_event_new(const char *type, const char *node)
 		host[sizeof(host) - 1] = '\0';
 		node = host;
 	}
-	event_format_time(ts);
+	mf_event_time_now(ts);
 	jbuf_adds(&b, "{\"v\":" EVENT_VERSION ",\"type\":");
 	json_escape(&b, type != NULL ? type : "", type != NULL ? strlen(type) : 0, 0);
 	jbuf_adds(&b, ",\"time\":\"");
@@ -487,15 +487,28 @@ const char *mf_event_json(struct mf_event *ev, size_t *len_r)
 	return ev->buf;
 }
 
-int mf_event_append(struct mf_event *ev, struct mf_spool_writer *w, struct mf_error *err)
+static int event_submit(struct mf_event *ev, struct mf_submit *s, bool wait, struct mf_error *err)
 {
 	const char *json;
 	size_t len;
+	int rc;
 
 	json = mf_event_json(ev, &len);
 	if (json == NULL)
 		return mf_error_set(err, "audit event could not be built: out of memory");
-	if (mf_spool_append(w, json, len, mf_spool_writer_get_sync(w), err) < 0)
-		return mf_error_prefix(err, "cannot record audit event");
-	return 0;
+	if (s == NULL)
+		return mf_error_set(err,
+		                    "cannot record audit event: no connection to the receiver");
+	rc = wait ? mf_submit_send(s, json, len, err) : mf_submit_send_nowait(s, json, len, err);
+	return rc < 0 ? mf_error_prefix(err, "cannot record audit event") : 0;
+}
+
+int mf_event_append(struct mf_event *ev, struct mf_submit *s, struct mf_error *err)
+{
+	return event_submit(ev, s, true, err);
+}
+
+int mf_event_append_nowait(struct mf_event *ev, struct mf_submit *s, struct mf_error *err)
+{
+	return event_submit(ev, s, false, err);
 }

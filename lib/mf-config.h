@@ -72,6 +72,9 @@ void mf_config_free(struct mf_config **cfg);
 /* The name it was loaded from; "(built-in defaults)" for mf_config_defaults(). */
 const char *mf_config_path(const struct mf_config *cfg);
 const char *mf_config_str(const struct mf_config *cfg, const char *section, const char *key);
+/* This host's name in the audit trail: [spool] node, or the host name
+   (malloc'd; NULL only when out of memory). */
+char *mf_config_node(const struct mf_config *cfg);
 int64_t mf_config_int(const struct mf_config *cfg, const char *section, const char *key);
 bool mf_config_bool(const struct mf_config *cfg, const char *section, const char *key);
 /* True when the key was written in the file (not defaulted). */

@@ -1,5 +1,5 @@
 /*
- * mf-event.h - build audit events and append them to the spool.
+ * mf-event.h - build audit events and hand them to the spool receiver.
  *
  * An event is one flat JSON object, UTF-8, keys in the order they were
  * added.  Every event starts with the same fields, filled by mf_event_new:
@@ -8,7 +8,9 @@
  *    "node":"mx1","pid":1234, ...}
  *
  * time is UTC (RFC 3339, microseconds), node the configured [spool] node or
- * the host name, pid the producing process.
+ * the host name, pid the producing process (as it says; the receiver adds
+ * "peer", the kernel-attested uid, gid, pid and executable of the sender,
+ * which a producer cannot set: see mailfort-spool(5)).
  *
  * The producer then adds its own fields with the typed adders; names are
  * fixed ASCII identifiers, values are escaped here (control characters,
@@ -33,8 +35,10 @@
  * "mailbox_rename" (mailfort_audit), "verdict" (mailfort-milter), "crypt"
  * (mailfort_crypt errors and key events), "admin" (mailfortctl actions).
  * mailfort-auditd itself stores "invalid" (a spooled record that is not a
- * valid event, kept as text in "raw") and "spool_damage" (bytes of the
- * spool the reader had to skip: segment, offset, length).
+ * valid event, kept as text in "raw"), "spool_damage" (bytes of the
+ * spool the reader had to skip: segment, offset, length) and "refused" (an
+ * event of a type its sender's uid may not write, or whose time is far
+ * from when the receiver got it: kept in "raw", with an alert).
  *
  * Allocation failure never crashes: mf_event_new returns NULL, an adder
  * that cannot allocate marks the event failed, every function accepts a
@@ -60,7 +64,7 @@
 #define MF_EVENT_MAX_NAME       1024
 #define MF_EVENT_MAX_MESSAGE_ID 998
 
-struct mf_spool_writer;
+struct mf_submit;
 struct mf_event;
 
 /* node: this host's name in the audit log (NULL = gethostname()).
@@ -83,10 +87,19 @@ void mf_event_add_json(struct mf_event *ev, const char *name, const char *json);
    reopens it).  NULL if the event could not be built (out of memory). */
 const char *mf_event_json(struct mf_event *ev, size_t *len_r);
 
-/* Append to the spool (fsync if mf_spool_writer_set_sync said so).  0 on
-   success; -1 with err if the event could not be built or appended. */
-int mf_event_append(struct mf_event *ev, struct mf_spool_writer *w,
-                    struct mf_error *err) MF_WARN_UNUSED;
+/* Hand the event to the spool receiver (mf-submit.h) and wait until it is
+   spooled.  0 on success; -1 with err if the event could not be built,
+   s is NULL, or the receiver could not be reached or refused it. */
+int mf_event_append(struct mf_event *ev, struct mf_submit *s, struct mf_error *err) MF_WARN_UNUSED;
+/* The same without waiting for the answer (mf_submit_send_nowait): an
+   error in the previous event's answer is returned here, or by
+   mf_submit_flush. */
+int mf_event_append_nowait(struct mf_event *ev, struct mf_submit *s,
+                           struct mf_error *err) MF_WARN_UNUSED;
+
+/* The current time as events write it: "YYYY-MM-DDTHH:MM:SS.uuuuuuZ" (UTC,
+   27 characters and a NUL). */
+void mf_event_time_now(char out[28]);
 
 /* Escape s (len bytes, NUL allowed) as a JSON string, with quotes, into a
    malloc'd NUL-terminated buffer; s NULL gives "null".  NULL when out of

@@ -2,9 +2,11 @@
  * mf-spool.h - the local, append-only event spool.
  *
  * Every mailfort process that has something to record (PAM module, Dovecot
- * plugins, milter) appends a record here and goes on: it never waits for the
- * database.  mailfort-auditd is the only reader; it ships records into
- * PostgreSQL and remembers how far it got.
+ * plugins, milter, mailfortctl) hands it to mailfort-spoold (mf-submit.h),
+ * the one process that appends records here, and goes on: it never waits
+ * for the database.  mailfort-auditd is the only reader; it ships records
+ * into PostgreSQL and remembers how far it got.  The writer side below is
+ * therefore used by mailfort-spoold (and by tests), never by a producer.
  *
  * LAYOUT
  *
@@ -68,21 +70,18 @@
  *
  * OWNERSHIP AND PERMISSIONS
  *
- * Writers run as different users (Dovecot's mail users, the milter's user,
- * root in PAM hosts such as sshd), the reader as mailfort-auditd's user.  The
- * expected set-up (what the packaging creates):
+ * The writer (mailfort-spoold) and the reader (mailfort-auditd) run as the
+ * same user, the spool's owner; nobody else needs, or gets, access:
  *
- *   /var/spool/mailfort   root:mailfort  mode 2770 (setgid: new files get
- *                         group mailfort), no sticky bit (the reader must be
- *                         able to remove segments other users created)
- *   events.<N>            <creator>:mailfort mode 0660 (set explicitly,
+ *   /var/spool/mailfort   mailfort-auditd:mailfort-auditd  mode 0700
+ *   events.<N>            mailfort-auditd  mode 0600 (set explicitly,
  *                         whatever the creator's umask)
  *
- * and every writing user, and auditd's user, a member of group mailfort.
- * mf_spool_writer_open creates a missing directory with mode 2770 (the
- * owner's group is then the creator's).  An unwritable spool gives a clear
- * error from mf_spool_writer_open or mf_spool_append; the caller decides what
- * that means (the PAM module fails closed, the Dovecot plugin logs it).
+ * so a producer's uid (the mail user above all) can neither read, rewrite,
+ * remove nor lock a segment: the locks below only ever order the receiver
+ * against rotation.  mf_spool_writer_open creates a missing directory with
+ * mode 0700.  An unwritable spool gives a clear error from
+ * mf_spool_writer_open or mf_spool_append.
  */
 #ifndef MF_SPOOL_H
 #define MF_SPOOL_H
@@ -110,7 +109,7 @@ struct mf_spool_pos {
 	uint64_t offset;
 };
 
-/* Open the spool directory for appending (creates it if missing, mode 2770,
+/* Open the spool directory for appending (creates it if missing, mode 0700,
    and the first segment if there is none).  Fails with a clear error when the
    directory cannot be created or written. */
 struct mf_spool_writer *mf_spool_writer_open(const char *dir, struct mf_error *err) MF_WARN_UNUSED;

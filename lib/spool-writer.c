@@ -47,16 +47,16 @@ static int writer_open_dir(const char *dir, struct mf_error *err)
 
 	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0 && errno == ENOENT) {
-		bool made = mkdir(dir, 0770) == 0;
+		bool made = mkdir(dir, 0700) == 0;
 
 		if (!made && errno != EEXIST)
 			return mf_error_set(err, "spool %s: cannot create directory: %s", dir,
 			                    strerror(errno));
 		fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		/* setgid so that segments get the directory's group; mode
-		   without umask.  Only on a directory we made ourselves. */
+		/* Only the spool's owner may enter it; mode without umask.
+		   Only on a directory we made ourselves. */
 		if (fd >= 0 && made)
-			(void)fchmod(fd, 02770);
+			(void)fchmod(fd, 0700);
 	}
 	if (fd < 0)
 		return mf_error_set(err, "spool %s: cannot open directory: %s", dir,

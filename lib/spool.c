@@ -121,7 +121,7 @@ void spool_seg_list_free(struct spool_seg_list *list)
 	list->count = 0;
 }
 
-/* Write data into a new temporary file (mode 0660) and give it the name
+/* Write data into a new temporary file (mode 0600) and give it the name
    final: with link(2) (fails if final exists; that counts as success) or,
    if replace, with rename(2).  The temporary file is always removed.
    *created_r (if not NULL): whether this call gave final its content. */
@@ -135,13 +135,14 @@ static int spool_install_file(int dirfd, const char *dir, const char *final, con
 		*created_r = false;
 	snprintf(tmp, sizeof(tmp), SPOOL_TMP_PREFIX "%ld.%08" PRIx32, (long)getpid(),
 	         randombytes_random());
-	fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0660);
+	fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0)
 		return mf_error_set(err, "spool %s: cannot create %s: %s", dir, final,
 		                    strerror(errno));
-	/* 0660 whatever the process umask: writers run as different users
-	   that share the spool's group. */
-	if (fchmod(fd, 0660) < 0 || mf_write_all(fd, data, len) < 0) {
+	/* 0600 whatever the process umask: only the spool's owner (the
+	   receiver, mailfort-spoold, and the reader, mailfort-auditd, which
+	   run as the same user) may read, write or lock a segment. */
+	if (fchmod(fd, 0600) < 0 || mf_write_all(fd, data, len) < 0) {
 		ret =
 		    mf_error_set(err, "spool %s: cannot write %s: %s", dir, final, strerror(errno));
 	} else if (replace) {

@@ -32,7 +32,7 @@
 #include "mf-event.h"
 #include "mf-io.h"
 #include "mf-log.h"
-#include "mf-spool.h"
+#include "mf-submit.h"
 #include "milter.h"
 
 /* Set once at start-up, before milter_proto_run; read-only afterwards. */

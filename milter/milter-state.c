@@ -23,7 +23,7 @@
 #include "mf-config.h"
 #include "mf-db.h"
 #include "mf-log.h"
-#include "mf-spool.h"
+#include "mf-submit.h"
 #include "milter.h"
 
 static int load_config(struct milter_state *st, struct mf_config **cfg_r, struct mf_policy **pol_r,
@@ -68,7 +68,6 @@ int milter_state_init(struct milter_state *st, const char *config_path, struct m
 	} else {
 		st->node = strdup(s);
 	}
-	st->spool_sync = mf_config_bool(st->cfg, "spool", "sync");
 	if (mf_token_key_load(mf_config_str(st->cfg, "keys", "dir"), &st->key, &kerr) == 0) {
 		st->have_key = true;
 	} else {
@@ -79,17 +78,15 @@ int milter_state_init(struct milter_state *st, const char *config_path, struct m
 
 int milter_state_open_spool(struct milter_state *st, struct mf_error *err)
 {
-	st->spool = mf_spool_writer_open(mf_config_str(st->cfg, "spool", "dir"), err);
-	if (st->spool == NULL)
-		return -1;
-	/* [spool] sync: fsync each verdict before the message is accepted */
-	mf_spool_writer_set_sync(st->spool, st->spool_sync);
-	return 0;
+	/* mailfort-spoold answers once the verdict is spooled (and, with
+	   [spool] sync, on disk) before the message is accepted */
+	st->spool = mf_submit_open_config(st->cfg, err);
+	return st->spool == NULL ? -1 : 0;
 }
 
 void milter_state_deinit(struct milter_state *st)
 {
-	mf_spool_writer_close(&st->spool);
+	mf_submit_close(&st->spool);
 	mf_policy_unref(&st->policy);
 	mf_model_unref(&st->model);
 	mf_config_free(&st->cfg);

@@ -15,7 +15,7 @@
 #include "scan.h"
 
 struct mf_config;
-struct mf_spool_writer;
+struct mf_submit;
 
 /* Everything shared between sessions.  policy and model are replaced as a
    whole under lock; sessions take a reference and use it unlocked. */
@@ -28,9 +28,8 @@ struct milter_state {
 	struct mf_model *model;
 	struct mf_token_key key;
 	bool have_key;
-	struct mf_spool_writer *spool;
+	struct mf_submit *spool; /* to mailfort-spoold */
 	char *node;
-	bool spool_sync;
 	bool reload_requested, refresh_requested, stopping;
 	pthread_t refresh_thread, signal_thread;
 	bool threads_started;
@@ -39,7 +38,7 @@ struct milter_state {
 /* milter-state.c */
 int milter_state_init(struct milter_state *st, const char *config_path, struct mf_error *err);
 void milter_state_deinit(struct milter_state *st);
-/* Open the event spool ([spool] dir). */
+/* Connect to the event receiver ([spool] socket). */
 int milter_state_open_spool(struct milter_state *st, struct mf_error *err);
 /* Take references to the current policy and model (model may be NULL). */
 void milter_state_acquire(struct milter_state *st, struct mf_policy **pol, struct mf_model **model);

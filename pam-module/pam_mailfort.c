@@ -47,7 +47,7 @@
 #include "mf-db.h"
 #include "mf-event.h"
 #include "mf-log.h"
-#include "mf-spool.h"
+#include "mf-submit.h"
 #include "mf-totp.h"
 #include "pam-mailfort.h"
 
@@ -154,15 +154,13 @@ lower:
 /* Append the auth event.  Returns 0, or -1 when it could not be written. */
 static int emit_event(struct pam_mf *mf)
 {
-	struct mf_spool_writer *w;
+	struct mf_submit *s;
 	struct mf_event *ev;
 	struct mf_error err;
-	const char *dir;
 	int ret;
 
 	if (mf->cfg == NULL)
 		return -1;
-	dir = mf_config_str(mf->cfg, "spool", "dir");
 	ev = mf_event_new("auth", mf_config_str(mf->cfg, "spool", "node"));
 	if (ev == NULL) {
 		pam_syslog(mf->pamh, LOG_ERR, "cannot build the auth event: out of memory");
@@ -181,16 +179,19 @@ static int emit_event(struct pam_mf *mf)
 		mf_event_add_str(ev, "apppass_id", mf->apppass_id);
 	if (mf->locked_now)
 		mf_event_add_bool(ev, "locked", true);
-	w = mf_spool_writer_open(dir, &err);
-	if (w == NULL) {
+	/* The receiver takes our identity from the kernel; it answers once
+	   the event is in the spool, or within [spool] submit_timeout_ms
+	   the login fails closed. */
+	s = mf_submit_open_config(mf->cfg, &err);
+	if (s == NULL) {
 		mf_event_free(&ev);
 		pam_syslog(mf->pamh, LOG_ERR, "cannot record the auth event: %s", err.msg);
 		return -1;
 	}
-	ret = mf_event_append(ev, w, &err);
+	ret = mf_event_append(ev, s, &err);
 	if (ret < 0)
 		pam_syslog(mf->pamh, LOG_ERR, "cannot record the auth event: %s", err.msg);
-	mf_spool_writer_close(&w);
+	mf_submit_close(&s);
 	mf_event_free(&ev);
 	return ret;
 }

@@ -5,8 +5,9 @@
  *   mailfortctl audit search [--user U] [--since T] [--until T] [--event TYPE[,TYPE..]]
  *                            [--message-id ID] [--ip ADDR] [--node N] [--limit N]
  *                            [--format table|csv|json]
- *   mailfortctl audit verify [--since T] [--node N] [--key PUBKEY]
+ *   mailfortctl audit verify [--since T] [--node N] [--key PUBKEY] [--anchor FILE]
  *   mailfortctl audit retire [--dry-run] [--key SECRETKEY]   (ctl-audit-retire.c)
+ *   mailfortctl audit anchor export [--output FILE] [--node N]   (ctl-anchor.c)
  *
  * T is an absolute time PostgreSQL understands ("2026-11-27", "2026-11-27
  * 08:00+01") or an age: "90s", "15m", "12h", "7d".
@@ -31,7 +32,9 @@
  * signed; an unsigned, forged or out-of-order retirement fails verify.
  * With --since, verification starts at the last checkpoint before T, whose
  * signature anchors the chain.  Rows after the newest checkpoint are
- * verified as a chain and reported as not yet signed.
+ * verified as a chain and reported as not yet signed.  With --anchor, the
+ * trail must also reach every head published outside the database
+ * (ctl-anchor.c): a trail cut off at the end fails, naming the range.
  *
  * Exit status: 0 OK, 1 a verification failure or an error, 2 usage.
  */
@@ -57,8 +60,13 @@ static void audit_help(FILE *f)
 	      "                                [--event TYPE[,TYPE..]] [--message-id ID] [--ip "
 	      "ADDR]\n"
 	      "                                [--node N] [--limit N] [--format table|csv|json]\n"
-	      "       mailfortctl audit verify [--since T] [--node N] [--key PUBKEY]\n"
-	      "       mailfortctl audit retire [--dry-run] [--key SECRETKEY]\n"
+	      "       mailfortctl audit verify [--since T] [--node N] [--key PUBKEY] [--anchor "
+	      "FILE]
+"
+	      "       mailfortctl audit retire [--dry-run] [--key SECRETKEY]
+"
+	      "       mailfortctl audit anchor export [--output FILE] [--node N]
+"
 	      "T: a time (2026-11-27, '2026-11-27 08:00+01') or an age (90s, 15m, 12h, 7d)\n",
 	      f);
 }
@@ -898,13 +906,11 @@ static int verify_node(struct mf_db *db, struct node_check *nc, const char *sinc
 static int audit_verify(struct ctl *ctl, int argc, char **argv)
 {
 	static const struct option opts[] = {
-	    {"since", required_argument, NULL, 's'},
-	    {"node", required_argument, NULL, 'n'},
-	    {"key", required_argument, NULL, 'k'},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0},
+	    {"since", required_argument, NULL, 's'}, {"node", required_argument, NULL, 'n'},
+	    {"key", required_argument, NULL, 'k'},   {"anchor", required_argument, NULL, 'a'},
+	    {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0},
 	};
-	const char *since = NULL, *only = NULL, *keypath = NULL;
+	const char *since = NULL, *only = NULL, *keypath = NULL, *anchor = NULL;
 	char sbuf[64], path[4096];
 	unsigned char pk[MF_AUDIT_PK_BYTES];
 	const struct mf_config *cfg;
@@ -925,6 +931,9 @@ static int audit_verify(struct ctl *ctl, int argc, char **argv)
 			break;
 		case 'k':
 			keypath = optarg;
+			break;
+		case 'a':
+			anchor = optarg;
 			break;
 		case 'h':
 			audit_help(stdout);
@@ -1000,6 +1009,16 @@ static int audit_verify(struct ctl *ctl, int argc, char **argv)
 			break;
 	}
 	PQclear(res);
+	/* A trail cut off at its end still verifies as a chain: only the
+	   heads published outside the database show what is missing. */
+	if (anchor != NULL) {
+		int rc = ctl_anchor_verify(db, anchor, pk, only, &err);
+
+		if (rc < 0)
+			return ctl_fail("%s", err.msg);
+		if (rc > 0)
+			status = 1;
+	}
 	if (status == 0)
 		puts(nodes == 0 ? "OK (the audit trail is empty)" : "OK");
 	return status;
@@ -1017,5 +1036,7 @@ int ctl_audit_cmd(struct ctl *ctl, int argc, char **argv)
 		return audit_verify(ctl, argc, argv);
 	if (strcmp(argv[0], "retire") == 0)
 		return ctl_audit_retire(ctl, argc, argv);
+	if (strcmp(argv[0], "anchor") == 0)
+		return ctl_audit_anchor_cmd(ctl, argc, argv);
 	return ctl_usage("audit: unknown command '%s'", argv[0]);
 }

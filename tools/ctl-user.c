@@ -20,7 +20,7 @@
 #include "mf-crypto.h"
 #include "mf-db.h"
 #include "mf-event.h"
-#include "mf-spool.h"
+#include "mf-submit.h"
 #include "mf-totp.h"
 
 int ctl_account_id(struct ctl *ctl, const char *user, bool create, char id[24])
@@ -67,7 +67,7 @@ int ctl_server_key(struct ctl *ctl, const char *name, unsigned char key[32])
 int ctl_admin_event(struct ctl *ctl, const char *action, const char *user, const char *detail)
 {
 	const struct mf_config *cfg = ctl_config(ctl);
-	struct mf_spool_writer *w;
+	struct mf_submit *s;
 	struct mf_event *ev;
 	struct mf_error err;
 	const char *admin = getlogin();
@@ -84,11 +84,11 @@ int ctl_admin_event(struct ctl *ctl, const char *action, const char *user, const
 	mf_event_add_int(ev, "uid", (int64_t)getuid());
 	if (detail != NULL)
 		mf_event_add_str(ev, "detail", detail);
-	w = mf_spool_writer_open(mf_config_str(cfg, "spool", "dir"), &err);
-	if (w == NULL || mf_event_append(ev, w, &err) < 0)
+	s = mf_submit_open_config(cfg, &err);
+	if (s == NULL || mf_event_append(ev, s, &err) < 0)
 		ret = ctl_fail("'%s' for %s was done but not recorded in the audit spool: %s",
 		               action, user, err.msg);
-	mf_spool_writer_close(&w);
+	mf_submit_close(&s);
 	mf_event_free(&ev);
 	return ret;
 }

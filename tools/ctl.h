@@ -70,4 +70,9 @@ ctl_group_fn ctl_check_cmd;   /* ctl-check.c:   check (posture, PASS/FAIL per ru
 /* ctl-audit-retire.c: audit retire (argv from "retire" on). */
 int ctl_audit_retire(struct ctl *ctl, int argc, char **argv);
 
+/* ctl-anchor.c: audit anchor export, and verify --anchor FILE */
+ctl_group_fn ctl_audit_anchor_cmd;
+int ctl_anchor_verify(struct mf_db *db, const char *file, const unsigned char *pk, const char *only,
+                      struct mf_error *err);
+
 #endif

@@ -10,8 +10,9 @@
  * one "search" event with the criteria kinds and the hit count), saves
  * (APPEND, LMTP delivery), copies, moves, expunges, flag changes and mailbox
  * create / delete / rename.  Events are flat JSON records (lib/mf-event.h)
- * appended to the local spool (lib/mf-spool.h); the plugin never talks to
- * the database.  mailfort-auditd ships the spool to PostgreSQL.
+ * handed to mailfort-spoold, which appends it to the local spool
+ * (lib/mf-submit.h, lib/mf-spool.h); the plugin never talks to the database
+ * and cannot touch the spool itself.  mailfort-auditd ships the spool to PostgreSQL.
  *
  * Mail events of a transaction are kept until the transaction commits (a
  * rolled back transaction changed nothing), so saved and copied messages are
@@ -46,7 +47,7 @@
 
 #include "mf-config.h"
 #include "mf-event.h"
-#include "mf-spool.h"
+#include "mf-submit.h"
 
 #include "audit-plugin.h"
 
@@ -59,8 +60,8 @@ struct audit_user {
 	union mail_user_module_context module_ctx;
 
 	struct mf_config *cfg;
-	struct mf_spool_writer *spool;
-	const char *node; /* [spool] node, or the host name */
+	struct mf_submit *spool; /* the connection to mailfort-spoold */
+	const char *node;        /* [spool] node, or the host name */
 	bool enabled, log_reads, log_flags;
 	/* a login/logout pair is recorded for this user (not for lmtp) */
 	bool session;
@@ -142,7 +143,11 @@ static void audit_event_append(struct audit_user *auser, struct mf_event **_ev, 
 {
 	struct mf_error err;
 
-	if (mf_event_append(*_ev, auser->spool, &err) < 0) {
+	/* The answer is collected with the next event (or at the end of the
+	   session): by the time the client has the command's reply and sends
+	   the next one, it is there.  Once sent, the event is in the
+	   receiver's queue; it is sent again if the receiver restarts first. */
+	if (mf_event_append_nowait(*_ev, auser->spool, &err) < 0) {
 		auser->append_failures++;
 		i_error("mailfort_audit: %s event could not be recorded: %s", type, err.msg);
 	}
@@ -304,13 +309,18 @@ int mailfort_audit_session_policy(struct mail_user *user, unsigned int *idle_r,
 static void audit_user_deinit(struct mail_user *user)
 {
 	struct audit_user *auser = AUDIT_USER_CONTEXT(user);
+	struct mf_error err;
 
 	i_assert(auser != NULL);
 	if (auser->enabled && auser->session && !auser->suspended)
 		audit_logout(user, auser);
 	hash_table_destroy(&auser->reads);
 	i_free(auser->move_src_box);
-	mf_spool_writer_close(&auser->spool);
+	if (auser->spool != NULL && mf_submit_flush(auser->spool, &err) < 0) {
+		auser->append_failures++;
+		i_error("mailfort_audit: the last event could not be recorded: %s", err.msg);
+	}
+	mf_submit_close(&auser->spool);
 	mf_config_free(&auser->cfg);
 	auser->module_ctx.super.deinit(user);
 }
@@ -325,7 +335,7 @@ static void audit_mail_user_created(struct mail_user *user)
 	struct mail_user_vfuncs *v = user->vlast;
 	struct audit_user *auser;
 	struct mf_error err;
-	const char *path, *dir;
+	const char *path;
 
 	if (user->creator != NULL)
 		return; /* owner of a shared mailbox: events go to the creator */
@@ -362,15 +372,12 @@ static void audit_mail_user_created(struct mail_user *user)
 			auser->node = NULL;
 		}
 	}
-	dir = mf_config_str(auser->cfg, "spool", "dir");
-	auser->spool = mf_spool_writer_open(dir, &err);
+	auser->spool = mf_submit_open_config(auser->cfg, &err);
 	if (auser->spool == NULL) {
 		auser->enabled = FALSE;
-		user->error =
-		    p_strdup_printf(user->pool, "mailfort_audit: spool %s: %s", dir, err.msg);
+		user->error = p_strdup_printf(user->pool, "mailfort_audit: %s", err.msg);
 		return;
 	}
-	mf_spool_writer_set_sync(auser->spool, mf_config_bool(auser->cfg, "spool", "sync"));
 	auser->session = audit_service_has_session(user->service);
 	auser->login_time = ioloop_timeval;
 	if (user->session_restored) {

@@ -14,11 +14,12 @@ import imaplib
 import json
 import os
 import signal
+import socket
 import subprocess
 import time
 
 from mailfort import BUILD, procs, run
-from stack import Dovecot, mail_user
+from stack import Dovecot
 
 imaplib.Commands.setdefault("ID", ("NONAUTH", "AUTH", "SELECTED"))
 imaplib.Commands.setdefault("MOVE", ("SELECTED",))
@@ -33,11 +34,8 @@ class Auditd:
         self.site = site
         self.name = name
         self.proc = None
-        # Writers run as different users (the mail user, root in auth): the
-        # spool is shared through its group, as a deployment does it.
-        _uid, gid = mail_user()
-        os.chown(site.spool, 0, gid)
-        os.chmod(site.spool, 0o2777)
+        # auditd reads the spool as its owner, the user mailfort-spoold
+        # writes it as (root here); producers cannot touch it.
         site.sections.setdefault("auditd", {}).setdefault("user", "root")
         site.sections["auditd"].setdefault("poll_interval_ms", 50)
         site.sections["auditd"].setdefault("retry_interval", "1s")
@@ -107,11 +105,22 @@ def events(site, where="true", params=None):
 
 
 def spool_append(site, lines):
-    """Append raw records (one string each) to the site's spool with the C writer."""
+    """Append raw records (one string each) to the site's spool with the C writer,
+    as only the spool's owner can: no "peer", any time, malformed records too.
+    Producers hand events in with submit_events()."""
     data = "".join(l + "\n" for l in lines)
     r = run([os.path.join(BUILD, "auditd", "audit-spool-append"), site.spool], input=data)
     if r.returncode != 0:
         raise RuntimeError("audit-spool-append: %s" % r.stderr)
+
+
+def submit_events(site, lines):
+    """Hand events to the site's mailfort-spoold as the auth worker does (root);
+    each must be spooled."""
+    for line in lines:
+        ok, why = submit(site.socket, line)
+        if not ok:
+            raise RuntimeError("mailfort-spoold refused %s: %s" % (line[:80], why))
 
 
 def auth_event(user, ip, result="fail", reason="bad_password", node="n1", service="imap", when=None):
@@ -126,3 +135,48 @@ def message(subject, body="hello\r\n", msgid=None):
     msgid = msgid or "<%s@example.test>" % subject.replace(" ", ".")
     return ("From: Sender <sender@example.test>\r\nTo: alice@example.test\r\n"
             "Subject: %s\r\nMessage-ID: %s\r\n\r\n%s" % (subject, msgid, body)).encode()
+
+
+def as_user(uid, gid, fn):
+    """Run fn() in a child process with the given uid and gid (no other
+    groups) and return what it returned (anything json can carry)."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        try:
+            os.setgroups([])
+            os.setgid(gid)
+            os.setuid(uid)
+            out = {"ok": fn()}
+        except BaseException as e:  # noqa: BLE001 - reported to the parent
+            out = {"error": "%s: %s" % (type(e).__name__, e)}
+        os.write(w, json.dumps(out).encode())
+        os._exit(0)
+    os.close(w)
+    data = b""
+    while True:
+        chunk = os.read(r, 65536)
+        if not chunk:
+            break
+        data += chunk
+    os.close(r)
+    os.waitpid(pid, 0)
+    out = json.loads(data.decode() or '{"error": "child died"}')
+    if "error" in out:
+        raise RuntimeError(out["error"])
+    return out["ok"]
+
+
+def submit(socket_path, text, timeout=5.0):
+    """Hand one event to mailfort-spoold as the calling process: returns
+    (True, "") once it is spooled, or (False, reason) when it was refused."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    s.settimeout(timeout)
+    try:
+        s.connect(socket_path)
+        s.send(text.encode() if isinstance(text, str) else text)
+        ans = s.recv(4096)
+    finally:
+        s.close()
+    return ans[:1] == b"K", ans[1:].decode(errors="replace")

@@ -13,6 +13,7 @@ Processes, which stops them when the test ends, also when it fails.
 """
 
 import atexit
+import grp
 import os
 import random
 import shutil
@@ -242,14 +243,21 @@ def write_config(path, sections):
     return path
 
 
+def _mail_group():
+    """Name of the unprivileged mail user's group (created on first use)."""
+    from stack import mail_user  # stack imports this module
+    return grp.getgrgid(mail_user()[1]).gr_name
+
+
 class Site:
     """A complete mailfort site for one test: database (migrated), keys, spool, config.
 
     site = Site("pam")   -> site.conf (path), site.db (name), site.keys, site.spool
     Extra sections/keys: Site("x", extra={"pam": {"max_failures": 3}}).
+    The event receiver (mailfort-spoold) is started unless spoold=False.
     """
 
-    def __init__(self, name, extra=None, migrate=True, keys=True):
+    def __init__(self, name, extra=None, migrate=True, keys=True, spoold=True):
         self.pg = Postgres()
         self.name = name
         self.dir = os.path.join(TMP, "site-" + name)
@@ -257,15 +265,23 @@ class Site:
         os.makedirs(self.dir)
         os.chmod(self.dir, 0o755)
         self.keys = os.path.join(self.dir, "keys")
+        # Only the spool's owner (mailfort-spoold and mailfort-auditd, root
+        # here) may enter the spool; producers hand events to spoold
+        # through its socket, which the mail user's group may connect to.
         self.spool = os.path.join(self.dir, "spool")
         os.makedirs(self.spool)
-        os.chmod(self.spool, 0o1777)
+        os.chmod(self.spool, 0o700)
+        self.socket = os.path.join(self.dir, "spool.sock")
+        self.spoold = None
         self.db = self.pg.create_database("mf_" + name.replace("-", "_"))
         self.sections = {
             "database": {"conninfo": self.pg.conninfo(self.db), "connect_timeout": 3},
             "keys": {"dir": self.keys},
             "spool": {"dir": self.spool},
         }
+        if spoold:
+            self.sections["spool"]["socket"] = self.socket
+            self.sections["spoold"] = {"user": "root", "group": _mail_group()}
         for sec, kv in (extra or {}).items():
             self.sections.setdefault(sec, {}).update(kv)
         self.conf = os.path.join(self.dir, "mailfort.conf")
@@ -274,6 +290,35 @@ class Site:
             self.ctl("db", "migrate", check=True)
         if keys:
             self.ctl("keys", "init", check=True)
+        if spoold:  # only benchmarks that fill the spool themselves go without
+            self.start_spoold()
+
+    def start_spoold(self):
+        """Start the event receiver (mailfort-spoold) and wait for its socket."""
+        if self.spoold is not None and self.spoold.poll() is None:
+            return self.spoold
+        if os.path.exists(self.socket):
+            os.unlink(self.socket)  # left by a receiver that was killed
+        self.spoold = procs.start([build_path("auditd", "mailfort-spoold"), "-c", self.conf, "-f"],
+                                  "spoold-" + self.name)
+        for _ in range(200):
+            if os.path.exists(self.socket) or self.spoold.poll() is not None:
+                break
+            time.sleep(0.05)
+        if not os.path.exists(self.socket):
+            raise RuntimeError("mailfort-spoold did not start (see spoold-%s.log)" % self.name)
+        return self.spoold
+
+    def stop_spoold(self):
+        """Stop the receiver: producers then find no one to hand events to."""
+        if self.spoold is not None and self.spoold.poll() is None:
+            self.spoold.send_signal(signal.SIGTERM)
+            self.spoold.wait(timeout=30)
+        self.spoold = None
+        for _ in range(100):
+            if not os.path.exists(self.socket):
+                break
+            time.sleep(0.02)
 
     def write(self):
         write_config(self.conf, self.sections)

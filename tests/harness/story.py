@@ -97,9 +97,8 @@ class Stack:
         # them before either daemon starts reading it.
         self.auditd = Auditd(site)
         self.milter = Milter(site)
-        # Every producer here is root or the mail user, whose group owns the
-        # spool: no access for others (mailfort-spool(5)).
-        os.chmod(site.spool, 0o2770)
+        self.say("mailfort-spoold is receiving events on %s (the only writer of the spool)"
+                 % site.socket)
         self.say("Starting mailfort-auditd (spool -> PostgreSQL, hash chain, alerts)")
         self.auditd.start()
         self.say("Starting mailfort-milter")

@@ -15,7 +15,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.environ["MF_SRC"], "tests/harness"))
 from mailfort import TMP, Site, tap  # noqa: E402
-from auditlib import Auditd, audit_dovecot, auth_event, message, spool_append  # noqa: E402
+from auditlib import Auditd, audit_dovecot, auth_event, message, spool_append, submit_events  # noqa: E402
 import json  # noqa: E402
 
 mailbox = os.path.join(TMP, "alert-mail.txt")
@@ -56,8 +56,8 @@ def login_event(user, ip):
 # ------------------------------------------------------------ a normal session: silence
 for i in range(3):
     dc.lmtp_deliver("s@example.test", "alice", message("a%d" % i))
-spool_append(site, [auth_event("alice", "127.0.0.1", reason="bad_password")] * 2
-             + [auth_event("alice", "127.0.0.1", result="ok", reason="ok")])
+submit_events(site, [auth_event("alice", "127.0.0.1", reason="bad_password")] * 2
+              + [auth_event("alice", "127.0.0.1", result="ok", reason="ok")])
 m = dc.imap_login("alice", "alicepw")
 m.select("INBOX")
 m.fetch("1:2", "(BODY[])")
@@ -74,34 +74,34 @@ listen = subprocess.Popen(["psql", "-X", "-h", site.pg.host, "-p", str(site.pg.p
                            "-d", site.db, "-c", "LISTEN mailfort_alert", "-c", "SELECT pg_sleep(4)",
                            "-c", "SELECT 1"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 time.sleep(0.5)
-spool_append(site, [auth_event("carol", "198.51.100.%d" % i) for i in range(1, 4)])
+submit_events(site, [auth_event("carol", "198.51.100.%d" % i) for i in range(1, 4)])
 ship()
 tap.eq(alerts(), [["failed_logins", "carol", "", "warning"]], "3 failed logins for one account: alert")
 notify = listen.communicate(timeout=30)[0]
 tap.ok('notification "mailfort_alert"' in notify, "the alert was announced with NOTIFY mailfort_alert", notify)
-spool_append(site, [auth_event("carol", "198.51.100.9")] * 2)
+submit_events(site, [auth_event("carol", "198.51.100.9")] * 2)
 ship()
 tap.eq(len(alerts()), 1, "more failures within the window do not repeat the alert")
 
 # ------------------------------------------------------------ failed logins per address
-spool_append(site, [auth_event("u%d" % i, "203.0.113.7") for i in range(4)])
+submit_events(site, [auth_event("u%d" % i, "203.0.113.7") for i in range(4)])
 ship()
 tap.eq(alerts()[1:], [["failed_logins_ip", "", "203.0.113.7", "warning"]],
        "4 failed logins from one address (different accounts): alert")
 
 # ------------------------------------------------------------ replayed code, locked account
-spool_append(site, [auth_event("erin", "192.0.2.50", reason="replay")])
+submit_events(site, [auth_event("erin", "192.0.2.50", reason="replay")])
 ship()
 tap.eq(alerts()[2:], [["totp_replay", "erin", "192.0.2.50", "critical"]], "replayed TOTP code: critical alert")
-spool_append(site, [auth_event("frank", "192.0.2.51", reason="locked")])
+submit_events(site, [auth_event("frank", "192.0.2.51", reason="locked")])
 ship()
 tap.eq(alerts()[3:], [["locked_login", "frank", "192.0.2.51", "warning"]], "login attempt on a locked account: alert")
 
 # ------------------------------------------------------------ new address
-spool_append(site, [login_event("dave", "192.0.2.1"), login_event("dave", "192.0.2.1")])
+submit_events(site, [login_event("dave", "192.0.2.1"), login_event("dave", "192.0.2.1")])
 ship()
 tap.eq(len(alerts()), 4, "first logins of an account, then the same address again: no alert")
-spool_append(site, [login_event("dave", "192.0.2.200")])
+submit_events(site, [login_event("dave", "192.0.2.200")])
 ship()
 tap.eq(alerts()[4:], [["new_ip", "dave", "192.0.2.200", "warning"]], "login from an address never seen: alert")
 

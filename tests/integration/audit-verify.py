@@ -18,14 +18,14 @@ import sys
 sys.path.insert(0, os.path.join(os.environ["MF_SRC"], "tests/harness"))
 import mailfort  # noqa: E402
 from mailfort import Site, tap  # noqa: E402
-from auditlib import Auditd, auth_event, spool_append  # noqa: E402
+from auditlib import Auditd, auth_event, submit_events  # noqa: E402
 
 site = Site("audit-verify", extra={"spool": {"node": "n1"},
                                    "auditd": {"batch_size": 5, "checkpoint_events": 5,
                                               "alerts": "no"}})
 auditd = Auditd(site)
-spool_append(site, [auth_event("user%02d" % i, "192.0.2.%d" % (i + 1), result="ok", reason="ok")
-                    for i in range(20)])
+submit_events(site, [auth_event("user%02d" % i, "192.0.2.%d" % (i + 1), result="ok", reason="ok")
+                     for i in range(20)])
 auditd.once()
 tap.eq(site.scalar("SELECT count(*) FROM mailfort.audit_events"), "20", "20 events shipped")
 tap.eq(site.sql("SELECT seq FROM mailfort.audit_checkpoints ORDER BY seq"),
@@ -132,7 +132,7 @@ superuser(forged_row(21, h20))
 rc, out = verify()
 tap.ok("1 newest events not yet covered by a checkpoint" in out,
        "a row after the last checkpoint is reported as not yet signed", out)
-spool_append(site, [auth_event("late", "192.0.2.99", result="ok", reason="ok")])
+submit_events(site, [auth_event("late", "192.0.2.99", result="ok", reason="ok")])
 auditd.once()
 rc, out = verify()
 tap.ok(rc == 1 and "seq 21: inserted" in out,

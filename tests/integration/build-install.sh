@@ -24,7 +24,7 @@ for p in lib10_mailfort_crypt_plugin.so lib20_mailfort_audit_plugin.so lib21_ima
 	[ -f "$dest$moddir/$p" ]
 	ok $? "$p is installed in Dovecot's module directory ($moddir)"
 done
-for b in mailfortctl mailfort-milter mailfort-auditd; do
+for b in mailfortctl mailfort-milter mailfort-auditd mailfort-spoold; do
 	[ -x "$dest/usr/sbin/$b" ]
 	ok $? "$b is installed in /usr/sbin"
 done

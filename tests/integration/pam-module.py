@@ -330,15 +330,32 @@ site.write()
 attempt("and everything works again afterwards", "imap", "alice",
         [PASSWORDS["alice"] + totp_code(secret_a)], True, [("auth", "ok", "ok")])
 
-spool_dir = site.sections["spool"]["dir"]
-blocker = os.path.join(site.dir, "not-a-dir")
-open(blocker, "w").close()
-site.set("spool", "dir", os.path.join(blocker, "spool"))
+site.stop_spoold()
 pam.reset_step("alice")
 ok, msg = pam.auth("imap", "alice", PASSWORDS["alice"] + totp_code(secret_a))
 tap.ok(not ok and PAM_TEXT["PAM_AUTHINFO_UNAVAIL"] in msg,
-       "no login without its audit record: spool unwritable -> PAM_AUTHINFO_UNAVAIL", msg)
-site.set("spool", "dir", spool_dir)
+       "no login without its audit record: no event receiver -> PAM_AUTHINFO_UNAVAIL", msg)
+site.start_spoold()
+
+# a receiver that takes the event but never answers (hung disk, stopped
+# process): the login fails closed within [spool] submit_timeout_ms
+hung_path = os.path.join(site.dir, "hung.sock")
+hung = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+hung.bind(hung_path)
+hung.listen(8)
+site.set("spool", "socket", hung_path)
+site.set("spool", "submit_timeout_ms", 700)
+pam.reset_step("alice")
+t0 = time.time()
+ok, msg = pam.auth("imap", "alice", PASSWORDS["alice"] + totp_code(secret_a))
+took = time.time() - t0
+tap.ok(not ok and PAM_TEXT["PAM_AUTHINFO_UNAVAIL"] in msg and 0.6 < took < 5,
+       "a receiver that does not answer: PAM_AUTHINFO_UNAVAIL after the timeout (%.2f s)" % took,
+       msg)
+hung.close()
+site.set("spool", "socket", site.socket)
+del site.sections["spool"]["submit_timeout_ms"]
+site.write()
 
 # ------------------------------------------------------------ least privilege
 # The module needs nothing beyond the mailfort_pam group role.

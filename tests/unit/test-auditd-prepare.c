@@ -9,6 +9,7 @@
  * columns must equal mf_audit_derive's.
  */
 #include "../../auditd/prepare.c"
+#include "../../auditd/producers.c"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -156,7 +157,8 @@ static void test_same_answer(void)
 static void test_wrap_nul(void)
 {
 	static const char rec[] = "{\"type\":\"read\",\"user\":\"a\0b\"}\0";
-	char *w = wrap_invalid("n1", rec, sizeof(rec) - 1, "record is not valid UTF-8");
+	char *w = wrap_record("invalid", "n1", rec, sizeof(rec) - 1, "record is not valid UTF-8",
+	                      NULL, 0);
 	struct jscan j;
 	struct mf_audit_cols cols;
 	struct mf_error err;

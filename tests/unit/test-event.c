@@ -3,16 +3,19 @@
  * hostile strings, output that always parses as JSON, appending to a spool.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <json.h>
 #include "mf-event.h"
 #include "mf-json.h"
-#include "mf-spool.h"
+#include "mf-submit.h"
 #include "tap.h"
 
 /* Parse strictly (and require valid UTF-8); NULL if it is not JSON. */
@@ -336,19 +339,111 @@ static void test_random(void)
 	ok(bad == 0, "20000 random byte strings all quote to valid JSON strings in UTF-8");
 }
 
-static void test_append(void)
+/* A stand-in for mailfort-spoold: for each message, the next letter of its
+   script says what to do: 'K' answer OK, 'E' answer with a refusal, 'N'
+   not answer, 'C' close the connection without answering and accept the
+   next one.  It keeps the last message. */
+struct fake_receiver {
+	int listen_fd;
+	const char *script;
+	char last[4096];
+	size_t last_len;
+};
+
+static void *fake_receiver_main(void *arg)
 {
-	char dir[512];
-	const char *tmp = getenv("MF_TEST_TMP");
-	struct mf_spool_writer *w;
-	struct mf_spool_reader *r;
-	struct mf_spool_pos pos;
+	struct fake_receiver *f = arg;
+	int fd = accept(f->listen_fd, NULL, NULL);
+
+	for (const char *s = f->script; fd >= 0 && *s != '\0'; s++) {
+		ssize_t n = recv(fd, f->last, sizeof(f->last), 0);
+
+		if (n <= 0)
+			break;
+		f->last_len = (size_t)n;
+		if (*s == 'K' && send(fd, "K", 1, 0) != 1)
+			break;
+		if (*s == 'E' && send(fd, "Eno such kind", 13, 0) != 13)
+			break;
+		if (*s == 'C') {
+			close(fd);
+			fd = accept(f->listen_fd, NULL, NULL);
+		}
+	}
+	if (fd >= 0) {
+		usleep(1000 * 1000);
+		close(fd);
+	}
+	return NULL;
+}
+
+static int fake_receiver_start(struct fake_receiver *f, pthread_t *th, const char *path,
+                               const char *script)
+{
+	struct sockaddr_un sun;
+
+	memset(f, 0, sizeof(*f));
+	f->script = script;
+	f->listen_fd = socket(AF_UNIX, SOCK_SEQPACKET, 0);
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof(sun.sun_path))
+		return -1;
+	memcpy(sun.sun_path, path, strlen(path) + 1);
+	(void)unlink(path);
+	if (bind(f->listen_fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 ||
+	    listen(f->listen_fd, 4) < 0 || pthread_create(th, NULL, fake_receiver_main, f) != 0)
+		return -1;
+	return 0;
+}
+
+/* Events sent without waiting: answers are collected later, and an event
+   whose answer never came is sent again after the receiver went away. */
+static void test_append_nowait(const char *path)
+{
+	struct fake_receiver f;
+	struct mf_submit *s;
 	struct mf_event *ev;
 	struct mf_error err;
-	const void *p;
+	pthread_t th;
+
+	if (fake_receiver_start(&f, &th, path, "KECK") < 0) {
+		ok(0, "fake receiver: %s", strerror(errno));
+		return;
+	}
+	s = mf_submit_open(path, 500, &err);
+	ev = mf_event_new("read", "mx1");
+	ok(s != NULL && mf_event_append_nowait(ev, s, &err) == 0, "a read event is sent");
+	ok(mf_event_append_nowait(ev, s, &err) == 0, "the next one collects the first's answer");
+	ok(mf_event_append_nowait(ev, s, &err) < 0 &&
+	       strstr(err.msg, "an earlier event: event socket") != NULL &&
+	       strstr(err.msg, "no such kind") != NULL,
+	   "a refusal is reported with the next event, as the earlier one's: %s", err.msg);
+	/* the receiver closed the connection without answering the third */
+	ok(mf_submit_flush(s, &err) == 0, "an event whose answer was lost is sent again: %s",
+	   err.msg);
+	ok(f.last_len > 20 && memmem(f.last, f.last_len, ",\"resent\":true}", 15) != NULL,
+	   "marked resent, on a new connection");
+	ok(mf_submit_flush(s, &err) == 0, "nothing left to wait for");
+	mf_event_free(&ev);
+	mf_submit_close(&s);
+	pthread_join(th, NULL);
+	close(f.listen_fd);
+}
+
+static void test_append(void)
+{
+	char dir[512], path[600], cmd[700];
+	const char *tmp = getenv("MF_TEST_TMP");
+	struct fake_receiver f;
+	struct mf_submit *s;
+	struct mf_event *ev;
+	struct mf_error err;
+	struct timespec t0, t1;
+	pthread_t th;
 	const char *json;
 	size_t len, jlen;
-	char cmd[600];
+	long ms;
 
 	snprintf(dir, sizeof(dir), "%s/test-event.XXXXXX",
 	         tmp != NULL && *tmp != '\0' ? tmp : "/tmp");
@@ -356,29 +451,47 @@ static void test_append(void)
 		ok(0, "mkdtemp: %s", strerror(errno));
 		return;
 	}
-	w = mf_spool_writer_open(dir, &err);
-	ok(w != NULL, "spool opens");
+	snprintf(path, sizeof(path), "%s/spool.sock", dir);
+	s = mf_submit_open(path, 500, &err);
+	ok(s == NULL && strstr(err.msg, "cannot connect") != NULL && strstr(err.msg, path) != NULL,
+	   "no receiver: a clear error naming the socket: %s", err.msg);
+
+	if (fake_receiver_start(&f, &th, path, "KEN") < 0) {
+		ok(0, "fake receiver: %s", strerror(errno));
+		return;
+	}
+	s = mf_submit_open(path, 500, &err);
+	ok(s != NULL, "connects to the receiver");
 	ev = mf_event_new("auth", "mx1");
 	mf_event_add_str(ev, "user", "bob");
 	mf_event_add_str(ev, "result", "ok");
-	ok(mf_event_append(ev, w, &err) == 0, "event appended");
+	ok(mf_event_append(ev, s, &err) == 0, "event handed over and acknowledged");
 	json = mf_event_json(ev, &jlen);
-	r = mf_spool_reader_open(dir, NULL, &err);
-	ok(mf_spool_read(r, &p, &len, &pos, &err) == MF_SPOOL_RECORD && len == jlen &&
-	       memcmp(p, json, len) == 0,
-	   "the spool holds exactly the event's JSON");
-	mf_spool_reader_close(&r);
+	ok(f.last_len == jlen && memcmp(f.last, json, jlen) == 0,
+	   "the receiver got exactly the event's JSON, as one message");
+	ok(mf_event_append(ev, s, &err) < 0 &&
+	       strstr(err.msg, "event refused: no such kind") != NULL,
+	   "a refusal reaches the producer with its reason: %s", err.msg);
 	mf_event_free(&ev);
-	ok(mf_event_append(NULL, w, &err) < 0 && strstr(err.msg, "could not be built") != NULL,
+	ok(mf_event_append(NULL, s, &err) < 0 && strstr(err.msg, "could not be built") != NULL,
 	   "a failed (NULL) event is an error, not a crash: %s", err.msg);
+	/* the script is done: the receiver reads but no longer answers */
+	ev = mf_event_new("admin", "mx1");
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	ok(mf_event_append(ev, s, &err) < 0 && strstr(err.msg, "within 500 ms") != NULL,
+	   "an unanswered event fails after the timeout: %s", err.msg);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+	ok(ms >= 450 && ms < 1500, "... and not much later (%ld ms)", ms);
+	mf_event_free(&ev);
+	ok(mf_event_append(NULL, NULL, &err) < 0, "no connection at all is an error too");
 	mf_event_add_str(NULL, "x", "y");
 	mf_event_add_int(NULL, "x", 1);
 	ok(mf_event_json(NULL, &len) == NULL && len == 0, "adders and json accept NULL");
-	mf_spool_writer_set_sync(w, true);
-	ev = mf_event_new("admin", "mx1");
-	ok(mf_event_append(ev, w, &err) == 0, "append with sync on");
-	mf_event_free(&ev);
-	mf_spool_writer_close(&w);
+	mf_submit_close(&s);
+	pthread_join(th, NULL);
+	close(f.listen_fd);
+	test_append_nowait(path);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	if (system(cmd) != 0)
 		diag("cleanup failed");

@@ -175,10 +175,10 @@ static void test_basic(void)
 	}
 	memset(&sb, 0, sizeof(sb));
 	(void)stat(dir, &sb);
-	ok((sb.st_mode & 07777) == 02770, "new spool directory has mode 2770 (is %o)",
-	   sb.st_mode & 07777);
-	ok(stat(seg_path(dir, 1), &sb) == 0 && (sb.st_mode & 0777) == 0660,
-	   "first segment exists with mode 0660");
+	ok((sb.st_mode & 07777) == 0700,
+	   "new spool directory has mode 0700: only its owner enters (is %o)", sb.st_mode & 07777);
+	ok(stat(seg_path(dir, 1), &sb) == 0 && (sb.st_mode & 0777) == 0600,
+	   "first segment exists with mode 0600: no producer can open or lock it");
 	ok(append_str(w, "one") == 0 && append_str(w, "two") == 0 && append_str(w, "") == 0,
 	   "three appends succeed (one empty)");
 	r = mf_spool_reader_open(dir, NULL, &err);

@@ -1,0 +1,351 @@
+#!/usr/bin/env python3
+"""The audit trail against a hostile mail process and a hostile database
+superuser (attacks 1, 2 and 4 of the trail's threat list).
+
+Attack 1, as the mail user (the uid Dovecot's imap and lmtp run as): the
+spool cannot be listed, opened, rewritten, removed or locked (EACCES).  Over
+the event socket it can only hand in events; mailfort-spoold records its
+kernel-attested uid, pid and executable in each, and mailfort-auditd stores
+an auth or verdict event from it, a back-dated login, and an event with a
+forged "peer" as "refused" rows, each with a producer_refused alert.  A real
+IMAP session's events carry the mail user's uid and Dovecot's executable.
+
+Attack 2, as the mail user: while it holds every connection the receiver
+lets one uid hold, never reads the answers, and tries to lock the spool,
+password+code and app-password logins through Dovecot and pam_mailfort still
+succeed at once, and their auth events are spooled with uid 0.
+
+Attack 4, as a database superuser: after auditd published its signed
+checkpoints (anchor_sink file: and command:), the newest rows and
+checkpoints are deleted and the chain head moved back.  Plain verify cannot
+see it; verify --anchor with the published file, and with the file that
+"audit anchor export" wrote earlier, fails naming the missing range.  An
+anchor file edited by hand is refused (signature).
+"""
+import fcntl
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.environ["MF_SRC"], "tests/harness"))
+import mailfort  # noqa: E402
+from mailfort import Site, tap  # noqa: E402
+from auditlib import Auditd, as_user, audit_dovecot, events, submit  # noqa: E402
+from mfpam import PamSetup, read_events, totp_code, wait_fresh_step  # noqa: E402
+from stack import Dovecot, mail_user  # noqa: E402
+
+MAX_PER_UID = 16
+site = Site("audit-producers", extra={"spool": {"node": "n1"},
+                                      "spoold": {"max_clients_per_uid": MAX_PER_UID},
+                                      "auditd": {"checkpoint_events": 10, "batch_size": 10}})
+anchors = os.path.join(site.dir, "anchors.log")
+copied = os.path.join(site.dir, "anchors-copied.log")
+copier = os.path.join(site.dir, "copy-anchor")
+with open(copier, "w") as f:
+    f.write("#!/bin/sh\ncat >> '%s'\n" % copied)
+os.chmod(copier, 0o755)
+site.set("audit", "anchor_sink", "file:%s command:%s" % (anchors, copier))
+auditd = Auditd(site)
+uid, gid = mail_user()
+
+
+def now(delta=0.0):
+    t = time.time() + delta
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + ".000000Z"
+
+
+# ---------------------------------------------------------------- attack 1
+segs = sorted(n for n in os.listdir(site.spool) if n.startswith("events."))
+tap.ok(len(segs) >= 1, "the receiver created the first segment", segs)
+seg = os.path.join(site.spool, segs[0])
+
+
+def touch_spool():
+    out = {}
+    for what, fn in [("list", lambda: os.listdir(site.spool)),
+                     ("read", lambda: open(seg, "rb").read()),
+                     ("rewrite", lambda: open(seg, "r+b").write(b"MFSG")),
+                     ("append", lambda: open(seg, "ab").write(b"MFSR")),
+                     ("remove", lambda: os.unlink(seg)),
+                     ("replace", lambda: os.rename(seg, seg + ".x")),
+                     ("lock", lambda: fcntl.flock(open(seg, "rb"), fcntl.LOCK_EX)),
+                     ("marker", lambda: open(os.path.join(site.spool, "current"), "w").write("9"))]:
+        try:
+            fn()
+            out[what] = "done"
+        except OSError as e:
+            out[what] = os.strerror(e.errno)
+    return out
+
+
+got = as_user(uid, gid, touch_spool)
+tap.ok(all(v == os.strerror(13) for v in got.values()),
+       "as the mail user the spool cannot be listed, read, rewritten, appended to, removed, "
+       "replaced or locked: EACCES every time", got)
+st = os.stat(site.spool)
+tap.ok(st.st_mode & 0o777 == 0o700 and os.stat(seg).st_mode & 0o777 == 0o600,
+       "spool 0700, segments 0600 (owner only)", "%o %o" % (st.st_mode, os.stat(seg).st_mode))
+
+# a real IMAP session: its events carry the mail user's identity
+dc = audit_dovecot("producers", site)
+dc.start()
+m = dc.imap_login("alice", "alicepw")
+m.select("INBOX")
+m.logout()
+
+forged_auth = json.dumps({"v": 1, "type": "auth", "time": now(), "node": "n1", "pid": 1,
+                          "user": "alice", "service": "imap", "ip": "203.0.113.9",
+                          "mode": "auth", "result": "ok", "reason": "ok"})
+forged_verdict = json.dumps({"v": 1, "type": "verdict", "time": now(), "node": "n1", "pid": 1,
+                             "queue_id": "FORGED1", "action": "accept", "score": 0})
+backdated = json.dumps({"v": 1, "type": "login", "time": now(-3 * 3600), "node": "n1",
+                        "pid": 1, "user": "alice", "service": "imap", "ip": "203.0.113.66",
+                        "session": "forged-backdated"})
+fresh = json.dumps({"v": 1, "type": "login", "time": now(), "node": "n1", "pid": 1,
+                    "user": "alice", "service": "imap", "ip": "203.0.113.77",
+                    "session": "mailuser-own"})
+forged_peer = json.dumps({"v": 1, "type": "login", "time": now(), "node": "n1", "pid": 1,
+                          "user": "alice", "ip": "203.0.113.88", "session": "forged-peer",
+                          "peer": {"uid": 0, "gid": 0, "pid": 1, "exe": "/usr/sbin/sshd"}})
+
+
+with_fds = json.dumps({"v": 1, "type": "login", "time": now(), "node": "n1", "pid": 1,
+                       "user": "alice", "session": "with-fds"})
+
+
+def send_with_fds():
+    # descriptors along with the event crowd the credentials out of the
+    # ancillary data, if the receiver reads no more than it expects
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    s.settimeout(5)
+    s.connect(site.socket)
+    socket.send_fds(s, [with_fds.encode()], [0] * 40)
+    ans = s.recv(4096)
+    s.close()
+    return ans[:1] == b"K", ans[1:].decode()
+
+
+def attack_socket():
+    return [submit(site.socket, t) for t in
+            (forged_auth, forged_verdict, backdated, fresh, forged_peer, "not an event")] \
+        + [send_with_fds()]
+
+
+answers = as_user(uid, gid, attack_socket)
+tap.eq([a[0] for a in answers], [True, True, True, True, False, False, False],
+       "the receiver takes well-formed events (auditd judges them) and refuses a forged "
+       "\"peer\", a malformed record and an event sent with descriptors at once")
+tap.ok("peer" in answers[4][1] and "JSON object" in answers[5][1]
+       and "ancillary data" in answers[6][1], "the refusals say why", answers)
+tap.ok(submit(site.socket, forged_auth.replace("203.0.113.9", "203.0.113.10"))[0],
+       "the same auth event from root (the auth worker's uid) is taken")
+
+auditd.once()
+evs = events(site, "node = 'n1'")
+login = [e for e in evs if e["type"] == "login" and e.get("session") not in
+         ("mailuser-own", "forged-backdated", "forged-peer")]
+tap.ok(len(login) >= 1 and login[0]["peer"]["uid"] == uid
+       and login[0]["peer"]["exe"].endswith("/imap"),
+       "the IMAP session's login event carries the mail user's uid and Dovecot's imap binary",
+       login[:1])
+refused = [e for e in evs if e["type"] == "refused"]
+raws = [e.get("raw", "") for e in refused]
+tap.ok(any("203.0.113.9\"" in r and "\"auth\"" in r for r in raws)
+       and any("FORGED1" in r for r in raws)
+       and any("forged-backdated" in r for r in raws)
+       and any("forged-peer" in r for r in raws),
+       "the mail user's auth, verdict, back-dated and forged-peer events are stored as "
+       "\"refused\", whole", [(e.get("reason"), e.get("peer")) for e in refused])
+tap.ok(all(e["peer"]["uid"] == uid for e in refused),
+       "each refused row names the mail user's uid as its sender")
+reasons = " | ".join(e.get("reason", "") for e in refused)
+tap.ok("may not write \"auth\"" in reasons and "may not write \"verdict\"" in reasons
+       and "s before its receipt" in reasons and "\"peer\"" in reasons,
+       "and says why", reasons)
+tap.ok(not any(e["type"] == "auth" and e.get("ip") == "203.0.113.9" for e in evs),
+       "no auth row claims the forged login")
+tap.ok(any(e["type"] == "auth" and e.get("ip") == "203.0.113.10" and e["peer"]["uid"] == 0
+           for e in evs), "root's auth event is stored as auth, with uid 0")
+tap.ok(any(e["type"] == "login" and e.get("session") == "mailuser-own" for e in evs),
+       "a login event the mail user may write is stored as login")
+tap.ok(any(e["type"] == "refused" and e.get("raw") == "not an event" and e["peer"]["uid"] == uid
+           for e in evs), "the malformed record is kept as \"refused\", whole, with its sender")
+alerts = site.sql("SELECT summary FROM mailfort.alerts WHERE rule = 'producer_refused'")
+tap.ok(len(alerts) == 6 and all(("uid %d" % uid) in a[0] for a in alerts),
+       "one producer_refused alert per refused event, naming the uid", alerts)
+r = site.ctl("audit", "verify")
+tap.ok(r.returncode == 0, "the trail with its refusals verifies", r.stdout + r.stderr)
+dc.stop()
+
+# ---------------------------------------------------------------- attack 2
+PASSWORD = "Winter 2026?"
+pam = PamSetup(site, passwords={"anna": PASSWORD})
+secret = pam.enroll("anna")
+r = site.ctl("apppass", "add", "anna", "--label", "Outlook", "--protocols", "imap")
+mm = re.search(r"\b([a-z2-9]{4}(?:-[a-z2-9]{4}){4})\b", r.stdout)
+apppass = mm.group(1) if mm else ""
+tap.ok(apppass != "", "app password issued", r.stdout + r.stderr)
+pdc = Dovecot("producers-pam", site=site, pam_service="%s", pam_dir=pam.services,
+              extra="auth_failure_delay = 0\n")
+pdc.start()
+
+ATTACKER = r"""
+import fcntl, json, os, socket, sys, time
+sock, spool = sys.argv[1], sys.argv[2]
+locks = []
+for path in [spool] + [os.path.join(spool, n) for n in ("current", "events.0000000001")]:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        locks.append(path)
+    except OSError as e:
+        locks.append(os.strerror(e.errno))
+conns = []
+ev = json.dumps({"v": 1, "type": "login", "time": "x", "user": "flood", "pad": "x" * 2000})
+for i in range(%d):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    s.connect(sock)
+    s.setblocking(False)
+    for _ in range(5):
+        try:
+            s.send(ev.encode())  # answers are never read
+        except OSError:
+            break
+    conns.append(s)
+print(json.dumps({"locks": locks, "conns": len(conns)}), flush=True)
+time.sleep(120)
+""" % (MAX_PER_UID + 4)
+
+
+def drop():
+    os.setgroups([])
+    os.setgid(gid)
+    os.setuid(uid)
+
+
+attacker = subprocess.Popen(["/usr/bin/python3", "-c", ATTACKER, site.socket, site.spool],
+                            stdout=subprocess.PIPE, text=True, preexec_fn=drop)
+report = json.loads(attacker.stdout.readline() or "{}")
+tap.ok(report.get("locks") == [os.strerror(13)] * 3,
+       "the mail user can lock nothing in the spool (EACCES)", report)
+
+
+def timed_login(user, password):
+    t0 = time.time()
+    try:
+        m = pdc.imap()
+        typ, _ = m.login(user, password)
+        m.logout()
+        return typ == "OK", time.time() - t0
+    except Exception as e:  # noqa: BLE001 - imaplib raises several kinds
+        return str(e), time.time() - t0
+
+
+n0 = len([e for e in read_events(site.spool) if e.get("type") == "auth"])
+wait_fresh_step(margin=8)
+ok1, t1 = timed_login("anna", PASSWORD + totp_code(secret))
+ok2, t2 = timed_login("anna", apppass)
+ok3, t3 = timed_login("anna", apppass)
+tap.ok(ok1 is True and t1 < 1.0, "password+code login succeeds at once while the mail user "
+       "floods the receiver (%.2f s)" % t1, ok1)
+tap.ok(ok2 is True and ok3 is True and max(t2, t3) < 1.0,
+       "app-password logins succeed at once too (%.2f s, %.2f s)" % (t2, t3), (ok2, ok3))
+auth = [e for e in read_events(site.spool) if e.get("type") == "auth"][n0:]
+tap.ok(len(auth) >= 3 and all(e["peer"]["uid"] == 0 for e in auth),
+       "their auth events are spooled, sent by uid 0", [e.get("peer") for e in auth])
+with open(os.path.join(mailfort.TMP, "spoold-audit-producers.log")) as f:
+    slog = f.read()
+tap.ok("already holds %d connections" % MAX_PER_UID in slog,
+       "the receiver refused the mail user's connections beyond max_clients_per_uid")
+attacker.kill()
+attacker.wait()
+pdc.stop()
+
+# ---------------------------------------------------------------- attack 4
+for i in range(25):
+    submit(site.socket, json.dumps({"v": 1, "type": "auth", "time": now(), "node": "n1",
+                                    "pid": 1, "user": "user%02d" % i, "service": "imap",
+                                    "ip": "192.0.2.%d" % (i + 1), "mode": "auth",
+                                    "result": "ok", "reason": "ok"}))
+auditd.once()
+ckpts = [int(r[0]) for r in site.sql("SELECT seq FROM mailfort.audit_checkpoints "
+                                     "WHERE node = 'n1' ORDER BY seq")]
+head = int(site.scalar("SELECT last_seq FROM mailfort.audit_heads WHERE node = 'n1'"))
+with open(anchors) as f:
+    published = [int(re.search(r" seq=(\d+) ", l).group(1)) for l in f if "mailfort-anchor 1 " in l]
+tap.ok(len(ckpts) >= 3 and published == ckpts and ckpts[-1] == head,
+       "every signed checkpoint was published to the anchor file, the last at the head",
+       (ckpts, published, head))
+with open(anchors) as a, open(copied) as c:
+    tap.ok(a.read() == c.read(), "... and through the command sink")
+exported = os.path.join(site.dir, "exported.anchors")
+r = site.ctl("audit", "anchor", "export", "--output", exported)
+with open(exported) as a, open(anchors) as b:
+    tap.ok(r.returncode == 0 and a.read() == b.read(),
+           "audit anchor export writes the same anchors", r.stdout + r.stderr)
+r = site.ctl("audit", "verify", "--anchor", anchors)
+tap.ok(r.returncode == 0 and "every one reached" in r.stdout, "verify --anchor: OK",
+       r.stdout + r.stderr)
+
+exported_head = head
+
+# a sink that fails: shipping goes on, and publication resumes later from
+# the first checkpoint not published
+site.set("audit", "anchor_sink", "file:%s command:/bin/false" % anchors)
+for i in range(12):
+    submit(site.socket, json.dumps({"v": 1, "type": "auth", "time": now(), "node": "n1",
+                                    "pid": 1, "user": "late%02d" % i, "service": "imap",
+                                    "ip": "192.0.2.200", "mode": "auth", "result": "ok",
+                                    "reason": "ok"}))
+r = auditd.once()
+head2 = int(site.scalar("SELECT last_seq FROM mailfort.audit_heads WHERE node = 'n1'"))
+anchored = int(site.scalar("SELECT seq FROM mailfort.audit_anchored WHERE node = 'n1'"))
+tap.ok(head2 == head + 12 and anchored == head and "not published (will retry)" in r.stderr
+       and "/bin/false: exited with status 1" in r.stderr,
+       "a failing sink is logged; the events are shipped, the new checkpoints wait",
+       (head2, anchored, r.stderr[-600:]))
+site.set("audit", "anchor_sink", "file:%s command:%s" % (anchors, copier))
+auditd.once()
+ckpts = [int(r[0]) for r in site.sql("SELECT seq FROM mailfort.audit_checkpoints "
+                                     "WHERE node = 'n1' ORDER BY seq")]
+with open(copied) as f:
+    copied_seqs = [int(re.search(r" seq=(\d+) ", l).group(1)) for l in f]
+anchored = int(site.scalar("SELECT seq FROM mailfort.audit_anchored WHERE node = 'n1'"))
+tap.ok(anchored == ckpts[-1] == head2 and copied_seqs == ckpts,
+       "once the sink works again every checkpoint is published, none skipped",
+       (anchored, ckpts, copied_seqs))
+head = head2
+
+cut = exported_head - 3
+TRIGGERS_OFF = ("ALTER TABLE mailfort.audit_events DISABLE TRIGGER ALL; "
+                "ALTER TABLE mailfort.audit_heads DISABLE TRIGGER ALL; "
+                "ALTER TABLE mailfort.audit_checkpoints DISABLE TRIGGER ALL; ")
+site.sql(TRIGGERS_OFF +
+         "DELETE FROM mailfort.audit_events WHERE node = 'n1' AND seq > %d; "
+         "DELETE FROM mailfort.audit_checkpoints WHERE node = 'n1' AND seq > %d; "
+         "UPDATE mailfort.audit_heads SET last_seq = %d, last_hash = (SELECT hash FROM "
+         "mailfort.audit_events WHERE node = 'n1' AND seq = %d) WHERE node = 'n1'"
+         % (cut, cut, cut, cut))
+r = site.ctl("audit", "verify")
+tap.ok(r.returncode == 0, "after the superuser cut the tail, plain verify sees nothing "
+       "(there is nothing in the database to compare with)", r.stdout + r.stderr)
+for name, path, last in (("the published anchors", anchors, head),
+                         ("the anchors exported earlier", exported, exported_head)):
+    want = "events %d..%d missing" % (cut + 1, last)
+    r = site.ctl("audit", "verify", "--anchor", path)
+    tap.ok(r.returncode == 1 and want in r.stdout and "truncated" in r.stdout,
+           "verify --anchor with %s fails naming the range (%s)" % (name, want),
+           r.stdout + r.stderr)
+with open(anchors) as f:
+    text = f.read()
+forged = os.path.join(site.dir, "forged.anchors")
+with open(forged, "w") as f:
+    f.write(text.replace(" seq=%d " % head, " seq=%d " % (head + 1000)))
+r = site.ctl("audit", "verify", "--anchor", forged)
+tap.ok(r.returncode == 1 and "signature does not match" in r.stderr,
+       "an anchor edited by hand is refused", r.stdout + r.stderr)
+tap.done()

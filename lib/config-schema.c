@@ -109,10 +109,15 @@ static const struct mf_config_section crypto_section = {"crypto", crypto_keys};
 static const struct mf_config_section spoold_section = {"spoold", spoold_keys};
 
 const struct mf_config_section *const mf_config_schema[] = {
-    &database_section,         &keys_section,
-    &crypto_section,           &spool_section,
-    &spoold_section,           &mf_config_section_pam,
-    &mf_config_section_crypt,  &mf_config_section_audit,
-    &mf_config_section_auditd, &mf_config_section_milter,
+    &database_section,
+    &keys_section,
+    &crypto_section,
+    &spool_section,
+    &spoold_section,
+    &mf_config_section_pam,
+    &mf_config_section_crypt,
+    &mf_config_section_audit,
+    &mf_config_section_auditd,
+    &mf_config_section_milter,
     NULL,
 };

@@ -61,12 +61,9 @@ static void audit_help(FILE *f)
 	      "ADDR]\n"
 	      "                                [--node N] [--limit N] [--format table|csv|json]\n"
 	      "       mailfortctl audit verify [--since T] [--node N] [--key PUBKEY] [--anchor "
-	      "FILE]
-"
-	      "       mailfortctl audit retire [--dry-run] [--key SECRETKEY]
-"
-	      "       mailfortctl audit anchor export [--output FILE] [--node N]
-"
+	      "FILE]\n"
+	      "       mailfortctl audit retire [--dry-run] [--key SECRETKEY]\n"
+	      "       mailfortctl audit anchor export [--output FILE] [--node N]\n"
 	      "T: a time (2026-11-27, '2026-11-27 08:00+01') or an age (90s, 15m, 12h, 7d)\n",
 	      f);
 }

@@ -78,6 +78,7 @@
 #include "mf-db.h"
 #include "mf-event.h"
 #include "mf-spool.h"
+#include "mf-submit.h"
 #include "mailfort-crypt-plugin.h"
 
 #include <sys/stat.h>
@@ -375,7 +376,7 @@ static int mailfort_crypt_refuse(struct mail *mail, const char *reason)
 {
 	struct mailfort_crypt_user *muser = MAILFORT_CRYPT_USER_CONTEXT(mail->box->storage->user);
 	struct mail_user *user = mail->box->storage->user;
-	struct mf_spool_writer *spool;
+	struct mf_submit *sub;
 	struct mf_event *ev;
 	struct mf_error err;
 	int ret;
@@ -393,12 +394,11 @@ static int mailfort_crypt_refuse(struct mail *mail, const char *reason)
 	mf_event_add_int(ev, "uid", mail->uid);
 	mf_event_add_str(ev, "result", "refused");
 	mf_event_add_str(ev, "reason", reason);
-	spool = mf_spool_writer_open(mf_config_str(muser->cfg, "spool", "dir"), &err);
-	ret = spool == NULL ? -1 : 0;
-	if (spool != NULL) {
-		mf_spool_writer_set_sync(spool, mf_config_bool(muser->cfg, "spool", "sync"));
-		ret = mf_event_append(ev, spool, &err);
-		mf_spool_writer_close(&spool);
+	sub = mf_submit_open_config(muser->cfg, &err);
+	ret = sub == NULL ? -1 : 0;
+	if (sub != NULL) {
+		ret = mf_event_append(ev, sub, &err);
+		mf_submit_close(&sub);
 	}
 	if (ret < 0)
 		e_error(mail->box->event, "mailfort_crypt: cannot record the refusal: %s", err.msg);

@@ -216,13 +216,14 @@ struct dovecot_facts {
 	bool sasl_for_postfix; /* Postfix authenticates through Dovecot */
 };
 
-static char *doveconf(const char *config, const char *protocol, const char *const *keys,
-                      int *status_r)
+/* Run doveconf or postconf: "TOOL -c CONFIG [-f protocol=PROTOCOL] ARGS...". */
+static char *conf_tool(const char *tool, const char *config, const char *protocol,
+                       const char *const *args, int *status_r)
 {
 	char *argv[24], filter[128];
 	int n = 0;
 
-	argv[n++] = (char *)"doveconf";
+	argv[n++] = (char *)tool;
 	argv[n++] = (char *)"-c";
 	argv[n++] = (char *)config;
 	if (protocol != NULL) {
@@ -230,8 +231,8 @@ static char *doveconf(const char *config, const char *protocol, const char *cons
 		argv[n++] = (char *)"-f";
 		argv[n++] = filter;
 	}
-	while (keys != NULL && *keys != NULL && n < 22)
-		argv[n++] = (char *)*keys++;
+	while (args != NULL && *args != NULL && n < 22)
+		argv[n++] = (char *)*args++;
 	argv[n] = NULL;
 	return capture(argv, status_r);
 }
@@ -250,7 +251,7 @@ static void check_dovecot_protocols(struct check *ck, const char *config,
 	char *out, *words[MAX_NAMES], protos[256];
 	int st, n, i;
 
-	out = doveconf(config, NULL, proto_key, &st);
+	out = conf_tool("doveconf", config, NULL, proto_key, &st);
 	if (out == NULL || st != 0 ||
 	    !conf_value(out, "protocols", facts->protocols, sizeof(facts->protocols))) {
 		report(ck, "dovecot-config", false,
@@ -269,7 +270,7 @@ static void check_dovecot_protocols(struct check *ck, const char *config,
 		char plugins[1024] = "", ssl[64] = "", plain[16] = "", minp[32] = "", rule[64];
 		bool crypt, audit;
 
-		out = doveconf(config, p, keys, &st);
+		out = conf_tool("doveconf", config, p, keys, &st);
 		if (out == NULL || st != 0) {
 			snprintf(rule, sizeof(rule), "dovecot-%s", p);
 			report(ck, rule, false, "fix the configuration until doveconf reads it",
@@ -329,7 +330,7 @@ static int dovecot_pam_services(struct check *ck, const char *config,
 	bool in_passdb = false, pam = false;
 	char driver[64] = "", args[512] = "";
 
-	out = doveconf(config, NULL, (const char *const[]){"-n", NULL}, &st);
+	out = conf_tool("doveconf", config, NULL, (const char *const[]){"-n", NULL}, &st);
 	if (out == NULL || st != 0) {
 		free(out);
 		return -1;
@@ -546,20 +547,6 @@ static void check_pam(struct check *ck, const char *pam_dir, char names[][64], i
 
 /* ------------------------------------------------------------ Postfix */
 
-static char *postconf(const char *dir, const char *const *args, int *status_r)
-{
-	char *argv[24];
-	int n = 0;
-
-	argv[n++] = (char *)"postconf";
-	argv[n++] = (char *)"-c";
-	argv[n++] = (char *)dir;
-	while (args != NULL && *args != NULL && n < 22)
-		argv[n++] = (char *)*args++;
-	argv[n] = NULL;
-	return capture(argv, status_r);
-}
-
 static void check_postfix(struct check *ck, const char *dir, struct dovecot_facts *facts)
 {
 	static const char *const main_keys[] = {"smtpd_tls_auth_only",
@@ -575,7 +562,7 @@ static void check_postfix(struct check *ck, const char *dir, struct dovecot_fact
 	char *out, *master, *save = NULL, *line;
 	int st, subs = 0;
 
-	out = postconf(dir, main_keys, &st);
+	out = conf_tool("postconf", dir, NULL, main_keys, &st);
 	if (out == NULL || st != 0) {
 		report(
 		    ck, "postfix-config", false,
@@ -592,7 +579,7 @@ static void check_postfix(struct check *ck, const char *dir, struct dovecot_fact
 	conf_value(out, "smtp_tls_security_level", outlevel, sizeof(outlevel));
 	conf_value(out, "smtpd_tls_cert_file", cert, sizeof(cert));
 	free(out);
-	master = postconf(dir, master_args, &st);
+	master = conf_tool("postconf", dir, NULL, master_args, &st);
 	if (master == NULL)
 		master = strdup("");
 	if (strcmp(sasl_type, "dovecot") == 0 ||
@@ -641,7 +628,7 @@ static void check_postfix(struct check *ck, const char *dir, struct dovecot_fact
 			snprintf(k2, sizeof(k2), "%s/inet/smtpd_tls_wrappermode", svc);
 			{
 				const char *args[] = {"-P", k1, k2, NULL};
-				char *o = postconf(dir, args, &st);
+				char *o = conf_tool("postconf", dir, NULL, args, &st);
 				char v1[32] = "", v2[16] = "";
 
 				if (o != NULL) {

@@ -351,21 +351,10 @@ static int code_refused(struct pam_mf *mf, const char *reason)
 	return fail(mf, reason);
 }
 
-static bool all_digits(const char *s, size_t len)
-{
-	size_t i;
-
-	for (i = 0; i < len; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return false;
-	}
-	return true;
-}
-
 /* Check a TOTP code or recovery code for an enrolled account.  Returns a
    PAM code through finish()/fail(); on success the caller sets AUTHTOK. */
-static int check_code(struct pam_mf *mf, const struct pam_mf_account *acct, const char *code,
-                      size_t code_len)
+static int check_code(struct pam_mf *mf, const struct pam_mf_account *acct,
+                      enum mf_login_factor factor, const char *code, size_t code_len)
 {
 	unsigned char key[crypto_secretbox_KEYBYTES];
 	unsigned char secret[MF_TOTP_SECRET_BYTES];
@@ -375,7 +364,7 @@ static int check_code(struct pam_mf *mf, const struct pam_mf_account *acct, cons
 	uint64_t step;
 	int r;
 
-	if (code_len > 0 && all_digits(code, code_len)) {
+	if (factor == MF_LOGIN_FACTOR_TOTP) {
 		mf->factor = "totp";
 		if (mf_totp_load_key(key_dir, "totp.key", key, &err) < 0)
 			return unavailable(mf, "key_unavailable", &err);
@@ -427,9 +416,10 @@ static int do_auth(struct pam_mf *mf)
 {
 	struct pam_mf_account acct;
 	struct mf_error err;
+	struct mf_login_split split;
 	const char *tok = NULL;
 	char *buf = NULL, *resp = NULL;
-	size_t len, code_len;
+	size_t len;
 	bool prompt;
 	int r;
 
@@ -476,7 +466,15 @@ static int do_auth(struct pam_mf *mf)
 			              "fail", "no_code");
 		}
 		len = strnlen(resp, TOKEN_MAX + 1);
-		r = len > TOKEN_MAX ? fail(mf, "bad_code") : check_code(mf, &acct, resp, len);
+		/* the whole answer is the code: all digits make a TOTP code
+		   (of any length: a wrong length is a wrong code), anything
+		   else can only be a recovery code */
+		r = len > TOKEN_MAX ? fail(mf, "bad_code")
+		                    : check_code(mf, &acct,
+		                                 len > 0 && strspn(resp, "0123456789") == len
+		                                     ? MF_LOGIN_FACTOR_TOTP
+		                                     : MF_LOGIN_FACTOR_RECOVERY,
+		                                 resp, len);
 		/* all of it, also past TOKEN_MAX */
 		sodium_memzero(resp, strlen(resp));
 		free(resp);
@@ -506,15 +504,18 @@ static int do_auth(struct pam_mf *mf)
 		return unavailable(mf, "internal_error", &err);
 	}
 	memcpy(buf, tok, len + 1);
-	if (len > 0 && buf[len - 1] >= '0' && buf[len - 1] <= '9')
-		code_len = acct.digits <= len ? acct.digits : len;
-	else
-		code_len = mf_recovery_suffix_len(buf, len);
-	r = check_code(mf, &acct, buf + len - code_len, code_len);
+	mf_login_split(&split, buf, len, acct.digits);
+	if (split.factor == MF_LOGIN_FACTOR_NONE) {
+		/* ends in a digit but not in a whole code, or in nothing like one */
+		r = fail(mf, len > 0 && buf[len - 1] >= '0' && buf[len - 1] <= '9' ? "bad_code"
+		                                                                   : "no_code");
+	} else {
+		r = check_code(mf, &acct, split.factor, buf + split.password_len, split.code_len);
+	}
 	pam_mf_account_clear(&acct);
 	if (r == PAM_SUCCESS) {
 		/* the password module sees only the password */
-		buf[len - code_len] = '\0';
+		buf[split.password_len] = '\0';
 		r = pam_set_item(mf->pamh, PAM_AUTHTOK, buf);
 		if (r != PAM_SUCCESS) {
 			mf_error_set(&err, "cannot hand the password on: %s",

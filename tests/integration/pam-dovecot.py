@@ -8,7 +8,7 @@ wrong code is refused; an app password works only for its protocols (IMAP,
 POP3); SMTP AUTH through Postfix submission and Dovecot SASL works with
 password+code and with an smtp app password; the auth events name the
 protocol and the client's address.  The PAM service is the protocol (passdb args = %s), as in
-examples/dovecot/conf.d/10-auth-mailfort.conf.
+examples/dovecot/conf.d/01-mailfort-auth.conf.
 """
 
 import imaplib

@@ -34,6 +34,7 @@
  * Every attempt appends one "auth" event to the spool; never the password
  * or the code.
  */
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -151,6 +152,35 @@ lower:
 		mf->protocol[i] = (char)tolower((unsigned char)mf->protocol[i]);
 }
 
+/* The address failures are counted under (pam_mf.source): an IPv4
+   address as it is, the /64 network of an IPv6 address (one host can use
+   all of it), anything else (a host name) in lower case, "" without one. */
+static void resolve_source(struct pam_mf *mf)
+{
+	unsigned char a6[16];
+	struct in_addr a4;
+	char buf[INET6_ADDRSTRLEN];
+	size_t i;
+
+	mf->source[0] = '\0';
+	if (mf->rhost == NULL || mf->rhost[0] == '\0')
+		return;
+	if (inet_pton(AF_INET, mf->rhost, &a4) == 1 &&
+	    inet_ntop(AF_INET, &a4, buf, sizeof(buf)) != NULL) {
+		snprintf(mf->source, sizeof(mf->source), "%s", buf);
+	} else if (inet_pton(AF_INET6, mf->rhost, a6) == 1) {
+		memset(a6 + 8, 0, 8);
+		if (inet_ntop(AF_INET6, a6, buf, sizeof(buf)) != NULL)
+			snprintf(mf->source, sizeof(mf->source), "%s/64", buf);
+	} else {
+		for (i = 0; mf->rhost[i] != '\0' && i < sizeof(mf->source) - 1; i++)
+			mf->source[i] = mf->rhost[i] > 0x20 && mf->rhost[i] < 0x7f
+			                    ? (char)tolower((unsigned char)mf->rhost[i])
+			                    : '?';
+		mf->source[i] = '\0';
+	}
+}
+
 /* Append the auth event.  Returns 0, or -1 when it could not be written. */
 static int emit_event(struct pam_mf *mf)
 {
@@ -181,6 +211,8 @@ static int emit_event(struct pam_mf *mf)
 		mf_event_add_str(ev, "apppass_id", mf->apppass_id);
 	if (mf->locked_now)
 		mf_event_add_bool(ev, "locked", true);
+	if (mf->throttled_now)
+		mf_event_add_bool(ev, "throttled", true);
 	w = mf_spool_writer_open(dir, &err);
 	if (w == NULL) {
 		mf_event_free(&ev);
@@ -227,7 +259,9 @@ static int finish(struct pam_mf *mf, int pam_ret, const char *result, const char
 		pam_syslog(mf->pamh, level, "user=%s service=%s rhost=%s mode=%s: %s (%s)%s",
 		           log_safe(user, mf->user), log_safe(service, mf->service),
 		           log_safe(rhost, mf->rhost), mode_name(mf->args.mode), result, reason,
-		           mf->locked_now ? ", account now locked" : "");
+		           mf->locked_now      ? ", account now locked"
+		           : mf->throttled_now ? ", address must now wait"
+		                               : "");
 	return pam_ret;
 }
 
@@ -431,6 +465,12 @@ static int do_auth(struct pam_mf *mf)
 		pam_mf_account_clear(&acct);
 		return finish(mf, PAM_AUTH_ERR, "fail", "locked");
 	}
+	if (acct.found && acct.throttled) {
+		/* this address failed too often: it must wait, and its attempts
+		   are not looked at meanwhile (nor counted: they are no guesses) */
+		pam_mf_account_clear(&acct);
+		return finish(mf, PAM_AUTH_ERR, "fail", "throttled");
+	}
 	if (!acct.found || !acct.enrolled) {
 		pam_mf_account_clear(&acct);
 		if (strcmp(mf_config_str(mf->cfg, "pam", "not_enrolled"), "allow") == 0) {
@@ -531,12 +571,13 @@ static int do_auth(struct pam_mf *mf)
 	return r;
 }
 
-/* preauth mode: refuse a locked account before any password is checked. */
+/* preauth mode: refuse a locked account, or an address that must wait,
+   before any password is checked. */
 static int do_preauth(struct pam_mf *mf)
 {
 	struct pam_mf_account acct;
 	struct mf_error err;
-	bool locked;
+	bool locked, throttled;
 	int r;
 
 	if ((r = open_db(mf)) != PAM_SUCCESS)
@@ -544,8 +585,13 @@ static int do_preauth(struct pam_mf *mf)
 	if (pam_mf_account_load(mf, &acct, &err) < 0)
 		return unavailable(mf, "db_unavailable", &err);
 	locked = acct.found && acct.locked;
+	/* the account phase (a login by ssh key) is not a guess: only a lock
+	   refuses it */
+	throttled = acct.found && acct.throttled && mf->args.mode != PAM_MF_ACCOUNT;
 	pam_mf_account_clear(&acct);
-	return locked ? finish(mf, PAM_AUTH_ERR, "fail", "locked") : PAM_IGNORE;
+	if (locked)
+		return finish(mf, PAM_AUTH_ERR, "fail", "locked");
+	return throttled ? finish(mf, PAM_AUTH_ERR, "fail", "throttled") : PAM_IGNORE;
 }
 
 /* apppass mode: is the whole token one of this user's app passwords? */
@@ -579,8 +625,6 @@ static int do_apppass(struct pam_mf *mf)
 	switch (status) {
 	case PAM_MF_APPPASS_NONE:
 		return PAM_IGNORE;
-	case PAM_MF_APPPASS_LOCKED:
-		return finish(mf, PAM_AUTH_ERR, "fail", "locked");
 	case PAM_MF_APPPASS_REVOKED:
 		return fail(mf, "apppass_revoked");
 	case PAM_MF_APPPASS_PROTOCOL:
@@ -588,7 +632,7 @@ static int do_apppass(struct pam_mf *mf)
 	case PAM_MF_APPPASS_OK:
 		break;
 	}
-	if (pam_mf_record_success(mf, &err) < 0)
+	if (pam_mf_record_apppass_success(mf, &err) < 0)
 		return unavailable(mf, "db_unavailable", &err);
 	return finish(mf, PAM_SUCCESS, "ok", "apppass");
 }
@@ -623,6 +667,7 @@ static int run(pam_handle_t *pamh, bool account, int argc, const char **argv)
 		return account ? PAM_PERM_DENIED : PAM_AUTHINFO_UNAVAIL;
 	}
 	resolve_protocol(&mf);
+	resolve_source(&mf);
 	if (mf_crypto_init(&err) < 0) {
 		ret = unavailable(&mf, "internal_error", &err);
 		goto out;

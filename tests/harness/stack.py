@@ -21,6 +21,7 @@ plugins run unprivileged as they would in production.
 import glob
 import imaplib
 import os
+import poplib
 import pwd
 import shutil
 import smtplib
@@ -371,6 +372,22 @@ plugin {{
         m = self.imap()
         m.login(user, password)
         return m
+
+    def pop3_login(self, user, password):
+        """A POP3 login and STAT; returns (ok, the server's refusal)."""
+        try:
+            p = poplib.POP3("127.0.0.1", self.pop3_port, timeout=30)
+        except OSError as e:
+            return False, str(e)
+        try:
+            p.user(user)
+            p.pass_(password)
+            p.stat()
+            p.quit()
+            return True, ""
+        except poplib.error_proto as e:
+            p.close()
+            return False, str(e)
 
     def lmtp_deliver(self, sender, rcpts, message):
         """Deliver message (bytes or str) over LMTP; returns {rcpt: (code, msg)} for refusals."""

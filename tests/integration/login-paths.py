@@ -20,12 +20,10 @@ is audited (mailfort_audit).
 import base64
 import imaplib
 import os
-import poplib
 import re
 import smtplib
 import socket
 import sys
-import time
 
 sys.path.insert(0, os.path.join(os.environ["MF_SRC"], "tests/harness"))
 from mailfort import Site, tap  # noqa: E402
@@ -75,16 +73,7 @@ def imap_login(user, password):
 
 
 def pop3_login(user, password):
-    p = poplib.POP3("127.0.0.1", dc.pop3_port, timeout=30)
-    try:
-        p.user(user)
-        p.pass_(password)
-        p.stat()
-        p.quit()
-        return True, ""
-    except poplib.error_proto as e:
-        p.close()
-        return False, str(e)
+    return dc.pop3_login(user, password)
 
 
 def smtp_login(port, user, password):

@@ -121,6 +121,39 @@ int mf_recovery_hashes(unsigned char out[MF_CODE_HASH_KINDS][MF_KEYED_HASH_BYTES
    dashes), or 0 when s does not end with one. */
 size_t mf_recovery_suffix_len(const char *s, size_t len);
 
+/* The normal form of an app password, as it is hashed and as it wraps a
+   mail key: dashes and spaces dropped, ASCII letters folded to lower case,
+   exactly MF_APPPASS_CHARS characters of the app password alphabet, NUL
+   terminated.  Returns 0, or -1 when s is not shaped like an app password
+   (out is then wiped).  The only normaliser: pam_mailfort, mailfort_crypt
+   and mailfortctl all go through it. */
+int mf_apppass_normalise(char out[MF_APPPASS_CHARS + 1], const char *s, size_t len);
+
+/* ---- a login string: password followed by the second factor ---- */
+enum mf_login_factor {
+	MF_LOGIN_FACTOR_NONE,     /* no code at the end */
+	MF_LOGIN_FACTOR_TOTP,     /* the last `digits` characters, all digits */
+	MF_LOGIN_FACTOR_RECOVERY, /* a recovery code, "xxxx-xxxx-xxxx" or without dashes */
+};
+
+struct mf_login_split {
+	enum mf_login_factor factor;
+	size_t password_len; /* the password is s[0 .. password_len) */
+	size_t code_len;     /* the code is s[password_len .. password_len + code_len) */
+};
+
+/* Split a login string as mail clients send it in append mode: password
+   immediately followed by a TOTP code of `digits` digits, or by a recovery
+   code.  A string whose last character is a digit can only end in a TOTP
+   code: when its last `digits` characters are not all digits (or it is
+   shorter) there is no code.  Otherwise a recovery code at the end is
+   looked for.  Bytes are compared as bytes (a UTF-8 password is fine), and
+   nothing is trimmed: a code followed by a space is no code.  The password
+   may be empty (the string is only a code).  With factor NONE,
+   password_len is len and code_len 0.  The one splitter: pam_mailfort and
+   mailfort_crypt's password mode both use it. */
+void mf_login_split(struct mf_login_split *r, const char *s, size_t len, unsigned digits);
+
 /* ---- protocols ---- */
 /* Validate and normalise a protocol list "imap,pop3,smtp" (lower case,
    [a-z0-9_-]+, comma separated, no duplicates) into a PostgreSQL text[]

@@ -1,6 +1,7 @@
 /*
  * totp-codes.c - generated app passwords and recovery codes, their keyed
- * hashes, and protocol lists for app passwords.
+ * hashes, the split of a login string into password and code, and
+ * protocol lists for app passwords.
  *
  * The alphabets leave out characters that are easy to mistake for each
  * other when read off a screen (l/1, o/0).  Input is normalised (case
@@ -38,7 +39,8 @@ void mf_recovery_new(char out[MF_RECOVERY_DISPLAY])
 	generate(out, MF_RECOVERY_CHARS, recovery_alphabet, sizeof(recovery_alphabet) - 1);
 }
 
-/* Normalise s into out (want characters exactly, all from alphabet). */
+/* Normalise s into out (want characters exactly, all from alphabet):
+   separators (dashes, spaces) dropped, ASCII letters folded to lower case. */
 static int normalise(char *out, size_t want, const char *s, size_t len, const char *alphabet)
 {
 	size_t i, o = 0;
@@ -57,6 +59,16 @@ static int normalise(char *out, size_t want, const char *s, size_t len, const ch
 		out[o++] = c;
 	}
 	return o == want ? 0 : -1;
+}
+
+int mf_apppass_normalise(char out[MF_APPPASS_CHARS + 1], const char *s, size_t len)
+{
+	if (normalise(out, MF_APPPASS_CHARS, s, len, apppass_alphabet) < 0) {
+		sodium_memzero(out, MF_APPPASS_CHARS + 1);
+		return -1;
+	}
+	out[MF_APPPASS_CHARS] = '\0';
+	return 0;
 }
 
 static int keyed(unsigned char out[MF_KEYED_HASH_BYTES], size_t want, const char *s, size_t len,
@@ -153,6 +165,34 @@ size_t mf_recovery_suffix_len(const char *s, size_t len)
 		return n;
 	}
 	return 0;
+}
+
+void mf_login_split(struct mf_login_split *r, const char *s, size_t len, unsigned digits)
+{
+	size_t i, n;
+
+	r->factor = MF_LOGIN_FACTOR_NONE;
+	r->password_len = len;
+	r->code_len = 0;
+	if (len == 0)
+		return;
+	if (s[len - 1] >= '0' && s[len - 1] <= '9') {
+		if (digits == 0 || len < digits)
+			return;
+		for (i = len - digits; i < len; i++) {
+			if (s[i] < '0' || s[i] > '9')
+				return;
+		}
+		r->factor = MF_LOGIN_FACTOR_TOTP;
+		r->code_len = digits;
+	} else {
+		n = mf_recovery_suffix_len(s, len);
+		if (n == 0)
+			return;
+		r->factor = MF_LOGIN_FACTOR_RECOVERY;
+		r->code_len = n;
+	}
+	r->password_len = len - r->code_len;
 }
 
 int mf_protocols_to_array(char *out, size_t out_size, const char *list, struct mf_error *err)

@@ -1,8 +1,9 @@
 /*
  * pam-account.c - pam_mailfort's reads and writes of account state in
  * PostgreSQL: the account's TOTP and lock state, accepting a time step once,
- * one-time recovery codes, app password lookup, failure counting with a
- * doubling lock, and the reset after a success.
+ * one-time recovery codes, app password lookup, failure counting per
+ * account and per client address (waits for the address, a doubling lock
+ * for the account), and the reset after a success.
  *
  * Each operation is one parameterized statement whose WHERE clause makes
  * it atomic across every node of the cluster: a step is accepted by
@@ -20,18 +21,22 @@
 #include "mf-db.h"
 #include "pam-mailfort.h"
 
+/* The address's wait is read in the same statement (one primary-key
+   lookup), so throttling costs a login no extra round trip. */
 static const char account_sql[] =
-    "SELECT id, totp_state = 'enrolled', totp_secret, totp_digits, totp_period, "
-    "coalesce(locked_until > now(), false) "
-    "FROM mailfort.accounts WHERE username = $1";
+    "SELECT a.id, a.totp_state = 'enrolled', a.totp_secret, a.totp_digits, a.totp_period, "
+    "coalesce(a.locked_until > now(), false), "
+    "EXISTS (SELECT 1 FROM mailfort.auth_throttle t WHERE t.account_id = a.id "
+    "        AND t.source = $2 AND t.delayed_until > now()) "
+    "FROM mailfort.accounts a WHERE a.username = $1";
 
 int pam_mf_account_load(struct pam_mf *mf, struct pam_mf_account *acct, struct mf_error *err)
 {
-	const char *params[1] = {mf->user};
+	const char *params[2] = {mf->user, mf->source};
 	PGresult *res;
 
 	memset(acct, 0, sizeof(*acct));
-	res = mf_db_exec(mf->db, account_sql, 1, params, err);
+	res = mf_db_exec(mf->db, account_sql, 2, params, err);
 	if (res == NULL)
 		return -1;
 	if (PQntuples(res) == 1) {
@@ -41,6 +46,7 @@ int pam_mf_account_load(struct pam_mf *mf, struct pam_mf_account *acct, struct m
 		acct->digits = (unsigned)atoi(PQgetvalue(res, 0, 3));
 		acct->period = (unsigned)atoi(PQgetvalue(res, 0, 4));
 		acct->locked = strcmp(PQgetvalue(res, 0, 5), "t") == 0;
+		acct->throttled = strcmp(PQgetvalue(res, 0, 6), "t") == 0;
 		if (!PQgetisnull(res, 0, 2)) {
 			acct->sealed_secret =
 			    mf_db_unescape_bytea(PQgetvalue(res, 0, 2), &acct->sealed_len);
@@ -140,57 +146,106 @@ int pam_mf_use_recovery(struct pam_mf *mf, const struct pam_mf_account *acct,
 	return affected(res);
 }
 
-/* One statement: count the failure; when the count reaches max_failures,
-   lock for lockout_seconds * 2^lock_count (capped), start counting again
-   and remember that one more lock happened.  Failures while locked are not
-   counted (the caller refuses those before getting here). */
+/* One statement.  The address's row (auth_throttle) counts its failure,
+   restarting after throttle_window ($7) without one; from the
+   throttle_after-th ($5) failure on, the address waits
+   throttle_delay * 2^(failures - throttle_after) ($6, capped at $8).  The
+   account counts every failure; when the count reaches max_failures ($2),
+   or lock_sources ($9) addresses (this one included) have failed within
+   the window, it is locked for lockout_seconds * 2^lock_count (capped), the
+   count starts again and one more lock is remembered.  Failures while
+   locked or while the address waits are refused before getting here. */
+#define THROTTLE_FAILURES                                                                 \
+	"CASE WHEN t.last_failure_at < now() - make_interval(secs => $7::float8) THEN 1 " \
+	"ELSE t.failures + 1 END"
+#define THROTTLE_WAIT(n)                                                                   \
+	"CASE WHEN " n " >= $5::int THEN now() + make_interval(secs => least($8::float8, " \
+	"$6::float8 * power(2::float8, least(" n " - $5::int, 40)))) END"
+#define LOCK_NOW "(failed_count + 1 >= $2::int OR s.n >= $9::int)"
+
 static const char failure_sql[] =
-    "UPDATE mailfort.accounts SET "
-    " last_failure_at = now(),"
-    " failed_count = CASE WHEN failed_count + 1 >= $2::int THEN 0 ELSE failed_count + 1 END,"
-    " lock_count = CASE WHEN failed_count + 1 >= $2::int THEN lock_count + 1"
-    "                   ELSE lock_count END,"
-    " locked_until = CASE WHEN failed_count + 1 >= $2::int THEN now() + make_interval(secs =>"
-    "     least($4::float8, $3::float8 * power(2::float8, least(lock_count, 40))))"
-    "     ELSE locked_until END "
-    "WHERE username = $1 RETURNING failed_count = 0 AND locked_until > now()";
+    "WITH acct AS (SELECT id FROM mailfort.accounts WHERE username = $1 FOR UPDATE), "
+    "t AS (INSERT INTO mailfort.auth_throttle AS t "
+    "        (account_id, source, failures, last_failure_at, delayed_until) "
+    "      SELECT id, $10, 1, now(), " THROTTLE_WAIT(
+        "1") " FROM acct "
+             "      ON CONFLICT (account_id, source) DO UPDATE SET "
+             "        failures = " THROTTLE_FAILURES ", last_failure_at = now(), "
+             "        delayed_until = " THROTTLE_WAIT(
+                 "(" THROTTLE_FAILURES
+                 ")") " "
+                      "      RETURNING coalesce(delayed_until > now(), false) AS waits), "
+                      "s AS (SELECT count(*) + 1 AS n FROM mailfort.auth_throttle x JOIN acct ON "
+                      "      x.account_id = acct.id WHERE x.source <> $10 "
+                      "      AND x.last_failure_at >= now() - make_interval(secs => $7::float8)) "
+                      "UPDATE mailfort.accounts SET "
+                      " last_failure_at = now(),"
+                      " failed_count = CASE WHEN " LOCK_NOW " THEN 0 ELSE failed_count + 1 END,"
+                      " lock_count = CASE WHEN " LOCK_NOW
+                      " THEN lock_count + 1 ELSE lock_count END,"
+                      " locked_until = CASE WHEN " LOCK_NOW " THEN now() + make_interval(secs =>"
+                      "     least($4::float8, $3::float8 * power(2::float8, least(lock_count, "
+                      "40))))"
+                      "     ELSE locked_until END "
+                      "FROM s WHERE id = (SELECT id FROM acct) "
+                      "RETURNING failed_count = 0 AND coalesce(locked_until > now(), false), "
+                      "(SELECT waits FROM t)";
 
 int pam_mf_record_failure(struct pam_mf *mf, struct mf_error *err)
 {
-	char max[24], secs[24], max_secs[24];
-	const char *params[4] = {mf->user, max, secs, max_secs};
+	static const char *const keys[] = {
+	    "max_failures",   "lockout_seconds", "lockout_max_seconds", "throttle_after",
+	    "throttle_delay", "throttle_window", "throttle_max_delay",  "lock_sources"};
+	char num[MF_N_ELEMENTS(keys)][24];
+	const char *params[10];
 	PGresult *res;
+	size_t i;
 
-	snprintf(max, sizeof(max), "%lld",
-	         (long long)mf_config_int(mf->cfg, "pam", "max_failures"));
-	snprintf(secs, sizeof(secs), "%lld",
-	         (long long)mf_config_int(mf->cfg, "pam", "lockout_seconds"));
-	snprintf(max_secs, sizeof(max_secs), "%lld",
-	         (long long)mf_config_int(mf->cfg, "pam", "lockout_max_seconds"));
-	res = mf_db_exec(mf->db, failure_sql, 4, params, err);
+	params[0] = mf->user;
+	for (i = 0; i < MF_N_ELEMENTS(keys); i++) {
+		snprintf(num[i], sizeof(num[i]), "%lld",
+		         (long long)mf_config_int(mf->cfg, "pam", keys[i]));
+		params[i + 1] = num[i];
+	}
+	params[9] = mf->source;
+	res = mf_db_exec(mf->db, failure_sql, 10, params, err);
 	if (res == NULL)
 		return -1;
-	if (PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "t") == 0)
-		mf->locked_now = true;
+	if (PQntuples(res) == 1) {
+		mf->locked_now = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+		mf->throttled_now = strcmp(PQgetvalue(res, 0, 1), "t") == 0;
+	}
 	PQclear(res);
 	return 0;
 }
 
+/* The address's row goes in the same statement: no extra round trip. */
 int pam_mf_record_success(struct pam_mf *mf, struct mf_error *err)
+{
+	const char *params[2] = {mf->user, mf->source};
+
+	return mf_db_command(mf->db,
+	                     "WITH d AS (DELETE FROM mailfort.auth_throttle WHERE source = $2 "
+	                     "  AND account_id = (SELECT id FROM mailfort.accounts "
+	                     "                    WHERE username = $1)) "
+	                     "UPDATE mailfort.accounts SET failed_count = 0, lock_count = 0, "
+	                     "locked_until = NULL, last_login_at = now() WHERE username = $1",
+	                     2, params, err);
+}
+
+int pam_mf_record_apppass_success(struct pam_mf *mf, struct mf_error *err)
 {
 	const char *params[1] = {mf->user};
 
-	return mf_db_command(mf->db,
-	                     "UPDATE mailfort.accounts SET failed_count = 0, lock_count = 0, "
-	                     "locked_until = NULL, last_login_at = now() WHERE username = $1",
-	                     1, params, err);
+	return mf_db_command(
+	    mf->db, "UPDATE mailfort.accounts SET last_login_at = now() WHERE username = $1", 1,
+	    params, err);
 }
 
 /* The lookup is by the unique index on hash; user and protocol are then
    compared on that single row. */
 static const char apppass_sql[] =
-    "SELECT ap.id, a.username = $2, coalesce(a.locked_until > now(), false), "
-    "ap.revoked_at IS NOT NULL, $3 = ANY (ap.protocols) "
+    "SELECT ap.id, a.username = $2, ap.revoked_at IS NOT NULL, $3 = ANY (ap.protocols) "
     "FROM mailfort.app_passwords ap JOIN mailfort.accounts a ON a.id = ap.account_id "
     "WHERE ap.hash IN ($1, $4)";
 
@@ -226,10 +281,8 @@ int pam_mf_apppass_check(struct pam_mf *mf, const unsigned char hashes[MF_CODE_H
 	}
 	snprintf(mf->apppass_id, sizeof(mf->apppass_id), "%s", PQgetvalue(res, 0, 0));
 	if (strcmp(PQgetvalue(res, 0, 2), "t") == 0)
-		*status_r = PAM_MF_APPPASS_LOCKED;
-	else if (strcmp(PQgetvalue(res, 0, 3), "t") == 0)
 		*status_r = PAM_MF_APPPASS_REVOKED;
-	else if (strcmp(PQgetvalue(res, 0, 4), "t") != 0)
+	else if (strcmp(PQgetvalue(res, 0, 3), "t") != 0)
 		*status_r = PAM_MF_APPPASS_PROTOCOL;
 	else
 		*status_r = PAM_MF_APPPASS_OK;

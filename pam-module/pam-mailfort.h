@@ -45,8 +45,9 @@ struct pam_mf_args {
 struct pam_mf_account {
 	bool found;
 	char id[24];
-	bool enrolled; /* totp_state = 'enrolled' */
-	bool locked;   /* locked_until > now() */
+	bool enrolled;  /* totp_state = 'enrolled' */
+	bool locked;    /* locked_until > now() */
+	bool throttled; /* this client address must still wait (auth_throttle) */
 	unsigned char *sealed_secret;
 	size_t sealed_len;
 	unsigned digits, period;
@@ -57,6 +58,7 @@ struct pam_mf {
 	struct pam_mf_args args;
 	const char *user, *service, *rhost;
 	char protocol[64];
+	char source[65]; /* rhost as throttled: IPv4, IPv6 /64, name, or "" */
 	struct mf_config *cfg;
 	struct mf_db *db;
 	bool db_shared; /* owned by the pam handle (pam_set_data), not this call */
@@ -65,6 +67,7 @@ struct pam_mf {
 	const char *reason;
 	const char *factor; /* "totp", "recovery", "apppass", "password", NULL */
 	bool locked_now;    /* this failure locked the account */
+	bool throttled_now; /* this failure makes the address wait */
 	char apppass_id[24];
 };
 
@@ -88,16 +91,25 @@ int pam_mf_accept_step(struct pam_mf *mf, const struct pam_mf_account *acct, uin
 int pam_mf_use_recovery(struct pam_mf *mf, const struct pam_mf_account *acct,
                         const unsigned char hashes[MF_CODE_HASH_KINDS][32],
                         struct mf_error *err) MF_WARN_UNUSED;
-/* Count one failure for the user; locks the account when it reaches
-   max_failures (sets mf->locked_now).  0, or -1 on a db error. */
+/* Count one failure for the user and for this client address (mf->source):
+   the address is made to wait once it has failed throttle_after times
+   (sets mf->throttled_now); the account is locked when its consecutive
+   failures reach max_failures, or lock_sources addresses have failed
+   within throttle_window (sets mf->locked_now).  0, or -1 on a db error. */
 int pam_mf_record_failure(struct pam_mf *mf, struct mf_error *err) MF_WARN_UNUSED;
-/* Reset the failure count and record the login time. */
+/* A login with every factor: reset the account's failure count and lock
+   history, forget this address's failures, record the login time. */
 int pam_mf_record_success(struct pam_mf *mf, struct mf_error *err) MF_WARN_UNUSED;
+/* A login with an app password: record the login time.  The account's
+   count and lock and this address's failures stay: the device may share
+   its address (NAT) with whoever is guessing codes, and an app password
+   proves nothing about them. */
+int pam_mf_record_apppass_success(struct pam_mf *mf, struct mf_error *err) MF_WARN_UNUSED;
 
 enum pam_mf_apppass_status {
 	PAM_MF_APPPASS_NONE,     /* no such app password for this user */
-	PAM_MF_APPPASS_OK,       /* valid for this protocol; last use recorded */
-	PAM_MF_APPPASS_LOCKED,   /* the account is locked */
+	PAM_MF_APPPASS_OK,       /* valid for this protocol (also while the account
+	                            is locked by failed guesses); last use recorded */
 	PAM_MF_APPPASS_REVOKED,  /* revoked */
 	PAM_MF_APPPASS_PROTOCOL, /* not allowed for this protocol */
 };

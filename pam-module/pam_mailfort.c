@@ -34,6 +34,7 @@
  * Every attempt appends one "auth" event to the spool; never the password
  * or the code.
  */
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -151,6 +152,35 @@ lower:
 		mf->protocol[i] = (char)tolower((unsigned char)mf->protocol[i]);
 }
 
+/* The address failures are counted under (pam_mf.source): an IPv4
+   address as it is, the /64 network of an IPv6 address (one host can use
+   all of it), anything else (a host name) in lower case, "" without one. */
+static void resolve_source(struct pam_mf *mf)
+{
+	unsigned char a6[16];
+	struct in_addr a4;
+	char buf[INET6_ADDRSTRLEN];
+	size_t i;
+
+	mf->source[0] = '\0';
+	if (mf->rhost == NULL || mf->rhost[0] == '\0')
+		return;
+	if (inet_pton(AF_INET, mf->rhost, &a4) == 1 &&
+	    inet_ntop(AF_INET, &a4, buf, sizeof(buf)) != NULL) {
+		snprintf(mf->source, sizeof(mf->source), "%s", buf);
+	} else if (inet_pton(AF_INET6, mf->rhost, a6) == 1) {
+		memset(a6 + 8, 0, 8);
+		if (inet_ntop(AF_INET6, a6, buf, sizeof(buf)) != NULL)
+			snprintf(mf->source, sizeof(mf->source), "%s/64", buf);
+	} else {
+		for (i = 0; mf->rhost[i] != '\0' && i < sizeof(mf->source) - 1; i++)
+			mf->source[i] = mf->rhost[i] > 0x20 && mf->rhost[i] < 0x7f
+			                    ? (char)tolower((unsigned char)mf->rhost[i])
+			                    : '?';
+		mf->source[i] = '\0';
+	}
+}
+
 /* Append the auth event.  Returns 0, or -1 when it could not be written. */
 static int emit_event(struct pam_mf *mf)
 {
@@ -179,6 +209,8 @@ static int emit_event(struct pam_mf *mf)
 		mf_event_add_str(ev, "apppass_id", mf->apppass_id);
 	if (mf->locked_now)
 		mf_event_add_bool(ev, "locked", true);
+	if (mf->throttled_now)
+		mf_event_add_bool(ev, "throttled", true);
 	/* The receiver takes our identity from the kernel; it answers once
 	   the event is in the spool, or within [spool] submit_timeout_ms
 	   the login fails closed. */
@@ -228,7 +260,9 @@ static int finish(struct pam_mf *mf, int pam_ret, const char *result, const char
 		pam_syslog(mf->pamh, level, "user=%s service=%s rhost=%s mode=%s: %s (%s)%s",
 		           log_safe(user, mf->user), log_safe(service, mf->service),
 		           log_safe(rhost, mf->rhost), mode_name(mf->args.mode), result, reason,
-		           mf->locked_now ? ", account now locked" : "");
+		           mf->locked_now      ? ", account now locked"
+		           : mf->throttled_now ? ", address must now wait"
+		                               : "");
 	return pam_ret;
 }
 
@@ -352,21 +386,10 @@ static int code_refused(struct pam_mf *mf, const char *reason)
 	return fail(mf, reason);
 }
 
-static bool all_digits(const char *s, size_t len)
-{
-	size_t i;
-
-	for (i = 0; i < len; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return false;
-	}
-	return true;
-}
-
 /* Check a TOTP code or recovery code for an enrolled account.  Returns a
    PAM code through finish()/fail(); on success the caller sets AUTHTOK. */
-static int check_code(struct pam_mf *mf, const struct pam_mf_account *acct, const char *code,
-                      size_t code_len)
+static int check_code(struct pam_mf *mf, const struct pam_mf_account *acct,
+                      enum mf_login_factor factor, const char *code, size_t code_len)
 {
 	unsigned char key[crypto_secretbox_KEYBYTES];
 	unsigned char secret[MF_TOTP_SECRET_BYTES];
@@ -376,7 +399,7 @@ static int check_code(struct pam_mf *mf, const struct pam_mf_account *acct, cons
 	uint64_t step;
 	int r;
 
-	if (code_len > 0 && all_digits(code, code_len)) {
+	if (factor == MF_LOGIN_FACTOR_TOTP) {
 		mf->factor = "totp";
 		if (mf_totp_load_key(key_dir, "totp.key", key, &err) < 0)
 			return unavailable(mf, "key_unavailable", &err);
@@ -428,9 +451,10 @@ static int do_auth(struct pam_mf *mf)
 {
 	struct pam_mf_account acct;
 	struct mf_error err;
+	struct mf_login_split split;
 	const char *tok = NULL;
 	char *buf = NULL, *resp = NULL;
-	size_t len, code_len;
+	size_t len;
 	bool prompt;
 	int r;
 
@@ -441,6 +465,12 @@ static int do_auth(struct pam_mf *mf)
 	if (acct.found && acct.locked) {
 		pam_mf_account_clear(&acct);
 		return finish(mf, PAM_AUTH_ERR, "fail", "locked");
+	}
+	if (acct.found && acct.throttled) {
+		/* this address failed too often: it must wait, and its attempts
+		   are not looked at meanwhile (nor counted: they are no guesses) */
+		pam_mf_account_clear(&acct);
+		return finish(mf, PAM_AUTH_ERR, "fail", "throttled");
 	}
 	if (!acct.found || !acct.enrolled) {
 		pam_mf_account_clear(&acct);
@@ -477,7 +507,15 @@ static int do_auth(struct pam_mf *mf)
 			              "fail", "no_code");
 		}
 		len = strnlen(resp, TOKEN_MAX + 1);
-		r = len > TOKEN_MAX ? fail(mf, "bad_code") : check_code(mf, &acct, resp, len);
+		/* the whole answer is the code: all digits make a TOTP code
+		   (of any length: a wrong length is a wrong code), anything
+		   else can only be a recovery code */
+		r = len > TOKEN_MAX ? fail(mf, "bad_code")
+		                    : check_code(mf, &acct,
+		                                 len > 0 && strspn(resp, "0123456789") == len
+		                                     ? MF_LOGIN_FACTOR_TOTP
+		                                     : MF_LOGIN_FACTOR_RECOVERY,
+		                                 resp, len);
 		/* all of it, also past TOKEN_MAX */
 		sodium_memzero(resp, strlen(resp));
 		free(resp);
@@ -507,15 +545,18 @@ static int do_auth(struct pam_mf *mf)
 		return unavailable(mf, "internal_error", &err);
 	}
 	memcpy(buf, tok, len + 1);
-	if (len > 0 && buf[len - 1] >= '0' && buf[len - 1] <= '9')
-		code_len = acct.digits <= len ? acct.digits : len;
-	else
-		code_len = mf_recovery_suffix_len(buf, len);
-	r = check_code(mf, &acct, buf + len - code_len, code_len);
+	mf_login_split(&split, buf, len, acct.digits);
+	if (split.factor == MF_LOGIN_FACTOR_NONE) {
+		/* ends in a digit but not in a whole code, or in nothing like one */
+		r = fail(mf, len > 0 && buf[len - 1] >= '0' && buf[len - 1] <= '9' ? "bad_code"
+		                                                                   : "no_code");
+	} else {
+		r = check_code(mf, &acct, split.factor, buf + split.password_len, split.code_len);
+	}
 	pam_mf_account_clear(&acct);
 	if (r == PAM_SUCCESS) {
 		/* the password module sees only the password */
-		buf[len - code_len] = '\0';
+		buf[split.password_len] = '\0';
 		r = pam_set_item(mf->pamh, PAM_AUTHTOK, buf);
 		if (r != PAM_SUCCESS) {
 			mf_error_set(&err, "cannot hand the password on: %s",
@@ -531,12 +572,13 @@ static int do_auth(struct pam_mf *mf)
 	return r;
 }
 
-/* preauth mode: refuse a locked account before any password is checked. */
+/* preauth mode: refuse a locked account, or an address that must wait,
+   before any password is checked. */
 static int do_preauth(struct pam_mf *mf)
 {
 	struct pam_mf_account acct;
 	struct mf_error err;
-	bool locked;
+	bool locked, throttled;
 	int r;
 
 	if ((r = open_db(mf)) != PAM_SUCCESS)
@@ -544,8 +586,13 @@ static int do_preauth(struct pam_mf *mf)
 	if (pam_mf_account_load(mf, &acct, &err) < 0)
 		return unavailable(mf, "db_unavailable", &err);
 	locked = acct.found && acct.locked;
+	/* the account phase (a login by ssh key) is not a guess: only a lock
+	   refuses it */
+	throttled = acct.found && acct.throttled && mf->args.mode != PAM_MF_ACCOUNT;
 	pam_mf_account_clear(&acct);
-	return locked ? finish(mf, PAM_AUTH_ERR, "fail", "locked") : PAM_IGNORE;
+	if (locked)
+		return finish(mf, PAM_AUTH_ERR, "fail", "locked");
+	return throttled ? finish(mf, PAM_AUTH_ERR, "fail", "throttled") : PAM_IGNORE;
 }
 
 /* apppass mode: is the whole token one of this user's app passwords? */
@@ -579,8 +626,6 @@ static int do_apppass(struct pam_mf *mf)
 	switch (status) {
 	case PAM_MF_APPPASS_NONE:
 		return PAM_IGNORE;
-	case PAM_MF_APPPASS_LOCKED:
-		return finish(mf, PAM_AUTH_ERR, "fail", "locked");
 	case PAM_MF_APPPASS_REVOKED:
 		return fail(mf, "apppass_revoked");
 	case PAM_MF_APPPASS_PROTOCOL:
@@ -588,7 +633,7 @@ static int do_apppass(struct pam_mf *mf)
 	case PAM_MF_APPPASS_OK:
 		break;
 	}
-	if (pam_mf_record_success(mf, &err) < 0)
+	if (pam_mf_record_apppass_success(mf, &err) < 0)
 		return unavailable(mf, "db_unavailable", &err);
 	return finish(mf, PAM_SUCCESS, "ok", "apppass");
 }
@@ -623,6 +668,7 @@ static int run(pam_handle_t *pamh, bool account, int argc, const char **argv)
 		return account ? PAM_PERM_DENIED : PAM_AUTHINFO_UNAVAIL;
 	}
 	resolve_protocol(&mf);
+	resolve_source(&mf);
 	if (mf_crypto_init(&err) < 0) {
 		ret = unavailable(&mf, "internal_error", &err);
 		goto out;

@@ -62,6 +62,7 @@
 #include "mf-config.h"
 #include "mf-crypto.h"
 #include "mf-db.h"
+#include "mf-totp.h"
 #include "mf-io.h"
 #include "mf-mailcrypt.h"
 
@@ -116,20 +117,6 @@ static int read_secret(const char *prompt, char buf[SECRET_MAX])
 	if (len == 0)
 		return ctl_fail("%s: nothing read", prompt);
 	return 0;
-}
-
-/* App passwords are used in their normal form, as pam_mailfort and the
-   plugin do: dashes and spaces dropped, letters in lower case. */
-static void apppass_normalise(char *s)
-{
-	char *out = s;
-
-	for (; *s != '\0'; s++) {
-		if (*s == '-' || *s == ' ')
-			continue;
-		*out++ = (*s >= 'A' && *s <= 'Z') ? (char)(*s - 'A' + 'a') : *s;
-	}
-	*out = '\0';
 }
 
 struct keyrow {
@@ -515,7 +502,7 @@ static int cmd_app_wrap(struct ctl *ctl, const char *user, const char *label)
 {
 	unsigned char sk[MF_ACCOUNT_SK_BYTES], wrapped[MF_ACCOUNT_WRAP_MAX];
 	size_t wrapped_len;
-	char id[24], pw[SECRET_MAX], app[SECRET_MAX], *hex;
+	char id[24], pw[SECRET_MAX], app[SECRET_MAX], norm[MF_APPPASS_CHARS + 1], *hex;
 	const char *params[3];
 	struct keyrow k;
 	struct mf_error err;
@@ -530,9 +517,15 @@ static int cmd_app_wrap(struct ctl *ctl, const char *user, const char *label)
 	ret = 1;
 	if (read_secret("account password", pw) == 0 && read_secret("app password", app) == 0 &&
 	    unwrap_password(&k, pw, sk) == 0) {
-		apppass_normalise(app);
-		if (mf_account_wrap_password_any(wrapped, &wrapped_len, k.pk, k.pk_len, sk, app,
-		                                 strlen(app), &err) < 0) {
+		/* app passwords wrap in their normal form, as pam_mailfort and
+		   the plugin use them */
+		if (mf_apppass_normalise(norm, app, strlen(app)) < 0) {
+			ret = ctl_fail("that is not an app password (%d letters and digits as "
+			               "mailfortctl apppass add printed them; dashes and spaces "
+			               "may be left out)",
+			               MF_APPPASS_CHARS);
+		} else if (mf_account_wrap_password_any(wrapped, &wrapped_len, k.pk, k.pk_len, sk, norm,
+		                                        MF_APPPASS_CHARS, &err) < 0) {
 			ret = ctl_fail("%s", err.msg);
 		} else if ((hex = mf_db_escape_bytea(wrapped, wrapped_len)) == NULL) {
 			ret = ctl_fail("out of memory");
@@ -561,6 +554,7 @@ static int cmd_app_wrap(struct ctl *ctl, const char *user, const char *label)
 	sodium_memzero(sk, sizeof(sk));
 	sodium_memzero(pw, sizeof(pw));
 	sodium_memzero(app, sizeof(app));
+	sodium_memzero(norm, sizeof(norm));
 	free(k.wrapped);
 	if (ret != 0)
 		return ret;

@@ -98,7 +98,7 @@ static void usage(FILE *out)
 	fputs("usage: mailfortctl user COMMAND USER\n\n"
 	      "commands:\n"
 	      "  status USER   second factor, failures, lock, last login, app passwords\n"
-	      "  unlock USER   end a lock and reset the failure count\n",
+	      "  unlock USER   end a lock, reset the failure count and the address waits\n",
 	      out);
 }
 
@@ -112,7 +112,9 @@ static const char status_sql[] =
     "   WHERE p.account_id = a.id AND p.revoked_at IS NULL), "
     " (SELECT count(*) FROM mailfort.recovery_codes r "
     "   WHERE r.account_id = a.id AND r.used_at IS NULL), "
-    " to_char(a.created_at, 'YYYY-MM-DD HH24:MI:SSOF') "
+    " to_char(a.created_at, 'YYYY-MM-DD HH24:MI:SSOF'), "
+    " (SELECT count(*) FROM mailfort.auth_throttle t "
+    "   WHERE t.account_id = a.id AND t.delayed_until > now()) "
     "FROM mailfort.accounts a WHERE a.username = $1";
 
 static int user_status(struct ctl *ctl, const char *user)
@@ -137,6 +139,7 @@ static int user_status(struct ctl *ctl, const char *user)
 	       "failures:        %s (since the last success or lock)\n"
 	       "locked:          %s%s%s\n"
 	       "locks so far:    %s\n"
+	       "addresses held:  %s (must wait after repeated failures)\n"
 	       "last login:      %s\n"
 	       "last failure:    %s\n"
 	       "app passwords:   %s active\n"
@@ -145,8 +148,8 @@ static int user_status(struct ctl *ctl, const char *user)
 	       PQgetvalue(res, 0, 2),
 	       strcmp(PQgetvalue(res, 0, 3), "t") == 0 ? "yes, until " : "no",
 	       strcmp(PQgetvalue(res, 0, 3), "t") == 0 ? PQgetvalue(res, 0, 4) : "", "",
-	       PQgetvalue(res, 0, 5), PQgetvalue(res, 0, 6), PQgetvalue(res, 0, 7),
-	       PQgetvalue(res, 0, 8), PQgetvalue(res, 0, 9));
+	       PQgetvalue(res, 0, 5), PQgetvalue(res, 0, 11), PQgetvalue(res, 0, 6),
+	       PQgetvalue(res, 0, 7), PQgetvalue(res, 0, 8), PQgetvalue(res, 0, 9));
 	PQclear(res);
 	return 0;
 }
@@ -161,7 +164,10 @@ static int user_unlock(struct ctl *ctl, const char *user)
 
 	if (db == NULL)
 		return 1;
+	/* also the waits of every client address */
 	res = mf_db_exec(db,
+	                 "WITH d AS (DELETE FROM mailfort.auth_throttle WHERE account_id = "
+	                 "  (SELECT id FROM mailfort.accounts WHERE username = $1)) "
 	                 "UPDATE mailfort.accounts SET failed_count = 0, lock_count = 0, "
 	                 "locked_until = NULL WHERE username = $1",
 	                 1, params, &err);
@@ -172,7 +178,7 @@ static int user_unlock(struct ctl *ctl, const char *user)
 	if (n != 1)
 		return ctl_fail("no account '%s'", user);
 	if (!ctl->quiet)
-		printf("%s: unlocked, failure count reset\n", user);
+		printf("%s: unlocked, failure count and address waits reset\n", user);
 	return ctl_admin_event(ctl, "user_unlock", user, NULL);
 }
 

@@ -465,24 +465,18 @@ static int mf_crypt_app_wrap(struct mf_crypt_keys *keys, unsigned char **blob_r,
 	return 0;
 }
 
-/* Length of the second factor at the end of a login string, as
-   pam_mailfort (append mode) takes it off before the password module sees
-   the rest: a TOTP code of the account's digits when the string ends in a
-   digit, else a recovery code ("xxxx-xxxx-xxxx", dashes optional).  0 when
-   the account has no TOTP, [crypt] totp_suffix is off, or there is none. */
+/* Length of the second factor at the end of a login string, split as
+   pam_mailfort (append mode) splits it before the password module sees the
+   rest (mf_login_split).  0 when the account has no TOTP, [crypt]
+   totp_suffix is off, there is none, or the string is only a code. */
 static size_t mf_crypt_factor_len(const struct mf_crypt_keys *keys, const char *pw, size_t len)
 {
-	size_t digits = keys->totp_digits, n;
+	struct mf_login_split split;
 
-	if (digits == 0 || len == 0 || !mf_config_bool(keys->cfg, "crypt", "totp_suffix"))
+	if (keys->totp_digits == 0 || !mf_config_bool(keys->cfg, "crypt", "totp_suffix"))
 		return 0;
-	if (pw[len - 1] >= '0' && pw[len - 1] <= '9') {
-		if (len > digits && strspn(pw + len - digits, "0123456789") == digits)
-			return digits;
-		return 0;
-	}
-	n = mf_recovery_suffix_len(pw, len);
-	return n < len ? n : 0;
+	mf_login_split(&split, pw, len, (unsigned)keys->totp_digits);
+	return split.password_len > 0 ? split.code_len : 0;
 }
 
 /* Password mode: try the login string without its second factor (TOTP or
@@ -529,18 +523,13 @@ static int mf_crypt_unwrap_password(struct mf_crypt_keys *keys, struct mf_crypt_
 		if (blob != NULL) {
 			/* app passwords wrap in their normal form (as
 			   mailfortctl crypt app-wrap makes it) */
-			char *norm = i_strdup(pw), *in, *out = norm;
+			char norm[MF_APPPASS_CHARS + 1];
 
-			for (in = norm; *in != '\0'; in++) {
-				if (*in != '-' && *in != ' ')
-					*out++ = i_tolower(*in);
-			}
-			*out = '\0';
-			ok = mf_account_unwrap_password_any(pair->sk, blob, blob_len, pair->pk,
-			                                    pair->pk_len, norm, strlen(norm),
-			                                    &err) == 0;
-			sodium_memzero(norm, strlen(norm));
-			i_free(norm);
+			if (mf_apppass_normalise(norm, pw, strlen(pw)) == 0)
+				ok = mf_account_unwrap_password_any(pair->sk, blob, blob_len, pair->pk,
+				                                    pair->pk_len, norm, MF_APPPASS_CHARS,
+				                                    &err) == 0;
+			sodium_memzero(norm, sizeof(norm));
 			free(blob);
 		}
 	}

@@ -24,7 +24,7 @@ import subprocess
 import time
 import urllib.parse
 
-from mailfort import BUILD, run
+from mailfort import BUILD, SRC, run
 
 PAM_WRAPPER_MODULES = "/usr/lib/x86_64-linux-gnu/pam_wrapper"
 PAM_MODULES = "/lib/x86_64-linux-gnu/security"
@@ -177,6 +177,49 @@ class PamSetup:
             "account required %s/pam_permit.so" % PAM_MODULES,
         ]
         return self.write_service(service, lines)
+
+    def example_services(self):
+        """examples/pam.d as a sysadmin installs it, for pam_wrapper: module
+        paths made absolute, pam_mailfort given this site's configuration,
+        pam_unix (the accounts here are not in /etc/passwd) replaced by the
+        test password module, which also takes the password pam_mailfort
+        handed on.  Returns the names of the services written."""
+        names = []
+        src = os.path.join(SRC, "examples", "pam.d")
+
+        def read(name):
+            """The file's lines, each @include replaced by the included file
+            (libpam reads those from /etc/pam.d, which pam_wrapper does not
+            redirect)."""
+            out = []
+            with open(os.path.join(src, name)) as f:
+                for line in f:
+                    words = line.split()
+                    if words and words[0] == "@include":
+                        out += read(words[1])
+                    else:
+                        out.append(line.rstrip("\n"))
+            return out
+
+        for name in sorted(os.listdir(src)):
+            if name.startswith("sshd"):
+                continue
+            lines = []
+            for line in read(name):
+                words = line.split()
+                if words and not line.startswith("#"):
+                    if "pam_mailfort.so" in line:
+                        line = line.replace("pam_mailfort.so", self.mf(), 1)
+                    elif words[0] == "auth" and "pam_unix.so" in line:
+                        line = re.sub(r"pam_unix\.so.*$", self.password_module(), line)
+                    elif "pam_unix.so" in line:
+                        line = line.replace("pam_unix.so", "%s/pam_permit.so" % PAM_MODULES)
+                    else:
+                        line = re.sub(r"(\s)(pam_\w+\.so)", r"\1%s/\2" % PAM_MODULES, line)
+                lines.append(line)
+            self.write_service(name, lines)
+            names.append(name)
+        return names
 
     def prompt_stack(self, service):
         """The sshd stack: lock check and password first, then the code is asked for."""

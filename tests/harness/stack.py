@@ -21,6 +21,7 @@ plugins run unprivileged as they would in production.
 import glob
 import imaplib
 import os
+import poplib
 import pwd
 import shutil
 import smtplib
@@ -102,14 +103,20 @@ class Dovecot:
     tls:           a tlslib.TestCA: TLS required by the shipped
                    examples/dovecot/conf.d/11-mailfort-ssl.conf (included);
                    imap() then speaks STARTTLS, verifying against the CA
+    examples:      run on examples/dovecot/conf.d itself: the snippets are
+                   copied as they are (only their paths are pointed into this
+                   instance) and included, instead of the passdb, mail_plugins,
+                   auth settings and protocol blocks written here; submission
+                   and ManageSieve listen too (submission_port, sieve_port)
     """
 
     def __init__(self, name, site=None, plugins=(), imap_plugins=(), lmtp_plugins=(), users=None,
                  pam_service=None, pam_dir=None, plugin_settings=None, extra="",
                  mail_location="maildir:~/Maildir", userdb_extra="", passdb_extra="",
-                 tls=None):
+                 tls=None, examples=False):
         self.name = name
         self.tls = tls
+        self.examples = examples
         self.site = site
         self.dir = os.path.join(TMP, "dovecot-" + name)
         shutil.rmtree(self.dir, ignore_errors=True)
@@ -125,6 +132,10 @@ class Dovecot:
         self.pop3_port = free_port()
         self.lmtp_port = free_port()
         self.auth_port = free_port()
+        self.submission_port = free_port()
+        self.sieve_port = free_port()
+        if examples:
+            plugins = ["mailfort_audit", "mailfort_crypt", "imap_mailfort_audit"]
         self.plugins = list(plugins)
         self.imap_plugins = list(imap_plugins)
         self.lmtp_plugins = list(lmtp_plugins)
@@ -138,6 +149,7 @@ class Dovecot:
         self.mail_location = mail_location
         self.userdb_extra = userdb_extra
         self.passdb_extra = passdb_extra
+        self.relay_port = None
         self.proc = None
 
     def home(self, user):
@@ -168,7 +180,71 @@ class Dovecot:
             os.symlink(src, dst)
         return d
 
+    def _examples_text(self):
+        """examples/dovecot/conf.d/*.conf copied into this instance, with the
+        paths of a real system pointed at this instance's files."""
+        confd = os.path.join(self.dir, "conf.d")
+        shutil.rmtree(confd, ignore_errors=True)
+        os.makedirs(confd)
+        paths = {"/etc/mailfort/mailfort.conf": self.site.conf if self.site else "",
+                 "/var/spool/postfix/private/auth": os.path.join(self.dir, "postfix-auth")}
+        for f in sorted(glob.glob(os.path.join(mailfort.SRC, "examples/dovecot/conf.d/*.conf"))):
+            with open(f) as fh:
+                text = fh.read()
+            for real, here in paths.items():
+                text = text.replace(real, here)
+            with open(os.path.join(confd, os.path.basename(f)), "w") as fh:
+                fh.write(text)
+        return """# the examples, as a sysadmin installs them
+mail_plugin_dir = {modules}
+!include {confd}/*.conf
+# test-only: no certificates here, plaintext logins on loopback
+ssl = no
+disable_plaintext_auth = no
+auth_failure_delay = 0
+service submission-login {{
+  inet_listener submission {{
+    address = 127.0.0.1
+    port = {submission}
+  }}
+}}
+service managesieve-login {{
+  inet_listener sieve {{
+    address = 127.0.0.1
+    port = {sieve}
+  }}
+}}
+submission_relay_host = 127.0.0.1
+submission_relay_port = {relay}
+""".format(modules=self._module_dir(), confd=confd, submission=self.submission_port,
+           sieve=self.sieve_port, relay=self.relay_port or 25)
+
     def config_text(self):
+        if self.examples:
+            return self._examples_config_text()
+        return self._config_text()
+
+    def _examples_config_text(self):
+        """The harness's base (paths, listeners, userdb, PAM through
+        pam_wrapper), then the examples' snippets."""
+        base = self._config_text()
+        keep = []
+        skip = 0
+        for line in base.splitlines():
+            if skip:
+                skip += line.count("{") - line.count("}")
+                continue
+            if line.startswith(("passdb {", "protocol imap {", "protocol lmtp {")):
+                skip = 1
+                continue
+            if line.startswith(("mail_plugins", "auth_mechanisms", "auth_cache_size",
+                                "mail_plugin_dir", "protocols")):
+                continue
+            keep.append(line)
+        return ("\n".join(keep) + "\nprotocols = imap pop3 lmtp submission sieve\n"
+                + self._examples_text())
+
+    def _config_text(self):
         run_dir = os.path.join(self.dir, "run")
         state_dir = os.path.join(self.dir, "state")
         for d in (run_dir, state_dir):
@@ -314,6 +390,22 @@ plugin {{
         m = self.imap()
         m.login(user, password)
         return m
+
+    def pop3_login(self, user, password):
+        """A POP3 login and STAT; returns (ok, the server's refusal)."""
+        try:
+            p = poplib.POP3("127.0.0.1", self.pop3_port, timeout=30)
+        except OSError as e:
+            return False, str(e)
+        try:
+            p.user(user)
+            p.pass_(password)
+            p.stat()
+            p.quit()
+            return True, ""
+        except poplib.error_proto as e:
+            p.close()
+            return False, str(e)
 
     def lmtp_deliver(self, sender, rcpts, message):
         """Deliver message (bytes or str) over LMTP; returns {rcpt: (code, msg)} for refusals."""

@@ -214,6 +214,103 @@ static void test_protocols(void)
 	ok(mf_protocols_to_array(out, sizeof(out), "", &err) < 0, "empty list refused");
 }
 
+/* One split for pam_mailfort and mailfort_crypt: what a user would type. */
+static bool split_is(const char *s, unsigned digits, enum mf_login_factor factor,
+                     const char *password, const char *code)
+{
+	struct mf_login_split r;
+	size_t len = strlen(s);
+
+	mf_login_split(&r, s, len, digits);
+	return r.factor == factor && r.password_len == strlen(password) &&
+	       memcmp(s, password, r.password_len) == 0 && r.code_len == strlen(code) &&
+	       memcmp(s + r.password_len, code, r.code_len) == 0 &&
+	       r.password_len + r.code_len == len;
+}
+
+static void test_login_split(void)
+{
+	char code[MF_RECOVERY_DISPLAY], buf[128];
+
+	ok(split_is("secret123456", 6, MF_LOGIN_FACTOR_TOTP, "secret", "123456"),
+	   "password + 6-digit code");
+	ok(split_is("secret12345678", 8, MF_LOGIN_FACTOR_TOTP, "secret", "12345678"),
+	   "password + 8-digit code on an 8-digit account");
+	ok(split_is("hunter2024123456", 6, MF_LOGIN_FACTOR_TOTP, "hunter2024", "123456"),
+	   "a password ending in digits keeps them: only the last 6 are the code");
+	ok(split_is("1234567890123456", 6, MF_LOGIN_FACTOR_TOTP, "1234567890", "123456"),
+	   "an all-digit password: the code is still the last 6");
+	ok(split_is("hunter2024", 6, MF_LOGIN_FACTOR_NONE, "hunter2024", ""),
+	   "a password ending in 4 digits without a code: no code, nothing taken off");
+	ok(split_is("ab12345", 6, MF_LOGIN_FACTOR_NONE, "ab12345", ""),
+	   "fewer than 6 trailing digits: no code");
+	ok(split_is("123456", 6, MF_LOGIN_FACTOR_TOTP, "", "123456"),
+	   "only a code: empty password");
+	ok(split_is("12345", 6, MF_LOGIN_FACTOR_NONE, "12345", ""), "shorter than a code: no code");
+	ok(split_is("x", 6, MF_LOGIN_FACTOR_NONE, "x", ""), "one character: no code");
+	ok(split_is("", 6, MF_LOGIN_FACTOR_NONE, "", ""), "empty string: no code");
+	ok(split_is("s3cret123456", 0, MF_LOGIN_FACTOR_NONE, "s3cret123456", ""),
+	   "an account without TOTP (0 digits): no code");
+	ok(split_is("비밀번호123456", 6, MF_LOGIN_FACTOR_TOTP, "비밀번호", "123456"),
+	   "a Korean (UTF-8) password + code");
+	ok(split_is("mot de passé 654321", 6, MF_LOGIN_FACTOR_TOTP, "mot de passé ", "654321"),
+	   "a password with spaces and an accent keeps them, also the space before the code");
+	ok(split_is("secret123456 ", 6, MF_LOGIN_FACTOR_NONE, "secret123456 ", ""),
+	   "a trailing space: not trimmed, so no code");
+	ok(split_is("secret123 456", 6, MF_LOGIN_FACTOR_NONE, "secret123 456", ""),
+	   "a code typed with a space inside is not a code");
+	ok(split_is("secret\t123456", 6, MF_LOGIN_FACTOR_TOTP, "secret\t", "123456"),
+	   "a tab in the password is the password's");
+	ok(split_is("passw\xd9\xa1\xd9\xa2\xd9\xa3\xd9\xa4\xd9\xa5\xd9\xa6", 6,
+	            MF_LOGIN_FACTOR_NONE, "passw\xd9\xa1\xd9\xa2\xd9\xa3\xd9\xa4\xd9\xa5\xd9\xa6",
+	            ""),
+	   "Arabic-Indic digits are not code digits");
+
+	mf_recovery_new(code);
+	snprintf(buf, sizeof(buf), "secret%s", code);
+	ok(split_is(buf, 6, MF_LOGIN_FACTOR_RECOVERY, "secret", code),
+	   "password + recovery code with dashes");
+	snprintf(buf, sizeof(buf), "2024%.4s%.4s%.4s", code, code + 5, code + 10);
+	ok(split_is(buf, 6, MF_LOGIN_FACTOR_RECOVERY, "2024", buf + 4),
+	   "a password of digits + a recovery code without dashes");
+	ok(split_is(code, 6, MF_LOGIN_FACTOR_RECOVERY, "", code), "only a recovery code");
+	ok(split_is("stackedwheat", 6, MF_LOGIN_FACTOR_RECOVERY, "", "stackedwheat"),
+	   "12 letters of the recovery alphabet look like a recovery code (checked by hash)");
+	ok(split_is("stacked wheat", 6, MF_LOGIN_FACTOR_NONE, "stacked wheat", ""),
+	   "a passphrase with a space before its last 12 letters: no code");
+}
+
+static void test_apppass_normalise(void)
+{
+	char pass[MF_APPPASS_DISPLAY], norm[MF_APPPASS_CHARS + 1], typed[64];
+	size_t i, j;
+
+	mf_apppass_new(pass);
+	ok(mf_apppass_normalise(norm, pass, strlen(pass)) == 0 && strlen(norm) == 20 &&
+	       strchr(norm, '-') == NULL,
+	   "the printed form normalises to 20 characters");
+	for (i = j = 0; pass[i] != '\0'; i++) {
+		if (pass[i] == '-')
+			typed[j++] = ' ';
+		else
+			typed[j++] = (char)(pass[i] >= 'a' ? pass[i] - 'a' + 'A' : pass[i]);
+	}
+	typed[j] = '\0';
+	{
+		char again[MF_APPPASS_CHARS + 1];
+
+		ok(mf_apppass_normalise(again, typed, j) == 0 && strcmp(again, norm) == 0,
+		   "upper case with spaces: the same normal form");
+	}
+	ok(mf_apppass_normalise(norm, "secret123456", 12) < 0, "a password+code is not one");
+	ok(mf_apppass_normalise(norm, pass, strlen(pass) - 1) < 0 && norm[0] == '\0',
+	   "one character short: refused, and nothing left in the output");
+	snprintf(typed, sizeof(typed), "%s\t", pass);
+	ok(mf_apppass_normalise(norm, typed, strlen(typed)) < 0, "a tab is not a separator");
+	snprintf(typed, sizeof(typed), "é%s", pass + 1);
+	ok(mf_apppass_normalise(norm, typed, strlen(typed)) < 0, "a non-ASCII letter is refused");
+}
+
 int main(void)
 {
 	struct mf_error err;
@@ -228,6 +325,8 @@ int main(void)
 	test_uri();
 	test_apppass();
 	test_recovery();
+	test_login_split();
+	test_apppass_normalise();
 	test_protocols();
 	return tap_done();
 }

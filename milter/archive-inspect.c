@@ -324,20 +324,62 @@ static int open_one(struct walker *w, const unsigned char *data, size_t len, con
 }
 
 /* Signatures long enough not to turn up by chance, looked for past the
-   start of a buffer that is no archive as a whole. */
+   start of a buffer that is no archive as a whole; at is where the
+   archive starts relative to the signature (tar: "ustar" at 257). */
 static const struct {
 	const char *magic;
 	size_t len;
+	size_t at;
 } inner_magic[] = {
-    {"PK\x03\x04", 4},
-    {"Rar!\x1a\x07", 6},
-    {"7z\xbc\xaf\x27\x1c", 6},
-    {"MSCF\0\0\0\0", 8},
+    {"PK\x03\x04", 4, 0},
+    {"Rar!\x1a\x07", 6, 0},
+    {"7z\xbc\xaf\x27\x1c", 6, 0},
+    {"MSCF\0\0\0\0", 8, 0},
     {"\xfd"
      "7zXZ\0",
-     6},
-    {"!<arch>\n", 8},
+     6, 0},
+    {"!<arch>\n", 8, 0},
+    {"1AY&SY", 6, 4},
+    {"ustar", 5, 257},
+    {"070701", 6, 0},
+    {"070707", 6, 0},
+    {"\x28\xb5\x2f\xfd", 4, 0},
+    {"xar!", 4, 0},
 };
+
+/* Formats other readers (7z) open and libarchive does not: what they hold
+   cannot be inspected, so they are not taken for plain files. */
+static const struct {
+	const char *magic;
+	size_t len;
+	size_t off;
+	const char *name;
+} foreign[] = {
+    {"MSWIM\0\0\0", 8, 0, "WIM"},
+    {"**ACE**", 7, 7, "ACE"},
+    {"\x60\xea", 2, 0, "ARJ"},
+    {"hsqs", 4, 0, "SquashFS"},
+    {"ZOO ", 4, 0, "ZOO"},
+    {"SZDD\x88\xf0\x27\x33", 8, 0, "SZDD"},
+    {"KWAJ\x88\xf0\x27\xd1", 8, 0, "KWAJ"},
+    {"conectix", 8, 0, "VHD"},
+    {"vhdxfile", 8, 0, "VHDX"},
+    {"QFI\xfb", 4, 0, "QCOW"},
+    {"ITSF", 4, 0, "CHM"},
+    {"\x1f\x9d", 2, 0, NULL},
+};
+
+static const char *foreign_format(const unsigned char *data, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < MF_N_ELEMENTS(foreign); i++) {
+		if (len >= foreign[i].off + foreign[i].len &&
+		    memcmp(data + foreign[i].off, foreign[i].magic, foreign[i].len) == 0)
+			return foreign[i].name;
+	}
+	return NULL;
+}
 
 #define MAX_OFFSET_TRIES 8
 
@@ -346,20 +388,34 @@ static int open_at(struct walker *w, const unsigned char *data, size_t len, cons
 {
 	size_t m, off, tries = 0;
 	size_t best;
+	const char *other;
 
 	if (open_one(w, data, len, name, prefix, depth, strict))
 		return 1;
+	if ((other = foreign_format(data, len)) != NULL) {
+		problem(w, *prefix != '\0' ? prefix : name,
+		        "is a %s archive, a format that cannot be inspected", other);
+		return 1;
+	}
 	/* Readers such as 7z find an archive behind other bytes; so does this,
 	   from the earliest signature on, a few times at most. */
 	off = 1;
 	while (!w->stop && off < len && tries < MAX_OFFSET_TRIES) {
 		best = len;
 		for (m = 0; m < MF_N_ELEMENTS(inner_magic); m++) {
-			const unsigned char *hit =
-			    memmem(data + off, len - off, inner_magic[m].magic, inner_magic[m].len);
+			const unsigned char *hit = data + off;
+			size_t at;
 
-			if (hit != NULL && (size_t)(hit - data) < best)
-				best = (size_t)(hit - data);
+			/* the first hit where the archive would start inside data */
+			while ((hit = memmem(hit, len - (size_t)(hit - data), inner_magic[m].magic,
+			                     inner_magic[m].len)) != NULL &&
+			       (size_t)(hit - data) < off + inner_magic[m].at)
+				hit++;
+			if (hit == NULL)
+				continue;
+			at = (size_t)(hit - data) - inner_magic[m].at;
+			if (at < best)
+				best = at;
 		}
 		if (best >= len)
 			break;

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""mailfort-milter asks Postfix for the queue id macro only.
+"""mailfort-milter asks Postfix for the queue id macro only (and {auth_authen} at MAIL).
 
 In the option negotiation the milter sends a macro list for every stage
 naming just "i", the one macro it reads, so that Postfix neither looks up
@@ -44,8 +44,10 @@ while time.time() < end and "status=sent" not in pf.maillog_text():
     time.sleep(0.2)
 log = pf.maillog_text()
 overrides = dict(re.findall(r'override SMFIM_(\w+) macro list with "([^"]*)"', log))
-tap.eq(sorted(overrides.items()), sorted((st, "i") for st in STAGES),
-       "Postfix takes a list naming only \"i\" for each of the 7 stages")
+tap.eq(sorted(overrides.items()),
+       sorted((st, "i {auth_authen}" if st == "ENVFROM" else "i") for st in STAGES),
+       "Postfix takes a list naming only \"i\" for each of the 7 stages, and the "
+       "authenticated name at MAIL FROM (submission or not)")
 
 events = re.findall(r"event: SMFIC_(\w+); macros:(.*)", log)
 seen = dict(events)

@@ -26,9 +26,11 @@ summary = [ln for ln in r.stdout.splitlines() if ln.startswith("oracle:")]
 tap.ok(summary and " 0 failures" in summary[-1] and r.returncode == 0,
        "200 mutated messages: no reader extracts a program the milter let through",
        r.stdout[-6000:] + r.stderr[-3000:])
-tap.ok(summary and "15 delivered through Postfix and Dovecot" in summary[-1],
-       "15 of them were delivered through Postfix and Dovecot and read back over IMAP",
-       summary)
+import re  # noqa: E402
+real = re.search(r"(\d+) delivered through Postfix and Dovecot", summary[-1] if summary else "")
+tap.ok(real and int(real.group(1)) >= 15,
+       "at least 15 of them (and every suspicious one) went through Postfix and Dovecot and "
+       "were read back over IMAP", summary)
 tap.ok(summary and "held" in summary[-1] and "delivered" in summary[-1],
        "the run both held (uninspectable or blocked) and delivered messages", summary)
 tap.done()

@@ -323,30 +323,6 @@ static int open_one(struct walker *w, const unsigned char *data, size_t len, con
 	return 1;
 }
 
-/* Signatures long enough not to turn up by chance, looked for past the
-   start of a buffer that is no archive as a whole; at is where the
-   archive starts relative to the signature (tar: "ustar" at 257). */
-static const struct {
-	const char *magic;
-	size_t len;
-	size_t at;
-} inner_magic[] = {
-    {"PK\x03\x04", 4, 0},
-    {"Rar!\x1a\x07", 6, 0},
-    {"7z\xbc\xaf\x27\x1c", 6, 0},
-    {"MSCF\0\0\0\0", 8, 0},
-    {"\xfd"
-     "7zXZ\0",
-     6, 0},
-    {"!<arch>\n", 8, 0},
-    {"1AY&SY", 6, 4},
-    {"ustar", 5, 257},
-    {"070701", 6, 0},
-    {"070707", 6, 0},
-    {"\x28\xb5\x2f\xfd", 4, 0},
-    {"xar!", 4, 0},
-};
-
 /* Formats other readers (7z) open and libarchive does not: what they hold
    cannot be inspected, so they are not taken for plain files. */
 static const struct {
@@ -381,13 +357,225 @@ static const char *foreign_format(const unsigned char *data, size_t len)
 	return NULL;
 }
 
-#define MAX_OFFSET_TRIES 8
+/*
+ * Archives behind other bytes.  7z, asked to open a file that is no archive
+ * as a whole, searches it for the signatures of the formats it knows and
+ * opens what it finds there (a gzip stream after 4 KB of anything, a RAR
+ * appended to a picture); a mail client that hands the file to 7z shows
+ * what is inside.  So every offset of a buffer that is no archive is looked
+ * at, for the signatures of every format both 7z and libarchive read.
+ *
+ * A signature turns up by chance in any large file, so a hit is believed
+ * only after its header checks out (check()) and libarchive decoded the
+ * start of it without an error (probe()).  What is believed is
+ * then read like any archive: a failure past that point is reported.  The
+ * number of hits decoded and of archives opened is bounded; past a bound
+ * the buffer is uninspectable, because what was not looked at may be what
+ * 7z opens.
+ */
+enum {
+	SIG_GZIP,
+	SIG_ZSTD,
+	SIG_ZIP,
+	SIG_RAR,
+	SIG_7Z,
+	SIG_CAB,
+	SIG_XZ,
+	SIG_BZIP2,
+	SIG_TAR,
+	SIG_CPIO,
+	SIG_AR,
+	SIG_XAR,
+	SIG_ISO
+};
+
+static const struct {
+	const char *magic;
+	size_t len;
+	size_t at; /* the signature's offset from the start of the archive */
+} sigs[] = {
+    [SIG_GZIP] = {"\x1f\x8b\x08", 3, 0},
+    [SIG_ZSTD] = {"\x28\xb5\x2f\xfd", 4, 0},
+    [SIG_ZIP] = {"PK\x03\x04", 4, 0},
+    [SIG_RAR] = {"Rar!\x1a\x07", 6, 0},
+    [SIG_7Z] = {"7z\xbc\xaf\x27\x1c", 6, 0},
+    [SIG_CAB] = {"MSCF\0\0\0\0", 8, 0},
+    [SIG_XZ] = {"\xfd"
+                "7zXZ\0",
+                6, 0},
+    [SIG_BZIP2] = {"BZh", 3, 0},
+    [SIG_TAR] = {"ustar", 5, 257},
+    [SIG_CPIO] = {"07070", 5, 0},
+    [SIG_AR] = {"!<arch>\n", 8, 0},
+    [SIG_XAR] = {"xar!\0\x1c", 6, 0},
+    [SIG_ISO] = {"\x01"
+                 "CD001\x01",
+                 7, 32768},
+};
+
+/* Hits past their header check that are decoded, and archives opened, per
+   buffer; more of either makes it uninspectable. */
+#define MAX_PROBES   64
+#define MAX_EMBEDDED 8
+#define PROBE_BYTES  65536
+
+static bool all_in(const unsigned char *p, size_t n, const char *set)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i] == '\0' || strchr(set, p[i]) == NULL)
+			return false;
+	return true;
+}
+
+/* The header after signature k at a (the start of the archive, n bytes to
+   the end of the buffer) is well formed as far as it can be told cheaply. */
+static bool check(int k, const unsigned char *a, size_t n)
+{
+	unsigned sum = 0;
+	size_t i;
+
+	if (n < sigs[k].at + sigs[k].len)
+		return false;
+	switch (k) {
+	case SIG_GZIP: /* CM 8 (deflate), reserved flag bits clear */
+		return n >= 18 && (a[3] & 0xe0) == 0;
+	case SIG_ZSTD: /* frame header descriptor: reserved bit clear */
+		return n >= 9 && (a[4] & 0x08) == 0;
+	case SIG_ZIP:
+		return n >= 30;
+	case SIG_BZIP2: /* "BZh" block size "1AY&SY" */
+		return n >= 14 && a[3] >= '1' && a[3] <= '9' && memcmp(a + 4, "1AY&SY", 6) == 0;
+	case SIG_TAR: /* the header's checksum, octal, over its 512 bytes */
+		if (n < 512)
+			return false;
+		for (i = 0; i < 512; i++)
+			sum += i >= 148 && i < 156 ? ' ' : a[i];
+		{
+			unsigned want = 0;
+
+			for (i = 148; i < 156 && a[i] == ' '; i++)
+				;
+			if (i == 156 || a[i] < '0' || a[i] > '7')
+				return false;
+			for (; i < 156 && a[i] >= '0' && a[i] <= '7'; i++)
+				want = want * 8 + (unsigned)(a[i] - '0');
+			return want == sum;
+		}
+	case SIG_CPIO: /* newc / crc: 13 hex fields; odc: 11 octal fields */
+		if (a[5] == '1' || a[5] == '2')
+			return n >= 110 && all_in(a + 6, 104, "0123456789abcdefABCDEF");
+		return a[5] == '7' && n >= 76 && all_in(a + 6, 70, "01234567");
+	case SIG_AR: /* the first member header ends in "`\n" */
+		return n >= 68 && a[66] == '`' && a[67] == '\n';
+	default: /* six bytes of signature or more */
+		return true;
+	}
+}
+
+/* An encrypted entry's name, to tell a real encrypted ZIP from bytes that
+   only look like a local header with the encryption bit set. */
+static bool plausible_name(struct archive_entry *ent)
+{
+	const char *s = archive_entry_pathname(ent);
+
+	if (s == NULL || *s == '\0')
+		return false;
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return false;
+	return true;
+}
+
+/* libarchive reads the first header at a (signature k) and decodes the
+   start of the first entry without an error, or finds it encrypted. */
+static bool probe(int k, const unsigned char *a, size_t n)
+{
+	struct archive *ar = reader_new();
+	struct archive_entry *ent;
+	unsigned char scratch[16384];
+	size_t got = 0;
+	bool ok = false;
+	la_ssize_t r;
+	int st;
+
+	if (ar == NULL)
+		return true; /* cannot tell: believe it, the open reports the failure */
+	if (archive_read_open_memory(ar, a, n) != ARCHIVE_OK)
+		goto out;
+	st = archive_read_next_header(ar, &ent);
+	if (st != ARCHIVE_OK && st != ARCHIVE_WARN) {
+		/* only 7z and RAR encrypt their headers */
+		ok = st != ARCHIVE_EOF && (k == SIG_7Z || k == SIG_RAR) &&
+		     archive_read_has_encrypted_entries(ar) > 0;
+		goto out;
+	}
+	if (archive_format(ar) == ARCHIVE_FORMAT_RAW && archive_filter_count(ar) <= 1)
+		goto out;
+	if (archive_entry_is_encrypted(ent)) {
+		ok = plausible_name(ent);
+		goto out;
+	}
+	while (got < PROBE_BYTES && (r = archive_read_data(ar, scratch, sizeof(scratch))) > 0)
+		got += (size_t)r;
+	ok = got >= PROBE_BYTES || r == 0;
+out:
+	archive_read_free(ar);
+	return ok;
+}
+
+/* The first bytes of the signatures above, for the scan below. */
+static const bool sig_first[256] = {
+    [0x1f] = true, [0x28] = true, ['P'] = true,  ['R'] = true, ['7'] = true,
+    ['M'] = true,  [0xfd] = true, ['B'] = true,  ['u'] = true, ['0'] = true,
+    ['!'] = true,  ['x'] = true,  [0x01] = true,
+};
+
+/* Archives anywhere past the start of data (which is none as a whole). */
+static int open_inside(struct walker *w, const unsigned char *data, size_t len, const char *name,
+                       const char *prefix, int depth)
+{
+	const char *where = *prefix != '\0' ? prefix : name;
+	size_t pos, k, probes = 0, opened = 0;
+
+	for (pos = 1; pos < len && !w->stop; pos++) {
+		if (!sig_first[data[pos]])
+			continue;
+		for (k = 0; k < MF_N_ELEMENTS(sigs); k++) {
+			const unsigned char *a;
+
+			if (data[pos] != (unsigned char)sigs[k].magic[0] || pos < sigs[k].at ||
+			    len - pos < sigs[k].len ||
+			    memcmp(data + pos, sigs[k].magic, sigs[k].len) != 0)
+				continue;
+			a = data + pos - sigs[k].at;
+			if (a == data || !check((int)k, a, len - (size_t)(a - data)))
+				continue;
+			if (++probes > MAX_PROBES) {
+				problem(w, where,
+				        "holds more than %d places that look like the start of an "
+				        "archive (inspection limit)",
+				        MAX_PROBES);
+				return 1;
+			}
+			if (!probe((int)k, a, len - (size_t)(a - data)))
+				continue;
+			if (opened == MAX_EMBEDDED) {
+				problem(w, where,
+				        "holds more than %d archives behind other data (inspection "
+				        "limit)",
+				        MAX_EMBEDDED);
+				return 1;
+			}
+			opened++;
+			(void)open_one(w, a, len - (size_t)(a - data), name, prefix, depth, true);
+		}
+	}
+	return opened > 0;
+}
 
 static int open_at(struct walker *w, const unsigned char *data, size_t len, const char *name,
                    const char *prefix, int depth, bool strict)
 {
-	size_t m, off, tries = 0;
-	size_t best;
 	const char *other;
 
 	if (open_one(w, data, len, name, prefix, depth, strict))
@@ -397,34 +585,7 @@ static int open_at(struct walker *w, const unsigned char *data, size_t len, cons
 		        "is a %s archive, a format that cannot be inspected", other);
 		return 1;
 	}
-	/* Readers such as 7z find an archive behind other bytes; so does this,
-	   from the earliest signature on, a few times at most. */
-	off = 1;
-	while (!w->stop && off < len && tries < MAX_OFFSET_TRIES) {
-		best = len;
-		for (m = 0; m < MF_N_ELEMENTS(inner_magic); m++) {
-			const unsigned char *hit = data + off;
-			size_t at;
-
-			/* the first hit where the archive would start inside data */
-			while ((hit = memmem(hit, len - (size_t)(hit - data), inner_magic[m].magic,
-			                     inner_magic[m].len)) != NULL &&
-			       (size_t)(hit - data) < off + inner_magic[m].at)
-				hit++;
-			if (hit == NULL)
-				continue;
-			at = (size_t)(hit - data) - inner_magic[m].at;
-			if (at < best)
-				best = at;
-		}
-		if (best >= len)
-			break;
-		tries++;
-		if (open_one(w, data + best, len - best, name, prefix, depth, false))
-			return 1;
-		off = best + 1;
-	}
-	return 0;
+	return open_inside(w, data, len, name, prefix, depth);
 }
 
 int mf_archive_inspect(const unsigned char *data, size_t len, const char *name,

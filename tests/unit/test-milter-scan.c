@@ -1431,6 +1431,110 @@ static void test_uninspectable(void)
 		free(z.s);
 		free(j.s);
 	}
+	{ /* a compressed script or an archive behind 4 KB of random bytes, as
+	     7z finds them when it searches a file */
+		static const struct {
+			int format, filter;
+			const char *label;
+		} kinds[] = {
+		    {ARCHIVE_FORMAT_RAW, ARCHIVE_FILTER_GZIP, "gzip"},
+		    {ARCHIVE_FORMAT_RAW, ARCHIVE_FILTER_ZSTD, "zstd"},
+		    {ARCHIVE_FORMAT_RAW, ARCHIVE_FILTER_BZIP2, "bzip2"},
+		    {ARCHIVE_FORMAT_RAW, ARCHIVE_FILTER_XZ, "xz"},
+		    {ARCHIVE_FORMAT_TAR_USTAR, ARCHIVE_FILTER_NONE, "tar"},
+		    {ARCHIVE_FORMAT_CPIO_SVR4_NOCRC, ARCHIVE_FILTER_NONE, "cpio"},
+		    {ARCHIVE_FORMAT_XAR, ARCHIVE_FILTER_NONE, "xar"},
+		    {ARCHIVE_FORMAT_ISO9660, ARCHIVE_FILTER_NONE, "ISO 9660"},
+		};
+		struct aentry e[] = {{"install.sh", "#!/bin/sh\necho pwned\n", 21}};
+		unsigned seed = 156;
+		size_t i, k;
+
+		for (i = 0; i < MF_N_ELEMENTS(kinds); i++) {
+			struct buf j = {0};
+			unsigned char junk[4096];
+
+			for (k = 0; k < sizeof(junk); k++)
+				junk[k] = (unsigned char)(rand_r(&seed) >> 7);
+			/* a gzip and a ZIP signature that are not followed by one */
+			memcpy(junk + 100, "\x1f\x8b\x08\x00", 4);
+			memcpy(junk + 900, "PK\x03\x04", 4);
+			arc = make_archive(kinds[i].format, kinds[i].filter, e, 1);
+			put(&j, junk, sizeof(junk));
+			put(&j, arc.s, arc.len);
+			r = scan_dir(pol, "data.bin", &j, false, &v);
+			ok(r == 0 && v.attachments[0].executable && v.action != MF_ACT_HOLD,
+			   "%s behind random bytes is found and judged by its content (%s)",
+			   kinds[i].label, v.reason ? v.reason : "none");
+			mf_verdict_free(&v);
+			free(arc.s);
+			free(j.s);
+		}
+	}
+	{ /* random bytes full of signatures that lead nowhere: not held */
+		struct buf j = {0};
+		unsigned seed = 7;
+		size_t k;
+
+		j.cap = 4 * 1024 * 1024;
+		j.s = malloc(j.cap);
+		for (k = 0; k < j.cap; k++)
+			j.s[k] = (char)(rand_r(&seed) >> 7);
+		for (k = 4096; k + 4096 < j.cap; k += 256 * 1024) {
+			memcpy(j.s + k, "\x1f\x8b\x08\x00", 4);
+			memcpy(j.s + k + 1000, "PK\x03\x04", 4);
+			memcpy(j.s + k + 2000, "\x28\xb5\x2f\xfd", 4);
+			memcpy(j.s + k + 3000, "BZh91AY&SY", 10);
+		}
+		j.len = j.cap;
+		r = scan_dir(pol, "noise.bin", &j, false, &v);
+		ok(r == 0 && v.action == MF_ACT_ACCEPT && !v.uninspectable &&
+		       !v.attachments[0].executable,
+		   "4 MB of noise with 15 false gzip, ZIP, zstd, bzip2 signatures each is not "
+		   "held (%s)",
+		   v.reason ? v.reason : "none");
+		mf_verdict_free(&v);
+		free(j.s);
+	}
+	{ /* more false signatures than are tried: held, what 7z opens may be
+	     behind them */
+		struct aentry e[] = {{"install.sh", "#!/bin/sh\necho pwned\n", 21}};
+		struct buf j = {0};
+		size_t k;
+
+		arc = make_archive(ARCHIVE_FORMAT_RAW, ARCHIVE_FILTER_GZIP, e, 1);
+		put(&j, "%PDF-1.4\n", 9);
+		for (k = 0; k < 100; k++)
+			put(&j, "\x1f\x8b\x08\x00........................", 28);
+		put(&j, arc.s, arc.len);
+		r = scan_dir(pol, "decoys.pdf", &j, false, &v);
+		ok(r == 0 && v.action == MF_ACT_HOLD && v.hold_reason &&
+		       strstr(v.hold_reason, "inspection limit"),
+		   "a script behind 100 false gzip headers is held as uninspectable (%s)",
+		   v.hold_reason ? v.hold_reason : "none");
+		mf_verdict_free(&v);
+		free(arc.s);
+		free(j.s);
+	}
+	{ /* more real streams behind other bytes than are inspected: held */
+		struct aentry e[] = {{"note.txt", text, sizeof(text)}};
+		struct buf j = {0};
+		size_t k;
+
+		arc = make_archive(ARCHIVE_FORMAT_RAW, ARCHIVE_FILTER_GZIP, e, 1);
+		for (k = 0; k < 40; k++) {
+			put(&j, "padding.", 8);
+			put(&j, arc.s, arc.len);
+		}
+		r = scan_dir(pol, "many.bin", &j, false, &v);
+		ok(r == 0 && v.action == MF_ACT_HOLD && v.hold_reason &&
+		       strstr(v.hold_reason, "inspection limit"),
+		   "a file with 40 gzip streams behind other bytes is held as uninspectable (%s)",
+		   v.hold_reason ? v.hold_reason : "none");
+		mf_verdict_free(&v);
+		free(arc.s);
+		free(j.s);
+	}
 	{ /* every 7z method: the ZIP inside is opened */
 		static const char *const methods[] = {
 		    "7zip:compression=bzip2", "7zip:compression=lzma1", "7zip:compression=lzma2",

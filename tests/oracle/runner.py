@@ -30,7 +30,6 @@ import glob
 import importlib.util
 import os
 import random
-import socket
 import struct
 import sys
 import time
@@ -105,80 +104,15 @@ def make(seed, mutators):
 
 # ---------------------------------------------------------------- milter client
 
-def packet(cmd, data=b""):
-    return struct.pack(">I", len(data) + 1) + cmd + data
-
-
-class MilterClient:
-    """One connection to the milter, speaking as Postfix's cleanup does."""
-
-    def __init__(self, path):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(120)
-        self.sock.connect(path)
-        self.buf = b""
-        self.sock.sendall(packet(b"O", struct.pack(">III", 6, 0x1FF, 0x1FFFFF)))
-        cmd, data = self.read()
-        assert cmd == b"O", cmd
-        self.proto = struct.unpack(">III", data[:12])[2]
-        self.sock.sendall(packet(b"D", b"C" + b"j\0mx.example.test\0") +
-                          packet(b"C", b"client.example\0" + b"4" + struct.pack(">H", 40000) +
-                                 b"192.0.2.1\0") + packet(b"H", b"client.example\0"))
-        for flag in (0x1000, 0x2000):    # NR_CONN, NR_HELO
-            if not self.proto & flag:
-                self.final()
-
-    def read(self):
-        while len(self.buf) < 4 or len(self.buf) < 4 + struct.unpack(">I", self.buf[:4])[0]:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise RuntimeError("milter closed the connection")
-            self.buf += chunk
-        n = struct.unpack(">I", self.buf[:4])[0]
-        cmd, data = self.buf[4:5], self.buf[5:4 + n]
-        self.buf = self.buf[4 + n:]
-        return cmd, data
-
-    def final(self):
-        mods = []
-        while True:
-            cmd, data = self.read()
-            if cmd in b"acdrty":
-                return cmd, data, mods
-            mods.append((cmd, data))
-
-    def message(self, i, raw, submission=False):
-        p = self.proto
-        waits = 0
-        out = [packet(b"D", b"Mi\0%X\0" % (0x10000 + i) +
-                      (b"{auth_authen}\0alice\0" if submission else b"")),
-               packet(b"M", b"<sender@outside.example>\0")]
-        waits += not p & 0x4000
-        out.append(packet(b"R", b"<bob@example.test>\0"))
-        waits += not p & 0x8000
-        head, _, body = raw.replace(b"\r\n", b"\n").partition(b"\n\n")
-        headers = []
-        for line in head.split(b"\n"):
-            if line[:1] in (b" ", b"\t") and headers:
-                headers[-1] = (headers[-1][0], headers[-1][1] + b"\n" + line)
-            elif b":" in line:
-                k, v = line.split(b":", 1)
-                headers.append((k, v[1:] if v.startswith(b" ") else v))
-        for k, v in headers:
-            out.append(packet(b"L", k + b"\0" + v + b"\0"))
-            waits += not p & 0x80
-        out.append(packet(b"N"))
-        waits += not p & 0x40000
-        body = body.replace(b"\n", b"\r\n")
-        for off in range(0, len(body), 65535):
-            out.append(packet(b"B", body[off:off + 65535]))
-            waits += not p & 0x80000
-        out.append(packet(b"E"))
-        self.sock.sendall(b"".join(out))
-        for _ in range(waits):
-            self.final()
-        cmd, data, mods = self.final()
-        return cmd, data, mods, headers, body
+def scan(client, i, raw, submission=False):
+    """raw through the milter (a milterlib.MtaClient) as Postfix's cleanup sends
+    it: (reply command, reply data, modifications, headers, body)."""
+    from milterlib import split_message
+    data, waits = client.build(i, raw, sender=b"sender@outside.example",
+                               rcpt=b"bob@example.test", auth=b"alice" if submission else None)
+    cmd, reply, mods = client.send(data, waits)
+    headers, body = split_message(raw)
+    return cmd, reply, mods, headers, body
 
 
 def apply_answer(cmd, data, mods, headers, body):
@@ -377,7 +311,7 @@ def main():
     args = ap.parse_args()
 
     from mailfort import Site
-    from milterlib import Milter
+    from milterlib import Milter, MtaClient
 
     mutators = load_mutators()
     site = Site("oracle", extra={"milter": {"spam": "no", "socket_mode": "0666"}})
@@ -389,15 +323,15 @@ def main():
     failures = []
     delivered_real = 0
     t0 = time.time()
-    client = MilterClient(milter.path)
+    client = MtaClient(milter.path, timeout=120)
     try:
         for n, seed in enumerate(seeds):
             msg, chain = make(seed, mutators)
             try:
-                cmd, data, mods, headers, body = client.message(n, msg)
+                cmd, data, mods, headers, body = scan(client, n, msg)
             except (RuntimeError, OSError, AssertionError) as e:
                 failures.append((seed, chain, "milter connection failed: %r" % e))
-                client = MilterClient(milter.path)
+                client = MtaClient(milter.path, timeout=120)
                 continue
             verdict, raw, note = apply_answer(cmd, data, mods, headers, body)
             counts[verdict] = counts.get(verdict, 0) + 1

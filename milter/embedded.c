@@ -296,6 +296,51 @@ static char *binhex_body(const unsigned char *t, size_t len, size_t *pos, struct
 	return name;
 }
 
+#define BINHEX_BANNER "(This file must be converted with BinHex"
+
+static const unsigned char *find(const unsigned char *t, size_t len, size_t from, const char *s)
+{
+	return from < len ? memmem(t + from, len - from, s, strlen(s)) : NULL;
+}
+
+/* The next "begin" and BinHex banner at or after where the text was last
+   looked at (NULL: none left).  Each is looked for again only once passed,
+   so that text is read once however many lines start with "begin". */
+struct openings {
+	const unsigned char *b, *h;
+};
+
+/* The start of the next line at or after from that may open a block:
+   "begin" at the start of a line or after "=y" there, or the BinHex
+   banner at the start of a line; len when there is none.  from only grows
+   from one call to the next. */
+static size_t next_opening(struct openings *op, const unsigned char *t, size_t len, size_t from)
+{
+	for (;;) {
+		size_t o;
+
+		if (op->b != NULL && (size_t)(op->b - t) < from)
+			op->b = find(t, len, from, "begin");
+		if (op->h != NULL && (size_t)(op->h - t) < from)
+			op->h = find(t, len, from, BINHEX_BANNER);
+		if (op->b == NULL && op->h == NULL)
+			return len;
+		if (op->h != NULL && (op->b == NULL || op->h < op->b)) {
+			o = (size_t)(op->h - t);
+			if (o == 0 || t[o - 1] == '\n')
+				return o;
+		} else {
+			o = (size_t)(op->b - t);
+			if (o == 0 || t[o - 1] == '\n')
+				return o;
+			if (o >= from + 2 && t[o - 2] == '=' && t[o - 1] == 'y' &&
+			    (o == 2 || t[o - 3] == '\n'))
+				return o - 2;
+		}
+		from = o + 1;
+	}
+}
+
 size_t mf_embedded_scan(const unsigned char *text, size_t len, size_t max_blocks,
                         uint64_t max_total, void (*found)(void *ctx, const struct mf_embedded *e),
                         void *ctx)
@@ -303,12 +348,10 @@ size_t mf_embedded_scan(const unsigned char *text, size_t len, size_t max_blocks
 	size_t pos = 0, count = 0, n;
 	const char *l;
 	uint64_t left = max_total;
+	struct openings op = {find(text, len, 0, "begin"), find(text, len, 0, BINHEX_BANNER)};
 
-	/* most text has none of the three openings: say so at memchr speed */
-	if (memmem(text, len, "begin", 5) == NULL && memmem(text, len, "=ybegin", 7) == NULL &&
-	    memmem(text, len, "BinHex", 6) == NULL)
-		return 0;
-	while (count < max_blocks && left > 0 && (l = next_line(text, len, &pos, &n)) != NULL) {
+	while (count < max_blocks && left > 0 && (pos = next_opening(&op, text, len, pos)) < len &&
+	       (l = next_line(text, len, &pos, &n)) != NULL) {
 		struct out o = {.left = left};
 		struct mf_embedded e = {0};
 		char *name = NULL;
@@ -338,7 +381,7 @@ size_t mf_embedded_scan(const unsigned char *text, size_t len, size_t max_blocks
 			name = strndup(nm, (size_t)(l + n - nm));
 			e.encoding = "yenc";
 			yenc_body(text, len, &pos, &o, &e.damaged);
-		} else if (prefix(l, n, "(This file must be converted with BinHex")) {
+		} else if (prefix(l, n, BINHEX_BANNER)) {
 			e.encoding = "binhex";
 			name = binhex_body(text, len, &pos, &o, &e.damaged);
 		} else {

@@ -1658,6 +1658,28 @@ static void test_embedded(void)
 	   "a uuencoded block without its end is uninspectable (%s)", v.reason ? v.reason : "none");
 	mf_verdict_free(&v);
 	free(m.s);
+	{ /* many lines that start like a block, then a yEnc block and a uuencoded one */
+		struct buf t = {0};
+		int k;
+
+		for (k = 0; k < 20000; k++)
+			puts_(&t, k % 2 ? "begin the meeting at ten\r\n" : "=y begin\r\n");
+		puts_(&t, "=ybegin line=128 size=2 name=setup.bin\r\nw\x84\r\n=yend size=2\r\n");
+		puts_(&t, "and then\r\nbegin 644 invoice.exe\r\n*35J0``,````$````\r\n`\r\nend\r\n");
+		put(&t, "", 1);
+		m = message(std_headers, t.s, NULL, 0);
+		r = scan(pol, NULL, &m, &v);
+		ok(r == 0 && v.nattachments == 2 && v.attachments[0].filename &&
+		       strcmp(v.attachments[0].filename, "setup.bin") == 0 &&
+		       v.attachments[1].filename &&
+		       strcmp(v.attachments[1].filename, "invoice.exe") == 0,
+		   "after 20,000 lines that start like a block, a yEnc and a uuencoded block are "
+		   "both found (%s)",
+		   v.reason ? v.reason : "none");
+		mf_verdict_free(&v);
+		free(m.s);
+		free(t.s);
+	}
 	m = message(std_headers, "We begin 644 days from now.\r\nbegin\r\n", NULL, 0);
 	r = scan(pol, NULL, &m, &v);
 	ok(r == 0 && v.nattachments == 0 && v.action == MF_ACT_ACCEPT,

@@ -28,6 +28,7 @@
  */
 #include <archive.h>
 #include <archive_entry.h>
+#include <locale.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,12 +44,21 @@ struct walker {
 	bool stop;        /* a limit was hit: nothing more is opened */
 };
 
-static struct archive *reader_new(void)
+/* Which readers to enable: all, the compression filters with the raw
+   format only (a compressed stream, whatever it holds), or ZIP's local
+   headers only (what follows one signature, not the central directory). */
+enum readers { READ_ALL, READ_RAW, READ_ZIP_LOCAL };
+
+static struct archive *reader_new_for(enum readers which)
 {
 	struct archive *ar = archive_read_new();
 
 	if (ar == NULL)
 		return NULL;
+	if (which == READ_ZIP_LOCAL) {
+		archive_read_support_format_zip_streamable(ar);
+		return ar;
+	}
 	archive_read_support_filter_gzip(ar);
 	archive_read_support_filter_bzip2(ar);
 	archive_read_support_filter_xz(ar);
@@ -59,6 +69,10 @@ static struct archive *reader_new(void)
 	archive_read_support_filter_compress(ar);
 	archive_read_support_filter_uu(ar);
 	archive_read_support_filter_rpm(ar);
+	if (which == READ_RAW) {
+		archive_read_support_format_raw(ar);
+		return ar;
+	}
 	archive_read_support_format_zip(ar); /* seekable (central directory) and streaming */
 	archive_read_support_format_7zip(ar);
 	archive_read_support_format_rar(ar);
@@ -74,6 +88,11 @@ static struct archive *reader_new(void)
 	/* last resort, for a lone compressed file: its content as one entry */
 	archive_read_support_format_raw(ar);
 	return ar;
+}
+
+static struct archive *reader_new(void)
+{
+	return reader_new_for(READ_ALL);
 }
 
 static const char *why(struct archive *ar, const char *fallback)
@@ -203,6 +222,29 @@ static int read_entry(struct walker *w, struct archive *ar, const char *path, ui
 	return 0;
 }
 
+/* An entry's name in UTF-8 (g_free it), whatever the locale: libarchive
+   converts stored names to UTF-8 or to the locale's multibyte form, and
+   both fail for a name outside ASCII under the C locale the milter runs
+   in; the wide-character form does not.  A name stored as bytes in an
+   unknown character set (a legacy ZIP) is taken as it is, so that its
+   ASCII extension still counts.  NULL when there is no name at all. */
+static char *entry_name(struct archive_entry *ent)
+{
+	const char *s = archive_entry_pathname_utf8(ent);
+	const wchar_t *wcs;
+
+	if (s != NULL)
+		return g_strdup(s);
+	if ((wcs = archive_entry_pathname_w(ent)) != NULL) {
+		char *u = g_ucs4_to_utf8((const gunichar *)wcs, -1, NULL, NULL, NULL);
+
+		if (u != NULL)
+			return u;
+	}
+	s = archive_entry_pathname(ent);
+	return s != NULL ? g_strdup(s) : NULL;
+}
+
 /* Walk an opened archive whose first header (st, ent) was read. */
 static void walk_entries(struct walker *w, struct archive *ar, struct archive_entry *ent, int st,
                          const unsigned char *data, size_t len, const char *name,
@@ -213,20 +255,20 @@ static void walk_entries(struct walker *w, struct archive *ar, struct archive_en
 	uint64_t arc_decoded = 0;
 
 	for (; st == ARCHIVE_OK || st == ARCHIVE_WARN; st = archive_read_next_header(ar, &ent)) {
-		const char *ename = archive_entry_pathname_utf8(ent);
 		char *inner, *path;
 		unsigned char *content = NULL;
 		size_t clen = 0;
 
 		if (w->stop)
 			return;
-		if (ename == NULL)
-			ename = archive_entry_pathname(ent);
-		if (ename == NULL)
-			ename = "";
 		if (archive_entry_filetype(ent) != AE_IFREG && archive_entry_filetype(ent) != 0)
 			continue; /* directories, links, devices: nothing to run */
-		inner = raw ? inner_name(data, len, name) : strdup(ename);
+		inner = raw ? inner_name(data, len, name) : entry_name(ent);
+		if (inner == NULL && !raw) {
+			problem(w, *prefix != '\0' ? prefix : name, "%s",
+			        "holds a file whose name cannot be read");
+			continue;
+		}
 		path = *prefix != '\0'
 		           ? g_strdup_printf("%s/%s", prefix, inner != NULL ? inner : "")
 		           : g_strdup(inner != NULL ? inner : "");
@@ -255,7 +297,9 @@ static void walk_entries(struct walker *w, struct archive *ar, struct archive_en
 
 			w->vis->entry(w->ctx, &e);
 			if (!w->stop && clen > 0)
-				(void)open_at(w, content, clen, inner, path, depth + 1, false);
+				(void)open_at(
+				    w, content, clen, inner, path, depth + 1,
+				    mf_filetype_is_archive(mf_filetype_detect(content, clen)));
 		}
 		free(content);
 		free(inner);
@@ -295,7 +339,9 @@ static int open_one(struct walker *w, const unsigned char *data, size_t len, con
 	}
 	st = archive_read_next_header(ar, &ent);
 	if (st != ARCHIVE_OK && st != ARCHIVE_WARN && st != ARCHIVE_EOF) {
-		if (strict) {
+		/* encrypted headers (7z -mhe, RAR -hp): an archive, whatever the
+		   caller thought */
+		if (strict || archive_read_has_encrypted_entries(ar) > 0) {
 			if (archive_read_has_encrypted_entries(ar) > 0)
 				problem(w, where, "is encrypted (%s)",
 				        why(ar, "encrypted headers"));
@@ -303,6 +349,7 @@ static int open_one(struct walker *w, const unsigned char *data, size_t len, con
 				problem(w, where, "is damaged or truncated (%s)",
 				        why(ar, "read error"));
 		}
+		strict = strict || archive_read_has_encrypted_entries(ar) > 0;
 		archive_read_free(ar);
 		return strict;
 	}
@@ -316,6 +363,27 @@ static int open_one(struct walker *w, const unsigned char *data, size_t len, con
 		        w->lim->max_depth);
 		archive_read_free(ar);
 		return 1;
+	}
+	if (archive_format(ar) == ARCHIVE_FORMAT_RAW && archive_filter_count(ar) > 2) {
+		/* compressed more than once (a gzip inside a gzip): libarchive
+		   peels every layer at once, and the names the inner gzip headers
+		   carry would be lost; so only the outer layer is decoded here,
+		   and what it holds is opened in turn */
+		int outer = archive_filter_code(ar, archive_filter_count(ar) - 2);
+
+		archive_read_free(ar);
+		if ((ar = archive_read_new()) == NULL ||
+		    archive_read_append_filter(ar, outer) != ARCHIVE_OK ||
+		    archive_read_support_format_raw(ar) != ARCHIVE_OK ||
+		    archive_read_open_memory(ar, data, len) != ARCHIVE_OK ||
+		    ((st = archive_read_next_header(ar, &ent)) != ARCHIVE_OK &&
+		     st != ARCHIVE_WARN)) {
+			problem(w, where, "cannot be opened (%s)",
+			        ar != NULL ? why(ar, "not readable") : "out of memory");
+			if (ar != NULL)
+				archive_read_free(ar);
+			return 1;
+		}
 	}
 	if (st != ARCHIVE_EOF)
 		walk_entries(w, ar, ent, st, data, len, name, prefix, depth);
@@ -486,11 +554,18 @@ static bool plausible_name(struct archive_entry *ent)
 	return true;
 }
 
-/* libarchive reads the first header at a (signature k) and decodes the
-   start of the first entry without an error, or finds it encrypted. */
+/* libarchive reads the first header at a (signature k) and, after the
+   short signatures of gzip, zstd and ZIP, decodes the start of the first
+   entry without an error; or finds it encrypted. */
 static bool probe(int k, const unsigned char *a, size_t n)
 {
-	struct archive *ar = reader_new();
+	/* the layer the signature announces, not what it holds (a 7z in a
+	   zstd stream cannot be read as one stream, and is reported later) */
+	enum readers which = k == SIG_ZIP ? READ_ZIP_LOCAL
+	                     : k == SIG_GZIP || k == SIG_ZSTD || k == SIG_XZ || k == SIG_BZIP2
+	                         ? READ_RAW
+	                         : READ_ALL;
+	struct archive *ar = reader_new_for(which);
 	struct archive_entry *ent;
 	unsigned char scratch[16384];
 	size_t got = 0;
@@ -511,10 +586,20 @@ static bool probe(int k, const unsigned char *a, size_t n)
 	}
 	if (archive_format(ar) == ARCHIVE_FORMAT_RAW && archive_filter_count(ar) <= 1)
 		goto out;
-	if (archive_entry_is_encrypted(ent)) {
+	if (archive_entry_is_encrypted(ent) || k == SIG_ZIP) {
+		/* a ZIP local header with a real name: 7z writes that file under
+		   its name even when its data cannot be decoded */
 		ok = plausible_name(ent);
 		goto out;
 	}
+	if (which == READ_ALL) {
+		/* a long signature and a header libarchive could read (7z's is
+		   checked by CRC): what follows is an archive even when its
+		   method cannot be decoded (7z's Deflate64), and is reported */
+		ok = true;
+		goto out;
+	}
+	/* a compressed stream: the start of it must decode */
 	while (got < PROBE_BYTES && (r = archive_read_data(ar, scratch, sizeof(scratch))) > 0)
 		got += (size_t)r;
 	ok = got >= PROBE_BYTES || r == 0;
@@ -523,11 +608,30 @@ out:
 	return ok;
 }
 
+/* Formats 7z also finds behind other bytes and libarchive does not read:
+   found there, they make the buffer uninspectable (at is as above). */
+static const struct {
+	const char *magic;
+	size_t len;
+	size_t at;
+	const char *name;
+} foreign_inside[] = {
+    {"MSWIM\0\0\0", 8, 0, "WIM"},
+    {"SZDD\x88\xf0\x27\x33", 8, 0, "SZDD"},
+    {"KWAJ\x88\xf0\x27\xd1", 8, 0, "KWAJ"},
+    {"conectix", 8, 0, "VHD"},
+    {"vhdxfile", 8, 0, "VHDX"},
+    {"ITSF\x03\0\0\0", 8, 0, "CHM"},
+    {"ITOLITLS", 8, 0, "HXS"},
+    {"**ACE**", 7, 7, "ACE"},
+};
+
 /* The first bytes of the signatures above, for the scan below. */
 static const bool sig_first[256] = {
     [0x1f] = true, [0x28] = true, ['P'] = true,  ['R'] = true, ['7'] = true,
     ['M'] = true,  [0xfd] = true, ['B'] = true,  ['u'] = true, ['0'] = true,
-    ['!'] = true,  ['x'] = true,  [0x01] = true,
+    ['!'] = true,  ['x'] = true,  [0x01] = true, ['S'] = true, ['K'] = true,
+    ['c'] = true,  ['v'] = true,  ['I'] = true,  ['*'] = true,
 };
 
 /* Archives anywhere past the start of data (which is none as a whole). */
@@ -540,6 +644,18 @@ static int open_inside(struct walker *w, const unsigned char *data, size_t len, 
 	for (pos = 1; pos < len && !w->stop; pos++) {
 		if (!sig_first[data[pos]])
 			continue;
+		for (k = 0; k < MF_N_ELEMENTS(foreign_inside); k++) {
+			if (pos > foreign_inside[k].at && len - pos >= foreign_inside[k].len &&
+			    memcmp(data + pos, foreign_inside[k].magic, foreign_inside[k].len) ==
+			        0) {
+				problem(
+				    w, where,
+				    "holds a %s archive behind other data, a format that cannot be "
+				    "inspected",
+				    foreign_inside[k].name);
+				return 1;
+			}
+		}
 		for (k = 0; k < MF_N_ELEMENTS(sigs); k++) {
 			const unsigned char *a;
 
@@ -588,12 +704,36 @@ static int open_at(struct walker *w, const unsigned char *data, size_t len, cons
 	return open_inside(w, data, len, name, prefix, depth);
 }
 
+/* libarchive turns the names it reads (UTF-16 in 7z, CP437 or UTF-8 in
+   ZIP, ...) into the character set of the calling thread's locale; under
+   the C locale every name outside ASCII is lost ("보고서.vbs" would have no
+   name at all).  So the walk runs under a UTF-8 LC_CTYPE, for this thread
+   only (uselocale), leaving the rest of the milter in the C locale. */
+static locale_t utf8_ctype(void)
+{
+	static gsize once;
+	static locale_t loc;
+
+	if (g_once_init_enter(&once)) {
+		loc = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
+		g_once_init_leave(&once, 1);
+	}
+	return loc;
+}
+
 int mf_archive_inspect(const unsigned char *data, size_t len, const char *name,
                        const struct mf_inspect_limits *lim, const struct mf_archive_visitor *vis,
                        void *ctx)
 {
 	struct walker w = {.lim = lim, .vis = vis, .ctx = ctx};
+	locale_t utf8 = utf8_ctype(), old = (locale_t)0;
+	int r;
 
-	return open_at(&w, data, len, name, "", 0,
-	               mf_filetype_is_archive(mf_filetype_detect(data, len)));
+	if (utf8 != (locale_t)0)
+		old = uselocale(utf8);
+	r = open_at(&w, data, len, name, "", 0,
+	            mf_filetype_is_archive(mf_filetype_detect(data, len)));
+	if (utf8 != (locale_t)0)
+		uselocale(old);
+	return r;
 }

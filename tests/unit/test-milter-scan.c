@@ -1471,6 +1471,92 @@ static void test_uninspectable(void)
 			free(j.s);
 		}
 	}
+	{ /* a file name outside ASCII inside a 7z (UTF-16 in the archive) */
+		struct aentry e[] = {
+		    {"\xeb\xb3\xb4\xea\xb3\xa0\xec\x84\x9c_run.vbs", "x = 1\n", 6}};
+
+		arc = make_archive(ARCHIVE_FORMAT_7ZIP, ARCHIVE_FILTER_NONE, e, 1);
+		r = scan_dir(pol, "report.7z", &arc, false, &v);
+		ok(r == 0 && v.attachments[0].inner && strstr(v.attachments[0].inner, "_run.vbs") &&
+		       v.attachments[0].action == MF_ACT_STRIP,
+		   "a Korean-named .vbs in a 7z is judged by its name (%s)",
+		   v.reason ? v.reason : "none");
+		mf_verdict_free(&v);
+		free(arc.s);
+	}
+	{ /* a gzip inside a gzip: the inner header's name counts */
+		struct aentry e[] = {{"update.js", "WScript.Echo(1);\n", 17}};
+		struct buf in = make_archive(ARCHIVE_FORMAT_RAW, ARCHIVE_FILTER_GZIP, e, 1);
+		struct aentry e2[] = {{"x", in.s, in.len}};
+
+		/* libarchive's raw writer keeps no name: put FNAME in by hand */
+		{
+			struct buf named = {0};
+			unsigned char hdr[10];
+
+			memcpy(hdr, in.s, 10);
+			hdr[3] |= 0x08;
+			put(&named, hdr, 10);
+			put(&named, "update.js", 10);
+			put(&named, in.s + 10, in.len - 10);
+			free(in.s);
+			in = named;
+			e2[0].data = in.s;
+			e2[0].len = in.len;
+		}
+		arc = make_archive(ARCHIVE_FORMAT_RAW, ARCHIVE_FILTER_GZIP, e2, 1);
+		r = scan_dir(pol, "update.gz.gz", &arc, false, &v);
+		ok(r == 0 && v.attachments[0].inner &&
+		       strstr(v.attachments[0].inner, "update.js") &&
+		       v.attachments[0].action == MF_ACT_STRIP,
+		   "a gzip inside a gzip is opened layer by layer, the inner name counts (%s)",
+		   v.reason ? v.reason : "none");
+		mf_verdict_free(&v);
+		free(arc.s);
+		free(in.s);
+	}
+	{ /* a WIM image behind a byte: 7z opens it, libarchive cannot */
+		struct buf j = {0};
+
+		put(&j, "U", 1);
+		put(&j, "MSWIM\0\0\0\xd0\0\0\0", 12);
+		put(&j, exe, sizeof(exe));
+		r = scan_dir(pol, "photo.jpg", &j, false, &v);
+		ok(r == 0 && v.action == MF_ACT_HOLD && v.hold_reason &&
+		       strstr(v.hold_reason, "WIM"),
+		   "a WIM image behind other bytes is uninspectable (%s)",
+		   v.hold_reason ? v.hold_reason : "none");
+		mf_verdict_free(&v);
+		free(j.s);
+	}
+	{ /* a ZIP whose data is broken behind other bytes: 7z still writes the
+	     file under its name */
+		struct aentry e[] = {{"invoice.vbs",
+		                      "x = 1\n"
+		                      "x = 2\n"
+		                      "x = 3\n",
+		                      18}};
+		struct buf z = make_archive(ARCHIVE_FORMAT_ZIP, ARCHIVE_FILTER_NONE, e, 1);
+		struct buf j = {0};
+		size_t k;
+
+		put(&j, "%PDF-1.4\n", 9);
+		for (k = 0; k < z.len; k++) {
+			put(&j, z.s + k, 1);
+			if (z.s[k] == '\n')
+				put(&j, "X", 1);
+		}
+		r = scan_dir(pol, "invoice.shar", &j, false, &v);
+		ok(r == 0 && (v.action == MF_ACT_HOLD ||
+		              (v.attachments[0].action == MF_ACT_STRIP && v.attachments[0].inner &&
+		               strstr(v.attachments[0].inner, "invoice.vbs"))),
+		   "a ZIP with a readable local header and broken data behind other bytes is "
+		   "held or its program refused (%s)",
+		   v.reason ? v.reason : "none");
+		mf_verdict_free(&v);
+		free(z.s);
+		free(j.s);
+	}
 	{ /* random bytes full of signatures that lead nowhere: not held */
 		struct buf j = {0};
 		unsigned seed = 7;

@@ -313,6 +313,9 @@ def main():
     from mailfort import Site
     from milterlib import Milter, MtaClient
 
+    # stopped from outside (the campaign, a timeout): stop the stack too
+    import signal
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     mutators = load_mutators()
     site = Site("oracle", extra={"milter": {"spam": "no", "socket_mode": "0666"}})
     milter = Milter(site, name="oracle-milter", unix=True).start()

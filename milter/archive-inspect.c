@@ -392,25 +392,29 @@ static int open_one(struct walker *w, const unsigned char *data, size_t len, con
 }
 
 /* Formats other readers (7z) open and libarchive does not: what they hold
-   cannot be inspected, so they are not taken for plain files. */
+   cannot be inspected, so they are not taken for plain files.  Those 7z
+   also finds behind other bytes (inside: long signatures) are looked for
+   there too, by the offset search below. */
 static const struct {
 	const char *magic;
 	size_t len;
-	size_t off;
+	size_t off; /* of the signature from the start of the archive */
 	const char *name;
+	bool inside;
 } foreign[] = {
-    {"MSWIM\0\0\0", 8, 0, "WIM"},
-    {"**ACE**", 7, 7, "ACE"},
-    {"\x60\xea", 2, 0, "ARJ"},
-    {"hsqs", 4, 0, "SquashFS"},
-    {"ZOO ", 4, 0, "ZOO"},
-    {"SZDD\x88\xf0\x27\x33", 8, 0, "SZDD"},
-    {"KWAJ\x88\xf0\x27\xd1", 8, 0, "KWAJ"},
-    {"conectix", 8, 0, "VHD"},
-    {"vhdxfile", 8, 0, "VHDX"},
-    {"QFI\xfb", 4, 0, "QCOW"},
-    {"ITSF", 4, 0, "CHM"},
-    {"\x1f\x9d", 2, 0, NULL},
+    {"MSWIM\0\0\0", 8, 0, "WIM", true},
+    {"**ACE**", 7, 7, "ACE", true},
+    {"\x60\xea", 2, 0, "ARJ", false},
+    {"hsqs", 4, 0, "SquashFS", false},
+    {"ZOO ", 4, 0, "ZOO", false},
+    {"SZDD\x88\xf0\x27\x33", 8, 0, "SZDD", true},
+    {"KWAJ\x88\xf0\x27\xd1", 8, 0, "KWAJ", true},
+    {"conectix", 8, 0, "VHD", true},
+    {"vhdxfile", 8, 0, "VHDX", true},
+    {"QFI\xfb", 4, 0, "QCOW", false},
+    {"ITSF\x03\0\0\0", 8, 0, "CHM", true},
+    {"ITOLITLS", 8, 0, "HXS", true},
+    {"\x1f\x9d", 2, 0, NULL, false},
 };
 
 static const char *foreign_format(const unsigned char *data, size_t len)
@@ -608,24 +612,6 @@ out:
 	return ok;
 }
 
-/* Formats 7z also finds behind other bytes and libarchive does not read:
-   found there, they make the buffer uninspectable (at is as above). */
-static const struct {
-	const char *magic;
-	size_t len;
-	size_t at;
-	const char *name;
-} foreign_inside[] = {
-    {"MSWIM\0\0\0", 8, 0, "WIM"},
-    {"SZDD\x88\xf0\x27\x33", 8, 0, "SZDD"},
-    {"KWAJ\x88\xf0\x27\xd1", 8, 0, "KWAJ"},
-    {"conectix", 8, 0, "VHD"},
-    {"vhdxfile", 8, 0, "VHDX"},
-    {"ITSF\x03\0\0\0", 8, 0, "CHM"},
-    {"ITOLITLS", 8, 0, "HXS"},
-    {"**ACE**", 7, 7, "ACE"},
-};
-
 /* The first bytes of the signatures above, for the scan below. */
 static const bool sig_first[256] = {
     [0x1f] = true, [0x28] = true, ['P'] = true,  ['R'] = true, ['7'] = true,
@@ -644,15 +630,14 @@ static int open_inside(struct walker *w, const unsigned char *data, size_t len, 
 	for (pos = 1; pos < len && !w->stop; pos++) {
 		if (!sig_first[data[pos]])
 			continue;
-		for (k = 0; k < MF_N_ELEMENTS(foreign_inside); k++) {
-			if (pos > foreign_inside[k].at && len - pos >= foreign_inside[k].len &&
-			    memcmp(data + pos, foreign_inside[k].magic, foreign_inside[k].len) ==
-			        0) {
-				problem(
-				    w, where,
-				    "holds a %s archive behind other data, a format that cannot be "
-				    "inspected",
-				    foreign_inside[k].name);
+		for (k = 0; k < MF_N_ELEMENTS(foreign); k++) {
+			if (foreign[k].inside && pos > foreign[k].off &&
+			    len - pos >= foreign[k].len &&
+			    memcmp(data + pos, foreign[k].magic, foreign[k].len) == 0) {
+				problem(w, where,
+				        "holds a %s archive behind other data, a format that "
+				        "cannot be inspected",
+				        foreign[k].name);
 				return 1;
 			}
 		}

@@ -90,11 +90,6 @@ static struct archive *reader_new_for(enum readers which)
 	return ar;
 }
 
-static struct archive *reader_new(void)
-{
-	return reader_new_for(READ_ALL);
-}
-
 static const char *why(struct archive *ar, const char *fallback)
 {
 	const char *s = archive_error_string(ar);
@@ -319,14 +314,14 @@ static void walk_entries(struct walker *w, struct archive *ar, struct archive_en
    bytes say so), and a failure to read it is reported.  Returns 1 when it
    was an archive, 0 when not. */
 static int open_one(struct walker *w, const unsigned char *data, size_t len, const char *name,
-                    const char *prefix, int depth, bool strict)
+                    const char *prefix, int depth, bool strict, enum readers which)
 {
 	const char *where = *prefix != '\0' ? prefix : name;
 	struct archive *ar;
 	struct archive_entry *ent = NULL;
 	int st;
 
-	if ((ar = reader_new()) == NULL) {
+	if ((ar = reader_new_for(which)) == NULL) {
 		problem(w, where, "%s", "ran out of memory");
 		w->stop = true;
 		return 1;
@@ -353,8 +348,11 @@ static int open_one(struct walker *w, const unsigned char *data, size_t len, con
 		archive_read_free(ar);
 		return strict;
 	}
-	if (archive_format(ar) == ARCHIVE_FORMAT_RAW && archive_filter_count(ar) <= 1) {
-		/* no archive and no compression: a plain file */
+	if ((archive_format(ar) == ARCHIVE_FORMAT_RAW && archive_filter_count(ar) <= 1) ||
+	    (st == ARCHIVE_EOF && !strict)) {
+		/* no archive and no compression: a plain file; or a reader that
+		   took it for an archive with nothing in it (a ZIP central
+		   directory that leads nowhere): the search goes on */
 		archive_read_free(ar);
 		return 0;
 	}
@@ -558,6 +556,20 @@ static bool plausible_name(struct archive_entry *ent)
 	return true;
 }
 
+/* The readers for what signature k announces, not for what it holds: a
+   compressed stream is decoded as one (the archive inside it is then
+   opened from memory, where 7z's and ZIP's central directories can be
+   reached), a ZIP by its local headers (its central directory, when
+   there is a good one, was found by the attempt at offset 0). */
+static enum readers readers_for(int k)
+{
+	if (k == SIG_ZIP)
+		return READ_ZIP_LOCAL;
+	if (k == SIG_GZIP || k == SIG_ZSTD || k == SIG_XZ || k == SIG_BZIP2)
+		return READ_RAW;
+	return READ_ALL;
+}
+
 /* libarchive reads the first header at a (signature k) and, after the
    short signatures of gzip, zstd and ZIP, decodes the start of the first
    entry without an error; or finds it encrypted. */
@@ -565,10 +577,7 @@ static bool probe(int k, const unsigned char *a, size_t n)
 {
 	/* the layer the signature announces, not what it holds (a 7z in a
 	   zstd stream cannot be read as one stream, and is reported later) */
-	enum readers which = k == SIG_ZIP ? READ_ZIP_LOCAL
-	                     : k == SIG_GZIP || k == SIG_ZSTD || k == SIG_XZ || k == SIG_BZIP2
-	                         ? READ_RAW
-	                         : READ_ALL;
+	enum readers which = readers_for(k);
 	struct archive *ar = reader_new_for(which);
 	struct archive_entry *ent;
 	unsigned char scratch[16384];
@@ -668,7 +677,8 @@ static int open_inside(struct walker *w, const unsigned char *data, size_t len, 
 				return 1;
 			}
 			opened++;
-			(void)open_one(w, a, len - (size_t)(a - data), name, prefix, depth, true);
+			(void)open_one(w, a, len - (size_t)(a - data), name, prefix, depth, true,
+			               readers_for((int)k));
 		}
 	}
 	return opened > 0;
@@ -679,7 +689,7 @@ static int open_at(struct walker *w, const unsigned char *data, size_t len, cons
 {
 	const char *other;
 
-	if (open_one(w, data, len, name, prefix, depth, strict))
+	if (open_one(w, data, len, name, prefix, depth, strict, READ_ALL))
 		return 1;
 	if ((other = foreign_format(data, len)) != NULL) {
 		problem(w, *prefix != '\0' ? prefix : name,

@@ -1515,6 +1515,25 @@ static void test_uninspectable(void)
 		free(arc.s);
 		free(in.s);
 	}
+	{ /* a 7z inside a zstd stream behind other bytes: the stream is decoded
+	     alone and the 7z opened from memory */
+		struct aentry e[] = {{"INVOICE.PDF", exe, sizeof(exe)}};
+		struct buf z7 = make_archive(ARCHIVE_FORMAT_7ZIP, ARCHIVE_FILTER_NONE, e, 1);
+		struct aentry e2[] = {{"x", z7.s, z7.len}};
+		struct buf j = {0};
+
+		arc = make_archive(ARCHIVE_FORMAT_RAW, ARCHIVE_FILTER_ZSTD, e2, 1);
+		put(&j, "%PDF-1.4\n", 9);
+		put(&j, arc.s, arc.len);
+		r = scan_dir(pol, "INVOICE.7z.zst", &j, false, &v);
+		ok(r == 0 && v.attachments[0].executable && v.action != MF_ACT_HOLD,
+		   "a 7z in a zstd stream behind other bytes is opened and the program found (%s)",
+		   v.reason ? v.reason : "none");
+		mf_verdict_free(&v);
+		free(arc.s);
+		free(z7.s);
+		free(j.s);
+	}
 	{ /* a WIM image behind a byte: 7z opens it, libarchive cannot */
 		struct buf j = {0};
 

@@ -332,10 +332,16 @@ def main():
             msg, chain = make(seed, mutators)
             try:
                 cmd, data, mods, headers, body = scan(client, n, msg)
-            except (RuntimeError, OSError, AssertionError) as e:
-                failures.append((seed, chain, "milter connection failed: %r" % e))
+            except (RuntimeError, OSError, AssertionError):
+                # the milter closes a connection left idle too long (a slow
+                # mutator): a new one, as Postfix would open, and once more
                 client = MtaClient(milter.path, timeout=120)
-                continue
+                try:
+                    cmd, data, mods, headers, body = scan(client, n, msg)
+                except (RuntimeError, OSError, AssertionError) as e:
+                    failures.append((seed, chain, "milter connection failed: %r" % e))
+                    client = MtaClient(milter.path, timeout=120)
+                    continue
             verdict, raw, note = apply_answer(cmd, data, mods, headers, body)
             counts[verdict] = counts.get(verdict, 0) + 1
             if args.replay is not None:

@@ -11,7 +11,8 @@
 
 static const char *const milter_default_actions[] = {"tempfail", "accept", "reject", NULL};
 static const char *const milter_attach_actions[] = {"reject", "strip", "hold", NULL};
-static const char *const milter_encrypted_actions[] = {"accept", "reject", "strip", "hold", NULL};
+static const char *const milter_uninspectable_actions[] = {"reject", "hold", "strip", "accept",
+                                                           NULL};
 static const char *const milter_limit_actions[] = {"reject", "hold", "tempfail", "accept", NULL};
 static const char *const milter_ambiguous_actions[] = {"reject", "hold", NULL};
 
@@ -154,37 +155,47 @@ static const struct mf_config_key milter_keys[] = {
     {.name = "scan_archives",
      .type = MF_CONFIG_BOOL,
      .default_value = "yes",
-     .help = "look inside archives (ZIP, RAR, 7z, tar, cab, ISO 9660, gzip, bzip2, xz) for blocked "
-             "names and contents"},
-    {.name = "encrypted_archive_action",
+     .help = "look inside every archive and compressed file libarchive reads (ZIP, 7z, RAR, tar, "
+             "cpio, ar, cab, ISO 9660, LHA, XAR; gzip, bzip2, xz, lzma, lzip, zstd, lz4, compress) "
+             "for blocked names and contents"},
+    {.name = "uninspectable_action",
      .type = MF_CONFIG_ENUM,
      .default_value = "hold",
-     .choices = milter_encrypted_actions,
-     .help = "what to do with an archive whose contents are encrypted (cannot be checked)"},
+     .choices = milter_uninspectable_actions,
+     .help = "mail from outside with an attachment that cannot be inspected (encrypted, damaged, "
+             "unknown method, past the archive limits): reject, hold, strip, or accept with an "
+             "X-Mailfort-Uninspectable header"},
+    {.name = "uninspectable_submission_action",
+     .type = MF_CONFIG_ENUM,
+     .default_value = "accept",
+     .choices = milter_uninspectable_actions,
+     .help = "the same for mail from an authenticated sender (submission, outbound)"},
     {.name = "max_archive_entries",
      .type = MF_CONFIG_INT,
      .default_value = "1000",
      .min = 1,
      .max = 1000000,
-     .help = "more entries than this in one archive is an archive bomb"},
+     .help = "more files than this inside one attachment (all levels) cannot be inspected"},
     {.name = "max_archive_ratio",
      .type = MF_CONFIG_INT,
      .default_value = "100",
      .min = 2,
      .max = 100000,
-     .help = "uncompressed/compressed size ratio above which an archive is a bomb"},
+     .help = "decoded/compressed size ratio of one archive (past 1 MB decoded) above which it "
+             "cannot be inspected (an archive bomb)"},
     {.name = "max_archive_size",
      .type = MF_CONFIG_SIZE,
-     .default_value = "512M",
+     .default_value = "100M",
      .min = 1024,
-     .max = 1099511627776,
-     .help = "largest declared uncompressed size of one archive"},
+     .max = 4294967296,
+     .help = "most bytes decoded to inspect one attachment (all archive levels); more cannot be "
+             "inspected"},
     {.name = "max_archive_depth",
      .type = MF_CONFIG_INT,
      .default_value = "3",
      .min = 0,
      .max = 16,
-     .help = "how deep archives inside archives are opened"},
+     .help = "how deep archives inside archives are opened; deeper cannot be inspected"},
 
     /* structure limits (MIME bombs) */
     {.name = "max_mime_depth",

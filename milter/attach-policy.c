@@ -7,13 +7,15 @@
  *     and spaces ignored, so "invoice.pdf.exe " is an .exe) and the content
  *     against blocked_types (filetype.c: an executable renamed .pdf is
  *     still an executable) -> blocked_action;
- *   - archives, when scan_archives is on (ZIP by zip-inspect.c; RAR, 7z,
- *     tar, cab, ISO 9660 and gzip/bzip2/xz by archive-inspect.c): every
- *     entry's name and first bytes as above, nested archives up to
- *     max_archive_depth; an archive with encrypted entries, or one that
- *     cannot be read, cannot be checked -> encrypted_archive_action; too
- *     many entries, too large a size or too high a compression ratio is an
- *     archive bomb -> limits_action.
+ *   - when scan_archives is on, every file inside, if the attachment is an
+ *     archive or a compressed file of any kind libarchive reads, wherever
+ *     it sits in the attachment (archive-inspect.c): each file's name and
+ *     content as above, nested archives up to max_archive_depth, a Java
+ *     manifest in a ZIP -> blocked_action.  What cannot be inspected (an
+ *     encrypted or damaged entry, an unknown method, past max_archive_size,
+ *     max_archive_entries, max_archive_depth or max_archive_ratio) is noted
+ *     in a->uninspectable; scan.c applies uninspectable_action or
+ *     uninspectable_submission_action to it, by the mail's direction.
  * The attachment gets its type, its action and a reason a sender can act
  * on.  No errors: what cannot be examined is judged, never let through
  * unexamined without saying so.
@@ -22,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include "scan.h"
 
 static char *fmt_size(char *buf, size_t n, uint64_t v)
@@ -78,159 +81,82 @@ static const char *blocked_ext(const struct mf_policy *pol, const char *name, ch
 	return NULL;
 }
 
-/* Nested archives are decoded in full; all of them together, per
-   attachment, may take at most this many bytes (so a thousand entries of
-   64 MB each cannot keep the milter busy for minutes). */
-#define NESTED_BUDGET (64ULL * 1024 * 1024)
+struct inspect {
+	const struct mf_policy *pol;
+	struct mf_attachment *a;
+	const char *outer;
+};
 
-/* List the archive data/len of type t into *zip.  0, or -1 after judging
-   why it could not be listed (a bomb, or it cannot be checked). */
-static int list_archive(const struct mf_policy *pol, struct mf_attachment *a, const char *outer,
-                        enum mf_filetype t, const unsigned char *data, size_t len, int depth,
-                        uint64_t *budget, struct mf_zip *zip)
+static void set_inner(struct mf_attachment *a, const char *path)
 {
-	struct mf_error err;
-	bool bomb = false;
-	uint64_t max;
-	int ret;
-
-	if (t == MF_FT_ZIP || t == MF_FT_JAR) {
-		ret = mf_zip_open(data, len, pol->max_archive_entries, zip, &err);
-		bomb = ret < 0 && strstr(err.msg, "entries (limit") != NULL;
-	} else {
-		/* Everything is decoded here: no more than the size limit, the
-		   compression ratio allows, and (nested) the budget left. */
-		uint64_t ratio = (uint64_t)pol->max_archive_ratio, by_ratio;
-
-		by_ratio =
-		    ratio > 0 && len > UINT64_MAX / ratio ? UINT64_MAX : (uint64_t)len * ratio;
-		if (by_ratio < 1024 * 1024)
-			by_ratio = 1024 * 1024;
-		max = pol->max_archive_size < by_ratio ? pol->max_archive_size : by_ratio;
-		if (depth > 0 && max > *budget)
-			max = *budget;
-		ret = mf_archive_list(data, len, pol->max_archive_entries, max, zip, &bomb, &err);
-		if (ret == 0 && depth > 0)
-			*budget -= zip->total_usize;
-	}
-	if (ret == 0)
-		return 0;
-	if (bomb) {
-		judge(a, pol->limits_action,
-		      g_strdup_printf("archive %s is an archive bomb: %s", outer, err.msg));
-	} else {
-		a->encrypted = true;
-		judge(a, pol->encrypted_action,
-		      g_strdup_printf("archive %s cannot be checked (%s); send the files unpacked",
-		                      outer, err.msg));
-	}
-	return -1;
+	free(a->inner);
+	a->inner = strdup(path);
 }
 
-static void check_archive(const struct mf_policy *pol, struct mf_attachment *a, const char *outer,
-                          enum mf_filetype type, const unsigned char *data, size_t len, int depth,
-                          uint64_t *budget)
+/* One file inside the attachment: its name and its content. */
+static void inspect_entry(void *ctx, const struct mf_archive_entry *e)
 {
-	struct mf_zip zip;
-	struct mf_error err;
-	size_t i;
+	struct inspect *in = ctx;
+	const struct mf_policy *pol = in->pol;
+	struct mf_attachment *a = in->a;
+	char ext[32];
+	enum mf_filetype t;
 
-	if (list_archive(pol, a, outer, type, data, len, depth, budget, &zip) < 0)
-		return;
-	if (zip.is_jar && depth == 0)
-		a->type = MF_FT_JAR;
-	if (zip.is_jar && pol->blocked_types[MF_FT_JAR]) {
+	if (e->in_zip && strcasecmp(e->name, "META-INF/MANIFEST.MF") == 0) {
+		if (e->depth == 0 && a->type == MF_FT_ZIP)
+			a->type = MF_FT_JAR;
+		if (pol->blocked_types[MF_FT_JAR]) {
+			a->executable = true;
+			set_inner(a, e->path);
+			judge(a, pol->blocked_action,
+			      g_strdup_printf("%s is a Java program, which is not accepted by mail",
+			                      e->depth == 0 ? in->outer : e->path));
+		}
+	}
+	if (blocked_ext(pol, e->name, ext, sizeof(ext)) != NULL) {
 		a->executable = true;
-		judge(
-		    a, pol->blocked_action,
-		    g_strdup_printf("%s is a Java program, which is not accepted by mail", outer));
-	}
-	if (zip.total_usize > pol->max_archive_size ||
-	    (zip.total_usize > 1024 * 1024 &&
-	     zip.total_usize / (zip.total_csize ? zip.total_csize : 1) > pol->max_archive_ratio)) {
-		char s1[32], s2[32];
-
-		judge(a, pol->limits_action,
-		      g_strdup_printf("archive %s is an archive bomb: %s packed into %s", outer,
-		                      fmt_size(s1, sizeof(s1), zip.total_usize),
-		                      fmt_size(s2, sizeof(s2), zip.total_csize)));
-		mf_zip_free(&zip);
+		set_inner(a, e->path);
+		judge(a, pol->blocked_action,
+		      g_strdup_printf("%s contains %s: files of type .%s are not accepted by mail",
+		                      in->outer, e->path, ext));
 		return;
 	}
-	for (i = 0; i < zip.count; i++) {
-		struct mf_zip_entry *e = &zip.entries[i];
-		char ext[32];
-		enum mf_filetype t;
-
-		if (e->name[0] != '\0' && e->name[strlen(e->name) - 1] == '/')
-			continue; /* directory */
-		if (e->encrypted) {
-			a->encrypted = true;
-			free(a->inner);
-			a->inner = strdup(e->name);
-			judge(a, pol->encrypted_action,
-			      g_strdup_printf("archive %s is encrypted (entry %s) and cannot be "
-			                      "checked for dangerous content; send it unencrypted "
-			                      "or share it by another way",
-			                      outer, e->name));
-			continue;
-		}
-		if (blocked_ext(pol, e->name, ext, sizeof(ext)) != NULL) {
-			a->executable = true;
-			free(a->inner);
-			a->inner = strdup(e->name);
-			judge(a, pol->blocked_action,
-			      g_strdup_printf("archive %s contains %s: files of type .%s are not "
-			                      "accepted by mail",
-			                      outer, e->name, ext));
-			continue;
-		}
-		t = mf_filetype_detect(e->head, e->head_len);
-		if (t != MF_FT_UNKNOWN && pol->blocked_types[t]) {
-			a->executable = true;
-			free(a->inner);
-			a->inner = strdup(e->name);
-			judge(a, pol->blocked_action,
-			      g_strdup_printf("archive %s contains %s, which is a %s (whatever its "
-			                      "name says); such files are not accepted by mail",
-			                      outer, e->name, mf_filetype_name(t)));
-			continue;
-		}
-		if (mf_filetype_is_archive(t)) {
-			unsigned char *inner = NULL;
-			size_t inner_len;
-			uint64_t max = pol->max_archive_size;
-
-			if (max > *budget)
-				max = *budget;
-			if (depth + 1 > pol->max_archive_depth) {
-				judge(a, pol->limits_action,
-				      g_strdup_printf("archive %s nests archives more than %d deep",
-				                      outer, pol->max_archive_depth));
-				continue;
-			}
-			if (type != MF_FT_ZIP && type != MF_FT_JAR) {
-				/* decoded while listing, already counted */
-				check_archive(pol, a, e->name, t, e->content, e->content_len,
-				              depth + 1, budget);
-				continue;
-			}
-			if (mf_zip_extract(data, len, e, (size_t)max, &inner, &inner_len, &err) <
-			    0) {
-				judge(
-				    a, pol->limits_action,
-				    g_strdup_printf("archive %s is an archive bomb or damaged: %s",
-				                    outer, err.msg));
-				mf_zip_free(&zip);
-				return;
-			}
-			*budget -= inner_len;
-			check_archive(pol, a, e->name, t, inner, inner_len, depth + 1, budget);
-			free(inner);
-		}
+	t = mf_filetype_detect(e->data, e->len);
+	if (t != MF_FT_UNKNOWN && pol->blocked_types[t]) {
+		a->executable = true;
+		set_inner(a, e->path);
+		judge(a, pol->blocked_action,
+		      g_strdup_printf("%s contains %s, which is a %s (whatever its name says); "
+		                      "such files are not accepted by mail",
+		                      in->outer, e->path, mf_filetype_name(t)));
 	}
-	mf_zip_free(&zip);
 }
+
+/* Something inside could not be looked at: the first reason is kept. */
+static void inspect_problem(void *ctx, const char *where, const char *why)
+{
+	struct inspect *in = ctx;
+	struct mf_attachment *a = in->a;
+
+	if (strstr(why, "encrypted") != NULL)
+		a->encrypted = true;
+	if (a->uninspectable != NULL)
+		return;
+	set_inner(a, where);
+	if (strcmp(where, in->outer) == 0)
+		a->uninspectable =
+		    g_strdup_printf("attachment %s cannot be inspected: it %s; send the files "
+		                    "unpacked and unencrypted, or share them by another way",
+		                    in->outer, why);
+	else
+		a->uninspectable =
+		    g_strdup_printf("attachment %s cannot be inspected: %s inside it %s; send the "
+		                    "files unpacked and unencrypted, or share them by another way",
+		                    in->outer, where, why);
+}
+
+static const struct mf_archive_visitor visitor = {.entry = inspect_entry,
+                                                  .uninspectable = inspect_problem};
 
 void mf_attach_policy(const struct mf_policy *pol, GMimeObject *part, const unsigned char *data,
                       size_t len, struct mf_attachment *a)
@@ -262,9 +188,59 @@ void mf_attach_policy(const struct mf_policy *pol, GMimeObject *part, const unsi
 		                      "are not accepted by mail",
 		                      name, mf_filetype_name(a->type)));
 	}
-	if (mf_filetype_is_archive(a->type) && a->type != MF_FT_JAR && pol->scan_archives) {
-		uint64_t budget = NESTED_BUDGET;
+	if (pol->scan_archives) {
+		struct inspect in = {.pol = pol, .a = a, .outer = name};
+		struct mf_inspect_limits lim = {.max_total = pol->max_archive_size,
+		                                .max_entries = pol->max_archive_entries,
+		                                .max_depth = pol->max_archive_depth,
+		                                .max_ratio = pol->max_archive_ratio};
 
-		check_archive(pol, a, name, a->type, data, len, 0, &budget);
+		(void)mf_archive_inspect(data, len, name, &lim, &visitor, &in);
 	}
+}
+
+struct embedded_ctx {
+	const struct mf_policy *pol;
+	GMimeObject *part, *parent;
+	struct mf_verdict *v;
+	int failed;
+};
+
+static void embedded_found(void *ctx, const struct mf_embedded *e)
+{
+	struct embedded_ctx *c = ctx;
+	struct mf_verdict *v = c->v;
+	struct mf_attachment *a;
+
+	if (c->failed)
+		return;
+	a = realloc(v->attachments, (v->nattachments + 1) * sizeof(*a));
+	if (a == NULL) {
+		c->failed = -1;
+		return;
+	}
+	v->attachments = a;
+	a = &v->attachments[v->nattachments++];
+	memset(a, 0, sizeof(*a));
+	a->filename = strdup(e->name);
+	a->content_type = g_strdup_printf("application/x-%s", e->encoding);
+	a->part = g_object_ref(c->part);
+	a->parent = c->parent != NULL ? g_object_ref(c->parent) : NULL;
+	mf_attach_policy(c->pol, c->part, e->data, e->len, a);
+	if (e->damaged && a->uninspectable == NULL)
+		a->uninspectable = g_strdup_printf(
+		    "the %s block %s in the message text cannot be inspected: it is damaged, "
+		    "truncated or past max_archive_size; send the file as a normal attachment",
+		    e->encoding, e->name);
+}
+
+int mf_embedded_attachments(const struct mf_policy *pol, GMimeObject *part, GMimeObject *parent,
+                            const unsigned char *data, size_t len, struct mf_verdict *v)
+{
+	struct embedded_ctx c = {.pol = pol, .part = part, .parent = parent, .v = v};
+
+	/* as many blocks as an archive may hold files, and as many bytes */
+	(void)mf_embedded_scan(data, len, pol->max_archive_entries, pol->max_archive_size,
+	                       embedded_found, &c);
+	return c.failed;
 }

@@ -40,9 +40,12 @@ static struct milter_state *state;
 
 #define MAX_RCPTS    1000
 #define SPAM_HEADERS 3
+/* the headers counted as they arrive: the spam headers, then this one */
+#define UNINSPECTABLE_HEADER SPAM_HEADERS
+#define COUNTED_HEADERS      (SPAM_HEADERS + 1)
 
-static const char *const spam_headers[SPAM_HEADERS] = {"X-Spam-Flag", "X-Spam-Score",
-                                                       "X-Spam-Status"};
+static const char *const spam_headers[COUNTED_HEADERS] = {
+    "X-Spam-Flag", "X-Spam-Score", "X-Spam-Status", "X-Mailfort-Uninspectable"};
 
 struct msg {
 	struct mf_policy *pol;
@@ -52,7 +55,8 @@ struct msg {
 	char *queue_id; /* Postfix sends it with MAIL FROM, or at end of message */
 	char **rcpts;
 	size_t nrcpts;
-	int seen_spam_headers[SPAM_HEADERS];
+	int seen_spam_headers[COUNTED_HEADERS];
+	bool submission; /* the sender authenticated ({auth_authen} at MAIL FROM) */
 	bool failed;
 	bool too_big;
 	char fail_reason[MF_ERROR_MAX];
@@ -233,14 +237,17 @@ static sfsistat cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, u
 		            "changes, quarantine): some verdicts cannot be applied");
 	*pf0 = f0 & ACTIONS;
 	if ((f0 & SMFIF_SETSYMLIST) != 0) {
-		/* Only the macros read here: the queue id, and at EHLO the
-		   TLS protocol and cipher of the session (Postfix sends them
-		   again after STARTTLS, with the client's second EHLO).
-		   Asking for these alone spares the MTA looking up and
-		   sending the others. */
+		/* Only the macros read here: the queue id; at EHLO the TLS
+		   protocol and cipher of the session (Postfix sends them
+		   again after STARTTLS, with the client's second EHLO); at
+		   MAIL FROM the authenticated name (mail from an authenticated
+		   sender is submission).  Asking for these alone spares the
+		   MTA looking up and sending the others. */
 		for (i = SMFIM_FIRST; i <= SMFIM_LAST; i++)
-			(void)milter_ctx_setsymlist(
-			    ctx, i, i == SMFIM_HELO ? "i {tls_version} {cipher}" : "i");
+			(void)milter_ctx_setsymlist(ctx, i,
+			                            i == SMFIM_HELO ? "i {tls_version} {cipher}"
+			                            : i == SMFIM_ENVFROM ? "i {auth_authen}"
+			                                                 : "i");
 		*pf0 |= SMFIF_SETSYMLIST;
 	}
 	*pf1 = (f1 & NR_WANTED) | (f1 & (SMFIP_NOUNKNOWN | SMFIP_NODATA));
@@ -324,6 +331,8 @@ static sfsistat cb_envfrom(SMFICTX *ctx, char **argv)
 	m->sender = strip_brackets(argv != NULL ? argv[0] : NULL);
 	if (milter_ctx_getsymval(ctx, "i") != NULL)
 		m->queue_id = strdup(milter_ctx_getsymval(ctx, "i"));
+	m->submission = milter_ctx_getsymval(ctx, "{auth_authen}") != NULL &&
+	                milter_ctx_getsymval(ctx, "{auth_authen}")[0] != '\0';
 	if (c->spare != NULL) {
 		/* (again: the policy may have been reloaded meanwhile) */
 		if (mf_msgbuf_reset(c->spare, m->pol->tmp_dir, (size_t)m->pol->spill_threshold) ==
@@ -392,7 +401,7 @@ static sfsistat cb_header(SMFICTX *ctx, char *name, char *value)
 		return answer(ctx, SMFIP_NR_HDR, SMFIS_CONTINUE);
 	/* (all of them start with "X-") */
 	if ((name[0] == 'X' || name[0] == 'x') && name[1] == '-') {
-		for (i = 0; i < SPAM_HEADERS; i++) {
+		for (i = 0; i < COUNTED_HEADERS; i++) {
 			if (strcasecmp(name, spam_headers[i]) == 0)
 				m->seen_spam_headers[i]++;
 		}
@@ -558,6 +567,7 @@ static sfsistat cb_eom(SMFICTX *ctx)
 		m->queue_id = strdup(qid);
 	qid = m->queue_id != NULL ? m->queue_id : "NOQUEUE";
 	mf_verdict_init(&v);
+	v.submission = m->submission;
 	if (m->failed) {
 		mf_log_error("%s: cannot scan the message: %s", qid, m->fail_reason);
 		emit_verdict(c, m, NULL, mf_action_name(m->pol->default_action), m->fail_reason,
@@ -595,6 +605,15 @@ static sfsistat cb_eom(SMFICTX *ctx)
 		(void)milter_ctx_addheader(ctx, "X-Spam-Score", score);
 		(void)milter_ctx_addheader(ctx, "X-Spam-Status", status);
 		g_free(status);
+	}
+	if (v.action != MF_ACT_REJECT && v.action != MF_ACT_TEMPFAIL) {
+		/* Only this milter says what it could not inspect. */
+		for (k = m->seen_spam_headers[UNINSPECTABLE_HEADER]; k >= 1; k--)
+			(void)milter_ctx_chgheader(ctx, (char *)spam_headers[UNINSPECTABLE_HEADER],
+			                           k, NULL);
+		if (v.uninspectable != NULL)
+			(void)milter_ctx_addheader(ctx, "X-Mailfort-Uninspectable",
+			                           v.uninspectable);
 	}
 	emit_verdict(c, m, &v, NULL, NULL, &ok);
 	if (!ok && v.action != MF_ACT_REJECT) {

@@ -970,6 +970,13 @@ static void leaf(struct walk *w, GMimeObject *obj, GMimeObject *parent)
 		w->stop = true;
 		return;
 	}
+	if (g_mime_content_type_is_type(ct, "text", "*") &&
+	    mf_embedded_attachments(w->pol, obj, parent, d.data, d.len, w->v) < 0) {
+		decoded_free(&d);
+		w->failed = mf_error_set(w->err, "out of memory");
+		w->stop = true;
+		return;
+	}
 	if (is_text && filename == NULL && !g_mime_part_is_attachment(part)) {
 		if (w->text_left > 0) {
 			char *owned;

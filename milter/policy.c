@@ -222,7 +222,9 @@ struct mf_policy *mf_policy_new(const struct mf_config *cfg, struct mf_error *er
 	p->max_total_attachment_size = (uint64_t)mf_config_int(cfg, S, "max_total_attachment_size");
 	p->size_action = action_from(mf_config_str(cfg, S, "size_action"));
 	p->blocked_action = action_from(mf_config_str(cfg, S, "blocked_action"));
-	p->encrypted_action = action_from(mf_config_str(cfg, S, "encrypted_archive_action"));
+	p->uninspectable_action = action_from(mf_config_str(cfg, S, "uninspectable_action"));
+	p->uninspectable_submission_action =
+	    action_from(mf_config_str(cfg, S, "uninspectable_submission_action"));
 	types = split_list(mf_config_str(cfg, S, "blocked_types"), false);
 	if (types == NULL) {
 		mf_error_set(err, "out of memory");

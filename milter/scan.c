@@ -38,6 +38,7 @@ void mf_verdict_free(struct mf_verdict *v)
 		free(a->content_type);
 		free(a->reason);
 		free(a->inner);
+		g_free(a->uninspectable);
 		if (a->part != NULL)
 			g_object_unref(a->part);
 		if (a->parent != NULL)
@@ -47,6 +48,7 @@ void mf_verdict_free(struct mf_verdict *v)
 	free(v->reply_text);
 	free(v->hold_reason);
 	free(v->reason);
+	g_free(v->uninspectable);
 	free(v->message_id);
 	free(v->subject);
 	g_free(v->ambiguous);
@@ -179,7 +181,16 @@ static void attachment_verdicts(const struct mf_policy *pol, struct mf_verdict *
 	}
 	for (i = 0; i < v->nattachments; i++) {
 		struct mf_attachment *a = &v->attachments[i];
+		enum mf_action u = v->submission ? pol->uninspectable_submission_action
+		                                 : pol->uninspectable_action;
 
+		if (a->uninspectable != NULL && u == MF_ACT_ACCEPT && v->uninspectable == NULL)
+			v->uninspectable = g_strdup(a->uninspectable);
+		if (a->uninspectable != NULL && rank(u) > rank(a->action)) {
+			a->action = u;
+			free(a->reason);
+			a->reason = strdup(a->uninspectable);
+		}
 		switch (a->action) {
 		case MF_ACT_ACCEPT:
 			break;

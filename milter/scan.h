@@ -9,8 +9,9 @@
  *
  *   msgbuf.c        a message held in memory, spilled to a temp file when large
  *   filetype.c      what a file is, from its first bytes (not its name)
- *   zip-inspect.c   the entries of a ZIP archive, without trusting its sizes
  *   mime-shape.c    the MIME structure from the bytes, and what readers read differently
+ *   archive-inspect.c every file inside archives and compressed files (libarchive)
+ *   embedded.c      uuencode, yEnc and BinHex blocks inside text
  *   mime-walk.c     GMime parse and walk: text for the classifier, attachments
  *   attach-policy.c size limits, blocked names and contents, archives
  *   tokenize.c      words, header tokens and URL hosts, UTF-8, HTML to text
@@ -86,48 +87,54 @@ const char *mf_filetype_name(enum mf_filetype t);
 enum mf_filetype mf_filetype_from_name(const char *name, size_t len);
 bool mf_filetype_is_archive(enum mf_filetype t);
 
-/* ------------------------------------------------------------ zip-inspect.c */
-#define MF_ZIP_HEAD 512
-
-struct mf_zip_entry {
-	char *name;            /* as stored (CP437 or UTF-8), NUL-terminated */
-	uint64_t csize, usize; /* from the central directory */
-	uint16_t method;       /* 0 stored, 8 deflate, others not opened */
-	bool encrypted;
-	uint64_t local_offset;           /* of the local header */
-	unsigned char head[MF_ZIP_HEAD]; /* first decoded bytes, when readable */
-	size_t head_len;
-	unsigned char *content; /* mf_archive_list: the whole entry, when an archive */
-	size_t content_len;
-};
-
-struct mf_zip {
-	struct mf_zip_entry *entries;
-	size_t count;
-	uint64_t total_usize, total_csize;
-	bool any_encrypted;
-	bool is_jar;
-};
-
-/* Read the central directory of data/len.  Refuses (-1, err says why) a file
-   that is not a ZIP or is damaged, and stops at max_entries (bomb). */
-int mf_zip_open(const unsigned char *data, size_t len, size_t max_entries, struct mf_zip *zip,
-                struct mf_error *err) MF_WARN_UNUSED;
-void mf_zip_free(struct mf_zip *zip);
-/* Decode entry i completely, at most max bytes (more is an error: bomb).
-   Returns malloc'd bytes in *out_r. */
-int mf_zip_extract(const unsigned char *data, size_t len, const struct mf_zip_entry *e, size_t max,
-                   unsigned char **out_r, size_t *out_len_r, struct mf_error *err) MF_WARN_UNUSED;
-
 /* ------------------------------------------------------------ archive-inspect.c */
-/* List an archive of another kind (RAR, 7z, tar, cab, ISO 9660, and
-   gzip/bzip2/xz-compressed files) through libarchive, decoding every entry:
-   at most max_entries entries and max_total bytes in all, past which it
-   fails with *bomb_r set.  Entries that are archives themselves keep their
-   bytes in content.  -1 with err when the archive cannot be read to the end
-   (damaged, or encrypted headers: zip->any_encrypted then says so). */
-int mf_archive_list(const unsigned char *data, size_t len, size_t max_entries, uint64_t max_total,
-                    struct mf_zip *zip, bool *bomb_r, struct mf_error *err) MF_WARN_UNUSED;
+struct mf_inspect_limits {
+	uint64_t max_total; /* bytes decoded per attachment, all levels */
+	size_t max_entries; /* files per attachment, all levels */
+	int max_depth;      /* archives inside archives */
+	uint64_t max_ratio; /* decoded / compressed size of one archive */
+};
+
+/* One file found inside an archive, decoded in full. */
+struct mf_archive_entry {
+	const char *name; /* as stored (UTF-8 when the archive says so) */
+	const char *path; /* "outer.zip/dir/inner.tar/x.exe", for reports */
+	const unsigned char *data;
+	size_t len;
+	int depth;   /* 0: in the attachment itself */
+	bool in_zip; /* stored in a ZIP archive (for JAR manifests) */
+};
+
+struct mf_archive_visitor {
+	void (*entry)(void *ctx, const struct mf_archive_entry *e);
+	/* Something that cannot be looked at: where (a path as above) and
+	   why ("is encrypted"). */
+	void (*uninspectable)(void *ctx, const char *where, const char *why);
+};
+
+/* Open data (attachment name) as an archive, in any format libarchive
+   reads and wherever in data it sits, and visit every file in it,
+   recursively.  0: not an archive (nothing visited); 1: an archive. */
+int mf_archive_inspect(const unsigned char *data, size_t len, const char *name,
+                       const struct mf_inspect_limits *lim, const struct mf_archive_visitor *vis,
+                       void *ctx);
+
+/* ------------------------------------------------------------ embedded.c */
+/* A file carried inside text: uuencode ("begin 644 name"), yEnc
+   ("=ybegin ... name=") or BinHex 4.0. */
+struct mf_embedded {
+	const char *encoding; /* "uuencode", "yenc", "binhex" */
+	const char *name;     /* as written, NUL-terminated */
+	const unsigned char *data;
+	size_t len;
+	bool damaged; /* the block could not be decoded to its end */
+};
+
+/* Find and decode every such block in text/len, at most max_blocks and
+   max_total decoded bytes; call found for each.  Returns the count. */
+size_t mf_embedded_scan(const unsigned char *text, size_t len, size_t max_blocks,
+                        uint64_t max_total, void (*found)(void *ctx, const struct mf_embedded *e),
+                        void *ctx);
 
 /* ------------------------------------------------------------ policy.c */
 enum mf_action {
@@ -157,7 +164,10 @@ struct mf_policy {
 	char *trusted_authserv_id;
 	/* attachments */
 	uint64_t max_attachment_size, max_total_attachment_size;
-	enum mf_action size_action, blocked_action, encrypted_action;
+	enum mf_action size_action, blocked_action;
+	/* for what cannot be inspected: mail from outside, and mail from an
+	   authenticated sender (submission) */
+	enum mf_action uninspectable_action, uninspectable_submission_action;
 	char **blocked_extensions; /* lower case, NULL-terminated */
 	bool blocked_types[MF_FT_COUNT];
 	bool scan_archives;
@@ -321,8 +331,8 @@ struct mf_model *mf_model_train_db(struct mf_db *db, const struct mf_trainset *t
 /* ------------------------------------------------------------ mime-shape.c */
 /* One part as the structure reader sees it, in document order. */
 struct mf_mime_node {
-	char kind; /* 'm' multipart, 'r' embedded message, 'l' leaf */
-	int depth; /* 1: the message's own body */
+	char kind;      /* 'm' multipart, 'r' embedded message, 'l' leaf */
+	int depth;      /* 1: the message's own body */
 	char type[48];  /* "text/plain", lower case */
 	char *filename; /* a leaf's file name (UTF-8, g_free), or NULL */
 };
@@ -347,11 +357,13 @@ struct mf_attachment {
 	uint64_t size;      /* decoded */
 	enum mf_filetype type;
 	enum mf_action action;
-	char *reason;      /* why not accepted (for replies and verdicts) */
-	char *inner;       /* the offending entry inside an archive, or NULL */
-	bool executable;   /* blocked by name or content, wherever it was */
-	bool encrypted;    /* an encrypted archive */
-	GMimeObject *part; /* for stripping (reference held) */
+	char *reason;        /* why not accepted (for replies and verdicts) */
+	char *inner;         /* the offending entry inside an archive, or NULL */
+	bool executable;     /* blocked by name or content, wherever it was */
+	bool encrypted;      /* an encrypted archive */
+	char *uninspectable; /* why part of it could not be inspected, or NULL;
+	                        scan.c applies the direction's action */
+	GMimeObject *part;   /* for stripping (reference held) */
 	GMimeObject *parent;
 };
 
@@ -377,6 +389,7 @@ struct mf_head {
 };
 
 struct mf_verdict {
+	bool submission;       /* in: from an authenticated sender (outbound) */
 	enum mf_action action; /* final action for the message */
 	char reply_code[4];    /* for REJECT / TEMPFAIL */
 	char reply_xcode[8];
@@ -401,7 +414,8 @@ struct mf_verdict {
 	uint64_t size;
 	unsigned parts;
 	bool limit_exceeded;
-	char *ambiguous; /* what two MIME readers read differently (g_free), or NULL */
+	char *ambiguous;     /* what two MIME readers read differently (g_free), or NULL */
+	char *uninspectable; /* accepted although this could not be inspected */
 };
 
 void mf_verdict_init(struct mf_verdict *v);
@@ -425,6 +439,12 @@ void mf_iconv_pool_free(struct mf_iconv_pool **pool);
 /* Decide what to do with each attachment (attach-policy.c). */
 void mf_attach_policy(const struct mf_policy *pol, GMimeObject *part, const unsigned char *data,
                       size_t len, struct mf_attachment *a);
+
+/* The uuencode, yEnc and BinHex blocks in a text part's decoded content
+   (attach-policy.c), each appended to v as an attachment of its own and
+   judged like one; stripping one strips the text part.  -1: out of memory. */
+int mf_embedded_attachments(const struct mf_policy *pol, GMimeObject *part, GMimeObject *parent,
+                            const unsigned char *data, size_t len, struct mf_verdict *v);
 
 /* Rules (rules.c): append hits to v->rules, from v->head, v->top and the
    attachments. */

@@ -160,6 +160,9 @@ void mf_verdict_event(const struct mf_verdict *v, struct mf_event *ev)
 	mf_event_add_str(ev, "reason", v->reason);
 	if (v->ambiguous != NULL)
 		mf_event_add_str(ev, "ambiguous", v->ambiguous);
+	mf_event_add_str(ev, "direction", v->submission ? "submission" : "inbound");
+	if (v->uninspectable != NULL)
+		mf_event_add_str(ev, "uninspectable", v->uninspectable);
 	if (v->reply_code[0] != '\0') {
 		char reply[16];
 
@@ -225,6 +228,10 @@ void mf_verdict_event(const struct mf_verdict *v, struct mf_event *ev)
 		if (a->reason != NULL) {
 			g_string_append(s, ",\"reason\":");
 			append_quoted(s, a->reason);
+		}
+		if (a->uninspectable != NULL) {
+			g_string_append(s, ",\"uninspectable\":");
+			append_quoted(s, a->uninspectable);
 		}
 		g_string_append(s, "}");
 	}

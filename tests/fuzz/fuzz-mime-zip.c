@@ -2,12 +2,12 @@
  * fuzz-mime-zip.c - archive inspection and the attachment policy over
  * arbitrary attachment bytes.
  *
- * Input: a decoded attachment.  Every offset and size a ZIP declares is
- * hostile here: the central directory walk, ZIP64 records, the inflating of
- * entry heads and of nested archives, and the content type detection must
- * stay inside the buffer and inside their limits.  Inputs that start like
- * a 7z, RAR, tar, cab, ISO image or gzip/bzip2/xz stream go through
- * archive-inspect.c (libarchive) and its limits instead (seeds seed-*).
+ * Input: a decoded attachment.  Every offset and size an archive declares
+ * is hostile here: libarchive's readers for every enabled format and
+ * filter (archive-inspect.c), the search for archives behind leading
+ * bytes, nested archives, the limits on decoded bytes, files, depth and
+ * ratio, the content type detection, and the uuencode / yEnc / BinHex
+ * decoders (embedded.c) over the same bytes read as text.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -18,11 +18,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static struct mf_policy *pol;
 
+static void count(void *ctx, const struct mf_embedded *e)
+{
+	size_t *n = ctx;
+
+	*n += e->len + strlen(e->name);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct mf_attachment a;
-	struct mf_zip zip;
 	struct mf_error err;
+	size_t n = 0;
 
 	if (pol == NULL) {
 		static const char conf[] = "[milter]\nmax_archive_entries = 64\n"
@@ -36,23 +43,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 	}
 	memset(&a, 0, sizeof(a));
-	a.filename = strdup("fuzz.zip");
+	a.filename = strdup("fuzz.zip.gz");
 	mf_attach_policy(pol, NULL, data, size, &a);
 	free(a.filename);
 	free(a.reason);
 	free(a.inner);
-	if (mf_zip_open(data, size, 64, &zip, &err) == 0) {
-		size_t i;
-
-		for (i = 0; i < zip.count; i++) {
-			unsigned char *out;
-			size_t len;
-
-			if (mf_zip_extract(data, size, &zip.entries[i], 1 << 16, &out, &len,
-			                   &err) == 0)
-				free(out);
-		}
-		mf_zip_free(&zip);
-	}
+	g_free(a.uninspectable);
+	(void)mf_embedded_scan(data, size, 16, 1 << 20, count, &n);
 	return 0;
 }

@@ -3,7 +3,8 @@
 
 In the option negotiation the milter sends a macro list for every stage
 naming just "i", the queue id, and at HELO also {tls_version} and {cipher}
-(recorded in the verdict), so that Postfix neither looks up nor sends the
+(recorded in the verdict), and at MAIL FROM {auth_authen} (an authenticated
+sender is submission), so that Postfix neither looks up nor sends the
 others (by default it sends a dozen: daemon name, client
 names, auth and address macros).  Checked against a real Postfix with
 verbose logging for the test client (debug_peer_list): smtpd logs each list
@@ -46,9 +47,10 @@ while time.time() < end and "status=sent" not in pf.maillog_text():
 log = pf.maillog_text()
 overrides = dict(re.findall(r'override SMFIM_(\w+) macro list with "([^"]*)"', log))
 tap.eq(sorted(overrides.items()),
-       sorted((st, "i {tls_version} {cipher}" if st == "HELO" else "i") for st in STAGES),
-       "Postfix takes a list naming only \"i\" for each of the 7 stages, and the TLS "
-       "macros at HELO")
+       sorted((st, "i {tls_version} {cipher}" if st == "HELO"
+               else "i {auth_authen}" if st == "ENVFROM" else "i") for st in STAGES),
+       "Postfix takes a list naming only \"i\" for each of the 7 stages, the TLS "
+       "macros at HELO and the authenticated name at MAIL FROM (submission or not)")
 
 events = re.findall(r"event: SMFIC_(\w+); macros:(.*)", log)
 seen = dict(events)

@@ -714,30 +714,81 @@ static void check_keys(struct check *ck, const struct mf_config *cfg)
 		report(ck, "keys", false, "run mailfortctl keys init", "no secret key in %s", dir);
 }
 
+static const char *group_name(gid_t gid, char *buf, size_t len)
+{
+	struct group *gr = getgrgid(gid);
+
+	if (gr != NULL)
+		snprintf(buf, len, "%s", gr->gr_name);
+	else
+		snprintf(buf, len, "%lu", (unsigned long)gid);
+	return buf;
+}
+
+/* The spool (mailfort-spool(5)): a directory only its owner, the [spoold]
+   user (mailfort-spoold and mailfort-auditd run as it), may enter; producers
+   reach it only through the receiver's socket, mode 0660, group [spoold]
+   group. */
 static void check_spool(struct check *ck, const struct mf_config *cfg)
 {
 	const char *dir = mf_config_str(cfg, "spool", "dir");
-	char owner[64];
+	const char *sock = mf_config_str(cfg, "spool", "socket");
+	const char *user = mf_config_str(cfg, "spoold", "user");
+	const char *group = mf_config_str(cfg, "spoold", "group");
+	const struct passwd *pw = user != NULL ? getpwnam(user) : NULL;
+	const struct group *gr = group != NULL ? getgrnam(group) : NULL;
+	char owner[64], gname[64];
 	struct stat st;
+	bool ok;
 
 	if (dir == NULL || stat(dir, &st) < 0) {
-		report(ck, "spool", false, "install -d -o root -g mailfort -m 2770 DIR",
+		report(ck, "spool", false,
+		       "install -d -o SPOOLD_USER -g SPOOLD_USER -m 0700 DIR (mailfort-spool(5))",
 		       "[spool] dir %s: %s", dir != NULL ? dir : "(unset)", strerror(errno));
+	} else {
+		bool mine = pw != NULL && st.st_uid == pw->pw_uid;
+
+		ok = S_ISDIR(st.st_mode) && mine && (st.st_mode & 077) == 0 &&
+		     (st.st_mode & 0700) == 0700;
+		report(ck, "spool", ok,
+		       "chown [spoold] user DIR && chmod 0700 DIR: only mailfort-spoold and "
+		       "mailfort-auditd enter the spool (mailfort-spool(5))",
+		       "%s mode %04o owner %s ([spoold] user %s)%s", dir,
+		       (unsigned)(st.st_mode & 07777), owner_name(st.st_uid, owner, sizeof(owner)),
+		       user != NULL ? user : "(unset)",
+		       !S_ISDIR(st.st_mode)          ? ": not a directory"
+		       : pw == NULL                  ? ": no such user"
+		       : !mine                       ? ": owned by another user"
+		       : (st.st_mode & 077) != 0     ? ": group or others can enter it"
+		       : (st.st_mode & 0700) != 0700 ? ": its owner cannot use it"
+		                                     : "");
+	}
+
+	if (sock == NULL || lstat(sock, &st) < 0) {
+		report(ck, "spool-socket", false,
+		       "start mailfort-spoold: it makes the socket producers hand events to",
+		       "[spool] socket %s: %s", sock != NULL ? sock : "(unset)", strerror(errno));
 		return;
 	}
-	report(ck, "spool",
-	       S_ISDIR(st.st_mode) && (st.st_mode & 007) == 0 && (st.st_mode & S_ISGID) != 0 &&
-	           (st.st_mode & S_ISVTX) == 0,
-	       "chown root:mailfort DIR && chmod 2770 DIR (mailfort-spool(5))",
-	       "%s mode %04o owner %s%s", dir, (unsigned)(st.st_mode & 07777),
-	       owner_name(st.st_uid, owner, sizeof(owner)),
-	       (st.st_mode & 007) != 0 ? ": others can read or append events" : "");
+	ok = S_ISSOCK(st.st_mode) && (st.st_mode & 07777) == 0660 && gr != NULL &&
+	     st.st_gid == gr->gr_gid;
+	report(ck, "spool-socket", ok,
+	       "restart mailfort-spoold as root (it binds the socket with mode 0660, group "
+	       "[spoold] group); remove any other file at that path",
+	       "%s mode %04o group %s ([spoold] group %s)%s", sock, (unsigned)(st.st_mode & 07777),
+	       group_name(st.st_gid, gname, sizeof(gname)), group != NULL ? group : "(unset)",
+	       !S_ISSOCK(st.st_mode)          ? ": not a socket"
+	       : (st.st_mode & 07777) != 0660 ? ": mode is not 0660"
+	       : gr == NULL                   ? ": no such group"
+	       : st.st_gid != gr->gr_gid      ? ": another group can connect"
+	                                      : "");
 }
 
 /* ------------------------------------------------------------ auditd */
 
-/* Is a mailfort-auditd running with this configuration file? */
-static bool auditd_running(const char *config, pid_t *pid_r)
+/* Is the daemon NAME (mailfort-auditd, mailfort-spoold) running with this
+   configuration file? */
+static bool daemon_running(const char *name, const char *config, pid_t *pid_r)
 {
 	char want[PATH_MAX], path[300], comm[32], args[4096], have[PATH_MAX];
 	struct dirent *de;
@@ -764,7 +815,9 @@ static bool auditd_running(const char *config, pid_t *pid_r)
 		if (fgets(comm, sizeof(comm), f) == NULL)
 			comm[0] = '\0';
 		fclose(f);
-		if (strncmp(comm, "mailfort-auditd", 15) != 0)
+		comm[strcspn(comm, "\n")] = '\0';
+		/* comm holds at most 15 characters of the name */
+		if (strncmp(comm, name, 15) != 0)
 			continue;
 		snprintf(path, sizeof(path), "/proc/%s/cmdline", de->d_name);
 		fd = open(path, O_RDONLY);
@@ -793,33 +846,30 @@ static bool auditd_running(const char *config, pid_t *pid_r)
 	return found;
 }
 
-static void check_auditd(struct check *ck, const char *config)
+static void check_daemon(struct check *ck, const char *rule, const char *name, const char *why,
+                         const char *config)
 {
 	pid_t pid = 0;
-	bool running = auditd_running(config, &pid);
-	char pidtext[32] = "";
+	bool running = daemon_running(name, config, &pid);
+	char pidtext[32] = "", fix[256];
 
 	if (running)
 		snprintf(pidtext, sizeof(pidtext), " (pid %ld)", (long)pid);
-
-	report(ck, "auditd-running", running,
-	       "start mailfort-auditd (systemctl enable --now mailfort-auditd): without it "
-	       "events pile up in the spool and no alert is raised",
-	       "%s mailfort-auditd runs with %s%s", running ? "a" : "no", config, pidtext);
+	snprintf(fix, sizeof(fix), "start %s (systemctl enable --now %s): %s", name, name, why);
+	report(ck, rule, running, fix, "%s %s runs with %s%s", running ? "a" : "no", name, config,
+	       pidtext);
 }
 
 static void check_retention(struct check *ck, const struct mf_config *cfg, int64_t min_months)
 {
-	int64_t months = mf_config_int(cfg, "auditd", "retention_months");
+	int64_t months = mf_config_int(cfg, "audit", "retention_min");
 
-	report(ck, "audit-retention", months == 0 || months >= min_months,
-	       "set [auditd] retention_months to 0 (keep everything) or at least the legal "
-	       "minimum; access records of personal-information systems must be kept at least "
-	       "one year (two for large or sensitive ones)",
-	       months == 0
-	           ? "[auditd] retention_months = 0: audit partitions are kept without limit"
-	           : "[auditd] retention_months = %lld (minimum %lld)",
-	       (long long)months, (long long)min_months);
+	report(ck, "audit-retention", months >= min_months,
+	       "set [audit] retention_min to at least the legal minimum (mailfortctl audit "
+	       "retire keeps events that long); access records of personal-information systems "
+	       "must be kept at least one year (two for large or sensitive ones)",
+	       "[audit] retention_min = %lld months (minimum %lld)", (long long)months,
+	       (long long)min_months);
 }
 
 /* ------------------------------------------------------------ database */
@@ -1058,7 +1108,12 @@ int ctl_check_cmd(struct ctl *ctl, int argc, char **argv)
 	}
 	check_keys(&ck, cfg);
 	check_spool(&ck, cfg);
-	check_auditd(&ck, ctl->config_path);
+	check_daemon(&ck, "spoold-running", "mailfort-spoold",
+	             "without it no event reaches the spool and logins fail closed",
+	             ctl->config_path);
+	check_daemon(&ck, "auditd-running", "mailfort-auditd",
+	             "without it events pile up in the spool and no alert is raised",
+	             ctl->config_path);
 	check_retention(&ck, cfg, min_months);
 	if (!no_db)
 		check_database(&ck, max_age);

@@ -11,8 +11,9 @@ raises the critical planted_mail alert.  Mail delivered by the site carries
 the server authenticator and is served.
 
 The kcmvp profile: mail delivered under the default profile is migrated
-with mailfortctl crypt migrate --profile kcmvp: a run killed midway loses
-nothing, and a run under concurrent LMTP delivery ends with every message
+with mailfortctl crypt migrate --profile kcmvp: a batch (--limit) moves
+exactly its share, a run killed midway (stopped once it has moved a
+message, then SIGKILLed) loses nothing and the next run resumes, and a run under concurrent LMTP delivery ends with every message
 under ARIA-256-GCM / ECDH P-256 (crypt status: 0 under unlisted
 algorithms), all of them read back byte for byte over IMAP.  In password
 mode under kcmvp: crypt init wraps a P-256 key with PBKDF2 (MFW2), a login
@@ -23,6 +24,7 @@ import ctypes
 import os
 import random
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -155,17 +157,41 @@ r = site.ctl("crypt", "status", USER2, maildir)
 tap.ok("under algorithms not on the kcmvp list: 40" in r.stdout, "status counts 40 unlisted",
        r.stdout + r.stderr)
 
-killed = 0
-for delay in (0.3, 0.8):
-    p = subprocess.Popen([mailfortctl_path(), "--config", site.conf, "crypt", "migrate", USER2,
-                          maildir, "--profile", "kcmvp"], stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL)
-    time.sleep(delay)
-    if p.poll() is None:
-        p.kill()
-        killed += 1
-    p.wait()
-tap.ok(killed > 0, "migrate runs were killed midway (%d)" % killed)
+
+
+def unlisted():
+    """crypt status: messages not yet under the kcmvp algorithms (None: unreadable)."""
+    st = site.ctl("crypt", "status", USER2, maildir)
+    found = re.search(r"under algorithms not on the kcmvp list: (\d+)", st.stdout)
+    return int(found.group(1)) if found else None
+
+
+# a batch: --limit stops after 10 messages (the key is rotated first)
+r = site.ctl("crypt", "migrate", USER2, maildir, "--profile", "kcmvp", "--limit", "10")
+tap.ok(r.returncode == 0 and unlisted() == 30, "migrate --limit 10 moves 10 and stops (30 left)",
+       r.stdout + r.stderr)
+
+# a run killed midway: it runs in short slices (SIGCONT, 5 ms, SIGSTOP) until
+# crypt status sees it has moved a message, then is killed while stopped,
+# wherever it was (between messages, in a tmp/ file, before a rename)
+p = subprocess.Popen([mailfortctl_path(), "--config", site.conf, "crypt", "migrate", USER2,
+                      maildir, "--profile", "kcmvp"], stdout=subprocess.DEVNULL,
+                     stderr=subprocess.DEVNULL)
+p.send_signal(signal.SIGSTOP)
+left = 30
+deadline = time.time() + 120
+while p.poll() is None and left == 30 and time.time() < deadline:
+    p.send_signal(signal.SIGCONT)
+    time.sleep(0.005)
+    p.send_signal(signal.SIGSTOP)
+    left = unlisted()
+p.kill()
+p.wait()
+tap.ok(p.returncode == -signal.SIGKILL and left is not None and 0 < left < 30,
+       "a migrate run was killed midway (%s of 30 left, exit %s)" % (left, p.returncode))
+r = site.ctl("crypt", "migrate", USER2, maildir, "--profile", "kcmvp")
+tap.ok(r.returncode == 0 and unlisted() == 0, "the next run resumes and finishes (0 left)",
+       r.stdout + r.stderr)
 imap = dc.imap_login(USER2, "pw2")
 mid = bodies(imap)
 imap.logout()

@@ -10,16 +10,18 @@ mailfort.conf, keys, spool and database: every rule passes and it exits 0.
 Then a copy of the configuration gets one fault per rule:
   a protocol without mailfort_crypt, plaintext authentication allowed, a
   PAM service that authenticates mail without pam_mailfort, TLS off (in
-  Dovecot and in Postfix), a secret key others can read, a world-readable
-  spool, retention below 12 months, an audit-trail role that can delete
-  rows, statements without a time limit, shipped events without a recent
-  checkpoint, and mailfort-auditd stopped;
+  Dovecot and in Postfix), a secret key others can read, a spool directory
+  the group and others can enter, an event socket anyone can connect to,
+  retention below the site's legal minimum, an audit-trail role that can
+  delete rows, statements without a time limit, shipped events without a
+  recent checkpoint, and mailfort-auditd, then mailfort-spoold stopped;
 each is reported as FAIL with a fix, and the exit status is 1.  The text
 output and --json say the same.
 """
 import json
 import os
 import shutil
+import socket
 import sys
 import time
 
@@ -59,7 +61,8 @@ tap.ok(code == 0 and doc.get("ok") is True and not failed(doc),
 rules = {c["rule"] for c in doc.get("checks", [])}
 want = {"plugins-imap", "plugins-pop3", "plugins-lmtp", "plaintext-auth-imap", "tls-imap",
         "pam-other", "pam-imap", "pam-smtp", "postfix-tls-auth-only", "postfix-tls-outbound",
-        "key-master", "key-totp", "spool", "auditd-running", "audit-retention",
+        "key-master", "key-totp", "spool", "spool-socket", "spoold-running",
+        "auditd-running", "audit-retention",
         "audit-checkpoint", "db-mailfort_admin", "db-public", "db-statement-timeout"}
 tap.ok(want <= rules, "the check covers plugins, plaintext, PAM, TLS, keys, spool, auditd, "
        "retention, checkpoints and roles", sorted(want - rules))
@@ -91,7 +94,8 @@ pam = os.path.join(bad, "pam.d")
 shutil.copytree(stack.pam.services, pam)
 with open(os.path.join(pam, "pop3"), "w") as f:
     f.write("auth required /lib/x86_64-linux-gnu/security/pam_unix.so\n")
-# keys: hash.key readable by others; spool: world-readable
+# keys: hash.key readable by others; spool: the group and others may enter
+# (the layout before mailfort-spoold); socket: anyone may connect
 keys = os.path.join(bad, "keys")
 shutil.copytree(site.keys, keys)
 os.chmod(keys, 0o711)
@@ -99,11 +103,16 @@ os.chmod(os.path.join(keys, "hash.key"), 0o644)
 spool = os.path.join(bad, "spool")
 os.makedirs(spool)
 os.chmod(spool, 0o2775)
-# retention below the legal minimum
+sock_path = os.path.join(bad, "spool.sock")
+bad_sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+bad_sock.bind(sock_path)
+os.chmod(sock_path, 0o666)
+# retention: 12 months, below the 24 a large site must keep (given below)
 sections = {k: dict(v) for k, v in site.sections.items()}
 sections["keys"]["dir"] = keys
 sections["spool"]["dir"] = spool
-sections["auditd"]["retention_months"] = 6
+sections["spool"]["socket"] = sock_path
+sections["audit"] = dict(sections.get("audit", {}), retention_min=12)
 # statements without a time limit (none in mailfort.conf, none in the database)
 sections["database"]["statement_timeout"] = 0
 bconf = os.path.join(bad, "mailfort.conf")
@@ -121,7 +130,7 @@ stack.auditd.wait_seq(head + 1)
 time.sleep(2.5)
 
 code, doc = check(site, conf=bconf, dovecot=dconf, postfix=pdir, pam=pam,
-                  extra=["--max-checkpoint-age", "1s"])
+                  extra=["--max-checkpoint-age", "1s", "--min-retention-months", "24"])
 f = failed(doc)
 tap.eq(code, 1, "with planted faults the check exits 1")
 for rule, what in [("plugins-pop3", "a protocol without mailfort_crypt"),
@@ -131,8 +140,9 @@ for rule, what in [("plugins-pop3", "a protocol without mailfort_crypt"),
                    ("postfix-tls-auth-only", "SMTP AUTH without TLS"),
                    ("postfix-tls-outbound", "outbound TLS off"),
                    ("key-hash", "a secret key others can read"),
-                   ("spool", "a world-readable spool"),
-                   ("audit-retention", "retention below 12 months"),
+                   ("spool", "a spool directory the group and others can enter"),
+                   ("spool-socket", "an event socket anyone can connect to"),
+                   ("audit-retention", "retention below the legal minimum"),
                    ("db-mailfort_admin", "a role that can delete audit rows"),
                    ("db-statement-timeout", "statements without a time limit"),
                    ("audit-checkpoint", "shipped events without a recent signed checkpoint")]:
@@ -141,12 +151,21 @@ for rule, what in [("plugins-pop3", "a protocol without mailfort_crypt"),
            json.dumps(c or sorted(f), indent=1))
 tap.ok("pam-imap" not in f and "plugins-imap" not in f and "key-master" not in f,
        "rules that still hold keep passing", sorted(f))
+bad_sock.close()
 site.sql("REVOKE DELETE ON mailfort.audit_events FROM mailfort_admin")
+code, doc = check(site, extra=["--min-retention-months", "24"])
+tap.ok(code == 0 and not failed(doc),
+       "the default retention (24 months) meets a 24-month minimum", sorted(failed(doc)))
 
 stack.auditd.stop()
 code, doc = check(site)
 f = failed(doc)
 tap.ok(code == 1 and set(f) == {"auditd-running"},
        "with mailfort-auditd stopped, that (and only that) is reported", sorted(f))
+site.stop_spoold()
+code, doc = check(site)
+f = failed(doc)
+tap.ok(code == 1 and set(f) == {"auditd-running", "spoold-running", "spool-socket"},
+       "with mailfort-spoold stopped too, it and its missing socket are reported", sorted(f))
 stack.stop()
 tap.done()

@@ -24,8 +24,9 @@ examples/postfix/, as docs/INSTALL.md says.  Then, as a sysadmin would:
   pop3, submission, sieve, smtp for Postfix SASL, doveadm) runs
   pam_mailfort's code check before the password module; /etc/pam.d/other
   denies;
-- postconf: SMTP AUTH only through Dovecot, only on submission, and on the
-  socket Dovecot listens on.
+- postconf: SMTP AUTH only through Dovecot, only on submission (587,
+  STARTTLS required) and submissions (465, implicit TLS), never without
+  TLS, and on the socket Dovecot listens on.
 """
 
 import glob
@@ -251,19 +252,33 @@ for key, value in top_level_settings(os.path.join(EXAMPLES, "postfix", "main.cf"
     tap.ok(got == value, "main.cf: %s = %s holds (postconf: %s)" % (key, value, got))
 tap.eq(postconf("smtpd_sasl_type"), "dovecot", "SMTP AUTH is answered by Dovecot")
 rc, services, err = run(["postconf", "-c", pf, "-M"])
+
+
+def service_param(svc, name):
+    """A master.cf service's value of NAME: its -o override, else main.cf's."""
+    rc, value, err = run(["postconf", "-c", pf, "-Ph", "%s/%s" % (svc, name)])
+    return value.strip() or postconf(name)
+
+
 auth_services = []
 for line in services.splitlines():
     svc = "/".join(line.split()[:2])
     if line.split()[7:8] != ["smtpd"]:
         continue
-    rc, sasl, err = run(["postconf", "-c", pf, "-Ph", "%s/smtpd_sasl_auth_enable" % svc])
-    enabled = sasl.strip() or postconf("smtpd_sasl_auth_enable")
-    rc, typ, err = run(["postconf", "-c", pf, "-Ph", "%s/smtpd_sasl_type" % svc])
-    typ = typ.strip() or postconf("smtpd_sasl_type")
-    if enabled == "yes":
+    if service_param(svc, "smtpd_sasl_auth_enable") == "yes":
         auth_services.append(svc)
-        tap.eq(typ, "dovecot", "%s: its SMTP AUTH goes to Dovecot (and so pam_mailfort)" % svc)
-tap.eq(auth_services, ["submission/inet"], "only submission offers SMTP AUTH")
+        tap.eq(service_param(svc, "smtpd_sasl_type"), "dovecot",
+               "%s: its SMTP AUTH goes to Dovecot (and so pam_mailfort)" % svc)
+        level = service_param(svc, "smtpd_tls_security_level")
+        wrapper = service_param(svc, "smtpd_tls_wrappermode")
+        auth_only = service_param(svc, "smtpd_tls_auth_only")
+        tap.ok((level == "encrypt" or wrapper == "yes") and auth_only == "yes",
+               "%s: AUTH only over TLS (smtpd_tls_security_level=%s, smtpd_tls_wrappermode=%s, "
+               "smtpd_tls_auth_only=%s)" % (svc, level, wrapper, auth_only))
+# submission (587, STARTTLS required) and submissions (465, implicit TLS);
+# never port 25, where other servers deliver
+tap.eq(sorted(auth_services), ["submission/inet", "submissions/inet"],
+       "only submission and submissions offer SMTP AUTH (not smtp, port 25)")
 rc, out, err = doveconf(install_dovecot("stock"), "-n")
 path = os.path.join(postconf("queue_directory"), postconf("smtpd_sasl_path"))
 tap.ok(re.search(r"(?m)^\s*unix_listener %s \{" % re.escape(path), out) is not None,

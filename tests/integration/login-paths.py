@@ -10,7 +10,9 @@ test password module stands in for pam_unix).  For each way in:
   AUTH of Postfix through Dovecot SASL
 
 the password alone is refused, password+code is accepted, and each attempt
-is one auth event naming the protocol.  A service with no PAM file of its
+is one auth event naming the protocol.  TLS is on as the examples require
+it (a certificate of a throwaway CA, tests/harness/tlslib.py): every client
+starts TLS first, and a login without TLS is refused.  A service with no PAM file of its
 own falls to examples/pam.d/other and is refused even with password+code.
 Delivery through LMTP on the same configuration stores the message
 encrypted (mailfort_crypt is loaded there by the examples) and the access
@@ -26,10 +28,11 @@ import socket
 import sys
 
 sys.path.insert(0, os.path.join(os.environ["MF_SRC"], "tests/harness"))
-from mailfort import Site, tap  # noqa: E402
+from mailfort import TMP, Site, tap  # noqa: E402
 from mfpam import PamSetup, read_events, totp_code, wait_fresh_step  # noqa: E402
-from stack import Dovecot, Postfix, mail_user  # noqa: E402
+from stack import Dovecot, Postfix  # noqa: E402
 from cryptlib import MAGIC, maildir_files, scan_for, walk  # noqa: E402
+from tlslib import TestCA  # noqa: E402
 
 PASSWORD = "Spring 2027!"
 PATHS = ["imap", "pop3", "submission", "sieve", "doveadm", "smtp"]
@@ -37,18 +40,17 @@ USERS = {p: "user-" + p for p in PATHS}
 
 site = Site("login-paths")
 # the spool as examples/dovecot/conf.d/90-mailfort-audit.conf asks for it:
-# setgid to a group the mail processes share with the writers running as
-# root (the auth worker's pam_mailfort, mailfortctl)
-os.chown(site.spool, 0, mail_user()[1])
-os.chmod(site.spool, 0o2770)
+# the spoold user's alone (Site makes it 0700); the mail processes reach it
+# through mailfort-spoold's socket (group: the mail user's)
 pam = PamSetup(site, passwords={u: PASSWORD for u in USERS.values()})
 services = pam.example_services()
 tap.ok({"mailfort-mail", "other"} | set(PATHS) <= set(services),
        "examples/pam.d installed: %s" % " ".join(services))
 secrets = {p: pam.enroll(u) for p, u in USERS.items()}
 
-dc = Dovecot("paths", site=site, pam_service="%s", pam_dir=pam.services, examples=True)
-pf = Postfix("paths", dovecot=dc)
+ca = TestCA(os.path.join(TMP, "login-paths-ca"))
+dc = Dovecot("paths", site=site, pam_service="%s", pam_dir=pam.services, examples=True, tls=ca)
+pf = Postfix("paths", dovecot=dc, tls=ca)
 dc.relay_port = pf.smtp_port
 dc.own_keys(site)
 dc.start()
@@ -80,6 +82,8 @@ def smtp_login(port, user, password):
     try:
         with smtplib.SMTP("127.0.0.1", port, timeout=30) as s:
             s.ehlo("client.example.test")
+            s.starttls(context=ca.client_context())
+            s.ehlo("client.example.test")
             s.user, s.password = user, password
             s.auth("PLAIN", s.auth_plain)  # one attempt (login() would try LOGIN next)
         return True, ""
@@ -89,8 +93,8 @@ def smtp_login(port, user, password):
 
 def sieve_login(user, password):
     """ManageSieve (RFC 5804): AUTHENTICATE "PLAIN", then LISTSCRIPTS."""
-    with socket.create_connection(("127.0.0.1", dc.sieve_port), timeout=30) as s:
-        f = s.makefile("rb")
+    with socket.create_connection(("127.0.0.1", dc.sieve_port), timeout=30) as raw:
+        s, f = raw, raw.makefile("rb")
 
         def response():
             lines = []
@@ -102,6 +106,13 @@ def sieve_login(user, password):
                 if re.match(r'^(OK|NO|BYE)\b', lines[-1]):
                     return lines, lines[-1]
         response()  # capabilities, then OK
+        s.sendall(b"STARTTLS\r\n")
+        _, status = response()
+        if not status.startswith("OK"):
+            return False, "STARTTLS: " + status
+        s = ca.client_context().wrap_socket(raw, server_hostname="localhost")
+        f = s.makefile("rb")
+        response()  # capabilities again, under TLS
         blob = base64.b64encode(("\0%s\0%s" % (user, password)).encode()).decode()
         s.sendall(('AUTHENTICATE "PLAIN" "%s"\r\n' % blob).encode())
         _, status = response()

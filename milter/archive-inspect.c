@@ -204,7 +204,8 @@ static int read_entry(struct walker *w, struct archive *ar, const char *path, ui
 		}
 		if ((size_t)boff > len)
 			memset(buf + len, 0, (size_t)boff - len);
-		memcpy(buf + boff, blk, blen);
+		if (blen > 0) /* a sparse or empty block may come without a pointer */
+			memcpy(buf + boff, blk, blen);
 		len = need;
 	}
 	if (st != ARCHIVE_EOF) {

@@ -283,6 +283,11 @@ static void note_member(void *context, const struct mf_json_member *m)
 		t->forbidden = "a member name with an escape";
 	else if (m->key_len == 4 && memcmp(m->key, "peer", 4) == 0)
 		t->forbidden = "a \"peer\" member of its own (only the receiver sets it)";
+	else if (m->key_len == 4 && memcmp(m->key, "type", 4) == 0 &&
+	         (m->value_escaped || (m->value_len >= 2 && m->value[0] == '"' &&
+	                               mf_submit_type_reserved(m->value + 1, m->value_len - 2))))
+		t->forbidden = m->value_escaped ? "a \"type\" with an escape"
+		                                : "a \"type\" only the audit daemons write";
 }
 
 static void rec_reserve(struct spoold *d, size_t len)
@@ -320,12 +325,17 @@ static int spoold_wrap(struct spoold *d, const char *why, const char *peer, cons
 	const char *json;
 	size_t jlen;
 	int ret;
+	char wpeer[800];
+	size_t plen = strlen(peer);
 
+	/* "wrapped": true in the peer tells mailfort-auditd that this refused
+	   event is the receiver's own; a producer cannot set "peer" */
+	snprintf(wpeer, sizeof(wpeer), "%.*s,\"wrapped\":true}", (int)(plen - 1), peer);
 	mf_event_add_str(ev, "reason", why);
 	mf_event_add_strn(ev, "raw", msg, len < SPOOLD_RAW_MAX ? len : SPOOLD_RAW_MAX);
 	if (len > SPOOLD_RAW_MAX)
 		mf_event_add_int(ev, "raw_length", (int64_t)len);
-	mf_event_add_json(ev, "peer", peer);
+	mf_event_add_json(ev, "peer", wpeer);
 	json = mf_event_json(ev, &jlen);
 	if (json == NULL)
 		ret = mf_error_set(err, "out of memory");

@@ -25,6 +25,7 @@
 #ifndef MF_SUBMIT_H
 #define MF_SUBMIT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include "mf-common.h"
 
@@ -39,6 +40,11 @@ struct mf_submit;
    followed by a reason (text, not NUL-terminated). */
 #define MF_SUBMIT_OK  'K'
 #define MF_SUBMIT_ERR 'E'
+
+/* Whether an event type (len bytes, not NUL-terminated) is one only the
+   audit daemons write: refused, quarantined, invalid, spool_damage.  The
+   receiver refuses such an event from any producer. */
+bool mf_submit_type_reserved(const char *type, size_t len);
 
 /* Connect to the receiver's socket; timeout_ms bounds connecting and every
    later answer. */

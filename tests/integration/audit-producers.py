@@ -113,6 +113,16 @@ forged_peer = json.dumps({"v": 1, "type": "login", "time": now(), "node": "n1", 
                           "peer": {"uid": 0, "gid": 0, "pid": 1, "exe": "/usr/sbin/sshd"}})
 
 
+# types only the audit daemons write: a forged "quarantined" would make
+# audit verify fail for good, a forged "refused" raise a critical alert
+# with the attacker's text
+forged_quarantined = json.dumps({"v": 1, "type": "quarantined", "time": now(), "node": "n1",
+                                 "pid": 1, "seq": 3, "reason": "forged-quarantine"})
+forged_refused = json.dumps({"v": 1, "type": "refused", "time": now(), "node": "n1", "pid": 1,
+                             "reason": "forged-refusal: the director's mailbox was wiped"})
+escaped_refused = ('{"v":1,"type":"refus\\u0065d","time":"%s","node":"n1","pid":1,'
+                   '"reason":"forged-escaped"}' % now())
+
 with_fds = json.dumps({"v": 1, "type": "login", "time": now(), "node": "n1", "pid": 1,
                        "user": "alice", "session": "with-fds"})
 
@@ -132,17 +142,26 @@ def send_with_fds():
 def attack_socket():
     return [submit(site.socket, t) for t in
             (forged_auth, forged_verdict, backdated, fresh, forged_peer, "not an event")] \
-        + [send_with_fds()]
+        + [send_with_fds()] \
+        + [submit(site.socket, t) for t in (forged_quarantined, forged_refused, escaped_refused)]
 
 
 answers = as_user(uid, gid, attack_socket)
-tap.eq([a[0] for a in answers], [True, True, True, True, False, False, False],
+tap.eq([a[0] for a in answers], [True, True, True, True, False, False, False,
+                                 False, False, False],
        "the receiver takes well-formed events (auditd judges them) and refuses a forged "
-       "\"peer\", a malformed record and an event sent with descriptors at once")
+       "\"peer\", a malformed record, an event sent with descriptors and events of the "
+       "types only the audit daemons write (quarantined, refused, refused escaped)")
 tap.ok("peer" in answers[4][1] and "JSON object" in answers[5][1]
-       and "ancillary data" in answers[6][1], "the refusals say why", answers)
+       and "ancillary data" in answers[6][1]
+       and all("only the audit daemons" in a[1] for a in answers[7:9])
+       and "escape" in answers[9][1], "the refusals say why", answers)
 tap.ok(submit(site.socket, forged_auth.replace("203.0.113.9", "203.0.113.10"))[0],
        "the same auth event from root (the auth worker's uid) is taken")
+root_quarantined = submit(site.socket, forged_quarantined.replace("forged-quarantine",
+                                                                   "root-quarantine"))
+tap.ok(not root_quarantined[0] and "only the audit daemons" in root_quarantined[1],
+       "a \"quarantined\" event is refused from root too", root_quarantined)
 
 auditd.once()
 evs = events(site, "node = 'n1'")
@@ -157,11 +176,18 @@ raws = [e.get("raw", "") for e in refused]
 tap.ok(any("203.0.113.9\"" in r and "\"auth\"" in r for r in raws)
        and any("FORGED1" in r for r in raws)
        and any("forged-backdated" in r for r in raws)
-       and any("forged-peer" in r for r in raws),
-       "the mail user's auth, verdict, back-dated and forged-peer events are stored as "
-       "\"refused\", whole", [(e.get("reason"), e.get("peer")) for e in refused])
-tap.ok(all(e["peer"]["uid"] == uid for e in refused),
-       "each refused row names the mail user's uid as its sender")
+       and any("forged-peer" in r for r in raws)
+       and any("forged-quarantine" in r for r in raws)
+       and any("forged-refusal" in r for r in raws)
+       and any("forged-escaped" in r for r in raws),
+       "the mail user's auth, verdict, back-dated, forged-peer, quarantined and refused "
+       "events are stored as \"refused\", whole", [(e.get("reason"), e.get("peer")) for e in refused])
+tap.ok(not any(e["type"] == "quarantined" for e in evs)
+       and not any(e.get("reason", "").startswith("forged") for e in refused),
+       "no quarantined row and no refused row carries the producer's own reason")
+tap.ok(any("root-quarantine" in r for r in raws)
+       and all(e["peer"]["uid"] == uid for e in refused if "root-quarantine" not in e["raw"]),
+       "each refused row names its sender's uid (root's forged quarantine included)")
 reasons = " | ".join(e.get("reason", "") for e in refused)
 tap.ok("may not write \"auth\"" in reasons and "may not write \"verdict\"" in reasons
        and "s before its receipt" in reasons and "\"peer\"" in reasons,
@@ -175,7 +201,8 @@ tap.ok(any(e["type"] == "login" and e.get("session") == "mailuser-own" for e in 
 tap.ok(any(e["type"] == "refused" and e.get("raw") == "not an event" and e["peer"]["uid"] == uid
            for e in evs), "the malformed record is kept as \"refused\", whole, with its sender")
 alerts = site.sql("SELECT summary FROM mailfort.alerts WHERE rule = 'producer_refused'")
-tap.ok(len(alerts) == 6 and all(("uid %d" % uid) in a[0] for a in alerts),
+tap.ok(len(alerts) == 10 and sum(("uid %d" % uid) in a[0] for a in alerts) == 9
+       and sum("uid 0 " in a[0] for a in alerts) == 1,
        "one producer_refused alert per refused event, naming the uid", alerts)
 r = site.ctl("audit", "verify")
 tap.ok(r.returncode == 0, "the trail with its refusals verifies", r.stdout + r.stderr)

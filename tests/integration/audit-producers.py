@@ -367,6 +367,26 @@ for name, path, last in (("the published anchors", anchors, head),
     tap.ok(r.returncode == 1 and want in r.stdout and "truncated" in r.stdout,
            "verify --anchor with %s fails naming the range (%s)" % (name, want),
            r.stdout + r.stderr)
+# ... and covers the cut with an unsigned retirement, hidden from the
+# view audit.retired: only retirements verify itself checked count
+site.sql("ALTER TABLE mailfort.audit_retired DISABLE TRIGGER ALL; "
+         "INSERT INTO mailfort.audit_retired (partition, node, first_seq, last_seq, count, "
+         "last_hash) VALUES ('audit_events_forged', 'n1', %d, 1000000, %d, "
+         "(SELECT hash FROM mailfort.audit_events WHERE node = 'n1' AND seq = %d)); "
+         "ALTER TABLE mailfort.audit_retired ENABLE ALWAYS TRIGGER audit_retired_no_change; "
+         "CREATE OR REPLACE VIEW audit.retired AS SELECT partition, node, first_seq, last_seq, "
+         "count, last_hash, signature, signer_key, retired_by, min_months, detached_at "
+         "FROM mailfort.audit_retired WHERE partition <> 'audit_events_forged'"
+         % (cut + 1, 1000000 - cut, cut))
+r = site.ctl("audit", "verify", "--anchor", anchors)
+tap.ok(r.returncode == 1 and "FAIL node n1" in r.stdout and "not signed" in r.stdout
+       and not r.stdout.strip().endswith("OK"),
+       "an unsigned retirement over the cut, hidden behind a replaced view audit.retired: "
+       "verify --anchor fails (it reads the table, and only signed retirements count)",
+       r.stdout + r.stderr)
+r = site.ctl("audit", "verify", "--anchor", exported)
+tap.ok(r.returncode == 1 and "events %d..%d missing" % (cut + 1, exported_head) in r.stdout,
+       "the anchor check names the cut range all the same", r.stdout + r.stderr)
 with open(anchors) as f:
     text = f.read()
 forged = os.path.join(site.dir, "forged.anchors")

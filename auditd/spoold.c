@@ -32,7 +32,13 @@
  * producers (nothing to lock), one connection is served at most 64 events
  * per round of poll(2), an answer that cannot be sent at once drops the
  * connection (a producer that does not read its answers), and a non-root
- * uid may hold at most [spoold] max_clients_per_uid connections.
+ * uid may hold at most [spoold] max_clients_per_uid connections.  At that
+ * cap a new connection is not simply refused (every imap, pop3 and lmtp
+ * process shares the mail uid): one connection of the process of that uid
+ * holding the most is closed for it, so a process that hoards connections
+ * cannot keep its uid's other processes out; only when every process of
+ * the uid holds one is the newcomer refused (and its login then fails:
+ * mailfort_audit fails closed).
  *
  * Exit status: 0 after SIGTERM/SIGINT, 1 on a start-up error, 2 on a usage
  * error.  Logs go to stderr with -f, otherwise to syslog (facility daemon).
@@ -180,6 +186,33 @@ static void client_drop(struct spoold *d, size_t i, const char *why)
 	d->clients[i] = d->clients[--d->nclients];
 }
 
+/* uid holds its [spoold] max_clients_per_uid connections and pid of it
+   asks for another: the index of the connection to close for it, one of
+   the pid that holds the most (if it holds more than one and is not pid
+   itself), or -1: the newcomer is refused.  A Dovecot process holds one
+   connection: a process that hoards them loses them to its uid's others. */
+static ssize_t spoold_evictee(const struct spoold *d, uid_t uid, pid_t pid)
+{
+	ssize_t best = -1;
+	size_t best_n = 1;
+
+	for (size_t i = 0; i < d->nclients; i++) {
+		size_t n = 0;
+
+		if (d->clients[i].cred.uid != uid || d->clients[i].cred.pid == pid ||
+		    (best >= 0 && d->clients[best].cred.pid == d->clients[i].cred.pid))
+			continue;
+		for (size_t k = 0; k < d->nclients; k++)
+			n += d->clients[k].cred.uid == uid &&
+			     d->clients[k].cred.pid == d->clients[i].cred.pid;
+		if (n > best_n) {
+			best = (ssize_t)i;
+			best_n = n;
+		}
+	}
+	return best;
+}
+
 static void spoold_accept(struct spoold *d)
 {
 	struct ucred cred;
@@ -204,12 +237,20 @@ static void spoold_accept(struct spoold *d)
 		for (size_t i = 0; i < d->nclients; i++)
 			same += d->clients[i].cred.uid == cred.uid;
 		if (cred.uid != 0 && (int64_t)same >= d->max_per_uid) {
-			mf_log_warn(
-			    "producer uid %u pid %d: refused: it already holds %zu connections "
-			    "([spoold] max_clients_per_uid)",
-			    (unsigned)cred.uid, (int)cred.pid, same);
-			close(fd);
-			continue;
+			ssize_t victim = spoold_evictee(d, cred.uid, cred.pid);
+
+			if (victim < 0) {
+				mf_log_warn(
+				    "producer uid %u pid %d: refused: the uid already holds "
+				    "%zu connections ([spoold] max_clients_per_uid), one "
+				    "per process",
+				    (unsigned)cred.uid, (int)cred.pid, same);
+				close(fd);
+				continue;
+			}
+			client_drop(d, (size_t)victim,
+			            "its uid holds [spoold] max_clients_per_uid connections, this "
+			            "process the most: one goes to a new process of the uid");
 		}
 		if (d->nclients == d->cap) {
 			size_t cap = d->cap == 0 ? 64 : d->cap * 2;

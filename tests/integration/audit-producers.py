@@ -206,6 +206,35 @@ tap.ok(len(alerts) == 10 and sum(("uid %d" % uid) in a[0] for a in alerts) == 9
        "one producer_refused alert per refused event, naming the uid", alerts)
 r = site.ctl("audit", "verify")
 tap.ok(r.returncode == 0, "the trail with its refusals verifies", r.stdout + r.stderr)
+
+# the receiver goes away in the middle of a session: the message is not
+# handed out without its read event, and the session ends
+m = dc.imap_login("alice", "alicepw")
+m.append("INBOX", None, None, b"Subject: fail closed\r\n\r\nsecret-body-f1\r\n")
+m.select("INBOX")
+site.stop_spoold()
+try:
+    typ, data = m.fetch("1", "(BODY[])")
+    fetched = (typ, repr(data))
+except Exception as e:  # noqa: BLE001 - imaplib raises several kinds
+    fetched = ("closed", str(e))
+try:
+    m.noop()
+    alive = True
+except Exception:  # noqa: BLE001
+    alive = False
+site.start_spoold()
+tap.ok(fetched[0] != "OK" and "secret-body-f1" not in fetched[1],
+       "receiver gone: FETCH BODY[] fails, the content is not sent without its read event",
+       fetched)
+tap.ok(not alive, "... and the session is closed", fetched)
+for _ in range(50):
+    if "Audit trail unavailable" in dc.log_text() or "read event could not be recorded" \
+            in dc.log_text():
+        break
+    time.sleep(0.1)
+tap.ok("read event could not be recorded" in dc.log_text(),
+       "Dovecot's log says which event could not be recorded")
 dc.stop()
 
 # ---------------------------------------------------------------- attack 2
@@ -284,10 +313,32 @@ tap.ok(ok2 is True and ok3 is True and max(t2, t3) < 1.0,
 auth = [e for e in read_events(site.spool) if e.get("type") == "auth"][n0:]
 tap.ok(len(auth) >= 3 and all(e["peer"]["uid"] == 0 for e in auth),
        "their auth events are spooled, sent by uid 0", [e.get("peer") for e in auth])
+# a mail session of the same uid while one of its processes hoards the
+# uid's connections: it gets one, and its login and read are recorded
+fdc = audit_dovecot("producers-flood", site)
+fdc.start()
+try:
+    m = fdc.imap_login("bob", "bobpw")
+    m.append("INBOX", None, None, b"Subject: flood\r\n\r\nflood-body\r\n")
+    m.select("INBOX")
+    typ, data = m.fetch("1", "(BODY[])")
+    m.logout()
+    session = (typ, "flood-body" in repr(data))
+except Exception as e:  # noqa: BLE001 - imaplib raises several kinds
+    session = ("failed", str(e))
+fdc.stop()
+tap.eq(session, ("OK", True), "a mail session logs in and reads while another process of its "
+       "uid holds max_clients_per_uid connections")
+bob = [e for e in read_events(site.spool) if e.get("user") == "bob"
+       and e.get("type") in ("login", "read")]
+tap.ok({e["type"] for e in bob} == {"login", "read"} and all(e["peer"]["uid"] == uid for e in bob),
+       "... and its login and read events are spooled", bob)
 with open(os.path.join(mailfort.TMP, "spoold-audit-producers.log")) as f:
     slog = f.read()
-tap.ok("already holds %d connections" % MAX_PER_UID in slog,
-       "the receiver refused the mail user's connections beyond max_clients_per_uid")
+tap.ok("already holds %d connections" % MAX_PER_UID in slog
+       and "one goes to a new process of the uid" in slog,
+       "the receiver refused the hoarding process more than max_clients_per_uid connections "
+       "and closed one of them for the new process")
 attacker.kill()
 attacker.wait()
 pdc.stop()

@@ -29,9 +29,14 @@
  * blocking a single login.
  *
  * No producer can block another: the spool files are not accessible to
- * producers (nothing to lock), one connection is served at most 64 events
- * per round of poll(2), an answer that cannot be sent at once drops the
- * connection (a producer that does not read its answers), and a non-root
+ * producers (nothing to lock), a connection of root is served at most 64
+ * events per round of poll(2) and any other one event (so a flood from
+ * many connections of the mail uid delays root's auth events by one event
+ * each, at most MF_SUBMIT_MAX_EVENT bytes), a uid other than root has at
+ * most [spoold] max_bytes_per_sec_per_uid spooled a second (beyond it its
+ * connections are not read until the rate allows: its events wait in the
+ * socket, its producers wait for their answers, the spool grows no faster), an answer that cannot
+ * be sent at once drops the connection (a producer that does not read its answers), and a non-root
  * uid may hold at most [spoold] max_clients_per_uid connections.  At that
  * cap a new connection is not simply refused (every imap, pop3 and lmtp
  * process shares the mail uid): one connection of the process of that uid
@@ -58,6 +63,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <syslog.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "mf-config.h"
@@ -68,7 +74,8 @@
 #include "mf-spool.h"
 #include "mf-submit.h"
 
-/* Events read from one connection before the others get their turn. */
+/* Events read from one connection of root before the others get their
+   turn; any other uid's connection is served one event per round. */
 #define SPOOLD_BURST 64
 /* Longest "raw" text kept of a refused event. */
 #define SPOOLD_RAW_MAX (64 * 1024)
@@ -82,6 +89,13 @@ struct client {
 	char exe[320];     /* "exe":... members for the peer (client_exe) */
 };
 
+/* The bytes a non-root uid may still have spooled: [spoold]
+   max_bytes_per_sec_per_uid a second, at most one second's worth saved up. */
+struct uid_bucket {
+	uid_t uid;
+	int64_t tokens;
+};
+
 struct spoold {
 	struct mf_config *cfg;
 	const char *config_path;
@@ -92,9 +106,13 @@ struct spoold {
 	struct client *clients;
 	size_t nclients, cap;
 	int64_t max_per_uid;
-	char *buf;      /* one message */
-	char *rec;      /* the record written */
-	size_t rec_cap; /* its size */
+	int64_t uid_rate; /* [spoold] max_bytes_per_sec_per_uid */
+	struct uid_bucket *buckets;
+	size_t nbuckets;
+	int64_t refilled_us; /* when the buckets were last filled */
+	char *buf;           /* one message */
+	char *rec;           /* the record written */
+	size_t rec_cap;      /* its size */
 };
 
 static void on_signal(int sig)
@@ -436,6 +454,63 @@ static const char *msg_refusal(int flags)
 	return NULL;
 }
 
+static int64_t now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* uid's bucket (a new one is full). */
+static struct uid_bucket *uid_bucket(struct spoold *d, uid_t uid)
+{
+	struct uid_bucket *n;
+
+	for (size_t i = 0; i < d->nbuckets; i++)
+		if (d->buckets[i].uid == uid)
+			return &d->buckets[i];
+	n = reallocarray(d->buckets, d->nbuckets + 1, sizeof(*n));
+	if (n == NULL) {
+		mf_log_error("out of memory");
+		abort();
+	}
+	d->buckets = n;
+	n[d->nbuckets].uid = uid;
+	n[d->nbuckets].tokens = d->uid_rate;
+	return &n[d->nbuckets++];
+}
+
+/* Add what the time since the last call allows; returns the microseconds
+   until the emptiest bucket holds a byte again (0: none is empty). */
+static int64_t buckets_refill(struct spoold *d)
+{
+	int64_t now = now_us(), dt = now - d->refilled_us, wait = 0;
+
+	d->refilled_us = now;
+	for (size_t i = 0; i < d->nbuckets; i++) {
+		struct uid_bucket *b = &d->buckets[i];
+
+		if (dt > 0)
+			b->tokens += dt >= 1000000 ? d->uid_rate : d->uid_rate * dt / 1000000;
+		if (b->tokens > d->uid_rate)
+			b->tokens = d->uid_rate;
+		if (b->tokens <= 0) {
+			int64_t w = (1 - b->tokens) * 1000000 / d->uid_rate + 1;
+
+			if (w > wait)
+				wait = w;
+		}
+	}
+	return wait;
+}
+
+/* Whether a connection of uid is read this round. */
+static bool uid_may_send(struct spoold *d, uid_t uid)
+{
+	return uid == 0 || uid_bucket(d, uid)->tokens > 0;
+}
+
 /* Read what a client sent (at most a burst); false when it is gone. */
 static bool spoold_serve(struct spoold *d, struct client *c)
 {
@@ -452,6 +527,8 @@ static bool spoold_serve(struct spoold *d, struct client *c)
 	size_t alen;
 	ssize_t n;
 
+	if (!uid_may_send(d, c->cred.uid))
+		return true; /* its uid used its rate up earlier this round */
 	for (int i = 0; i < SPOOLD_BURST; i++) {
 		iov.iov_base = d->buf;
 		iov.iov_len = MF_SUBMIT_MAX_EVENT + 1;
@@ -496,6 +573,11 @@ static bool spoold_serve(struct spoold *d, struct client *c)
 		   connection, not the others their turn. */
 		if (send(c->fd, ans, alen, MSG_DONTWAIT | MSG_NOSIGNAL) != (ssize_t)alen)
 			return false;
+		/* any uid but root: one event a round, within its byte rate */
+		if (cred.uid != 0) {
+			uid_bucket(d, cred.uid)->tokens -= (int64_t)n;
+			break;
+		}
 	}
 	return true;
 }
@@ -504,6 +586,7 @@ static int spoold_loop(struct spoold *d)
 {
 	struct pollfd *pfds = NULL;
 	size_t cap = 0, n, i;
+	int64_t wait_us;
 	int rc;
 
 	while (!got_term) {
@@ -519,12 +602,17 @@ static int spoold_loop(struct spoold *d)
 		}
 		pfds[0].fd = d->listen_fd;
 		pfds[0].events = POLLIN;
+		wait_us = buckets_refill(d);
 		for (i = 0; i < d->nclients; i++) {
-			pfds[i + 1].fd = d->clients[i].fd;
+			/* a uid past its byte rate waits (poll skips a
+			   negative fd): its events stay in the socket, its
+			   producers wait, nothing is lost */
+			pfds[i + 1].fd =
+			    uid_may_send(d, d->clients[i].cred.uid) ? d->clients[i].fd : -1;
 			pfds[i + 1].events = POLLIN;
 			pfds[i + 1].revents = 0;
 		}
-		rc = poll(pfds, n, -1);
+		rc = poll(pfds, n, wait_us > 0 ? (int)(wait_us / 1000 + 1) : -1);
 		if (rc < 0) {
 			if (errno == EINTR)
 				continue;
@@ -536,7 +624,7 @@ static int spoold_loop(struct spoold *d)
 		   into its place) leaves the rest of pfds valid. */
 		for (i = n - 1; i >= 1; i--) {
 			if (pfds[i].revents == 0)
-				continue;
+				continue; /* nothing, or its uid waits */
 			if (!spoold_serve(d, &d->clients[i - 1]))
 				client_drop(d, i - 1, NULL);
 		}
@@ -606,6 +694,8 @@ int main(int argc, char **argv)
 	d.node = mf_config_node(d.cfg);
 	d.sync = mf_config_bool(d.cfg, "spool", "sync");
 	d.max_per_uid = mf_config_int(d.cfg, "spoold", "max_clients_per_uid");
+	d.uid_rate = mf_config_int(d.cfg, "spoold", "max_bytes_per_sec_per_uid");
+	d.refilled_us = now_us();
 	d.buf = malloc(MF_SUBMIT_MAX_EVENT + 1);
 	if (d.node == NULL || d.buf == NULL) {
 		fprintf(stderr, "mailfort-spoold: out of memory\n");

@@ -32,9 +32,13 @@
 struct mf_config;
 struct mf_submit;
 
-/* Largest event the socket carries (a unix datagram must fit the socket
-   buffer); larger events are refused by mf_submit_send with a clear error. */
-#define MF_SUBMIT_MAX_EVENT (200 * 1024)
+/* Largest event the socket carries; larger events are refused by
+   mf_submit_send with a clear error.  Every field but one has a limit of
+   at most 1 KiB (mf-event.h), the longest string 64 KiB: this fits one
+   such string with the rest, and bounds what one event of a flood costs
+   the others (mailfort-spoold serves a non-root connection one event a
+   round). */
+#define MF_SUBMIT_MAX_EVENT (80 * 1024)
 
 /* The answer of the receiver: one byte MF_SUBMIT_OK, or MF_SUBMIT_ERR
    followed by a reason (text, not NUL-terminated). */

@@ -35,12 +35,14 @@ sys.path.insert(0, os.path.join(os.environ["MF_SRC"], "tests/harness"))
 import mailfort  # noqa: E402
 from mailfort import Site, tap  # noqa: E402
 from auditlib import Auditd, as_user, audit_dovecot, events, submit  # noqa: E402
-from mfpam import PamSetup, read_events, totp_code, wait_fresh_step  # noqa: E402
+from mfpam import PamSetup, read_events, spool_bytes, totp_code, wait_fresh_step  # noqa: E402
 from stack import Dovecot, mail_user  # noqa: E402
 
 MAX_PER_UID = 16
+RATE = 262144  # [spoold] max_bytes_per_sec_per_uid
 site = Site("audit-producers", extra={"spool": {"node": "n1"},
-                                      "spoold": {"max_clients_per_uid": MAX_PER_UID},
+                                      "spoold": {"max_clients_per_uid": MAX_PER_UID,
+                                                 "max_bytes_per_sec_per_uid": RATE},
                                       "auditd": {"checkpoint_events": 10, "batch_size": 10}})
 anchors = os.path.join(site.dir, "anchors.log")
 copied = os.path.join(site.dir, "anchors-copied.log")
@@ -342,6 +344,60 @@ tap.ok("already holds %d connections" % MAX_PER_UID in slog
 attacker.kill()
 attacker.wait()
 pdc.stop()
+
+# ---------------------------------------------------------------- attack 3
+# the mail uid floods the receiver with large events from every connection
+# it may hold, reading its answers: root's auth events are still spooled at
+# once, and the spool grows no faster than the uid's byte rate
+FLOOD = r"""
+import json, socket, sys, threading, time
+sock, conns, secs = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+ev = json.dumps({"v": 1, "type": "login", "time": "x", "user": "flood", "pad": "y" * 60000}).encode()
+sent = [0]
+def run():
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    s.settimeout(3)
+    s.connect(sock)
+    end = time.time() + secs
+    while time.time() < end:
+        try:
+            s.send(ev)
+            if s.recv(4096)[:1] == b"K":
+                sent[0] += len(ev)
+        except OSError:
+            break
+ts = [threading.Thread(target=run) for _ in range(conns)]
+[t.start() for t in ts]
+[t.join() for t in ts]
+print(json.dumps({"spooled": sent[0]}), flush=True)
+"""
+FLOOD_SECS = 6.0
+before = len(spool_bytes(site.spool))
+flood = subprocess.Popen(["/usr/bin/python3", "-c", FLOOD, site.socket, str(MAX_PER_UID),
+                          str(FLOOD_SECS)], stdout=subprocess.PIPE, text=True, preexec_fn=drop)
+t_start = time.time()
+time.sleep(0.5)
+lat = []
+for i in range(20):
+    t0 = time.time()
+    ok, why = submit(site.socket, json.dumps({
+        "v": 1, "type": "auth", "time": now(), "node": "n1", "pid": 1, "user": "flooded%02d" % i,
+        "service": "imap", "ip": "192.0.2.77", "mode": "auth", "result": "ok", "reason": "ok"}))
+    lat.append((time.time() - t0) if ok else 99.0)
+    time.sleep(0.2)
+report = json.loads(flood.stdout.readline() or "{}")
+flood.wait()
+elapsed = time.time() - t_start
+growth = len(spool_bytes(site.spool)) - before
+tap.ok(max(lat) < 0.5, "while the mail uid floods the receiver from %d connections, root's 20 "
+       "auth submits each complete in under 0.5 s (slowest %.3f s)" % (MAX_PER_UID, max(lat)),
+       sorted(lat)[-3:])
+bound = RATE * (elapsed + 1) + 80 * 1024 + 20 * 2048
+tap.ok(growth <= bound and report.get("spooled", 0) <= bound,
+       "the spool grew %d bytes in %.1f s: no more than the mail uid's byte rate allows "
+       "(%d)" % (growth, elapsed, bound), report)
+tap.ok(report.get("spooled", 0) >= RATE * 2,
+       "... and the flood was served at that rate, not shut out", report)
 
 # ---------------------------------------------------------------- attack 4
 for i in range(25):

@@ -14,7 +14,10 @@
  * a user name, a numeric uid or "*" (any other uid); KINDS is a comma
  * separated list of event types and of the words "all" (any type) and
  * "mail" (any type that is not auth, verdict, admin or one of those
- * auditd itself writes: invalid, spool_damage, refused).  Unset, it is
+ * the daemons themselves write: invalid, spool_damage, refused,
+ * quarantined).  Those four pass from no producer whatever its rule, root
+ * included: a "refused" record passes only as mailfort-spoold wrote it,
+ * its peer marked "wrapped": true.  Unset, it is
  *
  *   root:all <[auditd] user>:all <[spoold] user>:all <[milter] user>:verdict
  *   *:mail
@@ -33,6 +36,7 @@
 
 #include "auditd.h"
 #include "mf-config.h"
+#include "mf-submit.h"
 
 #define PRODUCERS_MAX_TYPES 16
 
@@ -51,8 +55,8 @@ struct auditd_producers {
 };
 
 /* Types no producer writes under "mail". */
-static const char *const reserved_types[] = {"auth",    "verdict",      "admin",
-                                             "invalid", "spool_damage", "refused"};
+static const char *const reserved_types[] = {"auth",         "verdict", "admin",      "invalid",
+                                             "spool_damage", "refused", "quarantined"};
 
 static int rule_add_kinds(struct producer_rule *r, const char *kinds, size_t len,
                           struct mf_error *err)
@@ -258,10 +262,23 @@ const char *auditd_producers_check(const struct auditd_producers *pp, const char
 	unsigned long uid;
 	int64_t recv_us, skew;
 
-	if (pp == NULL || peer == NULL || strcmp(type, "refused") == 0)
+	if (pp == NULL || peer == NULL)
 		return NULL;
 	if (!peer_parse(peer, peer_len, &uid, &recv_us)) {
 		snprintf(why, why_size, "the sender's identity (\"peer\") is malformed");
+		return why;
+	}
+	/* The receiver's own refusals say so in the peer, which no producer
+	   can set; every other type only the daemons write is refused
+	   whoever sent it, root included. */
+	if (strcmp(type, "refused") == 0 && peer_len > 16 &&
+	    memcmp(peer + peer_len - 16, ",\"wrapped\":true}", 16) == 0)
+		return NULL;
+	if (mf_submit_type_reserved(type, strlen(type))) {
+		snprintf(why, why_size,
+		         "uid %lu may not write \"%.64s\" events (only the audit "
+		         "daemons do)",
+		         uid, type);
 		return why;
 	}
 	r = rule_for(pp, (uid_t)uid);

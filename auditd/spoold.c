@@ -29,10 +29,21 @@
  * blocking a single login.
  *
  * No producer can block another: the spool files are not accessible to
- * producers (nothing to lock), one connection is served at most 64 events
- * per round of poll(2), an answer that cannot be sent at once drops the
- * connection (a producer that does not read its answers), and a non-root
- * uid may hold at most [spoold] max_clients_per_uid connections.
+ * producers (nothing to lock), a connection of root is served at most 64
+ * events per round of poll(2) and any other one event (so a flood from
+ * many connections of the mail uid delays root's auth events by one event
+ * each, at most MF_SUBMIT_MAX_EVENT bytes), a uid other than root has at
+ * most [spoold] max_bytes_per_sec_per_uid spooled a second (beyond it its
+ * connections are not read until the rate allows: its events wait in the
+ * socket, its producers wait for their answers, the spool grows no faster), an answer that cannot
+ * be sent at once drops the connection (a producer that does not read its answers), and a non-root
+ * uid may hold at most [spoold] max_clients_per_uid connections.  At that
+ * cap a new connection is not simply refused (every imap, pop3 and lmtp
+ * process shares the mail uid): one connection of the process of that uid
+ * holding the most is closed for it, so a process that hoards connections
+ * cannot keep its uid's other processes out; only when every process of
+ * the uid holds one is the newcomer refused (and its login then fails:
+ * mailfort_audit fails closed).
  *
  * Exit status: 0 after SIGTERM/SIGINT, 1 on a start-up error, 2 on a usage
  * error.  Logs go to stderr with -f, otherwise to syslog (facility daemon).
@@ -52,6 +63,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <syslog.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "mf-config.h"
@@ -62,7 +74,8 @@
 #include "mf-spool.h"
 #include "mf-submit.h"
 
-/* Events read from one connection before the others get their turn. */
+/* Events read from one connection of root before the others get their
+   turn; any other uid's connection is served one event per round. */
 #define SPOOLD_BURST 64
 /* Longest "raw" text kept of a refused event. */
 #define SPOOLD_RAW_MAX (64 * 1024)
@@ -76,6 +89,13 @@ struct client {
 	char exe[320];     /* "exe":... members for the peer (client_exe) */
 };
 
+/* The bytes a non-root uid may still have spooled: [spoold]
+   max_bytes_per_sec_per_uid a second, at most one second's worth saved up. */
+struct uid_bucket {
+	uid_t uid;
+	int64_t tokens;
+};
+
 struct spoold {
 	struct mf_config *cfg;
 	const char *config_path;
@@ -86,9 +106,13 @@ struct spoold {
 	struct client *clients;
 	size_t nclients, cap;
 	int64_t max_per_uid;
-	char *buf;      /* one message */
-	char *rec;      /* the record written */
-	size_t rec_cap; /* its size */
+	int64_t uid_rate; /* [spoold] max_bytes_per_sec_per_uid */
+	struct uid_bucket *buckets;
+	size_t nbuckets;
+	int64_t refilled_us; /* when the buckets were last filled */
+	char *buf;           /* one message */
+	char *rec;           /* the record written */
+	size_t rec_cap;      /* its size */
 };
 
 static void on_signal(int sig)
@@ -180,6 +204,33 @@ static void client_drop(struct spoold *d, size_t i, const char *why)
 	d->clients[i] = d->clients[--d->nclients];
 }
 
+/* uid holds its [spoold] max_clients_per_uid connections and pid of it
+   asks for another: the index of the connection to close for it, one of
+   the pid that holds the most (if it holds more than one and is not pid
+   itself), or -1: the newcomer is refused.  A Dovecot process holds one
+   connection: a process that hoards them loses them to its uid's others. */
+static ssize_t spoold_evictee(const struct spoold *d, uid_t uid, pid_t pid)
+{
+	ssize_t best = -1;
+	size_t best_n = 1;
+
+	for (size_t i = 0; i < d->nclients; i++) {
+		size_t n = 0;
+
+		if (d->clients[i].cred.uid != uid || d->clients[i].cred.pid == pid ||
+		    (best >= 0 && d->clients[best].cred.pid == d->clients[i].cred.pid))
+			continue;
+		for (size_t k = 0; k < d->nclients; k++)
+			n += d->clients[k].cred.uid == uid &&
+			     d->clients[k].cred.pid == d->clients[i].cred.pid;
+		if (n > best_n) {
+			best = (ssize_t)i;
+			best_n = n;
+		}
+	}
+	return best;
+}
+
 static void spoold_accept(struct spoold *d)
 {
 	struct ucred cred;
@@ -204,12 +255,20 @@ static void spoold_accept(struct spoold *d)
 		for (size_t i = 0; i < d->nclients; i++)
 			same += d->clients[i].cred.uid == cred.uid;
 		if (cred.uid != 0 && (int64_t)same >= d->max_per_uid) {
-			mf_log_warn(
-			    "producer uid %u pid %d: refused: it already holds %zu connections "
-			    "([spoold] max_clients_per_uid)",
-			    (unsigned)cred.uid, (int)cred.pid, same);
-			close(fd);
-			continue;
+			ssize_t victim = spoold_evictee(d, cred.uid, cred.pid);
+
+			if (victim < 0) {
+				mf_log_warn(
+				    "producer uid %u pid %d: refused: the uid already holds "
+				    "%zu connections ([spoold] max_clients_per_uid), one "
+				    "per process",
+				    (unsigned)cred.uid, (int)cred.pid, same);
+				close(fd);
+				continue;
+			}
+			client_drop(d, (size_t)victim,
+			            "its uid holds [spoold] max_clients_per_uid connections, this "
+			            "process the most: one goes to a new process of the uid");
 		}
 		if (d->nclients == d->cap) {
 			size_t cap = d->cap == 0 ? 64 : d->cap * 2;
@@ -283,6 +342,11 @@ static void note_member(void *context, const struct mf_json_member *m)
 		t->forbidden = "a member name with an escape";
 	else if (m->key_len == 4 && memcmp(m->key, "peer", 4) == 0)
 		t->forbidden = "a \"peer\" member of its own (only the receiver sets it)";
+	else if (m->key_len == 4 && memcmp(m->key, "type", 4) == 0 &&
+	         (m->value_escaped || (m->value_len >= 2 && m->value[0] == '"' &&
+	                               mf_submit_type_reserved(m->value + 1, m->value_len - 2))))
+		t->forbidden = m->value_escaped ? "a \"type\" with an escape"
+		                                : "a \"type\" only the audit daemons write";
 }
 
 static void rec_reserve(struct spoold *d, size_t len)
@@ -320,12 +384,17 @@ static int spoold_wrap(struct spoold *d, const char *why, const char *peer, cons
 	const char *json;
 	size_t jlen;
 	int ret;
+	char wpeer[800];
+	size_t plen = strlen(peer);
 
+	/* "wrapped": true in the peer tells mailfort-auditd that this refused
+	   event is the receiver's own; a producer cannot set "peer" */
+	snprintf(wpeer, sizeof(wpeer), "%.*s,\"wrapped\":true}", (int)(plen - 1), peer);
 	mf_event_add_str(ev, "reason", why);
 	mf_event_add_strn(ev, "raw", msg, len < SPOOLD_RAW_MAX ? len : SPOOLD_RAW_MAX);
 	if (len > SPOOLD_RAW_MAX)
 		mf_event_add_int(ev, "raw_length", (int64_t)len);
-	mf_event_add_json(ev, "peer", peer);
+	mf_event_add_json(ev, "peer", wpeer);
 	json = mf_event_json(ev, &jlen);
 	if (json == NULL)
 		ret = mf_error_set(err, "out of memory");
@@ -385,6 +454,63 @@ static const char *msg_refusal(int flags)
 	return NULL;
 }
 
+static int64_t now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* uid's bucket (a new one is full). */
+static struct uid_bucket *uid_bucket(struct spoold *d, uid_t uid)
+{
+	struct uid_bucket *n;
+
+	for (size_t i = 0; i < d->nbuckets; i++)
+		if (d->buckets[i].uid == uid)
+			return &d->buckets[i];
+	n = reallocarray(d->buckets, d->nbuckets + 1, sizeof(*n));
+	if (n == NULL) {
+		mf_log_error("out of memory");
+		abort();
+	}
+	d->buckets = n;
+	n[d->nbuckets].uid = uid;
+	n[d->nbuckets].tokens = d->uid_rate;
+	return &n[d->nbuckets++];
+}
+
+/* Add what the time since the last call allows; returns the microseconds
+   until the emptiest bucket holds a byte again (0: none is empty). */
+static int64_t buckets_refill(struct spoold *d)
+{
+	int64_t now = now_us(), dt = now - d->refilled_us, wait = 0;
+
+	d->refilled_us = now;
+	for (size_t i = 0; i < d->nbuckets; i++) {
+		struct uid_bucket *b = &d->buckets[i];
+
+		if (dt > 0)
+			b->tokens += dt >= 1000000 ? d->uid_rate : d->uid_rate * dt / 1000000;
+		if (b->tokens > d->uid_rate)
+			b->tokens = d->uid_rate;
+		if (b->tokens <= 0) {
+			int64_t w = (1 - b->tokens) * 1000000 / d->uid_rate + 1;
+
+			if (w > wait)
+				wait = w;
+		}
+	}
+	return wait;
+}
+
+/* Whether a connection of uid is read this round. */
+static bool uid_may_send(struct spoold *d, uid_t uid)
+{
+	return uid == 0 || uid_bucket(d, uid)->tokens > 0;
+}
+
 /* Read what a client sent (at most a burst); false when it is gone. */
 static bool spoold_serve(struct spoold *d, struct client *c)
 {
@@ -401,6 +527,8 @@ static bool spoold_serve(struct spoold *d, struct client *c)
 	size_t alen;
 	ssize_t n;
 
+	if (!uid_may_send(d, c->cred.uid))
+		return true; /* its uid used its rate up earlier this round */
 	for (int i = 0; i < SPOOLD_BURST; i++) {
 		iov.iov_base = d->buf;
 		iov.iov_len = MF_SUBMIT_MAX_EVENT + 1;
@@ -445,6 +573,11 @@ static bool spoold_serve(struct spoold *d, struct client *c)
 		   connection, not the others their turn. */
 		if (send(c->fd, ans, alen, MSG_DONTWAIT | MSG_NOSIGNAL) != (ssize_t)alen)
 			return false;
+		/* any uid but root: one event a round, within its byte rate */
+		if (cred.uid != 0) {
+			uid_bucket(d, cred.uid)->tokens -= (int64_t)n;
+			break;
+		}
 	}
 	return true;
 }
@@ -453,6 +586,7 @@ static int spoold_loop(struct spoold *d)
 {
 	struct pollfd *pfds = NULL;
 	size_t cap = 0, n, i;
+	int64_t wait_us;
 	int rc;
 
 	while (!got_term) {
@@ -468,12 +602,17 @@ static int spoold_loop(struct spoold *d)
 		}
 		pfds[0].fd = d->listen_fd;
 		pfds[0].events = POLLIN;
+		wait_us = buckets_refill(d);
 		for (i = 0; i < d->nclients; i++) {
-			pfds[i + 1].fd = d->clients[i].fd;
+			/* a uid past its byte rate waits (poll skips a
+			   negative fd): its events stay in the socket, its
+			   producers wait, nothing is lost */
+			pfds[i + 1].fd =
+			    uid_may_send(d, d->clients[i].cred.uid) ? d->clients[i].fd : -1;
 			pfds[i + 1].events = POLLIN;
 			pfds[i + 1].revents = 0;
 		}
-		rc = poll(pfds, n, -1);
+		rc = poll(pfds, n, wait_us > 0 ? (int)(wait_us / 1000 + 1) : -1);
 		if (rc < 0) {
 			if (errno == EINTR)
 				continue;
@@ -485,7 +624,7 @@ static int spoold_loop(struct spoold *d)
 		   into its place) leaves the rest of pfds valid. */
 		for (i = n - 1; i >= 1; i--) {
 			if (pfds[i].revents == 0)
-				continue;
+				continue; /* nothing, or its uid waits */
 			if (!spoold_serve(d, &d->clients[i - 1]))
 				client_drop(d, i - 1, NULL);
 		}
@@ -555,6 +694,8 @@ int main(int argc, char **argv)
 	d.node = mf_config_node(d.cfg);
 	d.sync = mf_config_bool(d.cfg, "spool", "sync");
 	d.max_per_uid = mf_config_int(d.cfg, "spoold", "max_clients_per_uid");
+	d.uid_rate = mf_config_int(d.cfg, "spoold", "max_bytes_per_sec_per_uid");
+	d.refilled_us = now_us();
 	d.buf = malloc(MF_SUBMIT_MAX_EVENT + 1);
 	if (d.node == NULL || d.buf == NULL) {
 		fprintf(stderr, "mailfort-spoold: out of memory\n");

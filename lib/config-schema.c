@@ -99,6 +99,12 @@ static const struct mf_config_key spoold_keys[] = {
      .min = 1,
      .max = 100000,
      .help = "connections one non-root uid may hold open at once"},
+    {.name = "max_bytes_per_sec_per_uid",
+     .type = MF_CONFIG_INT,
+     .default_value = "4194304",
+     .min = 65536,
+     .max = 1073741824,
+     .help = "bytes of events one non-root uid may have spooled a second (beyond: it waits)"},
     {.name = NULL},
 };
 

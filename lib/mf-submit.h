@@ -25,20 +25,30 @@
 #ifndef MF_SUBMIT_H
 #define MF_SUBMIT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include "mf-common.h"
 
 struct mf_config;
 struct mf_submit;
 
-/* Largest event the socket carries (a unix datagram must fit the socket
-   buffer); larger events are refused by mf_submit_send with a clear error. */
-#define MF_SUBMIT_MAX_EVENT (200 * 1024)
+/* Largest event the socket carries; larger events are refused by
+   mf_submit_send with a clear error.  Every field but one has a limit of
+   at most 1 KiB (mf-event.h), the longest string 64 KiB: this fits one
+   such string with the rest, and bounds what one event of a flood costs
+   the others (mailfort-spoold serves a non-root connection one event a
+   round). */
+#define MF_SUBMIT_MAX_EVENT (80 * 1024)
 
 /* The answer of the receiver: one byte MF_SUBMIT_OK, or MF_SUBMIT_ERR
    followed by a reason (text, not NUL-terminated). */
 #define MF_SUBMIT_OK  'K'
 #define MF_SUBMIT_ERR 'E'
+
+/* Whether an event type (len bytes, not NUL-terminated) is one only the
+   audit daemons write: refused, quarantined, invalid, spool_damage.  The
+   receiver refuses such an event from any producer. */
+bool mf_submit_type_reserved(const char *type, size_t len);
 
 /* Connect to the receiver's socket; timeout_ms bounds connecting and every
    later answer. */

@@ -325,3 +325,14 @@ int mf_submit_flush(struct mf_submit *s, struct mf_error *err)
 	pthread_mutex_unlock(&s->mutex);
 	return ret;
 }
+
+bool mf_submit_type_reserved(const char *type, size_t len)
+{
+	static const char *const daemon_types[] = {"refused", "quarantined", "invalid",
+	                                           "spool_damage"};
+
+	for (size_t i = 0; i < MF_N_ELEMENTS(daemon_types); i++)
+		if (strlen(daemon_types[i]) == len && memcmp(daemon_types[i], type, len) == 0)
+			return true;
+	return false;
+}

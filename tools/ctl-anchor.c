@@ -20,6 +20,11 @@
  *              missing" names the range cut off the end
  *   missing    a published seq is absent although later rows exist (and
  *              no retirement covers it)
+ * Only retirements that audit verify itself checked (signed with
+ * audit-sign.pub, of the oldest events, without a hole) excuse a missing
+ * row: the caller passes what it proved per node.  Every read is of the
+ * base tables in schema mailfort, never of the views in schema audit,
+ * which a superuser could replace to hide rows.
  *   changed    the row at a published seq does not hash to the published
  *              head
  *   removed    the checkpoint a published anchor repeats is gone
@@ -100,22 +105,20 @@ static int anchors_read(const char *file, struct anchors *as, struct mf_error *e
 }
 
 /* Rows and checkpoint of one node at a published seq. */
-static int anchor_check_one(struct mf_db *db, const struct mf_audit_anchor *a, char *fail,
-                            size_t fail_size, struct mf_error *err)
+static int anchor_check_one(struct mf_db *db, const struct mf_audit_anchor *a, int64_t retired_upto,
+                            char *fail, size_t fail_size, struct mf_error *err)
 {
 	char seq[32];
 	const char *params[2] = {a->node, seq};
 	PGresult *res;
-	bool retired, have_row, have_ckpt, same;
+	bool retired = a->seq <= retired_upto, have_row, have_ckpt, same;
 
 	snprintf(seq, sizeof(seq), "%" PRId64, a->seq);
 	res = mf_db_exec(db,
-	                 "SELECT (SELECT encode(hash, 'hex') FROM audit.events "
+	                 "SELECT (SELECT encode(hash, 'hex') FROM mailfort.audit_events "
 	                 "        WHERE node = $1 AND seq = $2::bigint LIMIT 1), "
-	                 "  EXISTS (SELECT 1 FROM audit.checkpoints WHERE node = $1 "
-	                 "          AND seq = $2::bigint), "
-	                 "  EXISTS (SELECT 1 FROM mailfort.audit_retired WHERE node = $1 "
-	                 "          AND $2::bigint BETWEEN first_seq AND last_seq)",
+	                 "  EXISTS (SELECT 1 FROM mailfort.audit_checkpoints WHERE node = $1 "
+	                 "          AND seq = $2::bigint)",
 	                 2, params, err);
 	if (res == NULL)
 		return -1;
@@ -129,7 +132,6 @@ static int anchor_check_one(struct mf_db *db, const struct mf_audit_anchor *a, c
 		same = false;
 	}
 	have_ckpt = strcmp(PQgetvalue(res, 0, 1), "t") == 0;
-	retired = strcmp(PQgetvalue(res, 0, 2), "t") == 0;
 	PQclear(res);
 	if (retired)
 		return 0;
@@ -155,7 +157,7 @@ static int anchor_check_one(struct mf_db *db, const struct mf_audit_anchor *a, c
 
 /* One node's anchors as[from..to). */
 static int anchor_check_node(struct mf_db *db, const struct mf_audit_anchor *as, size_t n,
-                             int64_t *checked, struct mf_error *err)
+                             int64_t retired_upto, int64_t *checked, struct mf_error *err)
 {
 	const char *params[1] = {as[0].node};
 	const struct mf_audit_anchor *last = &as[n - 1];
@@ -165,14 +167,15 @@ static int anchor_check_node(struct mf_db *db, const struct mf_audit_anchor *as,
 	int rc;
 
 	res = mf_db_exec(db,
-	                 "SELECT greatest(coalesce((SELECT max(seq) FROM audit.events "
-	                 "  WHERE node = $1), 0), coalesce((SELECT max(last_seq) FROM "
-	                 "  mailfort.audit_retired WHERE node = $1), 0))",
+	                 "SELECT coalesce((SELECT max(seq) FROM mailfort.audit_events "
+	                 "  WHERE node = $1), 0)",
 	                 1, params, err);
 	if (res == NULL)
 		return -1;
 	end = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
 	PQclear(res);
+	if (retired_upto > end)
+		end = retired_upto;
 	if (last->seq > end) {
 		printf("FAIL node %s events %" PRId64 "..%" PRId64
 		       " missing: truncated: the trail ends at seq %" PRId64
@@ -183,7 +186,7 @@ static int anchor_check_node(struct mf_db *db, const struct mf_audit_anchor *as,
 	for (size_t i = 0; i < n; i++) {
 		if (i > 0 && as[i].seq == as[i - 1].seq)
 			continue; /* published twice */
-		rc = anchor_check_one(db, &as[i], fail, sizeof(fail), err);
+		rc = anchor_check_one(db, &as[i], retired_upto, fail, sizeof(fail), err);
 		if (rc < 0)
 			return -1;
 		if (rc > 0) {
@@ -196,7 +199,7 @@ static int anchor_check_node(struct mf_db *db, const struct mf_audit_anchor *as,
 }
 
 int ctl_anchor_verify(struct mf_db *db, const char *file, const unsigned char *pk, const char *only,
-                      struct mf_error *err)
+                      const struct ctl_verified_node *nodes, size_t nnodes, struct mf_error *err)
 {
 	struct anchors as = {NULL, 0, 0};
 	int64_t checked = 0;
@@ -220,7 +223,14 @@ int ctl_anchor_verify(struct mf_db *db, const char *file, const unsigned char *p
 			;
 		if (only != NULL && strcmp(only, as.a[i].node) != 0)
 			continue;
-		rc = anchor_check_node(db, as.a + i, j - i, &checked, err);
+		{
+			int64_t upto = 0; /* a node verify did not pass: no retirement counts */
+
+			for (size_t k = 0; k < nnodes; k++)
+				if (strcmp(nodes[k].node, as.a[i].node) == 0)
+					upto = nodes[k].retired_upto;
+			rc = anchor_check_node(db, as.a + i, j - i, upto, &checked, err);
+		}
 		if (rc < 0) {
 			free(as.a);
 			return -1;
@@ -286,7 +296,8 @@ static int anchor_export(struct ctl *ctl, int argc, char **argv)
 		    "SELECT node, seq, count, encode(head_hash, 'hex'), encode(signature, 'hex'), "
 		    "  encode(signer_key, 'hex'), "
 		    "  to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') "
-		    "FROM audit.checkpoints WHERE $1::text IS NULL OR node = $1 ORDER BY node, seq",
+		    "FROM mailfort.audit_checkpoints WHERE $1::text IS NULL OR node = $1 ORDER BY "
+		    "node, seq",
 		    1, params, &err);
 	}
 	if (res == NULL)

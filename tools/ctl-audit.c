@@ -26,7 +26,9 @@
  * A record in audit.quarantine must match the BLAKE2b-256 digest its
  * "quarantined" event carries in the chain, and each such event must have
  * its record.
- * A gap is accepted only where signed retirements (audit.retired, each
+ * Every table is read as it is in schema mailfort, never through the views
+ * of schema audit, which a superuser could replace to hide rows.
+ * A gap is accepted only where signed retirements (audit_retired, each
  * signed with the audit key) cover the node's oldest events from seq 1
  * without a hole, and the first row after them links to the last hash they
  * signed; an unsigned, forged or out-of-order retirement fails verify.
@@ -357,11 +359,12 @@ static int load_retired(struct mf_db *db, struct node_check *nc, struct mf_error
 	const char *params[1] = {nc->node};
 	PGresult *res;
 
-	res = mf_db_exec(db,
-	                 "SELECT partition, first_seq, last_seq, count, last_hash, signature, "
-	                 "signer_key FROM audit.retired WHERE node = $1 ORDER BY first_seq, "
-	                 "last_seq",
-	                 1, params, err);
+	res =
+	    mf_db_exec(db,
+	               "SELECT partition, first_seq, last_seq, count, last_hash, signature, "
+	               "signer_key FROM mailfort.audit_retired WHERE node = $1 ORDER BY first_seq, "
+	               "last_seq",
+	               1, params, err);
 	if (res == NULL)
 		return -1;
 	nc->nretired = PQntuples(res);
@@ -424,7 +427,7 @@ static void note_detached(struct mf_db *db, char *buf, size_t size)
 	    "WHERE c.relnamespace = 'mailfort'::regnamespace AND c.relkind = 'r' "
 	    "AND c.relname ~ '^audit_events_[0-9]{4}_[0-9]{2}$' "
 	    "AND NOT EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = c.oid) "
-	    "AND NOT EXISTS (SELECT 1 FROM audit.retired r WHERE r.partition = c.relname)",
+	    "AND NOT EXISTS (SELECT 1 FROM mailfort.audit_retired r WHERE r.partition = c.relname)",
 	    0, NULL, &err);
 	size_t len = strlen(buf);
 
@@ -442,11 +445,11 @@ static int load_node_meta(struct mf_db *db, struct node_check *nc, struct mf_err
 	const char *params[1] = {nc->node};
 	PGresult *res;
 
-	res =
-	    mf_db_exec(db,
-	               "SELECT seq, count, head_hash, signature, signer_key FROM audit.checkpoints "
-	               "WHERE node = $1 ORDER BY seq",
-	               1, params, err);
+	res = mf_db_exec(
+	    db,
+	    "SELECT seq, count, head_hash, signature, signer_key FROM mailfort.audit_checkpoints "
+	    "WHERE node = $1 ORDER BY seq",
+	    1, params, err);
 	if (res == NULL)
 		return -1;
 	nc->nckpts = PQntuples(res);
@@ -465,7 +468,8 @@ static int load_node_meta(struct mf_db *db, struct node_check *nc, struct mf_err
 	if (load_retired(db, nc, err) != 0)
 		return nc->failure[0] != '\0' ? 1 : -1;
 
-	res = mf_db_exec(db, "SELECT last_seq FROM audit.heads WHERE node = $1", 1, params, err);
+	res = mf_db_exec(db, "SELECT last_seq FROM mailfort.audit_heads WHERE node = $1", 1, params,
+	                 err);
 	if (res == NULL)
 		return -1;
 	nc->head_seq = PQntuples(res) == 1 ? strtoll(PQgetvalue(res, 0, 0), NULL, 10) : -1;
@@ -617,14 +621,15 @@ static int verify_quarantine(struct mf_db *db, struct node_check *nc, struct mf_
 	int ret = 0;
 
 	snprintf(upto, sizeof(upto), "%" PRId64, nc->retired_upto);
-	res = mf_db_exec(db,
-	                 "SELECT coalesce(q.seq, e.seq), q.seq IS NOT NULL, q.record, "
-	                 "  e.seq IS NOT NULL, e.payload::jsonb->>'digest' "
-	                 "FROM (SELECT seq, record FROM audit.quarantine WHERE node = $1) q "
-	                 "FULL JOIN (SELECT seq, payload FROM audit.events "
-	                 "  WHERE node = $1 AND type = 'quarantined') e ON e.seq = q.seq "
-	                 "WHERE coalesce(q.seq, e.seq) > $2::bigint ORDER BY 1",
-	                 2, params, err);
+	res =
+	    mf_db_exec(db,
+	               "SELECT coalesce(q.seq, e.seq), q.seq IS NOT NULL, q.record, "
+	               "  e.seq IS NOT NULL, e.payload::jsonb->>'digest' "
+	               "FROM (SELECT seq, record FROM mailfort.audit_quarantine WHERE node = $1) q "
+	               "FULL JOIN (SELECT seq, payload FROM mailfort.audit_events "
+	               "  WHERE node = $1 AND type = 'quarantined') e ON e.seq = q.seq "
+	               "WHERE coalesce(q.seq, e.seq) > $2::bigint ORDER BY 1",
+	               2, params, err);
 	if (res == NULL)
 		return -1;
 	nc->quarantined = PQntuples(res);
@@ -694,13 +699,13 @@ static int verify_node(struct mf_db *db, struct node_check *nc, const char *sinc
 		/* a seq stored twice: name it as inserted before anything else */
 		const char *params[1] = {nc->node};
 
-		res =
-		    mf_db_exec(db,
-		               "SELECT seq, string_agg(format('type %s, user %s, time %s', type, "
-		               "coalesce(username, '-'), event_time), '; ' ORDER BY received_at) "
-		               "FROM audit.events WHERE node = $1 GROUP BY seq HAVING count(*) > 1 "
-		               "ORDER BY seq LIMIT 1",
-		               1, params, err);
+		res = mf_db_exec(
+		    db,
+		    "SELECT seq, string_agg(format('type %s, user %s, time %s', type, "
+		    "coalesce(username, '-'), event_time), '; ' ORDER BY received_at) "
+		    "FROM mailfort.audit_events WHERE node = $1 GROUP BY seq HAVING count(*) > 1 "
+		    "ORDER BY seq LIMIT 1",
+		    1, params, err);
 		if (res == NULL)
 			return -1;
 		if (PQntuples(res) == 1) {
@@ -716,10 +721,11 @@ static int verify_node(struct mf_db *db, struct node_check *nc, const char *sinc
 		/* anchor at the newest checkpoint before the first event since T */
 		const char *params[2] = {nc->node, since};
 
-		res = mf_db_exec(db,
-		                 "SELECT coalesce(min(seq), 0) FROM audit.events WHERE node = $1 "
-		                 "AND event_time >= $2::timestamptz",
-		                 2, params, err);
+		res = mf_db_exec(
+		    db,
+		    "SELECT coalesce(min(seq), 0) FROM mailfort.audit_events WHERE node = $1 "
+		    "AND event_time >= $2::timestamptz",
+		    2, params, err);
 		if (res == NULL)
 			return -1;
 		{
@@ -750,7 +756,7 @@ static int verify_node(struct mf_db *db, struct node_check *nc, const char *sinc
 		        "DECLARE mf_verify NO SCROLL CURSOR FOR "
 		        "SELECT seq, payload, prev_hash, hash, type, username, session, host(ip), "
 		        "  (extract(epoch FROM event_time) * 1000000)::bigint, event_time::text "
-		        "FROM audit.events WHERE node = $1 AND seq >= $2::bigint "
+		        "FROM mailfort.audit_events WHERE node = $1 AND seq >= $2::bigint "
 		        "ORDER BY seq, received_at",
 		        2, params, err) < 0) {
 			mf_db_rollback(db);
@@ -914,6 +920,8 @@ static int audit_verify(struct ctl *ctl, int argc, char **argv)
 	struct mf_error err;
 	struct mf_db *db;
 	PGresult *res;
+	struct ctl_verified_node *verified; /* what the chain check proved */
+	size_t nverified = 0;
 	int c, status = 0, nodes;
 
 	optind = 1;
@@ -959,14 +967,17 @@ static int audit_verify(struct ctl *ctl, int argc, char **argv)
 		const char *params[1] = {only};
 
 		res = mf_db_exec(db,
-		                 "SELECT node FROM (SELECT node FROM audit.heads UNION "
-		                 "SELECT node FROM audit.checkpoints) n "
+		                 "SELECT node FROM (SELECT node FROM mailfort.audit_heads UNION "
+		                 "SELECT node FROM mailfort.audit_checkpoints) n "
 		                 "WHERE $1::text IS NULL OR node = $1 ORDER BY node",
 		                 1, params, &err);
 	}
 	if (res == NULL)
 		return ctl_fail("%s", err.msg);
 	nodes = PQntuples(res);
+	verified = calloc((size_t)nodes + 1, sizeof(*verified));
+	if (verified == NULL)
+		abort();
 	for (int i = 0; i < nodes; i++) {
 		struct node_check nc;
 		int r;
@@ -984,6 +995,9 @@ static int audit_verify(struct ctl *ctl, int argc, char **argv)
 			int64_t unsigned_rows =
 			    nc.nckpts > 0 ? nc.last_seq - nc.ckpts[nc.nckpts - 1].seq : nc.rows;
 
+			snprintf(verified[nverified].node, sizeof(verified[nverified].node), "%s",
+			         nc.node);
+			verified[nverified++].retired_upto = nc.retired_upto;
 			printf("node %s: %" PRId64 " events verified up to seq %" PRId64
 			       ", %" PRId64 " checkpoints match",
 			       nc.node, nc.rows, nc.last_seq, nc.verified_ckpts);
@@ -1009,13 +1023,16 @@ static int audit_verify(struct ctl *ctl, int argc, char **argv)
 	/* A trail cut off at its end still verifies as a chain: only the
 	   heads published outside the database show what is missing. */
 	if (anchor != NULL) {
-		int rc = ctl_anchor_verify(db, anchor, pk, only, &err);
+		int rc = ctl_anchor_verify(db, anchor, pk, only, verified, nverified, &err);
 
-		if (rc < 0)
+		if (rc < 0) {
+			free(verified);
 			return ctl_fail("%s", err.msg);
+		}
 		if (rc > 0)
 			status = 1;
 	}
+	free(verified);
 	if (status == 0)
 		puts(nodes == 0 ? "OK (the audit trail is empty)" : "OK");
 	return status;

@@ -72,7 +72,13 @@ int ctl_audit_retire(struct ctl *ctl, int argc, char **argv);
 
 /* ctl-anchor.c: audit anchor export, and verify --anchor FILE */
 ctl_group_fn ctl_audit_anchor_cmd;
+/* What audit verify proved of one node: signed retirements, checked
+   oldest first against audit-sign.pub, cover seq 1 to retired_upto. */
+struct ctl_verified_node {
+	char node[128];
+	int64_t retired_upto;
+};
 int ctl_anchor_verify(struct mf_db *db, const char *file, const unsigned char *pk, const char *only,
-                      struct mf_error *err);
+                      const struct ctl_verified_node *nodes, size_t nnodes, struct mf_error *err);
 
 #endif

@@ -21,8 +21,13 @@
  * Failure policy: an audit trail with holes is worse than a refused login.
  * When the configuration or the spool cannot be opened, the mail user fails
  * to initialise (the login or delivery fails, with the reason in Dovecot's
- * log).  A failed append later in a session is logged with i_error naming
- * the event type and the reason.
+ * log).  The login event is waited for: the session starts only once it is
+ * in the spool, otherwise the login fails.  An event that cannot be
+ * recorded later (its send, or the receiver's answer, failed even after a
+ * reconnection) is logged with i_error naming the event type and the
+ * reason, and the session fails closed: from then on no message content is
+ * handed out (the command fails with "Audit trail unavailable") and the
+ * imap part ends the session with BYE (mailfort_audit_failure).
  *
  * Plugin settings: mailfort_config (path of mailfort.conf, default
  * /etc/mailfort/mailfort.conf), mailfort_audit_client_id (the IMAP ID the
@@ -58,6 +63,7 @@
 
 struct audit_user {
 	union mail_user_module_context module_ctx;
+	struct mail_user *session_user; /* the user this context belongs to */
 
 	struct mf_config *cfg;
 	struct mf_submit *spool; /* the connection to mailfort-spoold */
@@ -80,6 +86,9 @@ struct audit_user {
 	bool have_bytes;
 	bool suspended; /* hibernated: the session continues elsewhere */
 	unsigned int append_failures;
+	/* the first event that could not be recorded, and why: from then on
+	   every read fails and the imap part ends the session */
+	const char *failure;
 };
 
 /* One event waiting for its transaction to commit. */
@@ -139,19 +148,35 @@ static struct mf_event *audit_event_new(struct mail_user *user, struct audit_use
 	return ev;
 }
 
-static void audit_event_append(struct audit_user *auser, struct mf_event **_ev, const char *type)
+/* Hand an event to mailfort-spoold; 0, or -1 after noting the failure in
+   auser->failure (the session then fails closed: see the top). */
+static int audit_event_send(struct mail_user *user, struct audit_user *auser, struct mf_event **_ev,
+                            const char *type, bool wait)
 {
 	struct mf_error err;
+	int ret;
 
-	/* The answer is collected with the next event (or at the end of the
-	   session): by the time the client has the command's reply and sends
-	   the next one, it is there.  Once sent, the event is in the
-	   receiver's queue; it is sent again if the receiver restarts first. */
-	if (mf_event_append_nowait(*_ev, auser->spool, &err) < 0) {
-		auser->append_failures++;
-		i_error("mailfort_audit: %s event could not be recorded: %s", type, err.msg);
-	}
+	/* Without wait, the answer is collected with the next event (or at
+	   the end of the session): by the time the client has the command's
+	   reply and sends the next one, it is there.  Once sent, the event is
+	   in the receiver's queue; it is sent again if the receiver restarts
+	   first.  An error in an earlier event's answer shows here too. */
+	ret = wait ? mf_event_append(*_ev, auser->spool, &err)
+	           : mf_event_append_nowait(*_ev, auser->spool, &err);
 	mf_event_free(_ev);
+	if (ret == 0)
+		return 0;
+	auser->append_failures++;
+	i_error("mailfort_audit: %s event could not be recorded: %s", type, err.msg);
+	if (auser->failure == NULL)
+		auser->failure =
+		    p_strdup_printf(user->pool, "%s event not recorded: %s", type, err.msg);
+	return -1;
+}
+
+static int audit_event_append(struct audit_user *auser, struct mf_event **_ev, const char *type)
+{
+	return audit_event_send(auser->session_user, auser, _ev, type, FALSE);
 }
 
 static void audit_event_add_box(struct mf_event *ev, const char *name, struct mailbox *box)
@@ -247,7 +272,9 @@ static void audit_login(struct mail_user *user, struct audit_user *auser)
 	mf_event_add_str(ev, "client", name != NULL ? name : "unknown");
 	mf_event_add_str(ev, "client_version", version);
 	mf_event_add_str(ev, "result", "ok");
-	audit_event_append(auser, &ev, "login");
+	/* the session starts only once its login is in the spool */
+	if (audit_event_send(user, auser, &ev, "login", TRUE) < 0)
+		user->error = p_strdup_printf(user->pool, "mailfort_audit: %s", auser->failure);
 }
 
 static void audit_logout(struct mail_user *user, struct audit_user *auser)
@@ -284,6 +311,13 @@ void mailfort_audit_session_end(struct mail_user *user, const char *reason, cons
 	auser->bytes_in = bytes_in;
 	auser->bytes_out = bytes_out;
 	auser->have_bytes = TRUE;
+}
+
+const char *mailfort_audit_failure(struct mail_user *user)
+{
+	struct audit_user *auser = audit_user_get(user);
+
+	return auser != NULL ? auser->failure : NULL;
 }
 
 void mailfort_audit_session_suspend(struct mail_user *user)
@@ -341,6 +375,7 @@ static void audit_mail_user_created(struct mail_user *user)
 		return; /* owner of a shared mailbox: events go to the creator */
 
 	auser = p_new(user->pool, struct audit_user, 1);
+	auser->session_user = user;
 	auser->module_ctx.super = *v;
 	user->vlast = &auser->module_ctx.super;
 	v->deinit = audit_user_deinit;
@@ -409,25 +444,31 @@ static bool audit_is_read_reason(const char *reason)
 	return FALSE;
 }
 
-static void audit_record_read(struct mail *mail, struct audit_user *auser, const char *reason)
+/* 0, or -1 when the read could not be recorded: the content is then not
+   handed out. */
+static int audit_record_read(struct mail *mail, struct audit_user *auser, const char *reason)
 {
 	struct mail_user *user = mail->box->storage->user;
 	struct mf_event *ev;
 	const char *key;
 	char *pkey;
 
+	if (auser->failure != NULL)
+		return -1;
 	key = t_strdup_printf("%s\n%u", mailbox_get_vname(mail->box), mail->uid);
 	if (hash_table_lookup(auser->reads, key) != NULL)
-		return;
-	pkey = p_strdup(audit_session_user(user)->pool, key);
-	hash_table_insert(auser->reads, pkey, POINTER_CAST(1));
+		return 0;
 
 	ev = audit_event_new(audit_session_user(user), auser, "read");
 	audit_event_add_box(ev, "mailbox", mail->box);
 	mf_event_add_int(ev, "uid", mail->uid);
 	audit_event_add_message_id(ev, mail);
 	mf_event_add_str(ev, "reason", reason);
-	audit_event_append(auser, &ev, "read");
+	if (audit_event_append(auser, &ev, "read") < 0)
+		return -1;
+	pkey = p_strdup(audit_session_user(user)->pool, key);
+	hash_table_insert(auser->reads, pkey, POINTER_CAST(1));
+	return 0;
 }
 
 static int audit_mail_get_stream(struct mail *_mail, bool get_body, struct message_size *hdr_size,
@@ -447,9 +488,14 @@ static int audit_mail_get_stream(struct mail *_mail, bool get_body, struct messa
 		reason = t_strdup(reason);
 		T_BEGIN
 		{
-			audit_record_read(_mail, auser, reason);
+			ret = audit_record_read(_mail, auser, reason);
 		}
 		T_END;
+		if (ret < 0) {
+			mail_storage_set_error(_mail->box->storage, MAIL_ERROR_TEMP,
+			                       "Audit trail unavailable: message not read");
+			return -1;
+		}
 		mail->get_stream_reason = reason;
 	}
 	ret = amail->super.get_stream(_mail, get_body, hdr_size, body_size, stream_r);

@@ -26,6 +26,10 @@ void mailfort_audit_session_suspend(struct mail_user *user);
 int mailfort_audit_session_policy(struct mail_user *user, unsigned int *idle_r,
                                   unsigned int *lifetime_r);
 
+/* Why the session's audit trail failed (an event could not be recorded),
+   or NULL while it works; the imap part then ends the session. */
+const char *mailfort_audit_failure(struct mail_user *user);
+
 void mailfort_audit_plugin_init(struct module *module);
 void mailfort_audit_plugin_deinit(void);
 

@@ -16,6 +16,11 @@
  *    A command still running keeps a session from being idle; a client in
  *    IDLE is idle.
  *
+ *  - A session whose audit trail failed (mailfort_audit could not record
+ *    one of its events) is ended after the command with an untagged BYE
+ *    "Audit trail unavailable"; the logout event, if it can be recorded,
+ *    says "audit_failed".
+ *
  *  - A session handed to imap-hibernate is not ended: no logout event, and
  *    the restored session records no second login.
  */
@@ -171,6 +176,27 @@ static void imap_audit_client_created(struct client **clientp)
 		next_hook_client_created(clientp);
 }
 
+/* After every command: a session whose audit trail failed is ended (the
+   audit never silently stops while the session goes on). */
+static void imap_audit_command_post(struct client_command_context *cmd)
+{
+	struct client *client = cmd->client;
+	struct imap_audit_client *actx;
+
+	if (client->disconnected || client->user == NULL ||
+	    (actx = MODULE_CONTEXT(client, imap_audit_module)) == NULL ||
+	    mailfort_audit_failure(client->user) == NULL)
+		return;
+	imap_audit_end(actx, "audit_failed",
+	               "Audit trail unavailable: session closed (the server could not record "
+	               "its events).");
+}
+
+static void imap_audit_command_pre(struct client_command_context *cmd)
+{
+	(void)cmd;
+}
+
 void imap_mailfort_audit_plugin_init(struct module *module);
 void imap_mailfort_audit_plugin_deinit(void);
 
@@ -178,10 +204,12 @@ void imap_mailfort_audit_plugin_init(struct module *module)
 {
 	imap_audit_plugin_module = module;
 	next_hook_client_created = imap_client_created_hook_set(imap_audit_client_created);
+	command_hook_register(imap_audit_command_pre, imap_audit_command_post);
 }
 
 void imap_mailfort_audit_plugin_deinit(void)
 {
+	command_hook_unregister(imap_audit_command_pre, imap_audit_command_post);
 	imap_client_created_hook_set(next_hook_client_created);
 }
 

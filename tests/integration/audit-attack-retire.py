@@ -129,6 +129,28 @@ ok, out = as_role(owner, "SET ROLE mailfort_owner; CREATE TABLE mailfort.audit_e
                   "mailfort.audit_events FOR VALUES FROM ('2024-06-01 00:00+00') TO ('2024-07-01 00:00+00'); "
                   "ALTER TABLE mailfort.audit_events DETACH PARTITION mailfort.audit_events_2024_06")
 tap.ok(ok, "owner: an empty partition can still be detached", out)
+# the owner's ways around guards that knew the tables by name only
+refused(owner, "SET ROLE mailfort_owner; ALTER TABLE mailfort.audit_events_2025_02 RENAME TO x_hidden; "
+        "DROP TABLE mailfort.x_hidden",
+        "owner: renaming a partition (to drop it under another name) is refused", "renaming or moving")
+refused(owner, "SET ROLE mailfort_owner; ALTER TABLE mailfort.audit_checkpoints RENAME TO x_ckpts",
+        "owner: renaming the checkpoints is refused", "renaming or moving")
+refused(owner, "SET ROLE mailfort_owner; ALTER TABLE mailfort.audit_events_2025_02 SET SCHEMA audit",
+        "owner: moving a partition to another schema is refused", "renaming or moving")
+refused(owner, "SET ROLE mailfort_owner; ALTER TABLE mailfort.audit_events DISABLE TRIGGER USER; "
+        "DELETE FROM mailfort.audit_events WHERE seq = 7",
+        "owner: disabling the append-only triggers is refused", "disabling a trigger")
+refused(owner, "SET ROLE mailfort_owner; ALTER TABLE mailfort.audit_retired DISABLE TRIGGER USER",
+        "owner: disabling audit_retired's trigger is refused", "disabling a trigger")
+refused(owner, "SET ROLE mailfort_owner; ALTER TABLE mailfort.audit_guarded DISABLE TRIGGER USER; "
+        "DELETE FROM mailfort.audit_guarded",
+        "owner: the list of guarded tables cannot be emptied", "disabling a trigger")
+refused(owner, "SET ROLE mailfort_owner; DELETE FROM mailfort.audit_guarded",
+        "owner: ... nor a row deleted from it", "append-only")
+ok, out = as_role(admin, "SELECT count(*) FROM audit.events")
+rc, vout = verify()
+tap.ok(ok and out == "15" and rc == 0, "after the owner's attempts every event is there and "
+       "verify is OK", (out, vout))
 
 # ------------------------------------------------------------ attack 3: retirement
 refused(owner, "SET ROLE mailfort_owner; SELECT mailfort.audit_retire_record('audit_events_2025_02', 'n1', 6, 10, 5, "

@@ -35,12 +35,14 @@ sys.path.insert(0, os.path.join(os.environ["MF_SRC"], "tests/harness"))
 import mailfort  # noqa: E402
 from mailfort import Site, tap  # noqa: E402
 from auditlib import Auditd, as_user, audit_dovecot, events, submit  # noqa: E402
-from mfpam import PamSetup, read_events, totp_code, wait_fresh_step  # noqa: E402
+from mfpam import PamSetup, read_events, spool_bytes, totp_code, wait_fresh_step  # noqa: E402
 from stack import Dovecot, mail_user  # noqa: E402
 
 MAX_PER_UID = 16
+RATE = 262144  # [spoold] max_bytes_per_sec_per_uid
 site = Site("audit-producers", extra={"spool": {"node": "n1"},
-                                      "spoold": {"max_clients_per_uid": MAX_PER_UID},
+                                      "spoold": {"max_clients_per_uid": MAX_PER_UID,
+                                                 "max_bytes_per_sec_per_uid": RATE},
                                       "auditd": {"checkpoint_events": 10, "batch_size": 10}})
 anchors = os.path.join(site.dir, "anchors.log")
 copied = os.path.join(site.dir, "anchors-copied.log")
@@ -113,6 +115,16 @@ forged_peer = json.dumps({"v": 1, "type": "login", "time": now(), "node": "n1", 
                           "peer": {"uid": 0, "gid": 0, "pid": 1, "exe": "/usr/sbin/sshd"}})
 
 
+# types only the audit daemons write: a forged "quarantined" would make
+# audit verify fail for good, a forged "refused" raise a critical alert
+# with the attacker's text
+forged_quarantined = json.dumps({"v": 1, "type": "quarantined", "time": now(), "node": "n1",
+                                 "pid": 1, "seq": 3, "reason": "forged-quarantine"})
+forged_refused = json.dumps({"v": 1, "type": "refused", "time": now(), "node": "n1", "pid": 1,
+                             "reason": "forged-refusal: the director's mailbox was wiped"})
+escaped_refused = ('{"v":1,"type":"refus\\u0065d","time":"%s","node":"n1","pid":1,'
+                   '"reason":"forged-escaped"}' % now())
+
 with_fds = json.dumps({"v": 1, "type": "login", "time": now(), "node": "n1", "pid": 1,
                        "user": "alice", "session": "with-fds"})
 
@@ -132,17 +144,26 @@ def send_with_fds():
 def attack_socket():
     return [submit(site.socket, t) for t in
             (forged_auth, forged_verdict, backdated, fresh, forged_peer, "not an event")] \
-        + [send_with_fds()]
+        + [send_with_fds()] \
+        + [submit(site.socket, t) for t in (forged_quarantined, forged_refused, escaped_refused)]
 
 
 answers = as_user(uid, gid, attack_socket)
-tap.eq([a[0] for a in answers], [True, True, True, True, False, False, False],
+tap.eq([a[0] for a in answers], [True, True, True, True, False, False, False,
+                                 False, False, False],
        "the receiver takes well-formed events (auditd judges them) and refuses a forged "
-       "\"peer\", a malformed record and an event sent with descriptors at once")
+       "\"peer\", a malformed record, an event sent with descriptors and events of the "
+       "types only the audit daemons write (quarantined, refused, refused escaped)")
 tap.ok("peer" in answers[4][1] and "JSON object" in answers[5][1]
-       and "ancillary data" in answers[6][1], "the refusals say why", answers)
+       and "ancillary data" in answers[6][1]
+       and all("only the audit daemons" in a[1] for a in answers[7:9])
+       and "escape" in answers[9][1], "the refusals say why", answers)
 tap.ok(submit(site.socket, forged_auth.replace("203.0.113.9", "203.0.113.10"))[0],
        "the same auth event from root (the auth worker's uid) is taken")
+root_quarantined = submit(site.socket, forged_quarantined.replace("forged-quarantine",
+                                                                   "root-quarantine"))
+tap.ok(not root_quarantined[0] and "only the audit daemons" in root_quarantined[1],
+       "a \"quarantined\" event is refused from root too", root_quarantined)
 
 auditd.once()
 evs = events(site, "node = 'n1'")
@@ -157,11 +178,18 @@ raws = [e.get("raw", "") for e in refused]
 tap.ok(any("203.0.113.9\"" in r and "\"auth\"" in r for r in raws)
        and any("FORGED1" in r for r in raws)
        and any("forged-backdated" in r for r in raws)
-       and any("forged-peer" in r for r in raws),
-       "the mail user's auth, verdict, back-dated and forged-peer events are stored as "
-       "\"refused\", whole", [(e.get("reason"), e.get("peer")) for e in refused])
-tap.ok(all(e["peer"]["uid"] == uid for e in refused),
-       "each refused row names the mail user's uid as its sender")
+       and any("forged-peer" in r for r in raws)
+       and any("forged-quarantine" in r for r in raws)
+       and any("forged-refusal" in r for r in raws)
+       and any("forged-escaped" in r for r in raws),
+       "the mail user's auth, verdict, back-dated, forged-peer, quarantined and refused "
+       "events are stored as \"refused\", whole", [(e.get("reason"), e.get("peer")) for e in refused])
+tap.ok(not any(e["type"] == "quarantined" for e in evs)
+       and not any(e.get("reason", "").startswith("forged") for e in refused),
+       "no quarantined row and no refused row carries the producer's own reason")
+tap.ok(any("root-quarantine" in r for r in raws)
+       and all(e["peer"]["uid"] == uid for e in refused if "root-quarantine" not in e["raw"]),
+       "each refused row names its sender's uid (root's forged quarantine included)")
 reasons = " | ".join(e.get("reason", "") for e in refused)
 tap.ok("may not write \"auth\"" in reasons and "may not write \"verdict\"" in reasons
        and "s before its receipt" in reasons and "\"peer\"" in reasons,
@@ -175,10 +203,40 @@ tap.ok(any(e["type"] == "login" and e.get("session") == "mailuser-own" for e in 
 tap.ok(any(e["type"] == "refused" and e.get("raw") == "not an event" and e["peer"]["uid"] == uid
            for e in evs), "the malformed record is kept as \"refused\", whole, with its sender")
 alerts = site.sql("SELECT summary FROM mailfort.alerts WHERE rule = 'producer_refused'")
-tap.ok(len(alerts) == 6 and all(("uid %d" % uid) in a[0] for a in alerts),
+tap.ok(len(alerts) == 10 and sum(("uid %d" % uid) in a[0] for a in alerts) == 9
+       and sum("uid 0 " in a[0] for a in alerts) == 1,
        "one producer_refused alert per refused event, naming the uid", alerts)
 r = site.ctl("audit", "verify")
 tap.ok(r.returncode == 0, "the trail with its refusals verifies", r.stdout + r.stderr)
+
+# the receiver goes away in the middle of a session: the message is not
+# handed out without its read event, and the session ends
+m = dc.imap_login("alice", "alicepw")
+m.append("INBOX", None, None, b"Subject: fail closed\r\n\r\nsecret-body-f1\r\n")
+m.select("INBOX")
+site.stop_spoold()
+try:
+    typ, data = m.fetch("1", "(BODY[])")
+    fetched = (typ, repr(data))
+except Exception as e:  # noqa: BLE001 - imaplib raises several kinds
+    fetched = ("closed", str(e))
+try:
+    m.noop()
+    alive = True
+except Exception:  # noqa: BLE001
+    alive = False
+site.start_spoold()
+tap.ok(fetched[0] != "OK" and "secret-body-f1" not in fetched[1],
+       "receiver gone: FETCH BODY[] fails, the content is not sent without its read event",
+       fetched)
+tap.ok(not alive, "... and the session is closed", fetched)
+for _ in range(50):
+    if "Audit trail unavailable" in dc.log_text() or "read event could not be recorded" \
+            in dc.log_text():
+        break
+    time.sleep(0.1)
+tap.ok("read event could not be recorded" in dc.log_text(),
+       "Dovecot's log says which event could not be recorded")
 dc.stop()
 
 # ---------------------------------------------------------------- attack 2
@@ -257,13 +315,89 @@ tap.ok(ok2 is True and ok3 is True and max(t2, t3) < 1.0,
 auth = [e for e in read_events(site.spool) if e.get("type") == "auth"][n0:]
 tap.ok(len(auth) >= 3 and all(e["peer"]["uid"] == 0 for e in auth),
        "their auth events are spooled, sent by uid 0", [e.get("peer") for e in auth])
+# a mail session of the same uid while one of its processes hoards the
+# uid's connections: it gets one, and its login and read are recorded
+fdc = audit_dovecot("producers-flood", site)
+fdc.start()
+try:
+    m = fdc.imap_login("bob", "bobpw")
+    m.append("INBOX", None, None, b"Subject: flood\r\n\r\nflood-body\r\n")
+    m.select("INBOX")
+    typ, data = m.fetch("1", "(BODY[])")
+    m.logout()
+    session = (typ, "flood-body" in repr(data))
+except Exception as e:  # noqa: BLE001 - imaplib raises several kinds
+    session = ("failed", str(e))
+fdc.stop()
+tap.eq(session, ("OK", True), "a mail session logs in and reads while another process of its "
+       "uid holds max_clients_per_uid connections")
+bob = [e for e in read_events(site.spool) if e.get("user") == "bob"
+       and e.get("type") in ("login", "read")]
+tap.ok({e["type"] for e in bob} == {"login", "read"} and all(e["peer"]["uid"] == uid for e in bob),
+       "... and its login and read events are spooled", bob)
 with open(os.path.join(mailfort.TMP, "spoold-audit-producers.log")) as f:
     slog = f.read()
-tap.ok("already holds %d connections" % MAX_PER_UID in slog,
-       "the receiver refused the mail user's connections beyond max_clients_per_uid")
+tap.ok("already holds %d connections" % MAX_PER_UID in slog
+       and "one goes to a new process of the uid" in slog,
+       "the receiver refused the hoarding process more than max_clients_per_uid connections "
+       "and closed one of them for the new process")
 attacker.kill()
 attacker.wait()
 pdc.stop()
+
+# ---------------------------------------------------------------- attack 3
+# the mail uid floods the receiver with large events from every connection
+# it may hold, reading its answers: root's auth events are still spooled at
+# once, and the spool grows no faster than the uid's byte rate
+FLOOD = r"""
+import json, socket, sys, threading, time
+sock, conns, secs = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+ev = json.dumps({"v": 1, "type": "login", "time": "x", "user": "flood", "pad": "y" * 60000}).encode()
+sent = [0]
+def run():
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    s.settimeout(3)
+    s.connect(sock)
+    end = time.time() + secs
+    while time.time() < end:
+        try:
+            s.send(ev)
+            if s.recv(4096)[:1] == b"K":
+                sent[0] += len(ev)
+        except OSError:
+            break
+ts = [threading.Thread(target=run) for _ in range(conns)]
+[t.start() for t in ts]
+[t.join() for t in ts]
+print(json.dumps({"spooled": sent[0]}), flush=True)
+"""
+FLOOD_SECS = 6.0
+before = len(spool_bytes(site.spool))
+flood = subprocess.Popen(["/usr/bin/python3", "-c", FLOOD, site.socket, str(MAX_PER_UID),
+                          str(FLOOD_SECS)], stdout=subprocess.PIPE, text=True, preexec_fn=drop)
+t_start = time.time()
+time.sleep(0.5)
+lat = []
+for i in range(20):
+    t0 = time.time()
+    ok, why = submit(site.socket, json.dumps({
+        "v": 1, "type": "auth", "time": now(), "node": "n1", "pid": 1, "user": "flooded%02d" % i,
+        "service": "imap", "ip": "192.0.2.77", "mode": "auth", "result": "ok", "reason": "ok"}))
+    lat.append((time.time() - t0) if ok else 99.0)
+    time.sleep(0.2)
+report = json.loads(flood.stdout.readline() or "{}")
+flood.wait()
+elapsed = time.time() - t_start
+growth = len(spool_bytes(site.spool)) - before
+tap.ok(max(lat) < 0.5, "while the mail uid floods the receiver from %d connections, root's 20 "
+       "auth submits each complete in under 0.5 s (slowest %.3f s)" % (MAX_PER_UID, max(lat)),
+       sorted(lat)[-3:])
+bound = RATE * (elapsed + 1) + 80 * 1024 + 20 * 2048
+tap.ok(growth <= bound and report.get("spooled", 0) <= bound,
+       "the spool grew %d bytes in %.1f s: no more than the mail uid's byte rate allows "
+       "(%d)" % (growth, elapsed, bound), report)
+tap.ok(report.get("spooled", 0) >= RATE * 2,
+       "... and the flood was served at that rate, not shut out", report)
 
 # ---------------------------------------------------------------- attack 4
 for i in range(25):
@@ -340,6 +474,26 @@ for name, path, last in (("the published anchors", anchors, head),
     tap.ok(r.returncode == 1 and want in r.stdout and "truncated" in r.stdout,
            "verify --anchor with %s fails naming the range (%s)" % (name, want),
            r.stdout + r.stderr)
+# ... and covers the cut with an unsigned retirement, hidden from the
+# view audit.retired: only retirements verify itself checked count
+site.sql("ALTER TABLE mailfort.audit_retired DISABLE TRIGGER ALL; "
+         "INSERT INTO mailfort.audit_retired (partition, node, first_seq, last_seq, count, "
+         "last_hash) VALUES ('audit_events_forged', 'n1', %d, 1000000, %d, "
+         "(SELECT hash FROM mailfort.audit_events WHERE node = 'n1' AND seq = %d)); "
+         "ALTER TABLE mailfort.audit_retired ENABLE ALWAYS TRIGGER audit_retired_no_change; "
+         "CREATE OR REPLACE VIEW audit.retired AS SELECT partition, node, first_seq, last_seq, "
+         "count, last_hash, signature, signer_key, retired_by, min_months, detached_at "
+         "FROM mailfort.audit_retired WHERE partition <> 'audit_events_forged'"
+         % (cut + 1, 1000000 - cut, cut))
+r = site.ctl("audit", "verify", "--anchor", anchors)
+tap.ok(r.returncode == 1 and "FAIL node n1" in r.stdout and "not signed" in r.stdout
+       and not r.stdout.strip().endswith("OK"),
+       "an unsigned retirement over the cut, hidden behind a replaced view audit.retired: "
+       "verify --anchor fails (it reads the table, and only signed retirements count)",
+       r.stdout + r.stderr)
+r = site.ctl("audit", "verify", "--anchor", exported)
+tap.ok(r.returncode == 1 and "events %d..%d missing" % (cut + 1, exported_head) in r.stdout,
+       "the anchor check names the cut range all the same", r.stdout + r.stderr)
 with open(anchors) as f:
     text = f.read()
 forged = os.path.join(site.dir, "forged.anchors")

@@ -111,8 +111,8 @@ struct auditd {
 	time_t maint_time; /* last partition run */
 
 	struct auditd_producers *producers; /* [audit] producers, max_clock_skew */
-	int64_t anchored_seq; /* newest checkpoint published (-1: not loaded) */
-	time_t anchor_retry;  /* publication failed: not before then */
+	int64_t anchored_seq;               /* newest checkpoint published (-1: not loaded) */
+	time_t anchor_retry;                /* publication failed: not before then */
 
 	unsigned char *sign_sk; /* sodium_malloc'd Ed25519 secret key */
 	unsigned char sign_pk[MF_AUDIT_PK_BYTES];
@@ -154,8 +154,8 @@ void auditd_producers_free(struct auditd_producers **pp);
    refused (written into why).  peer is the "peer" member's JSON text, NULL
    when the record has none. */
 const char *auditd_producers_check(const struct auditd_producers *pp, const char *type,
-                                   const char *peer, size_t peer_len, bool time_ok,
-                                   int64_t time_us, char *why, size_t why_size);
+                                   const char *peer, size_t peer_len, bool time_ok, int64_t time_us,
+                                   char *why, size_t why_size);
 
 /* anchor.c */
 /* Publish the committed checkpoints not published yet ([audit] anchor_sink). */

@@ -524,8 +524,8 @@ static int cmd_app_wrap(struct ctl *ctl, const char *user, const char *label)
 			               "mailfortctl apppass add printed them; dashes and spaces "
 			               "may be left out)",
 			               MF_APPPASS_CHARS);
-		} else if (mf_account_wrap_password_any(wrapped, &wrapped_len, k.pk, k.pk_len, sk, norm,
-		                                        MF_APPPASS_CHARS, &err) < 0) {
+		} else if (mf_account_wrap_password_any(wrapped, &wrapped_len, k.pk, k.pk_len, sk,
+		                                        norm, MF_APPPASS_CHARS, &err) < 0) {
 			ret = ctl_fail("%s", err.msg);
 		} else if ((hex = mf_db_escape_bytea(wrapped, wrapped_len)) == NULL) {
 			ret = ctl_fail("out of memory");

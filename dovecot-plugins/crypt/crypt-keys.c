@@ -526,9 +526,9 @@ static int mf_crypt_unwrap_password(struct mf_crypt_keys *keys, struct mf_crypt_
 			char norm[MF_APPPASS_CHARS + 1];
 
 			if (mf_apppass_normalise(norm, pw, strlen(pw)) == 0)
-				ok = mf_account_unwrap_password_any(pair->sk, blob, blob_len, pair->pk,
-				                                    pair->pk_len, norm, MF_APPPASS_CHARS,
-				                                    &err) == 0;
+				ok = mf_account_unwrap_password_any(pair->sk, blob, blob_len,
+				                                    pair->pk, pair->pk_len, norm,
+				                                    MF_APPPASS_CHARS, &err) == 0;
 			sodium_memzero(norm, sizeof(norm));
 			free(blob);
 		}

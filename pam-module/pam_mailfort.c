@@ -367,9 +367,9 @@ static int open_db(struct pam_mf *mf)
 	return PAM_SUCCESS;
 }
 
-/* A valid-looking code was not accepted (step used, recovery code unknown
-   or used), or the account was locked meanwhile by concurrent failures:
-   the accepting statements refuse while locked.  A lock is reported as
+/* A valid TOTP code was not accepted (step used), or the account was
+   locked meanwhile by concurrent failures: the accepting statement refuses
+   while locked.  A lock is reported as
    such and not counted again; anything else is a counted failure. */
 static int code_refused(struct pam_mf *mf, const char *reason)
 {
@@ -399,6 +399,8 @@ static int check_code(struct pam_mf *mf, const struct pam_mf_account *acct,
 	uint64_t step;
 	int r;
 
+	if (factor != MF_LOGIN_FACTOR_RECOVERY && acct->locked)
+		return finish(mf, PAM_AUTH_ERR, "fail", "locked"); /* not looked at, not counted */
 	if (factor == MF_LOGIN_FACTOR_TOTP) {
 		mf->factor = "totp";
 		if (mf_totp_load_key(key_dir, "totp.key", key, &err) < 0)
@@ -441,8 +443,8 @@ static int check_code(struct pam_mf *mf, const struct pam_mf_account *acct,
 	sodium_memzero(hashes, sizeof(hashes));
 	if (r < 0)
 		return unavailable(mf, "db_unavailable", &err);
-	if (r == 0)
-		return code_refused(mf, "bad_recovery");
+	if (r == 0) /* counted also while locked: a lock is no free guessing */
+		return fail(mf, "bad_recovery");
 	return PAM_SUCCESS;
 }
 
@@ -462,7 +464,9 @@ static int do_auth(struct pam_mf *mf)
 		return r;
 	if (pam_mf_account_load(mf, &acct, &err) < 0)
 		return unavailable(mf, "db_unavailable", &err);
-	if (acct.found && acct.locked) {
+	/* a locked account still takes a recovery code (check_code): the
+	   owner's way out of a lock someone else caused */
+	if (acct.found && acct.locked && !acct.enrolled) {
 		pam_mf_account_clear(&acct);
 		return finish(mf, PAM_AUTH_ERR, "fail", "locked");
 	}
@@ -546,7 +550,9 @@ static int do_auth(struct pam_mf *mf)
 	}
 	memcpy(buf, tok, len + 1);
 	mf_login_split(&split, buf, len, acct.digits);
-	if (split.factor == MF_LOGIN_FACTOR_NONE) {
+	if (split.factor == MF_LOGIN_FACTOR_NONE && acct.locked) {
+		r = finish(mf, PAM_AUTH_ERR, "fail", "locked");
+	} else if (split.factor == MF_LOGIN_FACTOR_NONE) {
 		/* ends in a digit but not in a whole code, or in nothing like one */
 		r = fail(mf, len > 0 && buf[len - 1] >= '0' && buf[len - 1] <= '9' ? "bad_code"
 		                                                                   : "no_code");

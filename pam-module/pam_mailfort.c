@@ -153,8 +153,8 @@ lower:
 }
 
 /* The address failures are counted under (pam_mf.source): an IPv4
-   address as it is, the /64 network of an IPv6 address (one host can use
-   all of it), anything else (a host name) in lower case, "" without one. */
+   address as it is (also written IPv4-mapped, ::ffff:a.b.c.d), the /64 network of an IPv6 address
+   (one host can use all of it), anything else (a host name) in lower case, "" without one. */
 static void resolve_source(struct pam_mf *mf)
 {
 	unsigned char a6[16];
@@ -168,6 +168,12 @@ static void resolve_source(struct pam_mf *mf)
 	if (inet_pton(AF_INET, mf->rhost, &a4) == 1 &&
 	    inet_ntop(AF_INET, &a4, buf, sizeof(buf)) != NULL) {
 		snprintf(mf->source, sizeof(mf->source), "%s", buf);
+	} else if (inet_pton(AF_INET6, mf->rhost, a6) == 1 &&
+	           IN6_IS_ADDR_V4MAPPED((const struct in6_addr *)a6)) {
+		/* ::ffff:a.b.c.d is an IPv4 client seen by an IPv6 socket: its
+		   own address, not one /64 shared by every IPv4 client */
+		if (inet_ntop(AF_INET, a6 + 12, buf, sizeof(buf)) != NULL)
+			snprintf(mf->source, sizeof(mf->source), "%s", buf);
 	} else if (inet_pton(AF_INET6, mf->rhost, a6) == 1) {
 		memset(a6 + 8, 0, 8);
 		if (inet_ntop(AF_INET6, a6, buf, sizeof(buf)) != NULL)

@@ -18,7 +18,9 @@ Dovecot sets it), who knows the password and guesses codes:
   failure does not lock again; while it is locked the owner's app
   password still works, password+code does not, password+recovery code
   does and ends the lock;
-- mailfortctl user unlock ends the lock and the waits.
+- mailfortctl user unlock ends the lock and the waits;
+- an IPv4-mapped IPv6 address (::ffff:a.b.c.d) is its IPv4 address, not
+  a /64 shared by every IPv4 client.
 """
 
 import os
@@ -203,5 +205,20 @@ for host in ["192.0.2.11", "192.0.2.12", "192.0.2.13"]:
         break
 tap.eq(n, 8, "with few addresses the account locks at max_failures = 8 failures in all")
 tap.ok(evs[-1].get("locked") is True, "the event says so", evs)
+
+# ------------- IPv4 clients seen by an IPv6 socket (::ffff:a.b.c.d)
+site.ctl("user", "unlock", "alice")
+for i in range(3):
+    ok, evs = login("::ffff:192.0.2.50", PASSWORD + bad_code())
+tap.ok(evs[-1].get("throttled") is True and wait_seconds("192.0.2.50") is not None,
+       "an IPv4-mapped address is counted as the IPv4 address it carries", evs)
+ok, evs = login("192.0.2.50", PASSWORD + totp_code(secret))
+tap.ok(not ok and reasons(evs) == [("auth", "throttled")],
+       "the same IPv4 address, written plainly, waits too", evs)
+wait_fresh_step(margin=5)
+site.sql("UPDATE mailfort.accounts SET totp_last_step = 0 WHERE username = 'alice'")
+ok, evs = login("::ffff:192.0.2.51", PASSWORD + totp_code(secret))
+tap.ok(ok and reasons(evs) == [("auth", "ok")],
+       "another IPv4-mapped address does not share its wait (no common ::/64 bucket)", evs)
 
 tap.done()

@@ -27,7 +27,8 @@ static const char account_sql[] =
     "SELECT a.id, a.totp_state = 'enrolled', a.totp_secret, a.totp_digits, a.totp_period, "
     "coalesce(a.locked_until > now(), false), "
     "EXISTS (SELECT 1 FROM mailfort.auth_throttle t WHERE t.account_id = a.id "
-    "        AND t.source = $2 AND t.delayed_until > now()) "
+    "        AND t.source = $2 AND t.delayed_until > now()), "
+    "a.totp_last_step "
     "FROM mailfort.accounts a WHERE a.username = $1";
 
 int pam_mf_account_load(struct pam_mf *mf, struct pam_mf_account *acct, struct mf_error *err)
@@ -47,6 +48,7 @@ int pam_mf_account_load(struct pam_mf *mf, struct pam_mf_account *acct, struct m
 		acct->period = (unsigned)atoi(PQgetvalue(res, 0, 4));
 		acct->locked = strcmp(PQgetvalue(res, 0, 5), "t") == 0;
 		acct->throttled = strcmp(PQgetvalue(res, 0, 6), "t") == 0;
+		acct->last_step = strtoull(PQgetvalue(res, 0, 7), NULL, 10);
 		if (!PQgetisnull(res, 0, 2)) {
 			acct->sealed_secret =
 			    mf_db_unescape_bytea(PQgetvalue(res, 0, 2), &acct->sealed_len);
@@ -105,11 +107,11 @@ static const char accept_step_sql[] =
     "WHERE id = $1 AND totp_state = 'enrolled' AND totp_last_step < $2 "
     "AND NOT coalesce(locked_until > now(), false)";
 
-int pam_mf_accept_step(struct pam_mf *mf, const struct pam_mf_account *acct, uint64_t step,
+int pam_mf_accept_step(struct pam_mf *mf, const char *account_id, uint64_t step,
                        struct mf_error *err)
 {
 	char step_str[24];
-	const char *params[2] = {acct->id, step_str};
+	const char *params[2] = {account_id, step_str};
 	PGresult *res;
 
 	snprintf(step_str, sizeof(step_str), "%llu", (unsigned long long)step);
@@ -126,23 +128,34 @@ int pam_mf_accept_step(struct pam_mf *mf, const struct pam_mf_account *acct, uin
 static const char use_recovery_sql[] =
     "UPDATE mailfort.recovery_codes SET used_at = now() "
     "WHERE account_id = $1 AND hash IN ($2, $3) AND used_at IS NULL";
+static const char find_recovery_sql[] =
+    "SELECT 1 FROM mailfort.recovery_codes "
+    "WHERE account_id = $1 AND hash IN ($2, $3) AND used_at IS NULL";
 
-int pam_mf_use_recovery(struct pam_mf *mf, const struct pam_mf_account *acct,
-                        const unsigned char hashes[MF_CODE_HASH_KINDS][32], struct mf_error *err)
+int pam_mf_use_recovery(struct pam_mf *mf, const char *account_id,
+                        const unsigned char hashes[MF_CODE_HASH_KINDS][32], bool check_only,
+                        struct mf_error *err)
 {
 	char *hex0 = mf_db_escape_bytea(hashes[0], 32), *hex1 = mf_db_escape_bytea(hashes[1], 32);
-	const char *params[3] = {acct->id, hex0, hex1};
+	const char *params[3] = {account_id, hex0, hex1};
 	PGresult *res;
+	int n;
 
-	res = hex0 == NULL || hex1 == NULL ? NULL
-	                                   : mf_db_exec(mf->db, use_recovery_sql, 3, params, err);
+	res = hex0 == NULL || hex1 == NULL
+	          ? NULL
+	          : mf_db_exec(mf->db, check_only ? find_recovery_sql : use_recovery_sql, 3, params,
+	                       err);
 	if (hex0 == NULL || hex1 == NULL)
 		mf_error_set(err, "out of memory");
 	free(hex0);
 	free(hex1);
 	if (res == NULL)
 		return -1;
-	return affected(res);
+	if (!check_only)
+		return affected(res);
+	n = PQntuples(res);
+	PQclear(res);
+	return n > 0 ? 1 : 0;
 }
 
 /* One statement.  The address's row (auth_throttle) counts its failure,

@@ -17,12 +17,15 @@
  *             PAM_IGNORE otherwise.
  *   authfail  stacked after the password module ([default=die]): counts the
  *             failed password towards the lock.  Returns PAM_AUTH_ERR.
- *   authsucc  stacked after all factors passed: resets the failure count,
- *             records the login.  Returns PAM_SUCCESS.
+ *   authsucc  stacked after all factors passed: uses up a code kept by
+ *             defer, resets the failure count, records the login.
+ *             Returns PAM_SUCCESS (PAM_AUTH_ERR when the kept code was
+ *             used meanwhile).
  * In the account phase (pam_acct_mgmt) the module refuses a locked account
  * with PAM_PERM_DENIED, also when the database cannot be reached, so a lock
  * holds for logins that did not authenticate through it (ssh keys).
- * Other arguments: config=FILE, append, prompt, protocol=NAME, debug.
+ * Other arguments: config=FILE, append, prompt, protocol=NAME, defer (leave using
+ * up the code to authsucc, after the password module), debug.
  *
  * Returns PAM_SUCCESS, PAM_AUTH_ERR (refused; also while locked and for
  * accounts without TOTP under not_enrolled=require), PAM_IGNORE (apppass:
@@ -88,6 +91,8 @@ static int parse_args(pam_handle_t *pamh, struct pam_mf_args *args, int argc, co
 			args->input = PAM_MF_INPUT_PROMPT;
 		else if (strncmp(a, "protocol=", 9) == 0 && a[9] != '\0')
 			args->protocol = a + 9;
+		else if (strcmp(a, "defer") == 0)
+			args->defer = true;
 		else if (strcmp(a, "debug") == 0)
 			args->debug = true;
 		else {
@@ -392,6 +397,37 @@ static int code_refused(struct pam_mf *mf, const char *reason)
 	return fail(mf, reason);
 }
 
+/* defer: the checked code waits on the PAM handle for authsucc. */
+#define PENDING_DATA "mailfort:pending"
+
+static void pending_cleanup(pam_handle_t *pamh, void *data, int status)
+{
+	(void)pamh;
+	(void)status;
+	sodium_memzero(data, sizeof(struct pam_mf_pending));
+	free(data);
+}
+
+static int defer_code(struct pam_mf *mf, const struct pam_mf_account *acct, uint64_t step,
+                      const unsigned char hashes[MF_CODE_HASH_KINDS][MF_KEYED_HASH_BYTES])
+{
+	struct pam_mf_pending *p = calloc(1, sizeof(*p));
+	struct mf_error err;
+
+	if (p != NULL) {
+		snprintf(p->account_id, sizeof(p->account_id), "%s", acct->id);
+		p->recovery = hashes != NULL;
+		p->step = step;
+		if (hashes != NULL)
+			memcpy(p->hashes, hashes, sizeof(p->hashes));
+		if (pam_set_data(mf->pamh, PENDING_DATA, p, pending_cleanup) == PAM_SUCCESS)
+			return PAM_SUCCESS;
+		pending_cleanup(mf->pamh, p, 0);
+	}
+	mf_error_set(&err, "cannot keep the checked code until the password is checked");
+	return unavailable(mf, "internal_error", &err);
+}
+
 /* Check a TOTP code or recovery code for an enrolled account.  Returns a
    PAM code through finish()/fail(); on success the caller sets AUTHTOK. */
 static int check_code(struct pam_mf *mf, const struct pam_mf_account *acct,
@@ -428,7 +464,10 @@ static int check_code(struct pam_mf *mf, const struct pam_mf_account *acct,
 			return unavailable(mf, "internal_error", &err);
 		if (r == 0)
 			return fail(mf, "bad_code");
-		r = pam_mf_accept_step(mf, acct, step, &err);
+		if (mf->args.defer)
+			return step <= acct->last_step ? fail(mf, "replay")
+			                               : defer_code(mf, acct, step, NULL);
+		r = pam_mf_accept_step(mf, acct->id, step, &err);
 		if (r < 0)
 			return unavailable(mf, "db_unavailable", &err);
 		if (r == 0)
@@ -445,8 +484,12 @@ static int check_code(struct pam_mf *mf, const struct pam_mf_account *acct,
 		mf->factor = NULL;
 		return fail(mf, code_len == 0 ? "no_code" : "bad_code");
 	}
-	r = pam_mf_use_recovery(mf, acct, hashes, &err);
+	r = pam_mf_use_recovery(mf, acct->id, hashes, mf->args.defer, &err);
+	if (r > 0 && mf->args.defer)
+		r = defer_code(mf, acct, 0, hashes) == PAM_SUCCESS ? 1 : -2;
 	sodium_memzero(hashes, sizeof(hashes));
+	if (r == -2)
+		return PAM_AUTHINFO_UNAVAIL; /* defer_code reported it */
 	if (r < 0)
 		return unavailable(mf, "db_unavailable", &err);
 	if (r == 0) /* counted also while locked: a lock is no free guessing */
@@ -650,6 +693,38 @@ static int do_apppass(struct pam_mf *mf)
 	return finish(mf, PAM_SUCCESS, "ok", "apppass");
 }
 
+/* authsucc mode, after every factor passed: use up a code the code mode
+   checked with defer (only now that the password is known to be right, so
+   a mistyped password does not burn the code), then reset the failure
+   count and record the login. */
+static int do_authsucc(struct pam_mf *mf)
+{
+	const void *data = NULL;
+	const struct pam_mf_pending *p;
+	struct mf_error err;
+	int r;
+
+	if (pam_get_data(mf->pamh, PENDING_DATA, &data) == PAM_SUCCESS && data != NULL) {
+		p = data;
+		if ((r = open_db(mf)) != PAM_SUCCESS)
+			return r;
+		mf->factor = p->recovery ? "recovery" : "totp";
+		r = p->recovery ? pam_mf_use_recovery(mf, p->account_id, p->hashes, false, &err)
+		                : pam_mf_accept_step(mf, p->account_id, p->step, &err);
+		(void)pam_set_data(mf->pamh, PENDING_DATA, NULL, NULL); /* wipes it */
+		if (r < 0)
+			return unavailable(mf, "db_unavailable", &err);
+		/* a concurrent login used the same code first, or a lock came
+		   meanwhile (a step is refused while locked) */
+		if (r == 0)
+			return strcmp(mf->factor, "recovery") == 0 ? fail(mf, "bad_recovery")
+			                                           : code_refused(mf, "replay");
+	}
+	if (open_db_quiet(mf, &err) < 0 || pam_mf_record_success(mf, &err) < 0)
+		pam_syslog(mf->pamh, LOG_WARNING, "cannot reset the failure count: %s", err.msg);
+	return PAM_SUCCESS;
+}
+
 static int run(pam_handle_t *pamh, bool account, int argc, const char **argv)
 {
 	struct pam_mf mf;
@@ -708,10 +783,7 @@ static int run(pam_handle_t *pamh, bool account, int argc, const char **argv)
 			ret = fail(&mf, "bad_password");
 		break;
 	case PAM_MF_AUTHSUCC:
-		if (open_db_quiet(&mf, &err) < 0 || pam_mf_record_success(&mf, &err) < 0)
-			pam_syslog(pamh, LOG_WARNING, "cannot reset the failure count: %s",
-			           err.msg);
-		ret = PAM_SUCCESS;
+		ret = do_authsucc(&mf);
 		break;
 	default:
 		ret = PAM_AUTHINFO_UNAVAIL;

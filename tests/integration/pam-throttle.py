@@ -19,6 +19,8 @@ Dovecot sets it), who knows the password and guesses codes:
   password still works, password+code does not, password+recovery code
   does and ends the lock;
 - mailfortctl user unlock ends the lock and the waits;
+- a code (TOTP or recovery) is used up only once the password is right:
+  a typo does not burn it; a recovery code may be typed with spaces;
 - an IPv4-mapped IPv6 address (::ffff:a.b.c.d) is its IPv4 address, not
   a /64 shared by every IPv4 client.
 """
@@ -220,5 +222,29 @@ site.sql("UPDATE mailfort.accounts SET totp_last_step = 0 WHERE username = 'alic
 ok, evs = login("::ffff:192.0.2.51", PASSWORD + totp_code(secret))
 tap.ok(ok and reasons(evs) == [("auth", "ok")],
        "another IPv4-mapped address does not share its wait (no common ::/64 bucket)", evs)
+
+# ------------- a mistyped password does not burn the code
+site.ctl("user", "unlock", "alice")
+wait_fresh_step(margin=8)
+site.sql("UPDATE mailfort.accounts SET totp_last_step = 0 WHERE username = 'alice'")
+code = totp_code(secret)
+ok, evs = login(OWNER, "correct horse batery" + code)
+tap.ok(not ok and ("authfail", "bad_password") in reasons(evs),
+       "password typo + right code: refused, counted as a wrong password", evs)
+ok, evs = login(OWNER, PASSWORD + code)
+tap.ok(ok, "then the right password + the same code is accepted (not refused as replay)", evs)
+ok, evs = login(OWNER, PASSWORD + code)
+tap.ok(not ok and ("auth", "replay") in reasons(evs),
+       "and that code, now used, is refused as a replay", evs)
+r = site.ctl("totp", "recovery", "alice")
+codes = re.findall(r"^\s+([a-z]{4}-[a-z]{4}-[a-z]{4})$", r.stdout, re.M)
+unused = "SELECT count(*) FROM mailfort.recovery_codes WHERE used_at IS NULL"
+ok, evs = login(OWNER, "wrong" + codes[0])
+tap.ok(not ok and site.scalar(unused) == "10",
+       "password typo + recovery code: refused, the recovery code is not used up", evs)
+ok, evs = login(OWNER, PASSWORD + codes[0].replace("-", " "))
+tap.ok(ok and reasons(evs)[0] == ("auth", "recovery") and site.scalar(unused) == "9",
+       "then the right password + the same code typed with spaces is accepted and used up",
+       evs)
 
 tap.done()

@@ -423,10 +423,21 @@ static int dovecot_pam_services(struct check *ck, const char *config,
 
 /* ------------------------------------------------------------ PAM */
 
+#define PAM_MAX_LINES 64
+
+/* The auth stack of a service as libpam runs it: @include, include and
+   substack resolved in place (a substack is taken as an include, which can
+   only make the verdict stricter). */
+struct pam_line {
+	char control[96]; /* "required", or a bracketed "[value=action ...]" */
+	char module[48];  /* base name: pam_unix.so */
+	bool mf_gate;     /* pam_mailfort.so in its code mode (no mode argument) */
+};
+
 struct pam_scan {
-	bool mailfort; /* pam_mailfort.so in a required-ish auth position */
-	bool denies;   /* the first auth module is pam_deny.so, required/requisite */
-	bool any_auth;
+	struct pam_line lines[PAM_MAX_LINES];
+	int n;
+	bool overflow;
 	char modules[256];
 };
 
@@ -444,7 +455,7 @@ static void pam_scan_file(const char *dir, const char *service, struct pam_scan 
 	while (fgets(line, sizeof(line), f) != NULL) {
 		char *w[8], *p = line, *hash = strchr(line, '#');
 		char *control, *module;
-		int n;
+		int n, i;
 
 		if (hash != NULL)
 			*hash = '\0';
@@ -484,18 +495,23 @@ static void pam_scan_file(const char *dir, const char *service, struct pam_scan 
 			pam_scan_file(dir, module, sc, depth + 1);
 			continue;
 		}
+		if (sc->n == PAM_MAX_LINES) {
+			sc->overflow = true;
+			continue;
+		}
 		{
+			struct pam_line *pl = &sc->lines[sc->n++];
 			const char *base =
 			    strrchr(module, '/') != NULL ? strrchr(module, '/') + 1 : module;
 			size_t ml = strlen(sc->modules);
 
-			if (!sc->any_auth && strcmp(base, "pam_deny.so") == 0 &&
-			    (strcmp(control, "required") == 0 || strcmp(control, "requisite") == 0))
-				sc->denies = true;
-			sc->any_auth = true;
-			if (strcmp(base, "pam_mailfort.so") == 0 &&
-			    strcmp(control, "optional") != 0)
-				sc->mailfort = true;
+			snprintf(pl->control, sizeof(pl->control), "%s", control);
+			snprintf(pl->module, sizeof(pl->module), "%s", base);
+			pl->mf_gate = strcmp(base, "pam_mailfort.so") == 0;
+			for (i = 1; i < n && pl->mf_gate; i++)
+				if (strcmp(w[i], "apppass") == 0 || strcmp(w[i], "preauth") == 0 ||
+				    strcmp(w[i], "authfail") == 0 || strcmp(w[i], "authsucc") == 0)
+					pl->mf_gate = false;
 			if (ml + strlen(base) + 2 < sizeof(sc->modules) &&
 			    strstr(sc->modules, base) == NULL)
 				snprintf(sc->modules + ml, sizeof(sc->modules) - ml, "%s%s",
@@ -503,6 +519,130 @@ static void pam_scan_file(const char *dir, const char *service, struct pam_scan 
 		}
 	}
 	fclose(f);
+}
+
+/* The action a control gives return value `value` ("success", ...):
+   required/requisite/optional/sufficient mapped to their bracket form.
+   Copies at most size-1 bytes into out. */
+static void pam_action(const char *control, const char *value, char *out, size_t size)
+{
+	char copy[96], *w[16];
+	const char *dflt = "ignore";
+	int i, n;
+
+	snprintf(out, size, "%s", "bad");
+	if (control[0] != '[') {
+		bool ok = strcmp(value, "success") == 0;
+
+		if (strcmp(control, "sufficient") == 0)
+			snprintf(out, size, "%s", ok ? "done" : "ignore");
+		else if (strcmp(control, "requisite") == 0)
+			snprintf(out, size, "%s", ok ? "ok" : "die");
+		else if (strcmp(control, "optional") == 0)
+			snprintf(out, size, "%s", ok ? "ok" : "ignore");
+		else /* required, and anything unknown, the strict way */
+			snprintf(out, size, "%s", ok ? "ok" : "bad");
+		return;
+	}
+	snprintf(copy, sizeof(copy), "%s", control + 1);
+	if (strchr(copy, ']') != NULL)
+		*strchr(copy, ']') = '\0';
+	n = split_words(copy, w, 16);
+	for (i = 0; i < n; i++) {
+		char *eq = strchr(w[i], '=');
+
+		if (eq == NULL)
+			continue;
+		*eq = '\0';
+		if (strcmp(w[i], value) == 0) {
+			snprintf(out, size, "%s", eq + 1);
+			return;
+		}
+		if (strcmp(w[i], "default") == 0)
+			dflt = eq + 1;
+	}
+	snprintf(out, size, "%s", dflt);
+}
+
+/* Modules that only log (and return PAM_IGNORE): harmless before a deny. */
+static bool pam_logs_only(const char *module)
+{
+	return strcmp(module, "pam_warn.so") == 0 || strcmp(module, "pam_echo.so") == 0;
+}
+
+/* Does the stack refuse every login: its first auth module that does more
+   than log is pam_deny.so, required or requisite? */
+static bool pam_denies(const struct pam_scan *sc)
+{
+	int i;
+
+	for (i = 0; i < sc->n; i++) {
+		const struct pam_line *pl = &sc->lines[i];
+
+		if (pam_logs_only(pl->module))
+			continue;
+		return strcmp(pl->module, "pam_deny.so") == 0 &&
+		       (strcmp(pl->control, "required") == 0 ||
+		        strcmp(pl->control, "requisite") == 0);
+	}
+	return false;
+}
+
+static const char *const pam_values[] = {
+    "success",          "auth_err",          "ignore",           "user_unknown",
+    "authinfo_unavail", "cred_insufficient", "new_authtok_reqd", "default"};
+
+/* Can a password alone get through: is there a module before the first
+   pam_mailfort code line that can end the stack with success (sufficient,
+   success=done) or jump past it, and is that line itself one whose
+   failure the stack cannot survive?  NULL when the stack is sound, else
+   why not, in why. */
+static const char *pam_bypass(const struct pam_scan *sc, char *why, size_t size)
+{
+	char act[32];
+	int i, gate = -1;
+	size_t v;
+
+	if (sc->overflow)
+		return snprintf(why, size, "more than %d auth lines", PAM_MAX_LINES), why;
+	for (i = 0; i < sc->n && gate < 0; i++)
+		if (sc->lines[i].mf_gate)
+			gate = i;
+	if (gate < 0)
+		return snprintf(why, size, "no pam_mailfort code line"), why;
+	for (i = 0; i < gate; i++) {
+		const struct pam_line *pl = &sc->lines[i];
+
+		for (v = 0; v < MF_N_ELEMENTS(pam_values); v++) {
+			pam_action(pl->control, pam_values[v], act, sizeof(act));
+			if (act[0] >= '0' && act[0] <= '9' && i + 1 + atoi(act) > gate)
+				return snprintf(why, size, "%s %s jumps past pam_mailfort on %s",
+				                pl->control, pl->module, pam_values[v]),
+				       why;
+			/* pam_mailfort's own successes (an app password) may end it */
+			if (strcmp(pam_values[v], "success") == 0 && strcmp(act, "done") == 0 &&
+			    strcmp(pl->module, "pam_mailfort.so") != 0 &&
+			    strcmp(pl->module, "pam_deny.so") != 0)
+				return snprintf(why, size,
+				                "%s %s before pam_mailfort ends the stack "
+				                "on its success",
+				                pl->control, pl->module),
+				       why;
+		}
+	}
+	/* the code line: success goes on, every other outcome fails the stack */
+	for (v = 0; v < MF_N_ELEMENTS(pam_values); v++) {
+		pam_action(sc->lines[gate].control, pam_values[v], act, sizeof(act));
+		if (strcmp(pam_values[v], "success") == 0
+		        ? strcmp(act, "ok") != 0
+		        : strcmp(act, "bad") != 0 && strcmp(act, "die") != 0)
+			return snprintf(why, size,
+			                "pam_mailfort's control %s lets the stack go on without "
+			                "it on %s",
+			                sc->lines[gate].control, pam_values[v]),
+			       why;
+	}
+	return NULL;
 }
 
 static void check_pam(struct check *ck, const char *pam_dir, char names[][64], int n)
@@ -513,35 +653,41 @@ static void check_pam(struct check *ck, const char *pam_dir, char names[][64], i
 	int i;
 
 	pam_scan_file(pam_dir, "other", &other, 0);
-	report(ck, "pam-other", other.denies,
+	report(ck, "pam-other", pam_denies(&other),
 	       "make /etc/pam.d/other deny everything (auth/account/password/session required "
-	       "pam_deny.so): a service without its own file then cannot log in",
+	       "pam_deny.so, after pam_warn.so at most): a service without its own file then "
+	       "cannot log in",
 	       "%s/other: %s", pam_dir,
-	       other.denies ? "denies (services without a file of their own cannot log in)"
-	                    : (other.any_auth ? "lets a service without its own file authenticate"
-	                                      : "missing or without auth lines"));
+	       pam_denies(&other)
+	           ? "denies (services without a file of their own cannot log in)"
+	           : (other.n > 0 ? "lets a service without its own file authenticate"
+	                          : "missing or without auth lines"));
 	for (i = 0; i < n; i++) {
 		struct pam_scan sc = {0};
+		char why[256];
+		const char *bypass;
 
 		snprintf(path, sizeof(path), "%s/%s", pam_dir, names[i]);
 		snprintf(rule, sizeof(rule), "pam-%.60s", names[i]);
 		if (stat(path, &st) < 0) {
-			report(ck, rule, other.denies,
+			report(ck, rule, pam_denies(&other),
 			       "give the service a file that includes the mailfort stack "
 			       "(examples/pam.d), or make /etc/pam.d/other deny everything",
 			       "%s: no file, PAM uses \"other\", which %s", names[i],
-			       other.denies ? "denies" : "does not deny");
+			       pam_denies(&other) ? "denies" : "does not deny");
 			continue;
 		}
 		pam_scan_file(pam_dir, names[i], &sc, 0);
-		report(ck, rule, sc.mailfort || sc.denies,
-		       "authenticate this service through pam_mailfort (include the stack of "
-		       "examples/pam.d) or deny it",
-		       "%s: %s (auth: %s)", names[i],
-		       sc.mailfort
-		           ? "goes through pam_mailfort"
-		           : (sc.denies ? "denies" : "authenticates mail without pam_mailfort"),
-		       sc.modules[0] != '\0' ? sc.modules : "none");
+		bypass = pam_denies(&sc) ? NULL : pam_bypass(&sc, why, sizeof(why));
+		report(
+		    ck, rule, bypass == NULL,
+		    "authenticate this service through pam_mailfort (include the stack of "
+		    "examples/pam.d: nothing before pam_mailfort may end the stack with success, "
+		    "and pam_mailfort must be required or requisite) or deny it",
+		    "%s: %s%s (auth: %s)", names[i],
+		    bypass == NULL ? (pam_denies(&sc) ? "denies" : "goes through pam_mailfort")
+		                   : "a password alone can authenticate mail: ",
+		    bypass == NULL ? "" : bypass, sc.modules[0] != '\0' ? sc.modules : "none");
 	}
 }
 

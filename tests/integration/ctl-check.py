@@ -9,7 +9,9 @@ configuration (doveconf), Postfix directory (postconf), PAM directory,
 mailfort.conf, keys, spool and database: every rule passes and it exits 0.
 Then a copy of the configuration gets one fault per rule:
   a protocol without mailfort_crypt, plaintext authentication allowed, a
-  PAM service that authenticates mail without pam_mailfort, TLS off (in
+  PAM service that authenticates mail without pam_mailfort (none at all,
+  "sufficient pam_unix" before the mailfort stack, pam_mailfort with its
+  failure ignored), TLS off (in
   Dovecot and in Postfix), a secret key others can read, a world-readable
   spool, retention below 12 months, an audit-trail role that can delete
   rows, statements without a time limit, shipped events without a recent
@@ -91,6 +93,16 @@ pam = os.path.join(bad, "pam.d")
 shutil.copytree(stack.pam.services, pam)
 with open(os.path.join(pam, "pop3"), "w") as f:
     f.write("auth required /lib/x86_64-linux-gnu/security/pam_unix.so\n")
+# /etc/pam.d/other as shipped: it logs (pam_warn), then denies
+shutil.copy(os.path.join(os.environ["MF_SRC"], "examples", "pam.d", "other"),
+            os.path.join(pam, "other"))
+# ... one that lets the password alone end the stack before the mailfort stack
+with open(os.path.join(pam, "smtp"), "w") as f:
+    f.write("auth sufficient pam_unix.so\n@include mailfort-mail\n")
+# ... one where pam_mailfort is stacked so that its failure is ignored
+with open(os.path.join(pam, "doveadm"), "w") as f:
+    f.write("auth [success=ok default=ignore] pam_mailfort.so\n"
+            "auth required pam_unix.so\n")
 # keys: hash.key readable by others; spool: world-readable
 keys = os.path.join(bad, "keys")
 shutil.copytree(site.keys, keys)
@@ -127,6 +139,8 @@ tap.eq(code, 1, "with planted faults the check exits 1")
 for rule, what in [("plugins-pop3", "a protocol without mailfort_crypt"),
                    ("plaintext-auth-imap", "plaintext authentication allowed"),
                    ("pam-pop3", "a PAM service without pam_mailfort"),
+                   ("pam-smtp", "pam_unix sufficient before the mailfort stack"),
+                   ("pam-doveadm", "pam_mailfort whose failure is ignored"),
                    ("tls-imap", "TLS not required by Dovecot"),
                    ("postfix-tls-auth-only", "SMTP AUTH without TLS"),
                    ("postfix-tls-outbound", "outbound TLS off"),
@@ -139,6 +153,8 @@ for rule, what in [("plugins-pop3", "a protocol without mailfort_crypt"),
     c = f.get(rule)
     tap.ok(c is not None and c.get("fix"), "FAIL %s with a fix: %s" % (rule, what),
            json.dumps(c or sorted(f), indent=1))
+tap.ok("pam-other" not in f, "the shipped /etc/pam.d/other (pam_warn, then pam_deny) passes",
+       json.dumps(f.get("pam-other")))
 tap.ok("pam-imap" not in f and "plugins-imap" not in f and "key-master" not in f,
        "rules that still hold keep passing", sorted(f))
 site.sql("REVOKE DELETE ON mailfort.audit_events FROM mailfort_admin")

@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -320,6 +321,84 @@ static void check_dovecot_protocols(struct check *ck, const char *config,
 	}
 }
 
+/* A setting inside a remote/local block of "doveconf -n" (the filters
+   doveconf -f protocol=X does not apply) that undoes what the global
+   rules check: appended to holes as "BLOCK: setting". */
+static void filter_hole(const char *filter, const char *line, char *holes, size_t size)
+{
+	size_t hl = strlen(holes);
+
+	if (strcmp(line, "disable_plaintext_auth = no") != 0 &&
+	    !(strncmp(line, "ssl = ", 6) == 0 && strcmp(line + 6, "required") != 0) &&
+	    strncmp(line, "ssl_min_protocol = ", 19) != 0 &&
+	    strncmp(line, "auth_mechanisms = ", 18) != 0 &&
+	    strncmp(line, "login_trusted_networks = ", 25) != 0)
+		return;
+	if (hl + strlen(filter) + strlen(line) + 6 < size) {
+		int w = snprintf(holes + hl, size - hl, "%s%.127s: %.200s", hl > 0 ? "; " : "",
+		                 filter, line);
+
+		if (w < 0)
+			holes[hl] = '\0';
+	}
+}
+
+/* Is every word of a login_trusted_networks value loopback? */
+static bool loopback_only(const char *value)
+{
+	char copy[512], *w[MAX_NAMES];
+	int i, n;
+
+	snprintf(copy, sizeof(copy), "%s", value);
+	n = split_words(copy, w, MAX_NAMES);
+	for (i = 0; i < n; i++)
+		if (strncmp(w[i], "127.", 4) != 0 && strcmp(w[i], "::1") != 0 &&
+		    strcmp(w[i], "::1/128") != 0)
+			return false;
+	return true;
+}
+
+/* Are all the mechanisms PLAIN or LOGIN (the ones that carry a password
+   to the PAM passdb)? */
+static bool password_mechanisms_only(const char *value)
+{
+	char copy[256], *w[MAX_NAMES];
+	int i, n;
+
+	snprintf(copy, sizeof(copy), "%s", value);
+	n = split_words(copy, w, MAX_NAMES);
+	for (i = 0; i < n; i++)
+		if (strcasecmp(w[i], "plain") != 0 && strcasecmp(w[i], "login") != 0)
+			return false;
+	return true;
+}
+
+static void report_dovecot_login(struct check *ck, const char *holes, const char *trusted,
+                                 const char *mechs, const char *cache)
+{
+	bool cache_off = strcmp(cache, "0") == 0 || strcmp(cache, "0 B") == 0;
+
+	report(ck, "dovecot-filters", holes[0] == '\0',
+	       "remove these settings from the remote/local blocks: the global TLS and "
+	       "plaintext rules must hold for every client address",
+	       "%s",
+	       holes[0] == '\0' ? "no remote/local block weakens TLS or authentication" : holes);
+	report(ck, "dovecot-trusted-networks", loopback_only(trusted),
+	       "set login_trusted_networks to loopback at most (127.0.0.1 ::1): trusted "
+	       "networks may log in without TLS and forge the client address pam_mailfort "
+	       "throttles by",
+	       "login_trusted_networks = %s", trusted[0] != '\0' ? trusted : "(none)");
+	report(ck, "dovecot-auth-mechanisms", password_mechanisms_only(mechs),
+	       "set auth_mechanisms = plain login (examples/dovecot/conf.d/90-mailfort-auth.conf): "
+	       "other mechanisms (anonymous, external, gssapi ...) do not pass through "
+	       "pam_mailfort",
+	       "auth_mechanisms = %s", mechs);
+	report(ck, "dovecot-auth-cache", cache_off,
+	       "set auth_cache_size = 0 (examples/dovecot/conf.d/90-mailfort-auth.conf): a "
+	       "cached password+code would let a code be used again",
+	       "auth_cache_size = %s", cache);
+}
+
 /* The PAM service names Dovecot's passdbs use, from "doveconf -n";
    passdbs of other drivers are reported here (they bypass pam_mailfort). */
 static int dovecot_pam_services(struct check *ck, const char *config,
@@ -327,8 +406,12 @@ static int dovecot_pam_services(struct check *ck, const char *config,
 {
 	char *out, *p, *save = NULL, *line;
 	int st, n = 0, depth = 0;
-	bool in_passdb = false, pam = false;
-	char driver[64] = "", args[512] = "";
+	bool in_passdb = false, pam = false, ended = false;
+	int in_filter = 0; /* depth of the remote/local block being read, or 0 */
+	char filter[128] = "", holes[512] = "", trusted[512] = "", mechs[256] = "plain",
+	     cache[64] = "0";
+	char driver[64] = "", args[512] = "", res_ok[32] = "", res_fail[32] = "",
+	     res_ifail[32] = "", skip[32] = "";
 
 	out = conf_tool("doveconf", config, NULL, (const char *const[]){"-n", NULL}, &st);
 	if (out == NULL || st != 0) {
@@ -349,16 +432,43 @@ static int dovecot_pam_services(struct check *ck, const char *config,
 		opens = len > 0 && p[len - 1] == '{';
 		if (depth == 0 && opens && strncmp(p, "passdb", 6) == 0) {
 			in_passdb = true;
-			driver[0] = args[0] = '\0';
+			driver[0] = args[0] = res_ok[0] = res_fail[0] = res_ifail[0] = skip[0] =
+			    '\0';
+		}
+		if (depth == 0 && opens &&
+		    (strncmp(p, "remote ", 7) == 0 || strncmp(p, "local ", 6) == 0)) {
+			in_filter = 1;
+			snprintf(filter, sizeof(filter), "%.*s", (int)(len > 1 ? len - 2 : 0), p);
+		}
+		if (in_filter > 0 && !opens && *p != '}')
+			filter_hole(filter, p, holes, sizeof(holes));
+		if (depth == 0 && !opens) {
+			if (strncmp(p, "login_trusted_networks = ", 25) == 0)
+				snprintf(trusted, sizeof(trusted), "%s", p + 25);
+			else if (strncmp(p, "auth_mechanisms = ", 18) == 0)
+				snprintf(mechs, sizeof(mechs), "%s", p + 18);
+			else if (strncmp(p, "auth_cache_size = ", 18) == 0)
+				snprintf(cache, sizeof(cache), "%s", p + 18);
 		}
 		if (opens) {
 			depth++;
 			continue;
 		}
+		if (*p == '}' && depth == 1)
+			in_filter = 0;
 		if (*p == '}') {
 			if (--depth == 0 && in_passdb) {
 				in_passdb = false;
 				pam = strcmp(driver, "pam") == 0;
+				/* a passdb after one that ends every login (none
+				   of its results continue, it skips nothing) is
+				   never asked: its PAM service does not matter */
+				if (ended)
+					continue;
+				ended = (res_ok[0] == '\0' || strncmp(res_ok, "return", 6) == 0) &&
+				        strcmp(res_fail, "return-fail") == 0 &&
+				        strcmp(res_ifail, "return-fail") == 0 &&
+				        (skip[0] == '\0' || strcmp(skip, "never") == 0);
 				if (!pam) {
 					report(
 					    ck, "dovecot-passdb", false,
@@ -415,9 +525,18 @@ static int dovecot_pam_services(struct check *ck, const char *config,
 				snprintf(driver, sizeof(driver), "%s", p + 9);
 			else if (strncmp(p, "args = ", 7) == 0)
 				snprintf(args, sizeof(args), "%s", p + 7);
+			else if (strncmp(p, "result_success = ", 17) == 0)
+				snprintf(res_ok, sizeof(res_ok), "%s", p + 17);
+			else if (strncmp(p, "result_failure = ", 17) == 0)
+				snprintf(res_fail, sizeof(res_fail), "%s", p + 17);
+			else if (strncmp(p, "result_internalfail = ", 22) == 0)
+				snprintf(res_ifail, sizeof(res_ifail), "%s", p + 22);
+			else if (strncmp(p, "skip = ", 7) == 0)
+				snprintf(skip, sizeof(skip), "%s", p + 7);
 		}
 	}
 	free(out);
+	report_dovecot_login(ck, holes, trusted, mechs, cache);
 	return n;
 }
 
@@ -1202,6 +1321,13 @@ int ctl_check_cmd(struct ctl *ctl, int argc, char **argv)
 				check_pam(&ck, pam_dir, names, n);
 		}
 	}
+	report(&ck, "pam-not-enrolled",
+	       strcmp(mf_config_str(cfg, "pam", "not_enrolled"), "allow") != 0,
+	       "enrol everyone (mailfortctl totp enroll), then set [pam] not_enrolled = require",
+	       "[pam] not_enrolled = %s%s", mf_config_str(cfg, "pam", "not_enrolled"),
+	       strcmp(mf_config_str(cfg, "pam", "not_enrolled"), "allow") != 0
+	           ? " (no login without a second factor)"
+	           : ": accounts without TOTP log in with the password alone");
 	check_keys(&ck, cfg);
 	check_spool(&ck, cfg);
 	check_auditd(&ck, ctl->config_path);

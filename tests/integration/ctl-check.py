@@ -80,9 +80,21 @@ os.makedirs(bad)
 dconf = os.path.join(bad, "dovecot.conf")
 with open(stack.dovecot.conf) as f:
     text = f.read()
+# the first passdb ends every login (as examples/dovecot/conf.d/01-mailfort-auth.conf):
+# a password-only passdb after it (the stock auth-system.conf.ext) is never asked
+assert "passdb {\n  driver = pam\n" in text
+text = text.replace("passdb {\n  driver = pam\n", "passdb {\n  driver = pam\n"
+                    "  result_failure = return-fail\n  result_internalfail = return-fail\n", 1)
+text += "\npassdb {\n  driver = passwd-file\n  args = /etc/dovecot/users\n}\n"
 with open(dconf, "w") as f:
     f.write(text + "\nprotocol pop3 {\n  mail_plugins = notify mailfort_audit\n}\n"
-            "disable_plaintext_auth = no\nssl = yes\n")
+            "disable_plaintext_auth = no\nssl = yes\n"
+            # holes only doveconf -n shows: a remote block, trusted networks,
+            # a mechanism that does not pass through PAM, the auth cache
+            "remote 10.0.0.0/8 {\n  disable_plaintext_auth = no\n}\n"
+            "login_trusted_networks = 10.0.0.0/8\n"
+            "auth_mechanisms = plain login anonymous\n"
+            "auth_cache_size = 1M\n")
 # Postfix: AUTH without TLS, no outbound TLS
 pdir = os.path.join(bad, "postfix")
 shutil.copytree(stack.postfix.dir, pdir, ignore=shutil.ignore_patterns("queue", "data", "maillog"))
@@ -116,6 +128,7 @@ sections = {k: dict(v) for k, v in site.sections.items()}
 sections["keys"]["dir"] = keys
 sections["spool"]["dir"] = spool
 sections["auditd"]["retention_months"] = 6
+sections.setdefault("pam", {})["not_enrolled"] = "allow"
 # statements without a time limit (none in mailfort.conf, none in the database)
 sections["database"]["statement_timeout"] = 0
 bconf = os.path.join(bad, "mailfort.conf")
@@ -140,6 +153,11 @@ for rule, what in [("plugins-pop3", "a protocol without mailfort_crypt"),
                    ("plaintext-auth-imap", "plaintext authentication allowed"),
                    ("pam-pop3", "a PAM service without pam_mailfort"),
                    ("pam-smtp", "pam_unix sufficient before the mailfort stack"),
+                   ("dovecot-filters", "plaintext allowed in a remote block"),
+                   ("dovecot-trusted-networks", "login_trusted_networks beyond loopback"),
+                   ("dovecot-auth-mechanisms", "a mechanism that bypasses PAM"),
+                   ("dovecot-auth-cache", "the auth cache on with OTP"),
+                   ("pam-not-enrolled", "not_enrolled = allow"),
                    ("pam-doveadm", "pam_mailfort whose failure is ignored"),
                    ("tls-imap", "TLS not required by Dovecot"),
                    ("postfix-tls-auth-only", "SMTP AUTH without TLS"),
@@ -153,11 +171,25 @@ for rule, what in [("plugins-pop3", "a protocol without mailfort_crypt"),
     c = f.get(rule)
     tap.ok(c is not None and c.get("fix"), "FAIL %s with a fix: %s" % (rule, what),
            json.dumps(c or sorted(f), indent=1))
+tap.ok("dovecot-passdb" not in f,
+       "a passdb after one that ends every login is never asked: not reported",
+       json.dumps(f.get("dovecot-passdb")))
 tap.ok("pam-other" not in f, "the shipped /etc/pam.d/other (pam_warn, then pam_deny) passes",
        json.dumps(f.get("pam-other")))
 tap.ok("pam-imap" not in f and "plugins-imap" not in f and "key-master" not in f,
        "rules that still hold keep passing", sorted(f))
 site.sql("REVOKE DELETE ON mailfort.audit_events FROM mailfort_admin")
+
+# the same password-only passdb after one that lets failures go on: reachable
+reach = os.path.join(bad, "dovecot-reach.conf")
+with open(stack.dovecot.conf) as f:
+    text = f.read()
+with open(reach, "w") as f:
+    f.write(text + "\npassdb {\n  driver = passwd-file\n  args = /etc/dovecot/users\n}\n")
+code, doc = check(site, dovecot=reach)
+f = failed(doc)
+tap.ok(code == 1 and "dovecot-passdb" in f,
+       "a password-only passdb that failures reach is reported", sorted(f))
 
 stack.auditd.stop()
 code, doc = check(site)

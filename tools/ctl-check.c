@@ -812,19 +812,29 @@ static void check_pam(struct check *ck, const char *pam_dir, char names[][64], i
 
 /* ------------------------------------------------------------ Postfix */
 
+/* A parameter as master.cf service svc ("name/type") sees it: its -o
+   override from "postconf -P" output, else the main.cf value. */
+static void master_value(const char *master, const char *svc, const char *param,
+                         const char *main_value, char *out, size_t size)
+{
+	char key[256];
+
+	snprintf(key, sizeof(key), "%s/%s", svc, param);
+	if (!conf_value(master, key, out, size))
+		snprintf(out, size, "%s", main_value);
+}
+
 static void check_postfix(struct check *ck, const char *dir, struct dovecot_facts *facts)
 {
-	static const char *const main_keys[] = {"smtpd_tls_auth_only",
-	                                        "smtpd_tls_security_level",
-	                                        "smtpd_sasl_auth_enable",
-	                                        "smtpd_sasl_type",
-	                                        "smtp_tls_security_level",
-	                                        "smtpd_tls_cert_file",
-	                                        NULL};
+	static const char *const main_keys[] = {
+	    "smtpd_tls_auth_only",     "smtpd_tls_security_level",
+	    "smtpd_sasl_auth_enable",  "smtpd_sasl_type",
+	    "smtp_tls_security_level", "smtpd_tls_cert_file",
+	    "smtpd_tls_wrappermode",   NULL};
 	static const char *const master_args[] = {"-P", NULL};
 	char auth_only[16] = "", inlevel[32] = "", sasl[16] = "", sasl_type[32] = "",
-	     outlevel[32] = "", cert[256] = "";
-	char *out, *master, *save = NULL, *line;
+	     outlevel[32] = "", cert[256] = "", wrapmode[16] = "";
+	char *out, *master, *services, *save = NULL, *line;
 	int st, subs = 0;
 
 	out = conf_tool("postconf", dir, NULL, main_keys, &st);
@@ -843,6 +853,7 @@ static void check_postfix(struct check *ck, const char *dir, struct dovecot_fact
 	conf_value(out, "smtpd_sasl_type", sasl_type, sizeof(sasl_type));
 	conf_value(out, "smtp_tls_security_level", outlevel, sizeof(outlevel));
 	conf_value(out, "smtpd_tls_cert_file", cert, sizeof(cert));
+	conf_value(out, "smtpd_tls_wrappermode", wrapmode, sizeof(wrapmode));
 	free(out);
 	master = conf_tool("postconf", dir, NULL, master_args, &st);
 	if (master == NULL)
@@ -873,48 +884,47 @@ static void check_postfix(struct check *ck, const char *dir, struct dovecot_fact
 	                   : "(none): outbound mail "
 	                     "never uses TLS");
 
-	/* Every smtpd that offers AUTH must speak TLS before it. */
-	for (line = strtok_r(master, "\n", &save); line != NULL;
+	/* Every smtpd service of master.cf, with its -o overrides over main.cf:
+	   one that offers AUTH must speak TLS before it and hand the password
+	   to Dovecot (and so to pam_mailfort). */
+	services = conf_tool("postconf", dir, NULL, (const char *const[]){"-M", NULL}, &st);
+	for (line = services != NULL ? strtok_r(services, "\n", &save) : NULL; line != NULL;
 	     line = strtok_r(NULL, "\n", &save)) {
-		char svc[128], rule[160];
-		const char *slash;
-		bool encrypt, wrapper;
+		char copy[1024], *w[8], svc[160], rule[180];
+		char v_sasl[16], v_only[16], v_level[32], v_wrap[16], v_type[32];
+		bool tls;
 
-		if (strstr(line, "/smtpd_sasl_auth_enable = yes") == NULL)
+		snprintf(copy, sizeof(copy), "%s", line);
+		if (split_words(copy, w, 8) < 8 || strcmp(w[7], "smtpd") != 0)
 			continue;
-		slash = strchr(line, '/');
-		if (slash == NULL || slash - line >= (long)sizeof(svc))
+		snprintf(svc, sizeof(svc), "%.64s/%.16s", w[0], w[1]);
+		master_value(master, svc, "smtpd_sasl_auth_enable", sasl, v_sasl, sizeof(v_sasl));
+		if (strcmp(v_sasl, "yes") != 0)
 			continue;
-		snprintf(svc, sizeof(svc), "%.*s", (int)(slash - line), line);
-		{
-			char k1[200], k2[200];
-
-			snprintf(k1, sizeof(k1), "%s/inet/smtpd_tls_security_level", svc);
-			snprintf(k2, sizeof(k2), "%s/inet/smtpd_tls_wrappermode", svc);
-			{
-				const char *args[] = {"-P", k1, k2, NULL};
-				char *o = conf_tool("postconf", dir, NULL, args, &st);
-				char v1[32] = "", v2[16] = "";
-
-				if (o != NULL) {
-					conf_value(o, k1, v1, sizeof(v1));
-					conf_value(o, k2, v2, sizeof(v2));
-				}
-				free(o);
-				encrypt = strcmp(v1, "encrypt") == 0;
-				wrapper = strcmp(v2, "yes") == 0;
-			}
-		}
+		master_value(master, svc, "smtpd_tls_auth_only", auth_only, v_only, sizeof(v_only));
+		master_value(master, svc, "smtpd_tls_security_level", inlevel, v_level,
+		             sizeof(v_level));
+		master_value(master, svc, "smtpd_tls_wrappermode", wrapmode, v_wrap,
+		             sizeof(v_wrap));
+		master_value(master, svc, "smtpd_sasl_type", sasl_type, v_type, sizeof(v_type));
+		tls = strcmp(v_level, "encrypt") == 0 || strcmp(v_wrap, "yes") == 0 ||
+		      strcmp(v_only, "yes") == 0;
 		subs++;
-		snprintf(rule, sizeof(rule), "postfix-%s-tls", svc);
-		report(ck, rule, encrypt || wrapper,
-		       "add -o smtpd_tls_security_level=encrypt (port 587) or -o "
-		       "smtpd_tls_wrappermode=yes (port 465) to the service in master.cf "
-		       "(examples/postfix/master.cf)",
-		       "master.cf %s offers AUTH %s", svc,
-		       encrypt ? "after mandatory STARTTLS"
-		               : (wrapper ? "under implicit TLS" : "without requiring TLS"));
+		snprintf(rule, sizeof(rule), "postfix-%s-auth", svc);
+		report(ck, rule, tls && strcmp(v_type, "dovecot") == 0,
+		       "give the service in master.cf -o smtpd_tls_security_level=encrypt (port "
+		       "587) or -o smtpd_tls_wrappermode=yes (port 465), no -o "
+		       "smtpd_tls_auth_only=no, and -o smtpd_sasl_type=dovecot "
+		       "(examples/postfix/master.cf), or -o smtpd_sasl_auth_enable=no",
+		       "master.cf %s offers AUTH %s, through %s%s", svc,
+		       strcmp(v_level, "encrypt") == 0 ? "after mandatory STARTTLS"
+		       : strcmp(v_wrap, "yes") == 0    ? "under implicit TLS"
+		       : strcmp(v_only, "yes") == 0    ? "only after STARTTLS"
+		                                       : "without requiring TLS",
+		       v_type[0] != '\0' ? v_type : "(none)",
+		       strcmp(v_type, "dovecot") == 0 ? "" : ": not Dovecot, so not pam_mailfort");
 	}
+	free(services);
 	if (subs == 0 && strcmp(sasl, "yes") != 0)
 		report(ck, "postfix-submission", true, "", "no smtpd offers AUTH");
 	free(master);

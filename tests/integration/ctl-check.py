@@ -180,6 +180,38 @@ tap.ok("pam-imap" not in f and "plugins-imap" not in f and "key-master" not in f
        "rules that still hold keep passing", sorted(f))
 site.sql("REVOKE DELETE ON mailfort.audit_events FROM mailfort_admin")
 
+# Postfix, service by service in master.cf: main.cf right (AUTH only after
+# STARTTLS), AUTH on every smtpd, the port-25 one told -o smtpd_tls_auth_only=no,
+# submission sent to Cyrus SASL
+pdir2 = os.path.join(bad, "postfix2")
+shutil.copytree(stack.postfix.dir, pdir2,
+                ignore=shutil.ignore_patterns("queue", "data", "maillog"))
+overrides = run(["postconf", "-c", pdir2, "-P"], check=True).stdout
+smtpds = ["/".join(ln.split()[:2]) for ln in run(["postconf", "-c", pdir2, "-M"],
+                                                  check=True).stdout.splitlines()
+          if ln.split()[7:8] == ["smtpd"]]
+sub = [s_ for s_ in smtpds if "%s/smtpd_sasl_auth_enable = yes" % s_ in overrides]
+plain = [s_ for s_ in smtpds if s_ not in sub]
+tap.ok(sub != [] and plain != [], "the stack has a submission service and a port-25 smtpd",
+       repr(smtpds) + overrides)
+run(["postconf", "-c", pdir2, "-e", "smtpd_sasl_auth_enable = yes", "smtpd_tls_auth_only = yes"],
+    check=True)
+code, doc = check(site, postfix=pdir2)
+f = failed(doc)
+tap.ok(not [r_ for r_ in f if r_.startswith("postfix-")],
+       "AUTH on every smtpd with main.cf's smtpd_tls_auth_only = yes passes", sorted(f))
+for s_ in plain:
+    run(["postconf", "-c", pdir2, "-P", "%s/smtpd_tls_auth_only=no" % s_], check=True)
+for s_ in sub:
+    run(["postconf", "-c", pdir2, "-P", "%s/smtpd_sasl_type=cyrus" % s_], check=True)
+code, doc = check(site, postfix=pdir2)
+f = failed(doc)
+tap.ok(code == 1 and "postfix-tls-auth-only" not in f and all(
+    f.get("postfix-%s-auth" % s_, {}).get("fix") for s_ in plain + sub),
+    "each smtpd service of master.cf is judged with its -o overrides over main.cf: AUTH "
+    "without TLS (-o smtpd_tls_auth_only=no) and AUTH through Cyrus are reported",
+    json.dumps(f, indent=1))
+
 # the same password-only passdb after one that lets failures go on: reachable
 reach = os.path.join(bad, "dovecot-reach.conf")
 with open(stack.dovecot.conf) as f:

@@ -69,7 +69,8 @@ static const struct mf_config_key pam_keys[] = {
      .default_value = "10",
      .min = 2,
      .max = 10000,
-     .help = "distinct addresses failing within throttle_window that lock the account"},
+     .help = "distinct addresses, each with throttle_after failures within "
+             "throttle_window, that lock the account"},
     {.name = "max_failures",
      .type = MF_CONFIG_INT,
      .default_value = "50",

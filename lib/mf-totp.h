@@ -117,8 +117,8 @@ int mf_apppass_hashes(unsigned char out[MF_CODE_HASH_KINDS][MF_KEYED_HASH_BYTES]
                       size_t len, const unsigned char key[crypto_generichash_KEYBYTES]);
 int mf_recovery_hashes(unsigned char out[MF_CODE_HASH_KINDS][MF_KEYED_HASH_BYTES], const char *s,
                        size_t len, const unsigned char key[crypto_generichash_KEYBYTES]);
-/* Length of a recovery code at the end of s (with or without its two
-   dashes), or 0 when s does not end with one. */
+/* Length of a recovery code at the end of s (with its two dashes, or
+   spaces in their place, or without), or 0 when s does not end with one. */
 size_t mf_recovery_suffix_len(const char *s, size_t len);
 
 /* The normal form of an app password, as it is hashed and as it wraps a
@@ -133,7 +133,7 @@ int mf_apppass_normalise(char out[MF_APPPASS_CHARS + 1], const char *s, size_t l
 enum mf_login_factor {
 	MF_LOGIN_FACTOR_NONE,     /* no code at the end */
 	MF_LOGIN_FACTOR_TOTP,     /* the last `digits` characters, all digits */
-	MF_LOGIN_FACTOR_RECOVERY, /* a recovery code, "xxxx-xxxx-xxxx" or without dashes */
+	MF_LOGIN_FACTOR_RECOVERY, /* a recovery code, "xxxx-xxxx-xxxx", spaces, or none */
 };
 
 struct mf_login_split {

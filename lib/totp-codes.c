@@ -144,12 +144,12 @@ size_t mf_recovery_suffix_len(const char *s, size_t len)
 {
 	size_t i, n = MF_RECOVERY_DISPLAY - 1;
 
-	/* "xxxx-xxxx-xxxx" */
+	/* "xxxx-xxxx-xxxx", or with spaces: the separators normalise() drops */
 	if (len >= n) {
 		const char *p = s + len - n;
 
 		for (i = 0; i < n; i++) {
-			if (i % 5 == 4 ? p[i] != '-' : !is_recovery_char(p[i]))
+			if (i % 5 == 4 ? p[i] != '-' && p[i] != ' ' : !is_recovery_char(p[i]))
 				break;
 		}
 		if (i == n)

@@ -27,7 +27,8 @@ static const char account_sql[] =
     "SELECT a.id, a.totp_state = 'enrolled', a.totp_secret, a.totp_digits, a.totp_period, "
     "coalesce(a.locked_until > now(), false), "
     "EXISTS (SELECT 1 FROM mailfort.auth_throttle t WHERE t.account_id = a.id "
-    "        AND t.source = $2 AND t.delayed_until > now()) "
+    "        AND t.source = $2 AND t.delayed_until > now()), "
+    "a.totp_last_step "
     "FROM mailfort.accounts a WHERE a.username = $1";
 
 int pam_mf_account_load(struct pam_mf *mf, struct pam_mf_account *acct, struct mf_error *err)
@@ -47,6 +48,7 @@ int pam_mf_account_load(struct pam_mf *mf, struct pam_mf_account *acct, struct m
 		acct->period = (unsigned)atoi(PQgetvalue(res, 0, 4));
 		acct->locked = strcmp(PQgetvalue(res, 0, 5), "t") == 0;
 		acct->throttled = strcmp(PQgetvalue(res, 0, 6), "t") == 0;
+		acct->last_step = strtoull(PQgetvalue(res, 0, 7), NULL, 10);
 		if (!PQgetisnull(res, 0, 2)) {
 			acct->sealed_secret =
 			    mf_db_unescape_bytea(PQgetvalue(res, 0, 2), &acct->sealed_len);
@@ -105,11 +107,11 @@ static const char accept_step_sql[] =
     "WHERE id = $1 AND totp_state = 'enrolled' AND totp_last_step < $2 "
     "AND NOT coalesce(locked_until > now(), false)";
 
-int pam_mf_accept_step(struct pam_mf *mf, const struct pam_mf_account *acct, uint64_t step,
+int pam_mf_accept_step(struct pam_mf *mf, const char *account_id, uint64_t step,
                        struct mf_error *err)
 {
 	char step_str[24];
-	const char *params[2] = {acct->id, step_str};
+	const char *params[2] = {account_id, step_str};
 	PGresult *res;
 
 	snprintf(step_str, sizeof(step_str), "%llu", (unsigned long long)step);
@@ -119,77 +121,100 @@ int pam_mf_accept_step(struct pam_mf *mf, const struct pam_mf_account *acct, uin
 	return affected(res);
 }
 
-/* As for a step: no code is used up while the account is locked.  FOR
-   SHARE waits for a concurrent lock of the account row to commit and then
-   checks the lock on the row as it is now. */
+/* Unlike a step, a recovery code is accepted while the account is locked:
+   it is the owner's way out of a lock someone else caused (a code holds
+   about 60 bits, beyond any guessing the throttle lets through), and the
+   success that follows ends the lock. */
 static const char use_recovery_sql[] =
-    "WITH a AS (SELECT id FROM mailfort.accounts "
-    "           WHERE id = $1 AND NOT coalesce(locked_until > now(), false) FOR SHARE) "
-    "UPDATE mailfort.recovery_codes r SET used_at = now() FROM a "
-    "WHERE r.account_id = a.id AND r.hash IN ($2, $3) AND r.used_at IS NULL";
+    "UPDATE mailfort.recovery_codes SET used_at = now() "
+    "WHERE account_id = $1 AND hash IN ($2, $3) AND used_at IS NULL";
+static const char find_recovery_sql[] =
+    "SELECT 1 FROM mailfort.recovery_codes "
+    "WHERE account_id = $1 AND hash IN ($2, $3) AND used_at IS NULL";
 
-int pam_mf_use_recovery(struct pam_mf *mf, const struct pam_mf_account *acct,
-                        const unsigned char hashes[MF_CODE_HASH_KINDS][32], struct mf_error *err)
+int pam_mf_use_recovery(struct pam_mf *mf, const char *account_id,
+                        const unsigned char hashes[MF_CODE_HASH_KINDS][32], bool check_only,
+                        struct mf_error *err)
 {
 	char *hex0 = mf_db_escape_bytea(hashes[0], 32), *hex1 = mf_db_escape_bytea(hashes[1], 32);
-	const char *params[3] = {acct->id, hex0, hex1};
+	const char *params[3] = {account_id, hex0, hex1};
 	PGresult *res;
+	int n;
 
-	res = hex0 == NULL || hex1 == NULL ? NULL
-	                                   : mf_db_exec(mf->db, use_recovery_sql, 3, params, err);
+	res = hex0 == NULL || hex1 == NULL
+	          ? NULL
+	          : mf_db_exec(mf->db, check_only ? find_recovery_sql : use_recovery_sql, 3, params,
+	                       err);
 	if (hex0 == NULL || hex1 == NULL)
 		mf_error_set(err, "out of memory");
 	free(hex0);
 	free(hex1);
 	if (res == NULL)
 		return -1;
-	return affected(res);
+	if (!check_only)
+		return affected(res);
+	n = PQntuples(res);
+	PQclear(res);
+	return n > 0 ? 1 : 0;
 }
 
 /* One statement.  The address's row (auth_throttle) counts its failure,
    restarting after throttle_window ($7) without one; from the
    throttle_after-th ($5) failure on, the address waits
    throttle_delay * 2^(failures - throttle_after) ($6, capped at $8).  The
-   account counts every failure; when the count reaches max_failures ($2),
-   or lock_sources ($9) addresses (this one included) have failed within
-   the window, it is locked for lockout_seconds * 2^lock_count (capped), the
-   count starts again and one more lock is remembered.  Failures while
-   locked or while the address waits are refused before getting here. */
+   account counts every failure; it is locked for
+   lockout_seconds * 2^lock_count (capped) when the count reaches
+   max_failures ($2), or when lock_sources ($9) addresses (this one
+   included) have each used up their own budget (throttle_after failures)
+   within the window: an address that failed once or twice is no
+   distributed guesser, and counting it would let anyone lock the owner
+   out with one try from each of a few addresses.  A lock starts the
+   account's count again and forgets every address (d), so the next lock
+   takes the whole effort again, and one more lock is remembered.
+   Failures while the address waits, and codes other than a recovery code
+   while locked, are refused before getting here. */
 #define THROTTLE_FAILURES                                                                 \
 	"CASE WHEN t.last_failure_at < now() - make_interval(secs => $7::float8) THEN 1 " \
 	"ELSE t.failures + 1 END"
 #define THROTTLE_WAIT(n)                                                                   \
 	"CASE WHEN " n " >= $5::int THEN now() + make_interval(secs => least($8::float8, " \
 	"$6::float8 * power(2::float8, least(" n " - $5::int, 40)))) END"
-#define LOCK_NOW "(failed_count + 1 >= $2::int OR s.n >= $9::int)"
 
 static const char failure_sql[] =
-    "WITH acct AS (SELECT id FROM mailfort.accounts WHERE username = $1 FOR UPDATE), "
+    "WITH acct AS (SELECT id, failed_count FROM mailfort.accounts WHERE username = $1 "
+    "              FOR UPDATE), "
+    "f AS (SELECT coalesce((SELECT " THROTTLE_FAILURES " FROM mailfort.auth_throttle t "
+    "      JOIN acct ON t.account_id = acct.id WHERE t.source = $10), 1) AS n), "
+    "s AS (SELECT count(*) + CASE WHEN (SELECT n FROM f) >= $5::int THEN 1 ELSE 0 END AS n "
+    "      FROM mailfort.auth_throttle x JOIN acct ON x.account_id = acct.id "
+    "      WHERE x.source <> $10 AND x.failures >= $5::int "
+    "      AND x.last_failure_at >= now() - make_interval(secs => $7::float8)), "
+    "l AS (SELECT acct.id, (acct.failed_count + 1 >= $2::int OR s.n >= $9::int) AS locks "
+    "      FROM acct, s), "
+    "d AS (DELETE FROM mailfort.auth_throttle x USING l WHERE x.account_id = l.id AND l.locks), "
     "t AS (INSERT INTO mailfort.auth_throttle AS t "
     "        (account_id, source, failures, last_failure_at, delayed_until) "
-    "      SELECT id, $10, 1, now(), " THROTTLE_WAIT(
-        "1") " FROM acct "
+    "      SELECT l.id, $10, 1, now(), " THROTTLE_WAIT(
+        "1") " FROM l WHERE NOT l.locks "
              "      ON CONFLICT (account_id, source) DO UPDATE SET "
-             "        failures = " THROTTLE_FAILURES ", last_failure_at = now(), "
+             "        failures = (SELECT n FROM f), last_failure_at = now(), "
              "        delayed_until = " THROTTLE_WAIT(
-                 "(" THROTTLE_FAILURES
-                 ")") " "
-                      "      RETURNING coalesce(delayed_until > now(), false) AS waits), "
-                      "s AS (SELECT count(*) + 1 AS n FROM mailfort.auth_throttle x JOIN acct ON "
-                      "      x.account_id = acct.id WHERE x.source <> $10 "
-                      "      AND x.last_failure_at >= now() - make_interval(secs => $7::float8)) "
-                      "UPDATE mailfort.accounts SET "
-                      " last_failure_at = now(),"
-                      " failed_count = CASE WHEN " LOCK_NOW " THEN 0 ELSE failed_count + 1 END,"
-                      " lock_count = CASE WHEN " LOCK_NOW
-                      " THEN lock_count + 1 ELSE lock_count END,"
-                      " locked_until = CASE WHEN " LOCK_NOW " THEN now() + make_interval(secs =>"
-                      "     least($4::float8, $3::float8 * power(2::float8, least(lock_count, "
-                      "40))))"
-                      "     ELSE locked_until END "
-                      "FROM s WHERE id = (SELECT id FROM acct) "
-                      "RETURNING failed_count = 0 AND coalesce(locked_until > now(), false), "
-                      "(SELECT waits FROM t)";
+                 "(SELECT n FROM f)") " "
+                                      "      RETURNING coalesce(delayed_until > now(), false) AS "
+                                      "waits) "
+                                      "UPDATE mailfort.accounts a SET "
+                                      " last_failure_at = now(),"
+                                      " failed_count = CASE WHEN l.locks THEN 0 ELSE "
+                                      "a.failed_count + 1 END,"
+                                      " lock_count = CASE WHEN l.locks THEN a.lock_count + 1 ELSE "
+                                      "a.lock_count END,"
+                                      " locked_until = CASE WHEN l.locks THEN now() + "
+                                      "make_interval(secs =>"
+                                      "     least($4::float8, $3::float8 * power(2::float8, "
+                                      "least(a.lock_count, 40))))"
+                                      "     ELSE a.locked_until END "
+                                      "FROM l WHERE a.id = l.id "
+                                      "RETURNING l.locks, coalesce((SELECT waits FROM t), false)";
 
 int pam_mf_record_failure(struct pam_mf *mf, struct mf_error *err)
 {

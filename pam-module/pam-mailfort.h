@@ -38,6 +38,7 @@ struct pam_mf_args {
 	enum pam_mf_input input;
 	const char *config_path;
 	const char *protocol; /* protocol= override for app passwords */
+	bool defer;           /* code mode: leave using up the code to authsucc */
 	bool debug;
 };
 
@@ -51,6 +52,16 @@ struct pam_mf_account {
 	unsigned char *sealed_secret;
 	size_t sealed_len;
 	unsigned digits, period;
+	uint64_t last_step; /* totp_last_step: the newest step used */
+};
+
+/* A code checked but not yet used up (defer): kept on the PAM handle
+   until authsucc, after the password module, uses it up. */
+struct pam_mf_pending {
+	char account_id[24];
+	bool recovery;
+	uint64_t step;
+	unsigned char hashes[MF_CODE_HASH_KINDS][32];
 };
 
 struct pam_mf {
@@ -83,13 +94,14 @@ void pam_mf_account_clear(struct pam_mf_account *acct);
 int pam_mf_name_case_variant(struct pam_mf *mf, struct mf_error *err) MF_WARN_UNUSED;
 /* Accept step once: 1 accepted, 0 step already used (replay) or the
    account is locked now, -1 db error. */
-int pam_mf_accept_step(struct pam_mf *mf, const struct pam_mf_account *acct, uint64_t step,
+int pam_mf_accept_step(struct pam_mf *mf, const char *account_id, uint64_t step,
                        struct mf_error *err) MF_WARN_UNUSED;
-/* Use a recovery code, given both kinds of its hash (mf_recovery_hashes:
-   codes stored under either profile match): 1 used now, 0 unknown, already
-   used, or the account is locked now, -1 db error. */
-int pam_mf_use_recovery(struct pam_mf *mf, const struct pam_mf_account *acct,
-                        const unsigned char hashes[MF_CODE_HASH_KINDS][32],
+/* Use a recovery code of account id, given both kinds of its hash
+   (mf_recovery_hashes: codes stored under either profile match), or with
+   check_only only look whether it is unused: 1 used now (unused), 0
+   unknown or already used, -1 db error.  A lock does not refuse it. */
+int pam_mf_use_recovery(struct pam_mf *mf, const char *account_id,
+                        const unsigned char hashes[MF_CODE_HASH_KINDS][32], bool check_only,
                         struct mf_error *err) MF_WARN_UNUSED;
 /* Count one failure for the user and for this client address (mf->source):
    the address is made to wait once it has failed throttle_after times

@@ -17,12 +17,15 @@
  *             PAM_IGNORE otherwise.
  *   authfail  stacked after the password module ([default=die]): counts the
  *             failed password towards the lock.  Returns PAM_AUTH_ERR.
- *   authsucc  stacked after all factors passed: resets the failure count,
- *             records the login.  Returns PAM_SUCCESS.
+ *   authsucc  stacked after all factors passed: uses up a code kept by
+ *             defer, resets the failure count, records the login.
+ *             Returns PAM_SUCCESS (PAM_AUTH_ERR when the kept code was
+ *             used meanwhile).
  * In the account phase (pam_acct_mgmt) the module refuses a locked account
  * with PAM_PERM_DENIED, also when the database cannot be reached, so a lock
  * holds for logins that did not authenticate through it (ssh keys).
- * Other arguments: config=FILE, append, prompt, protocol=NAME, debug.
+ * Other arguments: config=FILE, append, prompt, protocol=NAME, defer (leave using
+ * up the code to authsucc, after the password module), debug.
  *
  * Returns PAM_SUCCESS, PAM_AUTH_ERR (refused; also while locked and for
  * accounts without TOTP under not_enrolled=require), PAM_IGNORE (apppass:
@@ -88,6 +91,8 @@ static int parse_args(pam_handle_t *pamh, struct pam_mf_args *args, int argc, co
 			args->input = PAM_MF_INPUT_PROMPT;
 		else if (strncmp(a, "protocol=", 9) == 0 && a[9] != '\0')
 			args->protocol = a + 9;
+		else if (strcmp(a, "defer") == 0)
+			args->defer = true;
 		else if (strcmp(a, "debug") == 0)
 			args->debug = true;
 		else {
@@ -153,8 +158,8 @@ lower:
 }
 
 /* The address failures are counted under (pam_mf.source): an IPv4
-   address as it is, the /64 network of an IPv6 address (one host can use
-   all of it), anything else (a host name) in lower case, "" without one. */
+   address as it is (also written IPv4-mapped, ::ffff:a.b.c.d), the /64 network of an IPv6 address
+   (one host can use all of it), anything else (a host name) in lower case, "" without one. */
 static void resolve_source(struct pam_mf *mf)
 {
 	unsigned char a6[16];
@@ -168,6 +173,12 @@ static void resolve_source(struct pam_mf *mf)
 	if (inet_pton(AF_INET, mf->rhost, &a4) == 1 &&
 	    inet_ntop(AF_INET, &a4, buf, sizeof(buf)) != NULL) {
 		snprintf(mf->source, sizeof(mf->source), "%s", buf);
+	} else if (inet_pton(AF_INET6, mf->rhost, a6) == 1 &&
+	           IN6_IS_ADDR_V4MAPPED((const struct in6_addr *)a6)) {
+		/* ::ffff:a.b.c.d is an IPv4 client seen by an IPv6 socket: its
+		   own address, not one /64 shared by every IPv4 client */
+		if (inet_ntop(AF_INET, a6 + 12, buf, sizeof(buf)) != NULL)
+			snprintf(mf->source, sizeof(mf->source), "%s", buf);
 	} else if (inet_pton(AF_INET6, mf->rhost, a6) == 1) {
 		memset(a6 + 8, 0, 8);
 		if (inet_ntop(AF_INET6, a6, buf, sizeof(buf)) != NULL)
@@ -367,9 +378,9 @@ static int open_db(struct pam_mf *mf)
 	return PAM_SUCCESS;
 }
 
-/* A valid-looking code was not accepted (step used, recovery code unknown
-   or used), or the account was locked meanwhile by concurrent failures:
-   the accepting statements refuse while locked.  A lock is reported as
+/* A valid TOTP code was not accepted (step used), or the account was
+   locked meanwhile by concurrent failures: the accepting statement refuses
+   while locked.  A lock is reported as
    such and not counted again; anything else is a counted failure. */
 static int code_refused(struct pam_mf *mf, const char *reason)
 {
@@ -386,6 +397,37 @@ static int code_refused(struct pam_mf *mf, const char *reason)
 	return fail(mf, reason);
 }
 
+/* defer: the checked code waits on the PAM handle for authsucc. */
+#define PENDING_DATA "mailfort:pending"
+
+static void pending_cleanup(pam_handle_t *pamh, void *data, int status)
+{
+	(void)pamh;
+	(void)status;
+	sodium_memzero(data, sizeof(struct pam_mf_pending));
+	free(data);
+}
+
+static int defer_code(struct pam_mf *mf, const struct pam_mf_account *acct, uint64_t step,
+                      const unsigned char hashes[MF_CODE_HASH_KINDS][MF_KEYED_HASH_BYTES])
+{
+	struct pam_mf_pending *p = calloc(1, sizeof(*p));
+	struct mf_error err;
+
+	if (p != NULL) {
+		snprintf(p->account_id, sizeof(p->account_id), "%s", acct->id);
+		p->recovery = hashes != NULL;
+		p->step = step;
+		if (hashes != NULL)
+			memcpy(p->hashes, hashes, sizeof(p->hashes));
+		if (pam_set_data(mf->pamh, PENDING_DATA, p, pending_cleanup) == PAM_SUCCESS)
+			return PAM_SUCCESS;
+		pending_cleanup(mf->pamh, p, 0);
+	}
+	mf_error_set(&err, "cannot keep the checked code until the password is checked");
+	return unavailable(mf, "internal_error", &err);
+}
+
 /* Check a TOTP code or recovery code for an enrolled account.  Returns a
    PAM code through finish()/fail(); on success the caller sets AUTHTOK. */
 static int check_code(struct pam_mf *mf, const struct pam_mf_account *acct,
@@ -399,6 +441,8 @@ static int check_code(struct pam_mf *mf, const struct pam_mf_account *acct,
 	uint64_t step;
 	int r;
 
+	if (factor != MF_LOGIN_FACTOR_RECOVERY && acct->locked)
+		return finish(mf, PAM_AUTH_ERR, "fail", "locked"); /* not looked at, not counted */
 	if (factor == MF_LOGIN_FACTOR_TOTP) {
 		mf->factor = "totp";
 		if (mf_totp_load_key(key_dir, "totp.key", key, &err) < 0)
@@ -420,7 +464,10 @@ static int check_code(struct pam_mf *mf, const struct pam_mf_account *acct,
 			return unavailable(mf, "internal_error", &err);
 		if (r == 0)
 			return fail(mf, "bad_code");
-		r = pam_mf_accept_step(mf, acct, step, &err);
+		if (mf->args.defer)
+			return step <= acct->last_step ? fail(mf, "replay")
+			                               : defer_code(mf, acct, step, NULL);
+		r = pam_mf_accept_step(mf, acct->id, step, &err);
 		if (r < 0)
 			return unavailable(mf, "db_unavailable", &err);
 		if (r == 0)
@@ -437,12 +484,16 @@ static int check_code(struct pam_mf *mf, const struct pam_mf_account *acct,
 		mf->factor = NULL;
 		return fail(mf, code_len == 0 ? "no_code" : "bad_code");
 	}
-	r = pam_mf_use_recovery(mf, acct, hashes, &err);
+	r = pam_mf_use_recovery(mf, acct->id, hashes, mf->args.defer, &err);
+	if (r > 0 && mf->args.defer)
+		r = defer_code(mf, acct, 0, hashes) == PAM_SUCCESS ? 1 : -2;
 	sodium_memzero(hashes, sizeof(hashes));
+	if (r == -2)
+		return PAM_AUTHINFO_UNAVAIL; /* defer_code reported it */
 	if (r < 0)
 		return unavailable(mf, "db_unavailable", &err);
-	if (r == 0)
-		return code_refused(mf, "bad_recovery");
+	if (r == 0) /* counted also while locked: a lock is no free guessing */
+		return fail(mf, "bad_recovery");
 	return PAM_SUCCESS;
 }
 
@@ -462,7 +513,9 @@ static int do_auth(struct pam_mf *mf)
 		return r;
 	if (pam_mf_account_load(mf, &acct, &err) < 0)
 		return unavailable(mf, "db_unavailable", &err);
-	if (acct.found && acct.locked) {
+	/* a locked account still takes a recovery code (check_code): the
+	   owner's way out of a lock someone else caused */
+	if (acct.found && acct.locked && !acct.enrolled) {
 		pam_mf_account_clear(&acct);
 		return finish(mf, PAM_AUTH_ERR, "fail", "locked");
 	}
@@ -546,7 +599,9 @@ static int do_auth(struct pam_mf *mf)
 	}
 	memcpy(buf, tok, len + 1);
 	mf_login_split(&split, buf, len, acct.digits);
-	if (split.factor == MF_LOGIN_FACTOR_NONE) {
+	if (split.factor == MF_LOGIN_FACTOR_NONE && acct.locked) {
+		r = finish(mf, PAM_AUTH_ERR, "fail", "locked");
+	} else if (split.factor == MF_LOGIN_FACTOR_NONE) {
 		/* ends in a digit but not in a whole code, or in nothing like one */
 		r = fail(mf, len > 0 && buf[len - 1] >= '0' && buf[len - 1] <= '9' ? "bad_code"
 		                                                                   : "no_code");
@@ -638,6 +693,38 @@ static int do_apppass(struct pam_mf *mf)
 	return finish(mf, PAM_SUCCESS, "ok", "apppass");
 }
 
+/* authsucc mode, after every factor passed: use up a code the code mode
+   checked with defer (only now that the password is known to be right, so
+   a mistyped password does not burn the code), then reset the failure
+   count and record the login. */
+static int do_authsucc(struct pam_mf *mf)
+{
+	const void *data = NULL;
+	const struct pam_mf_pending *p;
+	struct mf_error err;
+	int r;
+
+	if (pam_get_data(mf->pamh, PENDING_DATA, &data) == PAM_SUCCESS && data != NULL) {
+		p = data;
+		if ((r = open_db(mf)) != PAM_SUCCESS)
+			return r;
+		mf->factor = p->recovery ? "recovery" : "totp";
+		r = p->recovery ? pam_mf_use_recovery(mf, p->account_id, p->hashes, false, &err)
+		                : pam_mf_accept_step(mf, p->account_id, p->step, &err);
+		(void)pam_set_data(mf->pamh, PENDING_DATA, NULL, NULL); /* wipes it */
+		if (r < 0)
+			return unavailable(mf, "db_unavailable", &err);
+		/* a concurrent login used the same code first, or a lock came
+		   meanwhile (a step is refused while locked) */
+		if (r == 0)
+			return strcmp(mf->factor, "recovery") == 0 ? fail(mf, "bad_recovery")
+			                                           : code_refused(mf, "replay");
+	}
+	if (open_db_quiet(mf, &err) < 0 || pam_mf_record_success(mf, &err) < 0)
+		pam_syslog(mf->pamh, LOG_WARNING, "cannot reset the failure count: %s", err.msg);
+	return PAM_SUCCESS;
+}
+
 static int run(pam_handle_t *pamh, bool account, int argc, const char **argv)
 {
 	struct pam_mf mf;
@@ -696,10 +783,7 @@ static int run(pam_handle_t *pamh, bool account, int argc, const char **argv)
 			ret = fail(&mf, "bad_password");
 		break;
 	case PAM_MF_AUTHSUCC:
-		if (open_db_quiet(&mf, &err) < 0 || pam_mf_record_success(&mf, &err) < 0)
-			pam_syslog(pamh, LOG_WARNING, "cannot reset the failure count: %s",
-			           err.msg);
-		ret = PAM_SUCCESS;
+		ret = do_authsucc(&mf);
 		break;
 	default:
 		ret = PAM_AUTHINFO_UNAVAIL;

@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -320,6 +321,84 @@ static void check_dovecot_protocols(struct check *ck, const char *config,
 	}
 }
 
+/* A setting inside a remote/local block of "doveconf -n" (the filters
+   doveconf -f protocol=X does not apply) that undoes what the global
+   rules check: appended to holes as "BLOCK: setting". */
+static void filter_hole(const char *filter, const char *line, char *holes, size_t size)
+{
+	size_t hl = strlen(holes);
+
+	if (strcmp(line, "disable_plaintext_auth = no") != 0 &&
+	    !(strncmp(line, "ssl = ", 6) == 0 && strcmp(line + 6, "required") != 0) &&
+	    strncmp(line, "ssl_min_protocol = ", 19) != 0 &&
+	    strncmp(line, "auth_mechanisms = ", 18) != 0 &&
+	    strncmp(line, "login_trusted_networks = ", 25) != 0)
+		return;
+	if (hl + strlen(filter) + strlen(line) + 6 < size) {
+		int w = snprintf(holes + hl, size - hl, "%s%.127s: %.200s", hl > 0 ? "; " : "",
+		                 filter, line);
+
+		if (w < 0)
+			holes[hl] = '\0';
+	}
+}
+
+/* Is every word of a login_trusted_networks value loopback? */
+static bool loopback_only(const char *value)
+{
+	char copy[512], *w[MAX_NAMES];
+	int i, n;
+
+	snprintf(copy, sizeof(copy), "%s", value);
+	n = split_words(copy, w, MAX_NAMES);
+	for (i = 0; i < n; i++)
+		if (strncmp(w[i], "127.", 4) != 0 && strcmp(w[i], "::1") != 0 &&
+		    strcmp(w[i], "::1/128") != 0)
+			return false;
+	return true;
+}
+
+/* Are all the mechanisms PLAIN or LOGIN (the ones that carry a password
+   to the PAM passdb)? */
+static bool password_mechanisms_only(const char *value)
+{
+	char copy[256], *w[MAX_NAMES];
+	int i, n;
+
+	snprintf(copy, sizeof(copy), "%s", value);
+	n = split_words(copy, w, MAX_NAMES);
+	for (i = 0; i < n; i++)
+		if (strcasecmp(w[i], "plain") != 0 && strcasecmp(w[i], "login") != 0)
+			return false;
+	return true;
+}
+
+static void report_dovecot_login(struct check *ck, const char *holes, const char *trusted,
+                                 const char *mechs, const char *cache)
+{
+	bool cache_off = strcmp(cache, "0") == 0 || strcmp(cache, "0 B") == 0;
+
+	report(ck, "dovecot-filters", holes[0] == '\0',
+	       "remove these settings from the remote/local blocks: the global TLS and "
+	       "plaintext rules must hold for every client address",
+	       "%s",
+	       holes[0] == '\0' ? "no remote/local block weakens TLS or authentication" : holes);
+	report(ck, "dovecot-trusted-networks", loopback_only(trusted),
+	       "set login_trusted_networks to loopback at most (127.0.0.1 ::1): trusted "
+	       "networks may log in without TLS and forge the client address pam_mailfort "
+	       "throttles by",
+	       "login_trusted_networks = %s", trusted[0] != '\0' ? trusted : "(none)");
+	report(ck, "dovecot-auth-mechanisms", password_mechanisms_only(mechs),
+	       "set auth_mechanisms = plain login (examples/dovecot/conf.d/90-mailfort-auth.conf): "
+	       "other mechanisms (anonymous, external, gssapi ...) do not pass through "
+	       "pam_mailfort",
+	       "auth_mechanisms = %s", mechs);
+	report(ck, "dovecot-auth-cache", cache_off,
+	       "set auth_cache_size = 0 (examples/dovecot/conf.d/90-mailfort-auth.conf): a "
+	       "cached password+code would let a code be used again",
+	       "auth_cache_size = %s", cache);
+}
+
 /* The PAM service names Dovecot's passdbs use, from "doveconf -n";
    passdbs of other drivers are reported here (they bypass pam_mailfort). */
 static int dovecot_pam_services(struct check *ck, const char *config,
@@ -327,8 +406,12 @@ static int dovecot_pam_services(struct check *ck, const char *config,
 {
 	char *out, *p, *save = NULL, *line;
 	int st, n = 0, depth = 0;
-	bool in_passdb = false, pam = false;
-	char driver[64] = "", args[512] = "";
+	bool in_passdb = false, pam = false, ended = false;
+	int in_filter = 0; /* depth of the remote/local block being read, or 0 */
+	char filter[128] = "", holes[512] = "", trusted[512] = "", mechs[256] = "plain",
+	     cache[64] = "0";
+	char driver[64] = "", args[512] = "", res_ok[32] = "", res_fail[32] = "",
+	     res_ifail[32] = "", skip[32] = "";
 
 	out = conf_tool("doveconf", config, NULL, (const char *const[]){"-n", NULL}, &st);
 	if (out == NULL || st != 0) {
@@ -349,16 +432,43 @@ static int dovecot_pam_services(struct check *ck, const char *config,
 		opens = len > 0 && p[len - 1] == '{';
 		if (depth == 0 && opens && strncmp(p, "passdb", 6) == 0) {
 			in_passdb = true;
-			driver[0] = args[0] = '\0';
+			driver[0] = args[0] = res_ok[0] = res_fail[0] = res_ifail[0] = skip[0] =
+			    '\0';
+		}
+		if (depth == 0 && opens &&
+		    (strncmp(p, "remote ", 7) == 0 || strncmp(p, "local ", 6) == 0)) {
+			in_filter = 1;
+			snprintf(filter, sizeof(filter), "%.*s", (int)(len > 1 ? len - 2 : 0), p);
+		}
+		if (in_filter > 0 && !opens && *p != '}')
+			filter_hole(filter, p, holes, sizeof(holes));
+		if (depth == 0 && !opens) {
+			if (strncmp(p, "login_trusted_networks = ", 25) == 0)
+				snprintf(trusted, sizeof(trusted), "%s", p + 25);
+			else if (strncmp(p, "auth_mechanisms = ", 18) == 0)
+				snprintf(mechs, sizeof(mechs), "%s", p + 18);
+			else if (strncmp(p, "auth_cache_size = ", 18) == 0)
+				snprintf(cache, sizeof(cache), "%s", p + 18);
 		}
 		if (opens) {
 			depth++;
 			continue;
 		}
+		if (*p == '}' && depth == 1)
+			in_filter = 0;
 		if (*p == '}') {
 			if (--depth == 0 && in_passdb) {
 				in_passdb = false;
 				pam = strcmp(driver, "pam") == 0;
+				/* a passdb after one that ends every login (none
+				   of its results continue, it skips nothing) is
+				   never asked: its PAM service does not matter */
+				if (ended)
+					continue;
+				ended = (res_ok[0] == '\0' || strncmp(res_ok, "return", 6) == 0) &&
+				        strcmp(res_fail, "return-fail") == 0 &&
+				        strcmp(res_ifail, "return-fail") == 0 &&
+				        (skip[0] == '\0' || strcmp(skip, "never") == 0);
 				if (!pam) {
 					report(
 					    ck, "dovecot-passdb", false,
@@ -415,18 +525,38 @@ static int dovecot_pam_services(struct check *ck, const char *config,
 				snprintf(driver, sizeof(driver), "%s", p + 9);
 			else if (strncmp(p, "args = ", 7) == 0)
 				snprintf(args, sizeof(args), "%s", p + 7);
+			else if (strncmp(p, "result_success = ", 17) == 0)
+				snprintf(res_ok, sizeof(res_ok), "%s", p + 17);
+			else if (strncmp(p, "result_failure = ", 17) == 0)
+				snprintf(res_fail, sizeof(res_fail), "%s", p + 17);
+			else if (strncmp(p, "result_internalfail = ", 22) == 0)
+				snprintf(res_ifail, sizeof(res_ifail), "%s", p + 22);
+			else if (strncmp(p, "skip = ", 7) == 0)
+				snprintf(skip, sizeof(skip), "%s", p + 7);
 		}
 	}
 	free(out);
+	report_dovecot_login(ck, holes, trusted, mechs, cache);
 	return n;
 }
 
 /* ------------------------------------------------------------ PAM */
 
+#define PAM_MAX_LINES 64
+
+/* The auth stack of a service as libpam runs it: @include, include and
+   substack resolved in place (a substack is taken as an include, which can
+   only make the verdict stricter). */
+struct pam_line {
+	char control[96]; /* "required", or a bracketed "[value=action ...]" */
+	char module[48];  /* base name: pam_unix.so */
+	bool mf_gate;     /* pam_mailfort.so in its code mode (no mode argument) */
+};
+
 struct pam_scan {
-	bool mailfort; /* pam_mailfort.so in a required-ish auth position */
-	bool denies;   /* the first auth module is pam_deny.so, required/requisite */
-	bool any_auth;
+	struct pam_line lines[PAM_MAX_LINES];
+	int n;
+	bool overflow;
 	char modules[256];
 };
 
@@ -444,7 +574,7 @@ static void pam_scan_file(const char *dir, const char *service, struct pam_scan 
 	while (fgets(line, sizeof(line), f) != NULL) {
 		char *w[8], *p = line, *hash = strchr(line, '#');
 		char *control, *module;
-		int n;
+		int n, i;
 
 		if (hash != NULL)
 			*hash = '\0';
@@ -484,18 +614,23 @@ static void pam_scan_file(const char *dir, const char *service, struct pam_scan 
 			pam_scan_file(dir, module, sc, depth + 1);
 			continue;
 		}
+		if (sc->n == PAM_MAX_LINES) {
+			sc->overflow = true;
+			continue;
+		}
 		{
+			struct pam_line *pl = &sc->lines[sc->n++];
 			const char *base =
 			    strrchr(module, '/') != NULL ? strrchr(module, '/') + 1 : module;
 			size_t ml = strlen(sc->modules);
 
-			if (!sc->any_auth && strcmp(base, "pam_deny.so") == 0 &&
-			    (strcmp(control, "required") == 0 || strcmp(control, "requisite") == 0))
-				sc->denies = true;
-			sc->any_auth = true;
-			if (strcmp(base, "pam_mailfort.so") == 0 &&
-			    strcmp(control, "optional") != 0)
-				sc->mailfort = true;
+			snprintf(pl->control, sizeof(pl->control), "%s", control);
+			snprintf(pl->module, sizeof(pl->module), "%s", base);
+			pl->mf_gate = strcmp(base, "pam_mailfort.so") == 0;
+			for (i = 1; i < n && pl->mf_gate; i++)
+				if (strcmp(w[i], "apppass") == 0 || strcmp(w[i], "preauth") == 0 ||
+				    strcmp(w[i], "authfail") == 0 || strcmp(w[i], "authsucc") == 0)
+					pl->mf_gate = false;
 			if (ml + strlen(base) + 2 < sizeof(sc->modules) &&
 			    strstr(sc->modules, base) == NULL)
 				snprintf(sc->modules + ml, sizeof(sc->modules) - ml, "%s%s",
@@ -503,6 +638,130 @@ static void pam_scan_file(const char *dir, const char *service, struct pam_scan 
 		}
 	}
 	fclose(f);
+}
+
+/* The action a control gives return value `value` ("success", ...):
+   required/requisite/optional/sufficient mapped to their bracket form.
+   Copies at most size-1 bytes into out. */
+static void pam_action(const char *control, const char *value, char *out, size_t size)
+{
+	char copy[96], *w[16];
+	const char *dflt = "ignore";
+	int i, n;
+
+	snprintf(out, size, "%s", "bad");
+	if (control[0] != '[') {
+		bool ok = strcmp(value, "success") == 0;
+
+		if (strcmp(control, "sufficient") == 0)
+			snprintf(out, size, "%s", ok ? "done" : "ignore");
+		else if (strcmp(control, "requisite") == 0)
+			snprintf(out, size, "%s", ok ? "ok" : "die");
+		else if (strcmp(control, "optional") == 0)
+			snprintf(out, size, "%s", ok ? "ok" : "ignore");
+		else /* required, and anything unknown, the strict way */
+			snprintf(out, size, "%s", ok ? "ok" : "bad");
+		return;
+	}
+	snprintf(copy, sizeof(copy), "%s", control + 1);
+	if (strchr(copy, ']') != NULL)
+		*strchr(copy, ']') = '\0';
+	n = split_words(copy, w, 16);
+	for (i = 0; i < n; i++) {
+		char *eq = strchr(w[i], '=');
+
+		if (eq == NULL)
+			continue;
+		*eq = '\0';
+		if (strcmp(w[i], value) == 0) {
+			snprintf(out, size, "%s", eq + 1);
+			return;
+		}
+		if (strcmp(w[i], "default") == 0)
+			dflt = eq + 1;
+	}
+	snprintf(out, size, "%s", dflt);
+}
+
+/* Modules that only log (and return PAM_IGNORE): harmless before a deny. */
+static bool pam_logs_only(const char *module)
+{
+	return strcmp(module, "pam_warn.so") == 0 || strcmp(module, "pam_echo.so") == 0;
+}
+
+/* Does the stack refuse every login: its first auth module that does more
+   than log is pam_deny.so, required or requisite? */
+static bool pam_denies(const struct pam_scan *sc)
+{
+	int i;
+
+	for (i = 0; i < sc->n; i++) {
+		const struct pam_line *pl = &sc->lines[i];
+
+		if (pam_logs_only(pl->module))
+			continue;
+		return strcmp(pl->module, "pam_deny.so") == 0 &&
+		       (strcmp(pl->control, "required") == 0 ||
+		        strcmp(pl->control, "requisite") == 0);
+	}
+	return false;
+}
+
+static const char *const pam_values[] = {
+    "success",          "auth_err",          "ignore",           "user_unknown",
+    "authinfo_unavail", "cred_insufficient", "new_authtok_reqd", "default"};
+
+/* Can a password alone get through: is there a module before the first
+   pam_mailfort code line that can end the stack with success (sufficient,
+   success=done) or jump past it, and is that line itself one whose
+   failure the stack cannot survive?  NULL when the stack is sound, else
+   why not, in why. */
+static const char *pam_bypass(const struct pam_scan *sc, char *why, size_t size)
+{
+	char act[32];
+	int i, gate = -1;
+	size_t v;
+
+	if (sc->overflow)
+		return snprintf(why, size, "more than %d auth lines", PAM_MAX_LINES), why;
+	for (i = 0; i < sc->n && gate < 0; i++)
+		if (sc->lines[i].mf_gate)
+			gate = i;
+	if (gate < 0)
+		return snprintf(why, size, "no pam_mailfort code line"), why;
+	for (i = 0; i < gate; i++) {
+		const struct pam_line *pl = &sc->lines[i];
+
+		for (v = 0; v < MF_N_ELEMENTS(pam_values); v++) {
+			pam_action(pl->control, pam_values[v], act, sizeof(act));
+			if (act[0] >= '0' && act[0] <= '9' && i + 1 + atoi(act) > gate)
+				return snprintf(why, size, "%s %s jumps past pam_mailfort on %s",
+				                pl->control, pl->module, pam_values[v]),
+				       why;
+			/* pam_mailfort's own successes (an app password) may end it */
+			if (strcmp(pam_values[v], "success") == 0 && strcmp(act, "done") == 0 &&
+			    strcmp(pl->module, "pam_mailfort.so") != 0 &&
+			    strcmp(pl->module, "pam_deny.so") != 0)
+				return snprintf(why, size,
+				                "%s %s before pam_mailfort ends the stack "
+				                "on its success",
+				                pl->control, pl->module),
+				       why;
+		}
+	}
+	/* the code line: success goes on, every other outcome fails the stack */
+	for (v = 0; v < MF_N_ELEMENTS(pam_values); v++) {
+		pam_action(sc->lines[gate].control, pam_values[v], act, sizeof(act));
+		if (strcmp(pam_values[v], "success") == 0
+		        ? strcmp(act, "ok") != 0
+		        : strcmp(act, "bad") != 0 && strcmp(act, "die") != 0)
+			return snprintf(why, size,
+			                "pam_mailfort's control %s lets the stack go on without "
+			                "it on %s",
+			                sc->lines[gate].control, pam_values[v]),
+			       why;
+	}
+	return NULL;
 }
 
 static void check_pam(struct check *ck, const char *pam_dir, char names[][64], int n)
@@ -513,53 +772,69 @@ static void check_pam(struct check *ck, const char *pam_dir, char names[][64], i
 	int i;
 
 	pam_scan_file(pam_dir, "other", &other, 0);
-	report(ck, "pam-other", other.denies,
+	report(ck, "pam-other", pam_denies(&other),
 	       "make /etc/pam.d/other deny everything (auth/account/password/session required "
-	       "pam_deny.so): a service without its own file then cannot log in",
+	       "pam_deny.so, after pam_warn.so at most): a service without its own file then "
+	       "cannot log in",
 	       "%s/other: %s", pam_dir,
-	       other.denies ? "denies (services without a file of their own cannot log in)"
-	                    : (other.any_auth ? "lets a service without its own file authenticate"
-	                                      : "missing or without auth lines"));
+	       pam_denies(&other)
+	           ? "denies (services without a file of their own cannot log in)"
+	           : (other.n > 0 ? "lets a service without its own file authenticate"
+	                          : "missing or without auth lines"));
 	for (i = 0; i < n; i++) {
 		struct pam_scan sc = {0};
+		char why[256];
+		const char *bypass;
 
 		snprintf(path, sizeof(path), "%s/%s", pam_dir, names[i]);
 		snprintf(rule, sizeof(rule), "pam-%.60s", names[i]);
 		if (stat(path, &st) < 0) {
-			report(ck, rule, other.denies,
+			report(ck, rule, pam_denies(&other),
 			       "give the service a file that includes the mailfort stack "
 			       "(examples/pam.d), or make /etc/pam.d/other deny everything",
 			       "%s: no file, PAM uses \"other\", which %s", names[i],
-			       other.denies ? "denies" : "does not deny");
+			       pam_denies(&other) ? "denies" : "does not deny");
 			continue;
 		}
 		pam_scan_file(pam_dir, names[i], &sc, 0);
-		report(ck, rule, sc.mailfort || sc.denies,
-		       "authenticate this service through pam_mailfort (include the stack of "
-		       "examples/pam.d) or deny it",
-		       "%s: %s (auth: %s)", names[i],
-		       sc.mailfort
-		           ? "goes through pam_mailfort"
-		           : (sc.denies ? "denies" : "authenticates mail without pam_mailfort"),
-		       sc.modules[0] != '\0' ? sc.modules : "none");
+		bypass = pam_denies(&sc) ? NULL : pam_bypass(&sc, why, sizeof(why));
+		report(
+		    ck, rule, bypass == NULL,
+		    "authenticate this service through pam_mailfort (include the stack of "
+		    "examples/pam.d: nothing before pam_mailfort may end the stack with success, "
+		    "and pam_mailfort must be required or requisite) or deny it",
+		    "%s: %s%s (auth: %s)", names[i],
+		    bypass == NULL ? (pam_denies(&sc) ? "denies" : "goes through pam_mailfort")
+		                   : "a password alone can authenticate mail: ",
+		    bypass == NULL ? "" : bypass, sc.modules[0] != '\0' ? sc.modules : "none");
 	}
 }
 
 /* ------------------------------------------------------------ Postfix */
 
+/* A parameter as master.cf service svc ("name/type") sees it: its -o
+   override from "postconf -P" output, else the main.cf value. */
+static void master_value(const char *master, const char *svc, const char *param,
+                         const char *main_value, char *out, size_t size)
+{
+	char key[256];
+
+	snprintf(key, sizeof(key), "%s/%s", svc, param);
+	if (!conf_value(master, key, out, size))
+		snprintf(out, size, "%s", main_value);
+}
+
 static void check_postfix(struct check *ck, const char *dir, struct dovecot_facts *facts)
 {
-	static const char *const main_keys[] = {"smtpd_tls_auth_only",
-	                                        "smtpd_tls_security_level",
-	                                        "smtpd_sasl_auth_enable",
-	                                        "smtpd_sasl_type",
-	                                        "smtp_tls_security_level",
-	                                        "smtpd_tls_cert_file",
-	                                        NULL};
+	static const char *const main_keys[] = {
+	    "smtpd_tls_auth_only",     "smtpd_tls_security_level",
+	    "smtpd_sasl_auth_enable",  "smtpd_sasl_type",
+	    "smtp_tls_security_level", "smtpd_tls_cert_file",
+	    "smtpd_tls_wrappermode",   NULL};
 	static const char *const master_args[] = {"-P", NULL};
 	char auth_only[16] = "", inlevel[32] = "", sasl[16] = "", sasl_type[32] = "",
-	     outlevel[32] = "", cert[256] = "";
-	char *out, *master, *save = NULL, *line;
+	     outlevel[32] = "", cert[256] = "", wrapmode[16] = "";
+	char *out, *master, *services, *save = NULL, *line;
 	int st, subs = 0;
 
 	out = conf_tool("postconf", dir, NULL, main_keys, &st);
@@ -578,6 +853,7 @@ static void check_postfix(struct check *ck, const char *dir, struct dovecot_fact
 	conf_value(out, "smtpd_sasl_type", sasl_type, sizeof(sasl_type));
 	conf_value(out, "smtp_tls_security_level", outlevel, sizeof(outlevel));
 	conf_value(out, "smtpd_tls_cert_file", cert, sizeof(cert));
+	conf_value(out, "smtpd_tls_wrappermode", wrapmode, sizeof(wrapmode));
 	free(out);
 	master = conf_tool("postconf", dir, NULL, master_args, &st);
 	if (master == NULL)
@@ -608,48 +884,47 @@ static void check_postfix(struct check *ck, const char *dir, struct dovecot_fact
 	                   : "(none): outbound mail "
 	                     "never uses TLS");
 
-	/* Every smtpd that offers AUTH must speak TLS before it. */
-	for (line = strtok_r(master, "\n", &save); line != NULL;
+	/* Every smtpd service of master.cf, with its -o overrides over main.cf:
+	   one that offers AUTH must speak TLS before it and hand the password
+	   to Dovecot (and so to pam_mailfort). */
+	services = conf_tool("postconf", dir, NULL, (const char *const[]){"-M", NULL}, &st);
+	for (line = services != NULL ? strtok_r(services, "\n", &save) : NULL; line != NULL;
 	     line = strtok_r(NULL, "\n", &save)) {
-		char svc[128], rule[160];
-		const char *slash;
-		bool encrypt, wrapper;
+		char copy[1024], *w[8], svc[160], rule[180];
+		char v_sasl[16], v_only[16], v_level[32], v_wrap[16], v_type[32];
+		bool tls;
 
-		if (strstr(line, "/smtpd_sasl_auth_enable = yes") == NULL)
+		snprintf(copy, sizeof(copy), "%s", line);
+		if (split_words(copy, w, 8) < 8 || strcmp(w[7], "smtpd") != 0)
 			continue;
-		slash = strchr(line, '/');
-		if (slash == NULL || slash - line >= (long)sizeof(svc))
+		snprintf(svc, sizeof(svc), "%.64s/%.16s", w[0], w[1]);
+		master_value(master, svc, "smtpd_sasl_auth_enable", sasl, v_sasl, sizeof(v_sasl));
+		if (strcmp(v_sasl, "yes") != 0)
 			continue;
-		snprintf(svc, sizeof(svc), "%.*s", (int)(slash - line), line);
-		{
-			char k1[200], k2[200];
-
-			snprintf(k1, sizeof(k1), "%s/inet/smtpd_tls_security_level", svc);
-			snprintf(k2, sizeof(k2), "%s/inet/smtpd_tls_wrappermode", svc);
-			{
-				const char *args[] = {"-P", k1, k2, NULL};
-				char *o = conf_tool("postconf", dir, NULL, args, &st);
-				char v1[32] = "", v2[16] = "";
-
-				if (o != NULL) {
-					conf_value(o, k1, v1, sizeof(v1));
-					conf_value(o, k2, v2, sizeof(v2));
-				}
-				free(o);
-				encrypt = strcmp(v1, "encrypt") == 0;
-				wrapper = strcmp(v2, "yes") == 0;
-			}
-		}
+		master_value(master, svc, "smtpd_tls_auth_only", auth_only, v_only, sizeof(v_only));
+		master_value(master, svc, "smtpd_tls_security_level", inlevel, v_level,
+		             sizeof(v_level));
+		master_value(master, svc, "smtpd_tls_wrappermode", wrapmode, v_wrap,
+		             sizeof(v_wrap));
+		master_value(master, svc, "smtpd_sasl_type", sasl_type, v_type, sizeof(v_type));
+		tls = strcmp(v_level, "encrypt") == 0 || strcmp(v_wrap, "yes") == 0 ||
+		      strcmp(v_only, "yes") == 0;
 		subs++;
-		snprintf(rule, sizeof(rule), "postfix-%s-tls", svc);
-		report(ck, rule, encrypt || wrapper,
-		       "add -o smtpd_tls_security_level=encrypt (port 587) or -o "
-		       "smtpd_tls_wrappermode=yes (port 465) to the service in master.cf "
-		       "(examples/postfix/master.cf)",
-		       "master.cf %s offers AUTH %s", svc,
-		       encrypt ? "after mandatory STARTTLS"
-		               : (wrapper ? "under implicit TLS" : "without requiring TLS"));
+		snprintf(rule, sizeof(rule), "postfix-%s-auth", svc);
+		report(ck, rule, tls && strcmp(v_type, "dovecot") == 0,
+		       "give the service in master.cf -o smtpd_tls_security_level=encrypt (port "
+		       "587) or -o smtpd_tls_wrappermode=yes (port 465), no -o "
+		       "smtpd_tls_auth_only=no, and -o smtpd_sasl_type=dovecot "
+		       "(examples/postfix/master.cf), or -o smtpd_sasl_auth_enable=no",
+		       "master.cf %s offers AUTH %s, through %s%s", svc,
+		       strcmp(v_level, "encrypt") == 0 ? "after mandatory STARTTLS"
+		       : strcmp(v_wrap, "yes") == 0    ? "under implicit TLS"
+		       : strcmp(v_only, "yes") == 0    ? "only after STARTTLS"
+		                                       : "without requiring TLS",
+		       v_type[0] != '\0' ? v_type : "(none)",
+		       strcmp(v_type, "dovecot") == 0 ? "" : ": not Dovecot, so not pam_mailfort");
 	}
+	free(services);
 	if (subs == 0 && strcmp(sasl, "yes") != 0)
 		report(ck, "postfix-submission", true, "", "no smtpd offers AUTH");
 	free(master);
@@ -1106,6 +1381,13 @@ int ctl_check_cmd(struct ctl *ctl, int argc, char **argv)
 				check_pam(&ck, pam_dir, names, n);
 		}
 	}
+	report(&ck, "pam-not-enrolled",
+	       strcmp(mf_config_str(cfg, "pam", "not_enrolled"), "allow") != 0,
+	       "enrol everyone (mailfortctl totp enroll), then set [pam] not_enrolled = require",
+	       "[pam] not_enrolled = %s%s", mf_config_str(cfg, "pam", "not_enrolled"),
+	       strcmp(mf_config_str(cfg, "pam", "not_enrolled"), "allow") != 0
+	           ? " (no login without a second factor)"
+	           : ": accounts without TOTP log in with the password alone");
 	check_keys(&ck, cfg);
 	check_spool(&ck, cfg);
 	check_daemon(&ck, "spoold-running", "mailfort-spoold",

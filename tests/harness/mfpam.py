@@ -169,7 +169,7 @@ class PamSetup:
             lines.append("auth [success=done ignore=ignore default=die] %s"
                          % self.mf("apppass", extra_args))
         lines += [
-            "auth requisite %s" % self.mf(extra_args),
+            "auth requisite %s" % self.mf("defer", extra_args),
             "auth [success=1 default=bad] %s" % self.password_module(),
             "auth [default=die] %s" % self.mf("authfail"),
             "auth sufficient %s" % self.mf("authsucc"),

@@ -9,12 +9,14 @@ configuration (doveconf), Postfix directory (postconf), PAM directory,
 mailfort.conf, keys, spool and database: every rule passes and it exits 0.
 Then a copy of the configuration gets one fault per rule:
   a protocol without mailfort_crypt, plaintext authentication allowed, a
-  PAM service that authenticates mail without pam_mailfort, TLS off (in
-  Dovecot and in Postfix), a secret key others can read, a spool directory
-  the group and others can enter, an event socket anyone can connect to,
-  retention below the site's legal minimum, an audit-trail role that can
-  delete rows, statements without a time limit, shipped events without a
-  recent checkpoint, and mailfort-auditd, then mailfort-spoold stopped;
+  PAM service that authenticates mail without pam_mailfort (none at all,
+  "sufficient pam_unix" before the mailfort stack, pam_mailfort with its
+  failure ignored), TLS off (in Dovecot and in Postfix), a secret key others
+  can read, a spool directory the group and others can enter, an event
+  socket anyone can connect to, retention below the site's legal minimum,
+  users allowed in without enrolment, an audit-trail role that can delete
+  rows, statements without a time limit, shipped events without a recent
+  checkpoint, and mailfort-auditd, then mailfort-spoold stopped;
 each is reported as FAIL with a fix, and the exit status is 1.  The text
 output and --json say the same.
 """
@@ -81,9 +83,21 @@ os.makedirs(bad)
 dconf = os.path.join(bad, "dovecot.conf")
 with open(stack.dovecot.conf) as f:
     text = f.read()
+# the first passdb ends every login (as examples/dovecot/conf.d/01-mailfort-auth.conf):
+# a password-only passdb after it (the stock auth-system.conf.ext) is never asked
+assert "passdb {\n  driver = pam\n" in text
+text = text.replace("passdb {\n  driver = pam\n", "passdb {\n  driver = pam\n"
+                    "  result_failure = return-fail\n  result_internalfail = return-fail\n", 1)
+text += "\npassdb {\n  driver = passwd-file\n  args = /etc/dovecot/users\n}\n"
 with open(dconf, "w") as f:
     f.write(text + "\nprotocol pop3 {\n  mail_plugins = notify mailfort_audit\n}\n"
-            "disable_plaintext_auth = no\nssl = yes\n")
+            "disable_plaintext_auth = no\nssl = yes\n"
+            # holes only doveconf -n shows: a remote block, trusted networks,
+            # a mechanism that does not pass through PAM, the auth cache
+            "remote 10.0.0.0/8 {\n  disable_plaintext_auth = no\n}\n"
+            "login_trusted_networks = 10.0.0.0/8\n"
+            "auth_mechanisms = plain login anonymous\n"
+            "auth_cache_size = 1M\n")
 # Postfix: AUTH without TLS, no outbound TLS
 pdir = os.path.join(bad, "postfix")
 shutil.copytree(stack.postfix.dir, pdir, ignore=shutil.ignore_patterns("queue", "data", "maillog"))
@@ -94,6 +108,16 @@ pam = os.path.join(bad, "pam.d")
 shutil.copytree(stack.pam.services, pam)
 with open(os.path.join(pam, "pop3"), "w") as f:
     f.write("auth required /lib/x86_64-linux-gnu/security/pam_unix.so\n")
+# /etc/pam.d/other as shipped: it logs (pam_warn), then denies
+shutil.copy(os.path.join(os.environ["MF_SRC"], "examples", "pam.d", "other"),
+            os.path.join(pam, "other"))
+# ... one that lets the password alone end the stack before the mailfort stack
+with open(os.path.join(pam, "smtp"), "w") as f:
+    f.write("auth sufficient pam_unix.so\n@include mailfort-mail\n")
+# ... one where pam_mailfort is stacked so that its failure is ignored
+with open(os.path.join(pam, "doveadm"), "w") as f:
+    f.write("auth [success=ok default=ignore] pam_mailfort.so\n"
+            "auth required pam_unix.so\n")
 # keys: hash.key readable by others; spool: the group and others may enter
 # (the layout before mailfort-spoold); socket: anyone may connect
 keys = os.path.join(bad, "keys")
@@ -113,6 +137,7 @@ sections["keys"]["dir"] = keys
 sections["spool"]["dir"] = spool
 sections["spool"]["socket"] = sock_path
 sections["audit"] = dict(sections.get("audit", {}), retention_min=12)
+sections.setdefault("pam", {})["not_enrolled"] = "allow"
 # statements without a time limit (none in mailfort.conf, none in the database)
 sections["database"]["statement_timeout"] = 0
 bconf = os.path.join(bad, "mailfort.conf")
@@ -136,6 +161,13 @@ tap.eq(code, 1, "with planted faults the check exits 1")
 for rule, what in [("plugins-pop3", "a protocol without mailfort_crypt"),
                    ("plaintext-auth-imap", "plaintext authentication allowed"),
                    ("pam-pop3", "a PAM service without pam_mailfort"),
+                   ("pam-smtp", "pam_unix sufficient before the mailfort stack"),
+                   ("dovecot-filters", "plaintext allowed in a remote block"),
+                   ("dovecot-trusted-networks", "login_trusted_networks beyond loopback"),
+                   ("dovecot-auth-mechanisms", "a mechanism that bypasses PAM"),
+                   ("dovecot-auth-cache", "the auth cache on with OTP"),
+                   ("pam-not-enrolled", "not_enrolled = allow"),
+                   ("pam-doveadm", "pam_mailfort whose failure is ignored"),
                    ("tls-imap", "TLS not required by Dovecot"),
                    ("postfix-tls-auth-only", "SMTP AUTH without TLS"),
                    ("postfix-tls-outbound", "outbound TLS off"),
@@ -149,6 +181,11 @@ for rule, what in [("plugins-pop3", "a protocol without mailfort_crypt"),
     c = f.get(rule)
     tap.ok(c is not None and c.get("fix"), "FAIL %s with a fix: %s" % (rule, what),
            json.dumps(c or sorted(f), indent=1))
+tap.ok("dovecot-passdb" not in f,
+       "a passdb after one that ends every login is never asked: not reported",
+       json.dumps(f.get("dovecot-passdb")))
+tap.ok("pam-other" not in f, "the shipped /etc/pam.d/other (pam_warn, then pam_deny) passes",
+       json.dumps(f.get("pam-other")))
 tap.ok("pam-imap" not in f and "plugins-imap" not in f and "key-master" not in f,
        "rules that still hold keep passing", sorted(f))
 bad_sock.close()
@@ -156,6 +193,49 @@ site.sql("REVOKE DELETE ON mailfort.audit_events FROM mailfort_admin")
 code, doc = check(site, extra=["--min-retention-months", "24"])
 tap.ok(code == 0 and not failed(doc),
        "the default retention (24 months) meets a 24-month minimum", sorted(failed(doc)))
+
+# Postfix, service by service in master.cf: main.cf right (AUTH only after
+# STARTTLS), AUTH on every smtpd, the port-25 one told -o smtpd_tls_auth_only=no,
+# submission sent to Cyrus SASL
+pdir2 = os.path.join(bad, "postfix2")
+shutil.copytree(stack.postfix.dir, pdir2,
+                ignore=shutil.ignore_patterns("queue", "data", "maillog"))
+overrides = run(["postconf", "-c", pdir2, "-P"], check=True).stdout
+smtpds = ["/".join(ln.split()[:2]) for ln in run(["postconf", "-c", pdir2, "-M"],
+                                                  check=True).stdout.splitlines()
+          if ln.split()[7:8] == ["smtpd"]]
+sub = [s_ for s_ in smtpds if "%s/smtpd_sasl_auth_enable = yes" % s_ in overrides]
+plain = [s_ for s_ in smtpds if s_ not in sub]
+tap.ok(sub != [] and plain != [], "the stack has a submission service and a port-25 smtpd",
+       repr(smtpds) + overrides)
+run(["postconf", "-c", pdir2, "-e", "smtpd_sasl_auth_enable = yes", "smtpd_tls_auth_only = yes"],
+    check=True)
+code, doc = check(site, postfix=pdir2)
+f = failed(doc)
+tap.ok(not [r_ for r_ in f if r_.startswith("postfix-")],
+       "AUTH on every smtpd with main.cf's smtpd_tls_auth_only = yes passes", sorted(f))
+for s_ in plain:
+    run(["postconf", "-c", pdir2, "-P", "%s/smtpd_tls_auth_only=no" % s_], check=True)
+for s_ in sub:
+    run(["postconf", "-c", pdir2, "-P", "%s/smtpd_sasl_type=cyrus" % s_], check=True)
+code, doc = check(site, postfix=pdir2)
+f = failed(doc)
+tap.ok(code == 1 and "postfix-tls-auth-only" not in f and all(
+    f.get("postfix-%s-auth" % s_, {}).get("fix") for s_ in plain + sub),
+    "each smtpd service of master.cf is judged with its -o overrides over main.cf: AUTH "
+    "without TLS (-o smtpd_tls_auth_only=no) and AUTH through Cyrus are reported",
+    json.dumps(f, indent=1))
+
+# the same password-only passdb after one that lets failures go on: reachable
+reach = os.path.join(bad, "dovecot-reach.conf")
+with open(stack.dovecot.conf) as f:
+    text = f.read()
+with open(reach, "w") as f:
+    f.write(text + "\npassdb {\n  driver = passwd-file\n  args = /etc/dovecot/users\n}\n")
+code, doc = check(site, dovecot=reach)
+f = failed(doc)
+tap.ok(code == 1 and "dovecot-passdb" in f,
+       "a password-only passdb that failures reach is reported", sorted(f))
 
 stack.auditd.stop()
 code, doc = check(site)

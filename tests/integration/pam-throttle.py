@@ -11,10 +11,18 @@ Dovecot sets it), who knows the password and guesses codes:
 - the owner, from their own address, logs in with password+code
   meanwhile, and their app password works even from the attacker's
   address (a shared NAT);
-- the account locks only when lock_sources addresses have failed, or at
-  max_failures failures from all addresses together, and while it is
-  locked the owner's app password still works, password+code does not;
-- mailfortctl user unlock ends the lock and the waits.
+- one failure from each of many addresses locks nothing: the account
+  locks only when lock_sources addresses have each used up their own
+  budget (throttle_after failures), or at max_failures failures from all
+  addresses together; a lock forgets every address, so after it one more
+  failure does not lock again; while it is locked the owner's app
+  password still works, password+code does not, password+recovery code
+  does and ends the lock;
+- mailfortctl user unlock ends the lock and the waits;
+- a code (TOTP or recovery) is used up only once the password is right:
+  a typo does not burn it; a recovery code may be typed with spaces;
+- an IPv4-mapped IPv6 address (::ffff:a.b.c.d) is its IPv4 address, not
+  a /64 shared by every IPv4 client.
 """
 
 import os
@@ -116,13 +124,31 @@ tap.ok(not ok and reasons(evs) == [("auth", "throttled")],
        "a fourth address in the same /64 is refused too", evs)
 tap.ok(not locked(), "two addresses failing do not lock the account")
 
-# --------------------------- many addresses: the account locks, app password still works
-ok, evs = login("192.0.2.201", PASSWORD + bad_code())
-tap.ok(not ok and not locked(), "a third failing address: not locked yet", evs)
-ok, evs = login("192.0.2.202", PASSWORD + bad_code())
-tap.ok(not ok and evs[-1].get("locked") is True and locked(),
-       "the fourth failing address (lock_sources = 4) locks the account", evs)
+# ------------- one try from each of many addresses is no distributed guesser
+# (an outsider who knows only the name must not lock the owner out cheaply)
+site.set("pam", "max_failures", 60)
+spray = ["192.0.2.%d" % i for i in range(100, 110)]
+for host in spray:
+    ok, evs = login(host, PASSWORD + bad_code())
+tap.ok(not ok and not locked(), "one failure from each of 10 addresses (lock_sources = 4) "
+       "does not lock the account: an address counts once it used up its own budget", evs)
 ok, evs = login(OWNER, PASSWORD + totp_code(secret, time.time() + 30))
+tap.ok(ok and reasons(evs) == [("auth", "ok")], "the owner logs in meanwhile", evs)
+
+# --------------------------- many addresses: the account locks, app password still works
+for i in range(3):
+    ok, evs = login("192.0.2.201", PASSWORD + bad_code())
+tap.ok(not ok and not locked(), "a third address that used up its budget: not locked yet", evs)
+r = site.ctl("user", "status", "alice")
+tap.ok(re.search(r"addresses held:\s+[1-9]", r.stdout) is not None,
+       "user status shows the waiting addresses", r.stdout + r.stderr)
+for i in range(3):
+    ok, evs = login("192.0.2.202", PASSWORD + bad_code())
+tap.ok(not ok and evs[-1].get("locked") is True and locked(),
+       "the fourth address to use up its budget (lock_sources = 4) locks the account", evs)
+tap.eq(site.scalar("SELECT count(*) FROM mailfort.auth_throttle"), "0",
+       "the lock forgets every address: the next lock takes the whole effort again")
+ok, evs = login(OWNER, PASSWORD + totp_code(secret, time.time() + 60))
 tap.ok(not ok and reasons(evs) == [("auth", "locked")],
        "while locked: the owner's password+code is refused", evs)
 ok, evs = login(OWNER, apppass)
@@ -130,13 +156,43 @@ tap.ok(ok and reasons(evs) == [("apppass", "apppass")],
        "while locked: the owner's app password is accepted (guessed codes do not lock it out)",
        evs)
 tap.ok(locked(), "and that app password login does not end the lock")
-r = site.ctl("user", "status", "alice")
-tap.ok(re.search(r"addresses held:\s+[1-9]", r.stdout) is not None,
-       "user status shows the waiting addresses", r.stdout + r.stderr)
 r = site.ctl("user", "unlock", "alice")
 tap.ok(r.returncode == 0 and not locked() and site.scalar(
     "SELECT count(*) FROM mailfort.auth_throttle") == "0",
     "user unlock ends the lock and every address's wait", r.stdout + r.stderr)
+
+# ------------- after a lock ends, one more failure from a new address is one failure
+for host in ["192.0.2.%d" % i for i in range(110, 114)]:
+    for i in range(3):
+        login(host, PASSWORD + bad_code())
+tap.ok(locked(), "locked again by four addresses each using up its budget")
+site.sql("UPDATE mailfort.accounts SET locked_until = now() - interval '1 second' "
+         "WHERE username = 'alice'")
+ok, evs = login("2001:db8:99::1", PASSWORD + bad_code())
+tap.ok(not ok and reasons(evs) == [("auth", "bad_code")] and not locked(),
+       "after the lock expired: one failure from a new /64 does not lock it again", evs)
+
+# ------------- the owner's way out: password + recovery code ends a lock
+r = site.ctl("totp", "recovery", "alice")
+codes = re.findall(r"^\s+([a-z]{4}-[a-z]{4}-[a-z]{4})$", r.stdout, re.M)
+tap.eq(len(codes), 10, "ten recovery codes issued")
+for host in ["192.0.2.%d" % i for i in range(120, 124)]:
+    for i in range(3):
+        login(host, PASSWORD + bad_code())
+tap.ok(locked(), "locked by a distributed guesser")
+ok, evs = login(OWNER, "wrong password" + codes[0])
+tap.ok(not ok and locked(), "while locked: a recovery code with a wrong password is refused",
+       evs)
+ok, evs = login(OWNER, PASSWORD + "bbbbbbbbbbbb")
+tap.ok(not ok and reasons(evs) == [("auth", "bad_recovery")] and locked(),
+       "while locked: a wrong recovery code is refused and counted", evs)
+ok, evs = login(OWNER, PASSWORD + codes[1])
+tap.ok(ok and reasons(evs) == [("auth", "recovery")] and not locked(),
+       "while locked: password + recovery code is accepted and ends the lock", evs)
+ok, evs = login(OWNER, PASSWORD + codes[1])
+tap.ok(not ok, "the recovery code is used up", evs)
+site.ctl("user", "unlock", "alice")
+site.set("pam", "max_failures", 8)
 
 # ------------------------- many failures from few addresses: the hard count
 site.set("pam", "lock_sources", 100)
@@ -151,5 +207,44 @@ for host in ["192.0.2.11", "192.0.2.12", "192.0.2.13"]:
         break
 tap.eq(n, 8, "with few addresses the account locks at max_failures = 8 failures in all")
 tap.ok(evs[-1].get("locked") is True, "the event says so", evs)
+
+# ------------- IPv4 clients seen by an IPv6 socket (::ffff:a.b.c.d)
+site.ctl("user", "unlock", "alice")
+for i in range(3):
+    ok, evs = login("::ffff:192.0.2.50", PASSWORD + bad_code())
+tap.ok(evs[-1].get("throttled") is True and wait_seconds("192.0.2.50") is not None,
+       "an IPv4-mapped address is counted as the IPv4 address it carries", evs)
+ok, evs = login("192.0.2.50", PASSWORD + totp_code(secret))
+tap.ok(not ok and reasons(evs) == [("auth", "throttled")],
+       "the same IPv4 address, written plainly, waits too", evs)
+wait_fresh_step(margin=5)
+site.sql("UPDATE mailfort.accounts SET totp_last_step = 0 WHERE username = 'alice'")
+ok, evs = login("::ffff:192.0.2.51", PASSWORD + totp_code(secret))
+tap.ok(ok and reasons(evs) == [("auth", "ok")],
+       "another IPv4-mapped address does not share its wait (no common ::/64 bucket)", evs)
+
+# ------------- a mistyped password does not burn the code
+site.ctl("user", "unlock", "alice")
+wait_fresh_step(margin=8)
+site.sql("UPDATE mailfort.accounts SET totp_last_step = 0 WHERE username = 'alice'")
+code = totp_code(secret)
+ok, evs = login(OWNER, "correct horse batery" + code)
+tap.ok(not ok and ("authfail", "bad_password") in reasons(evs),
+       "password typo + right code: refused, counted as a wrong password", evs)
+ok, evs = login(OWNER, PASSWORD + code)
+tap.ok(ok, "then the right password + the same code is accepted (not refused as replay)", evs)
+ok, evs = login(OWNER, PASSWORD + code)
+tap.ok(not ok and ("auth", "replay") in reasons(evs),
+       "and that code, now used, is refused as a replay", evs)
+r = site.ctl("totp", "recovery", "alice")
+codes = re.findall(r"^\s+([a-z]{4}-[a-z]{4}-[a-z]{4})$", r.stdout, re.M)
+unused = "SELECT count(*) FROM mailfort.recovery_codes WHERE used_at IS NULL"
+ok, evs = login(OWNER, "wrong" + codes[0])
+tap.ok(not ok and site.scalar(unused) == "10",
+       "password typo + recovery code: refused, the recovery code is not used up", evs)
+ok, evs = login(OWNER, PASSWORD + codes[0].replace("-", " "))
+tap.ok(ok and reasons(evs)[0] == ("auth", "recovery") and site.scalar(unused) == "9",
+       "then the right password + the same code typed with spaces is accepted and used up",
+       evs)
 
 tap.done()

@@ -186,6 +186,12 @@ static void test_recovery(void)
 	ok(mf_recovery_suffix_len(buf, strlen(buf)) == 12, "found without dashes");
 	ok(mf_recovery_suffix_len("secret123456", 12) == 0, "a TOTP code is not one");
 	ok(mf_recovery_suffix_len("abc", 3) == 0, "too short");
+	snprintf(buf, sizeof(buf), "pw%.4s %.4s %.4s", code, code + 5, code + 10);
+	ok(mf_recovery_suffix_len(buf, strlen(buf)) == 14, "found with spaces");
+	ok(mf_recovery_hash(h1, code, 14, key) == 0 &&
+	       mf_recovery_hash(h2, buf + 2, 14, key) == 0 && memcmp(h1, h2, 32) == 0,
+	   "typed with spaces it hashes as with dashes");
+	snprintf(buf, sizeof(buf), "pw%.4s%.4s%.4s", code, code + 5, code + 10);
 	ok(mf_recovery_hash(h1, code, strlen(code), key) == 0 &&
 	       mf_recovery_hash(h2, buf + 2, 12, key) == 0 && memcmp(h1, h2, 32) == 0,
 	   "with and without dashes: same hash");
@@ -278,6 +284,18 @@ static void test_login_split(void)
 	   "12 letters of the recovery alphabet look like a recovery code (checked by hash)");
 	ok(split_is("stacked wheat", 6, MF_LOGIN_FACTOR_NONE, "stacked wheat", ""),
 	   "a passphrase with a space before its last 12 letters: no code");
+	ok(split_is("Secret99ytyp eysb nzbj", 6, MF_LOGIN_FACTOR_RECOVERY, "Secret99",
+	            "ytyp eysb nzbj"),
+	   "a recovery code typed with spaces (the separators the hash drops)");
+	ok(split_is("Secret99 ytyp eysb nzbj", 6, MF_LOGIN_FACTOR_RECOVERY, "Secret99 ",
+	            "ytyp eysb nzbj"),
+	   "a space before the code is the password's, as before a TOTP code");
+	ok(split_is("Secret99ytyp-eysb nzbj", 6, MF_LOGIN_FACTOR_RECOVERY, "Secret99",
+	            "ytyp-eysb nzbj"),
+	   "a dash and a space mixed");
+	ok(split_is("Secret99ytyp_eysb_nzbj", 6, MF_LOGIN_FACTOR_NONE, "Secret99ytyp_eysb_nzbj",
+	            ""),
+	   "other separators are no code (the hash would not drop them)");
 }
 
 static void test_apppass_normalise(void)
